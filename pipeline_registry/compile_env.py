@@ -1,0 +1,135 @@
+"""Which kfp SDK a repository compiles with: its declared compile environment.
+
+Repositories pin their own SDK (the seed pins kfp 1.8 in `pyproject.toml`). In order of
+precedence the environment comes from `.kfp-bot.yaml` (`compile.requirements` or
+`compile.requirements_file`), then from the root `pyproject.toml` (PEP 621 or Poetry) or
+`requirements.txt` when they declare `kfp`. From project files only the pipeline SDK's own
+requirements are taken (kfp and its companions), not the whole project: compiling needs the
+SDK, not the training stack. With nothing declared the bot's own kfp 2.x is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Callable
+
+from pipeline_registry.errors import ConfigError
+from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig
+
+# Distributions that pipeline files import at compile time.
+SDK_DISTRIBUTIONS = ("kfp", "kfp-pipeline-spec", "kfp-server-api", "kfp-kubernetes",
+                     "google-cloud-pipeline-components")
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+@dataclass(frozen=True)
+class CompileEnvironment:
+    """Requirements to install for compiling, and the files they were read from."""
+
+    requirements: tuple[str, ...] = ()
+    source_files: tuple[str, ...] = ()
+
+    @property
+    def is_default(self) -> bool:
+        """True when nothing is declared and the bot's own kfp is used."""
+        return not self.requirements
+
+    @property
+    def key(self) -> str:
+        """Content key of the environment, for the cached virtual environment's folder."""
+        digest = hashlib.sha256("\n".join(sorted(self.requirements)).encode()).hexdigest()
+        return digest[:20]
+
+
+def compile_environment(read: Callable[[str], bytes | None], config: RepoConfig) -> CompileEnvironment:
+    """Work out the compile environment from repository files read through `read(path)`."""
+    settings = config.compile
+    if settings.requirements:
+        return CompileEnvironment(tuple(settings.requirements), (CONFIG_FILE,))
+    if settings.requirements_file:
+        text = read(settings.requirements_file)
+        if text is None:
+            raise ConfigError(CONFIG_FILE, f"file '{settings.requirements_file}' does not exist",
+                              field="compile.requirements_file", hint="fix the path or remove the key")
+        return CompileEnvironment(_requirement_lines(text.decode(errors="replace")),
+                                  (CONFIG_FILE, settings.requirements_file))
+    if not settings.use_project_files:
+        return CompileEnvironment()
+    pyproject = read("pyproject.toml")
+    if pyproject is not None:
+        found = _from_pyproject(pyproject)
+        if found:
+            return CompileEnvironment(found, ("pyproject.toml",))
+    requirements = read("requirements.txt")
+    if requirements is not None:
+        found = tuple(r for r in _requirement_lines(requirements.decode(errors="replace")) if _is_sdk(r))
+        if found:
+            return CompileEnvironment(found, ("requirements.txt",))
+    return CompileEnvironment()
+
+
+def _requirement_lines(text: str) -> tuple[str, ...]:
+    lines = []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith(("#", "-")):
+            lines.append(line)
+    return tuple(lines)
+
+
+def _is_sdk(requirement: str) -> bool:
+    match = _NAME.match(requirement)
+    return bool(match) and _normalise(match.group(1)) in SDK_DISTRIBUTIONS
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _from_pyproject(data: bytes) -> tuple[str, ...]:
+    try:
+        doc = tomllib.loads(data.decode(errors="replace"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("pyproject.toml", f"invalid TOML: {exc}", hint="fix the TOML syntax") from None
+    pep621 = doc.get("project", {}).get("dependencies", []) or []
+    found = [r for r in pep621 if isinstance(r, str) and _is_sdk(r)]
+    poetry = doc.get("tool", {}).get("poetry", {}).get("dependencies", {}) or {}
+    for name, spec in poetry.items():
+        if _normalise(name) in SDK_DISTRIBUTIONS:
+            version = spec.get("version", "*") if isinstance(spec, dict) else str(spec)
+            found.append(f"{name}{poetry_constraint(version)}")
+    return tuple(found)
+
+
+def poetry_constraint(spec: str) -> str:
+    """Translate a Poetry version constraint (`^1.8.0`, `~1.8`, `1.8.*`, `>=1,<2`) to pip syntax."""
+    spec = spec.strip()
+    if spec in ("", "*"):
+        return ""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    return ",".join(_one_constraint(p) for p in parts)
+
+
+def _one_constraint(part: str) -> str:
+    if part.startswith("^"):
+        numbers = _numbers(part[1:])
+        first_nonzero = next((i for i, n in enumerate(numbers) if n != 0), len(numbers) - 1)
+        upper = numbers[: first_nonzero + 1]
+        upper[-1] += 1
+        return f">={part[1:]},<{'.'.join(map(str, upper))}"
+    if part.startswith("~") and not part.startswith("~="):
+        numbers = _numbers(part[1:])
+        upper = numbers[:2] if len(numbers) >= 2 else numbers[:1]
+        upper[-1] += 1
+        return f">={part[1:]},<{'.'.join(map(str, upper))}"
+    if part[0].isdigit():
+        return f"=={part}"
+    return part
+
+
+def _numbers(version: str) -> list[int]:
+    numbers = [int(n) for n in re.findall(r"\d+", version)[:3]]
+    return numbers or [0]

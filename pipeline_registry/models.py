@@ -1,0 +1,158 @@
+"""Frozen domain models of a KFP monorepo and of a plan.
+
+These are the values that cross module boundaries: discovery produces `Pipeline` and
+`Component`, planning produces a `Plan`, compilation reports `PipelineInput`s. They are
+immutable so they can be shared between threads and cached safely.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component folder: `pipelines/<pipeline>/<name>/` or `components/<name>/`."""
+
+    name: str
+    path: str
+    shared: bool
+    spec_file: str | None = None
+    dockerfile: str | None = None
+    image_repository: str | None = None
+
+    @property
+    def builds_image(self) -> bool:
+        """True when the component has a Dockerfile, i.e. an image the bot must build."""
+        return self.dockerfile is not None and self.image_repository is not None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One pipeline folder `pipelines/<name>/` with its own components."""
+
+    name: str
+    path: str
+    pipeline_file: str | None
+    settings_file: str | None
+    components: tuple[Component, ...] = ()
+
+
+class ReasonKind(enum.Enum):
+    """Through which dependency rule a changed file reaches a pipeline."""
+
+    PIPELINE_FOLDER = "pipeline-folder"
+    SHARED_COMPONENT = "shared-component"
+    IMAGE_INPUT = "image-input"
+    PYTHON_IMPORT = "python-import"
+    GLOBAL_FILE = "global-file"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a pipeline is affected: the changed file and the rule that connects them."""
+
+    path: str
+    kind: ReasonKind
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        """One human sentence, as shown in the CLI table and the check summary."""
+        return f"{self.path}: {self.detail}" if self.detail else self.path
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "rule": self.kind.value, "detail": self.detail, "text": self.text}
+
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    """A component of an affected pipeline, with the image the bot would build or reuse."""
+
+    component: Component
+    image: str | None
+    content_hash: str | None
+    rebuild: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.component.name,
+            "path": self.component.path,
+            "shared": self.component.shared,
+            "image": self.image,
+            "rebuild": self.rebuild,
+        }
+
+
+class PipelineChange(enum.Enum):
+    """What the change did to the pipeline as a whole."""
+
+    ADDED = "added"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """An affected pipeline: why, and which images must be (re)built."""
+
+    name: str
+    change: PipelineChange
+    reasons: tuple[Reason, ...]
+    components: tuple[ComponentPlan, ...] = ()
+
+    @property
+    def images_to_build(self) -> tuple[ComponentPlan, ...]:
+        return tuple(c for c in self.components if c.rebuild and c.image)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "change": self.change.value,
+            "reasons": [r.to_json() for r in self.reasons],
+            "components": [c.to_json() for c in self.components],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every pipeline a change between two revisions affects, sorted by name."""
+
+    base: str
+    head: str | None
+    pipelines: tuple[PipelinePlan, ...] = field(default_factory=tuple)
+
+    def get(self, name: str) -> PipelinePlan | None:
+        return next((p for p in self.pipelines if p.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "head": self.head,
+            "pipelines": [p.to_json() for p in self.pipelines],
+        }
+
+
+class ParameterType(enum.Enum):
+    """A pipeline input's type, normalised across the kfp v1, v2-in-1.8 and v2 formats."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    DOUBLE = "double"
+    BOOLEAN = "boolean"
+    LIST = "list"
+    STRUCT = "struct"
+    ARTIFACT = "artifact"
+
+
+@dataclass(frozen=True)
+class PipelineInput:
+    """A declared input of a compiled pipeline."""
+
+    name: str
+    type: ParameterType
+    optional: bool
+    default: Any = None
