@@ -1,0 +1,94 @@
+"""The `kfp-bot` command line: plan, check, compile, run and serve.
+
+The same questions the service answers on GitHub, answered on a laptop with the same code.
+This is an edge: every `KfpBotError` becomes one clear line on stderr and a non-zero exit
+status, never a traceback (`--debug` shows one for unexpected failures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from bot import __version__
+from bot.config import ConfigurationError, load_settings
+from pipeline_registry.errors import KfpBotError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also documents every command in `--help`)."""
+    parser = argparse.ArgumentParser(
+        prog="kfp-bot",
+        description="CI/CD for Kubeflow Pipelines monorepos: see which pipelines a change affects, "
+                    "check, compile and run them locally, or serve the GitHub webhook.")
+    parser.add_argument("--version", action="version", version=f"kfp-bot {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    plan = commands.add_parser("plan", help="pipelines affected by the changes between two revisions")
+    plan.add_argument("--repo", type=Path, default=Path("."), help="repository folder (default: .)")
+    plan.add_argument("--base", required=True, help="base revision (branch, tag or commit)")
+    plan.add_argument("--head", default=None, help="head revision (default: the working tree)")
+    plan.add_argument("--json", action="store_true", help="print one JSON object")
+
+    check = commands.add_parser("check", help="validate, compile and check parameters of pipelines")
+    check.add_argument("names", nargs="*", metavar="NAME", help="pipelines to check (default: all)")
+    check.add_argument("--repo", type=Path, default=Path("."), help="repository folder (default: .)")
+
+    compile_ = commands.add_parser("compile", help="compile a pipeline with the bot's images")
+    compile_.add_argument("name", metavar="NAME")
+    compile_.add_argument("--repo", type=Path, default=Path("."), help="repository folder (default: .)")
+    compile_.add_argument("--out", type=Path, default=None, help="output file (default: stdout)")
+    compile_.add_argument("--image-tag", default=None,
+                          help="tag for component images (default: their content hash)")
+
+    run = commands.add_parser("run", help="run a pipeline locally with kfp.local")
+    run.add_argument("name", metavar="NAME")
+    run.add_argument("--repo", type=Path, default=Path("."), help="repository folder (default: .)")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a settings.yaml parameter (repeatable)")
+    run.add_argument("--timeout", type=float, default=None, help="seconds before the run is stopped")
+
+    serve = commands.add_parser("serve", help="serve the GitHub webhook on embedded defaults")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `kfp-bot` and `python -m bot`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from bot import commands
+
+    handlers = {"plan": commands.plan, "check": commands.check, "compile": commands.compile_,
+                "run": commands.run, "serve": commands.serve}
+    try:
+        settings = load_settings()
+        return handlers[args.command](args, settings)
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KfpBotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the edge: never a traceback unless asked for
+        if args.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+def print_json(value: object) -> None:
+    """Deterministic, pretty JSON on stdout."""
+    json.dump(value, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")

@@ -1,0 +1,151 @@
+"""The bodies of the `kfp-bot` commands; `bot.cli` parses arguments and catches errors.
+
+Each function takes the parsed arguments and the settings and returns an exit status. Output
+for people goes to stdout, problems to stderr, one line each, naming the file to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from bot.cli import EXIT_FAILED, EXIT_OK, print_json
+from bot.config import Settings
+from deploy.pipelines import RepositoryCompiler, images_with_tag
+from pipeline_registry.errors import KfpBotError
+from pipeline_registry.models import Plan
+from pipeline_registry.parameters import parse_assignments, resolve_parameters
+from pipeline_registry.planner import plan_change
+from pipeline_registry.repository import Repository
+
+
+def plan(args: argparse.Namespace, settings: Settings) -> int:
+    """`kfp-bot plan`: affected pipelines, reasons and images, as a table or JSON."""
+    result = plan_change(args.repo, args.base, args.head)
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print(render_plan(result))
+    return EXIT_OK
+
+
+def render_plan(result: Plan) -> str:
+    """The plan as a small human-readable report."""
+    head = result.head[:10] if result.head else "working tree"
+    lines = [f"base {result.base[:10]} → head {head}"]
+    if not result.pipelines:
+        lines.append("No pipelines affected.")
+        return "\n".join(lines)
+    lines.append(f"{len(result.pipelines)} pipeline(s) affected:")
+    for pipeline in result.pipelines:
+        lines.append("")
+        lines.append(f"● {pipeline.name} ({pipeline.change.value})")
+        for reason in pipeline.reasons:
+            lines.append(f"    because {reason.text}")
+        for component in pipeline.components:
+            if component.image is None:
+                continue
+            action = "build" if component.rebuild else "reuse"
+            lines.append(f"    {action:5} {component.component.name:20} {component.image}")
+    return "\n".join(lines)
+
+
+def check(args: argparse.Namespace, settings: Settings) -> int:
+    """`kfp-bot check`: structure, settings and parameters of every (or the named) pipeline."""
+    repository = Repository.open(args.repo)
+    names = args.names or sorted(repository.pipelines())
+    compiler = RepositoryCompiler(settings.cache_dir)
+    problems = 0
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-check-") as tmp:
+        for name in names:
+            try:
+                pipeline = repository.pipeline(name)
+                if pipeline.pipeline_file is None:
+                    raise KfpBotError(f"{pipeline.path}: no pipeline file",
+                                      hint=f"add {pipeline.path}/{name}.py defining a @dsl.pipeline")
+                settings_file = repository.settings(name)
+                compiled = compiler.compile(args.repo, name, None, Path(tmp) / name)
+                resolve_parameters(settings_file, {}, compiled.inputs)
+            except KfpBotError as exc:
+                problems += 1
+                for line in _problem_lines(exc):
+                    print(f"{name}: {line}", file=sys.stderr)
+                continue
+            print(f"ok  {name}: {len(settings_file.parameters)} parameter(s), "
+                  f"{len(compiled.inputs)} input(s), compiled with kfp {compiled.sdk_version}")
+    if problems:
+        print(f"{problems} of {len(names)} pipeline(s) have problems", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _problem_lines(exc: KfpBotError) -> list[str]:
+    problems = getattr(exc, "problems", None)
+    if problems:
+        lines = list(problems)
+        if exc.hint:
+            lines.append(exc.hint)
+        return lines
+    return str(exc).splitlines() or [type(exc).__name__]
+
+
+def compile_(args: argparse.Namespace, settings: Settings) -> int:
+    """`kfp-bot compile`: the compiled pipeline with the bot's component images."""
+    repository = Repository.open(args.repo)
+    images = images_with_tag(repository.component_images(args.name), args.image_tag)
+    compiler = RepositoryCompiler(settings.cache_dir)
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-compile-") as tmp:
+        compiled = compiler.compile(args.repo, args.name, images, Path(tmp))
+        text = compiled.read_text()
+    if args.out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        print(f"wrote {args.out} ({compiled.format.value}, kfp {compiled.sdk_version})", file=sys.stderr)
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """`kfp-bot run`: compile, check parameters and run on the embedded runner (kfp.local)."""
+    from deploy.runners.local import TaskEvent, run_locally
+
+    repository = Repository.open(args.repo)
+    overrides = parse_assignments(args.param)
+    compiler = RepositoryCompiler(settings.cache_dir)
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-run-") as tmp:
+        compiled = compiler.compile(args.repo, args.name, None, Path(tmp) / "package")
+        parameters = resolve_parameters(repository.settings(args.name), overrides, compiled.inputs)
+        print(f"running {args.name} locally with {_describe(parameters)}")
+
+        def progress(event: TaskEvent) -> None:
+            detail = f" ({event.detail})" if event.detail else ""
+            print(f"  {event.state.value:10} {event.task}{detail}", flush=True)
+
+        timeout = args.timeout or settings.run_timeout_seconds
+        result = run_locally(compiled.package_path, parameters, workdir=Path(tmp) / "run",
+                             timeout_seconds=timeout, on_event=progress)
+    if result.succeeded:
+        print(f"succeeded: {args.name}")
+        for key, value in sorted(result.outputs.items()):
+            print(f"  output {key} = {value!r}")
+        return EXIT_OK
+    print(f"failed: {args.name}: {result.error or 'see the log above'}", file=sys.stderr)
+    if result.log_tail:
+        print(result.log_tail, file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _describe(parameters: dict) -> str:
+    if not parameters:
+        return "no parameters"
+    return ", ".join(f"{k}={v!r}" for k, v in sorted(parameters.items()))
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    """`kfp-bot serve`: the webhook service on embedded defaults, until interrupted."""
+    from bot.wiring import serve_forever
+
+    return serve_forever(settings, host=args.host, port=args.port)

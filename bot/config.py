@@ -1,0 +1,142 @@
+"""Configuration of kfp-bot, from `KFP_BOT_*` environment variables, validated at start-up.
+
+This is the only module that reads the environment. A missing or contradictory setting stops
+start-up with a message naming the variable; secrets are `SecretStr` so they never appear in a
+log line, a repr or an error message.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pipeline_registry.errors import KfpBotError
+
+ENV_PREFIX = "KFP_BOT_"
+
+
+class ConfigurationError(KfpBotError):
+    """The bot's own configuration is missing or contradictory; names the variable."""
+
+
+class BusKind(enum.Enum):
+    INPROCESS = "inprocess"
+    PUBSUB = "pubsub"
+
+
+class LogFormat(enum.Enum):
+    JSON = "json"
+    TEXT = "text"
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".cache" / "kfp-bot"
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    webhook_secret: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    github_app_id: int | None = None
+    github_private_key: SecretStr | None = None
+    github_private_key_file: Path | None = None
+    github_token: SecretStr | None = None
+    bot_login: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    allowed_users: Annotated[tuple[str, ...], NoDecode] = ()
+    allow_local_repos: bool = False
+    bus: BusKind = BusKind.INPROCESS
+    workers: int = Field(default=2, ge=1, le=64)
+    log_format: LogFormat = LogFormat.TEXT
+    log_level: str = "INFO"
+    public_url: str | None = None
+    permission_cache_seconds: float = Field(default=60.0, ge=0)
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    run_timeout_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("allowed_users", mode="before")
+    @classmethod
+    def _split_users(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(u.strip().lstrip("@") for u in value.split(",") if u.strip())
+        return value
+
+    @field_validator("github_api_url", "public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if self.github_app_id is not None and self.github_token is not None:
+            raise ValueError("KFP_BOT_GITHUB_APP_ID and KFP_BOT_GITHUB_TOKEN are both set: "
+                             "use a GitHub App (app id + private key) or a token, not both")
+        has_key = self.github_private_key is not None or self.github_private_key_file is not None
+        if self.github_app_id is not None and not has_key:
+            raise ValueError("KFP_BOT_GITHUB_APP_ID is set but neither KFP_BOT_GITHUB_PRIVATE_KEY nor "
+                             "KFP_BOT_GITHUB_PRIVATE_KEY_FILE is")
+        if has_key and self.github_app_id is None:
+            raise ValueError("a GitHub App private key is set but KFP_BOT_GITHUB_APP_ID is not")
+        if self.github_private_key is not None and self.github_private_key_file is not None:
+            raise ValueError("set KFP_BOT_GITHUB_PRIVATE_KEY or KFP_BOT_GITHUB_PRIVATE_KEY_FILE, not both")
+        return self
+
+    @property
+    def github_mode(self) -> str | None:
+        """'app', 'token' or None (embedded: reports go to the store, page and log)."""
+        if self.github_app_id is not None:
+            return "app"
+        if self.github_token is not None:
+            return "token"
+        return None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'kfp-bot.db'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Checkouts and compile environments."""
+        return self.data_dir / "cache"
+
+    def private_key_pem(self) -> str | None:
+        """The GitHub App private key, read from the variable or the file."""
+        if self.github_private_key is not None:
+            return self.github_private_key.get_secret_value()
+        if self.github_private_key_file is not None:
+            try:
+                return self.github_private_key_file.read_text()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"KFP_BOT_GITHUB_PRIVATE_KEY_FILE: cannot read {self.github_private_key_file}: "
+                    f"{exc.strerror}") from None
+        return None
+
+    def require_service_settings(self) -> None:
+        """Checks that only matter when serving webhooks."""
+        if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+            raise ConfigurationError("KFP_BOT_WEBHOOK_SECRET is not set: the webhook secret configured "
+                                     "on the GitHub App (or repository webhook) is required to serve")
+        if self.github_mode == "app":
+            self.private_key_pem()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (plus explicit overrides), or a `ConfigurationError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ENV_PREFIX + "_".join(str(p) for p in error["loc"]).upper() if error["loc"] else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

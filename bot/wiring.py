@@ -1,0 +1,141 @@
+"""Building the running bot from its settings: adapters behind the ports, the bus, the app.
+
+This is the one place that chooses concrete implementations: the embedded defaults (SQLite,
+in-process bus, git checkouts, local builder, kfp.local) and, with GitHub credentials, the
+PyGithub reporter. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from urllib.parse import urlparse
+
+from bot.config import Settings
+from bot.services import Services
+from handlers.context import HandlerContext, Policy
+from handlers.models import PullRequestRef, RepoRef
+from handlers.ports import Store
+
+log = logging.getLogger("kfp_bot")
+
+
+class StoredPulls:
+    """`PullRequests` without GitHub credentials: the last `pull_request` event stored."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get_pull(self, repo: RepoRef, number: int, installation_id: int | None) -> PullRequestRef | None:
+        stored = self.store.get_pull(repo.full_name, number)
+        return stored.pull if stored else None
+
+
+class AllowListPermissions:
+    """`Permissions` without GitHub credentials: nobody beyond KFP_BOT_ALLOWED_USERS."""
+
+    def can_write(self, repo: RepoRef, user: str, installation_id: int | None) -> bool:
+        return False
+
+
+def build_services(settings: Settings) -> Services:
+    """Every adapter for `settings`, wired into a handler context and a bus (not started)."""
+    from bot.bus import InProcessBus
+    from bot.store import SqlStore
+    from deploy.builders.local import LocalBuilder
+    from deploy.checkout import GitSource
+    from deploy.pipelines import RepositoryCompiler
+    from deploy.runners.local import LocalRunner, container_engine
+    from handlers.routes import dispatch, handle_failure
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(settings.resolved_database_url)
+    reporter, permissions, pulls, token_for = _github_side(settings, store)
+    engine = container_engine()
+    holder: dict[str, HandlerContext] = {}
+    bus = InProcessBus(dispatch=lambda event: dispatch(event, holder["ctx"]), workers=settings.workers,
+                       on_error=lambda event, error: handle_failure(event, error, holder["ctx"]))
+    context = HandlerContext(
+        store=store, bus=bus,
+        source=GitSource(settings.cache_dir, token_for=token_for),
+        builder=LocalBuilder(engine),
+        compiler=RepositoryCompiler(settings.cache_dir),
+        runner=LocalRunner(settings.data_dir / "runs", timeout_seconds=settings.run_timeout_seconds),
+        reporter=reporter, permissions=permissions, pulls=pulls,
+        work_dir=settings.data_dir / "work",
+        policy=Policy(allowed_users=settings.allowed_users, allow_local_repos=settings.allow_local_repos,
+                      github_host=_github_host(settings.github_api_url), bot_login=settings.bot_login),
+    )
+    holder["ctx"] = context
+    return Services(store=store, bus=bus, context=context)
+
+
+def _github_host(api_url: str) -> str:
+    host = urlparse(api_url).hostname or "github.com"
+    return "github.com" if host == "api.github.com" else host
+
+
+def _github_side(settings: Settings, store: Store):
+    if settings.github_mode is None:
+        from bot.reporting import LogReporter
+
+        return LogReporter(), AllowListPermissions(), StoredPulls(store), None
+    from bot.github import GitHubClients, GitHubPermissions, GitHubPulls, GitHubReporter
+
+    clients = GitHubClients(settings)
+    reporter = GitHubReporter(clients, store, mode=settings.github_mode)
+    permissions = GitHubPermissions(clients, ttl_seconds=settings.permission_cache_seconds)
+    return reporter, permissions, GitHubPulls(clients), clients.token_for
+
+
+def serve_forever(settings: Settings, *, host: str, port: int) -> int:
+    """`kfp-bot serve`: the app on werkzeug's threaded server until SIGINT/SIGTERM."""
+    from werkzeug.serving import make_server
+
+    from bot.app import create_app
+    from bot.logs import configure_logging
+    from handlers.runs import recover_runs
+
+    settings.require_service_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    services = build_services(settings)
+    app = create_app(settings, services)
+    services.start()
+    recovered = recover_runs(services.context)
+    if recovered:
+        log.info("recovered %d unfinished run(s) from the previous process", recovered)
+    server = make_server(host, port, app, threaded=True)
+    stop = threading.Event()
+
+    def shutdown(*_: object) -> None:
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    log.info("kfp-bot listening on http://%s:%d", host, server.server_port)
+    print(f"kfp-bot listening on http://{host}:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        services.stop()
+    return 0
+
+
+def create_production_app():
+    """The WSGI app for gunicorn (`app.yaml`): settings from the environment, bus started."""
+    from bot.app import create_app
+    from bot.config import load_settings
+    from bot.logs import configure_logging
+    from handlers.runs import recover_runs
+
+    settings = load_settings()
+    settings.require_service_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    services = build_services(settings)
+    services.start()
+    recover_runs(services.context)
+    return create_app(settings, services)
+

@@ -1,0 +1,35 @@
+"""Compiling a repository's pipeline with the images the bot builds for it.
+
+One function shared by the `kfp-bot` command line and the service, so that `kfp-bot compile`
+on a laptop produces exactly what the bot submits for a pull request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from deploy.compiler import CompiledPipeline, compile_pipeline
+from pipeline_registry.repository import Repository
+
+
+def images_with_tag(images: Mapping[str, str], tag: str | None) -> dict[str, str]:
+    """Component images retagged with `tag` (e.g. a commit SHA); unchanged when tag is None."""
+    if not tag:
+        return dict(images)
+    return {path: f"{ref.rsplit(':', 1)[0]}:{tag}" for path, ref in images.items()}
+
+
+class RepositoryCompiler:
+    """Compiles pipelines of checked-out repositories (the `Compiler` port)."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+
+    def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
+                out_dir: Path) -> CompiledPipeline:
+        """Compile `pipeline` of the working tree at `repo_dir`; images default to content tags."""
+        repository = Repository.open(repo_dir)
+        chosen = dict(images) if images else repository.component_images(pipeline)
+        return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=repository.config,
+                                images=chosen, out_dir=out_dir, cache_dir=self.cache_dir)

@@ -1,0 +1,155 @@
+"""`issue_comment` events on pull requests: the bot's commands.
+
+`/run NAME k=v`, `/run all`, `/plan`, `/cancel [NAME]`, `/help`, `/ok-to-run`. Every command
+gets a visible answer: a reaction when accepted, a reply when refused or invalid (saying what
+is valid), a plan or help text when asked for. Commands that start, stop or approve work need
+write access (or KFP_BOT_ALLOWED_USERS).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from handlers import messages
+from handlers.commands import ALL_PIPELINES, Command, CommandKind, CommandProblem, parse_comment
+from handlers.context import HandlerContext
+from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, RunState, Trigger
+from handlers.planning import (checkout_and_plan, create_runs, may_command, pipelines_named,
+                               report_all, runnable, supersede)
+from handlers.reporting import safely
+from handlers.router import Router
+from handlers.runs import move
+from pipeline_registry.errors import KfpBotError, UnknownPipelineError
+from pipeline_registry.repository import Repository
+
+router = Router()
+
+
+@router.on(EventKind.ISSUE_COMMENT)
+def on_comment(event: IssueCommentEvent, ctx: HandlerContext) -> None:
+    """Answer every command of a new PR comment."""
+    if event.author_is_bot or (ctx.policy.bot_login and event.author == ctx.policy.bot_login):
+        return
+    commands = parse_comment(event.body)
+    if not commands:
+        return
+    pull = ctx.pulls.get_pull(event.repo, event.number, event.installation_id)
+    if pull is None:
+        _reply(ctx, event, messages.command_error(commands[0].text, [
+            f"kfp-bot has not seen pull request #{event.number} yet: push a commit or reopen it"], []))
+        return
+    for command in commands:
+        if isinstance(command, CommandProblem):
+            _reply(ctx, event, messages.command_error(command.text, [command.message], []))
+            continue
+        try:
+            _execute(command, event, pull, ctx)
+        except UnknownPipelineError as exc:
+            _reply(ctx, event, messages.command_error(command.text, [exc.message], exc.known))
+        except KfpBotError as exc:
+            _reply(ctx, event, messages.command_error(command.text, [str(exc)], []))
+
+
+def _execute(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+    if command.kind.needs_write_access and not _allowed(ctx, event):
+        _reply(ctx, event, messages.command_refused(event.author, command.text,
+                                                    "only users with write access to the repository "
+                                                    "(or listed in KFP_BOT_ALLOWED_USERS) may do this"))
+        return
+    if command.kind is CommandKind.HELP:
+        _help(event, pull, ctx)
+    elif command.kind is CommandKind.PLAN:
+        _, plan, _ = checkout_and_plan(ctx, event.repo, pull)
+        _reply(ctx, event, messages.plan_reply(plan.to_json()))
+    elif command.kind is CommandKind.RUN:
+        _run(command, event, pull, ctx)
+    elif command.kind is CommandKind.CANCEL:
+        _cancel(command, event, pull, ctx)
+    elif command.kind is CommandKind.OK_TO_RUN:
+        _approve(event, pull, ctx)
+
+
+def _allowed(ctx: HandlerContext, event: IssueCommentEvent) -> bool:
+    try:
+        return may_command(ctx, event.repo, event.author, event.installation_id)
+    except KfpBotError as exc:
+        ctx.log.error("permission check for %s failed: %s", event.author, exc)
+        return False
+
+
+def _help(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+    try:
+        repo_dir, _, _ = checkout_and_plan(ctx, event.repo, pull)
+        names = sorted(Repository.open(repo_dir).pipelines())
+    except KfpBotError:
+        names = []
+    _reply(ctx, event, messages.command_help(names))
+
+
+def _run(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+    _acknowledge(ctx, event)
+    repo_dir, plan, _ = checkout_and_plan(ctx, event.repo, pull)
+    if command.pipeline == ALL_PIPELINES:
+        chosen = runnable(plan)
+    else:
+        chosen = pipelines_named(repo_dir, [command.pipeline or ""], plan)
+        _validate_overrides(ctx, repo_dir, command, chosen[0].name)
+    runs = create_runs(ctx, event.repo, pull, event.installation_id, chosen, trigger=Trigger.COMMAND,
+                       triggered_by=event.author, id_parts=(event.comment_id,),
+                       overrides=command.overrides)
+    if not chosen:
+        _reply(ctx, event, messages.command_error(command.text, ["no pipeline is affected by this pull request"],
+                                                  sorted(Repository.open(repo_dir).pipelines())))
+    elif runs:
+        _reply(ctx, event, messages.run_accepted(runs))
+    report_all(ctx, event.repo, pull, event.installation_id)
+
+
+def _validate_overrides(ctx: HandlerContext, repo_dir: Path, command: Command, name: str) -> None:
+    """Reject unknown or mistyped parameters before anything is created."""
+    if not command.assignments:
+        return
+    from pipeline_registry.parameters import resolve_parameters
+
+    repository = Repository.open(repo_dir)
+    package = ctx.compiler.compile(repo_dir, name, repository.component_images(name),
+                                   ctx.work_dir / "validate" / name)
+    resolve_parameters(repository.settings(name), command.overrides, package.inputs)
+
+
+def _cancel(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+    active = ctx.store.list_runs(repo=event.repo.full_name, pr=event.number, active=True)
+    targets = [r for r in active if command.pipeline in (None, r.pipeline)]
+    if not targets:
+        names = sorted({r.pipeline for r in active})
+        _reply(ctx, event, messages.command_error(command.text, ["no unfinished run to cancel"
+                                                  + (f" for {command.pipeline}" if command.pipeline else "")],
+                                                  names))
+        return
+    for run in targets:
+        try:
+            ctx.runner.cancel_run(run)
+        except KfpBotError as exc:
+            ctx.log.error("could not cancel run %s: %s", run.id, exc)
+        move(ctx, run, RunState.CANCELLED, f"cancelled by @{event.author}")
+    _acknowledge(ctx, event)
+
+
+def _approve(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+    ctx.store.approve(event.repo.full_name, event.number, pull.head_sha, event.author)
+    _acknowledge(ctx, event)
+    supersede(ctx, event.repo, pull, f"superseded by {pull.head_sha[:7]}", keep_sha=pull.head_sha)
+    _, plan, _ = checkout_and_plan(ctx, event.repo, pull)
+    create_runs(ctx, event.repo, pull, event.installation_id, runnable(plan), trigger=Trigger.AUTORUN,
+                triggered_by=event.author, id_parts=("ok-to-run", event.comment_id))
+    report_all(ctx, event.repo, pull, event.installation_id)
+
+
+def _acknowledge(ctx: HandlerContext, event: IssueCommentEvent) -> None:
+    safely(ctx, str(event.comment_id), "reaction",
+           lambda: ctx.reporter.acknowledge(event.repo, event.comment_id, event.installation_id))
+
+
+def _reply(ctx: HandlerContext, event: IssueCommentEvent, body: str) -> None:
+    safely(ctx, f"{event.repo.full_name}#{event.number}", "reply",
+           lambda: ctx.reporter.reply(event.repo, event.number, body, event.installation_id))

@@ -1,0 +1,299 @@
+"""Frozen domain models the handlers work with: events, runs and their states.
+
+Every input (a webhook, a command, a build or run status) becomes one of these small,
+serialisable events with an idempotency key before any handler sees it; handlers never dig
+in raw payload dicts. Runs are the unit the bot reports on GitHub, in Slack and on its page.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+
+class RunState(enum.Enum):
+    """Where a run is. Transitions only move forward (see `can_move_to`)."""
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    COMPILING = "compiling"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+    def can_move_to(self, new: "RunState") -> bool:
+        """Forward-only: notifications arrive duplicated and out of order."""
+        if self.terminal:
+            return False
+        return _RANK[new] > _RANK[self]
+
+
+_TERMINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.SKIPPED,
+                       RunState.ERROR})
+_RANK = {RunState.QUEUED: 0, RunState.BUILDING: 1, RunState.COMPILING: 2, RunState.RUNNING: 3,
+         RunState.SUCCEEDED: 9, RunState.FAILED: 9, RunState.CANCELLED: 9, RunState.SKIPPED: 9,
+         RunState.ERROR: 9}
+
+
+class Trigger(enum.Enum):
+    """What started a run."""
+
+    AUTORUN = "autorun"
+    COMMAND = "command"
+    DEPLOY = "deploy"
+
+
+class EventKind(enum.Enum):
+    """The kinds of event the bus carries; one handler module per kind."""
+
+    PULL_REQUEST = "pull_request"
+    ISSUE_COMMENT = "issue_comment"
+    PUSH = "push"
+    RUN_START = "run.start"
+    BUILD_STATUS = "build.status"
+    RUN_STATUS = "run.status"
+
+
+class PullRequestAction(enum.Enum):
+    """`pull_request` actions the bot acts on; others are acknowledged and ignored."""
+
+    OPENED = "opened"
+    SYNCHRONIZE = "synchronize"
+    REOPENED = "reopened"
+    READY_FOR_REVIEW = "ready_for_review"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """A repository as the bot needs it."""
+
+    full_name: str
+    clone_url: str
+    default_branch: str = "main"
+    html_url: str = ""
+    private: bool = False
+
+
+@dataclass(frozen=True)
+class PullRequestRef:
+    """A pull request at one head commit."""
+
+    number: int
+    title: str
+    author: str
+    html_url: str
+    head_sha: str
+    head_ref: str
+    head_repo: str
+    head_clone_url: str
+    base_sha: str
+    base_ref: str
+    draft: bool = False
+    author_association: str = "NONE"
+
+    def is_fork(self, repo: RepoRef) -> bool:
+        """True when the head lives in another repository (a fork)."""
+        return self.head_repo != repo.full_name
+
+
+@dataclass(frozen=True)
+class PullRequestEvent:
+    """A `pull_request` webhook the bot acts on."""
+
+    delivery_id: str
+    action: PullRequestAction
+    repo: RepoRef
+    pull: PullRequestRef
+    sender: str
+    installation_id: int | None = None
+
+    kind = EventKind.PULL_REQUEST
+
+    @property
+    def key(self) -> str:
+        return f"pr:{self.repo.full_name}#{self.pull.number}@{self.pull.head_sha}:{self.action.value}"
+
+
+@dataclass(frozen=True)
+class IssueCommentEvent:
+    """A new comment on a pull request (comments on plain issues never get this far)."""
+
+    delivery_id: str
+    repo: RepoRef
+    number: int
+    comment_id: int
+    body: str
+    author: str
+    author_is_bot: bool
+    installation_id: int | None = None
+
+    kind = EventKind.ISSUE_COMMENT
+
+    @property
+    def key(self) -> str:
+        return f"comment:{self.repo.full_name}#{self.number}/{self.comment_id}"
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Begin (or resume) the work of a queued run: build, then compile and submit."""
+
+    run_id: str
+
+    kind = EventKind.RUN_START
+
+    @property
+    def key(self) -> str:
+        return f"run-start:{self.run_id}"
+
+
+@dataclass(frozen=True)
+class BuildStatus:
+    """The image build of a run changed state (local builder, or Cloud Build notifications)."""
+
+    run_id: str
+    state: RunState
+    detail: str = ""
+    url: str | None = None
+    images: Mapping[str, str] = field(default_factory=dict)
+
+    kind = EventKind.BUILD_STATUS
+
+    @property
+    def key(self) -> str:
+        return f"build:{self.run_id}:{self.state.value}"
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """The pipeline run of a run changed state (local runner, Vertex AI, KFP)."""
+
+    run_id: str
+    state: RunState
+    detail: str = ""
+    url: str | None = None
+
+    kind = EventKind.RUN_STATUS
+
+    @property
+    def key(self) -> str:
+        return f"status:{self.run_id}:{self.state.value}"
+
+
+Event = PullRequestEvent | IssueCommentEvent | RunStart | BuildStatus | RunStatus
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One state change of a run, with when and why."""
+
+    state: RunState
+    at: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pipeline run for one commit, as stored and as shown on GitHub, Slack and the page."""
+
+    id: str
+    repo: str
+    pr: int | None
+    sha: str
+    base_sha: str | None
+    pipeline: str
+    trigger: Trigger
+    state: RunState
+    created_at: datetime
+    updated_at: datetime
+    triggered_by: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    plan: Mapping[str, Any] = field(default_factory=dict)
+    url: str | None = None
+    error: str | None = None
+    clone_url: str | None = None
+    installation_id: int | None = None
+    transitions: tuple[Transition, ...] = ()
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Time from creation to the last update for finished runs, to now otherwise."""
+        if not self.state.terminal:
+            return None
+        return (self.updated_at - self.created_at).total_seconds()
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as `/api/runs` shows it."""
+        return {
+            "id": self.id, "repo": self.repo, "pr": self.pr, "sha": self.sha,
+            "pipeline": self.pipeline, "trigger": self.trigger.value,
+            "triggered_by": self.triggered_by, "state": self.state.value,
+            "parameters": dict(self.parameters), "overrides": dict(self.overrides),
+            "url": self.url, "error": self.error,
+            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
+            "transitions": [{"state": t.state.value, "at": t.at.isoformat(), "detail": t.detail}
+                            for t in self.transitions],
+        }
+
+
+def run_id_for(*parts: object) -> str:
+    """A deterministic run id: the same trigger of the same commit always gets the same id."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return f"run-{digest[:16]}"
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-serialisable form of an event, for the bus (in-process or Pub/Sub)."""
+    return {"kind": event.kind.value, "data": _encode(asdict(event))}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return value
+
+
+def event_from_dict(payload: Mapping[str, Any]) -> Event:
+    """Inverse of `event_to_dict`; raises ValueError for an unknown kind or shape."""
+    kinds = {cls.kind.value: cls for cls in (PullRequestEvent, IssueCommentEvent, RunStart,
+                                               BuildStatus, RunStatus)}
+    cls = kinds.get(str(payload.get("kind")))
+    if cls is None:
+        raise ValueError(f"unknown event kind {payload.get('kind')!r}")
+    return _decode(cls, payload.get("data") or {})
+
+
+def _decode(cls: type, data: Mapping[str, Any]) -> Any:
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        hint = hints[f.name]
+        value = data[f.name]
+        target = next((a for a in (getattr(hint, "__args__", None) or (hint,))
+                       if isinstance(a, type)), None)
+        if target is not None and is_dataclass(target) and isinstance(value, Mapping):
+            value = _decode(target, value)
+        elif target is not None and issubclass(target, enum.Enum):
+            value = target(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

@@ -1,0 +1,215 @@
+"""The small ports handlers talk to, as `typing.Protocol`s with domain names.
+
+Handlers never see a concrete client: `bot/` builds adapters (SQLAlchemy store, PyGithub
+reporter, git checkout, local or Cloud Build builder, kfp.local or Vertex AI runner) and hands
+them over in a `HandlerContext`. Swapping the embedded defaults for Google Cloud changes the
+adapters, never the handlers.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence
+
+from handlers.models import Event, PullRequestRef, RepoRef, Run, RunState
+from pipeline_registry.models import ComponentPlan, PipelineInput
+from pipeline_registry.settings import RunOptions
+
+
+@dataclass(frozen=True)
+class StoredPull:
+    """What the store remembers of a pull request (its latest head)."""
+
+    repo: RepoRef
+    pull: PullRequestRef
+    installation_id: int | None = None
+
+
+class Store(Protocol):
+    """Runs, deliveries, pull requests and approvals that must survive a restart."""
+
+    def record_delivery(self, delivery_id: str, event: str) -> bool:
+        """Remember a webhook delivery; False when it was seen before (atomic)."""
+
+    def record_message(self, key: str) -> bool:
+        """Remember a processed bus message key; False when it was processed before."""
+
+    def save_pull(self, repo: RepoRef, pull: PullRequestRef, installation_id: int | None) -> None:
+        """Remember the latest head of a pull request."""
+
+    def get_pull(self, repo: str, number: int) -> StoredPull | None:
+        """The last pull request event stored for `repo#number`."""
+
+    def approve(self, repo: str, number: int, sha: str, by: str) -> None:
+        """Record a maintainer's `/ok-to-run` for one exact head commit."""
+
+    def is_approved(self, repo: str, number: int, sha: str) -> bool:
+        """True when `/ok-to-run` was given for this exact head commit."""
+
+    def create_run(self, run: Run) -> bool:
+        """Insert a run; False when a run with that id already exists (redelivery)."""
+
+    def get_run(self, run_id: str) -> Run | None:
+        """One run with its transitions."""
+
+    def transition(self, run_id: str, state: RunState, *, detail: str = "", url: str | None = None,
+                   error: str | None = None) -> Run | None:
+        """Move a run forward; None (and no change) when the move is not forward."""
+
+    def update_run(self, run_id: str, *, parameters: Mapping[str, Any] | None = None,
+                   url: str | None = None, plan: Mapping[str, Any] | None = None) -> Run | None:
+        """Update details of a run without changing its state."""
+
+    def list_runs(self, *, repo: str | None = None, pr: int | None = None, sha: str | None = None,
+                  pipeline: str | None = None, state: RunState | None = None,
+                  active: bool | None = None, limit: int = 200) -> list[Run]:
+        """Runs matching every given filter, newest first."""
+
+    def get_external(self, scope: str, key: str) -> str | None:
+        """An id the bot keeps for a remote object (check run id, comment id, build id)."""
+
+    def set_external(self, scope: str, key: str, value: str) -> None:
+        """Remember an id for a remote object."""
+
+
+class Bus(Protocol):
+    """Where handlers put follow-up work (in-process queue or Pub/Sub)."""
+
+    def publish(self, event: Event) -> None:
+        """Enqueue an event; raises on failure so nothing is lost silently."""
+
+
+class Source(Protocol):
+    """Git checkouts of the commits the bot works on."""
+
+    def checkout(self, repo: RepoRef, clone_url: str, sha: str, *, base_sha: str | None = None) -> Path:
+        """A directory holding the tree at `sha`, a git work tree in which `base_sha` also exists."""
+
+
+class BuildState(enum.Enum):
+    """Outcome of asking a builder for images."""
+
+    SUCCEEDED = "succeeded"
+    STARTED = "started"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Images to build for one run: the components whose content changed."""
+
+    run_id: str
+    repo: str
+    sha: str
+    pr: int | None
+    pipeline: str
+    repo_dir: Path
+    components: tuple[ComponentPlan, ...]
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What a builder did; STARTED means a status event will follow on the bus."""
+
+    state: BuildState
+    detail: str = ""
+    url: str | None = None
+
+
+class Builder(Protocol):
+    """Builds component images (local container engine, Cloud Build)."""
+
+    def build(self, request: BuildRequest) -> BuildOutcome:
+        """Build (or start building) the images of `request`."""
+
+
+class CompiledPackage(Protocol):
+    """A compiled pipeline as handlers see it (`deploy.compiler.CompiledPipeline` is one)."""
+
+    package_path: Path
+    inputs: tuple[PipelineInput, ...]
+    images: tuple[str, ...]
+
+
+class Compiler(Protocol):
+    """Compiles a pipeline of a checked-out repository with images substituted."""
+
+    def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str],
+                out_dir: Path) -> CompiledPackage:
+        """The compiled package; raises `CompileError` with a clear message."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything a runner needs to submit one pipeline run."""
+
+    run: Run
+    package: CompiledPackage
+    parameters: Mapping[str, Any]
+    options: RunOptions = RunOptions()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSubmission:
+    """What a runner did: a final state (synchronous runners) or RUNNING with a link."""
+
+    state: RunState
+    url: str | None = None
+    detail: str = ""
+
+
+class Runner(Protocol):
+    """Submits and cancels pipeline runs (kfp.local, Vertex AI, KFP endpoint)."""
+
+    def submit_run(self, request: RunRequest) -> RunSubmission:
+        """Submit a run; synchronous runners return its final state."""
+
+    def cancel_run(self, run: Run) -> None:
+        """Cancel a run that is still going; a no-op when it is not."""
+
+
+class Reporter(Protocol):
+    """Shows runs where people look: checks, statuses, the PR comment (GitHub), or the log."""
+
+    def run_changed(self, run: Run) -> None:
+        """The per-pipeline check (or commit status) of a run."""
+
+    def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: str,
+                     installation_id: int | None) -> None:
+        """The aggregate `kfp-bot` check of a head commit, which always concludes."""
+
+    def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run],
+                     installation_id: int | None) -> None:
+        """The one bot comment of a PR, created once and edited in place."""
+
+    def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
+        """React to an accepted command."""
+
+    def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
+        """Answer a command on the PR (refusals, errors, plans, help)."""
+
+
+class Permissions(Protocol):
+    """Who may run pipelines."""
+
+    def can_write(self, repo: RepoRef, user: str, installation_id: int | None) -> bool:
+        """True when `user` has write (or higher) permission on `repo`."""
+
+
+class PullRequests(Protocol):
+    """Pull request look-ups for commands (GitHub, or the store in embedded mode)."""
+
+    def get_pull(self, repo: RepoRef, number: int, installation_id: int | None) -> PullRequestRef | None:
+        """The pull request as it is now (head commit, clone URL), or None."""
+
+
+class Clock(Protocol):
+    """Time, injectable for tests."""
+
+    def now(self) -> datetime:
+        """The current UTC time."""

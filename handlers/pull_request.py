@@ -1,0 +1,66 @@
+"""`pull_request` events: plan every new head and run the affected pipelines.
+
+opened / synchronize / reopened / ready_for_review: remember the head, cancel the runs of older
+heads, check the head out, plan it against the base and create one run per affected pipeline.
+Draft PRs, `autorun: false`, forks and outside contributors get the plan (skipped runs saying
+why) but no run. closed: cancel what is still going.
+"""
+
+from __future__ import annotations
+
+from handlers import messages
+from handlers.context import HandlerContext
+from handlers.models import EventKind, PullRequestAction, PullRequestEvent, Trigger
+from handlers.planning import (checkout_and_plan, create_runs, evaluate_trust, report_all, runnable,
+                               supersede)
+from handlers.router import Router
+from pipeline_registry.errors import KfpBotError
+
+router = Router()
+
+
+@router.on(EventKind.PULL_REQUEST)
+def on_pull_request(event: PullRequestEvent, ctx: HandlerContext) -> None:
+    """Dispatch on the action."""
+    if event.action is PullRequestAction.CLOSED:
+        closed(event, ctx)
+    else:
+        new_head(event, ctx)
+
+
+def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
+    """Plan the head and start (or hold) a run per affected pipeline."""
+    repo, pull, installation = event.repo, event.pull, event.installation_id
+    ctx.store.save_pull(repo, pull, installation)
+    supersede(ctx, repo, pull, f"superseded by {pull.head_sha[:7]}", keep_sha=pull.head_sha)
+    try:
+        _, plan, config = checkout_and_plan(ctx, repo, pull)
+    except KfpBotError as exc:
+        ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
+        report_all(ctx, repo, pull, installation, note=messages.plan_failed(str(exc)))
+        return
+    pipelines = runnable(plan)
+    skip = _skip_reasons(ctx, event, [p.name for p in pipelines], config)
+    create_runs(ctx, repo, pull, installation, pipelines, trigger=Trigger.AUTORUN,
+                triggered_by=pull.author, id_parts=(), skip_reasons=skip)
+    deleted = [p.name for p in plan.pipelines if p not in pipelines]
+    report_all(ctx, repo, pull, installation, note=messages.head_note(deleted=deleted))
+
+
+def _skip_reasons(ctx: HandlerContext, event: PullRequestEvent, names: list[str], config) -> dict[str, str]:
+    if not names:
+        return {}
+    if event.pull.draft:
+        return {name: "draft pull request: planned, not run (mark it ready for review to run)"
+                for name in names}
+    trust = evaluate_trust(ctx, event.repo, event.pull, event.installation_id)
+    if not trust.may_run:
+        return {name: trust.reason for name in names}
+    return {name: "autorun is off in .kfp-bot.yaml: comment /run " + name
+            for name in names if not config.autorun_for(name)}
+
+
+def closed(event: PullRequestEvent, ctx: HandlerContext) -> None:
+    """Cancel every unfinished run of a closed (or merged) pull request."""
+    ctx.store.save_pull(event.repo, event.pull, event.installation_id)
+    supersede(ctx, event.repo, event.pull, "pull request closed", keep_sha=None)

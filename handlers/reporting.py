@@ -1,0 +1,65 @@
+"""Showing the state of runs after every change: the pipeline's check, the head's aggregate
+check and the one PR comment.
+
+Reporting is best effort towards GitHub: a failing report is logged with the run id and never
+undoes or blocks the state change that caused it (the store and the page still show it).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from handlers.context import HandlerContext
+from handlers.models import RepoRef, Run
+from pipeline_registry.errors import KfpBotError
+
+
+def repo_of(run: Run) -> RepoRef:
+    """The repository reference of a stored run (clone URL as stored)."""
+    return RepoRef(full_name=run.repo, clone_url=run.clone_url or "")
+
+
+def report_run(ctx: HandlerContext, run: Run, *, note: str = "") -> None:
+    """Update the run's check, the aggregate check of its commit and its PR's comment."""
+    report_check(ctx, run)
+    report_head(ctx, repo_of(run), run.sha, run.installation_id, note=note)
+    if run.pr is not None:
+        report_pull(ctx, repo_of(run), run.pr, run.installation_id)
+
+
+def report_check(ctx: HandlerContext, run: Run) -> None:
+    """Only the run's own check (or commit status)."""
+    safely(ctx, run.id, "check", lambda: ctx.reporter.run_changed(run))
+
+
+def report_head(ctx: HandlerContext, repo: RepoRef, sha: str, installation_id: int | None,
+                *, note: str = "") -> None:
+    """The aggregate `kfp-bot` check of one commit, from every run of that commit."""
+    runs = ctx.store.list_runs(repo=repo.full_name, sha=sha)
+    safely(ctx, sha, "aggregate check",
+            lambda: ctx.reporter.head_summary(repo, sha, latest_per_pipeline(runs), note, installation_id))
+
+
+def report_pull(ctx: HandlerContext, repo: RepoRef, number: int, installation_id: int | None) -> None:
+    """The PR's one comment, with the latest run of every pipeline."""
+    runs = ctx.store.list_runs(repo=repo.full_name, pr=number)
+    safely(ctx, f"{repo.full_name}#{number}", "PR comment",
+            lambda: ctx.reporter.pull_summary(repo, number, latest_per_pipeline(runs), installation_id))
+
+
+def latest_per_pipeline(runs: list[Run]) -> list[Run]:
+    """The newest run of each pipeline (runs come newest first), sorted by pipeline name."""
+    latest: dict[str, Run] = {}
+    for run in runs:
+        latest.setdefault(run.pipeline, run)
+    return [latest[name] for name in sorted(latest)]
+
+
+def safely(ctx: HandlerContext, subject: str, what: str, action: Callable[[], object]) -> None:
+    """Run a report action; log (never raise) when the remote side fails."""
+    try:
+        action()
+    except KfpBotError as exc:
+        ctx.log.error("could not update the %s of %s: %s", what, subject, exc)
+    except Exception:  # a reporter outage must not lose the state change
+        ctx.log.exception("could not update the %s of %s", what, subject)

@@ -1,0 +1,40 @@
+"""All handler modules' routers, combined in one place, and what happens when a step fails."""
+
+from __future__ import annotations
+
+from handlers import issue_comment, pull_request, runs
+from handlers.context import HandlerContext
+from handlers.models import BuildStatus, Event, IssueCommentEvent, PullRequestEvent, RunStart, RunStatus
+from handlers.router import Router
+
+ROUTES = Router().include(pull_request.router, issue_comment.router, runs.router)
+
+
+def dispatch(event: Event, ctx: HandlerContext) -> None:
+    """Hand an event to every handler of its kind."""
+    if ROUTES.dispatch(event, ctx) == 0:
+        ctx.log.warning("no handler for %s event %s", event.kind.value, event.key)
+
+
+def handle_failure(event: Event, error: BaseException, ctx: HandlerContext) -> None:
+    """A handler crashed: turn it into a visible state instead of a silently dropped event.
+
+    Run steps end the run as `error` with the reason; webhook events conclude the head's
+    aggregate check (or log, when there is no head to show it on) with the delivery id.
+    """
+    reason = f"kfp-bot failed while handling {event.kind.value}: {type(error).__name__}: {error}"
+    if isinstance(event, (RunStart, BuildStatus, RunStatus)):
+        runs.fail_run(ctx, event.run_id, reason)
+    elif isinstance(event, PullRequestEvent):
+        from handlers import messages
+        from handlers.reporting import report_head
+
+        report_head(ctx, event.repo, event.pull.head_sha, event.installation_id,
+                    note=messages.plan_failed(reason))
+    elif isinstance(event, IssueCommentEvent):
+        from handlers.reporting import safely
+
+        safely(ctx, event.key, "reply", lambda: ctx.reporter.reply(
+            event.repo, event.number, f"kfp-bot could not process this comment: {reason}",
+            event.installation_id))
+    ctx.log.error("event %s failed: %s", event.key, reason)

@@ -1,0 +1,172 @@
+"""The life of a run: build its images, compile it, submit it, follow its state.
+
+Each step is started by an event on the bus (`RunStart`, `BuildStatus`, `RunStatus`) and ends
+by publishing the next one, so a step never waits for a build or a pipeline run to finish
+inside one delivery. Synchronous backends (local builder, kfp.local) publish their outcome at
+once; remote ones (Cloud Build, Vertex AI) report it later through their notifications.
+Every step is idempotent: states only move forward, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from handlers.context import HandlerContext
+from handlers.models import BuildStatus, EventKind, RepoRef, Run, RunStart, RunState, RunStatus
+from handlers.ports import BuildRequest, BuildState, RunRequest
+from handlers.reporting import report_run
+from handlers.router import Router
+from pipeline_registry.errors import KfpBotError
+from pipeline_registry.models import ComponentPlan
+from pipeline_registry.parameters import resolve_parameters
+from pipeline_registry.repository import Repository
+
+router = Router()
+
+_BUILD_TO_RUN = {BuildState.SUCCEEDED: RunState.COMPILING, BuildState.SKIPPED: RunState.COMPILING,
+                 BuildState.FAILED: RunState.FAILED}
+
+
+@router.on(EventKind.RUN_START)
+def start_run(event: RunStart, ctx: HandlerContext) -> None:
+    """Build the run's images (or start building them)."""
+    run = ctx.store.get_run(event.run_id)
+    if run is None or run.state.terminal or run.state in (RunState.COMPILING, RunState.RUNNING):
+        return
+    run = move(ctx, run, RunState.BUILDING, "building images") or run
+    repo_dir = checkout(ctx, run)
+    components = components_to_build(run, repo_dir)
+    outcome = ctx.builder.build(BuildRequest(run_id=run.id, repo=run.repo, sha=run.sha, pr=run.pr,
+                                             pipeline=run.pipeline, repo_dir=repo_dir,
+                                             components=components))
+    if outcome.state is BuildState.STARTED:
+        if outcome.url:
+            ctx.store.update_run(run.id, url=outcome.url)
+        return
+    ctx.bus.publish(BuildStatus(run_id=run.id, state=_BUILD_TO_RUN[outcome.state],
+                                detail=outcome.detail, url=outcome.url))
+
+
+@router.on(EventKind.BUILD_STATUS)
+def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
+    """After the images: compile with them, check parameters, submit the run."""
+    run = ctx.store.get_run(event.run_id)
+    if run is None or run.state.terminal:
+        return
+    if event.state is not RunState.COMPILING:
+        move(ctx, run, event.state, event.detail or "image build failed", url=event.url,
+             error=event.detail or "image build failed")
+        return
+    resumed = run.state is RunState.COMPILING
+    moved = run if resumed else move(ctx, run, RunState.COMPILING, event.detail or "compiling")
+    if moved is None:
+        return
+    repo_dir = checkout(ctx, moved)
+    try:
+        repository = Repository.open(repo_dir)
+        package = ctx.compiler.compile(repo_dir, run.pipeline, repository.component_images(run.pipeline),
+                                       run_dir(ctx, run) / "package")
+        parameters = resolve_parameters(repository.settings(run.pipeline), dict(run.overrides),
+                                        package.inputs)
+        options = repository.settings(run.pipeline).run
+    except KfpBotError as exc:
+        move(ctx, moved, RunState.FAILED, "could not compile", error=str(exc))
+        return
+    ctx.store.update_run(run.id, parameters=parameters)
+    running = move(ctx, moved, RunState.RUNNING, "submitted")
+    if running is None:
+        return
+    submission = ctx.runner.submit_run(RunRequest(run=running, package=package, parameters=parameters,
+                                                  options=options, labels=labels_for(running)))
+    if submission.state.terminal:
+        ctx.bus.publish(RunStatus(run_id=run.id, state=submission.state, detail=submission.detail,
+                                  url=submission.url))
+    elif submission.url:
+        updated = ctx.store.update_run(run.id, url=submission.url)
+        if updated is not None:
+            report_run(ctx, updated)
+
+
+@router.on(EventKind.RUN_STATUS)
+def run_status(event: RunStatus, ctx: HandlerContext) -> None:
+    """A pipeline run moved: store and show it (duplicates and stale states are ignored)."""
+    run = ctx.store.get_run(event.run_id)
+    if run is None:
+        ctx.log.warning("status %s for unknown run %s ignored", event.state.value, event.run_id)
+        return
+    error = event.detail if event.state in (RunState.FAILED, RunState.ERROR) else None
+    move(ctx, run, event.state, event.detail, url=event.url, error=error)
+
+
+def move(ctx: HandlerContext, run: Run, state: RunState, detail: str = "", *,
+         url: str | None = None, error: str | None = None) -> Run | None:
+    """Move a run forward, then report it; None when the move was stale or a duplicate."""
+    moved = ctx.store.transition(run.id, state, detail=detail, url=url, error=error)
+    if moved is not None:
+        ctx.log.info("run %s (%s) is %s%s", run.id, run.pipeline, state.value,
+                     f": {detail}" if detail else "")
+        report_run(ctx, moved)
+    return moved
+
+
+def checkout(ctx: HandlerContext, run: Run) -> Path:
+    """The run's commit checked out (from the source cache)."""
+    repo = RepoRef(full_name=run.repo, clone_url=run.clone_url or "")
+    return ctx.source.checkout(repo, run.clone_url or "", run.sha, base_sha=run.base_sha)
+
+
+def run_dir(ctx: HandlerContext, run: Run) -> Path:
+    """Scratch space of one run (compiled package, local run outputs)."""
+    path = ctx.work_dir / "runs" / run.id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def components_to_build(run: Run, repo_dir: Path) -> tuple[ComponentPlan, ...]:
+    """The run's components with their images; rebuild flags come from the run's plan."""
+    repository = Repository.open(repo_dir)
+    images = repository.component_images(run.pipeline)
+    planned = {c.get("path"): bool(c.get("rebuild")) for c in run.plan.get("components", [])}
+    plans = []
+    for component in repository.components_of(run.pipeline):
+        image = images.get(component.path)
+        tag = image.rsplit(":", 1)[-1] if image else None
+        plans.append(ComponentPlan(component=component, image=image, content_hash=tag,
+                                   rebuild=bool(image) and planned.get(component.path, False)))
+    return tuple(plans)
+
+
+def labels_for(run: Run) -> dict[str, str]:
+    """Labels that identify a run on the execution backend."""
+    labels = {"kfp-bot-repo": run.repo, "kfp-bot-commit": run.sha, "kfp-bot-pipeline": run.pipeline,
+              "kfp-bot-trigger": run.trigger.value, "kfp-bot-run": run.id}
+    if run.pr is not None:
+        labels["kfp-bot-pr"] = str(run.pr)
+    return labels
+
+
+def fail_run(ctx: HandlerContext, run_id: str, reason: str) -> None:
+    """Mark a run as failed by the bot itself (used by the bus when a step crashes)."""
+    run = ctx.store.get_run(run_id)
+    if run is not None and not run.state.terminal:
+        move(ctx, run, RunState.ERROR, reason, error=reason)
+
+
+def recover_runs(ctx: HandlerContext) -> int:
+    """On start: resume runs a previous process left before the pipeline run, fail the rest.
+
+    Runs in `queued`, `building` or `compiling` restart their step (every step is idempotent);
+    runs that were `running` on the embedded runner died with the process, so they end as
+    `error` with the reason. Returns how many runs were touched.
+    """
+    touched = 0
+    for run in ctx.store.list_runs(active=True, limit=10_000):
+        touched += 1
+        if run.state is RunState.RUNNING:
+            fail_run(ctx, run.id, "the bot restarted while this run was in progress; "
+                                  f"start it again with /run {run.pipeline}")
+        elif run.state is RunState.COMPILING:
+            ctx.bus.publish(BuildStatus(run_id=run.id, state=RunState.COMPILING, detail="resumed"))
+        else:
+            ctx.bus.publish(RunStart(run_id=run.id))
+    return touched
