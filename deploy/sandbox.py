@@ -14,6 +14,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -47,10 +48,11 @@ class SandboxResult:
     stdout: str
     stderr: str
     timed_out: bool = False
+    cancelled: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.cancelled
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of stderr (or stdout), for error messages."""
@@ -84,11 +86,13 @@ def run_isolated(
     limits: Limits,
     env: Mapping[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> SandboxResult:
     """Run `argv` in `cwd` under `limits`, in its own session, with a scrubbed environment.
 
     `on_line` receives stdout lines as they arrive (progress reporting); stderr is captured.
-    A timeout kills the whole process group and is reported as `timed_out`, not raised.
+    A timeout kills the whole process group and is reported as `timed_out`, not raised; so
+    does setting `cancel`, reported as `cancelled`.
     """
     with tempfile.TemporaryDirectory(prefix="kfp-bot-sandbox-") as home:
         full_env = scrubbed_env(Path(home), extra=env)
@@ -100,11 +104,11 @@ def run_isolated(
             )
         except OSError as exc:
             raise SandboxError(f"could not start {argv[0]}: {exc.strerror or exc}") from None
-        return _collect(proc, limits, on_line)
+        return _collect(proc, limits, on_line, cancel)
 
 
-def _collect(proc: subprocess.Popen[str], limits: Limits,
-             on_line: Callable[[str], None] | None) -> SandboxResult:
+def _collect(proc: subprocess.Popen[str], limits: Limits, on_line: Callable[[str], None] | None,
+             cancel: threading.Event | None) -> SandboxResult:
     out_lines: list[str] = []
     err_chunks: list[str] = []
 
@@ -126,17 +130,25 @@ def _collect(proc: subprocess.Popen[str], limits: Limits,
                threading.Thread(target=read_stderr, daemon=True)]
     for t in readers:
         t.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=limits.timeout_seconds)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+    timed_out = cancelled = False
+    deadline = time.monotonic() + limits.timeout_seconds
+    while proc.poll() is None:
+        if cancel is not None and cancel.is_set():
+            cancelled = True
+        elif time.monotonic() >= deadline:
+            timed_out = True
+        else:
+            try:
+                proc.wait(timeout=min(0.2, max(deadline - time.monotonic(), 0.01)))
+            except subprocess.TimeoutExpired:
+                pass
+            continue
         _kill_group(proc)
         proc.wait()
     for t in readers:
         t.join(timeout=5)
     return SandboxResult(returncode=proc.returncode, stdout="".join(out_lines),
-                         stderr="".join(err_chunks), timed_out=timed_out)
+                         stderr="".join(err_chunks), timed_out=timed_out, cancelled=cancelled)
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

@@ -1,0 +1,1 @@
+"""Code shared by the example pipelines and their component images."""
