@@ -34,6 +34,9 @@ class Store(Protocol):
     def record_delivery(self, delivery_id: str, event: str) -> bool:
         """Remember a webhook delivery; False when it was seen before (atomic)."""
 
+    def forget_delivery(self, delivery_id: str) -> None:
+        """Undo `record_delivery` when the event could not be queued, so a redelivery is accepted."""
+
     def record_message(self, key: str) -> bool:
         """Remember a processed bus message key; False when it was processed before."""
 

@@ -1,0 +1,203 @@
+"""GitHub webhook JSON → the bot's frozen domain events, or a reason to ignore the delivery.
+
+This is the only place that reads GitHub's payload dicts: handlers get `PullRequestEvent` and
+`IssueCommentEvent` values and never dig in raw JSON. A body that does not have the shape its
+`X-GitHub-Event` header announces is a `PayloadError` naming the missing or ill-typed field, so
+the sender gets a 400 that says what is wrong instead of a handler failing later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, TypeVar
+
+from handlers.models import (Event, IssueCommentEvent, PullRequestAction, PullRequestEvent,
+                             PullRequestRef, RepoRef)
+from pipeline_registry.errors import KfpBotError
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+class PayloadError(KfpBotError):
+    """The JSON body is not the event its header says: a field is missing or has the wrong type."""
+
+    def __init__(self, event_name: str, field: str, problem: str) -> None:
+        self.event_name = event_name
+        self.field = field
+        super().__init__(f"{event_name} payload: field '{field}' {problem}")
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A delivery the bot acknowledges and does nothing with, and why."""
+
+    reason: str
+
+
+class _Reader:
+    """Typed access to nested payload fields, with errors naming the dotted path."""
+
+    def __init__(self, event_name: str, payload: Mapping[str, Any]) -> None:
+        self._event_name = event_name
+        self._payload = payload
+
+    def get(self, path: str, kind: type[T], *, default: Any = _MISSING, nullable: bool = False) -> T:
+        """The value at `path`; `default` when absent (or null) and a default is given."""
+        value: Any = self._payload
+        walked: list[str] = []
+        for part in path.split("."):
+            if not isinstance(value, Mapping):
+                raise PayloadError(self._event_name, ".".join(walked), "is not an object")
+            walked.append(part)
+            value = value.get(part, _MISSING)
+            if value is _MISSING or value is None:
+                if value is None and nullable:
+                    return None  # type: ignore[return-value]
+                if default is not _MISSING:
+                    return default
+                raise PayloadError(self._event_name, path, "is missing" if value is _MISSING else "is null")
+        # bool is an int in Python; a JSON true where a number belongs is still the wrong type.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise PayloadError(self._event_name, path,
+                               f"should be {_TYPE_NAMES.get(kind, kind.__name__)}, "
+                               f"got {json_type(value)}")
+        return value
+
+    def has(self, path: str) -> bool:
+        """True when `path` is present and not null (e.g. `issue.pull_request`)."""
+        value: Any = self._payload
+        for part in path.split("."):
+            if not isinstance(value, Mapping) or value.get(part) is None:
+                return False
+            value = value[part]
+        return True
+
+
+_TYPE_NAMES = {str: "a string", int: "a number", bool: "true or false", dict: "an object",
+               Mapping: "an object"}
+
+
+def json_type(value: Any) -> str:
+    """How a JSON value is called in error messages (`an array`, `a string`, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def parse_event(event_name: str, delivery_id: str, payload: Mapping[str, Any], *,
+                bot_login: str | None = None) -> Event | Ignored:
+    """The domain event for one webhook delivery, or `Ignored` with the reason.
+
+    `bot_login` is the bot's own GitHub login: its comments are ignored so that it never
+    answers itself. Raises `PayloadError` when the body is not the event `event_name` says.
+    """
+    if event_name == "ping":
+        return Ignored("pong")
+    if event_name == "pull_request":
+        return _pull_request(delivery_id, _Reader(event_name, payload))
+    if event_name == "issue_comment":
+        return _issue_comment(delivery_id, _Reader(event_name, payload), bot_login)
+    if event_name == "push":
+        return Ignored("deploy on push is not enabled yet")
+    return Ignored(f"event '{event_name}' is not handled")
+
+
+def _pull_request(delivery_id: str, read: _Reader) -> PullRequestEvent | Ignored:
+    action = read.get("action", str)
+    try:
+        known = PullRequestAction(action)
+    except ValueError:
+        return Ignored(f"pull_request action '{action}' is not handled")
+    return PullRequestEvent(
+        delivery_id=delivery_id,
+        action=known,
+        repo=_repo(read),
+        pull=_pull(read),
+        sender=read.get("sender.login", str),
+        installation_id=_installation_id(read),
+    )
+
+
+def _issue_comment(delivery_id: str, read: _Reader, bot_login: str | None) -> IssueCommentEvent | Ignored:
+    action = read.get("action", str)
+    if action != "created":
+        return Ignored(f"issue_comment action '{action}' is not handled: only new comments are")
+    repo = _repo(read)
+    number = read.get("issue.number", int)
+    comment_id = read.get("comment.id", int)
+    body = read.get("comment.body", str, default="")
+    author = read.get("comment.user.login", str)
+    author_is_bot = read.get("comment.user.type", str, default="User") == "Bot" or _same_login(
+        author, bot_login)
+    if not read.has("issue.pull_request"):
+        return Ignored(f"comment on issue #{number}, not on a pull request")
+    if author_is_bot:
+        return Ignored(f"comment by bot '{author}'")
+    return IssueCommentEvent(
+        delivery_id=delivery_id,
+        repo=repo,
+        number=number,
+        comment_id=comment_id,
+        body=body,
+        author=author,
+        author_is_bot=author_is_bot,
+        installation_id=_installation_id(read),
+    )
+
+
+def _same_login(login: str, bot_login: str | None) -> bool:
+    """GitHub App bots comment as `name[bot]`; the setting may be given with or without it."""
+    if not bot_login:
+        return False
+
+    def normal(value: str) -> str:
+        return value.strip().lstrip("@").lower().removesuffix("[bot]")
+
+    return normal(login) == normal(bot_login)
+
+
+def _repo(read: _Reader) -> RepoRef:
+    return RepoRef(
+        full_name=read.get("repository.full_name", str),
+        clone_url=read.get("repository.clone_url", str),
+        default_branch=read.get("repository.default_branch", str, default="main"),
+        html_url=read.get("repository.html_url", str, default=""),
+        private=read.get("repository.private", bool, default=False),
+    )
+
+
+def _pull(read: _Reader) -> PullRequestRef:
+    # A fork deleted after the PR was opened leaves `head.repo` null: still a fork, name unknown.
+    head_repo = read.get("pull_request.head.repo", dict, nullable=True)
+    return PullRequestRef(
+        number=read.get("pull_request.number", int),
+        title=read.get("pull_request.title", str, default=""),
+        author=read.get("pull_request.user.login", str),
+        html_url=read.get("pull_request.html_url", str),
+        head_sha=read.get("pull_request.head.sha", str),
+        head_ref=read.get("pull_request.head.ref", str),
+        head_repo=read.get("pull_request.head.repo.full_name", str) if head_repo is not None else "",
+        head_clone_url=read.get("pull_request.head.repo.clone_url", str) if head_repo is not None else "",
+        base_sha=read.get("pull_request.base.sha", str),
+        base_ref=read.get("pull_request.base.ref", str),
+        draft=read.get("pull_request.draft", bool, default=False),
+        author_association=read.get("pull_request.author_association", str, default="NONE"),
+    )
+
+
+def _installation_id(read: _Reader) -> int | None:
+    if not read.has("installation"):
+        return None
+    return read.get("installation.id", int)

@@ -1,0 +1,42 @@
+"""The running bot's long-lived parts, handed to the app factory as one value.
+
+`create_app` needs the store (delivery de-duplication, runs for the page and the API) and the
+bus (where accepted webhooks go); the handler context is there for whoever wires the workers.
+Building the concrete adapters from `Settings` is `bot.wiring`'s job; this module only says
+what the service holds and how it starts and stops, so tests can assemble one from parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from handlers.context import HandlerContext
+from handlers.ports import Bus, Store
+
+
+class ManagedBus(Bus, Protocol):
+    """A bus with a life cycle: workers (or subscriber threads) started and stopped with the app."""
+
+    def start(self) -> None:
+        """Begin delivering published events."""
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop delivering; True when everything stopped within `timeout` seconds."""
+
+
+@dataclass
+class Services:
+    """The store, the bus and (once wired) the handler context of one running bot."""
+
+    store: Store
+    bus: ManagedBus
+    context: HandlerContext | None = None
+
+    def start(self) -> None:
+        """Start delivering events to the handlers."""
+        self.bus.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the bus, finishing queued work within `timeout`; True when it stopped cleanly."""
+        return self.bus.stop(timeout)

@@ -1,0 +1,178 @@
+"""GitHub's example payloads become the bot's events, or are ignored with a reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.payloads import Ignored, PayloadError, parse_event
+from handlers.models import (IssueCommentEvent, PullRequestAction, PullRequestEvent, RepoRef,
+                             event_from_dict, event_to_dict)
+from tests.support.webhooks import load_payload
+
+HEAD_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+BASE_SHA = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
+
+
+@pytest.mark.parametrize("action", [a.value for a in PullRequestAction])
+def test_pull_request_actions_the_bot_acts_on(action: str) -> None:
+    event = parse_event("pull_request", "d-1", load_payload(f"pull_request.{action}"))
+
+    assert isinstance(event, PullRequestEvent)
+    assert event.action is PullRequestAction(action)
+    assert event.delivery_id == "d-1"
+    assert event.repo == RepoRef(full_name="Codertocat/Hello-World",
+                                 clone_url="https://github.com/Codertocat/Hello-World.git",
+                                 default_branch="master", html_url="https://github.com/Codertocat/Hello-World",
+                                 private=False)
+    assert event.pull.number == 2
+    assert event.pull.head_sha == HEAD_SHA
+    assert event.pull.base_sha == BASE_SHA
+    assert event.pull.head_ref == "changes"
+    assert event.pull.base_ref == "master"
+    assert event.pull.head_repo == "Codertocat/Hello-World"
+    assert event.pull.head_clone_url == "https://github.com/Codertocat/Hello-World.git"
+    assert event.pull.author == "Codertocat"
+    assert event.pull.html_url == "https://github.com/Codertocat/Hello-World/pull/2"
+    assert event.pull.title == "Update the README with new information."
+    assert event.pull.author_association == "OWNER"
+    assert event.sender == "Codertocat"
+    assert event.installation_id == 1
+    assert event.key == f"pr:Codertocat/Hello-World#2@{HEAD_SHA}:{action}"
+
+
+def test_pull_request_from_a_fork_and_a_draft() -> None:
+    payload = load_payload("pull_request.opened", {
+        "pull_request.head.repo.full_name": "outsider/Hello-World",
+        "pull_request.head.repo.clone_url": "https://github.com/outsider/Hello-World.git",
+        "pull_request.draft": True,
+    })
+
+    event = parse_event("pull_request", "d-1", payload)
+
+    assert isinstance(event, PullRequestEvent)
+    assert event.pull.draft is True
+    assert event.pull.head_repo == "outsider/Hello-World"
+    assert event.pull.is_fork(event.repo)
+
+
+def test_a_deleted_fork_is_still_a_fork_with_no_name() -> None:
+    event = parse_event("pull_request", "d-1", load_payload("pull_request.closed", {"pull_request.head.repo": None}))
+
+    assert isinstance(event, PullRequestEvent)
+    assert event.pull.head_repo == ""
+    assert event.pull.head_clone_url == ""
+    assert event.pull.is_fork(event.repo)
+
+
+def test_other_pull_request_actions_are_ignored_with_the_action_named() -> None:
+    outcome = parse_event("pull_request", "d-1", load_payload("pull_request.opened", {"action": "labeled"}))
+
+    assert outcome == Ignored("pull_request action 'labeled' is not handled")
+
+
+def test_a_delivery_without_installation_has_no_installation_id() -> None:
+    payload = load_payload("pull_request.opened")
+    del payload["installation"]
+
+    event = parse_event("pull_request", "d-1", payload)
+
+    assert isinstance(event, PullRequestEvent)
+    assert event.installation_id is None
+
+
+def test_a_new_comment_on_a_pull_request() -> None:
+    payload = load_payload("issue_comment.created", {"comment.body": "/run head-pose-pipeline epochs=1"})
+
+    event = parse_event("issue_comment", "d-2", payload)
+
+    assert event == IssueCommentEvent(
+        delivery_id="d-2",
+        repo=RepoRef(full_name="Codertocat/Hello-World", clone_url="https://github.com/Codertocat/Hello-World.git",
+                     default_branch="master", html_url="https://github.com/Codertocat/Hello-World"),
+        number=1, comment_id=492700400, body="/run head-pose-pipeline epochs=1", author="Codertocat",
+        author_is_bot=False, installation_id=1)
+
+
+def test_a_comment_on_a_plain_issue_is_ignored() -> None:
+    outcome = parse_event("issue_comment", "d-2", load_payload("issue_comment.created.issue"))
+
+    assert outcome == Ignored("comment on issue #1, not on a pull request")
+
+
+def test_edited_comments_are_ignored() -> None:
+    outcome = parse_event("issue_comment", "d-2", load_payload("issue_comment.edited"))
+
+    assert outcome == Ignored("issue_comment action 'edited' is not handled: only new comments are")
+
+
+def test_comments_by_bots_are_ignored() -> None:
+    payload = load_payload("issue_comment.created", {"comment.user.type": "Bot",
+                                                     "comment.user.login": "dependabot[bot]"})
+
+    assert parse_event("issue_comment", "d-2", payload) == Ignored("comment by bot 'dependabot[bot]'")
+
+
+@pytest.mark.parametrize("bot_login", ["kfp-bot", "kfp-bot[bot]", "KFP-Bot", "@kfp-bot"])
+def test_the_bots_own_comments_are_ignored_however_its_login_is_configured(bot_login: str) -> None:
+    # A token-based bot comments as a plain user, so its login is the only way to tell.
+    payload = load_payload("issue_comment.created", {"comment.user.login": "kfp-bot[bot]",
+                                                     "comment.user.type": "User"})
+
+    assert parse_event("issue_comment", "d-2", payload, bot_login=bot_login) == Ignored(
+        "comment by bot 'kfp-bot[bot]'")
+
+
+def test_a_user_whose_login_only_resembles_the_bot_is_not_ignored() -> None:
+    payload = load_payload("issue_comment.created", {"comment.user.login": "kfp-bot-fan"})
+
+    event = parse_event("issue_comment", "d-2", payload, bot_login="kfp-bot")
+
+    assert isinstance(event, IssueCommentEvent)
+    assert event.author == "kfp-bot-fan"
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("ping", "pong"),
+    ("push", "deploy on push is not enabled yet"),
+    ("check_run.rerequested", "event 'check_run' is not handled"),
+])
+def test_events_the_bot_does_not_act_on(name: str, reason: str) -> None:
+    assert parse_event(name.split(".")[0], "d-3", load_payload(name)) == Ignored(reason)
+
+
+def test_a_push_body_under_an_issue_comment_header_names_the_missing_field() -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_event("issue_comment", "d-4", load_payload("push"))
+
+    assert caught.value.field == "action"
+    assert str(caught.value) == "issue_comment payload: field 'action' is missing"
+
+
+def test_a_missing_nested_field_is_named_by_its_path() -> None:
+    payload = load_payload("pull_request.opened")
+    del payload["pull_request"]["head"]["sha"]
+
+    with pytest.raises(PayloadError, match=r"field 'pull_request\.head\.sha' is missing"):
+        parse_event("pull_request", "d-4", payload)
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    ("pull_request.number", "2", "field 'pull_request.number' should be a number, got a string"),
+    ("pull_request.number", True, "field 'pull_request.number' should be a number, got true/false"),
+    ("pull_request.head", "ec26c3e", "field 'pull_request.head' is not an object"),
+    ("repository.full_name", None, "field 'repository.full_name' is null"),
+    ("pull_request.draft", "no", "field 'pull_request.draft' should be true or false, got a string"),
+    ("installation.id", [1], "field 'installation.id' should be a number, got an array"),
+])
+def test_ill_typed_fields_are_named_with_what_was_expected(path: str, value: object, message: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_event("pull_request", "d-4", load_payload("pull_request.opened", {path: value}))
+
+    assert str(caught.value) == f"pull_request payload: {message}"
+
+
+def test_parsed_events_survive_the_bus_encoding() -> None:
+    for name, event_name in (("pull_request.synchronize", "pull_request"), ("issue_comment.created", "issue_comment")):
+        event = parse_event(event_name, "d-5", load_payload(name))
+
+        assert event_from_dict(event_to_dict(event)) == event
