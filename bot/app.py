@@ -143,7 +143,7 @@ def _read_body(limit: int) -> bytearray:
 def _forget(services: Services, delivery_id: str) -> None:
     """Un-record a delivery that could not be queued, so GitHub's redelivery is accepted."""
     try:
-        services.store.forget_delivery(delivery_id)  # type: ignore[attr-defined]
+        services.store.forget_delivery(delivery_id)
     except Exception:
         log.exception("could not forget delivery %s: a redelivery will be taken for a duplicate",
                       delivery_id)

@@ -84,7 +84,7 @@ def _github_side(settings: Settings, store: Store):
     from bot.github import GitHubClients, GitHubPermissions, GitHubPulls, GitHubReporter
 
     clients = GitHubClients(settings)
-    reporter = GitHubReporter(clients, store, mode=settings.github_mode)
+    reporter = GitHubReporter(clients, store, bot_login=settings.bot_login)
     permissions = GitHubPermissions(clients, ttl_seconds=settings.permission_cache_seconds)
     return reporter, permissions, GitHubPulls(clients), clients.token_for
 

@@ -52,9 +52,9 @@ def on_comment(event: IssueCommentEvent, ctx: HandlerContext) -> None:
 
 def _execute(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
     if command.kind.needs_write_access and not _allowed(ctx, event):
-        _reply(ctx, event, messages.command_refused(event.author, command.text,
-                                                    "only users with write access to the repository "
-                                                    "(or listed in KFP_BOT_ALLOWED_USERS) may do this"))
+        _reply(ctx, event, messages.command_refused(
+            event.author, f"{command.text} needs write access to the repository "
+                          "(or being listed in KFP_BOT_ALLOWED_USERS)"))
         return
     if command.kind is CommandKind.HELP:
         _help(event, pull, ctx)
@@ -101,7 +101,7 @@ def _run(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: 
         _reply(ctx, event, messages.command_error(command.text, ["no pipeline is affected by this pull request"],
                                                   sorted(Repository.open(repo_dir).pipelines())))
     elif runs:
-        _reply(ctx, event, messages.run_accepted(runs))
+        _reply(ctx, event, messages.run_accepted(event.author, runs))
     report_all(ctx, event.repo, pull, event.installation_id)
 
 
@@ -126,13 +126,17 @@ def _cancel(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ct
                                                   + (f" for {command.pipeline}" if command.pipeline else "")],
                                                   names))
         return
+    _acknowledge(ctx, event)
+    cancelled = []
     for run in targets:
         try:
             ctx.runner.cancel_run(run)
         except KfpBotError as exc:
             ctx.log.error("could not cancel run %s: %s", run.id, exc)
-        move(ctx, run, RunState.CANCELLED, f"cancelled by @{event.author}")
-    _acknowledge(ctx, event)
+        moved = move(ctx, run, RunState.CANCELLED, f"cancelled by @{event.author}")
+        if moved is not None:
+            cancelled.append(moved)
+    _reply(ctx, event, messages.cancel_reply(event.author, cancelled, command.pipeline))
 
 
 def _approve(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
@@ -140,8 +144,10 @@ def _approve(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext
     _acknowledge(ctx, event)
     supersede(ctx, event.repo, pull, f"superseded by {pull.head_sha[:7]}", keep_sha=pull.head_sha)
     _, plan, _ = checkout_and_plan(ctx, event.repo, pull)
-    create_runs(ctx, event.repo, pull, event.installation_id, runnable(plan), trigger=Trigger.AUTORUN,
+    pipelines = runnable(plan)
+    create_runs(ctx, event.repo, pull, event.installation_id, pipelines, trigger=Trigger.AUTORUN,
                 triggered_by=event.author, id_parts=("ok-to-run", event.comment_id))
+    _reply(ctx, event, messages.approved(event.author, pull.head_sha, [p.name for p in pipelines]))
     report_all(ctx, event.repo, pull, event.installation_id)
 
 

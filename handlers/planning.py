@@ -21,6 +21,9 @@ from pipeline_registry.repo_config import RepoConfig, load_repo_config
 from pipeline_registry.repository import Repository
 
 
+WAITING = "a maintainer must comment /ok-to-run"
+
+
 class CloneUrlRefused(KfpBotError):
     """A payload's clone URL that the bot's policy does not allow."""
 
@@ -59,14 +62,13 @@ def evaluate_trust(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef,
     if ctx.store.is_approved(repo.full_name, pull.number, pull.head_sha):
         return Trust(True, "approved with /ok-to-run")
     if pull.is_fork(repo):
-        return Trust(False, "the head is in a fork: a maintainer must comment /ok-to-run")
+        return Trust(False, f"the head is in a fork: {WAITING}")
     try:
         if may_command(ctx, repo, pull.author, installation_id):
             return Trust(True, "author has write access")
     except KfpBotError as exc:
-        return Trust(False, f"could not check @{pull.author}'s permission ({exc}); "
-                            "a maintainer must comment /ok-to-run")
-    return Trust(False, f"@{pull.author} does not have write access: a maintainer must comment /ok-to-run")
+        return Trust(False, f"could not check @{pull.author}'s permission ({exc}); {WAITING}")
+    return Trust(False, f"@{pull.author} does not have write access: {WAITING}")
 
 
 def checkout_and_plan(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef) -> tuple[Path, Plan, RepoConfig]:

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
+from handlers.messages import HeadNote
 from handlers.models import Event, PullRequestRef, RepoRef, Run, RunState
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.settings import RunOptions
@@ -182,7 +183,7 @@ class Reporter(Protocol):
     def run_changed(self, run: Run) -> None:
         """The per-pipeline check (or commit status) of a run."""
 
-    def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: str,
+    def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
                      installation_id: int | None) -> None:
         """The aggregate `kfp-bot` check of a head commit, which always concludes."""
 

@@ -13,6 +13,8 @@ from handlers.context import HandlerContext
 from handlers.models import EventKind, PullRequestAction, PullRequestEvent, Trigger
 from handlers.planning import (checkout_and_plan, create_runs, evaluate_trust, report_all, runnable,
                                supersede)
+from handlers.planning import WAITING
+from handlers.reporting import safely
 from handlers.router import Router
 from pipeline_registry.errors import KfpBotError
 
@@ -41,8 +43,12 @@ def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
         return
     pipelines = runnable(plan)
     skip = _skip_reasons(ctx, event, [p.name for p in pipelines], config)
-    create_runs(ctx, repo, pull, installation, pipelines, trigger=Trigger.AUTORUN,
-                triggered_by=pull.author, id_parts=(), skip_reasons=skip)
+    created = create_runs(ctx, repo, pull, installation, pipelines, trigger=Trigger.AUTORUN,
+                          triggered_by=pull.author, id_parts=(), skip_reasons=skip)
+    if created and any(WAITING in reason for reason in skip.values()):
+        safely(ctx, f"{repo.full_name}#{pull.number}", "reply", lambda: ctx.reporter.reply(
+            repo, pull.number, messages.waiting_for_approval(pull.author, pull.head_sha,
+                                                             [p.name for p in pipelines]), installation))
     deleted = [p.name for p in plan.pipelines if p not in pipelines]
     report_all(ctx, repo, pull, installation, note=messages.head_note(deleted=deleted))
 

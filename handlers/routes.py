@@ -34,7 +34,8 @@ def handle_failure(event: Event, error: BaseException, ctx: HandlerContext) -> N
     elif isinstance(event, IssueCommentEvent):
         from handlers.reporting import safely
 
+        from handlers import messages
+
         safely(ctx, event.key, "reply", lambda: ctx.reporter.reply(
-            event.repo, event.number, f"kfp-bot could not process this comment: {reason}",
-            event.installation_id))
+            event.repo, event.number, messages.internal_error(reason), event.installation_id))
     ctx.log.error("event %s failed: %s", event.key, reason)

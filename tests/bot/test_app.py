@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import delete
 
 from bot.app import create_app
 from bot.bus import BusUnavailable, InProcessBus
@@ -24,7 +23,6 @@ from bot.logs import configure_logging
 from bot.payloads import parse_event
 from bot.services import Services
 from bot.store import SqlStore, StoreError
-from bot.store.tables import deliveries
 from handlers.models import (Event, IssueCommentEvent, PullRequestAction, PullRequestEvent, Run, RunState,
                              Trigger)
 from tests.support.server import ServedApp, serve
@@ -33,15 +31,6 @@ from tests.support.webhooks import delivery_headers, load_payload
 SECRET = "webhook-secret-for-tests"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
-if hasattr(SqlStore, "forget_delivery"):
-    Store = SqlStore
-else:
-    class Store(SqlStore):  # type: ignore[no-redef]
-        """Bridge until `SqlStore.forget_delivery` exists (requested of the store's owner)."""
-
-        def forget_delivery(self, delivery_id: str) -> None:
-            with self._write() as conn:
-                conn.execute(delete(deliveries).where(deliveries.c.delivery_id == delivery_id))
 
 
 class RecordingBus:
@@ -68,7 +57,7 @@ class RecordingBus:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqlStore]:
-    with Store(f"sqlite:///{tmp_path / 'bot.db'}") as store:
+    with SqlStore(f"sqlite:///{tmp_path / 'bot.db'}") as store:
         yield store
 
 

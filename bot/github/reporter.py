@@ -1,0 +1,291 @@
+"""The `Reporter` port on GitHub: check runs (App) or commit statuses (token), and one PR comment.
+
+What a reviewer sees on a pull request comes from here; the words come from
+`handlers.messages`. Every remote object is found again rather than duplicated: its id is kept
+in the store (`set_external`) and, when the store has lost it, looked up on GitHub (check runs
+by name and external id, the PR comment by its hidden marker) before anything is created, so
+redelivered events and restarts never add a second check or comment.
+
+RunState → what GitHub shows for the pipeline's check (App) / commit status (token):
+
+| run state  | check status | check conclusion | commit status |
+|------------|--------------|------------------|---------------|
+| queued     | queued       | –                | pending       |
+| building   | in_progress  | –                | pending       |
+| compiling  | in_progress  | –                | pending       |
+| running    | in_progress  | – (details_url = run URL) | pending |
+| succeeded  | completed    | success          | success       |
+| failed     | completed    | failure          | failure       |
+| error      | completed    | failure (error in the summary) | error |
+| cancelled  | completed    | cancelled        | error         |
+| skipped    | completed    | neutral (the reason is shown, nothing blocks) | success |
+
+The aggregate `kfp-bot` check of a head commit always concludes (see `handlers.messages.head_outcome`):
+none affected → success; any active → in_progress (pending); any failed/error → failure;
+any cancelled → cancelled (error); planned but not run (draft, waiting for `/ok-to-run`, all
+skipped) → neutral (success); otherwise success.
+
+GitHub cannot reopen a completed check run, so each run gets its own check run (a later `/run`
+of the same pipeline and commit creates a new one, which GitHub shows as the current one) and
+the aggregate check is recreated when it must go from completed back to in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from github.CheckRun import CheckRun
+from github.IssueComment import IssueComment
+from github.Repository import Repository
+
+from bot.github.client import GitHubClients, GitHubError, GitHubMode
+from handlers import messages
+from handlers.messages import HeadNote, HeadOutcome
+from handlers.models import RepoRef, Run, RunState
+from handlers.context import UtcClock
+from handlers.ports import Clock, Store
+
+log = logging.getLogger("kfp_bot.github")
+
+CHECK_STATES: Mapping[RunState, tuple[str, str | None]] = {
+    RunState.QUEUED: ("queued", None),
+    RunState.BUILDING: ("in_progress", None),
+    RunState.COMPILING: ("in_progress", None),
+    RunState.RUNNING: ("in_progress", None),
+    RunState.SUCCEEDED: ("completed", "success"),
+    RunState.FAILED: ("completed", "failure"),
+    RunState.ERROR: ("completed", "failure"),
+    RunState.CANCELLED: ("completed", "cancelled"),
+    RunState.SKIPPED: ("completed", "neutral"),
+}
+STATUS_STATES: Mapping[RunState, str] = {
+    RunState.QUEUED: "pending", RunState.BUILDING: "pending", RunState.COMPILING: "pending",
+    RunState.RUNNING: "pending", RunState.SUCCEEDED: "success", RunState.FAILED: "failure",
+    RunState.ERROR: "error", RunState.CANCELLED: "error", RunState.SKIPPED: "success",
+}
+HEAD_CHECK_STATES: Mapping[HeadOutcome, tuple[str, str | None]] = {
+    HeadOutcome.NONE_AFFECTED: ("completed", "success"),
+    HeadOutcome.ACTIVE: ("in_progress", None),
+    HeadOutcome.FAILED: ("completed", "failure"),
+    HeadOutcome.CANCELLED: ("completed", "cancelled"),
+    HeadOutcome.NOT_RUN: ("completed", "neutral"),
+    HeadOutcome.SUCCEEDED: ("completed", "success"),
+}
+HEAD_STATUS_STATES: Mapping[HeadOutcome, str] = {
+    HeadOutcome.NONE_AFFECTED: "success", HeadOutcome.ACTIVE: "pending", HeadOutcome.FAILED: "failure",
+    HeadOutcome.CANCELLED: "error", HeadOutcome.NOT_RUN: "success", HeadOutcome.SUCCEEDED: "success",
+}
+
+_LOCK_STRIPES = 64  # bounded: one lock per remote object would grow with every run
+CHECK_SCOPE = "check_run"
+CHECK_STATUS_SCOPE = "check_run_status"
+COMMENT_SCOPE = "pr_comment"
+
+
+class GitHubReporter:
+    """`Reporter` on GitHub: checks or statuses per pipeline and head, one edited comment per PR."""
+
+    def __init__(self, clients: GitHubClients, store: Store, mode: GitHubMode | str | None = None, *,
+                 bot_login: str | None = None, reaction: str = "+1", clock: Clock | None = None) -> None:
+        """`mode` defaults to the clients' (App → checks, token → statuses). With `bot_login`, a
+        lost PR comment is only recognised when that account wrote it."""
+        self.clients = clients
+        self.store = store
+        self.mode = GitHubMode(mode) if mode is not None else clients.mode
+        self.bot_login = bot_login
+        self.reaction = reaction
+        self.clock = clock or UtcClock()
+        self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
+
+    # -- Reporter --------------------------------------------------------------------------
+
+    def run_changed(self, run: Run) -> None:
+        """Show the run on its pipeline's check run (App) or commit status (token)."""
+        name = messages.check_name(run.pipeline)
+        if self.mode is GitHubMode.TOKEN:
+            if self._superseded(run):
+                log.info("not reporting run %s of %s: a newer run of %s exists for %s", run.id, run.repo,
+                         run.pipeline, run.sha[:12])
+                return
+            self._status(run.repo, run.installation_id, run.sha, name, STATUS_STATES[run.state],
+                         messages.status_description(run), messages.web_url(run.url))
+            return
+        status, conclusion = CHECK_STATES[run.state]
+        fields = {"status": status, "external_id": run.id, "started_at": _utc(run.created_at),
+                  "output": {"title": messages.check_title(run), "summary": messages.check_summary(run)}}
+        if conclusion:
+            fields.update(conclusion=conclusion, completed_at=_utc(run.updated_at))
+        url = messages.web_url(run.url)
+        if url:
+            fields["details_url"] = url
+        key = f"{run.repo}@{run.sha}/{name}/{run.id}"
+        self._upsert_check(run.repo, run.installation_id, run.sha, name, key, fields,
+                           find=lambda check: self._ours(check) and check.external_id == run.id,
+                           may_create=lambda: not self._superseded(run))
+
+    def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
+                     installation_id: int | None) -> None:
+        """The aggregate `kfp-bot` check (or status) of `sha`, which always concludes."""
+        outcome = messages.head_outcome(runs, note)
+        name = messages.HEAD_CHECK_NAME
+        if self.mode is GitHubMode.TOKEN:
+            self._status(repo.full_name, installation_id, sha, name, HEAD_STATUS_STATES[outcome],
+                         messages.head_description(runs, note), None)
+            return
+        status, conclusion = HEAD_CHECK_STATES[outcome]
+        latest = messages.latest_runs(runs)
+        started = min((r.created_at for r in latest), default=self.clock.now())
+        fields: dict[str, Any] = {"status": status, "external_id": f"{repo.full_name}@{sha}",
+                                  "started_at": _utc(started),
+                                  "output": {"title": messages.head_title(runs, note),
+                                             "summary": messages.head_summary(runs, note)}}
+        if conclusion:
+            finished = max((r.updated_at for r in latest), default=self.clock.now())
+            fields.update(conclusion=conclusion, completed_at=_utc(finished))
+        self._upsert_check(repo.full_name, installation_id, sha, name, f"{repo.full_name}@{sha}/{name}", fields,
+                           find=self._ours, may_create=lambda: True)
+
+    def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run],
+                     installation_id: int | None) -> None:
+        """The one bot comment of the PR: created once, then edited in place."""
+        body = messages.pull_comment(runs)
+        key = f"{repo.full_name}#{number}"
+        what = f"updating the kfp-bot comment on {key}"
+        with self._lock(f"comment:{key}"):
+            gh = self.clients.repo(repo.full_name, installation_id)
+            stored = self.store.get_external(COMMENT_SCOPE, key)
+            if stored and self._edit_comment(gh, int(stored), body, what):
+                return
+            found = self.clients.call(f"looking for the kfp-bot comment on {key}",
+                                      lambda: self._find_comment(gh, number))
+            if found is not None and self._edit_comment(gh, found, body, what):
+                self.store.set_external(COMMENT_SCOPE, key, str(found))
+                return
+            created = self.clients.call(f"commenting on {key}",
+                                        lambda: gh.get_issue(number).create_comment(body))
+            self.store.set_external(COMMENT_SCOPE, key, str(created.id))
+
+    def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
+        """React to the command comment so its author sees at once that it was accepted."""
+        gh = self.clients.repo(repo.full_name, installation_id)
+        self.clients.call(f"reacting to comment {comment_id} on {repo.full_name}",
+                          lambda: _comment(gh, comment_id).create_reaction(self.reaction))
+
+    def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
+        """A new comment on the PR (refusals, errors, plans, help)."""
+        gh = self.clients.repo(repo.full_name, installation_id)
+        self.clients.call(f"replying on {repo.full_name}#{number}",
+                          lambda: gh.get_issue(number).create_comment(body))
+
+    # -- check runs ------------------------------------------------------------------------
+
+    def _upsert_check(self, repo_name: str, installation_id: int | None, sha: str, name: str, key: str,
+                      fields: dict[str, Any], *, find: Callable[[CheckRun], bool],
+                      may_create: Callable[[], bool]) -> None:
+        where = f"check run '{name}' on {repo_name}@{sha[:12]}"
+        with self._lock(key):
+            gh = self.clients.repo(repo_name, installation_id)
+            stored = self.store.get_external(CHECK_SCOPE, key)
+            check_id = int(stored) if stored else None
+            last_status = self.store.get_external(CHECK_STATUS_SCOPE, key)
+            if check_id is None:
+                found = self.clients.call(f"looking for {where}", lambda: _find_check(gh, sha, name, find))
+                if found is not None:
+                    check_id, last_status = found.id, found.status
+            # A completed check run cannot be reopened on GitHub: a new one takes its place.
+            reopening = last_status == "completed" and fields["status"] != "completed"
+            if check_id is not None and not reopening:
+                try:
+                    self.clients.call(f"updating {where}", lambda: gh.get_check_run(check_id).edit(**fields))
+                    self._remember_check(key, check_id, fields["status"])
+                    return
+                except GitHubError as exc:
+                    if exc.status != 404:
+                        raise
+            if not may_create():
+                log.info("not creating %s: a newer run of the pipeline exists", where)
+                return
+            created = self.clients.call(f"creating {where}",
+                                        lambda: gh.create_check_run(name=name, head_sha=sha, **fields))
+            self._remember_check(key, created.id, fields["status"])
+
+    def _remember_check(self, key: str, check_id: int, status: str) -> None:
+        self.store.set_external(CHECK_SCOPE, key, str(check_id))
+        self.store.set_external(CHECK_STATUS_SCOPE, key, status)
+
+    # -- statuses, comments ----------------------------------------------------------------
+
+    def _status(self, repo_name: str, installation_id: int | None, sha: str, context: str, state: str,
+                description: str, target_url: str | None) -> None:
+        gh = self.clients.repo(repo_name, installation_id)
+        extra = {"target_url": target_url} if target_url else {}
+        self.clients.call(f"setting commit status '{context}' on {repo_name}@{sha[:12]}",
+                          lambda: gh.get_commit(sha).create_status(state=state, description=description,
+                                                                   context=context, **extra))
+
+    def _edit_comment(self, gh: Repository, comment_id: int, body: str, what: str) -> bool:
+        """Edit a known comment; False when it is gone (deleted by someone)."""
+        try:
+            self.clients.call(what, lambda: _comment(gh, comment_id).edit(body))
+            return True
+        except GitHubError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def _find_comment(self, gh: Repository, number: int) -> int | None:
+        """The bot's own summary comment: starts with the marker and was written by this App
+        (App mode) or by `bot_login`, so a comment quoting the marker is never taken over."""
+        for comment in gh.get_issue(number).get_comments():
+            if not (comment.body or "").lstrip().startswith(messages.SUMMARY_MARKER):
+                continue
+            if self.bot_login and comment.user.login.lower() != self.bot_login.lower():
+                continue
+            if self.mode is GitHubMode.APP and self.clients.app_id is not None:
+                app = comment.performed_via_github_app
+                if app is None or app.id != self.clients.app_id:
+                    continue
+            return comment.id
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _superseded(self, run: Run) -> bool:
+        """True when the store has a newer run of the same pipeline and commit (that one is shown)."""
+        others = self.store.list_runs(repo=run.repo, sha=run.sha, pipeline=run.pipeline, limit=20)
+        return any(other.id != run.id and other.created_at > run.created_at for other in others)
+
+    def _ours(self, check: CheckRun) -> bool:
+        """A check run this App wrote (another App may use the same name)."""
+        app_id = self.clients.app_id
+        return app_id is None or check.app is None or check.app.id == app_id
+
+    @contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        """One writer per remote object in this process, so concurrent workers create it once."""
+        with self._locks[zlib.crc32(key.encode()) % _LOCK_STRIPES]:
+            yield
+
+
+def _find_check(gh: Repository, sha: str, name: str, match: Callable[[CheckRun], bool]) -> CheckRun | None:
+    """The newest check run `name` on `sha` that `match`es."""
+    found = [check for check in gh.get_commit(sha).get_check_runs(check_name=name, filter="all")
+             if check.name == name and match(check)]
+    return max(found, key=lambda check: check.id, default=None)
+
+
+def _comment(gh: Repository, comment_id: int) -> IssueComment:
+    """An issue comment by id without fetching it first (the client is lazy)."""
+    return IssueComment(gh.requester, url=f"{gh.url}/issues/comments/{comment_id}")
+
+
+def _utc(moment: datetime) -> datetime:
+    """PyGithub writes datetimes as UTC without converting: convert first."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)

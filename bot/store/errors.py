@@ -1,0 +1,35 @@
+"""The store's failure, in the one `KfpBotError` hierarchy, and the decorator that raises it."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, ParamSpec, TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline_registry.errors import KfpBotError
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class StoreError(KfpBotError):
+    """The database could not be opened or did not answer; names the database (never its password)."""
+
+
+def database_errors(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Turn a database failure of a store method into a StoreError naming the operation and database.
+
+    The store object must have a `url` attribute that is safe to show (password hidden).
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            where = getattr(args[0], "url", "the database")
+            cause = getattr(exc, "orig", None) or exc
+            raise StoreError(f"store: {method.__name__} failed on {where}: {cause}") from exc
+
+    return wrapper
