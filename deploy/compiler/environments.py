@@ -1,0 +1,128 @@
+"""Cached virtual environments holding a repository's own kfp SDK, built once per requirement set.
+
+A repository that pins `kfp==1.8.22` must be compiled by kfp 1.8.22, not by the bot's kfp 2.
+Installing it takes tens of seconds, so each distinct requirement set (`CompileEnvironment.key`)
+gets one virtual environment under `<cache_dir>/envs/<key>`, reused by every later compile.
+The build is serialised by a file lock (two compiles never build the same environment twice)
+and atomic: it happens in a staging folder that is renamed into place only when the SDK
+imports, so a half-built environment is never used. pip runs in the sandbox, because installing
+from source distributions executes their code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from deploy.errors import EnvironmentBuildError
+from deploy.sandbox import Limits, SandboxResult, run_isolated
+from pipeline_registry.compile_env import CompileEnvironment
+
+BUILD_TIMEOUT_SECONDS = 900.0
+MARKER = "kfp-bot-environment.json"
+_STAGING_PREFIX = ".building-"
+
+
+def environment_python(env: CompileEnvironment, *, cache_dir: Path, python: str,
+                       timeout_seconds: float = BUILD_TIMEOUT_SECONDS,
+                       on_line: Callable[[str], None] | None = None) -> str:
+    """The interpreter to compile with: `python` itself for the default environment, else the
+    cached virtual environment's (built now if it does not exist yet)."""
+    if env.is_default:
+        return python
+    return str(ensure_environment(env, cache_dir=cache_dir, python=python,
+                                  timeout_seconds=timeout_seconds, on_line=on_line) / "bin" / "python")
+
+
+def ensure_environment(env: CompileEnvironment, *, cache_dir: Path, python: str,
+                       timeout_seconds: float = BUILD_TIMEOUT_SECONDS,
+                       on_line: Callable[[str], None] | None = None) -> Path:
+    """The folder of the virtual environment for `env`, building it first when needed."""
+    envs = Path(cache_dir) / "envs"
+    envs.mkdir(parents=True, exist_ok=True)
+    target = envs / env.key
+    if is_complete(target):
+        return target
+    with _locked(envs / f"{env.key}.lock"):
+        if is_complete(target):  # another process built it while we waited for the lock
+            return target
+        _remove_leftovers(envs, env.key)
+        staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{env.key}-", dir=envs))
+        try:
+            _build(staging, env, python, cache_dir, timeout_seconds, on_line)
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return target
+
+
+def is_complete(target: Path) -> bool:
+    """True when `target` is a finished environment (its marker is written last, before the rename)."""
+    return (target / MARKER).is_file() and (target / "bin" / "python").exists()
+
+
+def environment_info(target: Path) -> dict:
+    """What the marker of a finished environment records: requirements and kfp version."""
+    return json.loads((target / MARKER).read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    with open(lock_file, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(envs: Path, key: str) -> None:
+    """Staging folders of builds that crashed, and an incomplete target, are never reused."""
+    for stale in envs.glob(f"{_STAGING_PREFIX}{key}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    target = envs / key
+    if target.exists():
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def _build(staging: Path, env: CompileEnvironment, python: str, cache_dir: Path,
+           timeout_seconds: float, on_line: Callable[[str], None] | None) -> None:
+    declared_in = ", ".join(env.source_files) or "the configuration"
+    what = f"the compile environment ({', '.join(env.requirements)}) declared in {declared_in}"
+    bad = [r for r in env.requirements if r.strip().startswith("-") or not r.strip()]
+    if bad:
+        raise EnvironmentBuildError(f"cannot install {what}: {', '.join(map(repr, bad))} is not a requirement "
+                                    "(options such as --index-url are not accepted)")
+    deadline = time.monotonic() + timeout_seconds
+
+    def step(argv: list[str], env_vars: dict[str, str] | None = None) -> SandboxResult:
+        remaining = max(deadline - time.monotonic(), 1.0)
+        result = run_isolated(argv, cwd=staging, limits=Limits(remaining, None), env=env_vars, on_line=on_line)
+        if result.timed_out:
+            raise EnvironmentBuildError(f"installing {what} did not finish within {timeout_seconds:g} s",
+                                        installer_tail=result.tail(20))
+        return result
+
+    created = step([python, "-m", "venv", str(staging)])
+    if not created.ok:
+        raise EnvironmentBuildError(f"could not create a virtual environment for {what}",
+                                    installer_tail=created.tail(20))
+    venv_python = str(staging / "bin" / "python")
+    installed = step([venv_python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
+                      *env.requirements], {"PIP_CACHE_DIR": str(Path(cache_dir) / "pip-cache")})
+    if not installed.ok:
+        raise EnvironmentBuildError(f"could not install {what}", installer_tail=installed.tail(20))
+    probe = step([venv_python, "-c", "import kfp; print(kfp.__version__)"])
+    if not probe.ok:
+        raise EnvironmentBuildError(f"installed {what}, but the kfp SDK cannot be imported from it",
+                                    installer_tail=probe.tail(20))
+    marker = {"requirements": list(env.requirements), "source_files": list(env.source_files),
+              "kfp_version": probe.stdout.strip().splitlines()[-1] if probe.stdout.strip() else ""}
+    (staging / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")

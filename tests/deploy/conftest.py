@@ -1,0 +1,149 @@
+"""Fixtures for the compiler tests: small kfp repositories in git, and the cached kfp 1.8 environment."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deploy.compiler.environments import ensure_environment
+from pipeline_registry.compile_env import CompileEnvironment
+from pipeline_registry.models import Component, Pipeline
+from tests.support.gitrepo import GitRepo
+
+OLD_TRAIN_IMAGE = "gcr.io/old-project/demo-train:latest"
+OLD_NOTIFY_IMAGE = "gcr.io/old-project/notify:1.0"
+NEW_TRAIN_IMAGE = "europe-docker.pkg.dev/proj/repo/demo-train:sha-1234"
+NEW_NOTIFY_IMAGE = "europe-docker.pkg.dev/proj/repo/notify:sha-1234"
+KFP18 = "kfp==1.8.22"
+
+TRAIN_SPEC = f"""\
+name: Train
+description: Trains the model.
+inputs:
+- {{name: epochs, type: Integer}}
+- {{name: learning_rate, type: Float}}
+outputs:
+- {{name: model, type: String}}
+implementation:
+  container:
+    image: {OLD_TRAIN_IMAGE}
+    command: [python, main.py, --epochs, {{inputValue: epochs}}, --lr, {{inputValue: learning_rate}},
+              --model, {{outputPath: model}}]
+"""
+
+NOTIFY_SPEC = f"""\
+name: Notify
+inputs:
+- {{name: message, type: String}}
+implementation:
+  container:
+    image: {OLD_NOTIFY_IMAGE}
+    command: [sh, -c, 'echo "$0"', {{inputValue: message}}]
+"""
+
+KFP2_PIPELINE = """\
+\"\"\"Demo pipeline written for kfp 2.\"\"\"
+from kfp import dsl
+from kfp.components import load_component_from_file
+
+from utils.naming import PREFIX
+
+train_op = load_component_from_file("pipelines/demo/train/component.yaml")
+notify_op = load_component_from_file("components/notify/component.yaml")
+
+
+@dsl.component(base_image="python:3.11-slim")
+def summarize(model: str, prefix: str) -> str:
+    return prefix + model
+
+
+@dsl.pipeline(name="demo-pipeline", description="Trains and notifies.")
+def demo(run_label: str, epochs: int = 3, learning_rate: float = 0.01, dry_run: bool = False,
+         tags: list = ["nightly"], options: dict = {"depth": 2}):
+    trained = train_op(epochs=epochs, learning_rate=learning_rate)
+    summary = summarize(model=trained.outputs["model"], prefix=PREFIX)
+    notify_op(message=summary.output)
+"""
+
+
+def pipeline_model(name: str, pipeline_file: str | None, components: tuple[Component, ...] = ()) -> Pipeline:
+    """The discovered pipeline as the planner would hand it to the compiler."""
+    return Pipeline(name=name, path=f"pipelines/{name}", pipeline_file=pipeline_file,
+                    settings_file=None, components=components)
+
+
+def write_kfp2_repo(repo: GitRepo, pipeline_source: str = KFP2_PIPELINE) -> GitRepo:
+    """A kfp 2 repository in the seed layout: one pipeline, its component, a shared component."""
+    repo.write("pipelines/demo/demo.py", pipeline_source)
+    repo.write("pipelines/demo/train/component.yaml", TRAIN_SPEC)
+    repo.write("pipelines/demo/train/Dockerfile", "FROM python:3.11-slim\nCOPY pipelines/demo/train/* ./\n")
+    repo.write("pipelines/demo/train/main.py", "print('training')\n")
+    repo.write("pipelines/demo/settings.yaml", "arguments:\n  run_label: test\n")
+    repo.write("components/notify/component.yaml", NOTIFY_SPEC)
+    repo.write("components/notify/Dockerfile", "FROM alpine:3.20\n")
+    repo.write("utils/__init__.py", "")
+    repo.write("utils/naming.py", "PREFIX = 'demo-'\n")
+    repo.commit("kfp 2 demo repository")
+    return repo
+
+
+@pytest.fixture
+def kfp2_repo(git_repo: GitRepo) -> GitRepo:
+    """A committed kfp 2 repository (see `write_kfp2_repo`)."""
+    return write_kfp2_repo(git_repo)
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One compile cache (virtual environments, pip cache) for the whole test session."""
+    return tmp_path_factory.mktemp("compile-cache")
+
+
+@dataclass(frozen=True)
+class EnvironmentBuild:
+    """What building the kfp 1.8 environment from two threads at once produced."""
+
+    env: CompileEnvironment
+    paths: tuple[Path, ...]
+    installs_seen: tuple[int, ...]
+    leftovers_before: tuple[Path, ...]
+
+
+@pytest.fixture(scope="session")
+def kfp18_env(compile_cache: Path) -> EnvironmentBuild:
+    """The `kfp==1.8.22` environment, built once per session by two concurrent compiles.
+
+    Before the build a crashed build's staging folder and a half-built environment are left in
+    the cache; both must be ignored and removed.
+    """
+    env = CompileEnvironment((KFP18,), (".kfp-bot.yaml",))
+    envs = compile_cache / "envs"
+    leftovers = (envs / f".building-{env.key}-crashed", envs / env.key)
+    for folder in leftovers:
+        (folder / "bin").mkdir(parents=True)
+    (envs / env.key / "bin" / "python").write_text("half-built\n")
+    paths: list[Path] = []
+    errors: list[BaseException] = []
+    counts = [0, 0]
+
+    def build(slot: int) -> None:
+        def seen(line: str) -> None:
+            if "Successfully installed" in line:
+                counts[slot] += 1
+        try:
+            paths.append(ensure_environment(env, cache_dir=compile_cache, python=sys.executable, on_line=seen))
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:  # every test that needs kfp 1.8 errors out with the installer's own message
+        raise errors[0]
+    return EnvironmentBuild(env, tuple(paths), tuple(counts), leftovers)

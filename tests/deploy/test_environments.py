@@ -1,0 +1,84 @@
+"""Cached compile environments: built once, atomically, with a readable error when pip fails."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy.compiler.environments import MARKER, environment_info, environment_python, ensure_environment
+from deploy.errors import EnvironmentBuildError
+from pipeline_registry.compile_env import CompileEnvironment
+from tests.deploy.conftest import EnvironmentBuild
+
+
+def test_default_environment_is_the_bots_own_interpreter(tmp_path: Path) -> None:
+    python = environment_python(CompileEnvironment(), cache_dir=tmp_path, python="/opt/bot/python")
+
+    assert python == "/opt/bot/python"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_options_are_not_accepted_as_requirements(tmp_path: Path) -> None:
+    env = CompileEnvironment(("kfp==1.8.22", "--index-url=https://evil.example/simple"), (".kfp-bot.yaml",))
+
+    with pytest.raises(EnvironmentBuildError) as caught:
+        ensure_environment(env, cache_dir=tmp_path, python=sys.executable)
+
+    assert "'--index-url=https://evil.example/simple' is not a requirement" in caught.value.message
+    assert not (tmp_path / "envs" / env.key).exists()
+
+
+def test_requirement_that_cannot_be_installed_shows_the_installer_output(tmp_path: Path) -> None:
+    env = CompileEnvironment(("kfp==0.0.0-does-not-exist",), (".kfp-bot.yaml",))
+
+    with pytest.raises(EnvironmentBuildError) as caught:
+        ensure_environment(env, cache_dir=tmp_path, python=sys.executable)
+
+    error = caught.value
+    assert error.message.startswith("could not install the compile environment (kfp==0.0.0-does-not-exist) "
+                                    "declared in .kfp-bot.yaml")
+    assert "No matching distribution found for kfp==0.0.0-does-not-exist" in error.installer_tail
+    assert "--- installer output (last lines) ---" in str(error)
+    assert "compile requirements" in (error.hint or "")
+    # Nothing half-built is left to be mistaken for an environment.
+    assert sorted(p.name for p in (tmp_path / "envs").iterdir()) == [f"{env.key}.lock"]
+
+
+def test_build_that_runs_out_of_time_is_abandoned(tmp_path: Path) -> None:
+    env = CompileEnvironment(("kfp==1.8.22",), ("pyproject.toml",))
+
+    with pytest.raises(EnvironmentBuildError) as caught:
+        ensure_environment(env, cache_dir=tmp_path, python=sys.executable, timeout_seconds=1)
+
+    assert "did not finish within 1 s" in caught.value.message
+    assert sorted(p.name for p in (tmp_path / "envs").iterdir()) == [f"{env.key}.lock"]
+
+
+@pytest.mark.slow
+def test_concurrent_compiles_build_the_environment_once(kfp18_env: EnvironmentBuild, compile_cache: Path) -> None:
+    target = compile_cache / "envs" / kfp18_env.env.key
+
+    assert kfp18_env.paths == (target, target)
+    assert sorted(kfp18_env.installs_seen) == [0, 1]  # pip ran in one thread only
+    assert environment_info(target)["kfp_version"] == "1.8.22"
+    assert (target / MARKER).is_file()
+    # The crashed build's staging folder and the half-built environment were thrown away.
+    assert not kfp18_env.leftovers_before[0].exists()
+    assert not [p for p in (compile_cache / "envs").iterdir() if p.name.startswith(".building-")]
+
+
+@pytest.mark.slow
+def test_finished_environment_is_reused_without_installing(kfp18_env: EnvironmentBuild, compile_cache: Path) -> None:
+    lines: list[str] = []
+
+    python = environment_python(kfp18_env.env, cache_dir=compile_cache, python=sys.executable,
+                                on_line=lines.append)
+
+    assert lines == []
+    assert python == str(compile_cache / "envs" / kfp18_env.env.key / "bin" / "python")
+    version = subprocess.run([python, "-c", "import kfp; print(kfp.__version__)"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert version == "1.8.22"
