@@ -62,7 +62,11 @@ def compile_environment(read: Callable[[str], bytes | None], config: RepoConfig)
     if pyproject is not None:
         found = _from_pyproject(pyproject)
         if found:
-            return CompileEnvironment(found, ("pyproject.toml",))
+            lock = read("poetry.lock")
+            locked = _locked_versions(lock) if lock is not None else {}
+            pinned = tuple(_pin(r, locked) for r in found)
+            files = ("pyproject.toml", "poetry.lock") if locked else ("pyproject.toml",)
+            return CompileEnvironment(pinned, files)
     requirements = read("requirements.txt")
     if requirements is not None:
         found = tuple(r for r in _requirement_lines(requirements.decode(errors="replace")) if _is_sdk(r))
@@ -102,6 +106,25 @@ def _from_pyproject(data: bytes) -> tuple[str, ...]:
             version = spec.get("version", "*") if isinstance(spec, dict) else str(spec)
             found.append(f"{name}{poetry_constraint(version)}")
     return tuple(found)
+
+
+def _locked_versions(lock: bytes) -> dict[str, str]:
+    """SDK versions pinned by `poetry.lock`: a caret range alone may pick a release the
+    repository never used (kfp 1.8.24 dropped `kfp.v2`)."""
+    try:
+        doc = tomllib.loads(lock.decode(errors="replace"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("poetry.lock", f"invalid TOML: {exc}", hint="regenerate it with `poetry lock`") from None
+    return {_normalise(str(p.get("name", ""))): str(p["version"]) for p in doc.get("package", [])
+            if isinstance(p, dict) and "version" in p and _normalise(str(p.get("name", ""))) in SDK_DISTRIBUTIONS}
+
+
+def _pin(requirement: str, locked: dict[str, str]) -> str:
+    match = _NAME.match(requirement)
+    if match is None:
+        return requirement
+    version = locked.get(_normalise(match.group(1)))
+    return f"{match.group(1)}=={version}" if version else requirement
 
 
 def poetry_constraint(spec: str) -> str:
