@@ -12,11 +12,16 @@ import signal
 import threading
 from urllib.parse import urlparse
 
+from typing import TYPE_CHECKING
+
 from bot.config import Settings
 from bot.services import Services
 from handlers.context import HandlerContext, Policy
 from handlers.models import PullRequestRef, RepoRef
 from handlers.ports import Store
+
+if TYPE_CHECKING:
+    from bot.github import GitHubClients
 
 log = logging.getLogger("kfp_bot")
 
@@ -39,8 +44,11 @@ class AllowListPermissions:
         return False
 
 
-def build_services(settings: Settings) -> Services:
-    """Every adapter for `settings`, wired into a handler context and a bus (not started)."""
+def build_services(settings: Settings, *, github_clients: "GitHubClients | None" = None) -> Services:
+    """Every adapter for `settings`, wired into a handler context and a bus (not started).
+
+    `github_clients` replaces the clients built from the settings (tests use fast retries).
+    """
     from bot.bus import InProcessBus
     from bot.store import SqlStore
     from deploy.builders.local import LocalBuilder
@@ -51,7 +59,7 @@ def build_services(settings: Settings) -> Services:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.resolved_database_url)
-    reporter, permissions, pulls, token_for = _github_side(settings, store)
+    reporter, permissions, pulls, token_for = _github_side(settings, store, github_clients)
     engine = container_engine()
     holder: dict[str, HandlerContext] = {}
     bus = InProcessBus(dispatch=lambda event: dispatch(event, holder["ctx"]), workers=settings.workers,
@@ -76,14 +84,14 @@ def _github_host(api_url: str) -> str:
     return "github.com" if host == "api.github.com" else host
 
 
-def _github_side(settings: Settings, store: Store):
+def _github_side(settings: Settings, store: Store, clients: "GitHubClients | None"):
     if settings.github_mode is None:
         from bot.reporting import LogReporter
 
         return LogReporter(), AllowListPermissions(), StoredPulls(store), None
     from bot.github import GitHubClients, GitHubPermissions, GitHubPulls, GitHubReporter
 
-    clients = GitHubClients(settings)
+    clients = clients or GitHubClients(settings)
     reporter = GitHubReporter(clients, store, bot_login=settings.bot_login)
     permissions = GitHubPermissions(clients, ttl_seconds=settings.permission_cache_seconds)
     return reporter, permissions, GitHubPulls(clients), clients.token_for

@@ -51,9 +51,13 @@ def parse_yaml(text: str | bytes, file: str) -> YamlDocument:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "invalid YAML"
+        mark = exc.problem_mark or exc.context_mark
+        # An unclosed bracket or quote is only noticed at the end of the file: point at its start.
+        if exc.context_mark is not None and "<stream end>" in problem:
+            mark = exc.context_mark
+            problem = f"{problem} ({exc.context})" if exc.context else problem
+        line = mark.line + 1 if mark is not None else None
         raise ConfigError(file, f"invalid YAML: {problem}", line=line, hint="fix the YAML syntax") from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, f"invalid YAML: {exc}", hint="fix the YAML syntax") from None

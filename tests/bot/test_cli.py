@@ -1,0 +1,150 @@
+"""The `kfp-bot` command line, run as a user runs it (`python -m bot ...` in a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import __version__
+from tests.support.gitrepo import GitRepo
+
+HELLO_SETTINGS = "pipelines/hello-pipeline/settings.yaml"
+
+
+def kfp_bot(*args: str, cwd: Path | None = None, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_")}
+    if data_dir is not None:
+        env["KFP_BOT_DATA_DIR"] = str(data_dir)
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=600)
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_version_and_help() -> None:
+    assert kfp_bot("--version").stdout.strip() == f"kfp-bot {__version__}"
+    usage = kfp_bot("--help").stdout
+    for command in ("plan", "check", "compile", "run", "serve"):
+        assert command in usage
+
+
+def test_plan_of_the_working_tree_and_of_a_revision_as_json(example_repo: GitRepo) -> None:
+    base = example_repo.head()
+    example_repo.append("utils/naming.py", "\n# a comment that changes the file\n")
+    working = json.loads(kfp_bot("plan", "--repo", str(example_repo.root), "--base", base, "--json").stdout)
+    assert working["base"] == base and working["head"] is None
+    names = [p["name"] for p in working["pipelines"]]
+    assert names == sorted(names) and "hello-pipeline" in names
+
+    head = example_repo.commit("touch naming")
+    committed = json.loads(kfp_bot("plan", "--repo", str(example_repo.root), "--base", base, "--head", head,
+                                   "--json").stdout)
+    assert committed["head"] == head
+    assert [p["name"] for p in committed["pipelines"]] == names
+    [reason] = [r for p in committed["pipelines"] if p["name"] == "hello-pipeline" for r in p["reasons"]]
+    assert reason["path"] == "utils/naming.py" and reason["rule"] == "python-import"
+
+
+def test_plan_as_a_table(example_repo: GitRepo) -> None:
+    base = example_repo.head()
+    example_repo.append("pipelines/training-pipeline/train/main.py", "\n# tweak\n")
+    table = kfp_bot("plan", "--repo", str(example_repo.root), "--base", base).stdout
+    assert "training-pipeline" in table and "build" in table and "train" in table
+
+
+def test_plan_with_a_revision_that_does_not_exist(example_repo: GitRepo) -> None:
+    result = kfp_bot("plan", "--repo", str(example_repo.root), "--base", "no-such-branch")
+    assert_clean_failure(result, "no-such-branch")
+
+
+def test_plan_outside_a_git_repository(tmp_path: Path) -> None:
+    assert_clean_failure(kfp_bot("plan", "--repo", str(tmp_path), "--base", "main"), "error:")
+
+
+def test_check_passes_on_the_example(example_repo: GitRepo, tmp_path: Path) -> None:
+    result = kfp_bot("check", "--repo", str(example_repo.root), data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok  ") == 3
+
+
+@pytest.mark.parametrize("settings,message", [
+    ("arguments:\n  name: x\n  repeat: [3\n", f"{HELLO_SETTINGS}:3"),
+    ("arguments:\n  - name\n", "section must be a mapping"),
+    ("arguments:\n  repeats: 3\n", "did you mean 'repeat'"),
+    ("arguments:\n  repeat: three\n", "repeat"),
+])
+def test_check_reports_bad_settings_naming_the_file(example_repo: GitRepo, tmp_path: Path, settings: str,
+                                                    message: str) -> None:
+    example_repo.write(HELLO_SETTINGS, settings)
+    result = kfp_bot("check", "--repo", str(example_repo.root), "hello-pipeline", data_dir=tmp_path / "data")
+    assert_clean_failure(result, message)
+
+
+@pytest.mark.parametrize("source,message", [
+    ("raise RuntimeError('boom at import')\n", "boom at import"),
+    ("def broken(:\n", "line 1"),
+    ("x = 1\n", "no pipeline"),
+    ("while True:\n    pass\n", "within"),
+])
+def test_check_reports_pipeline_files_that_fail(example_repo: GitRepo, tmp_path: Path, source: str,
+                                                message: str) -> None:
+    example_repo.write(".kfp-bot.yaml", "compile:\n  timeout_seconds: 8\n")
+    example_repo.write("pipelines/hello-pipeline/hello-pipeline.py", source)
+    result = kfp_bot("check", "--repo", str(example_repo.root), "hello-pipeline", data_dir=tmp_path / "data")
+    assert_clean_failure(result, "pipelines/hello-pipeline/hello-pipeline.py", message)
+
+
+def test_check_of_an_unknown_pipeline_lists_the_known_ones(example_repo: GitRepo, tmp_path: Path) -> None:
+    result = kfp_bot("check", "--repo", str(example_repo.root), "nope", data_dir=tmp_path / "data")
+    assert_clean_failure(result, "unknown pipeline 'nope'", "hello-pipeline")
+
+
+def test_check_reports_an_invalid_repository_config(example_repo: GitRepo, tmp_path: Path) -> None:
+    example_repo.write(".kfp-bot.yaml", "pipeline_dir: pipelines\n")
+    result = kfp_bot("check", "--repo", str(example_repo.root), data_dir=tmp_path / "data")
+    assert_clean_failure(result, ".kfp-bot.yaml:1", "did you mean 'pipelines_dir'")
+
+
+def test_compile_substitutes_the_images_the_bot_builds(example_repo: GitRepo, tmp_path: Path) -> None:
+    out = tmp_path / "training.yaml"
+    result = kfp_bot("compile", "training-pipeline", "--repo", str(example_repo.root), "--out", str(out),
+                     "--image-tag", "abc123", data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "gcr.io/my-project/training-pipeline-train:abc123" in text
+    assert "gcr.io/my-project/notify:abc123" in text
+
+
+def test_run_locally_with_overrides(example_repo: GitRepo, tmp_path: Path) -> None:
+    result = kfp_bot("run", "hello-pipeline", "--repo", str(example_repo.root), "-p", "repeat=2",
+                     "-p", "name=Ada", data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert "succeeded: hello-pipeline" in result.stdout
+    assert "greeting = 'Hello, Ada!'" in result.stdout
+    # "Hello, Ada!" has two words, counted twice, scaled by the settings' factor 0.5
+    assert "score = 2.0" in result.stdout
+
+
+def test_run_with_a_mistyped_parameter(example_repo: GitRepo, tmp_path: Path) -> None:
+    result = kfp_bot("run", "hello-pipeline", "--repo", str(example_repo.root), "-p", "repeat=many",
+                     data_dir=tmp_path / "data")
+    assert_clean_failure(result, "repeat: expected an integer, got 'many'")
+
+
+def test_run_of_a_container_pipeline_without_an_engine_says_why(example_repo: GitRepo, tmp_path: Path) -> None:
+    from deploy.runners.local import container_engine
+
+    if container_engine() is not None:
+        pytest.skip("a container engine answers on this machine")
+    result = kfp_bot("run", "training-pipeline", "--repo", str(example_repo.root), data_dir=tmp_path / "data")
+    assert_clean_failure(result, "container engine")

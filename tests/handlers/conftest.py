@@ -1,0 +1,159 @@
+"""The whole bot, as GitHub sees it: served on 127.0.0.1, talking to a fake GitHub.
+
+`bot` is the embedded service (SQLite, in-process bus, git checkouts, kfp.local) wired by
+`bot.wiring.build_services` exactly as `kfp-bot serve` wires it, except that its GitHub clients
+retry without sleeping. Webhooks are GitHub's own example payloads, adapted to a real git
+repository made from examples/kfp-monorepo; assertions read what the fake GitHub was asked to
+show, and what the bot's API reports.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from bot.app import create_app
+from bot.config import Settings
+from bot.services import Services
+from bot.wiring import build_services
+from tests.fakes.github import FakeGitHub
+from tests.support.github_clients import APP_ID, INSTALLATION_ID, app_private_key, clients_for
+from tests.support.gitrepo import GitRepo
+from tests.support.server import ServedApp
+from tests.support.webhooks import delivery_headers, load_payload
+
+REPO = "octo-org/kfp-monorepo"
+PR = 12
+WRITER = "alice"
+READER = "mallory"
+MAINTAINER = "maria"
+SECRET = "handler-tests-secret"
+TERMINAL = {"succeeded", "failed", "cancelled", "skipped", "error"}
+
+
+@dataclass
+class Bot:
+    """The running bot, its fake GitHub and the repository its pull requests come from."""
+
+    url: str
+    services: Services
+    github: FakeGitHub
+    repo: GitRepo
+    base: str
+    deliveries: list[str] = field(default_factory=list)
+
+    def deliver(self, event: str, payload: dict[str, Any], delivery: str | None = None) -> requests.Response:
+        """POST a signed webhook like GitHub does."""
+        body = json.dumps(payload).encode()
+        headers = delivery_headers(event, body, SECRET)
+        if delivery is not None:
+            headers["X-GitHub-Delivery"] = delivery
+        self.deliveries.append(headers["X-GitHub-Delivery"])
+        return requests.post(f"{self.url}/github/webhook", data=body, headers=headers, timeout=10)
+
+    def settle(self, timeout: float = 180) -> None:
+        """Wait until every queued event (and what it caused) has been handled."""
+        assert self.services.bus.wait_idle(timeout), "the bot did not finish its work in time"
+
+    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        """Runs as the API reports them, newest first."""
+        answer = requests.get(f"{self.url}/api/runs", params={"repo": REPO, **filters}, timeout=10)
+        answer.raise_for_status()
+        return answer.json()["runs"]
+
+    def branch(self, name: str, changes: dict[str, str], start: str | None = None) -> str:
+        """Commit `changes` (path → content) on a new branch from `start`; the new head."""
+        self.repo.branch(name, start or self.base)
+        for path, content in changes.items():
+            self.repo.write(path, content)
+        head = self.repo.commit(f"change on {name}")
+        self.repo.checkout("main")
+        self.github.add_commit(REPO, head, branch=name)
+        return head
+
+    def open_pull(self, head: str, *, action: str = "opened", author: str = WRITER, draft: bool = False,
+                  fork: str | None = None, number: int = PR, clone_url: str | None = None) -> requests.Response:
+        """A `pull_request` webhook for `head` on main, with GitHub's state updated to match."""
+        if fork is not None and fork not in self._forks:
+            self.github.add_repo(fork, clone_url=str(self.repo.root))
+            self._forks.add(fork)
+        if number not in self._pulls:
+            self.github.add_pull(REPO, number, head_sha=head, base_sha=self.base, author=author, draft=draft,
+                                 head_repo=fork)
+            self._pulls.add(number)
+        else:
+            self.github.update_pull(REPO, number, head_sha=head, draft=draft)
+        return self.deliver("pull_request", pull_request_payload(
+            action, self.repo.root, head, self.base, author=author, draft=draft, fork=fork,
+            number=number, clone_url=clone_url))
+
+    def comment(self, body: str, *, author: str = WRITER, number: int = PR) -> tuple[requests.Response, int]:
+        """An `issue_comment` `created` webhook on the PR; returns the response and comment id."""
+        comment = self.github.add_comment(REPO, number, body, author=author)
+        payload = load_payload("issue_comment.created", {
+            "repository.full_name": REPO, "repository.name": REPO.split("/")[1],
+            "repository.clone_url": str(self.repo.root), "issue.number": number,
+            "comment.id": comment["id"], "comment.body": body, "comment.user.login": author,
+            "comment.user.type": "User", "sender.login": author, "installation.id": INSTALLATION_ID})
+        return self.deliver("issue_comment", payload), comment["id"]
+
+    def checks(self, sha: str) -> dict[str, dict[str, Any]]:
+        """The latest check run of each name on commit `sha`."""
+        latest: dict[str, dict[str, Any]] = {}
+        for check in self.github.check_runs(REPO, sha):
+            latest[check["name"]] = check
+        return latest
+
+    def replies(self, number: int = PR) -> list[str]:
+        """Bodies of comments the bot wrote on the PR, oldest first."""
+        return [c["body"] for c in self.github.comments(REPO, number)
+                if c["user"]["login"].endswith("[bot]")]
+
+    def __post_init__(self) -> None:
+        self._pulls: set[int] = set()
+        self._forks: set[str] = set()
+
+
+def pull_request_payload(action: str, root: Path, head: str, base: str, *, author: str, draft: bool,
+                         fork: str | None, number: int, clone_url: str | None) -> dict[str, Any]:
+    """GitHub's `pull_request` example adapted to the test repository."""
+    url = clone_url or str(root)
+    return load_payload(f"pull_request.{action}", {
+        "number": number, "repository.full_name": REPO, "repository.name": REPO.split("/")[1],
+        "repository.clone_url": url, "repository.default_branch": "main",
+        "pull_request.number": number, "pull_request.draft": draft,
+        "pull_request.user.login": author, "pull_request.head.sha": head,
+        "pull_request.head.ref": "feature", "pull_request.base.sha": base, "pull_request.base.ref": "main",
+        "pull_request.head.repo.full_name": fork or REPO, "pull_request.head.repo.clone_url": url,
+        "sender.login": author, "installation.id": INSTALLATION_ID})
+
+
+@pytest.fixture
+def bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[Bot]:
+    """The embedded bot as a GitHub App on REPO, serving on a real socket."""
+    with FakeGitHub() as github:
+        key = github.add_app(APP_ID, app_private_key())
+        github.add_repo(REPO, clone_url=str(example_repo.root))
+        github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
+        github.set_permission(REPO, WRITER, "write")
+        github.set_permission(REPO, MAINTAINER, "maintain")
+        github.set_permission(REPO, READER, "read")
+        base = example_repo.head()
+        github.add_commit(REPO, base, branch="main")
+        settings = Settings(webhook_secret=SECRET, github_api_url=github.api_url, github_app_id=APP_ID,
+                            github_private_key=key, data_dir=tmp_path / "data", allow_local_repos=True,
+                            workers=2, run_timeout_seconds=300)
+        services = build_services(settings, github_clients=clients_for(settings))
+        app = create_app(settings, services)
+        services.start()
+        server = ServedApp(app)
+        try:
+            yield Bot(url=server.url, services=services, github=github, repo=example_repo, base=base)
+        finally:
+            server.close()
+            services.stop()

@@ -1,0 +1,229 @@
+"""Pull requests, end to end: what GitHub shows after the bot handled a `pull_request` webhook."""
+
+from __future__ import annotations
+
+from tests.handlers.conftest import MAINTAINER, PR, READER, REPO, TERMINAL, Bot
+
+HELLO_SETTINGS = "pipelines/hello-pipeline/settings.yaml"
+SLOW_PIPELINE = '''
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def wait(seconds: int) -> int:
+    import time
+    time.sleep(seconds)
+    return seconds
+
+
+@dsl.pipeline(name="slow-pipeline")
+def slow_pipeline(seconds: int = 60):
+    wait(seconds=seconds)
+'''
+
+
+def change_hello(bot: Bot, name: str = "longer-greeting", repeat: int = 4) -> str:
+    settings = (bot.repo.root / HELLO_SETTINGS).read_text()
+    return bot.branch(name, {HELLO_SETTINGS: settings.replace("repeat: 3", f"repeat: {repeat}")})
+
+
+def test_a_pull_request_runs_the_pipeline_it_changes_and_shows_it(bot: Bot) -> None:
+    head = change_hello(bot)
+    answer = bot.open_pull(head)
+    assert answer.status_code == 202
+    bot.settle()
+
+    [run] = bot.runs(pr=PR)
+    assert (run["pipeline"], run["sha"], run["trigger"], run["state"]) == ("hello-pipeline", head, "autorun",
+                                                                          "succeeded")
+    assert run["parameters"] == {"name": "kfp-bot", "repeat": 4, "factor": 0.5}
+    assert [t["state"] for t in run["transitions"]] == ["queued", "building", "compiling", "running", "succeeded"]
+
+    checks = bot.checks(head)
+    assert set(checks) == {"kfp-bot", "kfp-bot / hello-pipeline"}
+    pipeline_check = checks["kfp-bot / hello-pipeline"]
+    assert (pipeline_check["status"], pipeline_check["conclusion"]) == ("completed", "success")
+    assert HELLO_SETTINGS in pipeline_check["output"]["summary"]
+    assert (checks["kfp-bot"]["status"], checks["kfp-bot"]["conclusion"]) == ("completed", "success")
+
+    [comment] = bot.replies()
+    assert "hello-pipeline" in comment and "succeeded" in comment
+    assert "kfp-bot run hello-pipeline" in comment
+
+
+def test_the_pr_comment_is_edited_in_place_for_a_new_head(bot: Bot) -> None:
+    bot.open_pull(change_hello(bot, "first", repeat=4))
+    bot.settle()
+    second = change_hello(bot, "second", repeat=5)
+    bot.open_pull(second, action="synchronize")
+    bot.settle()
+
+    assert len(bot.replies()) == 1
+    latest = bot.runs(pr=PR)[0]
+    assert (latest["sha"], latest["state"], latest["parameters"]["repeat"]) == (second, "succeeded", 5)
+
+
+def test_a_new_push_cancels_the_runs_of_the_previous_head(bot: Bot) -> None:
+    first = bot.branch("slow", {"pipelines/slow-pipeline/slow-pipeline.py": SLOW_PIPELINE,
+                                "pipelines/slow-pipeline/settings.yaml": "arguments:\n  seconds: 120\n"})
+    bot.open_pull(first)
+    _wait_for_state(bot, first, "running")
+    second = bot.branch("slow-2", {"pipelines/slow-pipeline/settings.yaml": "arguments:\n  seconds: 1\n"},
+                        start=first)
+    bot.open_pull(second, action="synchronize")
+    bot.settle()
+
+    by_sha = {run["sha"]: run for run in bot.runs(pr=PR)}
+    assert by_sha[first]["state"] == "cancelled"
+    assert "superseded" in by_sha[first]["transitions"][-1]["detail"]
+    assert by_sha[second]["state"] == "succeeded"
+    assert bot.checks(first)["kfp-bot / slow-pipeline"]["conclusion"] == "cancelled"
+
+
+def test_closing_the_pull_request_cancels_its_runs(bot: Bot) -> None:
+    head = bot.branch("slow", {"pipelines/slow-pipeline/slow-pipeline.py": SLOW_PIPELINE,
+                               "pipelines/slow-pipeline/settings.yaml": "arguments:\n  seconds: 120\n"})
+    bot.open_pull(head)
+    _wait_for_state(bot, head, "running")
+    bot.open_pull(head, action="closed")
+    bot.settle()
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "cancelled"
+
+
+def test_a_draft_is_planned_but_not_run(bot: Bot) -> None:
+    head = change_hello(bot)
+    bot.open_pull(head, draft=True)
+    bot.settle()
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "skipped"
+    assert "draft" in run["transitions"][-1]["detail"]
+    checks = bot.checks(head)
+    assert checks["kfp-bot / hello-pipeline"]["conclusion"] == "neutral"
+    assert checks["kfp-bot"]["conclusion"] == "neutral"
+
+
+def test_a_fork_waits_for_a_maintainer_and_ok_to_run_holds_for_that_commit(bot: Bot) -> None:
+    head = change_hello(bot)
+    bot.open_pull(head, author="outsider", fork="outsider/kfp-monorepo")
+    bot.settle()
+    [held] = bot.runs(pr=PR)
+    assert held["state"] == "skipped" and "/ok-to-run" in held["transitions"][-1]["detail"]
+    assert any("/ok-to-run" in reply for reply in bot.replies())
+
+    refused, _ = bot.comment("/ok-to-run", author=READER)
+    bot.settle()
+    assert refused.status_code == 202
+    assert any("write access" in reply for reply in bot.replies())
+    assert bot.runs(pr=PR, state="succeeded") == []
+
+    bot.comment("/ok-to-run", author=MAINTAINER)
+    bot.settle()
+    assert [r["sha"] for r in bot.runs(pr=PR, state="succeeded")] == [head]
+
+    newer = change_hello(bot, "newer", repeat=6)
+    bot.open_pull(newer, action="synchronize", author="outsider", fork="outsider/kfp-monorepo")
+    bot.settle()
+    assert bot.runs(pr=PR, sha=newer)[0]["state"] == "skipped"
+
+
+def test_an_author_without_write_access_waits_too(bot: Bot) -> None:
+    head = change_hello(bot)
+    bot.open_pull(head, author=READER)
+    bot.settle()
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "skipped"
+    assert f"@{READER} does not have write access" in run["transitions"][-1]["detail"]
+
+
+def test_a_settings_file_broken_by_the_pr_fails_the_check_naming_file_and_line(bot: Bot) -> None:
+    head = bot.branch("broken", {HELLO_SETTINGS: "arguments:\n  name: kfp-bot\n  repeat: [3\n"})
+    bot.open_pull(head)
+    bot.settle()
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "failed"
+    assert f"{HELLO_SETTINGS}:3" in run["error"] or f"{HELLO_SETTINGS}:4" in run["error"]
+    check = bot.checks(head)["kfp-bot / hello-pipeline"]
+    assert check["conclusion"] == "failure"
+    assert HELLO_SETTINGS in check["output"]["summary"]
+    assert bot.checks(head)["kfp-bot"]["conclusion"] == "failure"
+
+
+def test_a_change_that_affects_no_pipeline_concludes_the_aggregate_check(bot: Bot) -> None:
+    head = bot.branch("docs", {"README.md": "# only words\n", "pipelines/hello-pipeline/NOTES.md": "notes\n"})
+    bot.open_pull(head)
+    bot.settle()
+    assert bot.runs(pr=PR) == []
+    checks = bot.checks(head)
+    assert set(checks) == {"kfp-bot"}
+    assert checks["kfp-bot"]["conclusion"] == "success"
+    assert "No pipelines affected" in checks["kfp-bot"]["output"]["summary"]
+
+
+def test_a_head_that_cannot_be_fetched_fails_the_aggregate_check(bot: Bot) -> None:
+    missing = "0123456789abcdef0123456789abcdef01234567"
+    bot.github.add_commit(REPO, missing, branch="ghost")
+    bot.open_pull(missing)
+    bot.settle()
+    check = bot.checks(missing)["kfp-bot"]
+    assert check["conclusion"] == "failure"
+    assert "cannot be fetched" in check["output"]["summary"]
+
+
+def test_a_clone_url_outside_the_policy_is_refused_visibly(bot: Bot) -> None:
+    head = change_hello(bot)
+    bot.open_pull(head, clone_url="ssh://evil.example.com/repo.git")
+    bot.settle()
+    assert bot.runs(pr=PR) == []
+    check = bot.checks(head)["kfp-bot"]
+    assert check["conclusion"] == "failure" and "not allowed" in check["output"]["summary"]
+
+
+def test_the_same_delivery_ten_times_at_once_runs_once(bot: Bot) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.handlers.conftest import pull_request_payload
+
+    head = change_hello(bot)
+    bot.github.add_pull(REPO, PR, head_sha=head, base_sha=bot.base, author="alice")
+    payload = pull_request_payload("opened", bot.repo.root, head, bot.base, author="alice", draft=False,
+                                   fork=None, number=PR, clone_url=None)
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: bot.deliver("pull_request", payload, delivery="same-delivery"),
+                                range(10)))
+    bot.settle()
+    assert sorted(a.status_code for a in answers) == [200] * 9 + [202]
+    assert len(bot.runs(pr=PR)) == 1
+
+
+def test_an_event_delivered_again_under_a_new_id_changes_nothing(bot: Bot) -> None:
+    head = change_hello(bot)
+    bot.open_pull(head)
+    bot.settle()
+    bot.open_pull(head)
+    bot.settle()
+    assert len(bot.runs(pr=PR)) == 1
+    assert len([c for c in bot.github.check_runs(REPO, head) if c["name"] == "kfp-bot / hello-pipeline"]) == 1
+    assert len(bot.replies()) == 1
+
+
+def test_github_failing_for_a_moment_is_retried(bot: Bot) -> None:
+    bot.github.fail_next("POST", r"/repos/.*/check-runs$", 502, times=2)
+    head = change_hello(bot)
+    bot.open_pull(head)
+    bot.settle()
+    assert bot.checks(head)["kfp-bot / hello-pipeline"]["conclusion"] == "success"
+
+
+def _wait_for_state(bot: Bot, sha: str, state: str, timeout: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = bot.runs(sha=sha)
+        if runs and runs[0]["state"] == state:
+            return
+        if runs and runs[0]["state"] in TERMINAL:
+            raise AssertionError(f"run ended as {runs[0]['state']} before reaching {state}: {runs[0]}")
+        time.sleep(0.2)
+    raise AssertionError(f"no run of {sha} reached {state}")
