@@ -115,3 +115,5 @@ def configure_logging(format: LogFormat, level: str | int, *, stream: IO[str] | 
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(resolved)
+    # The app logs every request itself, with the delivery id; werkzeug's own lines would repeat it.
+    logging.getLogger("werkzeug").setLevel(max(resolved, logging.WARNING))
