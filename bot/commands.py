@@ -19,11 +19,14 @@ from pipeline_registry.models import Plan
 from pipeline_registry.parameters import parse_assignments, resolve_parameters
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repository import Repository
+from pipeline_registry.snapshot import merge_base
 
 
 def plan(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot plan`: affected pipelines, reasons and images, as a table or JSON."""
-    result = plan_change(args.repo, args.base, args.head)
+    # Like `git diff base...head`: what the branch changed since it left `base`.
+    base = merge_base(args.repo, args.base, args.head or "HEAD")
+    result = plan_change(args.repo, base, args.head)
     if args.json:
         print_json(result.to_json())
     else:

@@ -19,6 +19,7 @@ from pipeline_registry.models import Plan, PipelineChange, PipelinePlan
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
 from pipeline_registry.repository import Repository
+from pipeline_registry.snapshot import merge_base
 
 
 WAITING = "a maintainer must comment /ok-to-run"
@@ -76,7 +77,8 @@ def checkout_and_plan(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef) 
     check_clone_url(pull.head_clone_url or repo.clone_url, ctx.policy)
     repo_dir = ctx.source.checkout(repo, pull.head_clone_url or repo.clone_url, pull.head_sha,
                                    base_sha=pull.base_sha)
-    plan = plan_change(repo_dir, pull.base_sha, pull.head_sha)
+    # Like GitHub's "Files changed": against the merge base, not the base branch's current tip.
+    plan = plan_change(repo_dir, merge_base(repo_dir, pull.base_sha, pull.head_sha), pull.head_sha)
     config = load_repo_config(_read(repo_dir / ".kfp-bot.yaml"))
     return repo_dir, plan, config
 

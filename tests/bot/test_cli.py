@@ -148,3 +148,15 @@ def test_run_of_a_container_pipeline_without_an_engine_says_why(example_repo: Gi
         pytest.skip("a container engine answers on this machine")
     result = kfp_bot("run", "training-pipeline", "--repo", str(example_repo.root), data_dir=tmp_path / "data")
     assert_clean_failure(result, "container engine")
+
+
+def test_plan_compares_with_where_the_branch_left_the_base(example_repo: GitRepo) -> None:
+    example_repo.branch("feature")
+    example_repo.append("pipelines/hello-pipeline/hello-pipeline.py", "\n# feature work\n")
+    head = example_repo.commit("feature")
+    example_repo.checkout("main")
+    example_repo.append("pipelines/training-pipeline/train/main.py", "\n# main moves on\n")
+    example_repo.commit("main moves on")
+    plan = json.loads(kfp_bot("plan", "--repo", str(example_repo.root), "--base", "main", "--head", head,
+                              "--json").stdout)
+    assert [p["name"] for p in plan["pipelines"]] == ["hello-pipeline"]

@@ -227,3 +227,13 @@ def _wait_for_state(bot: Bot, sha: str, state: str, timeout: float = 120) -> Non
             raise AssertionError(f"run ended as {runs[0]['state']} before reaching {state}: {runs[0]}")
         time.sleep(0.2)
     raise AssertionError(f"no run of {sha} reached {state}")
+
+
+def test_changes_on_the_base_branch_since_the_pr_branched_off_are_not_the_prs(bot: Bot) -> None:
+    head = change_hello(bot)
+    bot.repo.append("pipelines/training-pipeline/train/main.py", "\n# changed on main meanwhile\n")
+    bot.base = bot.repo.commit("main moves on")
+    bot.github.add_commit(REPO, bot.base, branch="main")
+    bot.open_pull(head)
+    bot.settle()
+    assert [r["pipeline"] for r in bot.runs(pr=PR)] == ["hello-pipeline"]

@@ -1,0 +1,259 @@
+"""Which component folders a pipeline file loads, read from its source without running it.
+
+Seed pipelines load components with `ComponentStore(local_search_paths=[...])` and
+`store.load_component("training")`, or `load_component_from_file("components/x/component.yaml")`.
+A change in a loaded folder must re-test the pipeline, so the arguments are evaluated statically:
+string literals, module constants, `os.path.join`/`Path(...) / "x"`, `+`, and names bound by a
+`for` over a literal list. A name that cannot be evaluated (a function parameter, say) makes the
+load "dynamic": every component in the search paths then counts as loaded, which errs on the
+side of testing too much rather than too little. Pipeline files are only parsed when their words
+could name a folder a change reaches (`FolderIndex`).
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from pipeline_registry.cache import DigestCache
+from pipeline_registry.static_strings import StringEvaluator, callee
+
+_FACTS: DigestCache["LoadFacts"] = DigestCache()
+_CALLEES = ("ComponentStore", "load_component", "load_component_from_file")
+_CALL = re.compile(rb"(?<!\w)(ComponentStore|load_component_from_file|load_component)\s*\(")
+_QUOTES = (b"'", b'"')
+_TRIPLE_QUOTES = (b"'" * 3, b'"' * 3)
+_DYNAMIC_HINT = re.compile(rb"load_component\w*\(\s*(?![\"'\s)])")
+
+
+@dataclass(frozen=True)
+class LoadFacts:
+    """What a Python file says about loading components."""
+
+    search_paths: tuple[str, ...] = ()
+    unknown_search_paths: bool = False
+    has_store: bool = False
+    names: tuple[str, ...] = ()
+    dynamic: bool = False
+    words: frozenset[str] = frozenset()
+
+    @property
+    def loads_anything(self) -> bool:
+        """True when the file loads at least one component (or may, by a computed name)."""
+        return bool(self.names) or self.dynamic
+
+
+NO_LOADS = LoadFacts()
+
+
+def may_load_dynamically(text: bytes) -> bool:
+    """Cheap test: a `load_component*(...)` call whose argument is not a plain string literal."""
+    return bool(_DYNAMIC_HINT.search(text))
+
+
+def extract_loads(text: bytes) -> LoadFacts:
+    """The component-loading facts of one Python file (no loads for unparsable files).
+
+    Calls are found with a regular expression and only the call expressions are parsed; the
+    whole file is parsed only when an argument names a variable that must be looked up.
+    """
+    if b"load_component" not in text and b"ComponentStore" not in text:
+        return NO_LOADS
+    calls: list[ast.Call] = []
+    for match in _CALL.finditer(text):
+        line_start = text.rfind(b"\n", 0, match.start()) + 1
+        if b"#" in text[line_start:match.start()]:
+            continue  # commented out
+        source = _call_source(text, match.start(1))
+        try:
+            node = ast.parse(source, mode="eval").body if source is not None else None
+        except (SyntaxError, ValueError):
+            node = None
+        if not isinstance(node, ast.Call):
+            return _extract_from_tree(text)
+        calls.append(node)
+    return _facts(calls, StringEvaluator(text))
+
+
+def _extract_from_tree(text: bytes) -> LoadFacts:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return NO_LOADS
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and callee(n.func) in _CALLEES]
+    return _facts(calls, StringEvaluator(text, tree))
+
+
+def _call_source(text: bytes, start: int) -> bytes | None:
+    """`name(...)` from `start` to its matching parenthesis, skipping string literals."""
+    depth, index, end, quote = 0, text.index(b"(", start), len(text), b""
+    while index < end:
+        char = text[index:index + 1]
+        if quote:
+            if char == b"\\":
+                index += 1
+            elif text.startswith(quote, index):
+                index += len(quote) - 1
+                quote = b""
+        elif char in _QUOTES:
+            triple = text[index:index + 3]
+            quote = triple if triple in _TRIPLE_QUOTES else char
+            index += len(quote) - 1
+        elif char == b"(":
+            depth += 1
+        elif char == b")":
+            depth -= 1
+            if depth == 0:
+                return text[start:index + 1]
+        index += 1
+    return None
+
+
+def _facts(calls: list[ast.Call], bindings: StringEvaluator) -> LoadFacts:
+    search: list[str] = []
+    unknown_search = has_store = dynamic = False
+    names: list[str] = []
+    for node in calls:
+        if callee(node.func) == "ComponentStore":
+            has_store = True
+            arg = _argument(node, 0, "local_search_paths")
+            if arg is None:
+                continue
+            values = bindings.values_of_list(arg)
+            if values is None:
+                unknown_search = True
+            else:
+                search.extend(values)
+            continue
+        arg = _argument(node, 0, "name") or _argument(node, 0, "filename") or _argument(node, 0, "file_path")
+        if arg is None:
+            continue  # load_component(text=...) / (url=...): nothing local
+        values = bindings.values_of(arg)
+        if values is None:
+            dynamic = True
+        else:
+            names.extend(values)
+    words = frozenset(part for value in (*search, *names) for part in value.replace("\\", "/").split("/") if part)
+    return LoadFacts(tuple(dict.fromkeys(search)), unknown_search, has_store, tuple(dict.fromkeys(names)), dynamic,
+                     words)
+
+
+def cached_loads(digest: str, text: bytes) -> LoadFacts:
+    """`extract_loads` memoised on the file's blob id."""
+    return _FACTS.get_or_compute(digest, lambda: extract_loads(text))
+
+
+def known_loads(digest: str) -> LoadFacts | None:
+    """The facts of a file already analysed (None when it has not been)."""
+    return _FACTS.get(digest)
+
+
+def _argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
+    for kw in call.keywords:
+        if kw.arg == keyword:
+            return kw.value
+    if keyword in ("filename", "file_path"):
+        return None
+    return call.args[position] if len(call.args) > position else None
+
+
+_WORDS = re.compile(rb"[A-Za-z0-9_.\-]+")
+
+
+@dataclass(frozen=True)
+class Mentions:
+    """What a pipeline file spells out, to decide cheaply whether it could load a folder."""
+
+    words: frozenset[str]
+    calls_load: bool
+    dynamic: bool
+    # For folder names that are not path-like words (spaces, unicode): a substring test.
+    text: bytes
+
+
+_MENTIONS: DigestCache[Mentions] = DigestCache()
+
+
+def cached_mentions(digest: str, text: bytes) -> Mentions:
+    """The words a file mentions, memoised on its blob id."""
+    def compute() -> Mentions:
+        words = frozenset(w.decode() for w in _WORDS.findall(text))
+        return Mentions(words, b"load_component" in text, may_load_dynamically(text), text)
+    return _MENTIONS.get_or_compute(digest, compute)
+
+
+def known_mentions(digest: str) -> Mentions | None:
+    """The mentions of a file seen before (None when it has not been)."""
+    return _MENTIONS.get(digest)
+
+
+class FolderIndex:
+    """Component folders indexed by the words a pipeline file must spell out to load one of them.
+
+    With literal-only evaluation, loading `pipelines/q/train` needs the words `train` and `q`;
+    loading from a default search path (`components/`, the repository root) needs only the name.
+    """
+
+    def __init__(self, folders: Iterable[str], default_parents: Iterable[str]) -> None:
+        self.groups: dict[str, set[str]] = {}
+        for folder in folders:
+            parent, name = posixpath.split(folder)
+            self.groups.setdefault(parent, set()).add(name)
+        self._by_base: dict[str, list[str]] = {}
+        for parent in self.groups:
+            self._by_base.setdefault(posixpath.basename(parent), []).append(parent)
+        self._defaults = [p for p in dict.fromkeys(default_parents) if p in self.groups]
+        self._odd = [(base, parents) for base, parents in self._by_base.items() if not _WORDS.fullmatch(base.encode())]
+
+    def may_load(self, own_folder: str, words: set[str] | frozenset[str], text: bytes | None) -> bool:
+        """Could a file with these words (and this text) load a folder outside `own_folder`?"""
+        def said(word: str) -> bool:
+            return word in words or (text is not None and not _WORDS.fullmatch(word.encode()) and word.encode() in text)
+        parents = list(self._defaults)
+        parents += [p for base in words & self._by_base.keys() for p in self._by_base[base]]
+        parents += [p for base, found in self._odd if said(base) for p in found]
+        return any(parent != own_folder and any(said(n) for n in self.groups[parent]) for parent in parents)
+
+
+def _normalise(path: str) -> str | None:
+    cleaned = posixpath.normpath(path.replace("\\", "/"))
+    if cleaned.startswith("/") or cleaned == ".." or cleaned.startswith("../"):
+        return None
+    return "" if cleaned == "." else cleaned
+
+
+def resolve_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable[str],
+                  paths: frozenset[str], is_dir: Callable[[str], bool]) -> dict[str, str]:
+    """Component folders the facts load, each with how (e.g. `load_component("training")`)."""
+    here = posixpath.dirname(pipeline_file)
+    search = list(facts.search_paths)
+    if facts.unknown_search_paths or not facts.has_store:
+        search.extend(default_search)
+    folders: list[str] = []
+    for entry in search:
+        for base in ("", here):
+            folder = _normalise(posixpath.join(base, entry) if base else entry)
+            if folder is not None and folder not in folders and is_dir(folder):
+                folders.append(folder)
+    found: dict[str, str] = {}
+    for name in facts.names:
+        for folder in folders:
+            candidate = _normalise(posixpath.join(folder, name) if folder else name)
+            if candidate is not None and f"{candidate}/component.yaml" in paths:
+                found.setdefault(candidate, f'load_component("{name}")')
+        for base in ("", here):
+            candidate = _normalise(posixpath.join(base, name) if base else name)
+            if candidate is not None and candidate in paths:
+                found.setdefault(posixpath.dirname(candidate), f'load_component_from_file("{name}")')
+    if facts.dynamic:
+        for folder in folders:
+            prefix = f"{folder}/" if folder else ""
+            for path in paths:
+                if path.startswith(prefix) and path.endswith("/component.yaml") and \
+                        path.count("/") == prefix.count("/") + 1:
+                    found.setdefault(posixpath.dirname(path), f"a load_component call with a computed name, "
+                                                              f"searching {folder or '.'}")
+    return found

@@ -1,0 +1,286 @@
+"""The dependency facts of one snapshot: what each pipeline is made of, computed lazily.
+
+`RepoGraph` answers the questions the dependency rules ask: which pipeline folder a file is in,
+which files a component's image copies, which components a pipeline file loads, which files a
+Python file imports, which files are global. Every answer is computed on first use and kept, and
+every parse is memoised on the blob id, so a plan only pays for what its change touches.
+"""
+
+from __future__ import annotations
+
+import bisect
+import posixpath
+from functools import cached_property
+
+from pipeline_registry.component_loads import NO_LOADS, FolderIndex, LoadFacts, cached_loads, cached_mentions, \
+    known_loads, known_mentions, resolve_loads
+from pipeline_registry.compile_env import compile_environment
+from pipeline_registry.discovery import SPEC_FILES, discover_pipelines, discover_shared_components
+from pipeline_registry.dockerfile import ImageContext, cached_copy_sources, context_dir, dockerignore_path, is_parsed
+from pipeline_registry.globs import GlobSet, IgnoreRules
+from pipeline_registry.imports import ImportGraph
+from pipeline_registry.models import Component, Pipeline
+from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
+from pipeline_registry.snapshot import Snapshot, read_many
+
+_SPEC_SUFFIXES = tuple(f"/{name}" for name in SPEC_FILES)
+# Properties that depend only on the file listing and the configuration.
+_STRUCTURE = ("sorted_paths", "pipelines", "shared", "components", "owner", "component_dirs", "pipeline_files")
+
+
+def load_config(snapshot: Snapshot) -> RepoConfig:
+    """The validated `.kfp-bot.yaml` of a snapshot (defaults without one); `ConfigError` if malformed."""
+    return load_repo_config(snapshot.read(CONFIG_FILE))
+
+
+class RepoGraph:
+    """Pipelines, components and their dependencies in one snapshot under one configuration."""
+
+    def __init__(self, snapshot: Snapshot, config: RepoConfig) -> None:
+        self.snapshot = snapshot
+        self.config = config
+        self._ignore = GlobSet(config.ignore)
+        self._global = GlobSet(config.global_files)
+        self._contexts: dict[str, ImageContext | None] = {}
+        self._inputs: dict[str, frozenset[str]] = {}
+        self._loads: dict[str, dict[str, str]] = {}
+        # Content hash of each component's image, by folder (filled by `hashing.component_hash`).
+        self.hashes: dict[str, str | None] = {}
+        self._ignored: dict[str, bool] = {}
+        self._twin: RepoGraph | None = None
+
+    # -- what exists -------------------------------------------------------------------------
+    @cached_property
+    def paths(self) -> frozenset[str]:
+        """Every file of the snapshot."""
+        return self.snapshot.paths()
+
+    @cached_property
+    def sorted_paths(self) -> tuple[str, ...]:
+        """Every file, sorted: folders are contiguous ranges, found by bisection."""
+        return tuple(sorted(self.paths))
+
+    def is_dir(self, folder: str) -> bool:
+        """True when some file of the snapshot lies inside `folder` ("" is the root)."""
+        if not folder:
+            return bool(self.paths)
+        prefix = f"{folder}/"
+        index = bisect.bisect_left(self.sorted_paths, prefix)
+        return index < len(self.sorted_paths) and self.sorted_paths[index].startswith(prefix)
+
+    def share_structure(self, other: "RepoGraph") -> bool:
+        """Reuse `other`'s discovery when both snapshots have the same files and configuration.
+
+        A change that only edits files (the usual push) leaves the layout as it was, so the
+        base side of a plan need not discover it again. Returns whether it was shared.
+        """
+        if self.config != other.config or self.paths != other.paths:
+            return False
+        for name in _STRUCTURE:
+            self.__dict__[name] = getattr(other, name)
+        self._twin = other
+        return True
+
+    def _same_file(self, path: str) -> bool:
+        """True when the twin graph (same layout) has the same contents at `path`."""
+        return self._twin is not None and self._twin.snapshot.digest(path) == self.snapshot.digest(path)
+
+    @cached_property
+    def pipelines(self) -> dict[str, Pipeline]:
+        """Every pipeline, by name."""
+        return discover_pipelines(self.snapshot, self.config)
+
+    @cached_property
+    def shared(self) -> dict[str, Component]:
+        """Every shared component, by name."""
+        return discover_shared_components(self.snapshot, self.config)
+
+    @cached_property
+    def components(self) -> dict[str, Component]:
+        """Every discovered component (own and shared), by folder."""
+        found = {c.path: c for p in self.pipelines.values() for c in p.components}
+        found.update((c.path, c) for c in self.shared.values())
+        return found
+
+    @cached_property
+    def owner(self) -> dict[str, str]:
+        """Component folder -> the pipeline it belongs to (shared components have none)."""
+        return {c.path: p.name for p in self.pipelines.values() for c in p.components}
+
+    @cached_property
+    def component_dirs(self) -> frozenset[str]:
+        """Folders that are components: discovered ones and any folder with a component spec."""
+        spec_dirs = {p.rsplit("/", 1)[0] for p in self.paths if p.endswith(_SPEC_SUFFIXES)}
+        return frozenset(spec_dirs | set(self.components))
+
+    @cached_property
+    def pipeline_files(self) -> dict[str, str]:
+        """Pipeline file -> pipeline name."""
+        return {p.pipeline_file: p.name for p in self.pipelines.values() if p.pipeline_file}
+
+    def pipeline_of(self, path: str) -> str | None:
+        """The pipeline whose folder contains `path`."""
+        prefix = f"{self.config.pipelines_dir}/"
+        if not path.startswith(prefix):
+            return None
+        name = path[len(prefix):].split("/", 1)[0]
+        return name if name in self.pipelines and path != f"{prefix}{name}" else None
+
+    def component_of(self, path: str) -> str | None:
+        """The innermost component folder containing `path`."""
+        folder = posixpath.dirname(path)
+        while folder:
+            if folder in self.component_dirs:
+                return folder
+            folder = posixpath.dirname(folder)
+        return None
+
+    # -- global and ignored files -----------------------------------------------------------------
+    @cached_property
+    def compile_env_files(self) -> tuple[str, ...]:
+        """Files that declare the compile environment (global files)."""
+        return compile_environment(self.snapshot.read, self.config).source_files
+
+    def global_reason(self, path: str) -> str | None:
+        """Why `path` affects every pipeline, or None when it does not."""
+        if path == CONFIG_FILE:
+            return "global file (kfp-bot configuration)"
+        if path in self.compile_env_files:
+            return "global file (declares the compile environment)"
+        pattern = self._global.match(path)
+        return f"global file (matches global_files pattern '{pattern}')" if pattern else None
+
+    def ignored(self, path: str) -> bool:
+        """True when `path` matches `ignore` (documentation and the like) and is not global."""
+        known = self._ignored.get(path)
+        if known is None:
+            known = self._ignored[path] = self._ignore.match(path) is not None and self.global_reason(path) is None
+        return known
+
+    # -- images ----------------------------------------------------------------------------------
+    def preload_dockerfiles(self) -> None:
+        """Parse every component Dockerfile not parsed before, reading them in one stream."""
+        missing = [c.dockerfile for c in self.components.values()
+                   if c.dockerfile and c.path not in self._contexts]
+        digests = {path: self.snapshot.digest(path) for path in missing}
+        unread = [p for p, d in digests.items() if d is not None and not is_parsed(d)]
+        for path, text in read_many(self.snapshot, unread).items():
+            cached_copy_sources(digests[path] or "", text)
+
+    def image_context(self, component: Component) -> ImageContext | None:
+        """How docker builds the component (None without a Dockerfile)."""
+        if component.path in self._contexts:
+            return self._contexts[component.path]
+        twin = self._twin
+        if twin is not None and component.dockerfile and self._same_file(component.dockerfile):
+            theirs = twin.image_context(component)
+            if theirs is None or theirs.dockerignore_file is None or self._same_file(theirs.dockerignore_file):
+                self._contexts[component.path] = theirs
+                return theirs
+        context: ImageContext | None = None
+        digest = self.snapshot.digest(component.dockerfile) if component.dockerfile else None
+        if component.dockerfile and digest is not None:
+            text = b"" if is_parsed(digest) else (self.snapshot.read(component.dockerfile) or b"")
+            sources = cached_copy_sources(digest, text)
+            folder = context_dir(component, self.config)
+            ignore_file = dockerignore_path(component.dockerfile, folder, self.paths)
+            rules = IgnoreRules((self.snapshot.read(ignore_file) or b"").decode(errors="replace")) \
+                if ignore_file else None
+            context = ImageContext(component, component.dockerfile, folder, sources, ignore_file, rules)
+        self._contexts[component.path] = context
+        return context
+
+    def image_inputs(self, component: Component) -> frozenset[str]:
+        """Every file that goes into the component's image, minus ignored ones."""
+        known = self._inputs.get(component.path)
+        if known is None:
+            context = self.image_context(component)
+            found = context.inputs(self.sorted_paths) if context else frozenset()
+            known = self._inputs[component.path] = frozenset(
+                p for p in found if p in self.paths and (p == component.dockerfile or not self.ignored(p)))
+        return known
+
+    # -- components a pipeline loads ----------------------------------------------------------
+    def default_search_paths(self, pipeline: Pipeline) -> tuple[str, ...]:
+        """Where component names resolve when a pipeline file names no search paths."""
+        return (pipeline.path, self.config.components_dir)
+
+    def loads(self, name: str) -> dict[str, str]:
+        """Component folders the pipeline file loads -> how it loads them."""
+        known = self._loads.get(name)
+        pipeline = self.pipelines[name]
+        if known is None and self._twin is not None and pipeline.pipeline_file and \
+                self._same_file(pipeline.pipeline_file):
+            known = self._loads[name] = self._twin.loads(name)
+        if known is None:
+            facts = self._facts(pipeline)
+            known = self._loads[name] = resolve_loads(facts, pipeline.pipeline_file or pipeline.path,
+                                                      self.default_search_paths(pipeline), self.paths, self.is_dir) \
+                if facts.loads_anything else {}
+        return known
+
+    def _facts(self, pipeline: Pipeline) -> LoadFacts:
+        if not pipeline.pipeline_file:
+            return NO_LOADS
+        digest = self.snapshot.digest(pipeline.pipeline_file)
+        if digest is None:
+            return NO_LOADS
+        known = known_loads(digest)
+        if known is not None:
+            return known
+        return cached_loads(digest, self.snapshot.read(pipeline.pipeline_file) or b"")
+
+    def loaders(self, folders: set[str]) -> dict[str, dict[str, str]]:
+        """Pipelines that load any of `folders` from outside their own folder: pipeline -> {folder: how}.
+
+        Only pipeline files whose words could name one of the folders (see `FolderIndex`) are
+        parsed, or resolved when parsed before; files loading by computed names always are.
+        """
+        index = FolderIndex(folders, ("", self.config.components_dir))
+        found: dict[str, dict[str, str]] = {}
+        unparsed: dict[str, tuple[str, str]] = {}
+        for name, pipeline in self.pipelines.items():
+            digest = self.snapshot.digest(pipeline.pipeline_file) if pipeline.pipeline_file else None
+            if digest is None:
+                continue
+            facts = known_loads(digest)
+            if facts is None:
+                unparsed[pipeline.pipeline_file or ""] = (name, digest)
+            elif facts.loads_anything and (facts.dynamic or index.may_load(pipeline.path, facts.words, None)):
+                found[name] = self.loads(name)
+        unread = {path: entry for path, entry in unparsed.items() if known_mentions(entry[1]) is None}
+        texts = read_many(self.snapshot, unread)
+        for path, (name, digest) in unparsed.items():
+            text = texts.get(path)
+            mentions = known_mentions(digest) or cached_mentions(digest, text or b"")
+            if not mentions.calls_load or not (mentions.dynamic or index.may_load(self.pipelines[name].path,
+                                                                                   mentions.words, mentions.text)):
+                continue
+            text = text if text is not None else self.snapshot.read(path) or b""
+            if cached_loads(digest, text).loads_anything:
+                found[name] = self.loads(name)
+        return {name: hits for name, loaded in sorted(found.items())
+                if (hits := {f: how for f, how in loaded.items() if f in folders and self.owner.get(f) != name})}
+
+    def components_of(self, name: str) -> tuple[Component, ...]:
+        """The pipeline's own components, then the discovered components it loads from elsewhere."""
+        pipeline = self.pipelines[name]
+        own = {c.path for c in pipeline.components}
+        loaded = [self.components[f] for f in sorted(self.loads(name)) if f in self.components and f not in own]
+        return (*pipeline.components, *loaded)
+
+    def describe_component(self, folder: str) -> str:
+        """`shared component 'notify'`, `component 'train' of pipeline 'x'`, or the folder."""
+        component = self.components.get(folder)
+        if component is None:
+            return f"component folder {folder}"
+        if component.shared:
+            return f"shared component '{component.name}'"
+        return f"component '{component.name}' of pipeline '{self.owner.get(folder, '?')}'"
+
+    # -- python imports ------------------------------------------------------------------------
+    @cached_property
+    def imports(self) -> ImportGraph:
+        """The import graph of the snapshot's Python files."""
+        twin = self._twin.__dict__.get("imports") if self._twin is not None else None
+        return ImportGraph(self.snapshot, twin=twin)

@@ -1,0 +1,324 @@
+"""Which repository Python files a Python file imports, directly and transitively.
+
+A pipeline file or a component's code that imports `utils.io` must be re-tested when
+`utils/io.py` changes. Imports are read statically, nothing from the repository is executed: a
+regular expression finds the import statements and only those are parsed (ordinary ones by a
+strict pattern, anything else with `ast`; the whole file goes to `ast` only when an import hides
+behind `;` or `if x: import y`), so large files cost little. Statements are memoised by blob id.
+A module is searched from the repository root and from the importing file's folder, and resolves
+to `a/b.py` or `a/b/__init__.py` plus the `__init__.py` of every parent package; a statement
+whose top-level name is no repository module (`numpy`, `os`) is dropped after two set lookups.
+Who imports a changed module is found backwards, through an index of the names each file's
+imports mention, so only candidate files are resolved.
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+import re
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterable, Sequence
+
+from pipeline_registry.cache import DigestCache
+from pipeline_registry.snapshot import Snapshot, read_many
+
+_START = re.compile(rb"^[ \t]*(from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])", re.M)
+_INLINE = re.compile(rb"[;:][ \t]*(?:from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])")
+
+_COMMENT = re.compile(r"#[^\n]*")
+_IDENT = r"[^\W\d]\w*"
+_DOTTED = rf"{_IDENT}(?: ?\. ?{_IDENT})*"
+_ALIAS = re.compile(rf"({_DOTTED})(?: as {_IDENT})?")
+_IMPORT = re.compile(r"import (.+)")
+_FROM = re.compile(rf"from ((?:\. ?)*)((?:{_DOTTED})?) import (.+)")
+
+_STATEMENTS: DigestCache[tuple["ImportStmt", ...]] = DigestCache()
+_TOKENS: DigestCache[frozenset[str]] = DigestCache()
+
+
+@dataclass(frozen=True)
+class ImportStmt:
+    """`import a.b` is (0, "a.b", ()); `from ..x import y, z` is (2, "x", ("y", "z"))."""
+
+    level: int
+    module: str
+    names: tuple[str, ...] = ()
+
+    @property
+    def tokens(self) -> set[str]:
+        """Every identifier the statement names (to find who may import a given module)."""
+        return {part for part in self.module.split(".") if part} | {n for n in self.names if n != "*"}
+
+
+def extract_imports(text: bytes) -> tuple[ImportStmt, ...]:
+    """The import statements of a Python source, in order (duplicates removed)."""
+    found: list[ImportStmt] = []
+    if _INLINE.search(text):
+        try:
+            found = _from_tree(ast.parse(text))
+        except (SyntaxError, ValueError):
+            found = []
+    if not found:
+        for match in _START.finditer(text):
+            snippet = _statement(text, match.start(1))
+            simple = _simple(snippet)
+            if simple is not None:
+                found.extend(simple)
+                continue
+            try:
+                found.extend(_from_tree(ast.parse(snippet)))
+            except (SyntaxError, ValueError):
+                continue  # an import-looking line inside a string
+    return tuple(dict.fromkeys(found))
+
+
+def cached_imports(digest: str, text: bytes) -> tuple[ImportStmt, ...]:
+    """`extract_imports` memoised on the file's blob id."""
+    return _STATEMENTS.get_or_compute(digest, lambda: extract_imports(text))
+
+
+def _statement(text: bytes, start: int) -> bytes:
+    """The source of the statement starting at `start`: to the end of its line, its `)`, or past `\\`."""
+    end = text.find(b"\n", start)
+    end = len(text) if end == -1 else end
+    line = text[start:end].split(b"#", 1)[0]
+    if b"(" in line and b")" not in line:
+        close = text.find(b")", start)
+        return text[start:] if close == -1 else text[start:close + 1]
+    while line.rstrip().endswith(b"\\") and end < len(text):
+        following = text.find(b"\n", end + 1)
+        end = len(text) if following == -1 else following
+        line = text[start:end]
+    return text[start:end]
+
+
+def _simple(snippet: bytes) -> list[ImportStmt] | None:
+    """Parse an ordinary import statement by hand; None sends anything unusual to `ast`."""
+    try:
+        source = snippet.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    source = _COMMENT.sub("", source).replace("\\\n", " ").replace("\\\r\n", " ")
+    source = " ".join(source.replace("(", " ").replace(")", " ").split())
+    plain = _IMPORT.fullmatch(source)
+    if plain:
+        modules = [_ALIAS.fullmatch(item.strip()) for item in plain.group(1).split(",")]
+        if not all(modules):
+            return None
+        return [ImportStmt(0, m.group(1).replace(" ", "")) for m in modules if m]
+    relative = _FROM.fullmatch(source)
+    if relative is None:
+        return None
+    items = [item.strip() for item in relative.group(3).split(",")]
+    if items and not items[-1]:
+        items.pop()
+    if items == ["*"]:
+        names = ["*"]
+    else:
+        matches = [_ALIAS.fullmatch(item) for item in items]
+        if not items or not all(m and "." not in m.group(1) for m in matches):
+            return None
+        names = [m.group(1) for m in matches if m]
+    dots = relative.group(1).replace(" ", "")
+    return [ImportStmt(len(dots), relative.group(2).replace(" ", ""), tuple(names))]
+
+
+def _from_tree(tree: ast.AST) -> list[ImportStmt]:
+    found: list[ImportStmt] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(ImportStmt(0, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append(ImportStmt(node.level or 0, node.module or "", tuple(a.name for a in node.names)))
+    return found
+
+
+def package_dirs(paths: Iterable[str]) -> frozenset[str]:
+    """Every folder that contains a Python file somewhere below it ("" is the root)."""
+    dirs: set[str] = {""}
+    for path in paths:
+        if not path.endswith(".py"):
+            continue
+        folder = posixpath.dirname(path)
+        while folder not in dirs:
+            dirs.add(folder)
+            folder = posixpath.dirname(folder)
+    return frozenset(dirs)
+
+
+def _join(base: str, name: str) -> str:
+    return f"{base}/{name}" if base else name
+
+
+def resolve_import(stmt: ImportStmt, importer: str, paths: frozenset[str], dirs: frozenset[str]) -> set[str]:
+    """The repository files one import statement of `importer` loads (empty for third-party modules)."""
+    folder = posixpath.dirname(importer)
+    found: set[str] = set()
+    parts = [p for p in stmt.module.split(".") if p]
+    if stmt.level:
+        package = folder
+        for _ in range(stmt.level - 1):
+            package = posixpath.dirname(package)
+        walk = package
+        while _join(walk, "__init__.py") in paths:
+            found.add(_join(walk, "__init__.py"))
+            if not walk:
+                break
+            walk = posixpath.dirname(walk)
+        bases = [package]
+    else:
+        bases = [""] if not folder else ["", folder]
+    for base in bases:
+        _resolve_from(base, parts, stmt.names, paths, dirs, found)
+    found.discard(importer)
+    return found
+
+
+def _resolve_from(base: str, parts: Sequence[str], names: Sequence[str], paths: frozenset[str],
+                  dirs: frozenset[str], found: set[str]) -> None:
+    current = base
+    if parts:
+        head = _join(base, parts[0])
+        if f"{head}.py" not in paths and head not in dirs:
+            return  # not a repository module from this folder: stdlib or third-party
+    for part in parts:
+        current = _join(current, part)
+        is_dir = current in dirs
+        if f"{current}.py" in paths:
+            found.add(f"{current}.py")
+            if not is_dir:
+                return  # names after a module file are attributes, not submodules
+        if not is_dir:
+            return
+        if f"{current}/__init__.py" in paths:
+            found.add(f"{current}/__init__.py")
+    for name in names:
+        if name == "*":
+            continue
+        target = _join(current, name)
+        if f"{target}.py" in paths:
+            found.add(f"{target}.py")
+        elif f"{target}/__init__.py" in paths:
+            found.add(f"{target}/__init__.py")
+
+
+class ImportGraph:
+    """Import edges between the Python files of one snapshot, computed on demand."""
+
+    def __init__(self, snapshot: Snapshot, twin: "ImportGraph | None" = None) -> None:
+        self.snapshot = snapshot
+        self.paths = snapshot.paths()
+        # A graph of a snapshot with the same files: its answers hold for files with equal contents.
+        self._twin = twin
+        self._direct: dict[str, frozenset[str]] = {}
+        self._importers: dict[str, tuple[str, ...]] = {}
+
+    @cached_property
+    def python_files(self) -> tuple[str, ...]:
+        """Every `.py` file of the snapshot, sorted."""
+        return tuple(sorted(p for p in self.paths if p.endswith(".py")))
+
+    @cached_property
+    def dirs(self) -> frozenset[str]:
+        """Folders holding Python files: where a module name may resolve."""
+        return package_dirs(self.python_files)
+
+    def statements(self, paths: Iterable[str]) -> dict[str, tuple[ImportStmt, ...]]:
+        """Import statements of several files, reading only those not parsed before."""
+        result: dict[str, tuple[ImportStmt, ...]] = {}
+        missing: dict[str, str] = {}
+        for path in paths:
+            digest = self.snapshot.digest(path)
+            if digest is None:
+                continue
+            cached = _STATEMENTS.get(digest)
+            if cached is None:
+                missing[path] = digest
+            else:
+                result[path] = cached
+        if missing:
+            for path, text in read_many(self.snapshot, missing).items():
+                result[path] = cached_imports(missing[path], text)
+        return result
+
+    def direct(self, path: str) -> frozenset[str]:
+        """Repository files `path` imports itself."""
+        known = self._direct.get(path)
+        if known is None and self._twin is not None and path in self._twin._direct and \
+                self._twin.snapshot.digest(path) == self.snapshot.digest(path):
+            known = self._direct[path] = self._twin._direct[path]
+        if known is None:
+            stmts = self.statements([path]).get(path, ())
+            resolved: set[str] = set()
+            for stmt in stmts:
+                resolved |= resolve_import(stmt, path, self.paths, self.dirs)
+            known = self._direct[path] = frozenset(resolved)
+        return known
+
+    def closure(self, roots: Iterable[str]) -> dict[str, str]:
+        """Every file the roots import transitively, each with the file that imports it first."""
+        roots = sorted(set(roots))
+        seen: dict[str, str] = {}
+        queue = deque(roots)
+        while queue:
+            current = queue.popleft()
+            for dep in sorted(self.direct(current)):
+                if dep not in seen and dep not in roots:
+                    seen[dep] = current
+                    queue.append(dep)
+        return seen
+
+    @cached_property
+    def _token_index(self) -> dict[str, tuple[str, ...]]:
+        index: dict[str, list[str]] = defaultdict(list)
+        missing = [p for p in self.python_files if _TOKENS.get(self.snapshot.digest(p) or "") is None]
+        self.statements(missing)
+        for path in self.python_files:
+            digest = self.snapshot.digest(path) or ""
+            tokens = _TOKENS.get(digest)
+            if tokens is None:
+                stmts = self.statements([path]).get(path, ())
+                tokens = _TOKENS.put(digest, frozenset().union(*(s.tokens for s in stmts)))
+            for token in tokens:
+                index[token].append(path)
+        return {token: tuple(files) for token, files in index.items()}
+
+    def importers_of(self, path: str) -> tuple[str, ...]:
+        """Files that import `path` directly."""
+        known = self._importers.get(path)
+        if known is None:
+            folder, name = posixpath.split(path)
+            candidates = set(self._token_index.get(name[:-3] if name != "__init__.py" else
+                                                   posixpath.basename(folder), ()))
+            if name == "__init__.py":
+                candidates.update(p for p in self.python_files if p.startswith(f"{folder}/") or not folder)
+            known = self._importers[path] = tuple(sorted(c for c in candidates if c != path and path in self.direct(c)))
+        return known
+
+    def importers(self, targets: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Every file that imports a target transitively: target -> the file it imports it through.
+
+        Targets map to themselves, so a changed root file is found with `reach[f][f] == f`.
+        """
+        reach: dict[str, dict[str, str]] = {}
+        queue: deque[str] = deque()
+        for target in sorted(set(targets)):
+            if target in self.paths and target.endswith(".py"):
+                reach[target] = {target: target}
+                queue.append(target)
+        while queue:
+            current = queue.popleft()
+            for importer in self.importers_of(current):
+                entry = reach.setdefault(importer, {})
+                grew = False
+                for target in reach[current]:
+                    if target not in entry:
+                        entry[target] = current
+                        grew = True
+                if grew:
+                    queue.append(importer)
+        return reach
+

@@ -1,0 +1,97 @@
+"""Plan a change: which pipelines the change between two revisions affects, why, and what to build.
+
+The rules run on both sides of the change and their answers are merged, so a file that a pipeline
+depended on before the change (and no longer does, or that was deleted) still counts. Pipelines
+only at base are DELETED, pipelines only at head are ADDED. Images are compared by content
+hash: a component is rebuilt only when the image its inputs describe did not exist at base.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline_registry.errors import ConfigError
+from pipeline_registry.gitcli import ChangeStatus, raw_diff, resolve_all
+from pipeline_registry.graph import RepoGraph, load_config
+from pipeline_registry.hashing import component_plan
+from pipeline_registry.impact import Impact, ReasonMap, affected_pipelines
+from pipeline_registry.models import PipelineChange, PipelinePlan, Plan, Reason, ReasonKind
+from pipeline_registry.repo_config import RepoConfig
+from pipeline_registry.snapshot import FileChange, Snapshot, snapshots_for_change
+
+
+def plan_change(repo_dir: Path, base: str, head: str | None = None) -> Plan:
+    """The plan for the change from `base` to `head` (None: the working tree, untracked files included).
+
+    The change is the difference between the two trees (`git diff base head`); for a pull
+    request pass the merge base (`snapshot.merge_base`) so that commits the target branch gained
+    since do not count. `Plan.base`/`Plan.head` are the resolved commit SHAs. Raises
+    `RepositoryError` for a folder that is not a git repository or an unknown revision,
+    `ConfigError` for a malformed `.kfp-bot.yaml` at head.
+    """
+    root, shas = resolve_all(Path(repo_dir), base, *(() if head is None else (head,)))
+    base_sha, head_sha = shas[0], (shas[1] if head is not None else None)
+    changes = raw_diff(root, base_sha, head_sha)
+    if not changes:
+        return Plan(base=base_sha, head=head_sha, pipelines=())
+    base_snapshot, head_snapshot = snapshots_for_change(root, base_sha, head_sha, changes)
+    try:
+        head_graph = RepoGraph(head_snapshot, load_config(head_snapshot))
+        base_graph = RepoGraph(base_snapshot, _base_config(base_snapshot, head_graph.config))
+        if all(c.change.status is ChangeStatus.MODIFIED for c in changes):
+            base_graph.share_structure(head_graph)
+        pipelines = plan_pipelines(base_graph, head_graph, tuple(c.change for c in changes))
+    finally:
+        base_snapshot.close()
+    return Plan(base=base_sha, head=head_sha, pipelines=pipelines)
+
+
+def _base_config(snapshot: Snapshot, fallback: RepoConfig) -> RepoConfig:
+    # A broken configuration at base is what the change may be fixing: plan with head's.
+    try:
+        return load_config(snapshot)
+    except ConfigError:
+        return fallback
+
+
+def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, ...]) -> tuple[PipelinePlan, ...]:
+    """The affected pipelines, sorted by name, for changes between two analysed snapshots."""
+    changed = frozenset(path for change in changes for path in change.paths)
+    head_impact = affected_pipelines(head, changed)
+    base_impact = _base_impact(base, changed)
+    head_hits, base_hits = head_impact.pipelines, base_impact.pipelines
+    # With the same configuration, an image no change reaches on either side keeps its hash.
+    touched = None if base.config != head.config else head_impact.images | base_impact.images
+    deleted = set(base.pipelines) - set(head.pipelines)
+    plans: list[PipelinePlan] = []
+    for name in sorted(set(head_hits) | set(base_hits) | deleted):
+        if name in deleted:
+            reason = Reason(base.pipelines[name].path, ReasonKind.DELETED, f"pipeline '{name}' removed")
+            plans.append(PipelinePlan(name=name, change=PipelineChange.DELETED, reasons=(reason,)))
+            continue
+        if name not in head.pipelines:
+            continue
+        reasons = _merge(head_hits.get(name, {}), base_hits.get(name, {}))
+        if not reasons:
+            continue
+        change = PipelineChange.ADDED if name not in base.pipelines else PipelineChange.MODIFIED
+        components = tuple(component_plan(c, head, base, unchanged=touched is not None and c.path not in touched)
+                           for c in head.components_of(name))
+        plans.append(PipelinePlan(name=name, change=change, reasons=reasons, components=components))
+    return tuple(plans)
+
+
+def _base_impact(base: RepoGraph, changed: frozenset[str]) -> Impact:
+    # The compile environment of base only widens the set; a broken one there must not fail the plan.
+    try:
+        return affected_pipelines(base, changed)
+    except ConfigError:
+        base.compile_env_files = ()  # type: ignore[misc]
+        return affected_pipelines(base, changed)
+
+
+def _merge(first: ReasonMap, second: ReasonMap) -> tuple[Reason, ...]:
+    merged = dict(second)
+    merged.update(first)
+    return tuple(Reason(path=path, kind=kind, detail=detail)
+                 for (path, kind), detail in sorted(merged.items(), key=lambda item: (item[0][0], item[0][1].value)))

@@ -1,0 +1,84 @@
+"""Configuration from KFP_BOT_* variables: a missing or contradictory setting stops start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import BusKind, ConfigurationError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("KFP_BOT_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_the_embedded_bot(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KFP_BOT_DATA_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.bus is BusKind.INPROCESS
+    assert settings.github_mode is None
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'kfp-bot.db'}"
+
+
+def test_lists_and_urls_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KFP_BOT_ALLOWED_USERS", "alice, @bob ,")
+    monkeypatch.setenv("KFP_BOT_GITHUB_API_URL", "https://ghe.example.com/api/v3/")
+    monkeypatch.setenv("KFP_BOT_GITHUB_TOKEN", "t0ken")
+    settings = load_settings()
+    assert settings.allowed_users == ("alice", "bob")
+    assert settings.github_api_url == "https://ghe.example.com/api/v3"
+    assert settings.github_mode == "token"
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"KFP_BOT_GITHUB_APP_ID": "12"}, "KFP_BOT_GITHUB_APP_ID is set but neither KFP_BOT_GITHUB_PRIVATE_KEY"),
+    ({"KFP_BOT_GITHUB_PRIVATE_KEY": "pem"}, "KFP_BOT_GITHUB_APP_ID is not"),
+    ({"KFP_BOT_GITHUB_APP_ID": "12", "KFP_BOT_GITHUB_PRIVATE_KEY": "pem", "KFP_BOT_GITHUB_TOKEN": "t"},
+     "not both"),
+    ({"KFP_BOT_WORKERS": "many"}, "KFP_BOT_WORKERS"),
+    ({"KFP_BOT_BUS": "kafka"}, "KFP_BOT_BUS"),
+])
+def test_contradictory_or_invalid_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict,
+                                                             message: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings()
+
+
+def test_serving_needs_the_webhook_secret() -> None:
+    with pytest.raises(ConfigurationError, match="KFP_BOT_WEBHOOK_SECRET is not set"):
+        load_settings().require_service_settings()
+
+
+def test_an_unreadable_private_key_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("KFP_BOT_WEBHOOK_SECRET", "s")
+    monkeypatch.setenv("KFP_BOT_GITHUB_APP_ID", "12")
+    monkeypatch.setenv("KFP_BOT_GITHUB_PRIVATE_KEY_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigurationError, match="KFP_BOT_GITHUB_PRIVATE_KEY_FILE: cannot read"):
+        load_settings().require_service_settings()
+
+
+def test_secrets_never_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KFP_BOT_WEBHOOK_SECRET", "super-secret-value")
+    monkeypatch.setenv("KFP_BOT_GITHUB_TOKEN", "ghp_secret_token")
+    text = repr(load_settings())
+    assert "super-secret-value" not in text and "ghp_secret_token" not in text
+
+
+def test_serve_refuses_to_start_without_a_secret_and_says_why(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_")}
+    env["KFP_BOT_DATA_DIR"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "KFP_BOT_WEBHOOK_SECRET is not set" in result.stderr
+    assert "Traceback" not in result.stderr
