@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.plan_bench
+	$(BIN)/python -m benchmarks.webhook_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache
