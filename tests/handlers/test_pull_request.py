@@ -237,3 +237,17 @@ def test_changes_on_the_base_branch_since_the_pr_branched_off_are_not_the_prs(bo
     bot.open_pull(head)
     bot.settle()
     assert [r["pipeline"] for r in bot.runs(pr=PR)] == ["hello-pipeline"]
+
+
+def test_github_failing_for_good_never_loses_the_run(bot: Bot, caplog) -> None:
+    import logging
+
+    bot.github.fail_next("*", r"/repos/.*/(check-runs|issues/.*/comments).*", 503, times=1000)
+    head = change_hello(bot)
+    with caplog.at_level(logging.ERROR):
+        bot.open_pull(head)
+        bot.settle()
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "succeeded"
+    failures = [r.getMessage() for r in caplog.records if "could not update" in r.getMessage()]
+    assert any(run["id"] in message for message in failures)
