@@ -28,6 +28,17 @@ class BusKind(enum.Enum):
     PUBSUB = "pubsub"
 
 
+class BuilderKind(enum.Enum):
+    LOCAL = "local"
+    CLOUDBUILD = "cloudbuild"
+
+
+class RunnerKind(enum.Enum):
+    LOCAL = "local"
+    VERTEX = "vertex"
+    KFP = "kfp"
+
+
 class LogFormat(enum.Enum):
     JSON = "json"
     TEXT = "text"
@@ -62,6 +73,24 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
 
+    # Google Cloud (production path)
+    gcp_project: str | None = None
+    gcp_region: str = "us-central1"
+    events_topic: str = "kfp-bot-events"
+    notifications_topic: str = "kfp-bot-notifications"
+    pubsub_push_audience: str | None = None
+    pubsub_push_service_account: str | None = None
+    pubsub_verify_token: bool = True
+    builder: BuilderKind = BuilderKind.LOCAL
+    cloudbuild_endpoint: str | None = None
+    cloudbuild_service_account: str | None = None
+    runner: RunnerKind = RunnerKind.LOCAL
+    vertex_endpoint: str | None = None
+    pipeline_root: str | None = None
+    pipeline_service_account: str | None = None
+    kfp_host: str | None = None
+    tasks_token: SecretStr | None = None
+
     @field_validator("allowed_users", mode="before")
     @classmethod
     def _split_users(cls, value: Any) -> Any:
@@ -87,6 +116,20 @@ class Settings(BaseSettings):
             raise ValueError("a GitHub App private key is set but KFP_BOT_GITHUB_APP_ID is not")
         if self.github_private_key is not None and self.github_private_key_file is not None:
             raise ValueError("set KFP_BOT_GITHUB_PRIVATE_KEY or KFP_BOT_GITHUB_PRIVATE_KEY_FILE, not both")
+        cloud = [name for name, used in (("KFP_BOT_BUS=pubsub", self.bus is BusKind.PUBSUB),
+                                          ("KFP_BOT_BUILDER=cloudbuild", self.builder is BuilderKind.CLOUDBUILD),
+                                          ("KFP_BOT_RUNNER=vertex", self.runner is RunnerKind.VERTEX)) if used]
+        if cloud and not self.gcp_project:
+            raise ValueError(f"{', '.join(cloud)} needs KFP_BOT_GCP_PROJECT")
+        if self.runner is RunnerKind.VERTEX and not self.pipeline_root:
+            raise ValueError("KFP_BOT_RUNNER=vertex needs KFP_BOT_PIPELINE_ROOT (e.g. gs://bucket/pipeline-root)")
+        if self.runner is RunnerKind.KFP and not self.kfp_host:
+            raise ValueError("KFP_BOT_RUNNER=kfp needs KFP_BOT_KFP_HOST")
+        if (self.bus is BusKind.PUBSUB and self.pubsub_verify_token
+                and not (self.pubsub_push_audience and self.pubsub_push_service_account)):
+            raise ValueError("KFP_BOT_BUS=pubsub verifies push requests: set KFP_BOT_PUBSUB_PUSH_AUDIENCE and "
+                             "KFP_BOT_PUBSUB_PUSH_SERVICE_ACCOUNT (or KFP_BOT_PUBSUB_VERIFY_TOKEN=0 for an "
+                             "emulator)")
         return self
 
     @property

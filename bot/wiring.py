@@ -55,6 +55,8 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
     from deploy.checkout import GitSource
     from deploy.pipelines import RepositoryCompiler
     from deploy.runners.local import LocalRunner, container_engine
+    from deploy.runners.routing import RoutingRunner
+    from pipeline_registry.repo_config import Target
     from handlers.routes import dispatch, handle_failure
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +71,9 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
         source=GitSource(settings.cache_dir, token_for=token_for),
         builder=LocalBuilder(engine),
         compiler=RepositoryCompiler(settings.cache_dir),
-        runner=LocalRunner(settings.data_dir / "runs", timeout_seconds=settings.run_timeout_seconds),
+        runner=RoutingRunner({Target.LOCAL: LocalRunner(settings.data_dir / "runs",
+                                                        timeout_seconds=settings.run_timeout_seconds)},
+                             default=Target.LOCAL),
         reporter=reporter, permissions=permissions, pulls=pulls,
         work_dir=settings.data_dir / "work",
         policy=Policy(allowed_users=settings.allowed_users, allow_local_repos=settings.allow_local_repos,

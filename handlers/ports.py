@@ -17,6 +17,7 @@ from typing import Any, Mapping, Protocol, Sequence
 from handlers.messages import HeadNote
 from handlers.models import Event, PullRequestRef, RepoRef, Run, RunState
 from pipeline_registry.models import ComponentPlan, PipelineInput
+from pipeline_registry.repo_config import Target
 from pipeline_registry.settings import RunOptions
 
 
@@ -130,6 +131,9 @@ class Builder(Protocol):
     def build(self, request: BuildRequest) -> BuildOutcome:
         """Build (or start building) the images of `request`."""
 
+    def build_status(self, run: Run) -> BuildOutcome | None:
+        """Where the run's build is now (reconcile); None when the builder knows no build for it."""
+
 
 class CompiledPackage(Protocol):
     """A compiled pipeline as handlers see it (`deploy.compiler.CompiledPipeline` is one)."""
@@ -156,6 +160,7 @@ class RunRequest:
     parameters: Mapping[str, Any]
     options: RunOptions = RunOptions()
     labels: Mapping[str, str] = field(default_factory=dict)
+    target: Target | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,9 @@ class Runner(Protocol):
 
     def cancel_run(self, run: Run) -> None:
         """Cancel a run that is still going; a no-op when it is not."""
+
+    def run_status(self, run: Run) -> RunSubmission | None:
+        """Where the run is now on the backend (reconcile); None when the backend does not know it."""
 
 
 class Reporter(Protocol):
@@ -210,6 +218,13 @@ class PullRequests(Protocol):
 
     def get_pull(self, repo: RepoRef, number: int, installation_id: int | None) -> PullRequestRef | None:
         """The pull request as it is now (head commit, clone URL), or None."""
+
+
+class NotificationDecoder(Protocol):
+    """Turns a backend's own notification (a Pub/Sub message) into a bot event, or None if not its own."""
+
+    def decode_notification(self, attributes: Mapping[str, str], data: bytes) -> Event | None:
+        """E.g. a Cloud Build `cloud-builds` message → `BuildStatus`; unknown shapes → None."""
 
 
 class Clock(Protocol):

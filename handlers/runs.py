@@ -69,6 +69,7 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         parameters = resolve_parameters(repository.settings(run.pipeline), dict(run.overrides),
                                         package.inputs)
         options = repository.settings(run.pipeline).run
+        target = options.target or repository.config.target_for(run.pipeline)
     except KfpBotError as exc:
         move(ctx, moved, RunState.FAILED, "could not compile", error=str(exc))
         return
@@ -77,7 +78,8 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
     if running is None:
         return
     submission = ctx.runner.submit_run(RunRequest(run=running, package=package, parameters=parameters,
-                                                  options=options, labels=labels_for(running)))
+                                                  options=options, labels=labels_for(running),
+                                                  target=target))
     if submission.state.terminal:
         ctx.bus.publish(RunStatus(run_id=run.id, state=submission.state, detail=submission.detail,
                                   url=submission.url))

@@ -78,7 +78,7 @@ class RepoConfig(_Strict):
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     image_registry: str = "gcr.io/my-project"
     build_context: BuildContext = BuildContext.REPOSITORY
-    target: Target = Target.LOCAL
+    target: Target | None = None
     autorun: bool = True
     allowed_users: tuple[str, ...] = ()
     slack_channel: str | None = None
@@ -109,7 +109,8 @@ class RepoConfig(_Strict):
         value = self.override(pipeline).autorun
         return self.autorun if value is None else value
 
-    def target_for(self, pipeline: str) -> Target:
+    def target_for(self, pipeline: str) -> Target | None:
+        """The configured target; None leaves the choice to the bot's default runner."""
         return self.override(pipeline).target or self.target
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 
+from handlers.models import Run
 from handlers.ports import BuildOutcome, BuildRequest, BuildState
 from pipeline_registry.repo_config import BuildContext
 
@@ -48,3 +49,7 @@ class LocalBuilder:
                 tail = "\n".join(result.stderr.strip().splitlines()[-10:])
                 return BuildOutcome(BuildState.FAILED, f"image of {component.name} failed to build:\n{tail}")
         return BuildOutcome(BuildState.SUCCEEDED, f"built {names}")
+
+    def build_status(self, run: Run) -> BuildOutcome | None:
+        """Local builds finish inside `build`: there is never one to look up later."""
+        return None

@@ -319,6 +319,12 @@ class LocalRunner:
             detail = f"{detail}\n{failed.detail}"
         return RunSubmission(RunState.FAILED, detail=detail)
 
+    def run_status(self, run: Run) -> RunSubmission | None:
+        """RUNNING while this process runs it; None otherwise (a run here dies with the process)."""
+        with self._guard:
+            running = run.id in self._cancels
+        return RunSubmission(RunState.RUNNING) if running else None
+
     def cancel_run(self, run: Run) -> None:
         """Stop the run's processes if it is running here."""
         with self._guard:

@@ -1,0 +1,48 @@
+"""Choosing the runner of each run: the pipeline's target, else the bot's default.
+
+The seed runs production pipelines on Vertex AI and experiments on a KFP cluster; a target set
+in `settings.yaml` (`run.target`) or `.kfp-bot.yaml` picks the runner per pipeline. A target with
+no configured runner ends the run as failed, saying which setting is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from handlers.models import Run, RunState
+from handlers.ports import Runner, RunRequest, RunSubmission
+from pipeline_registry.repo_config import Target
+
+_SETTING = {Target.LOCAL: "the embedded runner", Target.VERTEX: "KFP_BOT_GCP_PROJECT and KFP_BOT_PIPELINE_ROOT",
+            Target.KFP: "KFP_BOT_KFP_HOST"}
+
+
+class RoutingRunner:
+    """The `Runner` port over several runners, one per target."""
+
+    def __init__(self, runners: Mapping[Target, Runner], default: Target) -> None:
+        self.runners = dict(runners)
+        self.default = default
+
+    def submit_run(self, request: RunRequest) -> RunSubmission:
+        """Submit through the runner of the request's target (or the default)."""
+        target = request.target or self.default
+        runner = self.runners.get(target)
+        if runner is None:
+            return RunSubmission(RunState.FAILED, detail=(
+                f"pipeline '{request.run.pipeline}' targets '{target.value}', which this bot is not "
+                f"configured for (set {_SETTING[target]})"))
+        return runner.submit_run(request)
+
+    def cancel_run(self, run: Run) -> None:
+        """Ask every runner: only the one that has the run acts on it."""
+        for runner in self.runners.values():
+            runner.cancel_run(run)
+
+    def run_status(self, run: Run) -> RunSubmission | None:
+        """The first runner that knows the run answers."""
+        for runner in self.runners.values():
+            status = runner.run_status(run)
+            if status is not None:
+                return status
+        return None
