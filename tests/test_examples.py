@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy.compiler import load_package
 from pipeline_registry.models import ParameterType, PipelineInput
 from pipeline_registry.parameters import resolve_parameters
 from pipeline_registry.settings import parse_settings
@@ -32,14 +33,6 @@ assert len(pipelines) == 1, pipelines
 compiler.Compiler().compile(pipelines[0], sys.argv[2])
 """
 
-_IR_TYPES = {
-    "STRING": ParameterType.STRING,
-    "NUMBER_INTEGER": ParameterType.INTEGER,
-    "NUMBER_DOUBLE": ParameterType.DOUBLE,
-    "BOOLEAN": ParameterType.BOOLEAN,
-    "LIST": ParameterType.LIST,
-    "STRUCT": ParameterType.STRUCT,
-}
 
 
 def compile_example(repo: Path, pipeline: str, output: Path) -> Path:
@@ -63,10 +56,11 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
             for name in PIPELINES}
 
 
-def declared_inputs(ir: dict[str, Any]) -> list[PipelineInput]:
-    parameters = ir["root"].get("inputDefinitions", {}).get("parameters", {})
-    return [PipelineInput(name, _IR_TYPES[p["parameterType"]], bool(p.get("isOptional")), p.get("defaultValue"))
-            for name, p in parameters.items()]
+def declared_inputs(pipeline: str, tmp_path: Path, ir: dict[str, Any]) -> tuple[PipelineInput, ...]:
+    """The inputs as the bot reads them from a compiled package."""
+    path = tmp_path / f"{pipeline}.yaml"
+    path.write_text(yaml.safe_dump(ir))
+    return load_package(path, pipeline).inputs
 
 
 def test_the_example_has_exactly_the_documented_pipelines() -> None:
@@ -84,16 +78,17 @@ def test_pipeline_compiles_with_kfp_2_under_its_folder_name(compiled: dict[str, 
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
-def test_settings_parameters_are_declared_inputs_of_the_pipeline(compiled: dict[str, Any], pipeline: str) -> None:
+def test_settings_parameters_are_declared_inputs_of_the_pipeline(compiled: dict[str, Any], pipeline: str,
+                                                                tmp_path: Path) -> None:
     file = f"pipelines/{pipeline}/settings.yaml"
     settings = parse_settings((EXAMPLE_MONOREPO / file).read_bytes(), file)
     assert settings.parameters, f"{file} sets no parameters"
-    resolved = resolve_parameters(settings, {}, declared_inputs(compiled[pipeline]))
+    resolved = resolve_parameters(settings, {}, declared_inputs(pipeline, tmp_path, compiled[pipeline]))
     assert resolved == dict(settings.parameters)
 
 
-def test_hello_pipeline_has_typed_parameters_with_defaults(compiled: dict[str, Any]) -> None:
-    inputs = {i.name: i for i in declared_inputs(compiled["hello-pipeline"])}
+def test_hello_pipeline_has_typed_parameters_with_defaults(compiled: dict[str, Any], tmp_path: Path) -> None:
+    inputs = {i.name: i for i in declared_inputs("hello-pipeline", tmp_path, compiled["hello-pipeline"])}
     assert {name: (i.type, i.default) for name, i in inputs.items()} == {
         "name": (ParameterType.STRING, "world"),
         "punctuation": (ParameterType.STRING, "!"),

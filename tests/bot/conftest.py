@@ -23,6 +23,8 @@ from typing import Callable, Iterator
 import pytest
 
 from bot.store import SqlStore
+from tests.fakes.github import FakeGitHub
+from tests.support.github_clients import seed
 
 BACKENDS = ("sqlite", "postgresql")
 TEST_DATABASE = "kfp_bot_test"
@@ -200,3 +202,11 @@ def open_store(store_url: str, clock: ManualClock) -> Iterator[Callable[[], SqlS
 def store(open_store: Callable[[], SqlStore]) -> SqlStore:
     """A store on an empty database, with the manual clock."""
     return open_store()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    """The fake GitHub seeded with octo/monorepo and its PR #7 (tests/support/github_clients.py)."""
+    with FakeGitHub() as fake:
+        seed(fake)
+        yield fake

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
 
 import pytest
 
 from bot.github import GitHubClients, GitHubError, GitHubPermissions
 from tests.fakes.github import FakeGitHub
 from tests.support.github_clients import (
-    INSTALLATION_ID, REPO, app_settings, clients_for, repo_ref, seed, token_settings,
+    INSTALLATION_ID, REPO, app_settings, clients_for, repo_ref, token_settings,
 )
 
 
@@ -25,13 +24,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.current += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        seed(fake)
-        yield fake
 
 
 @pytest.fixture

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterator
 
 import pytest
 
 from bot.github import GitHubError, GitHubPulls
 from handlers.models import PullRequestRef
 from tests.fakes.github import FakeGitHub, fake_sha
-from tests.support.github_clients import HEAD, INSTALLATION_ID, PR, REPO, app_settings, clients_for, repo_ref, seed
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        seed(fake)
-        yield fake
+from tests.support.github_clients import HEAD, INSTALLATION_ID, PR, REPO, app_settings, clients_for, repo_ref
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from handlers import messages
 from handlers.models import Run, RunState, Trigger
 from tests.fakes.github import FakeGitHub
 from tests.support.github_clients import (
-    BOT_LOGIN, HEAD, INSTALLATION_ID, PR, REPO, TOKEN_USER, app_settings, clients_for, repo_ref, seed,
+    BOT_LOGIN, HEAD, INSTALLATION_ID, PR, REPO, TOKEN_USER, app_settings, clients_for, repo_ref,
     token_settings,
 )
 
@@ -36,13 +36,6 @@ def make_run(state: RunState, *, pipeline: str = "head-pose-pipeline", run_id: s
                state=state, created_at=created, updated_at=created + timedelta(seconds=seconds),
                triggered_by=by, parameters={"epochs": 3}, plan=PLAN, url=url, error=error,
                installation_id=INSTALLATION_ID)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        seed(fake)
-        yield fake
 
 
 @pytest.fixture
