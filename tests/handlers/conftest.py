@@ -138,22 +138,33 @@ def bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[Bot]:
     """The embedded bot as a GitHub App on REPO, serving on a real socket."""
     with FakeGitHub() as github:
         key = github.add_app(APP_ID, app_private_key())
-        github.add_repo(REPO, clone_url=str(example_repo.root))
         github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
-        github.set_permission(REPO, WRITER, "write")
-        github.set_permission(REPO, MAINTAINER, "maintain")
-        github.set_permission(REPO, READER, "read")
-        base = example_repo.head()
-        github.add_commit(REPO, base, branch="main")
-        settings = Settings(webhook_secret=SECRET, github_api_url=github.api_url, github_app_id=APP_ID,
-                            github_private_key=key, data_dir=tmp_path / "data", allow_local_repos=True,
-                            workers=2, run_timeout_seconds=300)
-        services = build_services(settings, github_clients=clients_for(settings))
-        app = create_app(settings, services)
-        services.start()
-        server = ServedApp(app)
-        try:
-            yield Bot(url=server.url, services=services, github=github, repo=example_repo, base=base)
-        finally:
-            server.close()
-            services.stop()
+        yield from _serve(tmp_path, example_repo, github, github_app_id=APP_ID, github_private_key=key)
+
+
+@pytest.fixture
+def token_bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[Bot]:
+    """The embedded bot with a personal access token instead of an App (commit statuses)."""
+    with FakeGitHub() as github:
+        token = github.add_token(login="kfp-ci")
+        yield from _serve(tmp_path, example_repo, github, github_token=token, bot_login="kfp-ci")
+
+
+def _serve(tmp_path: Path, example_repo: GitRepo, github: FakeGitHub, **credentials: Any) -> Iterator[Bot]:
+    github.add_repo(REPO, clone_url=str(example_repo.root))
+    github.set_permission(REPO, WRITER, "write")
+    github.set_permission(REPO, MAINTAINER, "maintain")
+    github.set_permission(REPO, READER, "read")
+    base = example_repo.head()
+    github.add_commit(REPO, base, branch="main")
+    settings = Settings(webhook_secret=SECRET, github_api_url=github.api_url, data_dir=tmp_path / "data",
+                        allow_local_repos=True, workers=2, run_timeout_seconds=300, **credentials)
+    services = build_services(settings, github_clients=clients_for(settings))
+    app = create_app(settings, services)
+    services.start()
+    server = ServedApp(app)
+    try:
+        yield Bot(url=server.url, services=services, github=github, repo=example_repo, base=base)
+    finally:
+        server.close()
+        services.stop()

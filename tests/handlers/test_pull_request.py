@@ -251,3 +251,15 @@ def test_github_failing_for_good_never_loses_the_run(bot: Bot, caplog) -> None:
     assert run["state"] == "succeeded"
     failures = [r.getMessage() for r in caplog.records if "could not update" in r.getMessage()]
     assert any(run["id"] in message for message in failures)
+
+
+def test_with_a_token_the_pr_shows_commit_statuses(token_bot: Bot) -> None:
+    head = change_hello(token_bot)
+    token_bot.open_pull(head)
+    token_bot.settle()
+    statuses = {s["context"]: s["state"] for s in token_bot.github.statuses(REPO, head)}
+    assert statuses["kfp-bot / hello-pipeline"] == "success"
+    assert statuses["kfp-bot"] == "success"
+    assert token_bot.github.check_runs(REPO, head) == []
+    comments = token_bot.github.comments(REPO, PR)
+    assert len(comments) == 1 and "hello-pipeline" in comments[0]["body"]
