@@ -17,7 +17,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from bot import __version__
-from bot.config import Settings
+from bot.config import BusKind, Settings
 from bot.dashboard import dashboard_blueprint
 from bot.logs import log_context
 from bot.payloads import Ignored
@@ -73,6 +73,10 @@ def create_app(settings: Settings, services: Services) -> Flask:
         return jsonify(run.to_json()), HTTPStatus.OK
 
     app.register_blueprint(dashboard_blueprint(services.store, settings))
+    if settings.bus is BusKind.PUBSUB:
+        from bot.pubsub.push import push_blueprint_for_services
+
+        app.register_blueprint(push_blueprint_for_services(settings, services, services.decoders))
     return app
 
 

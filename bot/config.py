@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     gcp_region: str = "us-central1"
     events_topic: str = "kfp-bot-events"
     notifications_topic: str = "kfp-bot-notifications"
+    pubsub_endpoint: str | None = None
     pubsub_push_audience: str | None = None
     pubsub_push_service_account: str | None = None
     pubsub_verify_token: bool = True

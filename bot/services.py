@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from handlers.context import HandlerContext
-from handlers.ports import Bus, Store
+from handlers.ports import Bus, NotificationDecoder, Store
 
 
 class ManagedBus(Bus, Protocol):
@@ -32,6 +32,7 @@ class Services:
     store: Store
     bus: ManagedBus
     context: HandlerContext | None = None
+    decoders: tuple[NotificationDecoder, ...] = ()
 
     def start(self) -> None:
         """Start delivering events to the handlers."""

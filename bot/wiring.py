@@ -14,11 +14,12 @@ from urllib.parse import urlparse
 
 from typing import TYPE_CHECKING
 
-from bot.config import Settings
+from bot.config import BuilderKind, BusKind, RunnerKind, Settings
 from bot.services import Services
 from handlers.context import HandlerContext, Policy
 from handlers.models import PullRequestRef, RepoRef
 from handlers.ports import Store
+from pipeline_registry.repo_config import Target
 
 if TYPE_CHECKING:
     from bot.github import GitHubClients
@@ -49,38 +50,81 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
 
     `github_clients` replaces the clients built from the settings (tests use fast retries).
     """
-    from bot.bus import InProcessBus
     from bot.store import SqlStore
-    from deploy.builders.local import LocalBuilder
     from deploy.checkout import GitSource
     from deploy.pipelines import RepositoryCompiler
-    from deploy.runners.local import LocalRunner, container_engine
-    from deploy.runners.routing import RoutingRunner
-    from pipeline_registry.repo_config import Target
-    from handlers.routes import dispatch, handle_failure
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.resolved_database_url)
     reporter, permissions, pulls, token_for = _github_side(settings, store, github_clients)
-    engine = container_engine()
     holder: dict[str, HandlerContext] = {}
-    bus = InProcessBus(dispatch=lambda event: dispatch(event, holder["ctx"]), workers=settings.workers,
-                       on_error=lambda event, error: handle_failure(event, error, holder["ctx"]))
+    builder = _builder(settings)
+    runner, runner_decoders = _runner(settings)
     context = HandlerContext(
-        store=store, bus=bus,
+        store=store, bus=_bus(settings, holder),
         source=GitSource(settings.cache_dir, token_for=token_for),
-        builder=LocalBuilder(engine),
+        builder=builder,
         compiler=RepositoryCompiler(settings.cache_dir),
-        runner=RoutingRunner({Target.LOCAL: LocalRunner(settings.data_dir / "runs",
-                                                        timeout_seconds=settings.run_timeout_seconds)},
-                             default=Target.LOCAL),
+        runner=runner,
         reporter=reporter, permissions=permissions, pulls=pulls,
         work_dir=settings.data_dir / "work",
         policy=Policy(allowed_users=settings.allowed_users, allow_local_repos=settings.allow_local_repos,
                       github_host=_github_host(settings.github_api_url), bot_login=settings.bot_login),
     )
     holder["ctx"] = context
-    return Services(store=store, bus=bus, context=context)
+    decoders = tuple(d for d in (builder, *runner_decoders) if hasattr(d, "decode_notification"))
+    return Services(store=store, bus=context.bus, context=context, decoders=decoders)
+
+
+def _bus(settings: Settings, holder: dict[str, HandlerContext]):
+    """Pub/Sub in production; otherwise an in-process queue whose workers run the handlers."""
+    if settings.bus is BusKind.PUBSUB:
+        from bot.pubsub import PubSubBus, make_publisher
+
+        return PubSubBus.from_settings(settings, make_publisher(settings.pubsub_endpoint))
+    from bot.bus import InProcessBus
+    from handlers.routes import dispatch, handle_failure
+
+    return InProcessBus(dispatch=lambda event: dispatch(event, holder["ctx"]), workers=settings.workers,
+                        on_error=lambda event, error: handle_failure(event, error, holder["ctx"]))
+
+
+def _builder(settings: Settings):
+    """Cloud Build, or the local container engine (builds reported skipped without one)."""
+    if settings.builder is BuilderKind.CLOUDBUILD:
+        from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
+
+        return CloudBuildBuilder(make_cloudbuild_client(settings.cloudbuild_endpoint), settings.gcp_project,
+                                 service_account=settings.cloudbuild_service_account)
+    from deploy.builders.local import LocalBuilder
+    from deploy.runners.local import container_engine
+
+    return LocalBuilder(container_engine())
+
+
+def _runner(settings: Settings):
+    """One runner per configured target behind a router; the remote ones also decode events."""
+    from deploy.runners.routing import RoutingRunner
+
+    runners: dict[Target, object] = {}
+    if settings.runner is RunnerKind.LOCAL:
+        from deploy.runners.local import LocalRunner
+
+        runners[Target.LOCAL] = LocalRunner(settings.data_dir / "runs",
+                                            timeout_seconds=settings.run_timeout_seconds)
+    if settings.gcp_project and settings.pipeline_root:
+        from deploy.runners.vertex import VertexRunner, make_pipeline_client
+
+        runners[Target.VERTEX] = VertexRunner(
+            make_pipeline_client(settings.gcp_region, settings.vertex_endpoint), settings.gcp_project,
+            settings.gcp_region, pipeline_root=settings.pipeline_root,
+            service_account=settings.pipeline_service_account)
+    if settings.kfp_host:
+        from deploy.runners.kfp_endpoint import KfpEndpointRunner
+
+        runners[Target.KFP] = KfpEndpointRunner(settings.kfp_host)
+    default = Target(settings.runner.value)
+    return RoutingRunner(runners, default=default), tuple(runners.values())
 
 
 def _github_host(api_url: str) -> str:

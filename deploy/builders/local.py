@@ -12,15 +12,14 @@ import subprocess
 from handlers.models import Run
 from handlers.ports import BuildOutcome, BuildRequest, BuildState
 from pipeline_registry.repo_config import BuildContext
+from pipeline_registry.repository import Repository
 
 
 class LocalBuilder:
     """The `Builder` port on `docker build` / `podman build`."""
 
-    def __init__(self, engine: str | None, *, build_context: BuildContext = BuildContext.REPOSITORY,
-                 timeout_seconds: float = 1800.0) -> None:
+    def __init__(self, engine: str | None, *, timeout_seconds: float = 1800.0) -> None:
         self.engine = engine
-        self.build_context = build_context
         self.timeout_seconds = timeout_seconds
 
     def build(self, request: BuildRequest) -> BuildOutcome:
@@ -33,10 +32,11 @@ class LocalBuilder:
             return BuildOutcome(BuildState.SKIPPED,
                                 f"no container engine (docker or podman) on this machine: "
                                 f"images of {names} were not built")
+        build_context = Repository.open(request.repo_dir).config.build_context
         for plan in wanted:
             component = plan.component
             context = request.repo_dir
-            if self.build_context is BuildContext.COMPONENT:
+            if build_context is BuildContext.COMPONENT:
                 context = request.repo_dir / component.path
             argv = [self.engine, "build", "-q", "-f", str(request.repo_dir / component.dockerfile),
                     "-t", plan.image, str(context)]
