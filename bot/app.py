@@ -73,6 +73,10 @@ def create_app(settings: Settings, services: Services) -> Flask:
         return jsonify(run.to_json()), HTTPStatus.OK
 
     app.register_blueprint(dashboard_blueprint(services.store, settings))
+    from bot.tasks import tasks_blueprint
+
+    app.register_blueprint(tasks_blueprint(settings, services, redeliverer=services.redeliverer,
+                                           verify=_scheduler_verifier(settings)))
     if settings.bus is BusKind.PUBSUB:
         from bot.pubsub.push import push_blueprint_for_services
 
@@ -250,3 +254,19 @@ def _register_request_logging(app: Flask) -> None:
         context = g.pop("kfp_log_context", None)
         if context is not None:
             context.__exit__(None, None, None)
+
+
+def _scheduler_verifier(settings: Settings):
+    """Cloud Scheduler calls /tasks/reconcile with the push subscriptions' OIDC identity."""
+    if not (settings.pubsub_verify_token and settings.pubsub_push_audience
+            and settings.pubsub_push_service_account):
+        return None
+    from bot.pubsub.oidc import PushTokenVerifier
+
+    verifier = PushTokenVerifier(settings.pubsub_push_audience, settings.pubsub_push_service_account)
+
+    def verify(request) -> bool:
+        verifier.verify(request.headers.get("Authorization"))
+        return True
+
+    return verify

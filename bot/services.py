@@ -9,10 +9,14 @@ what the service holds and how it starts and stops, so tests can assemble one fr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Protocol
 
 from handlers.context import HandlerContext
 from handlers.ports import Bus, NotificationDecoder, Store
+
+if TYPE_CHECKING:
+    from bot.github.deliveries import Redeliverer
 
 
 class ManagedBus(Bus, Protocol):
@@ -33,6 +37,7 @@ class Services:
     bus: ManagedBus
     context: HandlerContext | None = None
     decoders: tuple[NotificationDecoder, ...] = ()
+    redeliverer: "Redeliverer | None" = None
 
     def start(self) -> None:
         """Start delivering events to the handlers."""

@@ -56,13 +56,13 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.resolved_database_url)
-    reporter, permissions, pulls, token_for = _github_side(settings, store, github_clients)
+    reporter, permissions, pulls, clients = _github_side(settings, store, github_clients)
     holder: dict[str, HandlerContext] = {}
     builder = _builder(settings)
     runner, runner_decoders = _runner(settings)
     context = HandlerContext(
         store=store, bus=_bus(settings, holder),
-        source=GitSource(settings.cache_dir, token_for=token_for),
+        source=GitSource(settings.cache_dir, token_for=clients.token_for if clients else None),
         builder=builder,
         compiler=RepositoryCompiler(settings.cache_dir),
         runner=runner,
@@ -73,7 +73,10 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
     )
     holder["ctx"] = context
     decoders = tuple(d for d in (builder, *runner_decoders) if hasattr(d, "decode_notification"))
-    return Services(store=store, bus=context.bus, context=context, decoders=decoders)
+    from bot.github.deliveries import webhook_redeliverer
+
+    return Services(store=store, bus=context.bus, context=context, decoders=decoders,
+                    redeliverer=webhook_redeliverer(settings, clients))
 
 
 def _bus(settings: Settings, holder: dict[str, HandlerContext]):
@@ -142,7 +145,7 @@ def _github_side(settings: Settings, store: Store, clients: "GitHubClients | Non
     clients = clients or GitHubClients(settings)
     reporter = GitHubReporter(clients, store, bot_login=settings.bot_login)
     permissions = GitHubPermissions(clients, ttl_seconds=settings.permission_cache_seconds)
-    return reporter, permissions, GitHubPulls(clients), clients.token_for
+    return reporter, permissions, GitHubPulls(clients), clients
 
 
 def serve_forever(settings: Settings, *, host: str, port: int) -> int:
@@ -151,16 +154,13 @@ def serve_forever(settings: Settings, *, host: str, port: int) -> int:
 
     from bot.app import create_app
     from bot.logs import configure_logging
-    from handlers.runs import recover_runs
 
     settings.require_service_settings()
     configure_logging(settings.log_format, settings.log_level)
     services = build_services(settings)
     app = create_app(settings, services)
     services.start()
-    recovered = recover_runs(services.context)
-    if recovered:
-        log.info("recovered %d unfinished run(s) from the previous process", recovered)
+    resume(settings, services)
     server = make_server(host, port, app, threaded=True)
     stop = threading.Event()
 
@@ -185,13 +185,27 @@ def create_production_app():
     from bot.app import create_app
     from bot.config import load_settings
     from bot.logs import configure_logging
-    from handlers.runs import recover_runs
 
     settings = load_settings()
     settings.require_service_settings()
     configure_logging(settings.log_format, settings.log_level)
     services = build_services(settings)
     services.start()
-    recover_runs(services.context)
+    resume(settings, services)
     return create_app(settings, services)
 
+
+
+def resume(settings: Settings, services: Services) -> None:
+    """Pick up what a previous process left: embedded runs died with it (recover), remote ones
+    are asked for their state (reconcile)."""
+    from handlers.reconcile import reconcile
+    from handlers.runs import recover_runs
+
+    if settings.runner is RunnerKind.LOCAL:
+        recovered = recover_runs(services.context)
+        if recovered:
+            log.info("recovered %d unfinished run(s) from the previous process", recovered)
+    else:
+        report = reconcile(services.context)
+        log.info("reconciled unfinished runs on start: %s", report.to_json())

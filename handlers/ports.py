@@ -36,6 +36,9 @@ class Store(Protocol):
     def record_delivery(self, delivery_id: str, event: str) -> bool:
         """Remember a webhook delivery; False when it was seen before (atomic)."""
 
+    def has_delivery(self, delivery_id: str) -> bool:
+        """Whether a webhook delivery was recorded (read-only)."""
+
     def forget_delivery(self, delivery_id: str) -> None:
         """Undo `record_delivery` when the event could not be queued, so a redelivery is accepted."""
 

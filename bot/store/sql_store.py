@@ -141,6 +141,12 @@ class SqlStore:
                                  {"delivery_id": delivery_id})
 
     @database_errors
+    def has_delivery(self, delivery_id: str) -> bool:
+        """Whether a webhook delivery was recorded (read-only: redelivery asks before resending)."""
+        with self._read() as conn:
+            return bool(conn.execute(select(exists().where(deliveries.c.delivery_id == delivery_id))).scalar())
+
+    @database_errors
     def forget_delivery(self, delivery_id: str) -> None:
         """Undo `record_delivery` when the event could not be queued, so a redelivery is accepted."""
         with self._write() as conn:

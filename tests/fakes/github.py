@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Self
 
-from tests.fakes import github_apps, github_checks, github_issues, github_repos
+from tests.fakes import github_apps, github_checks, github_hooks, github_issues, github_repos
 from tests.fakes.github_api import Call, Endpoint
 from tests.fakes.github_apps import covers
 from tests.fakes.github_auth import ActorKind, Actor, authenticate, generate_private_key, new_token, public_key_of
@@ -41,7 +41,7 @@ DEFAULT_INSTALLATION_PERMISSIONS = {
 }
 RATE_LIMIT = 5000
 ENDPOINTS: list[Endpoint] = [*github_repos.ENDPOINTS, *github_checks.ENDPOINTS, *github_issues.ENDPOINTS,
-                             *github_apps.ENDPOINTS]
+                             *github_apps.ENDPOINTS, *github_hooks.ENDPOINTS]
 
 
 def _header(incoming: Incoming, name: str) -> str | None:
