@@ -263,7 +263,8 @@ def _scheduler_verifier(settings: Settings):
         return None
     from bot.pubsub.oidc import PushTokenVerifier
 
-    verifier = PushTokenVerifier(settings.pubsub_push_audience, settings.pubsub_push_service_account)
+    verifier = PushTokenVerifier(settings.pubsub_push_audience, settings.pubsub_push_service_account,
+                                 certs_url=settings.oidc_certs_url)
 
     def verify(request) -> bool:
         verifier.verify(request.headers.get("Authorization"))

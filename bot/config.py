@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     pubsub_push_audience: str | None = None
     pubsub_push_service_account: str | None = None
     pubsub_verify_token: bool = True
+    oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     builder: BuilderKind = BuilderKind.LOCAL
     cloudbuild_endpoint: str | None = None
     cloudbuild_service_account: str | None = None

@@ -57,7 +57,7 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         move(ctx, run, event.state, event.detail or "image build failed", url=event.url,
              error=event.detail or "image build failed")
         return
-    resumed = run.state is RunState.COMPILING
+    resumed = run.state is RunState.COMPILING or _lost_submission(ctx, run)
     moved = run if resumed else move(ctx, run, RunState.COMPILING, event.detail or "compiling")
     if moved is None:
         return
@@ -74,7 +74,7 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         move(ctx, moved, RunState.FAILED, "could not compile", error=str(exc))
         return
     ctx.store.update_run(run.id, parameters=parameters)
-    running = move(ctx, moved, RunState.RUNNING, "submitted")
+    running = moved if moved.state is RunState.RUNNING else move(ctx, moved, RunState.RUNNING, "submitted")
     if running is None:
         return
     submission = ctx.runner.submit_run(RunRequest(run=running, package=package, parameters=parameters,
@@ -98,6 +98,13 @@ def run_status(event: RunStatus, ctx: HandlerContext) -> None:
         return
     error = event.detail if event.state in (RunState.FAILED, RunState.ERROR) else None
     move(ctx, run, event.state, event.detail, url=event.url, error=error)
+
+
+def _lost_submission(ctx: HandlerContext, run: Run) -> bool:
+    """A run marked running whose submission never reached the backend (it was down): a
+    redelivered build status submits it again; runner job ids are deterministic, so a
+    submission that did arrive is found, not duplicated."""
+    return run.state is RunState.RUNNING and not run.url and ctx.runner.run_status(run) is None
 
 
 def move(ctx: HandlerContext, run: Run, state: RunState, detail: str = "", *,

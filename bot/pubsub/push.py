@@ -264,7 +264,8 @@ def push_blueprint(settings: "Settings", services: "Services", decoders: Sequenc
             raise ConfigurationError("/pubsub/push verifies push tokens: set KFP_BOT_PUBSUB_PUSH_AUDIENCE and "
                                      "KFP_BOT_PUBSUB_PUSH_SERVICE_ACCOUNT (or KFP_BOT_PUBSUB_VERIFY_TOKEN=0 "
                                      "for an emulator)")
-        verifier = PushTokenVerifier(settings.pubsub_push_audience, settings.pubsub_push_service_account)
+        verifier = PushTokenVerifier(settings.pubsub_push_audience, settings.pubsub_push_service_account,
+                                     certs_url=settings.oidc_certs_url)
     if not settings.pubsub_verify_token:
         log.warning("KFP_BOT_PUBSUB_VERIFY_TOKEN=0: %s accepts push requests without a token", PUSH_PATH)
         verifier = None

@@ -11,6 +11,7 @@ from typing import Mapping
 
 from handlers.models import Run, RunState
 from handlers.ports import Runner, RunRequest, RunSubmission
+from pipeline_registry.errors import KfpBotError
 from pipeline_registry.repo_config import Target
 
 _SETTING = {Target.LOCAL: "the embedded runner", Target.VERTEX: "KFP_BOT_GCP_PROJECT and KFP_BOT_PIPELINE_ROOT",
@@ -35,14 +36,29 @@ class RoutingRunner:
         return runner.submit_run(request)
 
     def cancel_run(self, run: Run) -> None:
-        """Ask every runner: only the one that has the run acts on it."""
+        """Ask every runner: only the one that has the run acts on it; one backend's outage
+        does not stop the others from cancelling."""
+        failures = []
         for runner in self.runners.values():
-            runner.cancel_run(run)
+            try:
+                runner.cancel_run(run)
+            except KfpBotError as exc:
+                failures.append(exc)
+        if failures and len(failures) == len(self.runners):
+            raise failures[0]
 
     def run_status(self, run: Run) -> RunSubmission | None:
-        """The first runner that knows the run answers."""
+        """The first runner that knows the run answers; an unreachable backend is skipped
+        (and its error raised only when no other runner knows the run)."""
+        failure: KfpBotError | None = None
         for runner in self.runners.values():
-            status = runner.run_status(run)
+            try:
+                status = runner.run_status(run)
+            except KfpBotError as exc:
+                failure = exc
+                continue
             if status is not None:
                 return status
+        if failure is not None:
+            raise failure
         return None
