@@ -1,0 +1,194 @@
+"""The Google Cloud path end to end: webhook → Pub/Sub → push → Cloud Build → build notification →
+compile → Vertex AI job → pipeline state event → succeeded, against local fakes of every service
+reached through the real client libraries, and what every service was asked to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from google.protobuf import json_format
+
+from bot.app import create_app
+from bot.config import BuilderKind, BusKind, RunnerKind, Settings
+from bot.wiring import build_services
+from tests.fakes.cloudbuild import FakeCloudBuild
+from tests.fakes.github import FakeGitHub
+from tests.fakes.github_hooks import AppWebhook
+from tests.fakes.oidc import OidcSigner
+from tests.fakes.pubsub import DEFAULT_PROJECT, DEFAULT_PUSH_ACCOUNT, FakePubSub
+from tests.fakes.vertex import FakeVertexPipelines
+from tests.handlers.conftest import MAINTAINER, PR, READER, REPO, SECRET, WRITER, Bot
+from tests.support.github_clients import APP_ID, INSTALLATION_ID, app_private_key, clients_for
+from tests.support.gitrepo import GitRepo
+from tests.support.server import ServedApp
+
+AUDIENCE = "https://kfp-bot.example.com"
+TRAIN_MAIN = "pipelines/training-pipeline/train/main.py"
+
+
+@dataclass
+class Cloud:
+    pubsub: FakePubSub
+    cloudbuild: FakeCloudBuild
+    vertex: FakeVertexPipelines
+    signer: OidcSigner
+
+
+class CloudBot(Bot):
+    """The bot on the production path: work travels through the Pub/Sub fake."""
+
+    cloud: Cloud
+
+    def settle(self, timeout: float = 180) -> None:
+        assert self.cloud.pubsub.wait_idle(timeout), "Pub/Sub still has messages to push"
+
+
+@pytest.fixture
+def cloud_bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[CloudBot]:
+    with FakeGitHub() as github, FakePubSub() as pubsub, OidcSigner() as signer, \
+            FakeCloudBuild() as cloudbuild, FakeVertexPipelines() as vertex:
+        key = github.add_app(APP_ID, app_private_key())
+        github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
+        github.add_repo(REPO, clone_url=str(example_repo.root))
+        for user, role in ((WRITER, "write"), (MAINTAINER, "maintain"), (READER, "read")):
+            github.set_permission(REPO, user, role)
+        base = example_repo.head()
+        github.add_commit(REPO, base, branch="main")
+        settings = Settings(
+            webhook_secret=SECRET, github_api_url=github.api_url, github_app_id=APP_ID, github_private_key=key,
+            data_dir=tmp_path / "data", allow_local_repos=True,
+            bus=BusKind.PUBSUB, gcp_project=DEFAULT_PROJECT, pubsub_endpoint=pubsub.endpoint,
+            pubsub_push_audience=AUDIENCE, pubsub_push_service_account=DEFAULT_PUSH_ACCOUNT,
+            oidc_certs_url=signer.certs_url,
+            builder=BuilderKind.CLOUDBUILD, cloudbuild_endpoint=cloudbuild.endpoint,
+            runner=RunnerKind.VERTEX, vertex_endpoint=vertex.endpoint, pipeline_root="gs://pipelines/root")
+        services = build_services(settings, github_clients=clients_for(settings))
+        server = ServedApp(create_app(settings, services))
+        pubsub.push_to(f"{server.url}/pubsub/push", signer=signer, audience=AUDIENCE)
+        AppWebhook(github, APP_ID, url=f"{server.url}/github/webhook", secret=SECRET)
+        bot = CloudBot(url=server.url, services=services, github=github, repo=example_repo, base=base)
+        bot.cloud = Cloud(pubsub, cloudbuild, vertex, signer)
+        try:
+            yield bot
+        finally:
+            server.close()
+
+
+def test_a_pull_request_travels_the_whole_production_path(cloud_bot: CloudBot) -> None:
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# faster\n"})
+    assert bot.open_pull(head).status_code == 202
+    bot.settle()
+
+    # the webhook went through the events topic
+    assert {m.attributes.get("kind") for m in cloud.pubsub.messages} >= {"pull_request", "run.start"}
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "building"
+
+    # one build, for the changed component only, with both tags
+    [build] = cloud.cloudbuild.builds
+    [step] = build.steps
+    assert "training-pipeline-train" in step.id
+    train_images = [image for image in build.images if "training-pipeline-train" in image]
+    content_image = next(image for image in train_images if ":content-" in image)
+    assert any(image.endswith(f":{head}") for image in train_images)
+    assert f"commit-{head}" in build.tags
+
+    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
+    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
+    bot.settle()
+
+    # compiled with the built image and submitted to Vertex AI with settings.yaml's parameters
+    [job] = cloud.vertex.jobs
+    spec = json.dumps(json_format.MessageToDict(job._pb.pipeline_spec))
+    assert content_image in spec
+    values = {k: v for k, v in job.runtime_config.parameter_values.items()}
+    assert values["epochs"] == 2 and values["batch_size"] == 16 and values["learning_rate"] == 0.01
+    assert job.labels["kfp-bot-pipeline"] == "training-pipeline"
+    assert job.labels["kfp-bot-commit"] == head
+    job_id = job.name.rsplit("/", 1)[-1]
+    assert job_id.startswith("kfp-bot-training-pipeline-")
+    running = bot.runs(pr=PR)[0]
+    assert running["state"] == "running" and job_id in running["url"]
+
+    event = cloud.vertex.set_state(job_id, "PIPELINE_STATE_SUCCEEDED")
+    cloud.pubsub.deliver(event.data, event.attributes, topic="pipeline-events")
+    bot.settle()
+    [done] = bot.runs(pr=PR)
+    assert done["state"] == "succeeded"
+    assert bot.checks(head)["kfp-bot / training-pipeline"]["conclusion"] == "success"
+    assert bot.checks(head)["kfp-bot"]["conclusion"] == "success"
+
+    # a second delivery of every message changes nothing
+    before = (len(cloud.cloudbuild.requests("CreateBuild")), len(cloud.vertex.requests("CreatePipelineJob")),
+              len(bot.github.check_runs(REPO, head)), len(bot.replies()))
+    for message in cloud.pubsub.messages:
+        cloud.pubsub.redeliver(message.message_id)
+    bot.settle()
+    after = (len(cloud.cloudbuild.requests("CreateBuild")), len(cloud.vertex.requests("CreatePipelineJob")),
+             len(bot.github.check_runs(REPO, head)), len(bot.replies()))
+    assert after == before
+    assert bot.runs(pr=PR)[0]["transitions"] == done["transitions"]
+
+
+def test_a_failed_build_fails_the_run_with_the_step_and_the_log(cloud_bot: CloudBot) -> None:
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# broken\n"})
+    bot.open_pull(head)
+    bot.settle()
+    [build] = cloud.cloudbuild.builds
+    notification = cloud.cloudbuild.finish(build.id, "FAILURE")
+    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
+    bot.settle()
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "failed"
+    assert "training-pipeline-train" in run["error"] and build.log_url in run["error"]
+    assert cloud.vertex.requests("CreatePipelineJob") == []
+
+
+def test_a_refused_job_and_a_failed_job_are_shown(cloud_bot: CloudBot) -> None:
+    import grpc
+
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    cloud.vertex.fail("CreatePipelineJob", grpc.StatusCode.PERMISSION_DENIED, message="no aiplatform.user")
+    head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# x\n"})
+    bot.open_pull(head)
+    bot.settle()
+    [build] = cloud.cloudbuild.builds
+    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
+    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
+    bot.settle()
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "failed" and "no aiplatform.user" in run["error"]
+
+
+def test_an_event_that_never_comes_is_found_by_reconcile(cloud_bot: CloudBot) -> None:
+    import requests
+
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# y\n"})
+    bot.open_pull(head)
+    bot.settle()
+    [build] = cloud.cloudbuild.builds
+    cloud.cloudbuild.finish(build.id, "SUCCESS")  # its notification is lost
+    answer = requests.post(f"{bot.url}/tasks/reconcile", timeout=30,
+                           headers={"Authorization": "Bearer " + _scheduler_token(bot)})
+    assert answer.status_code == 200, answer.text
+    bot.settle()
+    [job] = cloud.vertex.jobs
+    cloud.vertex.set_state(job.name.rsplit("/", 1)[-1], "PIPELINE_STATE_FAILED", error="OOMKilled")  # lost too
+    requests.post(f"{bot.url}/tasks/reconcile", timeout=30,
+                  headers={"Authorization": "Bearer " + _scheduler_token(bot)})
+    bot.settle()
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "failed" and "OOMKilled" in run["error"]
+
+
+def _scheduler_token(bot: CloudBot) -> str:
+    """Cloud Scheduler calls with the push identity's OIDC token."""
+    return bot.cloud.signer.token(AUDIENCE, DEFAULT_PUSH_ACCOUNT)
