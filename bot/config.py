@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
 
+    # Slack notifications and deploy on merge
+    slack_bot_token: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_deploy_channel: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_notify_states: Annotated[tuple[str, ...], NoDecode] = ("running", "succeeded", "failed", "error",
+                                                                  "cancelled")
+    deploy_branches: Annotated[tuple[str, ...], NoDecode] = ()
+    template_store: str | None = None
+
     # Google Cloud (production path)
     gcp_project: str | None = None
     gcp_region: str = "us-central1"
@@ -93,9 +104,9 @@ class Settings(BaseSettings):
     kfp_host: str | None = None
     tasks_token: SecretStr | None = None
 
-    @field_validator("allowed_users", mode="before")
+    @field_validator("allowed_users", "slack_notify_states", "deploy_branches", mode="before")
     @classmethod
-    def _split_users(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(u.strip().lstrip("@") for u in value.split(",") if u.strip())
         return value

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from handlers.ports import Builder, Bus, Compiler, Permissions, PullRequests, Reporter, Runner, Source, Store
+from handlers.ports import (Builder, Bus, Chat, Compiler, Notifications, Permissions, PullRequests, Reporter,
+                            Runner, Schedules, Source, Store, TemplateStore)
 
 
 class UtcClock:
@@ -46,5 +47,9 @@ class HandlerContext:
     pulls: PullRequests
     work_dir: Path
     policy: Policy = field(default_factory=Policy)
+    notifications: Notifications | None = None
+    chat: Chat | None = None
+    templates: TemplateStore | None = None
+    schedules: Schedules | None = None
     clock: UtcClock = field(default_factory=UtcClock)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kfp_bot.handlers"))

@@ -62,6 +62,7 @@ class EventKind(enum.Enum):
     RUN_START = "run.start"
     BUILD_STATUS = "build.status"
     RUN_STATUS = "run.status"
+    NOTIFICATION = "notification"
 
 
 class PullRequestAction(enum.Enum):
@@ -191,7 +192,65 @@ class RunStatus:
         return f"status:{self.run_id}:{self.state.value}"
 
 
-Event = PullRequestEvent | IssueCommentEvent | RunStart | BuildStatus | RunStatus
+@dataclass(frozen=True)
+class PushEvent:
+    """A push to a branch: deploys the pipelines it changed when the branch is a deploy branch."""
+
+    delivery_id: str
+    repo: RepoRef
+    ref: str
+    before: str
+    after: str
+    pusher: str
+    installation_id: int | None = None
+
+    kind = EventKind.PUSH
+
+    @property
+    def branch(self) -> str | None:
+        """The branch name, or None for tags and other refs."""
+        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
+
+    @property
+    def key(self) -> str:
+        return f"push:{self.repo.full_name}@{self.after}:{self.ref}"
+
+
+NOTIFICATION_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A run state change, as published on the notifications topic (JSON schema version 1,
+    `docs/notification.schema.json`); other systems may subscribe to it."""
+
+    run_id: str
+    repo: str
+    sha: str
+    pipeline: str
+    trigger: Trigger
+    state: RunState
+    at: str
+    version: int = NOTIFICATION_VERSION
+    previous_state: RunState | None = None
+    pr: int | None = None
+    pr_title: str | None = None
+    pr_author: str | None = None
+    pr_url: str | None = None
+    triggered_by: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    url: str | None = None
+    duration_seconds: float | None = None
+    error: str | None = None
+
+    kind = EventKind.NOTIFICATION
+
+    @property
+    def key(self) -> str:
+        return f"notification:{self.run_id}:{self.state.value}"
+
+
+Event = PullRequestEvent | IssueCommentEvent | PushEvent | RunStart | BuildStatus | RunStatus | Notification
 
 
 @dataclass(frozen=True)
@@ -271,8 +330,8 @@ def _encode(value: Any) -> Any:
 
 def event_from_dict(payload: Mapping[str, Any]) -> Event:
     """Inverse of `event_to_dict`; raises ValueError for an unknown kind or shape."""
-    kinds = {cls.kind.value: cls for cls in (PullRequestEvent, IssueCommentEvent, RunStart,
-                                               BuildStatus, RunStatus)}
+    kinds = {cls.kind.value: cls for cls in (PullRequestEvent, IssueCommentEvent, PushEvent, RunStart,
+                                               BuildStatus, RunStatus, Notification)}
     cls = kinds.get(str(payload.get("kind")))
     if cls is None:
         raise ValueError(f"unknown event kind {payload.get('kind')!r}")
@@ -291,7 +350,9 @@ def _decode(cls: type, data: Mapping[str, Any]) -> Any:
         value = data[f.name]
         target = next((a for a in (getattr(hint, "__args__", None) or (hint,))
                        if isinstance(a, type)), None)
-        if target is not None and is_dataclass(target) and isinstance(value, Mapping):
+        if value is None:
+            pass
+        elif target is not None and is_dataclass(target) and isinstance(value, Mapping):
             value = _decode(target, value)
         elif target is not None and issubclass(target, enum.Enum):
             value = target(value)

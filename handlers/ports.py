@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 from handlers.messages import HeadNote
-from handlers.models import Event, PullRequestRef, RepoRef, Run, RunState
+from handlers.models import Event, Notification, PullRequestRef, RepoRef, Run, RunState
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import Target
 from pipeline_registry.settings import RunOptions
@@ -221,6 +221,39 @@ class PullRequests(Protocol):
 
     def get_pull(self, repo: RepoRef, number: int, installation_id: int | None) -> PullRequestRef | None:
         """The pull request as it is now (head commit, clone URL), or None."""
+
+
+class Notifications(Protocol):
+    """Where run state changes are published (the notifications topic, or the in-process bus)."""
+
+    def publish(self, notification: Notification) -> None:
+        """Publish one notification; raises on failure (the state change itself is already stored)."""
+
+
+class Chat(Protocol):
+    """A chat service the notifier posts to (Slack)."""
+
+    def post(self, channel: str, message: Mapping[str, Any], *, thread: str | None = None) -> str:
+        """Post `message` ({"text", "blocks"}) to `channel` (in `thread`); the message's id (ts)."""
+
+    def update(self, channel: str, message_id: str, message: Mapping[str, Any]) -> None:
+        """Replace a posted message."""
+
+
+class TemplateStore(Protocol):
+    """Where compiled pipelines are uploaded on deploy (Artifact Registry, GCS, a local folder)."""
+
+    def upload(self, pipeline: str, package: CompiledPackage, *, version: str,
+               tags: Sequence[str], metadata: Mapping[str, str]) -> str:
+        """Upload a compiled template; returns its reference (URL or path)."""
+
+
+class Schedules(Protocol):
+    """Recurring runs of deployed templates (Vertex AI schedules, KFP recurring runs)."""
+
+    def apply(self, pipeline: str, template: str, schedule: Any | None, *,
+              parameters: Mapping[str, Any]) -> str | None:
+        """Create or update the pipeline's schedule (pause/delete it when `schedule` is None)."""
 
 
 class NotificationDecoder(Protocol):
