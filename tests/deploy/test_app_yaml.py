@@ -1,0 +1,59 @@
+"""`app.yaml` serves the bot: its gunicorn entrypoint starts the real app on a real socket."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_app_yaml_entrypoint_serves_the_bot(tmp_path: Path) -> None:
+    app = yaml.safe_load((ROOT / "app.yaml").read_text())
+    assert app["runtime"] == "python311"
+    port = free_port()
+    argv = shlex.split(app["entrypoint"].replace(":$PORT", f"127.0.0.1:{port}"))
+    assert argv[0] == "gunicorn"
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_")}
+    env.update({k: str(v) for k, v in app["env_variables"].items()})
+    env.update({"KFP_BOT_WEBHOOK_SECRET": "app-yaml-test", "KFP_BOT_DATA_DIR": str(tmp_path)})
+    server = subprocess.Popen([str(gunicorn), *argv[1:]], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        assert answer.json()["status"] == "ok"
+        unsigned = requests.post(f"http://127.0.0.1:{port}/github/webhook", data=b"{}", timeout=5,
+                                 headers={"X-GitHub-Event": "ping", "X-GitHub-Delivery": "1"})
+        assert unsigned.status_code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_app_yaml_carries_no_secret() -> None:
+    text = (ROOT / "app.yaml").read_text()
+    for name in ("WEBHOOK_SECRET", "PRIVATE_KEY", "GITHUB_TOKEN", "TASKS_TOKEN"):
+        assert f"KFP_BOT_{name}:" not in text
