@@ -91,7 +91,8 @@ def _handle_webhook(settings: Settings, services: Services, secret: str) -> tupl
         return _error(HTTPStatus.SERVICE_UNAVAILABLE, "the bot has no webhook secret configured")
     body = _read_body(settings.max_body_bytes)
     try:
-        delivery = read_delivery(request.headers, body, secret=secret, bot_login=settings.bot_login)
+        delivery = read_delivery(request.headers, body, secret=secret, bot_login=settings.bot_login,
+                                 deploy_branches=settings.deploy_branches)
     except WebhookRejected as exc:
         log.warning("webhook rejected (%d): %s", exc.status, exc)
         return _error(exc.status, str(exc))

@@ -9,15 +9,16 @@ the sender gets a 400 that says what is wrong instead of a handler failing later
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 from handlers.models import (Event, IssueCommentEvent, PullRequestAction, PullRequestEvent,
-                             PullRequestRef, RepoRef)
+                             PullRequestRef, PushEvent, RepoRef)
 from pipeline_registry.errors import KfpBotError
 
 T = TypeVar("T")
 
 _MISSING = object()
+ZERO_SHA = "0" * 40
 
 
 class PayloadError(KfpBotError):
@@ -97,11 +98,13 @@ def json_type(value: Any) -> str:
 
 
 def parse_event(event_name: str, delivery_id: str, payload: Mapping[str, Any], *,
-                bot_login: str | None = None) -> Event | Ignored:
+                bot_login: str | None = None, deploy_branches: Sequence[str] = ()) -> Event | Ignored:
     """The domain event for one webhook delivery, or `Ignored` with the reason.
 
     `bot_login` is the bot's own GitHub login: its comments are ignored so that it never
-    answers itself. Raises `PayloadError` when the body is not the event `event_name` says.
+    answers itself. `deploy_branches` are the branches whose pushes deploy (empty: the
+    repository's default branch). Raises `PayloadError` when the body is not the event
+    `event_name` says.
     """
     if event_name == "ping":
         return Ignored("pong")
@@ -110,7 +113,7 @@ def parse_event(event_name: str, delivery_id: str, payload: Mapping[str, Any], *
     if event_name == "issue_comment":
         return _issue_comment(delivery_id, _Reader(event_name, payload), bot_login)
     if event_name == "push":
-        return Ignored("deploy on push is not enabled yet")
+        return _push(delivery_id, _Reader(event_name, payload), deploy_branches)
     return Ignored(f"event '{event_name}' is not handled")
 
 
@@ -155,6 +158,25 @@ def _issue_comment(delivery_id: str, read: _Reader, bot_login: str | None) -> Is
         author_is_bot=author_is_bot,
         installation_id=_installation_id(read),
     )
+
+
+def _push(delivery_id: str, read: _Reader, deploy_branches: Sequence[str]) -> PushEvent | Ignored:
+    ref = read.get("ref", str)
+    after = read.get("after", str)
+    before = read.get("before", str)
+    repo = _repo(read)
+    if not ref.startswith("refs/heads/"):
+        return Ignored(f"push to {ref}: only branch pushes deploy, not tags")
+    branch = ref.removeprefix("refs/heads/")
+    if read.get("deleted", bool, default=False) or after == ZERO_SHA:
+        return Ignored(f"push deleted branch '{branch}': nothing to deploy")
+    wanted = tuple(deploy_branches) or (repo.default_branch,)
+    if branch not in wanted:
+        return Ignored(f"push to branch '{branch}': deploys happen on {', '.join(wanted)} "
+                       "(KFP_BOT_DEPLOY_BRANCHES)")
+    pusher = read.get("pusher.name", str, default="") or read.get("sender.login", str, default="")
+    return PushEvent(delivery_id=delivery_id, repo=repo, ref=ref, before=before, after=after,
+                     pusher=pusher, installation_id=_installation_id(read))
 
 
 def _same_login(login: str, bot_login: str | None) -> bool:

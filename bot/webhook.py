@@ -13,7 +13,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from bot.payloads import Ignored, PayloadError, json_type, parse_event
 from handlers.models import Event
@@ -61,7 +61,7 @@ def verify_signature(secret: str | bytes, body: bytes | bytearray, header: str |
 
 
 def read_delivery(headers: Mapping[str, str], body: bytes | bytearray, *, secret: str | bytes,
-                  bot_login: str | None = None) -> Delivery:
+                  bot_login: str | None = None, deploy_branches: Sequence[str] = ()) -> Delivery:
     """Verify, then parse a webhook request; raises `WebhookRejected` with the status to answer.
 
     `headers` must look names up case-insensitively (Werkzeug's `Headers` does).
@@ -75,7 +75,8 @@ def read_delivery(headers: Mapping[str, str], body: bytes | bytearray, *, secret
         raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"missing {DELIVERY_HEADER} header")
     payload = _json_object(body)
     try:
-        outcome = parse_event(event_name, delivery_id, payload, bot_login=bot_login)
+        outcome = parse_event(event_name, delivery_id, payload, bot_login=bot_login,
+                              deploy_branches=deploy_branches)
     except PayloadError as exc:
         raise WebhookRejected(HTTPStatus.BAD_REQUEST, str(exc)) from None
     return Delivery(delivery_id=delivery_id, event_name=event_name, outcome=outcome)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
 from bot.services import Services
+from bot.slack import chat_from_settings
 from handlers.context import HandlerContext, Policy
 from handlers.models import PullRequestRef, RepoRef
 from handlers.ports import Store
@@ -70,8 +71,11 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
         work_dir=settings.data_dir / "work",
         policy=Policy(allowed_users=settings.allowed_users, allow_local_repos=settings.allow_local_repos,
                       github_host=_github_host(settings.github_api_url), bot_login=settings.bot_login),
+        templates=_templates(settings), schedules=_schedules(settings),
     )
     holder["ctx"] = context
+    context.notifications = _notifications(settings, context.bus)
+    context.chat = chat_from_settings(settings)
     decoders = tuple(d for d in (builder, *runner_decoders) if hasattr(d, "decode_notification"))
     from bot.github.deliveries import webhook_redeliverer
 
@@ -90,6 +94,16 @@ def _bus(settings: Settings, holder: dict[str, HandlerContext]):
 
     return InProcessBus(dispatch=lambda event: dispatch(event, holder["ctx"]), workers=settings.workers,
                         on_error=lambda event, error: handle_failure(event, error, holder["ctx"]))
+
+
+def _notifications(settings: Settings, bus):
+    """Run notifications: a Pub/Sub bus on KFP_BOT_NOTIFICATIONS_TOPIC, or the in-process bus itself."""
+    if settings.bus is BusKind.PUBSUB:
+        from bot.pubsub import PubSubBus, make_publisher, topic_path
+
+        return PubSubBus(make_publisher(settings.pubsub_endpoint),
+                         topic_path(settings.gcp_project or "", settings.notifications_topic))
+    return bus
 
 
 def _builder(settings: Settings):
@@ -128,6 +142,24 @@ def _runner(settings: Settings):
         runners[Target.KFP] = KfpEndpointRunner(settings.kfp_host)
     default = Target(settings.runner.value)
     return RoutingRunner(runners, default=default), tuple(runners.values())
+
+
+def _templates(settings: Settings):
+    """Where deploys upload templates: KFP_BOT_TEMPLATE_STORE, or a folder in the data dir."""
+    from deploy.templates import make_template_store
+
+    return make_template_store(settings.template_store, settings.data_dir)
+
+
+def _schedules(settings: Settings):
+    """Vertex AI schedules when Vertex AI is configured; otherwise deploys schedule nothing."""
+    if not (settings.gcp_project and settings.pipeline_root):
+        return None
+    from deploy.schedules import VertexSchedules, make_schedule_client
+
+    return VertexSchedules(make_schedule_client(settings.gcp_region, settings.vertex_endpoint),
+                           settings.gcp_project, settings.gcp_region, pipeline_root=settings.pipeline_root,
+                           service_account=settings.pipeline_service_account)
 
 
 def _github_host(api_url: str) -> str:

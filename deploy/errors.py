@@ -29,3 +29,7 @@ class RunError(KfpBotError):
 
 class BuildError(KfpBotError):
     """A component image could not be built."""
+
+
+class DeployError(KfpBotError):
+    """A compiled template could not be uploaded, or a schedule could not be applied."""

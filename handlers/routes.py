@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from handlers import issue_comment, pull_request, runs
+from handlers import issue_comment, pull_request, push, runs, slack
 from handlers.context import HandlerContext
 from handlers.models import BuildStatus, Event, IssueCommentEvent, PullRequestEvent, RunStart, RunStatus
 from handlers.router import Router
 
-ROUTES = Router().include(pull_request.router, issue_comment.router, runs.router)
+ROUTES = Router().include(pull_request.router, issue_comment.router, push.router, runs.router,
+                          slack.router)
 
 
 def dispatch(event: Event, ctx: HandlerContext) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from handlers.context import HandlerContext
-from handlers.models import BuildStatus, EventKind, RepoRef, Run, RunStart, RunState, RunStatus
+from handlers.deploying import deploy_template
+from handlers.models import BuildStatus, EventKind, RepoRef, Run, RunStart, RunState, RunStatus, Trigger
+from handlers.notifications import publish_run_change
 from handlers.ports import BuildRequest, BuildState, RunRequest
 from handlers.reporting import report_run
 from handlers.router import Router
@@ -74,6 +76,16 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         move(ctx, moved, RunState.FAILED, "could not compile", error=str(exc))
         return
     ctx.store.update_run(run.id, parameters=parameters)
+    if run.trigger is Trigger.DEPLOY:
+        settings = repository.settings(run.pipeline)
+        try:
+            ref = deploy_template(ctx, moved, package, settings, parameters)
+        except KfpBotError as exc:
+            move(ctx, moved, RunState.FAILED, "could not deploy", error=str(exc))
+            return
+        if not settings.deploy.run:
+            move(ctx, moved, RunState.SUCCEEDED, f"deployed {ref}")
+            return
     running = moved if moved.state is RunState.RUNNING else move(ctx, moved, RunState.RUNNING, "submitted")
     if running is None:
         return
@@ -115,6 +127,7 @@ def move(ctx: HandlerContext, run: Run, state: RunState, detail: str = "", *,
         ctx.log.info("run %s (%s) is %s%s", run.id, run.pipeline, state.value,
                      f": {detail}" if detail else "")
         report_run(ctx, moved)
+        publish_run_change(ctx, moved)
     return moved
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.payloads import Ignored, PayloadError, parse_event
-from handlers.models import (IssueCommentEvent, PullRequestAction, PullRequestEvent, RepoRef,
+from handlers.models import (IssueCommentEvent, PullRequestAction, PullRequestEvent, PushEvent, RepoRef,
                              event_from_dict, event_to_dict)
 from tests.support.webhooks import load_payload
 
@@ -133,7 +133,6 @@ def test_a_user_whose_login_only_resembles_the_bot_is_not_ignored() -> None:
 
 @pytest.mark.parametrize(("name", "reason"), [
     ("ping", "pong"),
-    ("push", "deploy on push is not enabled yet"),
     ("check_run.rerequested", "event 'check_run' is not handled"),
 ])
 def test_events_the_bot_does_not_act_on(name: str, reason: str) -> None:
@@ -176,3 +175,33 @@ def test_parsed_events_survive_the_bus_encoding() -> None:
         event = parse_event(event_name, "d-5", load_payload(name))
 
         assert event_from_dict(event_to_dict(event)) == event
+
+
+def test_a_push_to_the_default_branch_is_a_push_event() -> None:
+    event = parse_event("push", "d-6", load_payload("push"))
+
+    assert isinstance(event, PushEvent)
+    assert (event.branch, event.after, event.pusher) == ("master", "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+                                                         "Codertocat")
+    assert event.repo.full_name == "Codertocat/Hello-World"
+    assert event_from_dict(event_to_dict(event)) == event
+
+
+@pytest.mark.parametrize(("overrides", "branches", "reason"), [
+    ({"ref": "refs/heads/feature"}, (), "push to branch 'feature': deploys happen on master (KFP_BOT_DEPLOY_BRANCHES)"),
+    ({"ref": "refs/heads/master"}, ("release",), "push to branch 'master': deploys happen on release "
+                                                 "(KFP_BOT_DEPLOY_BRANCHES)"),
+    ({"ref": "refs/tags/v1.0"}, (), "push to refs/tags/v1.0: only branch pushes deploy, not tags"),
+    ({"deleted": True, "after": "0" * 40}, (), "push deleted branch 'master': nothing to deploy"),
+])
+def test_pushes_that_do_not_deploy_say_why(overrides: dict, branches: tuple, reason: str) -> None:
+    outcome = parse_event("push", "d-7", load_payload("push", overrides), deploy_branches=branches)
+
+    assert outcome == Ignored(reason)
+
+
+def test_a_push_to_a_configured_deploy_branch_is_a_push_event() -> None:
+    event = parse_event("push", "d-8", load_payload("push", {"ref": "refs/heads/release"}),
+                        deploy_branches=("main", "release"))
+
+    assert isinstance(event, PushEvent) and event.branch == "release"

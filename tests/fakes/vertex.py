@@ -27,6 +27,7 @@ from google.protobuf import empty_pb2, json_format, timestamp_pb2
 from google.rpc import status_pb2
 
 from tests.fakes.vertex_rules import Rejection, job_filter, validate_job
+from tests.fakes.vertex_schedules import FakeVertexSchedules
 
 SERVICE = "google.cloud.aiplatform.v1.PipelineService"
 PipelineState = aiplatform_v1.PipelineState
@@ -91,6 +92,7 @@ class FakeVertexPipelines:
         self._seq = 0
         self._server: grpc.Server | None = None
         self.port = 0
+        self.schedules = FakeVertexSchedules(project_number)
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -115,7 +117,8 @@ class FakeVertexPipelines:
                                              self._cancel, lambda empty: empty.SerializeToString()),
         }
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),
+                                         self.schedules.handler()))
         self.port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         self._server = server

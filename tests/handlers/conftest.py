@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.services import Services
 from bot.wiring import build_services
 from tests.fakes.github import FakeGitHub
+from tests.fakes.slack import TOKEN, FakeSlack
 from tests.support.github_clients import APP_ID, INSTALLATION_ID, app_private_key, clients_for
 from tests.support.gitrepo import GitRepo
 from tests.support.server import ServedApp
@@ -168,3 +169,18 @@ def _serve(tmp_path: Path, example_repo: GitRepo, github: FakeGitHub, **credenti
     finally:
         server.close()
         services.stop()
+
+
+@pytest.fixture
+def slack_bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[tuple[Bot, FakeSlack]]:
+    """The embedded bot with a Slack bot token, posting to a fake Slack; the repository routes
+    `dataset-pipeline` to #data and everything else to #ml-ci in its `.kfp-bot.yaml`."""
+    example_repo.write(".kfp-bot.yaml", "slack_channel: '#ml-ci'\n"
+                                        "pipelines:\n  dataset-pipeline:\n    slack_channel: '#data'\n")
+    example_repo.commit("route Slack notifications")
+    with FakeSlack(channels=("#ml-ci", "#data", "#fallback")) as slack, FakeGitHub() as github:
+        key = github.add_app(APP_ID, app_private_key())
+        github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
+        for bot in _serve(tmp_path, example_repo, github, github_app_id=APP_ID, github_private_key=key,
+                          slack_bot_token=TOKEN, slack_api_url=slack.api_url, slack_channel="#fallback"):
+            yield bot, slack

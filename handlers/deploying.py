@@ -1,0 +1,71 @@
+"""The deploy step of a deploy run: upload the compiled template, then apply its schedule.
+
+Called by `handlers.runs.build_finished` after a DEPLOY run compiled. The template is uploaded
+with the commit as version, tagged with the commit and `latest`, with the repository, commit
+and images recorded; then the `schedule:` of `settings.yaml` is created or updated (removed when
+the section is gone). Both steps are idempotent, so a redelivered status deploys nothing twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from handlers.context import HandlerContext
+from handlers.models import Run
+from handlers.ports import CompiledPackage
+from pipeline_registry.errors import ConfigError, KfpBotError
+from pipeline_registry.settings import PipelineSettings
+
+LATEST_TAG = "latest"
+
+
+class NoTemplateStore(KfpBotError):
+    """A deploy run on a bot without a template store."""
+
+
+def deploy_template(ctx: HandlerContext, run: Run, package: CompiledPackage, settings: PipelineSettings,
+                    parameters: Mapping[str, Any]) -> str:
+    """Upload the run's compiled pipeline and apply its schedule; the template's reference.
+
+    Raises a `KfpBotError` saying what is wrong (no store, upload refused, bad schedule).
+    """
+    if ctx.templates is None:
+        raise NoTemplateStore("this bot has no template store to deploy to",
+                              hint="set KFP_BOT_TEMPLATE_STORE (a folder, gs:// path or Artifact Registry URL)")
+    metadata = {"repo": run.repo, "commit": run.sha, "pipeline": run.pipeline,
+                "images": ",".join(package.images)}
+    ref = ctx.templates.upload(run.pipeline, package, version=run.sha, tags=(run.sha, LATEST_TAG),
+                               metadata=metadata)
+    ctx.log.info("run %s: template of %s uploaded to %s", run.id, run.pipeline, ref)
+    if ctx.schedules is None:
+        if settings.schedule is not None:
+            ctx.log.warning("run %s: %s asks for a schedule but no scheduler is configured (Vertex AI)",
+                            run.id, settings.file)
+        return ref
+    scheduled = dict(parameters)
+    if settings.schedule is not None:
+        declared = {i.name for i in package.inputs}
+        unknown = sorted(set(settings.schedule.parameters) - declared)
+        if unknown:
+            raise ConfigError(settings.file, f"schedule.parameters: {', '.join(unknown)} "
+                              f"{'is not an input' if len(unknown) == 1 else 'are not inputs'} of the pipeline",
+                              field="schedule.parameters",
+                              hint=f"valid parameters: {', '.join(sorted(declared)) or 'none'}")
+        scheduled.update(settings.schedule.parameters)
+    # Vertex AI reads a template from Artifact Registry itself; other stores' copies it cannot
+    # read, so the schedule embeds the compiled spec instead.
+    template = ref if ref.startswith("https://") else str(package.package_path)
+    ctx.schedules.apply(run.pipeline, template, settings.schedule, parameters=scheduled)
+    return ref
+
+
+def remove_schedules(ctx: HandlerContext, pipelines: list[str]) -> None:
+    """Pause/delete the schedules of deleted pipelines (a no-op without a scheduler)."""
+    if ctx.schedules is None:
+        return
+    for name in pipelines:
+        try:
+            ctx.schedules.apply(name, "", None, parameters={})
+            ctx.log.info("schedule of deleted pipeline %s removed", name)
+        except KfpBotError as exc:
+            ctx.log.error("could not remove the schedule of deleted pipeline %s: %s", name, exc)
