@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from handlers import issue_comment, pull_request, push, runs, slack
+from handlers import issue_comment, messages, pull_request, push, runs, slack
 from handlers.context import HandlerContext
-from handlers.models import BuildStatus, Event, IssueCommentEvent, PullRequestEvent, RunStart, RunStatus
+from handlers.models import (BuildStatus, Event, IssueCommentEvent, PullRequestEvent, PushEvent, RunStart,
+                             RunStatus)
+from handlers.reporting import report_head, safely
 from handlers.router import Router
 
 ROUTES = Router().include(pull_request.router, issue_comment.router, push.router, runs.router,
@@ -27,16 +29,11 @@ def handle_failure(event: Event, error: BaseException, ctx: HandlerContext) -> N
     if isinstance(event, (RunStart, BuildStatus, RunStatus)):
         runs.fail_run(ctx, event.run_id, reason)
     elif isinstance(event, PullRequestEvent):
-        from handlers import messages
-        from handlers.reporting import report_head
-
         report_head(ctx, event.repo, event.pull.head_sha, event.installation_id,
                     note=messages.plan_failed(reason))
+    elif isinstance(event, PushEvent) and event.branch is not None:
+        report_head(ctx, event.repo, event.after, event.installation_id, note=messages.plan_failed(reason))
     elif isinstance(event, IssueCommentEvent):
-        from handlers.reporting import safely
-
-        from handlers import messages
-
         safely(ctx, event.key, "reply", lambda: ctx.reporter.reply(
             event.repo, event.number, messages.internal_error(reason), event.installation_id))
     ctx.log.error("event %s failed: %s", event.key, reason)

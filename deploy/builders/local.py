@@ -23,7 +23,7 @@ class LocalBuilder:
         self.timeout_seconds = timeout_seconds
 
     def build(self, request: BuildRequest) -> BuildOutcome:
-        """Build every component image the plan marks for rebuilding, one after the other."""
+        """Build every component image the plan marks for rebuilding (content tag and commit tag)."""
         wanted = [c for c in request.components if c.rebuild and c.image and c.component.dockerfile]
         if not wanted:
             return BuildOutcome(BuildState.SUCCEEDED, "no image to build: every image is up to date")
@@ -39,7 +39,7 @@ class LocalBuilder:
             if build_context is BuildContext.COMPONENT:
                 context = request.repo_dir / component.path
             argv = [self.engine, "build", "-q", "-f", str(request.repo_dir / component.dockerfile),
-                    "-t", plan.image, str(context)]
+                    "-t", plan.image, "-t", f"{plan.image.rsplit(':', 1)[0]}:{request.sha}", str(context)]
             try:
                 result = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_seconds)
             except subprocess.TimeoutExpired:

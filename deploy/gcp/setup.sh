@@ -305,6 +305,8 @@ ensure "subscription $PREFIX-dead-letter-hold (pull, to inspect dead letters)" \
 ensure_push_subscription "$PREFIX-events-push" "$EVENTS_TOPIC"
 ensure_push_subscription "$PREFIX-cloud-builds-push" "$CLOUD_BUILDS_TOPIC"
 ensure_push_subscription "$PREFIX-pipeline-events-push" "$PIPELINE_EVENTS_TOPIC"
+# The Slack notifier consumes run notifications; other systems may add their own subscriptions.
+ensure_push_subscription "$PREFIX-notifications-push" "$NOTIFICATIONS_TOPIC"
 
 # -- Vertex AI pipeline job events: a log sink to their topic ------------------------------------
 

@@ -112,7 +112,8 @@ def test_a_first_run_creates_everything_the_bot_needs(first_run: tuple[Project, 
     assert topics == {"kfp-bot-events", "kfp-bot-notifications", "kfp-bot-pipeline-events", "kfp-bot-dead-letter",
                       "cloud-builds"}
     for name, topic in (("kfp-bot-events-push", "kfp-bot-events"), ("kfp-bot-cloud-builds-push", "cloud-builds"),
-                        ("kfp-bot-pipeline-events-push", "kfp-bot-pipeline-events")):
+                        ("kfp-bot-pipeline-events-push", "kfp-bot-pipeline-events"),
+                        ("kfp-bot-notifications-push", "kfp-bot-notifications")):
         push = project.resource(f"pubsub subscriptions/{name}")
         assert push["topic"] == topic
         assert push["push-endpoint"] == f"{BOT_URL}/pubsub/push"

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from tests.fakes.http import FakeHTTPServer, Handler, Incoming, JsonResponse
+from tests.fakes.kfp_pipelines import PipelineRoutes
 from tests.fakes.kfp_rules import (Api, Refusal, api_of, error_body, item_filter, json_object, page, v1_declared,
                                     v1_owner, v2_declared)
 
@@ -104,6 +105,7 @@ class FakeKfp(FakeHTTPServer):
             ]
             for method, path, handler in routes:
                 self.add_route(method, base + path, handler)
+        self.pipeline_routes = PipelineRoutes(self)
 
     # -- what tests use ---------------------------------------------------------------------
 
