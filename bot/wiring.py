@@ -148,11 +148,28 @@ def _templates(settings: Settings):
     """Where deploys upload templates: KFP_BOT_TEMPLATE_STORE, or a folder in the data dir."""
     from deploy.templates import make_template_store
 
-    return make_template_store(settings.template_store, settings.data_dir)
+    store = make_template_store(settings.template_store, settings.data_dir)
+    if not settings.kfp_host:
+        return store
+    from deploy.kfp_deploy import KfpPipelineStore, TargetRouted
+
+    return TargetRouted({Target.KFP: KfpPipelineStore(settings.kfp_host)}, fallback=store,
+                        default_target=Target(settings.runner.value))
 
 
 def _schedules(settings: Settings):
-    """Vertex AI schedules when Vertex AI is configured; otherwise deploys schedule nothing."""
+    """Vertex AI schedules when Vertex AI is configured, KFP recurring runs for `kfp` pipelines when
+    KFP_BOT_KFP_HOST is set; otherwise deploys schedule nothing."""
+    vertex = _vertex_schedules(settings)
+    if not settings.kfp_host:
+        return vertex
+    from deploy.kfp_deploy import KfpRecurringRuns, TargetRouted
+
+    return TargetRouted({Target.KFP: KfpRecurringRuns(settings.kfp_host)}, fallback=vertex,
+                        default_target=Target(settings.runner.value))
+
+
+def _vertex_schedules(settings: Settings):
     if not (settings.gcp_project and settings.pipeline_root):
         return None
     from deploy.schedules import VertexSchedules, make_schedule_client

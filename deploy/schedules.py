@@ -25,7 +25,8 @@ from google.cloud.aiplatform_v1.services.schedule_service.transports import Sche
 from google.protobuf import field_mask_pb2, json_format, struct_pb2
 
 from deploy.errors import DeployError
-from deploy.runners.vertex import DEFAULT_RETRY, _is_loopback
+from deploy.endpoints import is_loopback
+from deploy.runners.vertex import DEFAULT_RETRY
 from pipeline_registry.settings import ScheduleOptions
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def make_schedule_client(region: str, endpoint: str | None = None, *,
                          credentials: Credentials | None = None) -> aiplatform_v1.ScheduleServiceClient:
     """A Vertex AI schedule client; a loopback endpoint (fakes) gets an insecure channel."""
     endpoint = endpoint or f"{region}-aiplatform.googleapis.com"
-    if _is_loopback(endpoint):
+    if is_loopback(endpoint):
         transport = ScheduleServiceGrpcTransport(channel=grpc.insecure_channel(endpoint),
                                                  credentials=AnonymousCredentials())
         return aiplatform_v1.ScheduleServiceClient(transport=transport)

@@ -9,7 +9,6 @@ Uploading the same version again replaces it, so a redelivered deploy is harmles
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 from urllib.parse import urlparse
 
+from deploy.endpoints import is_loopback
 from deploy.errors import DeployError
 
 
@@ -153,7 +153,7 @@ def make_template_store(setting: str | None, data_dir: Path, *, gcs_client: Any 
     if setting.startswith(("https://", "http://")):
         from kfp.registry import RegistryClient
 
-        if not AR_HOST.match(setting) and not _is_loopback(setting):
+        if not AR_HOST.match(setting) and not is_loopback(setting):
             raise DeployError(f"KFP_BOT_TEMPLATE_STORE={setting!r} is not an Artifact Registry KFP repository",
                               hint="use https://<region>-kfp.pkg.dev/<project>/<repository>, a gs:// path "
                                    "or a folder")
@@ -166,18 +166,10 @@ def make_gcs_client(endpoint: str | None = None, project: str | None = None) -> 
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    if endpoint and _is_loopback(endpoint):
+    if endpoint and is_loopback(endpoint):
         return storage.Client(project=project or "test", credentials=AnonymousCredentials(),
                               client_options={"api_endpoint": endpoint})
     options = {"api_endpoint": endpoint} if endpoint else None
     return storage.Client(project=project, client_options=options)
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlparse(url if "//" in url else f"http://{url}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -8,15 +8,31 @@ the section is gone). Both steps are idempotent, so a redelivered status deploys
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 from handlers.context import HandlerContext
 from handlers.models import Run
 from handlers.ports import CompiledPackage
 from pipeline_registry.errors import ConfigError, KfpBotError
+from pipeline_registry.repo_config import Target
 from pipeline_registry.settings import PipelineSettings
 
 LATEST_TAG = "latest"
+
+
+@runtime_checkable
+class Routed(Protocol):
+    """A port holding one adapter per pipeline target (`deploy.kfp_deploy.TargetRouted`)."""
+
+    def for_target(self, target: Target | None) -> Any:
+        """The adapter for a pipeline with `target`, or None."""
+
+    def every(self) -> tuple[Any, ...]:
+        """Every adapter."""
+
+
+def _for(port: Any, target: Target | None) -> Any:
+    return port.for_target(target) if isinstance(port, Routed) else port
 
 
 class NoTemplateStore(KfpBotError):
@@ -24,20 +40,23 @@ class NoTemplateStore(KfpBotError):
 
 
 def deploy_template(ctx: HandlerContext, run: Run, package: CompiledPackage, settings: PipelineSettings,
-                    parameters: Mapping[str, Any]) -> str:
+                    parameters: Mapping[str, Any], *, target: Target | None = None) -> str:
     """Upload the run's compiled pipeline and apply its schedule; the template's reference.
+
+    `target` picks the store and scheduler of a routed port (a `kfp` pipeline: a KFP pipeline version).
 
     Raises a `KfpBotError` saying what is wrong (no store, upload refused, bad schedule).
     """
-    if ctx.templates is None:
+    templates, schedules = _for(ctx.templates, target), _for(ctx.schedules, target)
+    if templates is None:
         raise NoTemplateStore("this bot has no template store to deploy to",
                               hint="set KFP_BOT_TEMPLATE_STORE (a folder, gs:// path or Artifact Registry URL)")
     metadata = {"repo": run.repo, "commit": run.sha, "pipeline": run.pipeline,
                 "images": ",".join(package.images)}
-    ref = ctx.templates.upload(run.pipeline, package, version=run.sha, tags=(run.sha, LATEST_TAG),
+    ref = templates.upload(run.pipeline, package, version=run.sha, tags=(run.sha, LATEST_TAG),
                                metadata=metadata)
     ctx.log.info("run %s: template of %s uploaded to %s", run.id, run.pipeline, ref)
-    if ctx.schedules is None:
+    if schedules is None:
         if settings.schedule is not None:
             ctx.log.warning("run %s: %s asks for a schedule but no scheduler is configured (Vertex AI)",
                             run.id, settings.file)
@@ -54,8 +73,8 @@ def deploy_template(ctx: HandlerContext, run: Run, package: CompiledPackage, set
         scheduled.update(settings.schedule.parameters)
     # Vertex AI reads a template from Artifact Registry itself; other stores' copies it cannot
     # read, so the schedule embeds the compiled spec instead.
-    template = ref if ref.startswith("https://") else str(package.package_path)
-    ctx.schedules.apply(run.pipeline, template, settings.schedule, parameters=scheduled)
+    template = ref if ref.startswith("https://") or target is Target.KFP else str(package.package_path)
+    schedules.apply(run.pipeline, template, settings.schedule, parameters=scheduled)
     return ref
 
 
@@ -63,9 +82,12 @@ def remove_schedules(ctx: HandlerContext, pipelines: list[str]) -> None:
     """Pause/delete the schedules of deleted pipelines (a no-op without a scheduler)."""
     if ctx.schedules is None:
         return
+    # A deleted pipeline's target is gone with its files: every scheduler is asked.
+    ports = ctx.schedules.every() if isinstance(ctx.schedules, Routed) else (ctx.schedules,)
     for name in pipelines:
-        try:
-            ctx.schedules.apply(name, "", None, parameters={})
-            ctx.log.info("schedule of deleted pipeline %s removed", name)
-        except KfpBotError as exc:
-            ctx.log.error("could not remove the schedule of deleted pipeline %s: %s", name, exc)
+        for port in ports:
+            try:
+                port.apply(name, "", None, parameters={})
+                ctx.log.info("schedule of deleted pipeline %s removed", name)
+            except KfpBotError as exc:
+                ctx.log.error("could not remove the schedule of deleted pipeline %s: %s", name, exc)

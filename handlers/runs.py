@@ -79,7 +79,7 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
     if run.trigger is Trigger.DEPLOY:
         settings = repository.settings(run.pipeline)
         try:
-            ref = deploy_template(ctx, moved, package, settings, parameters)
+            ref = deploy_template(ctx, moved, package, settings, parameters, target=target)
         except KfpBotError as exc:
             move(ctx, moved, RunState.FAILED, "could not deploy", error=str(exc))
             return

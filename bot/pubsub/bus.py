@@ -11,7 +11,6 @@ never only in memory. Delivery back to the handlers is the push subscription's j
 from __future__ import annotations
 
 import concurrent.futures
-import ipaddress
 import json
 import logging
 import threading
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 from bot.bus import BusUnavailable
 from bot.config import ConfigurationError
+from deploy.endpoints import is_loopback
 from handlers.models import Event, event_to_dict
 
 if TYPE_CHECKING:
@@ -114,18 +114,6 @@ def topic_path(project: str, topic: str) -> str:
     if topic.startswith("projects/"):
         return topic
     return f"projects/{project}/topics/{topic}"
-
-
-def is_loopback(endpoint: str) -> bool:
-    """True when `endpoint` (`host:port`, `[::1]:port`, optionally with a scheme) is this machine."""
-    split = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}")
-    host = split.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def make_publisher(endpoint: str | None = None, *,

@@ -14,7 +14,6 @@ idempotent), but after a transient error the run's build is looked up once more.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Mapping
 
 import grpc
@@ -29,6 +28,7 @@ from deploy.builders.cloudbuild_config import (BuildSource, GitUrlSource, build_
                                                run_filter)
 from deploy.builders.cloudbuild_notifications import (FAILED_STATUSES, Status, decode_build_notification,
                                                       log, outcome_of)
+from deploy.endpoints import is_loopback
 from deploy.errors import BuildError
 from handlers.models import Event, Run
 from handlers.ports import BuildOutcome, BuildRequest, BuildState
@@ -188,7 +188,7 @@ def make_cloudbuild_client(endpoint: str | None = None) -> cloudbuild_v1.CloudBu
     Other endpoints and the default one use Application Default Credentials; without any,
     `BuildError` says how to provide them.
     """
-    if endpoint and _is_loopback(endpoint):
+    if endpoint and is_loopback(endpoint):
         transport = CloudBuildGrpcTransport(channel=grpc.insecure_channel(endpoint),
                                             credentials=AnonymousCredentials())
         return cloudbuild_v1.CloudBuildClient(transport=transport)
@@ -199,17 +199,6 @@ def make_cloudbuild_client(endpoint: str | None = None) -> cloudbuild_v1.CloudBu
         raise BuildError(f"no Google Cloud credentials for Cloud Build ({_first_line(str(exc))})",
                          hint="run the bot as a service account, or `gcloud auth application-default "
                               "login` on a laptop") from None
-
-
-def _is_loopback(endpoint: str) -> bool:
-    host = endpoint.rsplit(":", 1)[0] if endpoint.count(":") == 1 or endpoint.startswith("[") else endpoint
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _cause(exc: Exception) -> BaseException:

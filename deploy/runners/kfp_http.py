@@ -12,13 +12,13 @@ for those hosts, as `kfp.Client` does for its own calls.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 import requests
 
+from deploy.endpoints import is_loopback
 from deploy.runners.kfp_calls import (RETRY_STATUSES, KfpRequestRefused, RetryPolicy, T, Transient,
                                       api_message, with_retries)
 
@@ -34,17 +34,6 @@ def normalise_host(host: str) -> str:
     if re.match(r"^https?://", host):
         return host
     return f"{'http' if is_loopback(host) else 'https'}://{host}"
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback IP addresses (emulators and tests)."""
-    name = urlsplit(host if "//" in host else f"//{host}").hostname or ""
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def default_session(host: str) -> requests.Session:

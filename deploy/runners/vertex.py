@@ -15,7 +15,6 @@ endpoint treats as transient: the message is redelivered and the step tried agai
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Mapping
 
@@ -27,6 +26,7 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1.services.pipeline_service.transports import PipelineServiceGrpcTransport
 
+from deploy.endpoints import is_loopback
 from deploy.errors import RunError
 from deploy.runners.vertex_events import parse_pipeline_event, run_state_of
 from deploy.runners.vertex_job import RUN_LABEL, build_job, job_id_for, label_value, run_id_of
@@ -226,7 +226,7 @@ def make_pipeline_client(region: str, endpoint: str | None = None, *,
     `RunError` says how to provide them.
     """
     endpoint = endpoint or f"{region}-aiplatform.googleapis.com"
-    if _is_loopback(endpoint):
+    if is_loopback(endpoint):
         transport = PipelineServiceGrpcTransport(channel=grpc.insecure_channel(endpoint),
                                                  credentials=AnonymousCredentials())
         return aiplatform_v1.PipelineServiceClient(transport=transport)
@@ -251,17 +251,6 @@ def _detail(state: RunState, error: str) -> str:
 
 def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, api_exceptions.RetryError) or isinstance(_cause(exc), _TRANSIENT)
-
-
-def _is_loopback(endpoint: str) -> bool:
-    host = endpoint.rsplit(":", 1)[0] if endpoint.count(":") == 1 or endpoint.startswith("[") else endpoint
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _cause(exc: BaseException) -> BaseException:
