@@ -13,13 +13,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import threading
 import uuid
-from collections import deque
 from concurrent import futures
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Callable, Self
+from typing import Self
 
 import grpc
 from google.cloud.devtools import cloudbuild_v1
@@ -28,6 +26,7 @@ from google.protobuf import any_pb2, duration_pb2, json_format, timestamp_pb2
 
 from tests.fakes.cloudbuild_rules import (BUILT_INS, TERMINAL, Rejection, build_filter, expand, mark_failure,
                                          validate)
+from tests.fakes.grpc_fake import Fault, RecordingGrpcService
 
 SERVICE = "google.devtools.cloudbuild.v1.CloudBuild"
 Status = cloudbuild_v1.Build.Status
@@ -44,28 +43,11 @@ DEFAULT_MESSAGES = {
 
 
 @dataclass(frozen=True)
-class RecordedCall:
-    """One RPC as the fake received it and the status it answered."""
-
-    method: str
-    request: Any
-    code: grpc.StatusCode
-
-
-@dataclass(frozen=True)
 class BuildNotification:
     """The `cloud-builds` Pub/Sub message of one build state: attributes and JSON data."""
 
     attributes: dict[str, str]
     data: bytes
-
-
-@dataclass
-class _Fault:
-    code: grpc.StatusCode
-    message: str
-    remaining: int | None
-    after_processing: bool
 
 
 @dataclass
@@ -75,15 +57,13 @@ class _Stored:
     seq: int = 0
 
 
-class FakeCloudBuild:
+class FakeCloudBuild(RecordingGrpcService):
     """A running fake Cloud Build for one or more projects (use as a context manager)."""
 
     def __init__(self, project_number: int = 123456789) -> None:
+        super().__init__()
         self.project_number = project_number
-        self.calls: list[RecordedCall] = []
         self._builds: dict[str, _Stored] = {}
-        self._faults: dict[str, deque[_Fault]] = {}
-        self._lock = threading.Lock()
         self._seq = 0
         self._server: grpc.Server | None = None
         self.port = 0
@@ -135,14 +115,8 @@ class FakeCloudBuild:
         `after_processing` does the work first and then fails, like a response lost on the way.
         """
         default = DEFAULT_MESSAGES.get(code, code.name).format(permission=_PERMISSIONS.get(method, method))
-        fault = _Fault(code, message or default, times, after_processing)
-        with self._lock:
-            self._faults.setdefault(method, deque()).append(fault)
-
-    def requests(self, method: str) -> list[Any]:
-        """The requests `method` received, in order (failed ones included)."""
-        with self._lock:
-            return [c.request for c in self.calls if c.method == method]
+        fault = Fault(code, message or default, times, after_processing)
+        self._add_fault(method, fault)
 
     @property
     def builds(self) -> list[cloudbuild_v1.Build]:
@@ -271,41 +245,6 @@ class FakeCloudBuild:
             return cloudbuild_v1.Build(stored.build)
 
     # plumbing ------------------------------------------------------------------------------
-
-    def _unary(self, name: str, request_type: Any, handler: Callable[[Any], Any],
-               serialize: Callable[[Any], bytes]) -> grpc.RpcMethodHandler:
-        def serve(request: Any, context: grpc.ServicerContext) -> Any:
-            fault = self._take_fault(name)
-            try:
-                if fault is not None and not fault.after_processing:
-                    raise Rejection(fault.code, fault.message)
-                response = handler(request)
-                if fault is not None:
-                    raise Rejection(fault.code, fault.message)
-            except Rejection as abort:
-                self._record(name, request, abort.code)
-                context.abort(abort.code, abort.message)
-            self._record(name, request, grpc.StatusCode.OK)
-            return response
-
-        return grpc.unary_unary_rpc_method_handler(serve, request_deserializer=request_type.deserialize,
-                                                   response_serializer=serialize)
-
-    def _take_fault(self, method: str) -> _Fault | None:
-        with self._lock:
-            queue = self._faults.get(method)
-            if not queue:
-                return None
-            fault = queue[0]
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    queue.popleft()
-            return fault
-
-    def _record(self, method: str, request: Any, code: grpc.StatusCode) -> None:
-        with self._lock:
-            self.calls.append(RecordedCall(method, type(request)(request), code))
 
     def _find(self, project: str, build_id: str, name: str) -> _Stored:
         if name:

@@ -15,6 +15,8 @@ from typing import Callable
 import grpc
 from google.cloud.devtools import cloudbuild_v1
 
+from tests.fakes.grpc_fake import Rejection
+
 Status = cloudbuild_v1.Build.Status
 LoggingMode = cloudbuild_v1.BuildOptions.LoggingMode
 FailureType = cloudbuild_v1.Build.FailureInfo.FailureType
@@ -29,15 +31,6 @@ BUILT_INS = frozenset({"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "
                        "COMMIT_SHA", "SHORT_SHA", "REVISION_ID", "REPO_NAME", "REPO_FULL_NAME",
                        "BRANCH_NAME", "TAG_NAME", "REF_NAME", "TRIGGER_BUILD_CONFIG_PATH",
                        "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT"})
-
-
-class Rejection(Exception):
-    """A request Cloud Build would refuse, with the gRPC status it answers."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def validate(build: cloudbuild_v1.Build, location: str) -> None:

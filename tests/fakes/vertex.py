@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import deque
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, Callable, Self
+from typing import Self
 
 import grpc
 from google.cloud import aiplatform_v1
 from google.protobuf import empty_pb2, json_format, timestamp_pb2
 from google.rpc import status_pb2
 
+from tests.fakes.grpc_fake import Fault, RecordingGrpcService
 from tests.fakes.vertex_rules import Rejection, job_filter, validate_job
 from tests.fakes.vertex_schedules import FakeVertexSchedules
 
@@ -48,28 +47,11 @@ DEFAULT_MESSAGES = {
 
 
 @dataclass(frozen=True)
-class RecordedCall:
-    """One RPC as the fake received it and the status it answered."""
-
-    method: str
-    request: Any
-    code: grpc.StatusCode
-
-
-@dataclass(frozen=True)
 class PipelineEventMessage:
     """The Pub/Sub message of one pipeline state event: attributes and LogEntry JSON data."""
 
     attributes: dict[str, str]
     data: bytes
-
-
-@dataclass
-class _Fault:
-    code: grpc.StatusCode
-    message: str
-    remaining: int | None
-    after_processing: bool
 
 
 @dataclass
@@ -80,15 +62,13 @@ class _Stored:
     seq: int
 
 
-class FakeVertexPipelines:
+class FakeVertexPipelines(RecordingGrpcService):
     """A running fake Vertex AI PipelineService (use as a context manager)."""
 
     def __init__(self, project_number: int = 123456789) -> None:
+        super().__init__()
         self.project_number = project_number
-        self.calls: list[RecordedCall] = []
         self._jobs: dict[tuple[str, str], _Stored] = {}
-        self._faults: dict[str, deque[_Fault]] = {}
-        self._lock = threading.Lock()
         self._seq = 0
         self._server: grpc.Server | None = None
         self.port = 0
@@ -144,18 +124,7 @@ class FakeVertexPipelines:
         default = DEFAULT_MESSAGES.get(code, code.name)
         text = message or default.format(permission=_PERMISSIONS.get(method, method), project="PROJECT",
                                          location="LOCATION")
-        with self._lock:
-            self._faults.setdefault(method, deque()).append(_Fault(code, text, times, after_processing))
-
-    def clear_faults(self) -> None:
-        """Forget every fault not yet answered."""
-        with self._lock:
-            self._faults.clear()
-
-    def requests(self, method: str) -> list[Any]:
-        """The requests `method` received, in order (failed ones included)."""
-        with self._lock:
-            return [c.request for c in self.calls if c.method == method]
+        self._add_fault(method, Fault(code, text, times, after_processing))
 
     @property
     def jobs(self) -> list[aiplatform_v1.PipelineJob]:
@@ -262,41 +231,6 @@ class FakeVertexPipelines:
         return empty_pb2.Empty()
 
     # plumbing ------------------------------------------------------------------------------
-
-    def _unary(self, name: str, request_type: Any, handler: Callable[[Any], Any],
-               serialize: Callable[[Any], bytes]) -> grpc.RpcMethodHandler:
-        def serve(request: Any, context: grpc.ServicerContext) -> Any:
-            fault = self._take_fault(name)
-            try:
-                if fault is not None and not fault.after_processing:
-                    raise Rejection(fault.code, fault.message)
-                response = handler(request)
-                if fault is not None:
-                    raise Rejection(fault.code, fault.message)
-            except Rejection as abort:
-                self._record(name, request, abort.code)
-                context.abort(abort.code, abort.message)
-            self._record(name, request, grpc.StatusCode.OK)
-            return response
-
-        return grpc.unary_unary_rpc_method_handler(serve, request_deserializer=request_type.deserialize,
-                                                   response_serializer=serialize)
-
-    def _take_fault(self, method: str) -> _Fault | None:
-        with self._lock:
-            queue = self._faults.get(method)
-            if not queue:
-                return None
-            fault = queue[0]
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    queue.popleft()
-            return fault
-
-    def _record(self, method: str, request: Any, code: grpc.StatusCode) -> None:
-        with self._lock:
-            self.calls.append(RecordedCall(method, type(request)(request), code))
 
     def _find(self, name: str) -> _Stored:
         parts = name.split("/")

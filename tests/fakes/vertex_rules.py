@@ -19,6 +19,8 @@ import grpc
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
+from tests.fakes.grpc_fake import Rejection
+
 JOB_ID_RULE = re.compile(r"[a-z][-a-z0-9]{0,127}")
 LABEL_KEY_RULE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE_RULE = re.compile(r"[a-z0-9_-]{0,63}")
@@ -29,15 +31,6 @@ _VALUE_KINDS = {"STRING": "string_value", "NUMBER_INTEGER": "number_value", "NUM
                 "BOOLEAN": "bool_value", "LIST": "list_value", "STRUCT": "struct_value"}
 # The field of an aiplatform Value each declared type takes (schema 2.0.0).
 _LEGACY_KINDS = {"INT": "int_value", "DOUBLE": "double_value", "STRING": "string_value"}
-
-
-class Rejection(Exception):
-    """A request Vertex AI would refuse, with the gRPC status it answers."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def invalid(message: str) -> Rejection:

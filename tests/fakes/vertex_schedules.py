@@ -11,15 +11,14 @@ or template, a gs:// output directory), and records every request.
 from __future__ import annotations
 
 import re
-import threading
 import uuid
-from typing import Any, Callable
 
 import grpc
 from google.cloud import aiplatform_v1
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
 
+from tests.fakes.grpc_fake import RecordingGrpcService
 from tests.fakes.vertex_rules import Rejection
 
 SERVICE = "google.cloud.aiplatform.v1.ScheduleService"
@@ -28,14 +27,13 @@ _CRON = re.compile(r"^(TZ=[A-Za-z_+\-/0-9]+ )?(\S+ ){4}\S+$")
 _FILTER = re.compile(r'^display_name="([^"]*)"$')
 
 
-class FakeVertexSchedules:
+class FakeVertexSchedules(RecordingGrpcService):
     """The schedules of a fake Vertex AI; `handler()` is registered on the fake's gRPC server."""
 
     def __init__(self, project_number: int) -> None:
+        super().__init__()
         self.project_number = project_number
-        self.calls: list[tuple[str, Any, grpc.StatusCode]] = []
         self._schedules: dict[str, aiplatform_v1.Schedule] = {}
-        self._lock = threading.Lock()
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The gRPC handler of the ScheduleService methods."""
@@ -71,11 +69,6 @@ class FakeVertexSchedules:
     def named(self, display_name: str) -> aiplatform_v1.Schedule | None:
         """The schedule with that display name, if any."""
         return next((s for s in self.schedules if s.display_name == display_name), None)
-
-    def requests(self, method: str) -> list[Any]:
-        """Requests `method` received, in order."""
-        with self._lock:
-            return [request for name, request, _ in self.calls if name == method]
 
     # RPCs ----------------------------------------------------------------------------------
 
@@ -153,24 +146,6 @@ class FakeVertexSchedules:
     @staticmethod
     def _copy(schedule: aiplatform_v1.Schedule) -> aiplatform_v1.Schedule:
         return aiplatform_v1.Schedule(schedule)
-
-    def _unary(self, name: str, request_type: Any, handler: Callable[[Any], Any],
-               serialize: Callable[[Any], bytes]) -> grpc.RpcMethodHandler:
-        def serve(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                response = handler(request)
-            except Rejection as abort:
-                self._record(name, request, abort.code)
-                context.abort(abort.code, abort.message)
-            self._record(name, request, grpc.StatusCode.OK)
-            return response
-
-        return grpc.unary_unary_rpc_method_handler(serve, request_deserializer=request_type.deserialize,
-                                                   response_serializer=serialize)
-
-    def _record(self, name: str, request: Any, code: grpc.StatusCode) -> None:
-        with self._lock:
-            self.calls.append((name, type(request)(request), code))
 
 
 def _validate(schedule: aiplatform_v1.Schedule) -> None:

@@ -1,0 +1,101 @@
+"""What every gRPC fake of a Google Cloud service shares: recording, refusals and injected faults.
+
+A fake subclasses `RecordingGrpcService`, keeps its state under `self._lock`, builds method
+handlers with `self._unary(...)` and raises `Rejection` where the real service would refuse a
+request; tests read `calls` / `requests(method)` and script failures with `_add_fault`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import grpc
+
+
+class Rejection(Exception):
+    """A request the real service would refuse, with the gRPC status it answers."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One RPC as the fake received it and the status it answered."""
+
+    method: str
+    request: Any
+    code: grpc.StatusCode
+
+
+@dataclass
+class Fault:
+    """A scripted failure of one method: `remaining` calls (None: all), before or after the work."""
+
+    code: grpc.StatusCode
+    message: str
+    remaining: int | None
+    after_processing: bool
+
+
+class RecordingGrpcService:
+    """Recording and fault injection for a fake gRPC service (a mixin)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: list[RecordedCall] = []
+        self._faults: dict[str, deque[Fault]] = {}
+
+    def _add_fault(self, method: str, fault: Fault) -> None:
+        with self._lock:
+            self._faults.setdefault(method, deque()).append(fault)
+
+    def clear_faults(self) -> None:
+        """Forget every fault not yet answered."""
+        with self._lock:
+            self._faults.clear()
+
+    def requests(self, method: str) -> list[Any]:
+        """The requests `method` received, in order (failed ones included)."""
+        with self._lock:
+            return [c.request for c in self.calls if c.method == method]
+
+    def _unary(self, name: str, request_type: Any, handler: Callable[[Any], Any],
+               serialize: Callable[[Any], bytes]) -> grpc.RpcMethodHandler:
+        def serve(request: Any, context: grpc.ServicerContext) -> Any:
+            fault = self._take_fault(name)
+            try:
+                if fault is not None and not fault.after_processing:
+                    raise Rejection(fault.code, fault.message)
+                response = handler(request)
+                if fault is not None:
+                    raise Rejection(fault.code, fault.message)
+            except Rejection as abort:
+                self._record(name, request, abort.code)
+                context.abort(abort.code, abort.message)
+            self._record(name, request, grpc.StatusCode.OK)
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(serve, request_deserializer=request_type.deserialize,
+                                                   response_serializer=serialize)
+
+    def _take_fault(self, method: str) -> Fault | None:
+        with self._lock:
+            queue = self._faults.get(method)
+            if not queue:
+                return None
+            fault = queue[0]
+            if fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    queue.popleft()
+            return fault
+
+    def _record(self, method: str, request: Any, code: grpc.StatusCode) -> None:
+        with self._lock:
+            self.calls.append(RecordedCall(method, type(request)(request), code))
