@@ -292,12 +292,17 @@ class LocalRunner:
         self.runs_dir = runs_dir
         self.timeout_seconds = timeout_seconds
         self._cancels: dict[str, threading.Event] = {}
+        # Cancelled before its process started (the run was already `running` in the store).
+        self._cancelled_early: set[str] = set()
         self._guard = threading.Lock()
 
     def submit_run(self, request: RunRequest) -> RunSubmission:
         """Run to completion; the submission carries the final state and the reason."""
         run_id = request.run.id
         with self._guard:
+            if run_id in self._cancelled_early:
+                self._cancelled_early.discard(run_id)
+                return RunSubmission(RunState.CANCELLED, detail="cancelled")
             cancel = self._cancels.setdefault(run_id, threading.Event())
         try:
             result = run_locally(request.package.package_path, request.parameters,
@@ -329,5 +334,7 @@ class LocalRunner:
         """Stop the run's processes if it is running here."""
         with self._guard:
             cancel = self._cancels.get(run.id)
+            if cancel is None and run.state is RunState.RUNNING:
+                self._cancelled_early.add(run.id)
         if cancel is not None:
             cancel.set()

@@ -209,3 +209,20 @@ def test_file_that_is_not_a_pipeline_is_refused(tmp_path: Path) -> None:
     package.write_text("- just\n- a list\n")
     with pytest.raises(RunError, match="notes.yaml: not a compiled pipeline"):
         run_locally(package, {}, workdir=tmp_path / "run")
+
+
+def test_a_run_cancelled_before_its_process_starts_never_starts(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from deploy.runners.local import LocalRunner
+    from handlers.models import Run, RunState, Trigger
+    from handlers.ports import RunRequest
+
+    now = datetime.now(timezone.utc)
+    run = Run(id="run-early", repo="o/r", pr=1, sha="a" * 40, base_sha=None, pipeline="hello-pipeline",
+              trigger=Trigger.AUTORUN, state=RunState.RUNNING, created_at=now, updated_at=now)
+    runner = LocalRunner(tmp_path / "runs")
+    runner.cancel_run(run)
+    submission = runner.submit_run(RunRequest(run=run, package=None, parameters={}))  # type: ignore[arg-type]
+    assert submission.state is RunState.CANCELLED
+    assert not (tmp_path / "runs" / "run-early").exists()
