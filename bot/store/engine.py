@@ -15,6 +15,8 @@ backends get a connection pool and transactions that keep concurrent writers apa
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,12 +106,25 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         # NORMAL is durable in WAL mode except across a power loss, which the bot can live with.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _enable_wal(cursor: Any, *, attempts: int = 100, pause: float = 0.05) -> None:
+    """Switch to WAL. Changing the journal mode needs an exclusive lock and SQLite does not wait
+    for it through the busy timeout, so processes opening a new database together retry."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
 
 
 def _sqlite_begin(conn: Connection) -> None:
