@@ -14,10 +14,7 @@ import base64
 import hashlib
 import re
 import uuid
-from concurrent import futures
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import grpc
 from google.cloud.devtools import cloudbuild_v1
@@ -65,18 +62,8 @@ class FakeCloudBuild(RecordingGrpcService):
         self.project_number = project_number
         self._builds: dict[str, _Stored] = {}
         self._seq = 0
-        self._server: grpc.Server | None = None
-        self.port = 0
 
     # lifecycle -----------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Serve on an ephemeral port of 127.0.0.1."""
@@ -90,21 +77,7 @@ class FakeCloudBuild(RecordingGrpcService):
             "CancelBuild": self._unary("CancelBuild", cloudbuild_v1.CancelBuildRequest, self._cancel,
                                        cloudbuild_v1.Build.serialize),
         }
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-        self.port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self._server = server
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(grace=None)
-            self._server = None
-
-    @property
-    def endpoint(self) -> str:
-        """`127.0.0.1:<port>`, for `make_cloudbuild_client`."""
-        return f"127.0.0.1:{self.port}"
+        self._serve(grpc.method_handlers_generic_handler(SERVICE, handlers))
 
     # test controls -------------------------------------------------------------------------
 

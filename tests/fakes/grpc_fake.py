@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, Callable
+from types import TracebackType
+from typing import Any, Callable, Self
 
 import grpc
 
@@ -44,12 +46,44 @@ class Fault:
 
 
 class RecordingGrpcService:
-    """Recording and fault injection for a fake gRPC service (a mixin)."""
+    """Recording, fault injection and serving on 127.0.0.1 for a fake gRPC service."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.calls: list[RecordedCall] = []
         self._faults: dict[str, deque[Fault]] = {}
+        self._server: grpc.Server | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        """Serve on an ephemeral port of 127.0.0.1 (subclasses build their handlers here)."""
+        raise NotImplementedError
+
+    def _serve(self, *handlers: grpc.GenericRpcHandler) -> None:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        server.add_generic_rpc_handlers(handlers)
+        self.port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self._server = server
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.stop(grace=None)
+            self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        """`127.0.0.1:<port>`, for the client factories (`make_cloudbuild_client`, ...)."""
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
 
     def _add_fault(self, method: str, fault: Fault) -> None:
         with self._lock:

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent import futures
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from types import TracebackType
-from typing import Self
 
 import grpc
 from google.cloud import aiplatform_v1
@@ -70,19 +67,9 @@ class FakeVertexPipelines(RecordingGrpcService):
         self.project_number = project_number
         self._jobs: dict[tuple[str, str], _Stored] = {}
         self._seq = 0
-        self._server: grpc.Server | None = None
-        self.port = 0
         self.schedules = FakeVertexSchedules(project_number)
 
     # lifecycle -----------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Serve on an ephemeral port of 127.0.0.1."""
@@ -96,22 +83,8 @@ class FakeVertexPipelines(RecordingGrpcService):
             "CancelPipelineJob": self._unary("CancelPipelineJob", aiplatform_v1.CancelPipelineJobRequest,
                                              self._cancel, lambda empty: empty.SerializeToString()),
         }
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),
-                                         self.schedules.handler()))
-        self.port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self._server = server
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(grace=None)
-            self._server = None
-
-    @property
-    def endpoint(self) -> str:
-        """`127.0.0.1:<port>`, for `make_pipeline_client`."""
-        return f"127.0.0.1:{self.port}"
+        self._serve(grpc.method_handlers_generic_handler(SERVICE, handlers),
+                                         self.schedules.handler())
 
     # test controls -------------------------------------------------------------------------
 
