@@ -20,6 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from handlers.models import RunState
+from handlers.ports import ChatMessage
 from handlers.slack import ChatSettings
 from pipeline_registry.errors import KfpBotError
 
@@ -83,16 +84,17 @@ class SlackChat:
         client.retry_handlers.append(_rate_limited(rate_limit_retries))
         return cls(client, settings, token=token)
 
-    def post(self, channel: str, message: Mapping[str, Any], *, thread: str | None = None) -> str:
-        """Post to `channel` (in the thread of `thread`); the new message's ts."""
+    def post(self, channel: str, message: Mapping[str, Any], *, thread: str | None = None) -> ChatMessage:
+        """Post to `channel` (name or ID; in the thread of `thread`): the new message's ts and the
+        channel's ID as Slack answers it (chat.update accepts only the ID)."""
         extra = {"thread_ts": thread} if thread else {}
         response = self._call("chat.postMessage", lambda: self._client.chat_postMessage(
             channel=channel, text=str(message.get("text", "")), blocks=list(message.get("blocks") or []),
             unfurl_links=False, unfurl_media=False, **extra))
-        return str(response.get("ts") or "")
+        return ChatMessage(channel=str(response.get("channel") or channel), ts=str(response.get("ts") or ""))
 
     def update(self, channel: str, message_id: str, message: Mapping[str, Any]) -> None:
-        """Replace the text and blocks of message `message_id` in `channel`."""
+        """Replace the text and blocks of message `message_id` in `channel` (the channel's ID)."""
         self._call("chat.update", lambda: self._client.chat_update(
             channel=channel, ts=message_id, text=str(message.get("text", "")),
             blocks=list(message.get("blocks") or [])))
@@ -131,8 +133,9 @@ class SlackWebhookChat:
         client.retry_handlers.append(_rate_limited(rate_limit_retries))
         return cls(client, settings)
 
-    def post(self, channel: str, message: Mapping[str, Any], *, thread: str | None = None) -> str:
-        """Post `message` to the webhook's channel (`channel` and `thread` cannot be honoured); ""."""
+    def post(self, channel: str, message: Mapping[str, Any], *, thread: str | None = None) -> ChatMessage:
+        """Post `message` to the webhook's channel (`channel` and `thread` cannot be honoured);
+        a webhook answers no ids, so the message has none."""
         try:
             response = self._client.send(text=str(message.get("text", "")),
                                          blocks=list(message.get("blocks") or []),
@@ -143,7 +146,7 @@ class SlackWebhookChat:
         if response.status_code != 200:
             code = (response.body or "").strip()[:100] or None
             raise _api_error("incoming webhook", response.status_code, code, self._scrub)
-        return ""
+        return ChatMessage(channel=channel, ts="")
 
     def update(self, channel: str, message_id: str, message: Mapping[str, Any]) -> None:
         """Incoming webhooks cannot edit messages."""

@@ -30,6 +30,15 @@ class StoredPull:
     installation_id: int | None = None
 
 
+@dataclass(frozen=True)
+class ChatMessage:
+    """A posted chat message: the channel's ID (as the chat service answered it, never the
+    configured name: Slack edits only by ID) and the message's id (Slack's `ts`)."""
+
+    channel: str
+    ts: str
+
+
 class Store(Protocol):
     """Runs, deliveries, pull requests and approvals that must survive a restart."""
 
@@ -78,6 +87,12 @@ class Store(Protocol):
 
     def get_external(self, scope: str, key: str) -> str | None:
         """An id the bot keeps for a remote object (check run id, comment id, build id)."""
+
+    def get_chat_thread(self, key: str) -> ChatMessage | None:
+        """The parent message of chat thread `key` (channel ID and ts), or None."""
+
+    def set_chat_thread(self, key: str, message: ChatMessage) -> None:
+        """Remember the parent message of chat thread `key` (replacing the one kept before)."""
 
     def set_external(self, scope: str, key: str, value: str) -> None:
         """Remember an id for a remote object."""
@@ -233,11 +248,12 @@ class Notifications(Protocol):
 class Chat(Protocol):
     """A chat service the notifier posts to (Slack)."""
 
-    def post(self, channel: str, message: Mapping[str, Any], *, thread: str | None = None) -> str:
-        """Post `message` ({"text", "blocks"}) to `channel` (in `thread`); the message's id (ts)."""
+    def post(self, channel: str, message: Mapping[str, Any], *, thread: str | None = None) -> ChatMessage:
+        """Post `message` ({"text", "blocks"}) to `channel` (a name or an ID; in `thread`): the
+        posted message, with the channel's ID."""
 
     def update(self, channel: str, message_id: str, message: Mapping[str, Any]) -> None:
-        """Replace a posted message."""
+        """Replace a posted message; `channel` is the channel's ID (`ChatMessage.channel`)."""
 
 
 class TemplateStore(Protocol):

@@ -5,8 +5,10 @@ the in-process bus) and posts through the `Chat` port (`bot.slack`):
 
 - with a bot token, one parent message per pull request (per deploy commit for deploys) and
   channel, edited in place with each pipeline's latest state, and every state change as a reply
-  in its thread; the parent's `ts` is kept in the store (scope `slack_thread`, key
-  `<repo>#<pr>@<channel>`, or `<repo>@<sha>@<channel>` for deploys);
+  in its thread; the parent's channel ID (as Slack answers it: `chat.update` refuses channel
+  names) and `ts` are kept in the store (`chat_threads`, key `<repo>#<pr>@<channel>`, or
+  `<repo>@<sha>@<channel>` for deploys), so a restarted or second instance edits the same one.
+  When the edit fails, the reply is still posted, then the failure is logged and raised;
 - with an incoming webhook, each state change as a message of its own: webhooks can neither
   edit a message nor answer in a thread, and always post to the channel they were created for.
 
@@ -18,7 +20,7 @@ runs); when it cannot be read the bot's channel is used and the reason logged.
 
 A Slack failure raises: a transient one (`bot.slack.SlackUnavailable`, a `ConnectionError`)
 has Pub/Sub redeliver the notification; a change already posted is remembered (scope
-`slack_post`), so a redelivery never posts it twice.
+`slack_post`), so a redelivery never posts it twice (it only edits the parent again).
 """
 
 from __future__ import annotations
@@ -30,14 +32,13 @@ from typing import Callable, Protocol
 from handlers import messages
 from handlers.context import HandlerContext
 from handlers.models import EventKind, Notification, Run, RunState, Trigger
-from handlers.ports import Chat
+from handlers.ports import Chat, ChatMessage
 from handlers.router import Router
 from pipeline_registry.errors import KfpBotError
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
 
 router = Router()
 
-THREAD_SCOPE = "slack_thread"
 POSTED_SCOPE = "slack_post"
 
 DEFAULT_NOTIFY_STATES = frozenset({RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED, RunState.ERROR,
@@ -96,18 +97,28 @@ def notify_slack(event: Notification, ctx: HandlerContext) -> None:
                         "slack_channel in %s)", event.key, CONFIG_FILE)
         return
     posted_key = f"{event.key}@{channel or 'webhook'}"
-    if ctx.store.get_external(POSTED_SCOPE, posted_key) is not None:
-        ctx.log.info("notification %s already posted to Slack", event.key)
+    posted = ctx.store.get_external(POSTED_SCOPE, posted_key) is not None
+    if not (settings.threads and channel):
+        if posted:
+            ctx.log.info("notification %s already posted to Slack", event.key)
+            return
+        reply = chat.post(channel or "", messages.slack_change(event))
+        ctx.store.set_external(POSTED_SCOPE, posted_key, reply.ts or "posted")
         return
-    if settings.threads and channel:
-        key = thread_key(event, channel)
-        with _LOCKS.lock(key):
-            parent = _update_parent(ctx, chat, event, channel, key,
-                                    lambda run: _channel(run.pipeline, run.trigger, config, settings))
-            ts = chat.post(channel, messages.slack_change(event), thread=parent)
-    else:
-        ts = chat.post(channel or "", messages.slack_change(event))
-    ctx.store.set_external(POSTED_SCOPE, posted_key, ts or "posted")
+    key = thread_key(event, channel)
+    with _LOCKS.lock(key):
+        parent, update_failure = _update_parent(ctx, chat, event, channel, key,
+                                                lambda run: _channel(run.pipeline, run.trigger, config, settings))
+        if posted:  # a redelivery: the parent was refreshed above, the reply is there already
+            ctx.log.info("notification %s already posted to Slack", event.key)
+        else:
+            # The reply goes out even when editing the parent failed: the change must reach Slack.
+            reply = chat.post(parent.channel, messages.slack_change(event), thread=parent.ts)
+            ctx.store.set_external(POSTED_SCOPE, posted_key, reply.ts or "posted")
+    if update_failure is not None:
+        ctx.log.error("Slack: the thread message %s of %s (run %s) was not updated: %s", parent.ts, key,
+                      event.run_id, update_failure)
+        raise update_failure
 
 
 def chat_settings(chat: Chat) -> ChatSettings:
@@ -151,9 +162,9 @@ def _repo_config(ctx: HandlerContext, event: Notification) -> RepoConfig | None:
 
 
 def _update_parent(ctx: HandlerContext, chat: Chat, event: Notification, channel: str, key: str,
-                   channel_of: Callable[[Run], str | None]) -> str:
+                   channel_of: Callable[[Run], str | None]) -> tuple[ChatMessage, KfpBotError | None]:
     """Post the parent message of `key`, or edit it with the latest states of the runs that
-    notify in `channel`; its ts."""
+    notify in `channel`: the parent, and the edit's failure (the caller still replies, then raises)."""
     if event.pr is not None:
         runs = ctx.store.list_runs(repo=event.repo, pr=event.pr)
         # The PR as it is now: the runs of its newest head (older heads were superseded).
@@ -162,10 +173,13 @@ def _update_parent(ctx: HandlerContext, chat: Chat, event: Notification, channel
     else:
         runs = [r for r in ctx.store.list_runs(repo=event.repo, sha=event.sha) if r.trigger is Trigger.DEPLOY]
     message = messages.slack_thread(event, [r for r in runs if channel_of(r) == channel])
-    ts = ctx.store.get_external(THREAD_SCOPE, key)
-    if ts:
-        chat.update(channel, ts, message)
-        return ts
-    ts = chat.post(channel, message)
-    ctx.store.set_external(THREAD_SCOPE, key, ts)
-    return ts
+    parent = ctx.store.get_chat_thread(key)
+    if parent is None:
+        parent = chat.post(channel, message)
+        ctx.store.set_chat_thread(key, parent)
+        return parent, None
+    try:
+        chat.update(parent.channel, parent.ts, message)  # the channel's ID: Slack edits by ID only
+    except KfpBotError as exc:
+        return parent, exc
+    return parent, None

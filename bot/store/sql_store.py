@@ -22,9 +22,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from bot.store import rows
 from bot.store.engine import open_engines
 from bot.store.errors import StoreError, database_errors
-from bot.store.tables import approvals, deliveries, ensure_schema, externals, messages, pulls, runs, transitions
+from bot.store.tables import approvals, chat_threads, deliveries, ensure_schema, externals, messages, pulls, runs, transitions
 from handlers.models import PullRequestRef, RepoRef, Run, RunState, Transition
-from handlers.ports import StoredPull
+from handlers.ports import ChatMessage, StoredPull
 
 Clock = Callable[[], datetime]
 
@@ -309,3 +309,20 @@ class SqlStore:
         """Remember an id for a remote object (replacing the one kept before)."""
         with self._write() as conn:
             self._upsert(conn, externals, {"scope": scope, "key": key, "value": value}, ("scope", "key"))
+
+    # -- chat threads -----------------------------------------------------------------------
+
+    @database_errors
+    def get_chat_thread(self, key: str) -> ChatMessage | None:
+        """The parent message of chat thread `key` (channel ID and ts), or None."""
+        with self._read() as conn:
+            row = conn.execute(select(chat_threads.c.channel_id, chat_threads.c.ts)
+                               .where(chat_threads.c.key == key)).first()
+        return ChatMessage(channel=row.channel_id, ts=row.ts) if row is not None else None
+
+    @database_errors
+    def set_chat_thread(self, key: str, message: ChatMessage) -> None:
+        """Remember the parent message of chat thread `key` (replacing the one kept before)."""
+        with self._write() as conn:
+            self._upsert(conn, chat_threads, {"key": key, "channel_id": message.channel, "ts": message.ts,
+                                              "updated_at": self._clock()}, ("key",))

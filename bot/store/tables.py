@@ -164,6 +164,17 @@ externals = Table(
     Column("value", Text, nullable=False),
 )
 
+# The parent message of a chat thread (one per PR or deploy commit and channel): the channel's ID
+# as the chat service answered it (Slack edits messages by channel ID only) and the message's ts.
+# A table of its own, created when missing, so older databases need no migration.
+chat_threads = Table(
+    "chat_threads", metadata,
+    Column("key", String, primary_key=True),
+    Column("channel_id", String, nullable=False),
+    Column("ts", String, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 
 def ensure_schema(conn: Connection, now: datetime, where: str) -> None:
     """Create missing tables and check the schema version, inside the caller's write transaction.

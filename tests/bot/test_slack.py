@@ -33,20 +33,28 @@ def slack() -> FakeSlack:
 def test_a_429_waits_for_retry_after_and_the_message_is_delivered_once(slack: FakeSlack) -> None:
     chat = SlackChat.connect(TOKEN, ChatSettings(), api_url=slack.api_url)
     slack.fail_next("POST", "/api/chat.postMessage", 429, headers={"Retry-After": "1"})
-    ts = chat.post("#ml-ci", MESSAGE)
+    posted = chat.post("#ml-ci", MESSAGE)
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 200]
     [message] = slack.in_channel("#ml-ci")
-    assert (message.ts, message.text, message.blocks) == (ts, MESSAGE["text"], MESSAGE["blocks"])
+    assert (message.ts, message.text, message.blocks) == (posted.ts, MESSAGE["text"], MESSAGE["blocks"])
 
 
 def test_replies_and_edits_go_to_the_thread_and_the_parent(slack: FakeSlack) -> None:
     chat = SlackChat.connect(TOKEN, ChatSettings(), api_url=slack.api_url)
     parent = chat.post("#ml-ci", {"text": "parent"})
-    chat.post("#ml-ci", MESSAGE, thread=parent)
-    chat.update("#ml-ci", parent, {"text": "parent, edited"})
+    assert parent.channel == slack.channel_id("#ml-ci") and parent.channel.startswith("C")
+    chat.post(parent.channel, MESSAGE, thread=parent.ts)
+    chat.update(parent.channel, parent.ts, {"text": "parent, edited"})
     [top] = slack.in_channel("#ml-ci")
     assert (top.text, top.edits) == ("parent, edited", 1)
-    assert [m.text for m in slack.thread("#ml-ci", parent)] == [MESSAGE["text"]]
+    assert [m.text for m in slack.thread("#ml-ci", parent.ts)] == [MESSAGE["text"]]
+
+
+def test_an_edit_by_channel_name_is_refused_as_slack_does(slack: FakeSlack) -> None:
+    chat = SlackChat.connect(TOKEN, ChatSettings(), api_url=slack.api_url)
+    parent = chat.post("#ml-ci", {"text": "parent"})
+    with pytest.raises(SlackRejected, match="channel_not_found"):
+        chat.update("#ml-ci", parent.ts, {"text": "parent, edited"})
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -140,3 +148,47 @@ def test_a_notification_whose_post_fails_is_retried_by_pubsub_and_delivered_once
     [parent] = slack.in_channel("#ml-ci")
     assert [m.text for m in slack.thread("#ml-ci", parent.ts)] == ["❌ hello-pipeline failed (octo/monorepo#7)"]
     assert "> boom" in parent.mrkdwn
+
+
+def _failed(state: RunState = RunState.FAILED, pipeline: str = "hello-pipeline") -> Notification:
+    return Notification(run_id=f"run-{pipeline}-{state.value}", repo="octo/monorepo", sha="4f1c2a9d0e8b", pr=7,
+                        pipeline=pipeline, trigger=Trigger.AUTORUN, state=state,
+                        previous_state=RunState.QUEUED, at="2024-05-01T12:00:00+00:00")
+
+
+def test_a_restarted_bot_edits_the_thread_it_started_by_the_channel_id(slack: FakeSlack, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    settings = ChatSettings(channel="#ml-ci")
+    first = SqlStore(url)
+    notifier.notify_slack(_failed(RunState.RUNNING), _context(first, SlackChat.connect(
+        TOKEN, settings, api_url=slack.api_url), tmp_path))
+    first.close()
+
+    # Another process (a second instance, or the same after a restart) with its own client.
+    second = SqlStore(url)
+    notifier.notify_slack(_failed(RunState.FAILED), _context(second, SlackChat.connect(
+        TOKEN, settings, api_url=slack.api_url), tmp_path))
+    [parent] = slack.in_channel("#ml-ci")
+    assert parent.edits == 1
+    assert [c.body["channel"] for c in slack.calls_to("chat.update")] == [slack.channel_id("#ml-ci")]
+    assert [m.text.split()[2] for m in slack.thread("#ml-ci", parent.ts)] == ["running", "failed"]
+    assert second.get_chat_thread("octo/monorepo#7@#ml-ci").channel == slack.channel_id("#ml-ci")
+
+
+def test_a_failed_edit_still_posts_the_reply_and_the_failure_is_logged_and_raised(
+        slack: FakeSlack, tmp_path: Path, caplog) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'bot.db'}")
+    ctx = _context(store, SlackChat.connect(TOKEN, ChatSettings(channel="#ml-ci"), api_url=slack.api_url,
+                                            rate_limit_retries=0), tmp_path)
+    notifier.notify_slack(_failed(RunState.RUNNING), ctx)
+    slack.fail_next("POST", "/api/chat.update", 503)
+    with pytest.raises(SlackUnavailable):
+        notifier.notify_slack(_failed(RunState.FAILED), ctx)
+    [parent] = slack.in_channel("#ml-ci")
+    assert [m.text.split()[2] for m in slack.thread("#ml-ci", parent.ts)] == ["running", "failed"]
+    [logged] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "run-hello-pipeline-failed" in logged.getMessage() and "not updated" in logged.getMessage()
+
+    # The redelivery edits the parent again and does not post the reply twice.
+    notifier.notify_slack(_failed(RunState.FAILED), ctx)
+    assert parent.edits == 1 and len(slack.thread("#ml-ci", parent.ts)) == 2

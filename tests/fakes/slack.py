@@ -6,6 +6,14 @@ it over real HTTP. It answers `chat.postMessage` and `chat.update` like Slack (`
 `thread_not_found`), keeps the messages per channel with their threads, and records every call
 (method, JSON or form body, whether a token came) for assertions. `fail_next` (from the base)
 answers 429 with Retry-After or 5xx on demand.
+
+Channels have IDs (`C0FAKE001`, ...), as in Slack. `chat.postMessage` takes an ID or a name and
+answers with the channel's ID (https://api.slack.com/methods/chat.postMessage: "channel: An
+encoded ID or channel name"; the response's `channel` is the ID). `chat.update` takes the ID
+only and answers `channel_not_found` for a name (https://api.slack.com/methods/chat.update:
+"channel: Channel containing the message to be updated", an ID; the method's errors list
+`channel_not_found`), which is what real Slack answers for `#name` there. Messages are kept
+under the channel's ID; the helpers (`in_channel`, `thread`) take either.
 """
 
 from __future__ import annotations
@@ -62,7 +70,8 @@ class FakeSlack(FakeHTTPServer):
     def __init__(self, token: str = TOKEN, channels: tuple[str, ...] = ("#ml-ci",)) -> None:
         super().__init__()
         self.token = token
-        self.channels: set[str] = set(channels) | {WEBHOOK_CHANNEL}
+        names = sorted(set(channels) | {WEBHOOK_CHANNEL})
+        self.channel_ids: dict[str, str] = {name: f"C0FAKE{i:03d}" for i, name in enumerate(names, 1)}
         self.messages: list[SlackMessage] = []
         self.calls: list[SlackCall] = []
         self._clock = itertools.count(1)
@@ -80,13 +89,19 @@ class FakeSlack(FakeHTTPServer):
         """The incoming webhook's URL (its path is the secret)."""
         return f"{self.url}{WEBHOOK_PATH}"
 
+    def channel_id(self, channel: str) -> str:
+        """The ID of channel `channel` (a name, with or without `#`, or already an ID)."""
+        return self._resolve(channel, names=True) or channel
+
     def in_channel(self, channel: str) -> list[SlackMessage]:
-        """Top-level messages of `channel`, oldest first."""
+        """Top-level messages of `channel` (name or ID), oldest first."""
+        channel = self.channel_id(channel)
         with self.lock:
             return [m for m in self.messages if m.channel == channel and m.thread_ts is None]
 
     def thread(self, channel: str, ts: str) -> list[SlackMessage]:
-        """Replies in the thread of message `ts`, oldest first."""
+        """Replies in the thread of message `ts` in `channel` (name or ID), oldest first."""
+        channel = self.channel_id(channel)
         with self.lock:
             return [m for m in self.messages if m.channel == channel and m.thread_ts == ts]
 
@@ -110,11 +125,11 @@ class FakeSlack(FakeHTTPServer):
 
     def _post_message(self, incoming: Incoming) -> JsonResponse:
         body = self._body(incoming)
-        refused = self._refuse(incoming, body)
+        refused = self._refuse(incoming, body, names=True)
         if refused:
             return refused
         thread = body.get("thread_ts") or None
-        channel = body["channel"]
+        channel = self._resolve(body["channel"], names=True)
         if thread and not any(m.ts == thread and m.channel == channel and m.thread_ts is None
                               for m in self.messages):
             return JsonResponse(200, {"ok": False, "error": "thread_not_found"})
@@ -126,7 +141,7 @@ class FakeSlack(FakeHTTPServer):
 
     def _update(self, incoming: Incoming) -> JsonResponse:
         body = self._body(incoming)
-        refused = self._refuse(incoming, body)
+        refused = self._refuse(incoming, body, names=False)  # chat.update: the channel's ID only
         if refused:
             return refused
         target = next((m for m in self.messages if m.channel == body["channel"] and m.ts == body.get("ts")), None)
@@ -141,16 +156,24 @@ class FakeSlack(FakeHTTPServer):
         body = self._body(incoming)
         if not body.get("text") and not body.get("blocks"):
             return JsonResponse(400, "no_text")
-        self.messages.append(SlackMessage(channel=WEBHOOK_CHANNEL, ts=self._ts(), text=str(body.get("text", "")),
+        self.messages.append(SlackMessage(channel=self.channel_ids[WEBHOOK_CHANNEL], ts=self._ts(), text=str(body.get("text", "")),
                                           blocks=_blocks(body)))
         return JsonResponse(200, "ok")
 
-    def _refuse(self, incoming: Incoming, body: dict[str, Any]) -> JsonResponse | None:
+    def _refuse(self, incoming: Incoming, body: dict[str, Any], *, names: bool) -> JsonResponse | None:
         if self._token(incoming) != self.token:
             return JsonResponse(200, {"ok": False, "error": "invalid_auth"})
-        if body.get("channel") not in self.channels:
+        if self._resolve(str(body.get("channel") or ""), names=names) is None:
             return JsonResponse(200, {"ok": False, "error": "channel_not_found"})
         return None
+
+    def _resolve(self, channel: str, *, names: bool) -> str | None:
+        """The ID of `channel`: an ID is taken as it is; a name only where `names` (postMessage)."""
+        if channel in self.channel_ids.values():
+            return channel
+        if not names:
+            return None
+        return self.channel_ids.get(channel) or self.channel_ids.get(f"#{channel}")
 
     def _ts(self) -> str:
         return f"1700000000.{next(self._clock):06d}"
