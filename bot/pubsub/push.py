@@ -14,13 +14,20 @@ well inside the ack deadline, because handlers never wait for a build or a run.
 | body is not a push envelope (JSON, message, base64, id)  | 200    | logged with what could be read; acked |
 | `kind` attribute of ours but data is not such an event   | 200    | logged; acked                         |
 | no `kind` of ours and no decoder claims the message      | 200    | "unknown notification" logged; acked  |
-| message id already processed                             | 200    | duplicate: acked, not processed again |
+| message id already processed on this subscription        | 200    | duplicate: acked, not processed again |
 | store cannot say whether it was processed                | 503    | Pub/Sub retries                       |
 | handlers succeeded                                       | 200    | message id remembered; acked          |
 | handlers raised a transient error (store, bus, backend   | 503    | not remembered: the redelivery is     |
 |   unavailable, timeout)                                  |        |   processed                           |
 | handlers raised anything else                            | 200    | `on_error(event, exc)` makes it       |
 |                                                          |        |   visible (run error, check); acked   |
+
+Processed messages are remembered by subscription *and* message id (`message_key`): Pub/Sub
+makes message ids unique within a topic only ("ID of this message, assigned by the server when
+the message is published. Guaranteed to be unique within the topic",
+https://cloud.google.com/pubsub/docs/reference/rest/v1/PubsubMessage), and the bot's four push
+subscriptions read four topics, so the same id may arrive from two of them as two different
+messages; and two subscriptions of one topic each deliver every message once.
 
 A message is remembered as processed only after its handlers finished (or their failure was
 made visible), so a crash or a 5xx in the middle never turns the redelivery into a
@@ -64,7 +71,8 @@ log = logging.getLogger("kfp_bot.pubsub")
 
 PUSH_PATH = "/pubsub/push"
 MESSAGE_SCOPE = "pubsub-message"
-"""Store scope (`get_external`/`set_external`) of processed message ids; the value is the event key."""
+"""Store scope (`get_external`/`set_external`) of processed messages, keyed by `message_key`; the
+value is the event key."""
 
 _OUR_KINDS = frozenset(kind.value for kind in EventKind)
 
@@ -141,6 +149,11 @@ def parse_envelope(body: bytes) -> PushMessage:
                        delivery_attempt=attempt if isinstance(attempt, int) else None)
 
 
+def message_key(message: PushMessage) -> str:
+    """What identifies a message for dedupe: `<subscription> <message id>` (ids are unique per topic only)."""
+    return f"{message.subscription} {message.message_id}"
+
+
 def is_transient(error: BaseException) -> bool:
     """True for failures that may pass on a retry: store or bus down, a backend unavailable, timeouts."""
     from google.api_core import exceptions as api
@@ -202,7 +215,7 @@ class PushHandler:
     def _process(self, message: PushMessage, event: Event) -> tuple[PushOutcome, str]:
         with log_context(delivery_id=getattr(event, "delivery_id", None), run_id=getattr(event, "run_id", None)):
             try:
-                seen = self._store.get_external(MESSAGE_SCOPE, message.message_id)
+                seen = self._store.get_external(MESSAGE_SCOPE, message_key(message))
             except Exception as exc:  # without the store we cannot tell a duplicate: retry later
                 log.warning("message %s (%s): store unavailable, Pub/Sub will retry: %s",
                             message.message_id, event.key, exc)
@@ -244,7 +257,7 @@ class PushHandler:
 
     def _remember(self, message: PushMessage, event: Event) -> None:
         try:
-            self._store.set_external(MESSAGE_SCOPE, message.message_id, event.key)
+            self._store.set_external(MESSAGE_SCOPE, message_key(message), event.key)
         except Exception as exc:  # the work is done; a redelivery is harmless to idempotent handlers
             log.warning("could not remember message %s (%s) as processed: %s", message.message_id,
                         event.key, exc)

@@ -164,10 +164,11 @@ def our_message(event: Event) -> tuple[bytes, dict[str, str]]:
     return json.dumps(event_to_dict(event)).encode(), {"kind": event.kind.value, "key": event.key}
 
 
-def envelope(message_id: str, data: bytes, attributes: Mapping[str, str] | None = None) -> dict[str, Any]:
+def envelope(message_id: str, data: bytes, attributes: Mapping[str, str] | None = None, *,
+             subscription: str = "projects/test-project/subscriptions/kfp-bot-push") -> dict[str, Any]:
     return {"message": {"data": base64.b64encode(data).decode(), "attributes": dict(attributes or {}),
                         "messageId": message_id, "publishTime": "2024-05-01T12:00:00Z"},
-            "subscription": "projects/test-project/subscriptions/kfp-bot-push"}
+            "subscription": subscription}
 
 
 def outcomes(bot: Bot, message_id: str) -> list[tuple[int, str]]:
@@ -201,6 +202,25 @@ def test_a_second_delivery_of_a_message_is_acknowledged_and_not_processed_again(
     assert bot.handlers.dispatched == [RunStart("run-1")]
     assert outcomes(bot, message.message_id) == [(200, "processed"), (200, "duplicate")]
     assert f"duplicate message {message.message_id} (run-start:run-1) acknowledged" in caplog.messages
+
+
+def test_the_same_message_id_on_two_subscriptions_is_two_messages(bot: Bot) -> None:
+    # Message ids are unique within a topic only
+    # (https://cloud.google.com/pubsub/docs/reference/rest/v1/PubsubMessage): the events topic and
+    # cloud-builds may both hand out id 7, and each of the bot's push subscriptions reads its own topic.
+    events = "projects/test-project/subscriptions/kfp-bot-events-push"
+    builds = "projects/test-project/subscriptions/kfp-bot-cloud-builds-push"
+    build = {"id": "b-1", "status": "SUCCESS", "tags": ["kfp-bot", "run-id_run-9"]}
+
+    answers = [bot.post(envelope("7", *our_message(RunStart("run-1")), subscription=events)),
+               bot.post(envelope("7", json.dumps(build).encode(), {"buildId": "b-1", "status": "SUCCESS"},
+                                 subscription=builds)),
+               bot.post(envelope("7", *our_message(RunStart("run-1")), subscription=events))]
+
+    assert [(a.status_code, a.json()["status"]) for a in answers] == [
+        (200, "processed"), (200, "processed"), (200, "duplicate")]
+    assert bot.handlers.dispatched == [
+        RunStart("run-1"), BuildStatus(run_id="run-9", state=RunState.COMPILING, detail="images built")]
 
 
 def test_a_notification_a_decoder_claims_is_dispatched(bot: Bot) -> None:

@@ -340,3 +340,18 @@ def test_app_engine_dry_run_reads_no_secret(project: Project) -> None:
     assert run.code == 0, run.stderr
     assert run.commands == []
     assert run.stdout.startswith("gcloud app deploy ") and "--no-promote" in run.stdout
+
+
+def test_the_guide_changes_the_url_of_every_push_subscription_the_setup_creates(
+        first_run: tuple[Project, Run]) -> None:
+    project, _ = first_run
+    pushes = {k.split("/", 1)[1] for k, v in project.state["resources"].items()
+              if k.startswith("pubsub subscriptions/") and "push-endpoint" in v}
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    steps = guide[guide.index("**Changing the bot's URL**"):]
+    steps = steps[:steps.index("\n- **")]
+
+    assert len(pushes) == 4
+    for name in pushes:
+        assert name in steps, f"docs/deployment.md does not move {name} to the new URL"
+    assert "modify-push-config" in steps and "kfp-bot-reconcile" in steps
