@@ -18,7 +18,9 @@ from pipeline_registry.errors import KfpBotError
 from pipeline_registry.models import Plan
 from pipeline_registry.parameters import parse_assignments, resolve_parameters
 from pipeline_registry.planner import plan_change
+from pipeline_registry.repo_config import Target
 from pipeline_registry.repository import Repository
+from pipeline_registry.settings import RunOptions
 from pipeline_registry.snapshot import merge_base
 
 
@@ -69,6 +71,7 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
                     raise KfpBotError(f"{pipeline.path}: no pipeline file",
                                       hint=f"add {pipeline.path}/{name}.py defining a @dsl.pipeline")
                 settings_file = repository.settings(name)
+                _check_run_options(repository, name, settings_file.run, settings)
                 compiled = compiler.compile(args.repo, name, None, Path(tmp) / name)
                 resolve_parameters(settings_file, {}, compiled.inputs)
             except KfpBotError as exc:
@@ -82,6 +85,15 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{problems} of {len(names)} pipeline(s) have problems", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _check_run_options(repository: Repository, name: str, options: RunOptions, settings: Settings) -> None:
+    """Refuse run options the pipeline's target cannot honour (as the runner would at submission)."""
+    target = options.target or repository.config.target_for(name) or Target(settings.runner.value)
+    if target is Target.VERTEX:
+        from deploy.runners.vertex_job import refuse_unsupported
+
+        refuse_unsupported(options, name)
 
 
 def _problem_lines(exc: KfpBotError) -> list[str]:

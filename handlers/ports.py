@@ -272,11 +272,20 @@ class Schedules(Protocol):
         """Create or update the pipeline's schedule (pause/delete it when `schedule` is None)."""
 
 
+@dataclass(frozen=True)
+class Ignored:
+    """A decoder's answer for a notification of its own service that needs nothing from the bot
+    (another team's build, a state the bot does not act on): acknowledged quietly, at debug level."""
+
+    reason: str
+
+
 class NotificationDecoder(Protocol):
     """Turns a backend's own notification (a Pub/Sub message) into a bot event, or None if not its own."""
 
-    def decode_notification(self, attributes: Mapping[str, str], data: bytes) -> Event | None:
-        """E.g. a Cloud Build `cloud-builds` message → `BuildStatus`; unknown shapes → None."""
+    def decode_notification(self, attributes: Mapping[str, str], data: bytes) -> Event | Ignored | None:
+        """E.g. a Cloud Build `cloud-builds` message → `BuildStatus`; its own messages that need
+        nothing → `Ignored`; shapes it does not know → None (the next decoder is asked)."""
 
 
 class Clock(Protocol):

@@ -60,7 +60,7 @@ from bot.logs import log_context
 from bot.pubsub.oidc import PushAuthError, PushAuthFailure, PushTokenVerifier
 from bot.store.errors import StoreError
 from handlers.models import Event, EventKind, event_from_dict
-from handlers.ports import NotificationDecoder, Store
+from handlers.ports import Ignored, NotificationDecoder, Store
 from pipeline_registry.errors import KfpBotError
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class PushOutcome(enum.Enum):
     DUPLICATE = "duplicate"
     MALFORMED = "malformed"
     UNKNOWN = "unknown"
+    IGNORED = "ignored"
     RETRY = "retry"
 
     @property
@@ -206,6 +207,9 @@ class PushHandler:
                     return PushOutcome.RETRY, str(exc)
                 log.exception("%s: %s failed; acknowledged", where, type(decoder).__name__)
                 return PushOutcome.MALFORMED, f"{type(decoder).__name__} failed: {exc}"
+            if isinstance(event, Ignored):
+                log.debug("%s acknowledged: %s", where, event.reason)
+                return PushOutcome.IGNORED, event.reason
             if event is not None:
                 return event
         names = ", ".join(sorted(message.attributes)) or "none"

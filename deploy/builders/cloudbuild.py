@@ -31,7 +31,7 @@ from deploy.builders.cloudbuild_notifications import (FAILED_STATUSES, Status, d
 from deploy.endpoints import is_loopback
 from deploy.errors import BuildError
 from handlers.models import Event, Run
-from handlers.ports import BuildOutcome, BuildRequest, BuildState
+from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
 from pipeline_registry.errors import KfpBotError
 from pipeline_registry.repository import Repository
 
@@ -123,8 +123,8 @@ class CloudBuildBuilder:
             raise BuildError(self._explain(exc, "cancel the run's build")) from None
         return True
 
-    def decode_notification(self, attributes: Mapping[str, str], data: bytes) -> Event | None:
-        """A `cloud-builds` message → `BuildStatus` of the run, or None when it is not for the bot."""
+    def decode_notification(self, attributes: Mapping[str, str], data: bytes) -> Event | Ignored | None:
+        """A `cloud-builds` message → `BuildStatus` of the run; `Ignored` when it is not for the bot."""
         return decode_build_notification(attributes, data)
 
     def _find(self, run_id: str) -> cloudbuild_v1.Build | None:

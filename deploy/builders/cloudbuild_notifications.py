@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from deploy.builders.cloudbuild_config import COMPONENT_ENV, IMAGE_ENV, RUN_ID_KEY, TOOL_TAG
 from handlers.models import BuildStatus, RunState
-from handlers.ports import BuildOutcome, BuildState
+from handlers.ports import BuildOutcome, BuildState, Ignored
 
 log = logging.getLogger("kfp_bot.cloudbuild")
 
@@ -103,8 +103,10 @@ def built_images(build: cloudbuild_v1.Build) -> dict[str, str]:
     return images
 
 
-def decode_build_notification(attributes: Mapping[str, str], data: bytes) -> BuildStatus | None:
-    """A `cloud-builds` message as a `BuildStatus` of a kfp-bot run, or None (logged when odd)."""
+def decode_build_notification(attributes: Mapping[str, str], data: bytes) -> BuildStatus | Ignored | None:
+    """A `cloud-builds` message as a `BuildStatus` of a kfp-bot run; `Ignored` for builds that are
+    not the bot's (the topic carries every build of the project) and states it does not act on;
+    None (logged) when the message is not a Build at all."""
     build_id = attributes.get("buildId", "?")
     try:
         build = cloudbuild_v1.Build.from_json(data.decode("utf-8"), ignore_unknown_fields=True)
@@ -115,8 +117,7 @@ def decode_build_notification(attributes: Mapping[str, str], data: bytes) -> Bui
     if build.status == Status.STATUS_UNKNOWN and attributes.get("status") in Status.__members__:
         build.status = Status[attributes["status"]]
     if not is_kfp_bot_build(build):
-        log.debug("cloud-builds message for build %s ignored: not a kfp-bot build", build_id)
-        return None
+        return Ignored(f"cloud-builds message for build {build_id}: not a kfp-bot build")
     run_id = run_id_of(build)
     if run_id is None:
         log.warning("cloud-builds message for kfp-bot build %s ignored: it names no run", build_id)
@@ -128,7 +129,7 @@ def decode_build_notification(attributes: Mapping[str, str], data: bytes) -> Bui
     if build.status in FAILED_STATUSES:
         return BuildStatus(run_id=run_id, state=RunState.FAILED, detail=failure_detail(build),
                            url=build.log_url or None)
-    return None
+    return Ignored(f"cloud-builds message for kfp-bot build {build_id}: {Status(build.status).name} needs nothing")
 
 
 def _env(step: cloudbuild_v1.BuildStep, name: str) -> str | None:

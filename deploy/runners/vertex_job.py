@@ -6,7 +6,8 @@ instead of starting a second run. The job id embeds the run id, so a pipeline st
 carries only the job id, leads back to its run (`run_id_of`).
 
 Vertex AI rules applied here rather than left to a refused request: job ids match
-`[a-z][-a-z0-9]{0,127}`; label keys and values hold lowercase letters, digits, `_` and `-`, at
+`[a-z][-a-z0-9]*` and are "less than 128 characters" (at most 127,
+https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.pipelineJobs/create); label keys and values hold lowercase letters, digits, `_` and `-`, at
 most 63 characters, keys starting with a letter, at most 64 labels; the pipeline root is a
 `gs://` URI. Caching follows the Vertex AI SDK (`PipelineJob(enable_caching=...)`): the setting is
 written into `cachingOptions.enableCache` of every task of the spec.
@@ -30,8 +31,10 @@ from deploy.compiler.package import PackageFormat
 from deploy.errors import RunError
 from handlers.models import Run
 from handlers.ports import RunRequest
+from pipeline_registry.settings import RunOptions
 
-JOB_ID_RULE = re.compile(r"[a-z][-a-z0-9]{0,127}")
+JOB_ID_MAX = 127
+JOB_ID_RULE = re.compile(r"[a-z][-a-z0-9]{0,126}")
 JOB_PREFIX = "kfp-bot-"
 RUN_LABEL = "kfp-bot-run"
 MAX_LABELS = 64
@@ -68,7 +71,7 @@ def job_id_for(run: Run) -> str:
         tail = run.id
     else:  # not a `run_id_for` id: still deterministic and valid, but not invertible
         tail = f"{_slug(run.id)[:40]}-{_digest(run.id)}".lstrip("-")
-    room = 128 - len(JOB_PREFIX) - 1 - len(tail)
+    room = JOB_ID_MAX - len(JOB_PREFIX) - 1 - len(tail)
     name = _slug(run.pipeline)[:room].rstrip("-")
     return f"{JOB_PREFIX}{name}-{tail}" if name else f"{JOB_PREFIX}{tail}"
 
@@ -157,6 +160,7 @@ def build_job(request: RunRequest, *, pipeline_root: str | None,
         where = "run.pipeline_root in settings.yaml" if options.pipeline_root else "KFP_BOT_PIPELINE_ROOT"
         raise RunError(f"Vertex AI needs a gs:// pipeline root for '{run.pipeline}', got {root!r} ({where})",
                        hint="set a Cloud Storage URI such as gs://bucket/pipeline-root")
+    refuse_unsupported(options, run.pipeline)
     spec = read_job_spec(request)
     if options.enable_caching is not None:
         set_caching(spec.pipeline_spec, options.enable_caching)
@@ -177,6 +181,21 @@ def build_job(request: RunRequest, *, pipeline_root: str | None,
         service_account=options.service_account or service_account or "",
     )
     return job_id_for(run), job
+
+
+def refuse_unsupported(options: RunOptions, pipeline: str) -> None:
+    """RunError for `settings.yaml` run options this runner cannot honour, instead of ignoring them.
+
+    `run.experiment`: the Vertex AI API has no experiment field on a pipeline job; the SDK's
+    `PipelineJob.submit(experiment=...)` links the job's run context to an experiment context of
+    the metadata store after the job starts, which this runner does not do. A pipeline asking for
+    an experiment is refused (at `kfp-bot check` and at submission) rather than run without one.
+    """
+    if options.experiment:
+        raise RunError(f"'{pipeline}' sets run.experiment ({options.experiment!r}) in settings.yaml, but runs on "
+                       "Vertex AI are not associated with experiments by kfp-bot",
+                       hint="remove run.experiment, or run the pipeline on a KFP endpoint (run: {target: kfp}), "
+                            "where runs go to that experiment")
 
 
 def set_caching(pipeline_spec: dict[str, Any], enabled: bool) -> None:

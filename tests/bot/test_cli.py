@@ -104,6 +104,17 @@ def test_check_reports_pipeline_files_that_fail(example_repo: GitRepo, tmp_path:
     assert_clean_failure(result, "pipelines/hello-pipeline/hello-pipeline.py", message)
 
 
+def test_check_refuses_an_experiment_on_vertex_ai_instead_of_ignoring_it(example_repo: GitRepo,
+                                                                        tmp_path: Path) -> None:
+    example_repo.write(HELLO_SETTINGS, "arguments:\n  name: x\nrun:\n  target: vertex\n  experiment: debug\n")
+    result = kfp_bot("check", "--repo", str(example_repo.root), "hello-pipeline", data_dir=tmp_path / "data")
+    assert_clean_failure(result, "hello-pipeline: 'hello-pipeline' sets run.experiment ('debug')", "target: kfp")
+
+    example_repo.write(HELLO_SETTINGS, "arguments:\n  name: x\nrun:\n  target: kfp\n  experiment: debug\n")
+    result = kfp_bot("check", "--repo", str(example_repo.root), "hello-pipeline", data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+
+
 def test_check_of_an_unknown_pipeline_lists_the_known_ones(example_repo: GitRepo, tmp_path: Path) -> None:
     result = kfp_bot("check", "--repo", str(example_repo.root), "nope", data_dir=tmp_path / "data")
     assert_clean_failure(result, "unknown pipeline 'nope'", "hello-pipeline")

@@ -7,6 +7,7 @@ log links). The step script itself runs in bash as the fake would hand it to a w
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -18,11 +19,16 @@ import grpc
 import pytest
 from google.cloud.devtools import cloudbuild_v1
 
+from google.auth.credentials import AnonymousCredentials
+
+from bot.pubsub.push import PushHandler
+from bot.store import SqlStore
 from deploy.builders.cloudbuild import DEFAULT_RETRY, CloudBuildBuilder, make_cloudbuild_client
 from deploy.builders.cloudbuild_config import ConnectedRepositorySource, GitUrlSource, build_tags
 from deploy.errors import BuildError
 from handlers.models import BuildStatus, Run, RunState, Trigger, run_id_for
-from handlers.ports import BuildOutcome, BuildRequest, BuildState
+from deploy.runners.vertex import VertexRunner, make_pipeline_client
+from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
 from pipeline_registry.planner import plan_change
 from tests.fakes.cloudbuild import FakeCloudBuild, FailureType
 from tests.fakes.cloudbuild_rules import TAG_RULE
@@ -306,8 +312,8 @@ def test_a_successful_build_lets_the_run_go_on_to_compiling(
         fake: FakeCloudBuild, builder: CloudBuildBuilder, request_: BuildRequest) -> None:
     builder.build(request_)
     build = the_build(fake)
-    assert builder.decode_notification(**vars(fake.notification(build.id))) is None  # QUEUED
-    assert builder.decode_notification(**vars(fake.start_working(build.id))) is None
+    assert isinstance(builder.decode_notification(**vars(fake.notification(build.id))), Ignored)  # QUEUED
+    assert isinstance(builder.decode_notification(**vars(fake.start_working(build.id))), Ignored)
 
     event = builder.decode_notification(**vars(fake.finish(build.id, "SUCCESS")))
 
@@ -355,13 +361,31 @@ def test_every_unsuccessful_end_fails_the_run_with_a_reason(
     assert expected in event.detail and build.log_url in event.detail
 
 
-def test_builds_kfp_bot_did_not_start_are_ignored(
-        client: cloudbuild_v1.CloudBuildClient, fake: FakeCloudBuild, builder: CloudBuildBuilder) -> None:
+def test_builds_kfp_bot_did_not_start_are_acknowledged_at_debug_level_not_warned_about(
+        client: cloudbuild_v1.CloudBuildClient, fake: FakeCloudBuild, builder: CloudBuildBuilder,
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     foreign = client.create_build(project_id=PROJECT, build=cloudbuild_v1.Build(
         steps=[cloudbuild_v1.BuildStep(name="gcr.io/cloud-builders/docker", args=["build", "."])],
         tags=["run-0123456789abcdef", "nightly"])).metadata.build
+    vertex = VertexRunner(make_pipeline_client("europe-west4", credentials=AnonymousCredentials()), PROJECT,
+                          "europe-west4", pipeline_root="gs://bucket/root")
+    dispatched: list[object] = []
+    handler = PushHandler(SqlStore(f"sqlite:///{tmp_path / 'bot.db'}"), [builder, vertex], dispatched.append,
+                          lambda event, error: None)
 
-    assert builder.decode_notification(**vars(fake.finish(foreign.id, "SUCCESS"))) is None
+    outcomes = []
+    with caplog.at_level(logging.DEBUG):
+        for status in ("WORKING", "SUCCESS"):
+            message = fake.start_working(foreign.id) if status == "WORKING" else fake.finish(foreign.id, status)
+            outcomes.append(handler.handle(json.dumps({"subscription": "projects/p/subscriptions/cloud-builds",
+                                                       "message": {"messageId": f"m-{status}",
+                                                                   "attributes": message.attributes,
+                                                                   "data": base64.b64encode(message.data).decode()}
+                                                       }).encode()))
+
+    assert [o.status for o, _ in outcomes] == [200, 200] and dispatched == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("not a kfp-bot build" in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)
 
 
 def test_unreadable_notifications_are_logged_and_ignored(

@@ -531,12 +531,33 @@ def test_job_ids_follow_vertex_rules_and_lead_back_to_their_run() -> None:
     odd_id = dataclasses.replace(make_run(), id="Manual Run #7")
 
     for run in (make_run(), long_name, odd_id, make_run(pipeline="---")):
-        assert JOB_ID_RULE.fullmatch(job_id_for(run)) and len(job_id_for(run)) <= 128
+        assert JOB_ID_RULE.fullmatch(job_id_for(run)) and len(job_id_for(run)) < 128
     assert run_id_of(job_id_for(long_name)) == long_name.id
     assert job_id_for(make_run(pipeline="---")) == f"kfp-bot-{make_run(pipeline='---').id}"
     assert run_id_of(job_id_for(make_run(pipeline="---"))) == make_run(pipeline="---").id
     assert job_id_for(odd_id) == job_id_for(odd_id) and run_id_of(job_id_for(odd_id)) is None
     assert run_id_of("training-run-0123456789abcdef") is None  # not a kfp-bot job
+
+
+def test_a_pipeline_with_a_long_name_gets_a_job_vertex_accepts(
+        fake: FakeVertexPipelines, runner: VertexRunner, package: CompiledPipeline) -> None:
+    run = make_run(pipeline="a-very-long-pipeline-name-" * 6)
+
+    submission = runner.submit_run(request(run, package))
+
+    assert submission.state is RunState.RUNNING, submission.detail
+    job_id = created(fake).pipeline_job_id
+    assert len(job_id) == 127 and run_id_of(job_id) == run.id
+    assert [job.name.rsplit("/", 1)[1] for job in fake.jobs] == [job_id]
+
+
+def test_an_experiment_on_vertex_is_refused_with_what_to_do_not_ignored(
+        fake: FakeVertexPipelines, runner: VertexRunner, package: CompiledPipeline) -> None:
+    submission = runner.submit_run(request(make_run(), package, experiment="debug"))
+
+    assert submission.state is RunState.FAILED
+    assert "sets run.experiment ('debug')" in submission.detail and "target: kfp" in submission.detail
+    assert fake.requests("CreatePipelineJob") == []
 
 
 def test_the_log_sink_filter_selects_the_pipeline_job_events_log() -> None:

@@ -110,6 +110,7 @@ def test_without_a_job_id_vertex_names_the_job_after_the_pipeline(
     ({"job_id": "Run_1"}, 'Invalid pipeline job id "Run_1"'),
     ({"job_id": "1-run"}, 'Invalid pipeline job id "1-run"'),
     ({"job_id": "a" * 129}, "Invalid pipeline job id"),
+    ({"job_id": "a" * 128}, "Invalid pipeline job id"),  # "less than 128 characters"
     ({"labels": {"Team": "ml"}}, 'Invalid label key "Team"'),
     ({"labels": {"repo": "octo/monorepo"}}, 'Invalid value "octo/monorepo" of label "repo"'),
     ({"labels": {"sha": "a" * 64}}, "Invalid value"),

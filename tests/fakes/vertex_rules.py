@@ -21,7 +21,9 @@ from google.protobuf import json_format
 
 from tests.fakes.grpc_fake import Rejection
 
-JOB_ID_RULE = re.compile(r"[a-z][-a-z0-9]{0,127}")
+# "This value should be less than 128 characters, and valid characters are /[a-z][0-9]-/."
+# https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.pipelineJobs/create
+JOB_ID_RULE = re.compile(r"[a-z][-a-z0-9]{0,126}")
 LABEL_KEY_RULE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE_RULE = re.compile(r"[a-z0-9_-]{0,63}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]+")
