@@ -25,6 +25,9 @@ from pipeline_registry.repository import Repository
 
 router = Router()
 
+SUBMITTED_SCOPE = "run-submitted"
+"""Store scope (`get_external`) of runs the runner answered for: run id → the runner's URL or state."""
+
 _BUILD_TO_RUN = {BuildState.SUCCEEDED: RunState.COMPILING, BuildState.SKIPPED: RunState.COMPILING,
                  BuildState.FAILED: RunState.FAILED}
 
@@ -92,6 +95,7 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
     submission = ctx.runner.submit_run(RunRequest(run=running, package=package, parameters=parameters,
                                                   options=options, labels=labels_for(running),
                                                   target=target))
+    ctx.store.set_external(SUBMITTED_SCOPE, run.id, submission.url or submission.state.value)
     if submission.state.terminal:
         ctx.bus.publish(RunStatus(run_id=run.id, state=submission.state, detail=submission.detail,
                                   url=submission.url))
@@ -115,8 +119,10 @@ def run_status(event: RunStatus, ctx: HandlerContext) -> None:
 def _lost_submission(ctx: HandlerContext, run: Run) -> bool:
     """A run marked running whose submission never reached the backend (it was down): a
     redelivered build status submits it again; runner job ids are deterministic, so a
-    submission that did arrive is found, not duplicated."""
-    return run.state is RunState.RUNNING and not run.url and ctx.runner.run_status(run) is None
+    submission that did arrive is found, not duplicated. The run's URL says nothing here: it
+    is the build's log until the runner gives its own."""
+    return (run.state is RunState.RUNNING and ctx.store.get_external(SUBMITTED_SCOPE, run.id) is None
+            and ctx.runner.run_status(run) is None)
 
 
 def move(ctx: HandlerContext, run: Run, state: RunState, detail: str = "", *,
