@@ -8,6 +8,7 @@ One rule for every Google Cloud client and the KFP endpoint.
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -20,3 +21,15 @@ def is_loopback(endpoint: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def make_gcs_client(endpoint: str | None = None, project: str | None = None) -> Any:
+    """A Cloud Storage client; a loopback `endpoint` (fakes, emulators) gets anonymous credentials."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    if endpoint and is_loopback(endpoint):
+        return storage.Client(project=project or "test", credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": endpoint})
+    options = {"api_endpoint": endpoint} if endpoint else None
+    return storage.Client(project=project, client_options=options)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 from urllib.parse import urlparse
 
-from deploy.endpoints import is_loopback
+from deploy.endpoints import is_loopback, make_gcs_client
 from deploy.errors import DeployError
 
 
@@ -159,17 +159,3 @@ def make_template_store(setting: str | None, data_dir: Path, *, gcs_client: Any 
                                    "or a folder")
         return ArtifactRegistryTemplateStore(RegistryClient(host=setting, auth=registry_auth))
     return LocalTemplateStore(Path(setting))
-
-
-def make_gcs_client(endpoint: str | None = None, project: str | None = None) -> Any:
-    """A Cloud Storage client; a loopback `endpoint` (fakes, emulators) gets anonymous credentials."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    if endpoint and is_loopback(endpoint):
-        return storage.Client(project=project or "test", credentials=AnonymousCredentials(),
-                              client_options={"api_endpoint": endpoint})
-    options = {"api_endpoint": endpoint} if endpoint else None
-    return storage.Client(project=project, client_options=options)
-
-

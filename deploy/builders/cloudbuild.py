@@ -26,6 +26,8 @@ from google.cloud.devtools.cloudbuild_v1.services.cloud_build.transports import 
 
 from deploy.builders.cloudbuild_config import (BuildSource, GitUrlSource, build_for, images_to_build,
                                                run_filter)
+from deploy.builders.cloudbuild_compile import CloudCompile, compile_artifacts, compile_step
+from deploy.builders.cloudbuild_source import StorageUpload, compile_files, image_files, pack
 from deploy.builders.cloudbuild_notifications import (FAILED_STATUSES, Status, decode_build_notification,
                                                       log, outcome_of)
 from deploy.endpoints import is_loopback
@@ -33,6 +35,7 @@ from deploy.errors import BuildError
 from handlers.models import Event, Run
 from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
 from pipeline_registry.errors import KfpBotError
+from pipeline_registry.models import ComponentPlan
 from pipeline_registry.repository import Repository
 
 EDITOR_ROLE = "roles/cloudbuild.builds.editor"
@@ -47,12 +50,16 @@ class CloudBuildBuilder:
 
     def __init__(self, client: cloudbuild_v1.CloudBuildClient, project: str, *,
                  service_account: str | None = None, source: BuildSource | None = None,
+                 upload: StorageUpload | None = None, compile: CloudCompile | None = None,
                  location: str | None = None, timeout_seconds: int = 3600,
                  retry: retries.Retry = DEFAULT_RETRY, call_timeout: float = 30.0) -> None:
         self.client = client
         self.project = project
         self.service_account = service_account
+        # Where the code comes from: the uploaded context (`upload`) unless a source is given.
+        self.upload = upload if source is None else None
         self.source = source or GitUrlSource()
+        self.compile = compile
         self.location = location or self.source.location or "global"
         if self.source.location and self.source.location != self.location:
             raise ValueError(f"builds must run in {self.source.location}, the region of the source's "
@@ -64,7 +71,7 @@ class CloudBuildBuilder:
     def build(self, request: BuildRequest) -> BuildOutcome:
         """Start the run's build, or report the one already started for it."""
         plans = images_to_build(request)
-        if not plans:
+        if not plans and self.compile is None:
             return BuildOutcome(BuildState.SUCCEEDED, "no image to build: every image is up to date")
         try:
             existing = self._find(request.run_id)
@@ -75,11 +82,13 @@ class CloudBuildBuilder:
         try:
             with Repository.open(request.repo_dir) as repository:
                 context = repository.config.build_context
+                step, artifacts = self._compile_parts(request, repository)
+                source = self._source(request, repository, plans)
         except KfpBotError as exc:
             return BuildOutcome(BuildState.FAILED, str(exc))
-        config = build_for(request, plans, source=self.source, context=context,
+        config = build_for(request, plans, source=source, context=context,
                            service_account=self.service_account, project=self.project,
-                           timeout_seconds=self.timeout_seconds)
+                           timeout_seconds=self.timeout_seconds, compile_step=step, artifacts=artifacts)
         try:
             operation = self.client.create_build(request=cloudbuild_v1.CreateBuildRequest(
                 project_id=self.project, build=config, parent=self._parent()), timeout=self.call_timeout)
@@ -93,10 +102,29 @@ class CloudBuildBuilder:
                                     f"Cloud Build accepted the build of run {request.run_id} in project "
                                     f"{self.project} but did not say which build it is; start the run again")
             created = found
-        names = ", ".join(p.component.name for p in plans)
+        names = ", ".join([p.component.name for p in plans] + (["the pipeline (compile)"] if step else []))
         log.info("Cloud Build %s started for run %s: %s", created.id, request.run_id, names)
         return BuildOutcome(BuildState.STARTED, f"Cloud Build {created.id} is building {names}",
                             created.log_url or None)
+
+    def _compile_parts(self, request: BuildRequest, repository: Repository
+                       ) -> tuple[cloudbuild_v1.BuildStep | None, cloudbuild_v1.Artifacts | None]:
+        """The compile step and its artifacts, when this builder compiles (production)."""
+        if self.compile is None:
+            return None, None
+        images = repository.component_images(request.pipeline)
+        step = compile_step(repository, request.pipeline, images, wait_for=[], image=self.compile.python_image)
+        return step, compile_artifacts(self.compile.location(request.sha, request.pipeline, images))
+
+    def _source(self, request: BuildRequest, repository: Repository,
+                plans: tuple[ComponentPlan, ...]) -> cloudbuild_v1.Source:
+        """The configured source, or the run's build context uploaded from the bot's checkout."""
+        if self.upload is None:
+            return self.source.source_for(request.repo, request.sha)
+        files = image_files(repository, plans)
+        if self.compile is not None:
+            files |= compile_files(repository, request.pipeline)
+        return self.upload.upload(request.run_id, pack(request.repo_dir, files))
 
     def build_status(self, run: Run) -> BuildOutcome | None:
         """The run's build as it is now, for reconcile; None when there is none.

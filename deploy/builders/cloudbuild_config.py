@@ -32,6 +32,7 @@ DOCKER_BUILDER = "gcr.io/cloud-builders/docker"
 RUN_ID_KEY = "_KFP_BOT_RUN_ID"
 COMPONENT_ENV = "KFP_BOT_COMPONENT"
 IMAGE_ENV = "KFP_BOT_IMAGE"
+COMPILE_STEP_ID = "kfp-bot-compile"
 
 # Cloud Build substitutes `$NAME` in step arguments, so every `$` the shell must see is `$$`.
 _STEP_SCRIPT = """\
@@ -149,10 +150,12 @@ def images_to_build(request: BuildRequest) -> tuple[ComponentPlan, ...]:
                  if c.rebuild and c.image and c.component.dockerfile and c.component.image_repository)
 
 
-def build_for(request: BuildRequest, plans: tuple[ComponentPlan, ...], *, source: BuildSource,
+def build_for(request: BuildRequest, plans: tuple[ComponentPlan, ...], *, source: cloudbuild_v1.Source,
               context: BuildContext, service_account: str | None, project: str,
-              timeout_seconds: int) -> cloudbuild_v1.Build:
-    """The whole `Build` of one run: one parallel step per image, both tags pushed after all steps."""
+              timeout_seconds: int, compile_step: cloudbuild_v1.BuildStep | None = None,
+              artifacts: cloudbuild_v1.Artifacts | None = None) -> cloudbuild_v1.Build:
+    """The whole `Build` of one run: one parallel step per image, both tags pushed after all steps,
+    then the compile step (waiting for every image step) when there is one."""
     substitutions = {RUN_ID_KEY: request.run_id, "_KFP_BOT_REPO": request.repo,
                      "_KFP_BOT_COMMIT": request.sha, "_KFP_BOT_PIPELINE": request.pipeline}
     if request.pr is not None:
@@ -173,12 +176,16 @@ def build_for(request: BuildRequest, plans: tuple[ComponentPlan, ...], *, source
             env=[f"{COMPONENT_ENV}={_literal(component.path)}", f"{IMAGE_ENV}={_literal(content)}",
                  *shared_env]))
         images.extend(_literal(v) for v in (content, commit))
+    if compile_step is not None:
+        compile_step.wait_for = [step.id for step in steps] or ["-"]
+        compile_step.env = list(shared_env)
+        steps.append(compile_step)
     options = cloudbuild_v1.BuildOptions()
     if service_account:
         # Cloud Build refuses a user-chosen service account with the legacy logs bucket.
         options.logging = cloudbuild_v1.BuildOptions.LoggingMode.CLOUD_LOGGING_ONLY
     return cloudbuild_v1.Build(
-        source=source.source_for(request.repo, request.sha), steps=steps, images=images,
+        source=source, steps=steps, images=images, artifacts=artifacts,
         tags=build_tags(request), substitutions=substitutions, options=options,
         service_account=service_account_name(service_account, project) if service_account else "",
         timeout=duration_pb2.Duration(seconds=timeout_seconds))

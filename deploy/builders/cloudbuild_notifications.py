@@ -16,7 +16,7 @@ from typing import Mapping
 from google.cloud.devtools import cloudbuild_v1
 from google.protobuf import json_format
 
-from deploy.builders.cloudbuild_config import COMPONENT_ENV, IMAGE_ENV, RUN_ID_KEY, TOOL_TAG
+from deploy.builders.cloudbuild_config import COMPILE_STEP_ID, COMPONENT_ENV, IMAGE_ENV, RUN_ID_KEY, TOOL_TAG
 from handlers.models import BuildStatus, RunState
 from handlers.ports import BuildOutcome, BuildState, Ignored
 
@@ -64,7 +64,11 @@ def failure_detail(build: cloudbuild_v1.Build) -> str:
     step = failing_step(build)
     reason = (build.failure_info.detail or build.status_detail).strip()
     status = Status(build.status)
-    if step is not None:
+    if step is not None and step.id == COMPILE_STEP_ID:
+        text = (f"the compile step timed out in Cloud Build (step {step.id})" if step.status == Status.TIMEOUT
+                else f"the compile step failed in Cloud Build (step {step.id}) before compiling: the compile "
+                     "environment (the repository's kfp pin) could not be installed")
+    elif step is not None:
         component = _env(step, COMPONENT_ENV)
         where = f"step {step.id or step.name}" + (f" ({component})" if component else "")
         verb = "timed out" if step.status == Status.TIMEOUT else "failed"

@@ -76,7 +76,7 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         compiled = _store(produced, out_dir, pipeline.name, rel_file)
     if not compiled.sdk_version and verdict.get("sdk_version"):
         compiled = dataclasses.replace(compiled, sdk_version=str(verdict["sdk_version"]))
-    _check_images(compiled, images, rel_file)
+    check_images(compiled, images, rel_file)
     return compiled
 
 
@@ -215,7 +215,7 @@ def _store(produced: Path, out_dir: Path, name: str, rel_file: str) -> CompiledP
         raise CompileError(rel_file, f"the compiler wrote an unreadable package: {exc.message}") from None
 
 
-def _check_images(compiled: CompiledPipeline, images: Mapping[str, str], rel_file: str) -> None:
+def check_images(compiled: CompiledPipeline, images: Mapping[str, str], rel_file: str) -> None:
     """Fail when none of the bot's images reached the package: the components are not loaded
     from their component.yaml, so a run would silently use stale images. A component folder
     the pipeline does not use (yet) is fine as long as some image made it in."""

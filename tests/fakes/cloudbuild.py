@@ -5,7 +5,10 @@ CancelBuild with the client library's own message types, so `CloudBuildClient` i
 over a real socket. It validates builds the way Cloud Build does where a mistake would only
 show in production (tag rule, step ids, substitutions and `$` escaping, service account and
 logging), records every request, can be told to fail, and lets a test move a build along and
-get the `cloud-builds` Pub/Sub message Cloud Build would publish for it.
+get the `cloud-builds` Pub/Sub message Cloud Build would publish for it. Moving a build along
+fetches its source and runs the steps it can run (`cloudbuild_worker`): a source it cannot fetch
+fails the build with FETCH_SOURCE_FAILED whatever the test asked for, a failing step fails it at
+that step, and a successful build's artifacts are uploaded to the fake GCS.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import shutil
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from google.cloud.devtools import cloudbuild_v1
@@ -23,7 +28,9 @@ from google.protobuf import any_pb2, duration_pb2, json_format, timestamp_pb2
 
 from tests.fakes.cloudbuild_rules import (BUILT_INS, TERMINAL, Rejection, build_filter, expand, mark_failure,
                                          validate)
+from tests.fakes.cloudbuild_worker import fetch, new_workspace, run_steps, upload_artifacts
 from tests.fakes.grpc_fake import Fault, RecordingGrpcService
+from tests.fakes.template_stores import FakeGcs
 
 SERVICE = "google.devtools.cloudbuild.v1.CloudBuild"
 Status = cloudbuild_v1.Build.Status
@@ -57,9 +64,12 @@ class _Stored:
 class FakeCloudBuild(RecordingGrpcService):
     """A running fake Cloud Build for one or more projects (use as a context manager)."""
 
-    def __init__(self, project_number: int = 123456789) -> None:
+    def __init__(self, project_number: int = 123456789, *, gcs: FakeGcs | None = None) -> None:
         super().__init__()
         self.project_number = project_number
+        self.gcs = gcs
+        self.private_repos: set[str] = set()  # owner/name of repositories git cannot fetch anonymously
+        self.workspaces: dict[str, Path] = {}
         self._builds: dict[str, _Stored] = {}
         self._seq = 0
 
@@ -78,6 +88,12 @@ class FakeCloudBuild(RecordingGrpcService):
                                        cloudbuild_v1.Build.serialize),
         }
         self._serve(grpc.method_handlers_generic_handler(SERVICE, handlers))
+
+    def stop(self) -> None:
+        """Stop serving and remove the build workspaces."""
+        super().stop()
+        for workspace in self.workspaces.values():
+            shutil.rmtree(workspace, ignore_errors=True)
 
     # test controls -------------------------------------------------------------------------
 
@@ -108,7 +124,9 @@ class FakeCloudBuild(RecordingGrpcService):
                                  data=json_format.MessageToJson(cloudbuild_v1.Build.pb(build)).encode())
 
     def start_working(self, build_id: str) -> BuildNotification:
-        """QUEUED → WORKING."""
+        """QUEUED → WORKING, after fetching the source (FAILURE when it cannot be fetched)."""
+        if not self._fetched(build_id):
+            return self.notification(build_id)
         with self._lock:
             build = self._builds[build_id].build
             build.status = Status.WORKING
@@ -116,6 +134,26 @@ class FakeCloudBuild(RecordingGrpcService):
             for step in build.steps:
                 step.status = Status.WORKING
         return self.notification(build_id)
+
+    def _fetched(self, build_id: str) -> bool:
+        """Fetch the source into the build's workspace once; False (and the build FAILURE) when it cannot."""
+        if build_id in self.workspaces:
+            return True
+        workspace = new_workspace(build_id)
+        with self._lock:
+            build = cloudbuild_v1.Build(self._builds[build_id].build)
+        problem = fetch(build, self.gcs, self.private_repos, workspace)
+        if problem is None:
+            self.workspaces[build_id] = workspace
+            return True
+        with self._lock:
+            stored = self._builds[build_id].build
+            stored.status = Status.FAILURE
+            stored.finish_time = _now()
+            stored.failure_info = cloudbuild_v1.Build.FailureInfo(type_=FailureType.FETCH_SOURCE_FAILED,
+                                                                   detail=problem)
+            stored.status_detail = problem
+        return False
 
     def finish(self, build_id: str, status: Status | str, failing_step: str | None = None, *,
                failure_type: FailureType | None = None, detail: str | None = None) -> BuildNotification:
@@ -126,6 +164,16 @@ class FakeCloudBuild(RecordingGrpcService):
         failure outside the steps (fetching the source, pushing the images).
         """
         status = Status[status] if isinstance(status, str) else Status(status)
+        if self.get(build_id).failure_info.type_ == FailureType.FETCH_SOURCE_FAILED:
+            return self.notification(build_id)  # it never got its source: nothing else can happen
+        if status == Status.SUCCESS and self.get(build_id).status not in TERMINAL:
+            if not self._fetched(build_id):
+                return self.notification(build_id)
+            failed = run_steps(self.expanded_steps(build_id), self.workspaces[build_id])
+            if failed is not None:
+                status, failing_step = Status.FAILURE, failed.step_id
+                detail = (f'Build step failure: build step "{failed.step_id}" failed: step exited with '
+                          f"non-zero status: {failed.exit_code}")
         with self._lock:
             build = self._builds[build_id].build
             if not build.start_time:
@@ -137,6 +185,8 @@ class FakeCloudBuild(RecordingGrpcService):
                     step.status = Status.SUCCESS
                 build.results = cloudbuild_v1.Results(images=[
                     cloudbuild_v1.BuiltImage(name=image, digest=_digest(image)) for image in build.images])
+                if build_id in self.workspaces:
+                    upload_artifacts(build, self.gcs, self.workspaces[build_id])
             elif failure_type is not None:
                 for step in build.steps:
                     step.status = Status.SUCCESS

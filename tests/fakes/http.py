@@ -80,11 +80,14 @@ class Incoming:
 
 @dataclass(frozen=True)
 class JsonResponse:
-    """What a handler answers: a status, a JSON-serialisable body (None for no body), headers."""
+    """What a handler answers: a status, a JSON-serialisable body (None for no body), headers;
+    or `raw` bytes of `content_type` (media downloads)."""
 
     status: int
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    content_type: str | None = None
 
 
 @dataclass
@@ -267,9 +270,12 @@ class FakeHTTPServer:
             response = self._answer(incoming)
             extra = self.response_headers(incoming, response)
             self._record(incoming, response.status)
-        payload = b"" if response.body is None else json.dumps(response.body).encode()
-        reply = Response(payload, status=response.status,
-                         content_type="application/json; charset=utf-8" if payload else None)
+        if response.raw is not None:
+            reply = Response(response.raw, status=response.status, content_type=response.content_type)
+        else:
+            payload = b"" if response.body is None else json.dumps(response.body).encode()
+            reply = Response(payload, status=response.status,
+                             content_type="application/json; charset=utf-8" if payload else None)
         for name, value in {**extra, **response.headers}.items():
             reply.headers[name] = str(value)
         return reply(environ, start_response)

@@ -2,7 +2,9 @@
 
 `FakeGcs` serves the Cloud Storage JSON API's multipart upload
 (`POST /upload/storage/v1/b/{bucket}/o?uploadType=multipart`), which `google-cloud-storage` uses for
-small files, and keeps each object's bytes and metadata. `FakeKfpRegistry` serves the Artifact
+small files, object metadata and media reads (`GET /storage/v1/b/{bucket}/o/{object}`, `?alt=media`
+and `/download/...`), listing by prefix, and keeps each object's bytes, metadata and generation. The
+fake Cloud Build reads build sources from it and writes build artifacts into it. `FakeKfpRegistry` serves the Artifact
 Registry Kubeflow Pipelines upload that `kfp.registry.RegistryClient.upload_pipeline` posts
 (multipart form: `content` file and comma-separated `tags`), answering `<package>/<sha256:digest>`
 as text, the package being the pipeline's name in the uploaded spec.
@@ -34,6 +36,7 @@ class StoredObject:
     data: bytes
     metadata: dict[str, str]
     content_type: str
+    generation: int = 1
 
 
 class FakeGcs(FakeHTTPServer):
@@ -42,7 +45,63 @@ class FakeGcs(FakeHTTPServer):
     def __init__(self) -> None:
         super().__init__()
         self.objects: dict[tuple[str, str], StoredObject] = {}
+        self._generation = 0
         self.add_route("POST", "/upload/storage/v1/b/{bucket}/o", self._upload)
+        self.add_route("GET", "/storage/v1/b/{bucket}/o", self._list)
+        self.add_route("GET", "/storage/v1/b/{bucket}/o/{name:path}", self._get)
+        self.add_route("GET", "/download/storage/v1/b/{bucket}/o/{name:path}", self._download)
+
+    def put(self, bucket: str, name: str, data: bytes, *, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None) -> StoredObject:
+        """Store an object as another service would (the fake Cloud Build's artifacts)."""
+        with self.lock:
+            self._generation += 1
+            stored = StoredObject(bucket, name, data, metadata or {}, content_type, self._generation)
+            self.objects[(bucket, name)] = stored
+        return stored
+
+    def read(self, bucket: str, name: str, generation: int | None = None) -> bytes | None:
+        """An object's bytes (None when it does not exist, or not at that generation)."""
+        with self.lock:
+            stored = self.objects.get((bucket, name))
+        if stored is None or (generation and stored.generation != generation):
+            return None
+        return stored.data
+
+    def _resource(self, stored: StoredObject) -> dict[str, Any]:
+        return {"kind": "storage#object", "bucket": stored.bucket, "name": stored.name,
+                "size": str(len(stored.data)), "metadata": stored.metadata, "contentType": stored.content_type,
+                "generation": str(stored.generation), "md5Hash": "", "crc32c": ""}
+
+    def _stored(self, incoming: Incoming) -> StoredObject | JsonResponse:
+        # "No such object" 404: https://cloud.google.com/storage/docs/json_api/v1/status-codes#404-not-found
+        bucket, name = incoming.params["bucket"], incoming.params["name"]
+        with self.lock:
+            stored = self.objects.get((bucket, name))
+        if stored is None:
+            return JsonResponse(404, {"error": {"code": 404, "message": f"No such object: {bucket}/{name}"}})
+        return stored
+
+    def _get(self, incoming: Incoming) -> JsonResponse:
+        # https://cloud.google.com/storage/docs/json_api/v1/objects/get: metadata, or the data with alt=media
+        if incoming.query.get("alt") == "media":
+            return self._download(incoming)
+        stored = self._stored(incoming)
+        return stored if isinstance(stored, JsonResponse) else JsonResponse(200, self._resource(stored))
+
+    def _download(self, incoming: Incoming) -> JsonResponse:
+        stored = self._stored(incoming)
+        if isinstance(stored, JsonResponse):
+            return stored
+        return JsonResponse(200, raw=stored.data, content_type=stored.content_type)
+
+    def _list(self, incoming: Incoming) -> JsonResponse:
+        # https://cloud.google.com/storage/docs/json_api/v1/objects/list (prefix, no paging needed here)
+        prefix = incoming.query.get("prefix", "")
+        with self.lock:
+            found = sorted((s for (b, n), s in self.objects.items()
+                            if b == incoming.params["bucket"] and n.startswith(prefix)), key=lambda s: s.name)
+        return JsonResponse(200, {"kind": "storage#objects", "items": [self._resource(s) for s in found]})
 
     def _upload(self, incoming: Incoming) -> JsonResponse:
         if incoming.query.get("uploadType") != "multipart":
@@ -52,14 +111,10 @@ class FakeGcs(FakeHTTPServer):
                                            policy=email.policy.HTTP)
         resource_part, data_part = list(message.iter_parts())
         resource = json.loads(resource_part.get_payload(decode=True))
-        stored = StoredObject(bucket=incoming.params["bucket"], name=resource["name"],
-                              data=data_part.get_payload(decode=True), metadata=resource.get("metadata") or {},
-                              content_type=resource.get("contentType") or data_part.get_content_type())
-        self.objects[(stored.bucket, stored.name)] = stored
-        return JsonResponse(200, {"kind": "storage#object", "bucket": stored.bucket, "name": stored.name,
-                                  "size": str(len(stored.data)), "metadata": stored.metadata,
-                                  "contentType": stored.content_type, "generation": "1",
-                                  "md5Hash": "", "crc32c": ""})
+        stored = self.put(incoming.params["bucket"], resource["name"], data_part.get_payload(decode=True),
+                          metadata=resource.get("metadata") or {},
+                          content_type=resource.get("contentType") or data_part.get_content_type())
+        return JsonResponse(200, self._resource(stored))
 
 
 @dataclass

@@ -1,0 +1,243 @@
+"""Compiling in Cloud Build: pull-request code never runs inside the bot's service.
+
+With the Cloud Build builder, each run's build ends with one more step, `kfp-bot-compile`: a
+Python image installs the repository's own kfp pin (or the bot's kfp version when it pins none)
+and runs the compile driver (`deploy/compiler/driver.py`, shipped in the uploaded context) on
+the uploaded source, whose component specs already carry the images of this build. The step
+runs under the build's service account (`KFP_BOT_CLOUDBUILD_SERVICE_ACCOUNT`), which needs no
+access to the bot's secrets. The driver's verdict, its output (bounded) and the compiled package
+are the build's artifacts (`artifacts.objects`, uploaded to Cloud Storage when every step
+succeeded, https://cloud.google.com/build/docs/api/reference/rest/v1/projects.builds#ArtifactObjects),
+under a location derived from the commit, the pipeline and its images.
+
+When the `cloud-builds` notification says the build succeeded, the run goes on to compiling and
+`CloudBuildCompiler` (the `Compiler` port in production) reads those artifacts back: the bot's
+container reads specs and verdicts, it never imports the pull request's code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+from google.cloud.devtools import cloudbuild_v1
+from google.protobuf import duration_pb2
+
+from deploy.builders.cloudbuild_config import COMPILE_STEP_ID
+from deploy.builders.cloudbuild_source import DRIVER_PATH, compile_overlay
+from deploy.compiler.compile import check_images, pipeline_file, resolve_mode
+from deploy.compiler.failures import describe_failure
+from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
+from deploy.errors import CompileError
+from pipeline_registry.compile_env import compile_environment
+from pipeline_registry.repo_config import CompileMode
+from pipeline_registry.repository import Repository
+
+OUT_DIR = ".kfp-bot/out"
+RESULT, OUTPUT = "result.json", "compile-output.log"
+SCRIPT_PREFIX = "script-"
+INSTALL_SECONDS = 900
+_OUTPUT_BYTES = 65536
+
+# Cloud Build substitutes `$NAME` in step arguments, so every `$` the shell must see is `$$`.
+# The driver's own exit status does not fail the step: its verdict (result.json) says what
+# happened and must reach the bot as an artifact, which Cloud Build uploads only after a
+# successful build. Installing the SDK failing does fail the step (and the build).
+_STEP_SCRIPT = """\
+set -u
+mode="$$1"; file="$$2"; overlay="$$3"; shift 3
+out=""" + OUT_DIR + """
+mkdir -p "$$out"
+python - "$$overlay" <<'PY' || exit 1
+import json, os, sys
+for path, text in json.loads(sys.argv[1]).items():
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if os.path.islink(path):
+        os.unlink(path)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+PY
+if ! python -m pip install --quiet --no-input --disable-pip-version-check "$$@" > "$$out/install.log" 2>&1; then
+  tail -n 40 "$$out/install.log"; echo "kfp-bot: could not install the compile environment: $$*"; exit 1
+fi
+touch .kfp-bot/started
+python """ + DRIVER_PATH + """ --mode "$$mode" --file "$$file" --result "$$out/result.json" --output "$$out" \
+  > "$$out/all-output.log" 2>&1
+echo "kfp-bot: the compile driver exited with status $$?"
+if [ "$$mode" = script ]; then
+  find . -path ./.kfp-bot -prune -o -type f -newer .kfp-bot/started \\( -name '*.yaml' -o -name '*.yml' \
+    -o -name '*.json' \\) -print | head -n 20 | while read -r f; do
+    cp "$$f" "$$out/script-$$(printf '%s' "$${f#./}" | tr / _)"
+  done
+fi
+tail -c """ + str(_OUTPUT_BYTES) + """ "$$out/all-output.log" > "$$out/compile-output.log"
+rm -f "$$out/all-output.log" "$$out/install.log"
+"""
+
+
+@dataclass(frozen=True)
+class CloudCompile:
+    """Where compile artifacts go (`gs://<bucket>/<prefix>/compiled/...`) and the step's image."""
+
+    client: Any
+    bucket: str
+    prefix: str = "kfp-bot"
+    python_image: str = "python:3.11-slim"
+
+    def folder(self, sha: str, pipeline: str, images: Mapping[str, str]) -> str:
+        """The object folder of one compile: the same commit, pipeline and images give the same one."""
+        key = hashlib.sha256(json.dumps([sha, pipeline, sorted(images.items())]).encode()).hexdigest()[:32]
+        return f"{self.prefix.strip('/')}/compiled/{key}/".lstrip("/")
+
+    def location(self, sha: str, pipeline: str, images: Mapping[str, str]) -> str:
+        return f"gs://{self.bucket}/{self.folder(sha, pipeline, images)}"
+
+
+def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str], *,
+                 wait_for: list[str], image: str) -> cloudbuild_v1.BuildStep:
+    """The build step that compiles `pipeline` of the build's source with `images` substituted
+    (the driver and the rewritten component specs travel in the step's arguments)."""
+    config = repository.config
+    rel_file = pipeline_file(repository.root, repository.pipeline(pipeline), config)
+    mode = resolve_mode(config.compile.mode, repository.snapshot.read(rel_file).decode("utf-8", "replace"),
+                        rel_file)
+    env = compile_environment(repository.snapshot.read, config)
+    requirements = list(env.requirements) or [f"kfp=={metadata.version('kfp')}"]
+    return cloudbuild_v1.BuildStep(
+        id=COMPILE_STEP_ID, name=_literal(image), entrypoint="bash", wait_for=wait_for or ["-"],
+        args=["-c", _STEP_SCRIPT, "kfp-bot-compile", mode.value, _literal(rel_file),
+              _literal(json.dumps(compile_overlay(repository.root, images), sort_keys=True)),
+              *(_literal(r) for r in requirements)],
+        timeout=duration_pb2.Duration(seconds=int(config.compile.timeout_seconds) + INSTALL_SECONDS))
+
+
+def compile_artifacts(location: str) -> cloudbuild_v1.Artifacts:
+    """The compile step's outputs, uploaded to `location` when the build succeeds."""
+    return cloudbuild_v1.Artifacts(objects=cloudbuild_v1.Artifacts.ArtifactObjects(
+        location=location, paths=[f"{OUT_DIR}/*"]))
+
+
+class CloudBuildCompiler:
+    """The `Compiler` port in production: reads what the run's build compiled."""
+
+    def __init__(self, cloud: CloudCompile) -> None:
+        self.cloud = cloud
+
+    def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
+                out_dir: Path) -> CompiledPipeline:
+        """The package Cloud Build compiled for this commit, pipeline and images; CompileError otherwise."""
+        repository = Repository.open(repo_dir)
+        chosen = dict(images) if images else repository.component_images(pipeline)
+        config = repository.config
+        rel_file = pipeline_file(Path(repo_dir), repository.pipeline(pipeline), config)
+        folder = self.cloud.folder(_head(Path(repo_dir)), pipeline, chosen)
+        where = f"gs://{self.cloud.bucket}/{folder}"
+        verdict_bytes = self._read(folder + RESULT, rel_file)
+        if verdict_bytes is None:
+            raise CompileError(rel_file, f"Cloud Build's compile step left no verdict at {where}",
+                               hint="see the build's log; start the run again to build and compile anew")
+        try:
+            verdict = json.loads(verdict_bytes)
+        except ValueError:
+            verdict = None
+        output = (self._read(folder + OUTPUT, rel_file) or b"").decode("utf-8", "replace")
+        if not isinstance(verdict, dict):
+            raise CompileError(rel_file, f"Cloud Build's compile step wrote an unreadable verdict at {where}",
+                               output=output[-4000:])
+        env = compile_environment(repository.snapshot.read, config)
+        if not verdict.get("ok"):
+            raise describe_failure(rel_file, verdict, env=env, config=config, output=_tail(output, 40))
+        source = repository.snapshot.read(rel_file).decode("utf-8", "replace")
+        mode = resolve_mode(config.compile.mode, source, rel_file)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if mode is CompileMode.IMPORT:
+            compiled = self._driver_package(folder, rel_file, pipeline, out_dir)
+        else:
+            compiled = self._script_package(folder, rel_file, pipeline, out_dir)
+        if not compiled.sdk_version and verdict.get("sdk_version"):
+            from dataclasses import replace
+
+            compiled = replace(compiled, sdk_version=str(verdict["sdk_version"]))
+        check_images(compiled, chosen, rel_file)
+        return compiled
+
+    def _driver_package(self, folder: str, rel_file: str, pipeline: str, out_dir: Path) -> CompiledPipeline:
+        for suffix in (".yaml", ".json"):
+            data = self._read(f"{folder}pipeline{suffix}", rel_file)
+            if data is not None:
+                target = out_dir / f"{pipeline}{suffix}"
+                target.write_bytes(data)
+                return _loaded(target, pipeline, rel_file)
+        raise CompileError(rel_file, "Cloud Build's compile step reported success but uploaded no pipeline package",
+                           hint="see the build's log")
+
+    def _script_package(self, folder: str, rel_file: str, pipeline: str, out_dir: Path) -> CompiledPipeline:
+        """The package the file wrote as a script: the one written file that is a pipeline package."""
+        found: list[tuple[str, Path]] = []
+        with tempfile.TemporaryDirectory(prefix="kfp-bot-script-") as tmp:
+            for blob in self.cloud.client.list_blobs(self.cloud.bucket, prefix=folder + SCRIPT_PREFIX):
+                name = blob.name[len(folder) + len(SCRIPT_PREFIX):]
+                suffix = next((s for s in PACKAGE_SUFFIXES if name.endswith(s)), None)
+                if suffix is None:
+                    continue
+                path = Path(tmp) / f"{len(found)}{suffix}"
+                path.write_bytes(blob.download_as_bytes())
+                try:
+                    load_package(path, pipeline)
+                except CompileError:
+                    continue
+                found.append((name, path))
+            stems = {pipeline, Path(rel_file).stem}
+            preferred = [f for f in found if any(f[0].endswith(f"{stem}{Path(f[1]).suffix}") for stem in stems)]
+            chosen = preferred if len(preferred) == 1 else found
+            if len(chosen) != 1:
+                what = "no pipeline package" if not chosen else f"several pipeline packages ({', '.join(n for n, _ in chosen)})"
+                raise CompileError(rel_file, f"ran as a script in Cloud Build and wrote {what}",
+                                   hint=f"write one package, named after the pipeline ({pipeline}.yaml)")
+            target = out_dir / f"{pipeline}{chosen[0][1].suffix}"
+            target.write_bytes(chosen[0][1].read_bytes())
+        return _loaded(target, pipeline, rel_file)
+
+    def _read(self, name: str, rel_file: str) -> bytes | None:
+        from google.api_core import exceptions as api_exceptions
+
+        try:
+            return self.cloud.client.bucket(self.cloud.bucket).blob(name).download_as_bytes()
+        except api_exceptions.NotFound:
+            return None
+        except (api_exceptions.GoogleAPICallError, OSError) as exc:
+            raise CompileError(rel_file, f"cannot read gs://{self.cloud.bucket}/{name}, written by Cloud Build's "
+                                         f"compile step: {getattr(exc, 'message', None) or exc}",
+                               hint=f"grant the bot's service account roles/storage.objectViewer on "
+                                    f"gs://{self.cloud.bucket}") from None
+
+
+def _loaded(path: Path, pipeline: str, rel_file: str) -> CompiledPipeline:
+    try:
+        return load_package(path, pipeline)
+    except CompileError as exc:
+        raise CompileError(rel_file, f"Cloud Build's compile step wrote an unreadable package: {exc.message}") from None
+
+
+def _head(repo_dir: Path) -> str:
+    """The commit checked out in `repo_dir` (the compile's artifacts are keyed by it)."""
+    done = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "--verify", "HEAD^{commit}"],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise CompileError(str(repo_dir), "not a git checkout: Cloud Build's compile is found by its commit")
+    return done.stdout.strip()
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _literal(value: str) -> str:
+    return value.replace("$", "$$")
