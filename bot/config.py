@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     permission_cache_seconds: float = Field(default=60.0, ge=0)
     max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
+    # Caps on what any repository's `.kfp-bot.yaml` `compile:` may ask for (trusted settings).
+    compile_max_memory_mb: int = Field(default=8192, ge=256)
+    # The memory of the instance the service runs on (App Engine class, Cloud Run limit); every
+    # memory cap must stay below it. None: not checked (a laptop).
+    instance_memory_mb: int | None = Field(default=None, ge=128)
 
     # Slack notifications and deploy on merge
     slack_bot_token: SecretStr | None = None
@@ -97,6 +102,11 @@ class Settings(BaseSettings):
     builder: BuilderKind = BuilderKind.LOCAL
     cloudbuild_endpoint: str | None = None
     cloudbuild_service_account: str | None = None
+    cloudbuild_bucket: str | None = None
+    cloudbuild_prefix: str = "kfp-bot"
+    cloudbuild_connection: str | None = None
+    cloudbuild_python_image: str = "python:3.11-slim"
+    gcs_endpoint: str | None = None
     runner: RunnerKind = RunnerKind.LOCAL
     vertex_endpoint: str | None = None
     pipeline_root: str | None = None
@@ -134,6 +144,13 @@ class Settings(BaseSettings):
                                           ("KFP_BOT_RUNNER=vertex", self.runner is RunnerKind.VERTEX)) if used]
         if cloud and not self.gcp_project:
             raise ValueError(f"{', '.join(cloud)} needs KFP_BOT_GCP_PROJECT")
+        if self.builder is BuilderKind.CLOUDBUILD and not self.cloudbuild_bucket:
+            raise ValueError("KFP_BOT_BUILDER=cloudbuild needs KFP_BOT_CLOUDBUILD_BUCKET: the bucket the build "
+                             "contexts are uploaded to and the compiled pipelines come back in")
+        if self.instance_memory_mb is not None and self.compile_max_memory_mb >= self.instance_memory_mb:
+            raise ValueError(f"KFP_BOT_COMPILE_MAX_MEMORY_MB ({self.compile_max_memory_mb}) must be below "
+                             f"KFP_BOT_INSTANCE_MEMORY_MB ({self.instance_memory_mb}): a compile would take the "
+                             "service's instance down")
         if self.runner is RunnerKind.VERTEX and not self.pipeline_root:
             raise ValueError("KFP_BOT_RUNNER=vertex needs KFP_BOT_PIPELINE_ROOT (e.g. gs://bucket/pipeline-root)")
         if self.runner is RunnerKind.KFP and not self.kfp_host:

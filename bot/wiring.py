@@ -53,7 +53,6 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
     """
     from bot.store import SqlStore
     from deploy.checkout import GitSource
-    from deploy.pipelines import RepositoryCompiler
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.resolved_database_url)
@@ -65,7 +64,7 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
         store=store, bus=_bus(settings, holder),
         source=GitSource(settings.cache_dir, token_for=clients.token_for if clients else None),
         builder=builder,
-        compiler=RepositoryCompiler(settings.cache_dir),
+        compiler=_compiler(settings),
         runner=runner,
         reporter=reporter, permissions=permissions, pulls=pulls,
         work_dir=settings.data_dir / "work",
@@ -107,16 +106,46 @@ def _notifications(settings: Settings, bus):
 
 
 def _builder(settings: Settings):
-    """Cloud Build, or the local container engine (builds reported skipped without one)."""
+    """Cloud Build (building from the uploaded context, or a repository connection, and compiling),
+    or the local container engine (builds reported skipped without one)."""
     if settings.builder is BuilderKind.CLOUDBUILD:
         from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
+        from deploy.builders.cloudbuild_config import ConnectedRepositorySource
+        from deploy.builders.cloudbuild_source import StorageUpload
+        from deploy.endpoints import make_gcs_client
 
+        storage = make_gcs_client(settings.gcs_endpoint, settings.gcp_project)
+        source = ConnectedRepositorySource(settings.cloudbuild_connection) if settings.cloudbuild_connection else None
         return CloudBuildBuilder(make_cloudbuild_client(settings.cloudbuild_endpoint), settings.gcp_project,
-                                 service_account=settings.cloudbuild_service_account)
+                                 service_account=settings.cloudbuild_service_account, source=source,
+                                 upload=StorageUpload(storage, settings.cloudbuild_bucket or "",
+                                                      settings.cloudbuild_prefix),
+                                 compile=_cloud_compile(settings))
     from deploy.builders.local import LocalBuilder
     from deploy.runners.local import container_engine
 
     return LocalBuilder(container_engine())
+
+
+def _cloud_compile(settings: Settings):
+    """Where Cloud Build's compile step puts its artifacts (production: PR code never runs here)."""
+    from deploy.builders.cloudbuild_compile import CloudCompile
+    from deploy.endpoints import make_gcs_client
+
+    return CloudCompile(make_gcs_client(settings.gcs_endpoint, settings.gcp_project), settings.cloudbuild_bucket or "",
+                        settings.cloudbuild_prefix, settings.cloudbuild_python_image)
+
+
+def _compiler(settings: Settings):
+    """The `Compiler` port: with Cloud Build, the spec its compile step wrote (the service never
+    imports pull-request code); otherwise the sandboxed local compiler."""
+    if settings.builder is BuilderKind.CLOUDBUILD:
+        from deploy.builders.cloudbuild_compile import CloudBuildCompiler
+
+        return CloudBuildCompiler(_cloud_compile(settings))
+    from deploy.pipelines import RepositoryCompiler
+
+    return RepositoryCompiler(settings.cache_dir)
 
 
 def _runner(settings: Settings):

@@ -111,7 +111,11 @@ def decode_build_notification(attributes: Mapping[str, str], data: bytes) -> Bui
     """A `cloud-builds` message as a `BuildStatus` of a kfp-bot run; `Ignored` for builds that are
     not the bot's (the topic carries every build of the project) and states it does not act on;
     None (logged) when the message is not a Build at all."""
-    build_id = attributes.get("buildId", "?")
+    if "buildId" not in attributes:
+        # Every cloud-builds message carries `buildId` and `status` attributes
+        # (https://cloud.google.com/build/docs/subscribe-build-notifications): this one is not Cloud Build's.
+        return None
+    build_id = attributes["buildId"]
     try:
         build = cloudbuild_v1.Build.from_json(data.decode("utf-8"), ignore_unknown_fields=True)
     except (ValueError, TypeError, json_format.ParseError) as exc:

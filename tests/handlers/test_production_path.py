@@ -20,6 +20,7 @@ from tests.fakes.cloudbuild import FakeCloudBuild
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
 from tests.fakes.oidc import OidcSigner
+from tests.fakes.template_stores import FakeGcs
 from tests.fakes.pubsub import DEFAULT_PROJECT, DEFAULT_PUSH_ACCOUNT, FakePubSub
 from tests.fakes.vertex import FakeVertexPipelines
 from tests.handlers.conftest import MAINTAINER, PR, READER, REPO, SECRET, WRITER, Bot
@@ -28,6 +29,7 @@ from tests.support.gitrepo import GitRepo
 from tests.support.server import ServedApp
 
 AUDIENCE = "https://kfp-bot.example.com"
+BUCKET = "ml-project-kfp-bot"
 TRAIN_MAIN = "pipelines/training-pipeline/train/main.py"
 
 
@@ -50,8 +52,8 @@ class CloudBot(Bot):
 
 @pytest.fixture
 def cloud_bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[CloudBot]:
-    with FakeGitHub() as github, FakePubSub() as pubsub, OidcSigner() as signer, \
-            FakeCloudBuild() as cloudbuild, FakeVertexPipelines() as vertex:
+    with FakeGitHub() as github, FakePubSub() as pubsub, OidcSigner() as signer, FakeGcs() as gcs, \
+            FakeCloudBuild(gcs=gcs) as cloudbuild, FakeVertexPipelines() as vertex:
         key = github.add_app(APP_ID, app_private_key())
         github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
         github.add_repo(REPO, clone_url=str(example_repo.root))
@@ -66,6 +68,7 @@ def cloud_bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[CloudBot]:
             pubsub_push_audience=AUDIENCE, pubsub_push_service_account=DEFAULT_PUSH_ACCOUNT,
             oidc_certs_url=signer.certs_url,
             builder=BuilderKind.CLOUDBUILD, cloudbuild_endpoint=cloudbuild.endpoint,
+            cloudbuild_bucket=BUCKET, gcs_endpoint=gcs.url,
             runner=RunnerKind.VERTEX, vertex_endpoint=vertex.endpoint, pipeline_root="gs://pipelines/root")
         services = build_services(settings, github_clients=clients_for(settings))
         server = ServedApp(create_app(settings, services))
@@ -90,10 +93,12 @@ def test_a_pull_request_travels_the_whole_production_path(cloud_bot: CloudBot) -
     [run] = bot.runs(pr=PR)
     assert run["state"] == "building"
 
-    # one build, for the changed component only, with both tags
+    # one build, for the changed component only, with both tags, then the compile; from the
+    # context the bot uploaded, not from the repository
     [build] = cloud.cloudbuild.builds
-    [step] = build.steps
-    assert "training-pipeline-train" in step.id
+    step, compile_step = build.steps
+    assert "training-pipeline-train" in step.id and compile_step.id == "kfp-bot-compile"
+    assert build.source.storage_source.bucket == BUCKET
     train_images = [image for image in build.images if "training-pipeline-train" in image]
     content_image = next(image for image in train_images if ":content-" in image)
     assert any(image.endswith(f":{head}") for image in train_images)
