@@ -24,6 +24,7 @@ from bot.app import create_app
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
 from bot.wiring import build_services
 from tests.fakes.cloudbuild import FakeCloudBuild
+from tests.fakes.template_stores import FakeGcs
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
 from tests.fakes.vertex import FakeVertexPipelines
@@ -107,6 +108,7 @@ def cloud_settings(tmp_path: Path, github: FakeGitHub, key: str, project: str, e
         "bus": BusKind.PUBSUB, "gcp_project": project, "pubsub_endpoint": emulator.endpoint,
         "pubsub_verify_token": False,
         "builder": BuilderKind.CLOUDBUILD, "cloudbuild_endpoint": cloudbuild.endpoint,
+        "cloudbuild_bucket": "kfp-bot-builds", "gcs_endpoint": cloudbuild.gcs.url if cloudbuild.gcs else None,
         "runner": RunnerKind.VERTEX, "vertex_endpoint": vertex.endpoint, "pipeline_root": "gs://pipelines/root",
         **changes})
 
@@ -115,7 +117,8 @@ def cloud_settings(tmp_path: Path, github: FakeGitHub, key: str, project: str, e
 def cloud(tmp_path: Path, example_repo: GitRepo, pubsub_emulator: PubSubEmulator) -> Iterator[EmulatedCloud]:
     """The bot served on 127.0.0.1, Pub/Sub by the emulator, GitHub, Cloud Build and Vertex AI faked."""
     project = new_project()
-    with FakeGitHub() as github, FakeCloudBuild() as cloudbuild, FakeVertexPipelines() as vertex:
+    with FakeGitHub() as github, FakeGcs() as gcs, FakeCloudBuild(gcs=gcs) as cloudbuild, \
+            FakeVertexPipelines() as vertex:
         key = github.add_app(APP_ID, app_private_key())
         github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
         github.add_repo(REPO, clone_url=str(example_repo.root))
