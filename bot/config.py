@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     github_private_key: SecretStr | None = None
     github_private_key_file: Path | None = None
     github_token: SecretStr | None = None
+    # Longest wait for a GitHub rate limit inside one step; beyond it the step is retried later.
+    github_max_rate_limit_wait: float = Field(default=60.0, ge=0, le=540)
     bot_login: str | None = None
     database_url: str | None = None
     data_dir: Path = Field(default_factory=_default_data_dir)

@@ -24,8 +24,12 @@ from handlers.models import Notification, Run, RunState, Trigger
 
 HEAD_CHECK_NAME = "kfp-bot"
 SUMMARY_MARKER = "<!-- kfp-bot:summary -->"
-# GitHub refuses check summaries and comments above 65,535 characters, statuses above 140.
+# GitHub refuses comments above 65,536 characters and statuses above 140
+# (https://docs.github.com/en/rest/issues/comments, https://docs.github.com/en/rest/commits/statuses).
 MAX_MARKDOWN_CHARS = 65_000
+# A check run's output summary and text: 65,535 UTF-8 *bytes* (GitHub: "summary exceeds a maximum
+# bytesize of 65535"; https://docs.github.com/en/rest/checks/runs). The templates carry emoji.
+MAX_CHECK_OUTPUT_BYTES = 65_535
 MAX_STATUS_CHARS = 140
 MAX_TITLE_CHARS = 250
 # The end of a long error (a traceback's last lines) is what says what went wrong.
@@ -140,7 +144,8 @@ def check_title(run: Run) -> str:
 
 def check_summary(run: Run) -> str:
     """Markdown for a pipeline's check: why affected, images, parameters, state, reproduce."""
-    return _render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=_run_view(run))
+    return fit_bytes(_render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=_run_view(run)),
+                     MAX_CHECK_OUTPUT_BYTES)
 
 
 def status_description(run: Run) -> str:
@@ -160,7 +165,8 @@ def head_description(runs: Sequence[Run], note: NoteLike = "") -> str:
 
 def head_summary(runs: Sequence[Run], note: NoteLike = "") -> str:
     """Markdown for the aggregate check: a table of every affected pipeline, or why there is none."""
-    return _render("head_summary.md.j2", MAX_MARKDOWN_CHARS, **_head_view(runs, note))
+    return fit_bytes(_render("head_summary.md.j2", MAX_MARKDOWN_CHARS, **_head_view(runs, note)),
+                     MAX_CHECK_OUTPUT_BYTES)
 
 
 def pull_comment(runs: Sequence[Run]) -> str:
@@ -371,6 +377,16 @@ def _fit(text: str, limit: int) -> str:
         return text
     note = "\n\n" + _macro("short.j2", "truncated") + "\n"
     return text[: limit - len(note)] + note
+
+
+def fit_bytes(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes (never inside a character), with the visible
+    "… truncated" note when it was cut: for GitHub fields limited in bytes."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    note = "\n\n" + _macro("short.j2", "truncated") + "\n"
+    room = limit - len(note.encode("utf-8"))
+    return text.encode("utf-8")[:room].decode("utf-8", errors="ignore") + note
 
 
 _ENV = jinja2.Environment(

@@ -1,9 +1,13 @@
 """Authenticated PyGithub clients for the bot: one per App installation, or one for a token.
 
 This is where settings become `github.Github` objects and where every GitHub call is guarded:
-PyGithub's `GithubRetry` retries 5xx answers and rate limits (it waits for `X-RateLimit-Reset`
-or `Retry-After`) with backoff, and whatever still fails becomes one `GitHubError` naming what
-the bot was doing and why GitHub refused, never a traceback and never a credential. One client
+PyGithub's `GithubRetry` (configured by `RetryPolicy`, see `WriteSafeRetry`) retries 5xx answers
+of reads and edits, and rate limits (waiting for `Retry-After` or `x-ratelimit-reset`, bounded),
+with backoff; a POST that got a 5xx or lost its answer is never retried blindly, since GitHub may
+have done it (the reporter looks it up first). Whatever still fails becomes one `GitHubError`
+naming what the bot was doing and why GitHub refused, never a traceback and never a credential;
+a rate limit longer than the bot waits is `GitHubRateLimited`, a `ConnectionError`, so the step
+is rescheduled (Pub/Sub redelivers it) instead of holding a worker. One client
 per installation is kept, so PyGithub caches the installation token and refreshes it before it
 expires; concurrent workers share it.
 """
@@ -11,10 +15,13 @@ expires; concurrent workers share it.
 from __future__ import annotations
 
 import enum
+import logging
 import re
 import threading
+import time
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from types import TracebackType
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlparse
 
 import github
@@ -22,13 +29,16 @@ import requests
 from github import Auth, Consts, GithubException, GithubIntegration, GithubRetry
 from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Repository import Repository
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
+from urllib3.util.util import reraise
 
 from bot.config import ConfigurationError, Settings
 from handlers.models import RepoRef
 from pipeline_registry.errors import KfpBotError
 
 T = TypeVar("T")
+log = logging.getLogger("kfp_bot.github")
 
 # Anything that looks like a GitHub credential is cut from error messages, whatever produced them.
 _SECRET_PATTERNS = (re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{10,}"), re.compile(r"\bgithub_pat_[A-Za-z0-9_]{10,}"),
@@ -45,6 +55,70 @@ class GitHubError(KfpBotError):
         super().__init__(message, hint=hint)
         self.status = status
 
+    @property
+    def maybe_done(self) -> bool:
+        """True when GitHub may have carried out the request anyway: a 5xx, or no answer."""
+        return self.status is None or self.status >= 500
+
+
+class GitHubRateLimited(GitHubError, ConnectionError):
+    """GitHub asks to wait longer than the bot waits in one step: the step is retried later
+    (a `ConnectionError`, so a Pub/Sub push answers 503 and the message is redelivered)."""
+
+
+class WriteSafeRetry(GithubRetry):
+    """`GithubRetry` that never repeats a write GitHub may have done, and bounds rate-limit waits.
+
+    - A POST answered with a 5xx, or whose answer was lost (read timeout, dropped connection),
+      is not retried here: GitHub may have created the comment or check run already, so the
+      caller looks it up before creating again. Reads and PATCHes are retried as usual.
+    - 403 and 429 rate limits (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api):
+      wait `Retry-After` seconds when given; else, with `x-ratelimit-remaining: 0`, until
+      `x-ratelimit-reset`; else a 429 waits `secondary_rate_wait` ("at least one minute"), and a
+      403 is left to `GithubRetry` (which reads the message). A wait longer than
+      `max_rate_limit_wait` raises `RateLimitExceededExceedsMaxWait` at once.
+    """
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if method.upper() == "POST" and status_code >= 500:
+            return False  # GitHub may have done it: the caller looks before writing again
+        return super().is_retry(method, status_code, has_retry_after)
+
+    def increment(self, method: str | None = None, url: str | None = None,  # type: ignore[override]
+                  response: BaseHTTPResponse | None = None, error: Exception | None = None,
+                  _pool: Any = None, _stacktrace: TracebackType | None = None) -> Retry:
+        if error is not None and (method or "").upper() == "POST" and self._is_read_error(error):
+            raise reraise(type(error), error, _stacktrace)  # sent, answer lost: maybe done
+        if response is not None and response.status in (403, 429):
+            wait = _rate_limit_wait(response, self.secondary_rate_wait)
+            if wait is not None:
+                if self.max_rate_limit_wait is not None and wait > self.max_rate_limit_wait:
+                    raise RateLimitExceededExceedsMaxWait(response.status, _reason(response),
+                                                          dict(response.headers), wait=wait)
+                log.info("GitHub rate limit on %s %s (%s): waiting %.0f s", method, url, response.status, wait)
+                retry = Retry.increment(self, method, url, response, error, _pool, _stacktrace)
+                retry.get_backoff_time = lambda: wait  # type: ignore[method-assign]
+                return retry
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def _rate_limit_wait(response: BaseHTTPResponse, secondary_wait: float) -> float | None:
+    """Seconds GitHub asks to wait before retrying, or None when the headers do not say."""
+    headers = response.headers
+    retry_after = headers.get("Retry-After")
+    if retry_after is not None and retry_after.strip().isdigit():
+        return float(retry_after)
+    reset = headers.get("X-RateLimit-Reset")
+    if headers.get("X-RateLimit-Remaining") == "0" and reset is not None and reset.strip().isdigit():
+        return max(float(reset) - time.time(), 0.0) + 1  # the reset falls somewhere in that second
+    if response.status == 429:
+        return secondary_wait
+    return None  # a 403: GithubRetry decides from the message whether it is a rate limit
+
+
+def _reason(response: BaseHTTPResponse) -> str:
+    return f"rate limited ({response.status})"
+
 
 class GitHubMode(enum.Enum):
     """How the bot authenticates: as a GitHub App installation, or with one token."""
@@ -57,23 +131,25 @@ class GitHubMode(enum.Enum):
 class RetryPolicy:
     """How hard to insist before giving up: `GithubRetry` settings, small in tests.
 
-    Waits longer than `max_rate_limit_wait` for a rate-limit reset give up at once with a
-    visible error rather than holding a worker for most of an hour.
+    Waits longer than `max_rate_limit_wait` (KFP_BOT_GITHUB_MAX_RATE_LIMIT_WAIT) for a rate limit
+    give up at once with `GitHubRateLimited` rather than holding a worker for most of an hour: the
+    step is retried later (Pub/Sub redelivers it, with its own backoff).
     """
 
     total: int = 5
     backoff_factor: float = 1.0
     backoff_max: float = 60.0
-    max_rate_limit_wait: float = 300.0
+    max_rate_limit_wait: float = 60.0
     secondary_rate_wait: float = 60.0
 
     def build(self) -> GithubRetry:
-        """A fresh `GithubRetry`: 5xx, 429 and rate-limited 403 answers are retried.
+        """A fresh `WriteSafeRetry`: 5xx (not for POST), 429 and rate-limited 403 answers are retried.
 
         PATCH is retried too (urllib3 leaves it out): the bot only PATCHes whole check runs and
-        comment bodies, which is idempotent.
+        comment bodies, which is idempotent. POST stays allowed for rate limits, which GitHub
+        answers before doing anything.
         """
-        return GithubRetry(total=self.total, backoff_factor=self.backoff_factor, backoff_max=self.backoff_max,
+        return WriteSafeRetry(total=self.total, backoff_factor=self.backoff_factor, backoff_max=self.backoff_max,
                            max_rate_limit_wait=self.max_rate_limit_wait,
                            secondary_rate_wait=self.secondary_rate_wait,
                            status_forcelist=list(range(500, 600)) + [429],
@@ -83,7 +159,7 @@ class RetryPolicy:
 class GitHubClients:
     """`github.Github` clients for `settings`: per installation (App) or one shared (token)."""
 
-    def __init__(self, settings: Settings, *, retry: RetryPolicy = RetryPolicy(), timeout_seconds: int = 15,
+    def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None, timeout_seconds: int = 15,
                  seconds_between_requests: float | None = Consts.DEFAULT_SECONDS_BETWEEN_REQUESTS,
                  seconds_between_writes: float | None = Consts.DEFAULT_SECONDS_BETWEEN_WRITES) -> None:
         """`seconds_between_*` keep PyGithub's pacing (GitHub's advice against secondary rate
@@ -94,7 +170,7 @@ class GitHubClients:
         self.mode = GitHubMode(settings.github_mode)
         self.api_url = settings.github_api_url
         self.web_host = _web_host(settings.github_api_url)
-        self.retry = retry
+        self.retry = retry or RetryPolicy(max_rate_limit_wait=settings.github_max_rate_limit_wait)
         self._options = {"base_url": settings.github_api_url, "timeout": int(timeout_seconds),
                          "seconds_between_requests": seconds_between_requests,
                          "seconds_between_writes": seconds_between_writes, "lazy": True}
@@ -176,10 +252,10 @@ class GitHubClients:
         try:
             return fn()
         except RateLimitExceededExceedsMaxWait as exc:
-            raise GitHubError(_scrub(f"GitHub: {what} failed: rate limited, and GitHub asks to wait "
+            raise GitHubRateLimited(_scrub(f"GitHub: {what} failed: rate limited, and GitHub asks to wait "
                                      f"{exc.wait:.0f} s, longer than the bot waits "
                                      f"({self.retry.max_rate_limit_wait:.0f} s)"), status=exc.status,
-                              hint="try again later") from exc
+                              hint="the step is retried later") from exc
         except GithubException as exc:
             raise GitHubError(_scrub(f"GitHub: {what} failed: {_describe(exc)}"), status=exc.status,
                               hint=_hint(exc.status, self.mode)) from exc

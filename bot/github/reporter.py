@@ -4,7 +4,11 @@ What a reviewer sees on a pull request comes from here; the words come from
 `handlers.messages`. Every remote object is found again rather than duplicated: its id is kept
 in the store (`set_external`) and, when the store has lost it, looked up on GitHub (check runs
 by name and external id, the PR comment by its hidden marker) before anything is created, so
-redelivered events and restarts never add a second check or comment.
+redelivered events and restarts never add a second check or comment. The same look-up follows a
+create that GitHub answered with a 5xx or not at all (GitHub may have done it; the transport never
+retries such a POST, see `bot.github.client.WriteSafeRetry`): the comment by its marker (a reply
+by its author and body), the check run by name, head sha and external id, the commit status by
+context, state and description; only when none is found is it created again.
 
 RunState → what GitHub shows for the pipeline's check (App) / commit status (token):
 
@@ -37,7 +41,8 @@ import threading
 import zlib
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
@@ -51,6 +56,9 @@ from handlers.context import UtcClock
 from handlers.ports import Clock, Store
 
 log = logging.getLogger("kfp_bot.github")
+T = TypeVar("T")
+# A reply looked up after a lost answer was written at most this long before the request started.
+_CLOCK_SKEW = timedelta(seconds=10)
 
 CHECK_STATES: Mapping[RunState, tuple[str, str | None]] = {
     RunState.QUEUED: ("queued", None),
@@ -166,21 +174,25 @@ class GitHubReporter:
             if found is not None and self._edit_comment(gh, found, body, what):
                 self.store.set_external(COMMENT_SCOPE, key, str(found))
                 return
-            created = self.clients.call(f"commenting on {key}",
-                                        lambda: gh.get_issue(number).create_comment(body))
-            self.store.set_external(COMMENT_SCOPE, key, str(created.id))
+            created = self._create_once(f"commenting on {key}",
+                                        lambda: gh.get_issue(number).create_comment(body).id,
+                                        lambda: self._find_comment(gh, number))
+            self.store.set_external(COMMENT_SCOPE, key, str(created))
 
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         """React to the command comment so its author sees at once that it was accepted."""
         gh = self.clients.repo(repo.full_name, installation_id)
-        self.clients.call(f"reacting to comment {comment_id} on {repo.full_name}",
-                          lambda: _comment(gh, comment_id).create_reaction(self.reaction))
+        # GitHub answers 200 with the existing reaction when it is there: creating again is the look-up.
+        self._create_once(f"reacting to comment {comment_id} on {repo.full_name}",
+                          lambda: _comment(gh, comment_id).create_reaction(self.reaction), lambda: None)
 
     def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
         """A new comment on the PR (refusals, errors, plans, help)."""
         gh = self.clients.repo(repo.full_name, installation_id)
-        self.clients.call(f"replying on {repo.full_name}#{number}",
-                          lambda: gh.get_issue(number).create_comment(body))
+        since = datetime.now(timezone.utc) - _CLOCK_SKEW
+        self._create_once(f"replying on {repo.full_name}#{number}",
+                          lambda: gh.get_issue(number).create_comment(body).id,
+                          lambda: self._find_reply(gh, number, body, since))
 
     # -- check runs ------------------------------------------------------------------------
 
@@ -210,9 +222,15 @@ class GitHubReporter:
             if not may_create():
                 log.info("not creating %s: a newer run of the pipeline exists", where)
                 return
-            created = self.clients.call(f"creating {where}",
-                                        lambda: gh.create_check_run(name=name, head_sha=sha, **fields))
-            self._remember_check(key, created.id, fields["status"])
+            known = check_id or 0  # a check run replacing a completed one is newer than it
+
+            def created_already(check: CheckRun) -> bool:
+                return find(check) and check.external_id == fields["external_id"] and check.id > known
+
+            created = self._create_once(
+                f"creating {where}", lambda: gh.create_check_run(name=name, head_sha=sha, **fields).id,
+                lambda: _found_id(_find_check(gh, sha, name, created_already)))
+            self._remember_check(key, created, fields["status"])
 
     def _remember_check(self, key: str, check_id: int, status: str) -> None:
         self.store.set_external(CHECK_SCOPE, key, str(check_id))
@@ -224,9 +242,30 @@ class GitHubReporter:
                 description: str, target_url: str | None) -> None:
         gh = self.clients.repo(repo_name, installation_id)
         extra = {"target_url": target_url} if target_url else {}
-        self.clients.call(f"setting commit status '{context}' on {repo_name}@{sha[:12]}",
+
+        def find() -> int | None:
+            newest = next((s for s in gh.get_commit(sha).get_statuses() if s.context == context), None)
+            same = newest is not None and (newest.state, newest.description) == (state, description)
+            return newest.id if same else None
+
+        self._create_once(f"setting commit status '{context}' on {repo_name}@{sha[:12]}",
                           lambda: gh.get_commit(sha).create_status(state=state, description=description,
-                                                                   context=context, **extra))
+                                                                   context=context, **extra), find)
+
+    def _create_once(self, what: str, create: Callable[[], T], find: Callable[[], T | None]) -> T:
+        """Create a remote object; when GitHub answered a 5xx or nothing, it may exist already:
+        look it up (`find`) and create again only when it is not there."""
+        try:
+            return self.clients.call(what, create)
+        except GitHubError as exc:
+            if not exc.maybe_done:
+                raise
+            log.warning("%s: %s; looking it up before trying again", what, exc)
+        found = self.clients.call(f"looking whether GitHub did {what}", find)
+        if found is not None:
+            log.info("%s: GitHub had done it", what)
+            return found
+        return self.clients.call(what, create)
 
     def _edit_comment(self, gh: Repository, comment_id: int, body: str, what: str) -> bool:
         """Edit a known comment; False when it is gone (deleted by someone)."""
@@ -238,19 +277,29 @@ class GitHubReporter:
                 return False
             raise
 
+    def _find_reply(self, gh: Repository, number: int, body: str, since: datetime) -> int | None:
+        """A reply with exactly `body` by the bot, written since `since` (a reply carries no marker)."""
+        for comment in gh.get_issue(number).get_comments(since=_utc(since)):
+            if comment.body == body and self._by_bot(comment):
+                return comment.id
+        return None
+
+    def _by_bot(self, comment: IssueComment) -> bool:
+        """Written by `bot_login` and, in App mode, by this App."""
+        if self.bot_login and comment.user.login.lower() != self.bot_login.lower():
+            return False
+        if self.mode is GitHubMode.APP and self.clients.app_id is not None:
+            app = comment.performed_via_github_app
+            if app is None or app.id != self.clients.app_id:
+                return False
+        return True
+
     def _find_comment(self, gh: Repository, number: int) -> int | None:
         """The bot's own summary comment: starts with the marker and was written by this App
         (App mode) or by `bot_login`, so a comment quoting the marker is never taken over."""
         for comment in gh.get_issue(number).get_comments():
-            if not (comment.body or "").lstrip().startswith(messages.SUMMARY_MARKER):
-                continue
-            if self.bot_login and comment.user.login.lower() != self.bot_login.lower():
-                continue
-            if self.mode is GitHubMode.APP and self.clients.app_id is not None:
-                app = comment.performed_via_github_app
-                if app is None or app.id != self.clients.app_id:
-                    continue
-            return comment.id
+            if (comment.body or "").lstrip().startswith(messages.SUMMARY_MARKER) and self._by_bot(comment):
+                return comment.id
         return None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -277,6 +326,10 @@ def _find_check(gh: Repository, sha: str, name: str, match: Callable[[CheckRun],
     found = [check for check in gh.get_commit(sha).get_check_runs(check_name=name, filter="all")
              if check.name == name and match(check)]
     return max(found, key=lambda check: check.id, default=None)
+
+
+def _found_id(check: CheckRun | None) -> int | None:
+    return check.id if check is not None else None
 
 
 def _comment(gh: Repository, comment_id: int) -> IssueComment:

@@ -147,7 +147,9 @@ def test_secondary_rate_limit_429_is_retried(fake: FakeGitHub) -> None:
 
 def test_forbidden_403_that_is_no_rate_limit_is_not_retried(fake: FakeGitHub) -> None:
     clients = clients_for(token_settings(fake))
-    fake.fail_next("GET", PERMISSION_PATH, 403, body={"message": "Must have admin rights to Repository."})
+    # A real refusal: the quota is not used up (the fake's default 403 is a primary rate limit).
+    fake.fail_next("GET", PERMISSION_PATH, 403, body={"message": "Must have admin rights to Repository."},
+                   headers={"X-RateLimit-Remaining": "4999"})
     with pytest.raises(GitHubError) as caught:
         permission(clients, None)
     assert caught.value.status == 403 and "Must have admin rights" in str(caught.value)

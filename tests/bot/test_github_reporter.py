@@ -319,3 +319,88 @@ def test_a_missing_permission_is_named(fake: FakeGitHub, store: SqlStore) -> Non
     assert "creating check run 'kfp-bot / head-pose-pipeline'" in str(caught.value)
     assert "Resource not accessible by integration" in str(caught.value)
     assert "lacks a permission" in (caught.value.hint or "")
+
+
+# -- writes GitHub may have done, rate limits, size limits ----------------------------------------
+
+COMMENTS = r"/repos/octo/monorepo/issues/7/comments"
+CHECK_RUNS = r"/repos/octo/monorepo/check-runs"
+
+
+def test_a_comment_written_before_a_502_is_found_not_written_again(fake: FakeGitHub,
+                                                                   app_reporter: GitHubReporter) -> None:
+    fake.fail_next("POST", COMMENTS, 502, after=True)
+    app_reporter.pull_summary(repo_ref(fake), PR, [make_run(RunState.RUNNING)], INSTALLATION_ID)
+    [comment] = fake.comments(REPO, PR)
+    assert comment["body"].startswith(messages.SUMMARY_MARKER)
+    assert [r.status for r in fake.requests_to("POST", COMMENTS)] == [502]
+
+    fake.fail_next("POST", COMMENTS, 503, after=True)
+    app_reporter.reply(repo_ref(fake), PR, "hello", INSTALLATION_ID)
+    assert [c["body"] for c in fake.comments(REPO, PR)][1:] == ["hello"]
+    assert [r.status for r in fake.requests_to("POST", COMMENTS)] == [502, 503]
+
+
+def test_a_check_run_created_before_a_500_is_found_and_updated(fake: FakeGitHub,
+                                                               app_reporter: GitHubReporter) -> None:
+    fake.fail_next("POST", CHECK_RUNS, 500, after=True)
+    app_reporter.run_changed(make_run(RunState.QUEUED))
+    app_reporter.run_changed(make_run(RunState.RUNNING, url=RUN_URL))
+    [check] = checks(fake, PIPELINE_CHECK)
+    assert (check["status"], check["details_url"]) == ("in_progress", RUN_URL)
+    assert [r.status for r in fake.requests_to("POST", CHECK_RUNS)] == [500]
+
+
+def test_a_check_run_not_created_before_a_502_is_created_once(fake: FakeGitHub,
+                                                              app_reporter: GitHubReporter) -> None:
+    fake.fail_next("POST", CHECK_RUNS, 502)
+    app_reporter.run_changed(make_run(RunState.QUEUED))
+    assert len(checks(fake, PIPELINE_CHECK)) == 1
+    assert [r.status for r in fake.requests_to("POST", CHECK_RUNS)] == [502, 201]
+
+
+def test_a_status_set_before_a_502_is_not_set_again(fake: FakeGitHub, token_reporter: GitHubReporter) -> None:
+    fake.fail_next("POST", r"/repos/octo/monorepo/statuses/\w+", 502, after=True)
+    token_reporter.run_changed(make_run(RunState.RUNNING))
+    [status] = fake.statuses(REPO, HEAD)
+    assert status["state"] == "pending"
+    assert len(fake.requests_to("POST", r"/repos/octo/monorepo/statuses/\w+")) == 1
+
+
+@pytest.mark.parametrize("status, headers", [
+    (429, {"Retry-After": "0"}),  # secondary rate limit
+    (429, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"}),  # primary, as a 429, reset passed
+    (403, {"Retry-After": "0"}),  # secondary rate limit, as a 403
+])
+def test_a_rate_limited_write_waits_and_is_done_once(fake: FakeGitHub, app_reporter: GitHubReporter,
+                                                     status: int, headers: dict[str, str]) -> None:
+    fake.fail_next("POST", CHECK_RUNS, status, headers=headers)
+    app_reporter.run_changed(make_run(RunState.QUEUED))
+    assert len(checks(fake, PIPELINE_CHECK)) == 1
+    assert [r.status for r in fake.requests_to("POST", CHECK_RUNS)] == [status, 201]
+
+
+@pytest.mark.parametrize("status, headers", [
+    (429, {"Retry-After": "3600"}),
+    (403, {"Retry-After": "600", "X-RateLimit-Remaining": "12"}),
+    (403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "9999999999"}),  # primary
+])
+def test_a_rate_limit_longer_than_the_step_waits_is_rescheduled(fake: FakeGitHub, app_reporter: GitHubReporter,
+                                                                status: int, headers: dict[str, str]) -> None:
+    fake.fail_next("POST", COMMENTS, status, headers=headers)
+    with pytest.raises(GitHubError) as caught:
+        app_reporter.reply(repo_ref(fake), PR, "hello", INSTALLATION_ID)
+    assert isinstance(caught.value, ConnectionError)  # a Pub/Sub push answers 503: redelivered later
+    assert "rate limited" in str(caught.value) and "longer than the bot waits (5 s)" in str(caught.value)
+    assert fake.comments(REPO, PR) == [] and len(fake.requests_to("POST", COMMENTS)) == 1
+
+
+def test_a_summary_over_65535_bytes_is_cut_with_a_visible_note(fake: FakeGitHub,
+                                                                app_reporter: GitHubReporter) -> None:
+    error = "💥" * 19_000  # under the bot's character limits (20,000), 76,000 bytes
+    app_reporter.run_changed(make_run(RunState.ERROR, error=error))
+    [check] = checks(fake, PIPELINE_CHECK)
+    summary = check["output"]["summary"]
+    assert 65_000 < len(summary.encode("utf-8")) <= 65_535
+    assert summary.startswith("## ⚠️ head-pose-pipeline: error") and "💥" * 1000 in summary
+    assert summary.rstrip().endswith("_… truncated: the full text was longer than GitHub allows._")

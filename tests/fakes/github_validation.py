@@ -2,8 +2,13 @@
 
 Each `check_*` function raises `ApiError` 422 ``{"message": "Validation Failed", "errors": [...]}``
 listing every broken rule, so a test sees the same refusal the real API would give.
-Limits are GitHub's documented ones (check run output 65535 characters, 50 annotations and 3
-actions per request, status description 140 characters, comment body 65536 characters).
+Limits are GitHub's documented ones (https://docs.github.com/en/rest/checks/runs: output summary
+and text 65535, 50 annotations per request, at most 3 actions with identifier 20, label 20 and
+description 40 characters; https://docs.github.com/en/rest/commits/statuses: description 140;
+https://docs.github.com/en/rest/issues/comments: comment body 65536 characters). The output's
+65535 is counted in UTF-8 *bytes*, whatever the page says: GitHub answers "summary exceeds a
+maximum bytesize of 65535" for a summary of fewer characters with emoji in it
+(https://github.com/github/docs/issues/35252).
 """
 
 from __future__ import annotations
@@ -84,9 +89,10 @@ def _output_errors(output: Any) -> list[dict[str, Any]]:
     errors = [_error("CheckRun", f"output.{key}", "missing_field")
               for key in ("title", "summary") if not isinstance(output.get(key), str)]
     for key in ("summary", "text"):
-        if isinstance(output.get(key), str) and len(output[key]) > OUTPUT_TEXT_LIMIT:
-            errors.append(_error("CheckRun", f"output.{key}", "custom",
-                                 f"{key} is too long (maximum is {OUTPUT_TEXT_LIMIT} characters)"))
+        # Bytes, not characters: GitHub's own answer (see the module docstring).
+        if isinstance(output.get(key), str) and len(output[key].encode("utf-8")) > OUTPUT_TEXT_LIMIT:
+            errors.append(_error("CheckRun", key, "custom",
+                                 f"{key} exceeds a maximum bytesize of {OUTPUT_TEXT_LIMIT}"))
     annotations = output.get("annotations", [])
     if not isinstance(annotations, list) or len(annotations) > MAX_ANNOTATIONS:
         errors.append(_error("CheckRun", "output.annotations", "custom",

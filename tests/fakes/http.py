@@ -100,6 +100,8 @@ class Fault:
     times: int
     headers: Mapping[str, str]
     body: Any
+    after: bool = False
+    """Answer the fault only after the request was carried out (a write done, the answer lost)."""
 
     def matches(self, method: str, path: str) -> bool:
         return self.method in ("*", method) and re.fullmatch(self.path_pattern, path) is not None
@@ -217,16 +219,18 @@ class FakeHTTPServer:
             self._requests.clear()
 
     def fail_next(self, method: str, path_pattern: str, status: int, times: int = 1,
-                  headers: Mapping[str, str] | None = None, body: Any = None) -> Fault:
+                  headers: Mapping[str, str] | None = None, body: Any = None, *, after: bool = False) -> Fault:
         """Answer the next `times` requests matching `method` (or ``*``) and the regex `path_pattern`
         (matched against the whole path, no query) with `status`, before any other handling.
 
+        With `after`, the request is carried out first and only its answer is replaced: a 5xx
+        after the service did the write, as a real service may answer (a timeout behind a proxy).
         `body` and `headers` default to what the fake's service answers for that status
         (`default_fault`). Faults are consumed in the order they were added.
         """
         default_body, default_headers = self.default_fault(status)
         fault = Fault(method.upper(), path_pattern, status, times,
-                      {**default_headers, **(headers or {})}, default_body if body is None else body)
+                      {**default_headers, **(headers or {})}, default_body if body is None else body, after)
         with self.lock:
             self._faults.append(fault)
         return fault
@@ -285,7 +289,13 @@ class FakeHTTPServer:
             if fault.times > 0 and fault.matches(incoming.method, incoming.path):
                 fault.times -= 1
                 incoming.notes["fault"] = True
+                if not fault.after:
+                    return JsonResponse(fault.status, fault.body, fault.headers)
+                self._route(incoming)  # done, and its answer lost
                 return JsonResponse(fault.status, fault.body, fault.headers)
+        return self._route(incoming)
+
+    def _route(self, incoming: Incoming) -> JsonResponse:
         for route in self._routes:
             match = route.regex.fullmatch(incoming.path)
             if match and route.method == incoming.method:

@@ -107,6 +107,30 @@ def test_check_run_rules(fake: FakeGitHub, app_client: ClientFactory, token_clie
     assert not_an_app.value.data["message"] == "You must authenticate via a GitHub App."
 
 
+def test_check_run_output_is_limited_in_bytes_as_github_does(fake: FakeGitHub, app_client: ClientFactory) -> None:
+    repo = app_client().get_repo(REPO)
+    emoji = "✅" * 30_000  # 30,000 characters, 90,000 bytes
+    for key in ("summary", "text"):
+        output = {"title": "t", "summary": "s", key: emoji}
+        with pytest.raises(GithubException) as refused:
+            repo.create_check_run("kfp-bot / x", HEAD_SHA, output=output)
+        assert refused.value.status == 422
+        assert refused.value.data["errors"] == [{"resource": "CheckRun", "field": key, "code": "custom",
+                                                 "message": f"{key} exceeds a maximum bytesize of 65535"}]
+    fits = "✅" * (65_535 // 3)
+    repo.create_check_run("kfp-bot / x", HEAD_SHA, output={"title": "t", "summary": fits, "text": fits})
+    assert [c["output"]["summary"] for c in fake.check_runs(REPO, HEAD_SHA)] == [fits]
+
+
+def test_a_fault_after_the_write_does_it_and_loses_the_answer(fake: FakeGitHub, app_client: ClientFactory) -> None:
+    fake.fail_next("POST", r"/repos/octo/monorepo/issues/\d+/comments", 502, after=True)
+    issue = app_client(retry=None).get_repo(REPO).get_issue(PR_NUMBER)
+    with pytest.raises(GithubException) as lost:
+        issue.create_comment("hello")
+    assert lost.value.status == 502
+    assert [c["body"] for c in fake.comments(REPO, PR_NUMBER)] == ["hello"]
+
+
 def test_only_the_app_that_created_a_check_run_may_change_it(
         fake: FakeGitHub, app_client: ClientFactory, app_key: str) -> None:
     run = app_client().get_repo(REPO).create_check_run("kfp-bot / x", HEAD_SHA)
