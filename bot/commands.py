@@ -60,6 +60,7 @@ def render_plan(result: Plan) -> str:
 def check(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot check`: structure, settings and parameters of every (or the named) pipeline."""
     repository = Repository.open(args.repo)
+    repository.graph.require_pipelines()  # checking nothing is a failure, never a silent pass
     names = args.names or sorted(repository.pipelines())
     compiler = RepositoryCompiler(settings.cache_dir)
     problems = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 
+from pipeline_registry.declared import discover_declared
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.models import Component, Pipeline
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig
@@ -22,7 +23,21 @@ SETTINGS_FILES = ("settings.yaml", "settings.yml")
 
 
 def discover_pipelines(snapshot: Snapshot, config: RepoConfig) -> dict[str, Pipeline]:
-    """Every pipeline of the snapshot, by name (sorted)."""
+    """Every pipeline of the snapshot, by name (sorted): the ones `pipeline_files` declares,
+    else the template's `pipelines_dir/<name>/` folders. `ConfigError` when an override names
+    no pipeline."""
+    if config.declares_pipelines:
+        return discover_declared(snapshot, config).pipelines
+    pipelines = _template_pipelines(snapshot, config)
+    for name in config.pipelines:
+        if name not in pipelines:
+            raise config.error(f"no pipeline is named '{name}'", "pipelines", name,
+                               hint=f"pipelines found in {config.pipelines_dir}/: "
+                                    f"{', '.join(pipelines) or 'none'}")
+    return pipelines
+
+
+def _template_pipelines(snapshot: Snapshot, config: RepoConfig) -> dict[str, Pipeline]:
     paths = snapshot.paths()
     files, subfolders = _tree(paths, config.pipelines_dir)
     pipelines: dict[str, Pipeline] = {}

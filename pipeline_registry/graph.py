@@ -15,7 +15,9 @@ from functools import cached_property
 from pipeline_registry.component_loads import NO_LOADS, FolderIndex, LoadFacts, cached_loads, cached_mentions, \
     known_loads, known_mentions, resolve_loads
 from pipeline_registry.compile_env import compile_environment
+from pipeline_registry.declared import matching_files
 from pipeline_registry.discovery import SPEC_FILES, discover_pipelines, discover_shared_components
+from pipeline_registry.errors import ConfigError
 from pipeline_registry.dockerfile import ImageContext, cached_copy_sources, context_dir, dockerignore_path, is_parsed
 from pipeline_registry.globs import GlobSet, IgnoreRules
 from pipeline_registry.imports import ImportGraph
@@ -25,7 +27,8 @@ from pipeline_registry.snapshot import Snapshot, read_many
 
 _SPEC_SUFFIXES = tuple(f"/{name}" for name in SPEC_FILES)
 # Properties that depend only on the file listing and the configuration.
-_STRUCTURE = ("sorted_paths", "pipelines", "shared", "components", "owner", "component_dirs", "pipeline_files")
+_STRUCTURE = ("sorted_paths", "pipelines", "shared", "components", "owner", "component_dirs", "pipeline_files",
+              "own_files", "declared_files")
 
 
 def load_config(snapshot: Snapshot) -> RepoConfig:
@@ -76,10 +79,15 @@ class RepoGraph:
         """
         if self.config != other.config or self.paths != other.paths:
             return False
+        if self.config.declares_pipelines and not all(self._same_as(other, p) for p in other.declared_files):
+            return False  # pipeline functions are read from the files: an edit may add or remove one
         for name in _STRUCTURE:
             self.__dict__[name] = getattr(other, name)
         self._twin = other
         return True
+
+    def _same_as(self, other: "RepoGraph", path: str) -> bool:
+        return other.snapshot.digest(path) == self.snapshot.digest(path)
 
     def _same_file(self, path: str) -> bool:
         """True when the twin graph (same layout) has the same contents at `path`."""
@@ -89,6 +97,26 @@ class RepoGraph:
     def pipelines(self) -> dict[str, Pipeline]:
         """Every pipeline, by name."""
         return discover_pipelines(self.snapshot, self.config)
+
+    @cached_property
+    def declared_files(self) -> tuple[str, ...]:
+        """The files `pipeline_files` matches (read to find pipeline functions); none for the template."""
+        if not self.config.declares_pipelines:
+            return ()
+        return tuple(sorted({path for source in self.config.pipeline_files
+                             for path in matching_files(self.paths, source, self.config.exclude)}))
+
+    def require_pipelines(self) -> None:
+        """`ConfigError` when the repository has no pipeline: never a silent pass over nothing."""
+        if self.pipelines:
+            return
+        if self.config.declares_pipelines:  # discovery already named the entry that found nothing
+            return
+        raise ConfigError(CONFIG_FILE if self.snapshot.digest(CONFIG_FILE) else ".",
+                          f"no pipeline found: no folder {self.config.pipelines_dir}/<name>/ holds a pipeline "
+                          f"file (<name>.py, pipeline.py) or a settings.yaml",
+                          hint="declare where the pipelines are with pipeline_files in .kfp-bot.yaml "
+                               "(`kfp-bot init` proposes one)")
 
     @cached_property
     def shared(self) -> dict[str, Component]:
@@ -114,17 +142,35 @@ class RepoGraph:
         return frozenset(spec_dirs | set(self.components))
 
     @cached_property
-    def pipeline_files(self) -> dict[str, str]:
-        """Pipeline file -> pipeline name."""
-        return {p.pipeline_file: p.name for p in self.pipelines.values() if p.pipeline_file}
+    def pipeline_files(self) -> dict[str, tuple[str, ...]]:
+        """Pipeline file -> the pipelines it defines (several when a file defines several)."""
+        found: dict[str, list[str]] = {}
+        for pipeline in self.pipelines.values():
+            if pipeline.pipeline_file:
+                found.setdefault(pipeline.pipeline_file, []).append(pipeline.name)
+        return {path: tuple(names) for path, names in found.items()}
 
-    def pipeline_of(self, path: str) -> str | None:
-        """The pipeline whose folder contains `path`."""
+    @cached_property
+    def own_files(self) -> dict[str, tuple[str, ...]]:
+        """Pipeline and settings files of declared pipelines -> the pipelines they belong to."""
+        found: dict[str, list[str]] = {}
+        for pipeline in self.pipelines.values():
+            if not pipeline.owns_folder:
+                for path in pipeline.own_files:
+                    found.setdefault(path, []).append(pipeline.name)
+        return {path: tuple(names) for path, names in found.items()}
+
+    def pipelines_of(self, path: str) -> tuple[str, ...]:
+        """The pipelines `path` belongs to: inside a template pipeline's folder, or a declared
+        pipeline's own file."""
+        declared = self.own_files.get(path)
+        if declared:
+            return declared
         prefix = f"{self.config.pipelines_dir}/"
-        if not path.startswith(prefix):
-            return None
+        if self.config.declares_pipelines or not path.startswith(prefix):
+            return ()
         name = path[len(prefix):].split("/", 1)[0]
-        return name if name in self.pipelines and path != f"{prefix}{name}" else None
+        return (name,) if name in self.pipelines and path != f"{prefix}{name}" else ()
 
     def component_of(self, path: str) -> str | None:
         """The innermost component folder containing `path`."""

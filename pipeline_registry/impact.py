@@ -42,7 +42,9 @@ def affected_pipelines(graph: RepoGraph, changed: Iterable[str]) -> Impact:
         return Impact()
 
     def add(name: str, path: str, kind: ReasonKind, detail: str) -> None:
-        if kind is ReasonKind.PYTHON_IMPORT and path.startswith(f"{graph.pipelines[name].path}/"):
+        pipeline = graph.pipelines[name]
+        if kind is ReasonKind.PYTHON_IMPORT and (path in pipeline.own_files or (
+                pipeline.owns_folder and path.startswith(f"{pipeline.path}/"))):
             return  # already explained by the pipeline-folder rule
         result[name].setdefault((path, kind), detail)
 
@@ -51,8 +53,7 @@ def affected_pipelines(graph: RepoGraph, changed: Iterable[str]) -> Impact:
         if why:
             for name in graph.pipelines:
                 add(name, path, ReasonKind.GLOBAL_FILE, why)
-        name = graph.pipeline_of(path)
-        if name:
+        for name in graph.pipelines_of(path):
             add(name, path, ReasonKind.PIPELINE_FOLDER, _folder_detail(graph, name, path))
 
     hits: dict[str, list[Hit]] = defaultdict(list)
@@ -63,8 +64,8 @@ def affected_pipelines(graph: RepoGraph, changed: Iterable[str]) -> Impact:
     image_hits = _image_hits(graph, relevant)
     for folder, found in image_hits.items():
         hits[folder].extend(found)
-    for name, folder, hit in _import_hits(graph, relevant):
-        if name is not None:
+    for names, folder, hit in _import_hits(graph, relevant):
+        for name in names:
             add(name, *hit)
         if folder is not None:
             hits[folder].append(hit)
@@ -128,19 +129,19 @@ def _image_hits(graph: RepoGraph, relevant: list[str]) -> dict[str, list[Hit]]:
     return found
 
 
-def _import_hits(graph: RepoGraph, relevant: list[str]) -> list[tuple[str | None, str | None, Hit]]:
-    """(pipeline whose file imports it | None, component folder whose code imports it | None, hit)."""
+def _import_hits(graph: RepoGraph, relevant: list[str]) -> list[tuple[tuple[str, ...], str | None, Hit]]:
+    """(pipelines whose file imports it, component folder whose code imports it | None, hit)."""
     modules = [p for p in relevant if p.endswith(".py")]
     if not modules:
         return []
-    found: list[tuple[str | None, str | None, Hit]] = []
+    found: list[tuple[tuple[str, ...], str | None, Hit]] = []
     for importer, targets in sorted(graph.imports.importers(modules).items()):
-        name = graph.pipeline_files.get(importer)
+        names = graph.pipeline_files.get(importer, ())
         folder = graph.component_of(importer)
         for target, hop in sorted(targets.items()):
-            if target == importer or (name is None and folder is None):
+            if target == importer or (not names and folder is None):
                 continue
             detail = f"imported by {importer}" + ("" if hop == target else f" via {hop}")
             in_folder = folder is not None and target.startswith(f"{folder}/")
-            found.append((name, None if in_folder else folder, (target, ReasonKind.PYTHON_IMPORT, detail)))
+            found.append((names, None if in_folder else folder, (target, ReasonKind.PYTHON_IMPORT, detail)))
     return found

@@ -31,13 +31,34 @@ class Component:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """One pipeline folder `pipelines/<name>/` with its own components."""
+    """One pipeline: a folder `pipelines/<name>/` with its own components (the template's
+    layout), or a pipeline function of a file `.kfp-bot.yaml` declares (`pipeline_files`).
+
+    `path` is the pipeline's folder; only a template pipeline owns every file inside it
+    (`owns_folder`): a declared pipeline owns its pipeline file and settings file, and shares
+    its folder with other pipelines and helpers. `function` names the `@dsl.pipeline` function
+    to compile when the file defines several (None: the file's only one).
+    """
 
     name: str
     path: str
     pipeline_file: str | None
     settings_file: str | None
     components: tuple[Component, ...] = ()
+    function: str | None = None
+    owns_folder: bool = True
+    # Where settings would go when there are none (declared pipelines: beside the file).
+    settings_default: str | None = None
+
+    @property
+    def own_files(self) -> tuple[str, ...]:
+        """The files that belong to this pipeline alone, besides its folder when it owns it."""
+        return tuple(f for f in (self.pipeline_file, self.settings_file) if f)
+
+    @property
+    def settings_path(self) -> str:
+        """Where the pipeline's settings are, or would be: where to set a missing parameter."""
+        return self.settings_file or self.settings_default or f"{self.path}/settings.yaml"
 
 
 class ReasonKind(enum.Enum):
@@ -103,6 +124,9 @@ class PipelinePlan:
     change: PipelineChange
     reasons: tuple[Reason, ...]
     components: tuple[ComponentPlan, ...] = ()
+    # The pipeline file (relative to the repository root) and function, for other tools.
+    file: str | None = None
+    function: str | None = None
 
     @property
     def images_to_build(self) -> tuple[ComponentPlan, ...]:
@@ -111,6 +135,8 @@ class PipelinePlan:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "file": self.file,
+            "function": self.function,
             "change": self.change.value,
             "reasons": [r.to_json() for r in self.reasons],
             "components": [c.to_json() for c in self.components],

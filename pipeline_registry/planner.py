@@ -37,7 +37,9 @@ def plan_change(repo_dir: Path, base: str, head: str | None = None) -> Plan:
     base_snapshot, head_snapshot = snapshots_for_change(root, base_sha, head_sha, changes)
     try:
         head_graph = RepoGraph(head_snapshot, load_config(head_snapshot))
+        head_graph.require_pipelines()
         base_graph = RepoGraph(base_snapshot, _base_config(base_snapshot, head_graph.config))
+        _base_pipelines(base_graph)
         if all(c.change.status is ChangeStatus.MODIFIED for c in changes):
             base_graph.share_structure(head_graph)
         pipelines = plan_pipelines(base_graph, head_graph, tuple(c.change for c in changes))
@@ -54,6 +56,14 @@ def _base_config(snapshot: Snapshot, fallback: RepoConfig) -> RepoConfig:
         return fallback
 
 
+def _base_pipelines(base: RepoGraph) -> None:
+    # Before the change the declared files may not exist yet (the change adds them): no pipelines.
+    try:
+        base.pipelines
+    except ConfigError:
+        base.__dict__["pipelines"] = {}
+
+
 def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, ...]) -> tuple[PipelinePlan, ...]:
     """The affected pipelines, sorted by name, for changes between two analysed snapshots."""
     changed = frozenset(path for change in changes for path in change.paths)
@@ -66,8 +76,11 @@ def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, 
     plans: list[PipelinePlan] = []
     for name in sorted(set(head_hits) | set(base_hits) | deleted):
         if name in deleted:
-            reason = Reason(base.pipelines[name].path, ReasonKind.DELETED, f"pipeline '{name}' removed")
-            plans.append(PipelinePlan(name=name, change=PipelineChange.DELETED, reasons=(reason,)))
+            gone = base.pipelines[name]
+            where = gone.path if gone.owns_folder else gone.pipeline_file or gone.path
+            reason = Reason(where, ReasonKind.DELETED, f"pipeline '{name}' removed")
+            plans.append(PipelinePlan(name=name, change=PipelineChange.DELETED, reasons=(reason,),
+                                      file=gone.pipeline_file, function=gone.function))
             continue
         if name not in head.pipelines:
             continue
@@ -77,7 +90,9 @@ def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, 
         change = PipelineChange.ADDED if name not in base.pipelines else PipelineChange.MODIFIED
         components = tuple(component_plan(c, head, base, unchanged=touched is not None and c.path not in touched)
                            for c in head.components_of(name))
-        plans.append(PipelinePlan(name=name, change=change, reasons=reasons, components=components))
+        pipeline = head.pipelines[name]
+        plans.append(PipelinePlan(name=name, change=change, reasons=reasons, components=components,
+                                  file=pipeline.pipeline_file, function=pipeline.function))
     return tuple(plans)
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import yaml
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from pipeline_registry.errors import ConfigError
-from pipeline_registry.yamlfile import parse_yaml, validate_model
+from pipeline_registry.layout_config import PipelineSource
+from pipeline_registry.yamlfile import YamlDocument, parse_yaml, validate_model
 
 CONFIG_FILE = ".kfp-bot.yaml"
 
@@ -56,6 +59,18 @@ class CompileConfig(_Strict):
     mode: CompileMode = CompileMode.AUTO
     timeout_seconds: int = Field(default=300, ge=5, le=3600)
     memory_mb: int = Field(default=4096, ge=256, le=65536)
+    # Folders put on the import path when compiling and when following imports (`src`,
+    # `components/*/src`): the repository's own packages, imported the way the repository runs.
+    python_path: tuple[str, ...] = ()
+
+    @field_validator("python_path")
+    @classmethod
+    def _folders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(v.strip().strip("/") for v in value)
+        for folder in cleaned:
+            if not folder or folder.startswith("..") or "/../" in folder:
+                raise ValueError(f"'{folder}' must be a folder inside the repository")
+        return cleaned
 
 
 class PipelineOverride(_Strict):
@@ -84,6 +99,30 @@ class RepoConfig(_Strict):
     slack_channel: str | None = None
     compile: CompileConfig = CompileConfig()
     pipelines: dict[str, PipelineOverride] = Field(default_factory=dict)
+    # Other layouts: where the pipelines are, when not in `pipelines_dir/<name>/`.
+    pipeline_files: tuple[PipelineSource, ...] = ()
+    exclude: tuple[str, ...] = ()
+    # Line of each key of the file, by key path: errors found after validation name it too.
+    _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)
+
+    @property
+    def declares_pipelines(self) -> bool:
+        """True when `pipeline_files` lists the pipelines (the template's layout is not searched)."""
+        return bool(self.pipeline_files)
+
+    def line_of(self, *path: str | int) -> int | None:
+        """The line of the key at `path` in `.kfp-bot.yaml` (or of its nearest parent)."""
+        key = tuple(str(p) for p in path)
+        while key:
+            if key in self._lines:
+                return self._lines[key]
+            key = key[:-1]
+        return None
+
+    def error(self, message: str, *path: str | int, hint: str | None = None) -> ConfigError:
+        """A `ConfigError` pointing at the key `path` of `.kfp-bot.yaml` (file, line and key)."""
+        return ConfigError(CONFIG_FILE, message, line=self.line_of(*path),
+                           field=".".join(str(p) for p in path) or None, hint=hint)
 
     @field_validator("pipelines_dir", "components_dir")
     @classmethod
@@ -122,4 +161,26 @@ def load_repo_config(text: str | bytes | None) -> RepoConfig:
     if doc.data is not None and not isinstance(doc.data, dict):
         raise ConfigError(CONFIG_FILE, "must be a mapping of settings", line=1,
                           hint="see the README's '.kfp-bot.yaml' section")
-    return validate_model(RepoConfig, doc)
+    config = validate_model(RepoConfig, doc)
+    config._lines = _key_lines(doc)
+    return config
+
+
+def _key_lines(doc: YamlDocument) -> dict[tuple[str, ...], int]:
+    """Every key path of the document (list items by index) with its 1-based line."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node | None, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*path, str(getattr(key, "value", "")))
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                here = (*path, str(index))
+                lines[here] = item.start_mark.line + 1
+                walk(item, here)
+
+    walk(doc.node, ())
+    return lines

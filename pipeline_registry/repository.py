@@ -69,7 +69,7 @@ class Repository:
         """The pipeline's parsed `settings.yaml` (no parameters when it has none)."""
         pipeline = self.pipeline(name)
         if pipeline.settings_file is None:
-            return parse_settings(None, f"{pipeline.path}/settings.yaml")
+            return parse_settings(None, pipeline.settings_path)
         return parse_settings(self.snapshot.read(pipeline.settings_file), pipeline.settings_file)
 
     def components_of(self, name: str) -> tuple[Component, ...]:

@@ -80,7 +80,7 @@ def validate_model(model: type[BaseModel], doc: YamlDocument, data: Any | None =
         loc = [*prefix, *first["loc"]]
         field_path = ".".join(str(p) for p in loc) or None
         hint = None
-        message = first["msg"]
+        message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
             hint = _suggestion(str(loc[-1]), _allowed_keys(model, list(first["loc"])[:-1]))

@@ -59,7 +59,8 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         before = _snapshot(scratch)
         result_file = work / "result.json"
         argv = [interpreter, str(driver), "--mode", mode.value, "--file", rel_file,
-                "--result", str(result_file), "--output", str(work / "out")]
+                "--result", str(result_file), "--output", str(work / "out"),
+                *_driver_options(pipeline, config, scratch)]
         limits = Limits(config.compile.timeout_seconds, config.compile.memory_mb)
         proc = run_isolated(argv, cwd=scratch, limits=limits, on_line=on_line)
         if proc.timed_out:
@@ -78,6 +79,25 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         compiled = dataclasses.replace(compiled, sdk_version=str(verdict["sdk_version"]))
     check_images(compiled, images, rel_file)
     return compiled
+
+
+def _driver_options(pipeline: Pipeline, config: RepoConfig, root: Path) -> list[str]:
+    """The chosen pipeline function and the repository's import path (`compile.python_path`)."""
+    options = ["--function", pipeline.function] if pipeline.function else []
+    for folder in python_path_folders(config, root):
+        options += ["--python-path", folder]
+    return options
+
+
+def python_path_folders(config: RepoConfig, root: Path) -> list[str]:
+    """`compile.python_path` patterns expanded to the repository folders they name, in order."""
+    found: list[str] = []
+    for pattern in config.compile.python_path:
+        for match in sorted(root.glob(pattern)):
+            relative = match.relative_to(root).as_posix()
+            if match.is_dir() and _inside(root, relative) and relative not in found:
+                found.append(relative)
+    return found
 
 
 def pipeline_file(repo_dir: Path, pipeline: Pipeline, config: RepoConfig) -> str:

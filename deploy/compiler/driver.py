@@ -26,6 +26,7 @@ import sys
 import traceback
 
 MODULE_NAME = "__kfp_bot_pipeline__"
+_EXTRA_PATH: list = []
 _V2_IN_V1 = re.compile(r"\bkfp\.v2\b|^\s*from\s+kfp\s+import\s+.*\bv2\b", re.MULTILINE)
 
 
@@ -45,14 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", required=True, help="pipeline file, relative to the cwd")
     parser.add_argument("--result", required=True, help="where to write the JSON verdict")
     parser.add_argument("--output", help="folder for the compiled package (import mode)")
+    parser.add_argument("--function", default=None, help="the pipeline function (import mode)")
+    parser.add_argument("--python-path", action="append", default=[],
+                        help="a folder put on the import path, relative to the cwd (repeatable)")
     args = parser.parse_args(argv)
+    _EXTRA_PATH[:] = args.python_path
 
     driver_dir = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != driver_dir]
     result: dict = {"ok": False, "kind": "internal", "message": "the driver did not finish"}
     try:
         if args.mode == "import":
-            result = _import_mode(args.file, args.output)
+            result = _import_mode(args.file, args.output, args.function)
         else:
             result = _script_mode(args.file)
         result["ok"] = True
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _import_mode(rel_file: str, output: str | None) -> dict:
+def _import_mode(rel_file: str, output: str | None, function: str | None = None) -> dict:
     if not output:
         raise Failure("internal", "--output is required in import mode")
     source = _read_source(rel_file)
@@ -85,9 +90,9 @@ def _import_mode(rel_file: str, output: str | None) -> dict:
     _prepare_path(rel_file)
     module = _load_module(rel_file)
     if major >= 2:
-        name, func = _only_one(_v2_candidates(module), rel_file)
+        name, func = _only_one(_v2_candidates(module), rel_file, function)
     else:
-        name, func = _only_one(_v1_candidates(module, collected), rel_file)
+        name, func = _only_one(_v1_candidates(module, collected), rel_file, function)
     os.makedirs(output, exist_ok=True)
     try:
         if major >= 2:
@@ -154,9 +159,11 @@ def _import_kfp():
 
 
 def _prepare_path(rel_file: str) -> None:
+    # As `PYTHONPATH=<python_path> python <file>` run from the repository root would see it.
     root = os.getcwd()
     folder = os.path.dirname(os.path.abspath(rel_file))
-    sys.path[:0] = [folder] if folder == root else [folder, root]
+    extra = [os.path.join(root, p) for p in _EXTRA_PATH]
+    sys.path[:0] = [p for i, p in enumerate([folder, *extra, root]) if p not in [folder, *extra, root][:i]]
 
 
 def _load_module(rel_file: str):
@@ -209,10 +216,16 @@ def _unique(pairs) -> list:
     return list(seen.values())
 
 
-def _only_one(candidates: list, rel_file: str) -> tuple:
+def _only_one(candidates: list, rel_file: str, function=None) -> tuple:
+    names = sorted(name for name, _ in candidates)
+    if function:
+        chosen = [pair for pair in candidates if pair[0] == function]
+        if not chosen:
+            raise Failure("no-pipeline", "defines no pipeline function '%s' (it defines: %s)"
+                          % (function, ", ".join(names) or "none"), candidates=names)
+        return chosen[0]
     if len(candidates) == 1:
         return candidates[0]
-    names = sorted(name for name, _ in candidates)
     if not candidates:
         raise Failure("no-pipeline", "defines no pipeline function")
     raise Failure("several-pipelines", "defines %d pipeline functions: %s" % (len(names), ", ".join(names)),

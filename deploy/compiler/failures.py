@@ -97,8 +97,9 @@ def describe_failure(rel_file: str, verdict: dict[str, Any], *, env: CompileEnvi
                             hint=how, output=output)
     if kind is FailureKind.SEVERAL_PIPELINES:
         return CompileError(rel_file, message,
-                            hint="keep one pipeline function per pipeline file, or compile the one you mean in an "
-                                 "`if __name__ == \"__main__\":` block", output=output)
+                            hint=f"choose the one to compile with `function:` in its pipeline_files entry of "
+                                 f"{CONFIG_FILE} (each is a pipeline unless one is chosen), or keep one pipeline "
+                                 "function per pipeline file", output=output)
     if kind is FailureKind.NO_SDK:
         return CompileError(rel_file, message, hint="add kfp to the compile requirements: " + _DECLARE_SDK,
                             output=output)

@@ -171,3 +171,54 @@ def test_plan_compares_with_where_the_branch_left_the_base(example_repo: GitRepo
     plan = json.loads(kfp_bot("plan", "--repo", str(example_repo.root), "--base", "main", "--head", head,
                               "--json").stdout)
     assert [p["name"] for p in plan["pipelines"]] == ["hello-pipeline"]
+
+
+FLAT_TWO = '''from kfp import dsl
+
+
+@dsl.component
+def say(text: str) -> str:
+    return text
+
+
+@dsl.pipeline(name="first")
+def first(text: str):
+    say(text=text)
+
+
+@dsl.pipeline(name="second")
+def second(times: int = 1):
+    say(text=str(times))
+'''
+
+
+def test_declared_pipelines_are_planned_and_checked_function_by_function(git_repo: GitRepo, tmp_path: Path) -> None:
+    git_repo.write(".kfp-bot.yaml", 'pipeline_files: ["flows/*.py"]\nexclude: ["*_test.py"]\n')
+    git_repo.write("flows/pair.py", FLAT_TWO)
+    git_repo.write("flows/pair_test.py", "def test_nothing():\n    pass\n")
+    base = git_repo.commit("flat pipelines")
+    git_repo.append("flows/pair.py", "\n# touched\n")
+    planned = json.loads(kfp_bot("plan", "--repo", str(git_repo.root), "--base", base, "--json").stdout)
+    assert [(p["name"], p["file"], p["function"]) for p in planned["pipelines"]] == [
+        ("pair-first", "flows/pair.py", "first"), ("pair-second", "flows/pair.py", "second")]
+
+    result = kfp_bot("check", "--repo", str(git_repo.root), data_dir=tmp_path / "data")
+    assert result.returncode == 1, result.stderr
+    assert "ok  pair-second: 0 parameter(s), 1 input(s)" in result.stdout
+    assert "pair-first: missing required parameter 'text' (string): set it in flows/pair.first.settings.yaml" \
+        in result.stderr
+    git_repo.write("flows/pair.first.settings.yaml", "arguments:\n  text: hi\n")
+    assert kfp_bot("check", "--repo", str(git_repo.root), data_dir=tmp_path / "data").returncode == 0
+
+
+def test_plan_and_check_fail_when_the_configuration_finds_nothing(git_repo: GitRepo, tmp_path: Path) -> None:
+    git_repo.write(".kfp-bot.yaml", 'pipeline_files:\n  - "pipeline/*.py"\n')
+    git_repo.write("pipelines/a.py", FLAT_TWO)
+    base = git_repo.commit("a typo in the glob")
+    git_repo.append("pipelines/a.py", "\n# touched\n")
+    for args in (("plan", "--base", base), ("check",)):
+        result = kfp_bot(*args, "--repo", str(git_repo.root), data_dir=tmp_path / "data")
+        assert_clean_failure(result, ".kfp-bot.yaml:2: pipeline_files.0.glob: 'pipeline/*.py' matches no Python file")
+    git_repo.remove(".kfp-bot.yaml")
+    result = kfp_bot("check", "--repo", str(git_repo.root), data_dir=tmp_path / "data")
+    assert_clean_failure(result, "no pipeline found", "kfp-bot init")

@@ -263,3 +263,14 @@ def test_with_a_token_the_pr_shows_commit_statuses(token_bot: Bot) -> None:
     assert token_bot.github.check_runs(REPO, head) == []
     comments = token_bot.github.comments(REPO, PR)
     assert len(comments) == 1 and "hello-pipeline" in comments[0]["body"]
+
+
+def test_a_configuration_that_finds_no_pipeline_fails_the_aggregate_check(bot: Bot) -> None:
+    head = bot.branch("glob-typo", {".kfp-bot.yaml": 'pipeline_files: ["pipeline/*.py"]\n'})
+    bot.open_pull(head)
+    bot.settle()
+    assert bot.runs(pr=PR) == []
+    check = bot.checks(head)["kfp-bot"]
+    assert check["conclusion"] == "failure"
+    assert ".kfp-bot.yaml:1: pipeline_files.0.glob: 'pipeline/*.py' matches no Python file" in \
+        check["output"]["summary"]
