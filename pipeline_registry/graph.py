@@ -22,6 +22,7 @@ from pipeline_registry.dockerfile import ImageContext, cached_copy_sources, cont
 from pipeline_registry.globs import GlobSet, IgnoreRules
 from pipeline_registry.imports import ImportGraph
 from pipeline_registry.models import Component, Pipeline
+from pipeline_registry.python_path import expand_folders, installed_packages, package_roots
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
 from pipeline_registry.snapshot import Snapshot, read_many
 
@@ -329,4 +330,8 @@ class RepoGraph:
     def imports(self) -> ImportGraph:
         """The import graph of the snapshot's Python files."""
         twin = self._twin.__dict__.get("imports") if self._twin is not None else None
-        return ImportGraph(self.snapshot, twin=twin)
+        graph = ImportGraph(self.snapshot, twin=twin)
+        installed = installed_packages(self.paths, lambda files: read_many(self.snapshot, files))
+        graph.roots = (*expand_folders(self.config.compile.python_path, graph.dirs),
+                       *package_roots(installed, graph.dirs))
+        return graph

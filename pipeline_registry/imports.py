@@ -153,8 +153,13 @@ def _join(base: str, name: str) -> str:
     return f"{base}/{name}" if base else name
 
 
-def resolve_import(stmt: ImportStmt, importer: str, paths: frozenset[str], dirs: frozenset[str]) -> set[str]:
-    """The repository files one import statement of `importer` loads (empty for third-party modules)."""
+def resolve_import(stmt: ImportStmt, importer: str, paths: frozenset[str], dirs: frozenset[str],
+                   roots: tuple[str, ...] = ()) -> set[str]:
+    """The repository files one import statement of `importer` loads (empty for third-party modules).
+
+    Absolute imports are searched from the repository root, the `roots` (the repository's
+    import path: `compile.python_path`, packages it installs from itself) and the file's folder.
+    """
     folder = posixpath.dirname(importer)
     found: set[str] = set()
     parts = [p for p in stmt.module.split(".") if p]
@@ -170,7 +175,7 @@ def resolve_import(stmt: ImportStmt, importer: str, paths: frozenset[str], dirs:
             walk = posixpath.dirname(walk)
         bases = [package]
     else:
-        bases = [""] if not folder else ["", folder]
+        bases = list(dict.fromkeys(["", *roots, folder]))
     for base in bases:
         _resolve_from(base, parts, stmt.names, paths, dirs, found)
     found.discard(importer)
@@ -208,9 +213,11 @@ def _resolve_from(base: str, parts: Sequence[str], names: Sequence[str], paths: 
 class ImportGraph:
     """Import edges between the Python files of one snapshot, computed on demand."""
 
-    def __init__(self, snapshot: Snapshot, twin: "ImportGraph | None" = None) -> None:
+    def __init__(self, snapshot: Snapshot, twin: "ImportGraph | None" = None,
+                 roots: tuple[str, ...] = ()) -> None:
         self.snapshot = snapshot
         self.paths = snapshot.paths()
+        self.roots = roots
         # A graph of a snapshot with the same files: its answers hold for files with equal contents.
         self._twin = twin
         self._direct: dict[str, frozenset[str]] = {}
@@ -247,14 +254,14 @@ class ImportGraph:
     def direct(self, path: str) -> frozenset[str]:
         """Repository files `path` imports itself."""
         known = self._direct.get(path)
-        if known is None and self._twin is not None and path in self._twin._direct and \
+        if known is None and self._twin is not None and self._twin.roots == self.roots and path in self._twin._direct and \
                 self._twin.snapshot.digest(path) == self.snapshot.digest(path):
             known = self._direct[path] = self._twin._direct[path]
         if known is None:
             stmts = self.statements([path]).get(path, ())
             resolved: set[str] = set()
             for stmt in stmts:
-                resolved |= resolve_import(stmt, path, self.paths, self.dirs)
+                resolved |= resolve_import(stmt, path, self.paths, self.dirs, self.roots)
             known = self._direct[path] = frozenset(resolved)
         return known
 

@@ -31,7 +31,7 @@ from google.protobuf import duration_pb2
 
 from deploy.builders.cloudbuild_config import COMPILE_STEP_ID
 from deploy.builders.cloudbuild_source import DRIVER_PATH, compile_overlay
-from deploy.compiler.compile import check_images, pipeline_file, resolve_mode
+from deploy.compiler.compile import check_images, driver_options, pipeline_file, resolve_mode
 from deploy.compiler.failures import describe_failure
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
 from deploy.errors import CompileError
@@ -51,7 +51,9 @@ _OUTPUT_BYTES = 65536
 # successful build. Installing the SDK failing does fail the step (and the build).
 _STEP_SCRIPT = """\
 set -u
-mode="$$1"; file="$$2"; overlay="$$3"; shift 3
+mode="$$1"; file="$$2"; overlay="$$3"; options="$$4"; shift 4
+mapfile -d '' driver_options < <(python -c 'import json, sys
+sys.stdout.write("".join(a + "\\0" for a in json.loads(sys.argv[1])))' "$$options")
 out=""" + OUT_DIR + """
 mkdir -p "$$out"
 python - "$$overlay" <<'PY' || exit 1
@@ -68,7 +70,7 @@ if ! python -m pip install --quiet --no-input --disable-pip-version-check "$$@" 
 fi
 touch .kfp-bot/started
 python """ + DRIVER_PATH + """ --mode "$$mode" --file "$$file" --result "$$out/result.json" --output "$$out" \
-  > "$$out/all-output.log" 2>&1
+  "$${driver_options[@]}" > "$$out/all-output.log" 2>&1
 echo "kfp-bot: the compile driver exited with status $$?"
 if [ "$$mode" = script ]; then
   find . -path ./.kfp-bot -prune -o -type f -newer .kfp-bot/started \\( -name '*.yaml' -o -name '*.yml' \
@@ -104,7 +106,8 @@ def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str
     """The build step that compiles `pipeline` of the build's source with `images` substituted
     (the driver and the rewritten component specs travel in the step's arguments)."""
     config = repository.config
-    rel_file = pipeline_file(repository.root, repository.pipeline(pipeline), config)
+    chosen = repository.pipeline(pipeline)
+    rel_file = pipeline_file(repository.root, chosen, config)
     mode = resolve_mode(config.compile.mode, repository.snapshot.read(rel_file).decode("utf-8", "replace"),
                         rel_file)
     env = compile_environment(repository.snapshot.read, config)
@@ -113,6 +116,7 @@ def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str
         id=COMPILE_STEP_ID, name=_literal(image), entrypoint="bash", wait_for=wait_for or ["-"],
         args=["-c", _STEP_SCRIPT, "kfp-bot-compile", mode.value, _literal(rel_file),
               _literal(json.dumps(compile_overlay(repository.root, images), sort_keys=True)),
+              _literal(json.dumps(driver_options(chosen, config, repository.root))),
               *(_literal(r) for r in requirements)],
         timeout=duration_pb2.Duration(seconds=int(config.compile.timeout_seconds) + INSTALL_SECONDS))
 

@@ -51,8 +51,10 @@ def image_files(repository: Repository, plans: Iterable[ComponentPlan]) -> set[s
 
 
 def compile_files(repository: Repository, pipeline: str) -> set[str]:
-    """What compiling `pipeline` may read: the tracked files outside the other pipelines' folders."""
-    others = [p.path.rstrip("/") + "/" for name, p in repository.graph.pipelines.items() if name != pipeline]
+    """What compiling `pipeline` may read: the tracked files outside the other pipelines' folders
+    (a declared pipeline shares its folder with others and helpers: nothing is left out for it)."""
+    others = [p.path.rstrip("/") + "/" for name, p in repository.graph.pipelines.items()
+              if name != pipeline and p.owns_folder]
     return {path for path in repository.graph.paths if not any(path.startswith(o) for o in others)}
 
 

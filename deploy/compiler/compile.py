@@ -60,7 +60,7 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         result_file = work / "result.json"
         argv = [interpreter, str(driver), "--mode", mode.value, "--file", rel_file,
                 "--result", str(result_file), "--output", str(work / "out"),
-                *_driver_options(pipeline, config, scratch)]
+                *driver_options(pipeline, config, scratch)]
         limits = Limits(config.compile.timeout_seconds, config.compile.memory_mb)
         proc = run_isolated(argv, cwd=scratch, limits=limits, on_line=on_line)
         if proc.timed_out:
@@ -81,7 +81,7 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
     return compiled
 
 
-def _driver_options(pipeline: Pipeline, config: RepoConfig, root: Path) -> list[str]:
+def driver_options(pipeline: Pipeline, config: RepoConfig, root: Path) -> list[str]:
     """The chosen pipeline function and the repository's import path (`compile.python_path`)."""
     options = ["--function", pipeline.function] if pipeline.function else []
     for folder in python_path_folders(config, root):

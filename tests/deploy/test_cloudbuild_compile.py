@@ -148,3 +148,22 @@ def test_an_sdk_that_cannot_be_installed_fails_the_build_at_the_compile_step(
 
     assert build.status == Status.FAILURE and event.state is RunState.FAILED
     assert COMPILE_STEP_ID in event.detail and "compile environment" in event.detail
+
+
+def test_the_build_compiles_the_chosen_function_with_the_repositorys_import_path(
+        git_repo: GitRepo, fake: FakeCloudBuild, cloud: tuple[CloudBuildBuilder, CloudBuildCompiler],
+        tmp_path: Path) -> None:
+    builder, compiler = cloud
+    git_repo.write(".kfp-bot.yaml", "pipeline_files: ['flows/*.py']\ncompile:\n  python_path: [src]\n")
+    git_repo.write("src/shared/names.py", "SECOND = 'second-from-src'\n")
+    git_repo.write("flows/pair.py", "from kfp import dsl\nfrom shared.names import SECOND\n\n\n"
+                                    "@dsl.component\ndef say(text: str) -> str:\n    return text\n\n\n"
+                                    "@dsl.pipeline(name='first')\ndef first():\n    say(text='1')\n\n\n"
+                                    "@dsl.pipeline(name=SECOND)\ndef second(times: int = 2):\n"
+                                    "    say(text=str(times))\n")
+    head = git_repo.commit("two pipelines in one file")
+
+    build_and_finish(fake, builder, request_for(git_repo, head, head, "pair-second"))
+
+    package = compiler.compile(git_repo.root, "pair-second", {}, tmp_path / "out")
+    assert package.name == "second-from-src" and [i.name for i in package.inputs] == ["times"]

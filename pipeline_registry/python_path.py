@@ -1,0 +1,98 @@
+"""Where the repository's own Python packages are imported from, the way the repository runs.
+
+Besides the repository root and the importing file's folder, modules resolve from the folders of
+`compile.python_path` (`src`, `pipelines/src`, `components/*/src`) and from the packages the
+repository installs from itself (`pip install -e components/x` in a requirements file, a Poetry
+or Pipfile path dependency, a PEP 508 `name @ file:` reference): their `src/` folder when they
+have one, else their own folder. The same folders go on the import path when compiling, so a
+change to a module of an installable package reaches the pipelines that import it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+import tomllib
+from typing import Callable, Iterable
+
+_EDITABLE = re.compile(r"^\s*(?:-e|--editable)[\s=]+(\S+)")
+_LOCAL = re.compile(r"^\s*(\.{1,2}/\S*)")
+_FILE_URL = re.compile(r"@\s*file:(?://)?(\S+)")
+PROJECT_FILES = ("pyproject.toml", "Pipfile")
+
+
+def expand_folders(patterns: Iterable[str], dirs: Iterable[str]) -> tuple[str, ...]:
+    """The folders of `dirs` each pattern names (`*` within one folder name), in pattern order."""
+    known = sorted(dirs)
+    found: list[str] = []
+    for pattern in patterns:
+        depth = pattern.count("/")
+        for folder in known:
+            if folder and folder.count("/") == depth and fnmatch.fnmatchcase(folder, pattern) \
+                    and folder not in found:
+                found.append(folder)
+    return tuple(found)
+
+
+def installed_packages(paths: frozenset[str], read_many: Callable[[list[str]], dict[str, bytes]]) -> tuple[str, ...]:
+    """Folders of packages the repository installs from itself (`-e components/x`, path dependencies)."""
+    declaring = sorted(p for p in paths if _declares(p))
+    found: list[str] = []
+    for path, data in sorted(read_many(declaring).items()):
+        base = posixpath.dirname(path)
+        text = data.decode("utf-8", "replace")
+        targets = _from_requirements(text) if path.endswith(".txt") else _from_toml(text)
+        for target in targets:
+            target = re.sub(r"^/*\$\{PROJECT_ROOT\}/?", "", target.strip()).rstrip("/")
+            folder = posixpath.normpath(posixpath.join(base, target))
+            if folder not in (".", "") and not folder.startswith(("..", "/")) and folder not in found:
+                found.append(folder)
+    return tuple(found)
+
+
+def package_roots(packages: Iterable[str], dirs: frozenset[str]) -> tuple[str, ...]:
+    """The import root of each installed package folder: its `src/` when it has one."""
+    roots: list[str] = []
+    for folder in packages:
+        root = f"{folder}/src" if f"{folder}/src" in dirs else folder
+        if root in dirs and root not in roots:
+            roots.append(root)
+    return tuple(roots)
+
+
+def _declares(path: str) -> bool:
+    name = posixpath.basename(path)
+    return name in PROJECT_FILES or (name.startswith("requirements") and name.endswith(".txt"))
+
+
+def _from_requirements(text: str) -> list[str]:
+    found = []
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0]
+        match = _EDITABLE.match(line) or _LOCAL.match(line)
+        url = _FILE_URL.search(line)
+        target = match.group(1) if match else url.group(1) if url else None
+        if target and "://" not in target and not target.startswith("git+"):
+            found.append(target.split("#", 1)[0].split("[", 1)[0])
+    return found
+
+
+def _from_toml(text: str) -> list[str]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []  # a broken project file is reported where the compile environment is read
+    tables = [doc.get("tool", {}).get("poetry", {}).get("dependencies", {}),
+              doc.get("packages", {}), doc.get("dev-packages", {})]
+    for group in (doc.get("tool", {}).get("poetry", {}).get("group", {}) or {}).values():
+        if isinstance(group, dict):
+            tables.append(group.get("dependencies", {}))
+    found = [spec["path"] for table in tables if isinstance(table, dict)
+             for spec in table.values() if isinstance(spec, dict) and isinstance(spec.get("path"), str)]
+    project = doc.get("project", {})
+    for requirement in project.get("dependencies", []) if isinstance(project, dict) else []:
+        url = _FILE_URL.search(str(requirement))
+        if url and "://" not in url.group(1):
+            found.append(url.group(1))
+    return found
