@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from typing import TYPE_CHECKING
 
+from bot.budget import memory_budget
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
 from bot.services import Services
 from bot.slack import chat_from_settings
@@ -235,6 +236,7 @@ def serve_forever(settings: Settings, *, host: str, port: int) -> int:
 
     settings.require_service_settings()
     configure_logging(settings.log_format, settings.log_level)
+    log.info(memory_budget(settings))
     services = build_services(settings)
     app = create_app(settings, services)
     services.start()
@@ -267,6 +269,7 @@ def create_production_app():
     settings = load_settings()
     settings.require_service_settings()
     configure_logging(settings.log_format, settings.log_level)
+    log.info(memory_budget(settings))
     services = build_services(settings)
     services.start()
     resume(settings, services)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.config import BusKind, ConfigurationError, load_settings
@@ -82,3 +84,16 @@ def test_serve_refuses_to_start_without_a_secret_and_says_why(tmp_path) -> None:
     assert result.returncode == 2
     assert "KFP_BOT_WEBHOOK_SECRET is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_compile_memory_cap_at_or_above_the_instance_memory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(data_dir=tmp_path, instance_memory_mb=768, compile_max_memory_mb=4096)
+    assert "KFP_BOT_COMPILE_MAX_MEMORY_MB (4096) must be below KFP_BOT_INSTANCE_MEMORY_MB (768)" in str(raised.value)
+
+    assert load_settings(data_dir=tmp_path, instance_memory_mb=3072, compile_max_memory_mb=1024).instance_memory_mb
+
+
+def test_the_cloud_build_builder_needs_its_bucket(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="KFP_BOT_CLOUDBUILD_BUCKET"):
+        load_settings(data_dir=tmp_path, builder="cloudbuild", gcp_project="p")

@@ -57,3 +57,21 @@ def test_app_yaml_carries_no_secret() -> None:
     text = (ROOT / "app.yaml").read_text()
     for name in ("WEBHOOK_SECRET", "PRIVATE_KEY", "GITHUB_TOKEN", "TASKS_TOKEN"):
         assert f"KFP_BOT_{name}:" not in text
+
+
+# Memory of each App Engine standard instance class (second generation runtimes),
+# https://cloud.google.com/appengine/docs/standard#instance_classes
+INSTANCE_CLASS_MB = {"F1": 384, "F2": 768, "F4": 1536, "F4_1G": 3072}
+
+
+def test_app_yaml_states_its_instance_memory_and_caps_compiles_below_it(tmp_path: Path) -> None:
+    from bot.config import load_settings
+
+    app = yaml.safe_load((ROOT / "app.yaml").read_text())
+    env = app["env_variables"]
+    memory = INSTANCE_CLASS_MB[app["instance_class"]]
+
+    assert int(env["KFP_BOT_INSTANCE_MEMORY_MB"]) == memory
+    settings = load_settings(instance_memory_mb=env["KFP_BOT_INSTANCE_MEMORY_MB"],
+                             compile_max_memory_mb=env["KFP_BOT_COMPILE_MAX_MEMORY_MB"], data_dir=tmp_path)
+    assert settings.compile_max_memory_mb < memory
