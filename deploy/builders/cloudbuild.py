@@ -4,7 +4,10 @@
 same event started, by the run's tag) and answers STARTED with the build's log link; Cloud
 Build's `cloud-builds` notification later becomes a `BuildStatus` event (`decode_notification`)
 and `build_status` answers the same question for reconcile. What the build contains (source,
-steps, reuse of images that already exist, tags) is in `cloudbuild_config`.
+steps, reuse of images that already exist, tags) is in `cloudbuild_config`; the source is the
+run's build context uploaded from the bot's checkout (`cloudbuild_source`) unless a source such
+as a repository connection is given, and with `compile` the build also compiles the pipeline
+(`cloudbuild_compile`).
 
 Every failure of the API ends as a FAILED outcome that names the project and what to grant or
 retry, never a traceback. Look-ups retry transient errors for at most a minute

@@ -106,6 +106,7 @@ done
 
 OIDC_AUDIENCE="${OIDC_AUDIENCE:-$BOT_URL}"
 PIPELINE_BUCKET="${PIPELINE_BUCKET:-$PROJECT-$PREFIX-pipelines}"
+BUILDS_BUCKET="$PROJECT-$PREFIX-builds"
 ARTIFACT_REPO="${ARTIFACT_REPO:-$PREFIX-images}"
 PUSH_URL="$BOT_URL/pubsub/push"
 TASKS_URL="$BOT_URL/tasks/reconcile"
@@ -284,6 +285,17 @@ for member in "$PIPELINES_SA" "$RUNTIME_SA"; do
     --role=roles/storage.objectAdmin
 done
 
+# Build contexts the bot uploads and the pipelines Cloud Build compiles: the bot writes sources and
+# reads compiled specs, builds read sources and write their artifacts. No secret is reachable from
+# the builds' account: it gets no Secret Manager role anywhere.
+ensure "bucket gs://$BUILDS_BUCKET (build contexts and compiled pipelines)" storage buckets describe \
+  "gs://$BUILDS_BUCKET" -- storage buckets create "gs://$BUILDS_BUCKET" "--location=$REGION" \
+  --uniform-bucket-level-access
+for member in "$CLOUDBUILD_SA" "$RUNTIME_SA"; do
+  gc storage buckets add-iam-policy-binding "gs://$BUILDS_BUCKET" "--member=serviceAccount:$member" \
+    --role=roles/storage.objectAdmin
+done
+
 # -- topics and push subscriptions --------------------------------------------------------------
 
 for topic in "$EVENTS_TOPIC" "$NOTIFICATIONS_TOPIC" "$PIPELINE_EVENTS_TOPIC" "$DEAD_LETTER_TOPIC" \
@@ -352,6 +364,7 @@ cat >&2 <<EOF
   KFP_BOT_PUBSUB_PUSH_SERVICE_ACCOUNT=$PUSH_SA
   KFP_BOT_BUILDER=cloudbuild
   KFP_BOT_CLOUDBUILD_SERVICE_ACCOUNT=$CLOUDBUILD_SA
+  KFP_BOT_CLOUDBUILD_BUCKET=$BUILDS_BUCKET
   KFP_BOT_RUNNER=vertex
   KFP_BOT_PIPELINE_ROOT=gs://$PIPELINE_BUCKET/pipeline-root
   KFP_BOT_PIPELINE_SERVICE_ACCOUNT=$PIPELINES_SA

@@ -151,6 +151,8 @@ def test_a_first_run_creates_everything_the_bot_needs(first_run: tuple[Project, 
                          "roles/artifactregistry.writer")
     assert project.bound(f"storage buckets/gs://{PROJECT}-kfp-bot-pipelines",
                          f"serviceAccount:kfp-bot-pipelines@{SA}", "roles/storage.objectAdmin")
+    for member in (bot, f"serviceAccount:kfp-bot-builds@{SA}"):  # sources in, compiled pipelines out
+        assert project.bound(f"storage buckets/gs://{PROJECT}-kfp-bot-builds", member, "roles/storage.objectAdmin")
 
     secrets = project.state["secrets"]
     assert secrets["kfp-bot-webhook-secret"] == WEBHOOK_SECRET
@@ -158,6 +160,9 @@ def test_a_first_run_creates_everything_the_bot_needs(first_run: tuple[Project, 
     assert len(secrets["kfp-bot-tasks-token"]) == 64  # generated: 32 random bytes, hex
     for name in secrets:
         assert project.bound(f"secrets/{name}", bot, "roles/secretmanager.secretAccessor")
+        # builds compile pull-request code: their account reaches no secret
+        assert not project.bound(f"secrets/{name}", f"serviceAccount:kfp-bot-builds@{SA}",
+                                 "roles/secretmanager.secretAccessor")
     assert f"KFP_BOT_PUBSUB_PUSH_AUDIENCE={BOT_URL}" in run.stderr
 
 
