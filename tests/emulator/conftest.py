@@ -60,7 +60,8 @@ def new_project() -> str:
     return f"emulated-{os.getpid()}-{next(_projects)}"
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 90.0, what: str = "the condition") -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float = 90.0,
+               what: str | Callable[[], str] = "the condition") -> Any:
     """Poll until `condition()` is truthy and return it; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -68,7 +69,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 90.0, what: str = 
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
         time.sleep(0.1)
 
 
@@ -96,7 +97,8 @@ class EmulatedCloud:
                 return runs[0]
             return None
 
-        return wait_until(found, timeout, f"a run with {expected} (runs: {self.bot.runs()})")
+        return wait_until(found, timeout, lambda: f"a run with {expected} (runs: {self.bot.runs()}; "
+                                                  f"pushes: {self.recorder.summary()})")
 
 
 def cloud_settings(tmp_path: Path, github: FakeGitHub, key: str, project: str, emulator: PubSubEmulator,

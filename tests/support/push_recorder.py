@@ -61,6 +61,10 @@ class PushRecorder:
     def of(self, predicate: Callable[[Push], bool]) -> list[Push]:
         return [p for p in self.pushes if predicate(p)]
 
+    def summary(self) -> list[tuple[str, str, str | None, int, str]]:
+        """(subscription, message id, kind, status, outcome) of every push, for failure messages."""
+        return [(p.subscription.rsplit("/", 1)[-1], p.message_id, p.kind, p.status, p.outcome) for p in self.pushes]
+
     def wait_for(self, predicate: Callable[[list[Push]], bool], timeout: float = 60.0) -> bool:
         """True once `predicate(pushes)` holds; False after `timeout` seconds."""
         with self._lock:
