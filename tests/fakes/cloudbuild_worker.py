@@ -25,6 +25,7 @@ import glob
 import io
 import json
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -79,7 +80,10 @@ def run_steps(steps: list[cloudbuild_v1.BuildStep], workspace: Path) -> StepFail
     for step in steps:
         if not step.name.startswith(RUNNABLE_IMAGES):
             continue
-        argv = [step.entrypoint or "python", *step.args]
+        # An absolute entrypoint: the sandbox derives what it shows the step from argv[0].
+        entrypoint = step.entrypoint or "python"
+        argv = [shutil.which(entrypoint, path=f"{python_bin}:/usr/local/bin:/usr/bin:/bin") or entrypoint,
+                *step.args]
         env = dict(item.split("=", 1) for item in step.env if "=" in item)
         env.update(PATH=f"{python_bin}:/usr/local/bin:/usr/bin:/bin", PIP_NO_INDEX="1",
                    BUILDER_OUTPUT=str(workspace / ".builder-output"))
