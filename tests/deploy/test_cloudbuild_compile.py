@@ -14,6 +14,7 @@ import pytest
 from google.cloud.devtools import cloudbuild_v1
 
 from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
+from deploy.builders.cloudbuild_config import ConnectedRepositorySource
 from deploy.builders.cloudbuild_compile import COMPILE_STEP_ID, CloudBuildCompiler, CloudCompile
 from deploy.builders.cloudbuild_source import StorageUpload
 from deploy.endpoints import make_gcs_client
@@ -167,3 +168,24 @@ def test_the_build_compiles_the_chosen_function_with_the_repositorys_import_path
 
     package = compiler.compile(git_repo.root, "pair-second", {}, tmp_path / "out")
     assert package.name == "second-from-src" and [i.name for i in package.inputs] == ["times"]
+
+
+def test_with_a_repository_connection_nothing_is_uploaded_and_the_build_still_compiles(
+        example_repo: GitRepo, fake: FakeCloudBuild, gcs: FakeGcs, tmp_path: Path) -> None:
+    connection = "projects/ml-project/locations/europe-west1/connections/github"
+    source = ConnectedRepositorySource(connection)
+    fake.linked[source.repository(REPO)] = example_repo.root
+    client, storage = make_cloudbuild_client(fake.endpoint), make_gcs_client(gcs.url)
+    settings = CloudCompile(storage, BUCKET)
+    builder = CloudBuildBuilder(client, PROJECT, source=source, upload=StorageUpload(storage, BUCKET),
+                                compile=settings, retry=FAST_RETRY)
+    head = example_repo.head()
+
+    build, event = build_and_finish(fake, builder, request_for(example_repo, head, head, "hello-pipeline"))
+    client.transport.close()
+
+    assert build.source.connected_repository.repository == f"{connection}/repositories/octo-monorepo"
+    assert not [name for _, name in gcs.objects if "/sources/" in name]
+    assert event.state is RunState.COMPILING
+    package = CloudBuildCompiler(settings).compile(example_repo.root, "hello-pipeline", {}, tmp_path / "out")
+    assert package.package_path.is_file()

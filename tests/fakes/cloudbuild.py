@@ -69,6 +69,7 @@ class FakeCloudBuild(RecordingGrpcService):
         self.project_number = project_number
         self.gcs = gcs
         self.private_repos: set[str] = set()  # owner/name of repositories git cannot fetch anonymously
+        self.linked: dict[str, Path] = {}  # connection repository resource -> local git repository
         self.workspaces: dict[str, Path] = {}
         self._builds: dict[str, _Stored] = {}
         self._seq = 0
@@ -142,7 +143,7 @@ class FakeCloudBuild(RecordingGrpcService):
         workspace = new_workspace(build_id)
         with self._lock:
             build = cloudbuild_v1.Build(self._builds[build_id].build)
-        problem = fetch(build, self.gcs, self.private_repos, workspace)
+        problem = fetch(build, self.gcs, self.private_repos, workspace, self.linked)
         if problem is None:
             self.workspaces[build_id] = workspace
             return True

@@ -7,7 +7,9 @@ Fetching (https://cloud.google.com/build/docs/api/reference/rest/v1/projects.bui
   https://cloud.google.com/build/docs/api/reference/rest/v1/projects.builds#FailureType);
 - `gitSource`: Cloud Build runs `git fetch` of the URL without credentials, so a private
   repository (one the test registers with `FakeCloudBuild.private_repos`) fails the same way;
-- `connectedRepository`: read through the connection's GitHub App, which can read private ones.
+- `connectedRepository`: read through the connection's GitHub App, which can read private ones;
+  the test links a repository resource to a local git repository (`FakeCloudBuild.linked`), and
+  one that is not linked cannot be fetched.
 
 Running: steps whose image is a Python image (`python:*`) run their entrypoint and arguments,
 substitutions applied, in the build's workspace (the extracted source), through the project's
@@ -26,6 +28,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -51,7 +54,7 @@ class StepFailure:
 
 
 def fetch(build: cloudbuild_v1.Build, gcs: FakeGcs | None, private_repos: set[str],
-          workspace: Path) -> str | None:
+          workspace: Path, linked: dict[str, Path] | None = None) -> str | None:
     """Put the build's source into `workspace`; the FETCH_SOURCE_FAILED detail when it cannot."""
     which = build.source._pb.WhichOneof("source")
     if which == "storage_source":
@@ -65,6 +68,18 @@ def fetch(build: cloudbuild_v1.Build, gcs: FakeGcs | None, private_repos: set[st
                 archive.extractall(workspace, filter="data")
         except (tarfile.TarError, OSError) as exc:
             return f"failed to unpack gs://{storage.bucket}/{storage.object_}: {exc}"
+        return None
+    if which == "connected_repository":
+        source = build.source.connected_repository
+        local = (linked or {}).get(source.repository)
+        if local is None:
+            return f"failed to fetch {source.repository}: the repository is not linked to the connection"
+        archive = subprocess.run(["git", "-C", str(local), "archive", "--format=tar", source.revision],
+                                 capture_output=True, check=False)
+        if archive.returncode != 0:
+            return f"failed to fetch {source.repository} at {source.revision}: {archive.stderr.decode()[:200]}"
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout), mode="r:") as tar:
+            tar.extractall(workspace, filter="data")
         return None
     if which == "git_source":
         url = build.source.git_source.url
