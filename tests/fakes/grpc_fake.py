@@ -52,6 +52,9 @@ class RecordingGrpcService:
         self._lock = threading.Lock()
         self.calls: list[RecordedCall] = []
         self._faults: dict[str, deque[Fault]] = {}
+        self._holds: dict[str, threading.Event] = {}
+        self._held = threading.Condition()
+        self._waiting: dict[str, int] = {}
         self._server: grpc.Server | None = None
         self.port = 0
 
@@ -66,8 +69,37 @@ class RecordingGrpcService:
         server.start()
         self._server = server
 
+    def hold(self, method: str) -> None:
+        """Keep every call of `method` waiting, unanswered, until `release(method)` (a slow service,
+        or one whose caller dies mid-call); the call is then processed as usual."""
+        with self._held:
+            self._holds[method] = threading.Event()
+
+    def wait_held(self, method: str, count: int = 1, timeout: float = 60.0) -> bool:
+        """True once `count` calls of `method` are waiting on a hold; False after `timeout`."""
+        with self._held:
+            return self._held.wait_for(lambda: self._waiting.get(method, 0) >= count, timeout)
+
+    def release(self, method: str) -> None:
+        """Let the held calls of `method` (and later ones) through."""
+        with self._held:
+            gate = self._holds.pop(method, None)
+        if gate is not None:
+            gate.set()
+
+    def _wait_if_held(self, method: str) -> None:
+        with self._held:
+            gate = self._holds.get(method)
+            if gate is None:
+                return
+            self._waiting[method] = self._waiting.get(method, 0) + 1
+            self._held.notify_all()
+        gate.wait()
+
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving (held calls are let go first)."""
+        for method in list(self._holds):
+            self.release(method)
         if self._server is not None:
             self._server.stop(grace=None)
             self._server = None
@@ -102,6 +134,7 @@ class RecordingGrpcService:
     def _unary(self, name: str, request_type: Any, handler: Callable[[Any], Any],
                serialize: Callable[[Any], bytes]) -> grpc.RpcMethodHandler:
         def serve(request: Any, context: grpc.ServicerContext) -> Any:
+            self._wait_if_held(name)
             fault = self._take_fault(name)
             try:
                 if fault is not None and not fault.after_processing:
