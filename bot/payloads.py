@@ -1,7 +1,8 @@
 """GitHub webhook JSON → the bot's frozen domain events, or a reason to ignore the delivery.
 
-This is the only place that reads GitHub's payload dicts: handlers get `PullRequestEvent` and
-`IssueCommentEvent` values and never dig in raw JSON. A body that does not have the shape its
+This is the only place that reads GitHub's payload dicts: handlers get `PullRequestEvent`,
+`IssueCommentEvent`, `PushEvent`, `CheckRunEvent` and `CheckSuiteEvent` values and never dig in
+raw JSON. A body that does not have the shape its
 `X-GitHub-Event` header announces is a `PayloadError` naming the missing or ill-typed field, so
 the sender gets a 400 that says what is wrong instead of a handler failing later.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, TypeVar
 
-from handlers.models import (Event, IssueCommentEvent, PullRequestAction, PullRequestEvent,
-                             PullRequestRef, PushEvent, RepoRef)
+from handlers.models import (CheckAction, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
+                             PullRequestAction, PullRequestEvent, PullRequestRef, PushEvent, RepoRef)
 from pipeline_registry.errors import KfpBotError
 
 T = TypeVar("T")
@@ -41,6 +42,7 @@ class _Reader:
     """Typed access to nested payload fields, with errors naming the dotted path."""
 
     def __init__(self, event_name: str, payload: Mapping[str, Any]) -> None:
+        self.event_name = event_name
         self._event_name = event_name
         self._payload = payload
 
@@ -77,7 +79,7 @@ class _Reader:
 
 
 _TYPE_NAMES = {str: "a string", int: "a number", bool: "true or false", dict: "an object",
-               Mapping: "an object"}
+               Mapping: "an object", list: "an array"}
 
 
 def json_type(value: Any) -> str:
@@ -114,6 +116,10 @@ def parse_event(event_name: str, delivery_id: str, payload: Mapping[str, Any], *
         return _issue_comment(delivery_id, _Reader(event_name, payload), bot_login)
     if event_name == "push":
         return _push(delivery_id, _Reader(event_name, payload), deploy_branches)
+    if event_name == "check_run":
+        return _check_run(delivery_id, _Reader(event_name, payload))
+    if event_name == "check_suite":
+        return _check_suite(delivery_id, _Reader(event_name, payload))
     return Ignored(f"event '{event_name}' is not handled")
 
 
@@ -177,6 +183,55 @@ def _push(delivery_id: str, read: _Reader, deploy_branches: Sequence[str]) -> Pu
     pusher = read.get("pusher.name", str, default="") or read.get("sender.login", str, default="")
     return PushEvent(delivery_id=delivery_id, repo=repo, ref=ref, before=before, after=after,
                      pusher=pusher, installation_id=_installation_id(read))
+
+
+def _check_run(delivery_id: str, read: _Reader) -> CheckRunEvent | Ignored:
+    """`rerequested` (the Re-run link) and `requested_action` (a button the bot put on the check,
+    https://docs.github.com/en/webhooks/webhook-events-and-payloads#check_run); GitHub sends
+    both only to the App that created the check run."""
+    action = read.get("action", str)
+    if action == "rerequested":
+        wanted = CheckAction.RERUN
+    elif action == "requested_action":
+        identifier = read.get("requested_action.identifier", str)
+        try:
+            wanted = CheckAction(identifier)
+        except ValueError:
+            return Ignored(f"check_run button '{identifier}' is not one of the bot's")
+        if wanted is CheckAction.RERUN:
+            return Ignored(f"check_run button '{identifier}' is not one of the bot's")
+    else:
+        return Ignored(f"check_run action '{action}' is not handled")
+    return CheckRunEvent(
+        delivery_id=delivery_id, repo=_repo(read), action=wanted,
+        check_run_id=read.get("check_run.id", int), name=read.get("check_run.name", str),
+        head_sha=read.get("check_run.head_sha", str),
+        external_id=read.get("check_run.external_id", str, default=""),
+        sender=read.get("sender.login", str), pull_numbers=_pull_numbers(read, "check_run.pull_requests"),
+        installation_id=_installation_id(read))
+
+
+def _check_suite(delivery_id: str, read: _Reader) -> CheckSuiteEvent | Ignored:
+    """`rerequested`: someone pressed "Re-run all checks" on the bot's suite."""
+    action = read.get("action", str)
+    if action != "rerequested":
+        return Ignored(f"check_suite action '{action}' is not handled")
+    return CheckSuiteEvent(
+        delivery_id=delivery_id, repo=_repo(read), check_suite_id=read.get("check_suite.id", int),
+        head_sha=read.get("check_suite.head_sha", str), sender=read.get("sender.login", str),
+        pull_numbers=_pull_numbers(read, "check_suite.pull_requests"), installation_id=_installation_id(read))
+
+
+def _pull_numbers(read: _Reader, path: str) -> tuple[int, ...]:
+    """PR numbers GitHub lists for a check (empty for heads in forks, which GitHub leaves out)."""
+    pulls = read.get(path, list, default=[])
+    return tuple(_number(read, path, index, pull) for index, pull in enumerate(pulls))
+
+
+def _number(read: _Reader, path: str, index: int, pull: Any) -> int:
+    if not isinstance(pull, Mapping) or not isinstance(pull.get("number"), int):
+        raise PayloadError(read.event_name, f"{path}.{index}.number", "should be a number")
+    return pull["number"]
 
 
 def _same_login(login: str, bot_login: str | None) -> bool:

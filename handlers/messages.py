@@ -129,6 +129,30 @@ def check_name(pipeline: str) -> str:
     return f"{HEAD_CHECK_NAME} / {pipeline}"
 
 
+# Buttons on a pipeline's check run (GitHub App only). GitHub allows at most 3 per check, each with
+# an identifier and a label of at most 20 characters and a description of at most 40
+# (https://docs.github.com/en/rest/checks/runs). Pressing one sends `check_run.requested_action`
+# with the identifier (handlers/check_run.py); the identifiers are `CheckAction` values.
+RUN_ACTION = {"label": "Run", "description": "Run this pipeline at this commit", "identifier": "run"}
+CANCEL_ACTION = {"label": "Cancel", "description": "Cancel this pipeline run", "identifier": "cancel"}
+
+
+def check_actions(run: Run) -> list[dict[str, str]]:
+    """The buttons of a run's check: Run on a skipped pipeline, Cancel on an unfinished one, else none
+    (an empty list removes the buttons a check had)."""
+    if run.state is RunState.SKIPPED:
+        return [dict(RUN_ACTION)]
+    if not run.state.terminal:
+        return [dict(CANCEL_ACTION)]
+    return []
+
+
+def check_request_text(pipeline: str | None, action: str) -> str:
+    """How a check's Re-run or button press is named in replies (it has no comment text)."""
+    what = check_name(pipeline) if pipeline else HEAD_CHECK_NAME
+    return f"{action} of the check {what}"
+
+
 def reproduce_command(run: Run) -> str:
     """The `kfp-bot run` command that runs the same pipeline with the same overrides locally."""
     words = ["kfp-bot", "run", shlex.quote(run.pipeline), "--repo", "."]

@@ -63,6 +63,19 @@ class EventKind(enum.Enum):
     BUILD_STATUS = "build.status"
     RUN_STATUS = "run.status"
     NOTIFICATION = "notification"
+    CHECK_RUN = "check_run"
+    CHECK_SUITE = "check_suite"
+
+
+class CheckAction(enum.Enum):
+    """What someone asked of one of the bot's check runs on GitHub."""
+
+    RERUN = "rerequested"
+    """The check's "Re-run" link: run that pipeline again at that commit."""
+    RUN = "run"
+    """The "Run" button of a skipped pipeline's check (`requested_action`, identifier `run`)."""
+    CANCEL = "cancel"
+    """The "Cancel" button of an unfinished pipeline's check (identifier `cancel`)."""
 
 
 class PullRequestAction(enum.Enum):
@@ -250,7 +263,49 @@ class Notification:
         return f"notification:{self.run_id}:{self.state.value}"
 
 
-Event = PullRequestEvent | IssueCommentEvent | PushEvent | RunStart | BuildStatus | RunStatus | Notification
+@dataclass(frozen=True)
+class CheckRunEvent:
+    """A `check_run` webhook for one of the bot's checks: re-run, or an action button pressed."""
+
+    delivery_id: str
+    repo: RepoRef
+    action: CheckAction
+    check_run_id: int
+    name: str
+    head_sha: str
+    external_id: str
+    sender: str
+    pull_numbers: tuple[int, ...] = ()
+    installation_id: int | None = None
+
+    kind = EventKind.CHECK_RUN
+
+    @property
+    def key(self) -> str:
+        return f"check_run:{self.repo.full_name}/{self.check_run_id}:{self.action.value}:{self.delivery_id}"
+
+
+@dataclass(frozen=True)
+class CheckSuiteEvent:
+    """A `check_suite` `rerequested` webhook: "Re-run all checks" of the bot's suite on a commit."""
+
+    delivery_id: str
+    repo: RepoRef
+    check_suite_id: int
+    head_sha: str
+    sender: str
+    pull_numbers: tuple[int, ...] = ()
+    installation_id: int | None = None
+
+    kind = EventKind.CHECK_SUITE
+
+    @property
+    def key(self) -> str:
+        return f"check_suite:{self.repo.full_name}/{self.check_suite_id}:{self.delivery_id}"
+
+
+Event = (PullRequestEvent | IssueCommentEvent | PushEvent | RunStart | BuildStatus | RunStatus | Notification
+         | CheckRunEvent | CheckSuiteEvent)
 
 
 @dataclass(frozen=True)
@@ -331,7 +386,8 @@ def _encode(value: Any) -> Any:
 def event_from_dict(payload: Mapping[str, Any]) -> Event:
     """Inverse of `event_to_dict`; raises ValueError for an unknown kind or shape."""
     kinds = {cls.kind.value: cls for cls in (PullRequestEvent, IssueCommentEvent, PushEvent, RunStart,
-                                               BuildStatus, RunStatus, Notification)}
+                                               BuildStatus, RunStatus, Notification, CheckRunEvent,
+                                               CheckSuiteEvent)}
     cls = kinds.get(str(payload.get("kind")))
     if cls is None:
         raise ValueError(f"unknown event kind {payload.get('kind')!r}")
@@ -356,5 +412,7 @@ def _decode(cls: type, data: Mapping[str, Any]) -> Any:
             value = _decode(target, value)
         elif target is not None and issubclass(target, enum.Enum):
             value = target(value)
+        elif getattr(hint, "__origin__", None) is tuple and isinstance(value, list):
+            value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from handlers import issue_comment, messages, pull_request, push, runs, slack
+from handlers import check_run, check_suite, issue_comment, messages, pull_request, push, runs, slack
 from handlers.context import HandlerContext
-from handlers.models import (BuildStatus, Event, IssueCommentEvent, PullRequestEvent, PushEvent, RunStart,
-                             RunStatus)
+from handlers.models import (BuildStatus, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
+                             PullRequestEvent, PushEvent, RunStart, RunStatus)
 from handlers.reporting import report_head, safely
 from handlers.router import Router
 
 ROUTES = Router().include(pull_request.router, issue_comment.router, push.router, runs.router,
-                          slack.router)
+                          slack.router, check_run.router, check_suite.router)
 
 
 def dispatch(event: Event, ctx: HandlerContext) -> None:
@@ -33,6 +33,8 @@ def handle_failure(event: Event, error: BaseException, ctx: HandlerContext) -> N
                     note=messages.plan_failed(reason))
     elif isinstance(event, PushEvent) and event.branch is not None:
         report_head(ctx, event.repo, event.after, event.installation_id, note=messages.plan_failed(reason))
+    elif isinstance(event, (CheckRunEvent, CheckSuiteEvent)):
+        report_head(ctx, event.repo, event.head_sha, event.installation_id, note=messages.plan_failed(reason))
     elif isinstance(event, IssueCommentEvent):
         safely(ctx, event.key, "reply", lambda: ctx.reporter.reply(
             event.repo, event.number, messages.internal_error(reason), event.installation_id))

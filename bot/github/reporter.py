@@ -125,7 +125,8 @@ class GitHubReporter:
             return
         status, conclusion = CHECK_STATES[run.state]
         fields = {"status": status, "external_id": run.id, "started_at": _utc(run.created_at),
-                  "output": {"title": messages.check_title(run), "summary": messages.check_summary(run)}}
+                  "output": {"title": messages.check_title(run), "summary": messages.check_summary(run)},
+                  "actions": messages.check_actions(run)}
         if conclusion:
             fields.update(conclusion=conclusion, completed_at=_utc(run.updated_at))
         url = messages.web_url(run.url)

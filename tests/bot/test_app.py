@@ -160,7 +160,8 @@ def test_missing_github_headers_are_400(server: ServedApp) -> None:
 
 
 @pytest.mark.parametrize(("event", "name", "reason"), [
-    ("check_run", "check_run.rerequested", "event 'check_run' is not handled"),
+    ("check_run", "check_run.requested_action", "check_run button 'lgtm|26764' is not one of the bot's"),
+    ("deployment", "ping", "event 'deployment' is not handled"),
     ("issue_comment", "issue_comment.created.issue", "comment on issue #1, not on a pull request"),
 ])
 def test_events_the_bot_does_not_act_on_are_acknowledged(server: ServedApp, bus: RecordingBus, store: SqlStore,

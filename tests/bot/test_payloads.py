@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.payloads import Ignored, PayloadError, parse_event
-from handlers.models import (IssueCommentEvent, PullRequestAction, PullRequestEvent, PushEvent, RepoRef,
+from handlers.models import (CheckAction, CheckRunEvent, CheckSuiteEvent, IssueCommentEvent, PullRequestAction, PullRequestEvent, PushEvent, RepoRef,
                              event_from_dict, event_to_dict)
 from tests.support.webhooks import load_payload
 
@@ -133,7 +133,7 @@ def test_a_user_whose_login_only_resembles_the_bot_is_not_ignored() -> None:
 
 @pytest.mark.parametrize(("name", "reason"), [
     ("ping", "pong"),
-    ("check_run.rerequested", "event 'check_run' is not handled"),
+    ("check_run.requested_action", "check_run button 'lgtm|26764' is not one of the bot's"),
 ])
 def test_events_the_bot_does_not_act_on(name: str, reason: str) -> None:
     assert parse_event(name.split(".")[0], "d-3", load_payload(name)) == Ignored(reason)
@@ -205,3 +205,35 @@ def test_a_push_to_a_configured_deploy_branch_is_a_push_event() -> None:
                         deploy_branches=("main", "release"))
 
     assert isinstance(event, PushEvent) and event.branch == "release"
+
+
+def test_check_run_rerequested_is_a_re_run_of_that_check() -> None:
+    event = parse_event("check_run", "d-7", load_payload("check_run.rerequested"))
+    assert isinstance(event, CheckRunEvent)
+    assert (event.action, event.check_run_id, event.name) == (CheckAction.RERUN, 4, "randscape")
+    assert event.repo.full_name == "github/hello-world" and event.installation_id == 1
+    assert event.head_sha == load_payload("check_run.rerequested")["check_run"]["head_sha"]
+    assert event_from_dict(event_to_dict(event)) == event
+
+
+def test_check_run_buttons_of_the_bot_are_actions_and_others_are_ignored() -> None:
+    pressed = parse_event("check_run", "d-8", load_payload("check_run.requested_action", {
+        "requested_action.identifier": "cancel", "check_run.external_id": "run-1"}))
+    assert isinstance(pressed, CheckRunEvent)
+    assert (pressed.action, pressed.external_id, pressed.pull_numbers) == (CheckAction.CANCEL, "run-1", (26764,))
+    assert pressed.sender == load_payload("check_run.requested_action")["sender"]["login"]
+    assert event_from_dict(event_to_dict(pressed)) == pressed
+    foreign = parse_event("check_run", "d-9", load_payload("check_run.requested_action"))
+    assert foreign == Ignored("check_run button 'lgtm|26764' is not one of the bot's")
+    assert parse_event("check_run", "d-10", load_payload("check_run.requested_action", {
+        "action": "created"})) == Ignored("check_run action 'created' is not handled")
+
+
+def test_check_suite_rerequested_names_the_head_and_its_pull_requests() -> None:
+    event = parse_event("check_suite", "d-11", load_payload("check_suite.rerequested"))
+    assert isinstance(event, CheckSuiteEvent)
+    assert (event.head_sha, event.pull_numbers, event.check_suite_id) == (HEAD_SHA, (2,), 118578147)
+    assert event.repo.full_name == "Codertocat/Hello-World" and event.installation_id == 957387
+    assert event_from_dict(event_to_dict(event)) == event
+    with pytest.raises(PayloadError, match="check_suite.head_sha"):
+        parse_event("check_suite", "d-12", load_payload("check_suite.rerequested", {"check_suite.head_sha": 7}))

@@ -213,6 +213,12 @@ class FakeGitHub(FakeHTTPServer):
             return [self._bodies().check_run(r) for r in self.state.check_runs.values()
                     if r.repo == repo and r.head_sha == sha]
 
+    def actions(self, check_run_id: int) -> list[dict[str, Any]]:
+        """The buttons (`actions`) check run `check_run_id` shows now (GitHub's REST answers leave
+        them out; the checks page shows them)."""
+        with self.lock:
+            return list(self.state.check_runs[check_run_id].actions)
+
     def statuses(self, repo: str, sha: str) -> list[dict[str, Any]]:
         """Every commit status set on `sha` of `repo`, oldest first."""
         with self.lock:

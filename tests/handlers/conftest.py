@@ -103,6 +103,26 @@ class Bot:
             "comment.user.type": "User", "sender.login": author, "installation.id": INSTALLATION_ID})
         return self.deliver("issue_comment", payload), comment["id"]
 
+    def press(self, check: dict[str, Any], *, by: str, button: str | None = None) -> requests.Response:
+        """A `check_run` webhook for `check`: its "Re-run" link, or the action `button` pressed."""
+        overrides: dict[str, Any] = {
+            "repository.full_name": REPO, "repository.name": REPO.split("/")[1],
+            "repository.clone_url": str(self.repo.root), "check_run.id": check["id"],
+            "check_run.name": check["name"], "check_run.head_sha": check["head_sha"],
+            "check_run.external_id": check["external_id"], "sender.login": by, "installation.id": INSTALLATION_ID}
+        if button is None:
+            return self.deliver("check_run", load_payload("check_run.rerequested", overrides))
+        overrides["requested_action.identifier"] = button
+        return self.deliver("check_run", load_payload("check_run.requested_action", overrides))
+
+    def rerun_suite(self, sha: str, *, by: str, number: int = PR) -> requests.Response:
+        """A `check_suite` `rerequested` webhook ("Re-run all checks") for head `sha`."""
+        return self.deliver("check_suite", load_payload("check_suite.rerequested", {
+            "repository.full_name": REPO, "repository.name": REPO.split("/")[1],
+            "repository.clone_url": str(self.repo.root), "check_suite.head_sha": sha,
+            "check_suite.pull_requests.0.number": number, "sender.login": by,
+            "installation.id": INSTALLATION_ID}))
+
     def checks(self, sha: str) -> dict[str, dict[str, Any]]:
         """The latest check run of each name on commit `sha`."""
         latest: dict[str, dict[str, Any]] = {}

@@ -45,6 +45,8 @@ SELECTED: dict[str, tuple[str, int, str | None]] = {
     "ping": ("ping", 2, None),
     "push": ("push", 4, None),
     "check_run.rerequested": ("check_run", 8, "rerequested"),
+    "check_run.requested_action": ("check_run", 6, "requested_action"),
+    "check_suite.rerequested": ("check_suite", 8, "rerequested"),
 }
 
 
