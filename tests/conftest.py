@@ -8,6 +8,8 @@ import pytest
 
 from tests.support.gitrepo import GitRepo
 
+pytest_plugins = ["tests.support.tiers"]  # which tiers ran, and why the others were skipped
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_MONOREPO = ROOT / "examples" / "kfp-monorepo"
 
