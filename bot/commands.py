@@ -39,7 +39,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> int:
 def render_plan(result: Plan) -> str:
     """The plan as a small human-readable report."""
     head = result.head[:10] if result.head else "working tree"
-    lines = [f"base {result.base[:10]} → head {head}"]
+    lines = [f"base {result.base[:10]} → head {head}", *(f"warning: {w}" for w in result.warnings)]
     if not result.pipelines:
         lines.append("No pipelines affected.")
         return "\n".join(lines)

@@ -59,14 +59,31 @@ def _template_pipelines(snapshot: Snapshot, config: RepoConfig) -> dict[str, Pip
 
 
 def discover_shared_components(snapshot: Snapshot, config: RepoConfig) -> dict[str, Component]:
-    """Every shared component (direct subfolder of `components_dir`), by name (sorted)."""
-    files, _ = _tree(snapshot.paths(), config.components_dir)
+    """Every shared component, by name (sorted): a folder under `components_dir` with a component
+    spec or a Dockerfile, at any depth (`components/misc/container_components/x/`) but not inside
+    another component. A nested one is named by its path below `components_dir` when its folder
+    name is taken."""
+    top = f"{config.components_dir}/"
+    by_folder: dict[str, set[str]] = {}
+    for path in snapshot.paths():
+        if path.startswith(top):
+            folder, _, name = path.rpartition("/")
+            if name in SPEC_FILES or name == DOCKERFILE:
+                by_folder.setdefault(folder, set()).add(name)
     shared: dict[str, Component] = {}
-    for name in sorted(files):
-        component = _component(name, f"{config.components_dir}/{name}", files[name], config, pipeline=None)
+    taken: list[str] = []
+    for folder in sorted(by_folder, key=lambda f: (f.count("/"), f)):
+        if folder + "/" == top or any(folder.startswith(f"{outer}/") for outer in taken):
+            continue
+        relative = folder[len(top):]
+        name = relative.rsplit("/", 1)[-1]
+        if name in shared:
+            name = relative.replace("/", "-")
+        component = _component(name, folder, by_folder[folder], config, pipeline=None)
         if component is not None:
             shared[name] = component
-    return shared
+            taken.append(folder)
+    return dict(sorted(shared.items()))
 
 
 def pipeline_file_candidates(name: str) -> tuple[str, ...]:

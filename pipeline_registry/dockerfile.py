@@ -153,6 +153,8 @@ def _sources(instruction: str, args: str, variables: dict[str, str]) -> list[str
 
 def context_dir(component: Component, config: RepoConfig) -> str:
     """The build context folder of a component, repository-relative ("" = the repository root)."""
+    if component.build_context is not None:
+        return component.build_context
     return "" if config.build_context is BuildContext.REPOSITORY else component.path
 
 

@@ -18,15 +18,18 @@ from pipeline_registry.compile_env import compile_environment
 from pipeline_registry.declared import matching_files
 from pipeline_registry.discovery import SPEC_FILES, discover_pipelines, discover_shared_components
 from pipeline_registry.errors import ConfigError
-from pipeline_registry.dockerfile import ImageContext, cached_copy_sources, context_dir, dockerignore_path, is_parsed
+from pipeline_registry.dockerfile import ImageContext, cached_copy_sources, select, context_dir, dockerignore_path, is_parsed
 from pipeline_registry.globs import GlobSet, IgnoreRules
 from pipeline_registry.imports import ImportGraph
-from pipeline_registry.models import Component, Pipeline
+from pipeline_registry.inline_images import DOCKERFILE, cached_named_images, configured_images, detected_images, \
+    is_named, missing_copy_warnings
+from pipeline_registry.models import INLINE_PREFIX, Component, Pipeline
 from pipeline_registry.python_path import expand_folders, installed_packages, package_roots
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
 from pipeline_registry.snapshot import Snapshot, read_many
 
 _SPEC_SUFFIXES = tuple(f"/{name}" for name in SPEC_FILES)
+NESTED_PROJECT_FILES = ("pyproject.toml", "poetry.lock", "Pipfile", "Pipfile.lock", "setup.cfg", "setup.py")
 # Properties that depend only on the file listing and the configuration.
 _STRUCTURE = ("sorted_paths", "pipelines", "shared", "components", "owner", "component_dirs", "pipeline_files",
               "own_files", "declared_files")
@@ -48,6 +51,7 @@ class RepoGraph:
         self._contexts: dict[str, ImageContext | None] = {}
         self._inputs: dict[str, frozenset[str]] = {}
         self._loads: dict[str, dict[str, str]] = {}
+        self._used: dict[str, frozenset[str]] = {}
         # Content hash of each component's image, by folder (filled by `hashing.component_hash`).
         self.hashes: dict[str, str | None] = {}
         self._ignored: dict[str, bool] = {}
@@ -197,6 +201,15 @@ class RepoGraph:
         pattern = self._global.match(path)
         return f"global file (matches global_files pattern '{pattern}')" if pattern else None
 
+    def project_of(self, path: str) -> tuple[str, ...]:
+        """Pipelines below the folder of a nested project file (`pipelines/pyproject.toml`,
+        `Pipfile`, `requirements*.txt`): the sub-project whose environment it declares."""
+        folder, name = posixpath.split(path)
+        if not self.config.declares_pipelines or not folder or not (name in NESTED_PROJECT_FILES or (name.startswith("requirements") and name.endswith(".txt"))):
+            return ()
+        return tuple(sorted({n for file, names in self.pipeline_files.items()
+                             if file.startswith(f"{folder}/") for n in names}))
+
     def ignored(self, path: str) -> bool:
         """True when `path` matches `ignore` (documentation and the like) and is not global."""
         known = self._ignored.get(path)
@@ -208,7 +221,7 @@ class RepoGraph:
     def preload_dockerfiles(self) -> None:
         """Parse every component Dockerfile not parsed before, reading them in one stream."""
         missing = [c.dockerfile for c in self.components.values()
-                   if c.dockerfile and c.path not in self._contexts]
+                   if c.dockerfile and c.key not in self._contexts]
         digests = {path: self.snapshot.digest(path) for path in missing}
         unread = [p for p, d in digests.items() if d is not None and not is_parsed(d)]
         for path, text in read_many(self.snapshot, unread).items():
@@ -216,13 +229,13 @@ class RepoGraph:
 
     def image_context(self, component: Component) -> ImageContext | None:
         """How docker builds the component (None without a Dockerfile)."""
-        if component.path in self._contexts:
-            return self._contexts[component.path]
+        if component.key in self._contexts:
+            return self._contexts[component.key]
         twin = self._twin
         if twin is not None and component.dockerfile and self._same_file(component.dockerfile):
             theirs = twin.image_context(component)
             if theirs is None or theirs.dockerignore_file is None or self._same_file(theirs.dockerignore_file):
-                self._contexts[component.path] = theirs
+                self._contexts[component.key] = theirs
                 return theirs
         context: ImageContext | None = None
         digest = self.snapshot.digest(component.dockerfile) if component.dockerfile else None
@@ -234,16 +247,16 @@ class RepoGraph:
             rules = IgnoreRules((self.snapshot.read(ignore_file) or b"").decode(errors="replace")) \
                 if ignore_file else None
             context = ImageContext(component, component.dockerfile, folder, sources, ignore_file, rules)
-        self._contexts[component.path] = context
+        self._contexts[component.key] = context
         return context
 
     def image_inputs(self, component: Component) -> frozenset[str]:
         """Every file that goes into the component's image, minus ignored ones."""
-        known = self._inputs.get(component.path)
+        known = self._inputs.get(component.key)
         if known is None:
             context = self.image_context(component)
             found = context.inputs(self.sorted_paths) if context else frozenset()
-            known = self._inputs[component.path] = frozenset(
+            known = self._inputs[component.key] = frozenset(
                 p for p in found if p in self.paths and (p == component.dockerfile or not self.ignored(p)))
         return known
 
@@ -310,11 +323,56 @@ class RepoGraph:
                 if (hits := {f: how for f, how in loaded.items() if f in folders and self.owner.get(f) != name})}
 
     def components_of(self, name: str) -> tuple[Component, ...]:
-        """The pipeline's own components, then the discovered components it loads from elsewhere."""
+        """The pipeline's own components, the discovered components it loads from elsewhere, then
+        the images it names inline."""
         pipeline = self.pipelines[name]
         own = {c.path for c in pipeline.components}
         loaded = [self.components[f] for f in sorted(self.loads(name)) if f in self.components and f not in own]
-        return (*pipeline.components, *loaded)
+        inline = [self.inline_images[image] for image in sorted(self.used_images(name)) if image in self.inline_images]
+        return (*pipeline.components, *loaded, *inline)
+
+    def component_at(self, key: str) -> Component | None:
+        """The component known by `key` (a folder, or `image:<name>`)."""
+        if key.startswith(INLINE_PREFIX):
+            return self.inline_images.get(key[len(INLINE_PREFIX):])
+        return self.components.get(key)
+
+    # -- images named inline ------------------------------------------------------------------
+    def used_images(self, name: str) -> frozenset[str]:
+        """Image names the pipeline's file, or a repository module it imports, gives inline."""
+        known = self._used.get(name)
+        if known is None:
+            pipeline_file = self.pipelines[name].pipeline_file
+            files = [pipeline_file, *self.imports.closure([pipeline_file])] if pipeline_file else []
+            digests = {path: self.snapshot.digest(path) for path in files}
+            texts = read_many(self.snapshot, [p for p, d in digests.items() if d and not is_named(d)])
+            known = self._used[name] = frozenset().union(*(
+                cached_named_images(digest, texts.get(path, b"")) for path, digest in digests.items() if digest))
+        return known
+
+    @cached_property
+    def inline_images(self) -> dict[str, Component]:
+        """Image name -> the component building it: `images:` entries, and (for declared layouts)
+        names whose last segment is one Dockerfile's folder."""
+        found = configured_images(self.config, self.paths)
+        if self.config.declares_pipelines:
+            used = set().union(*(self.used_images(name) for name in self.pipelines)) - set(found)
+            claimed = {c.dockerfile for c in found.values()}
+            dockerfiles = [p for p in self.sorted_paths if posixpath.basename(p) == DOCKERFILE and p not in claimed]
+            found.update(detected_images(used, dockerfiles, self.config))
+        return found
+
+    def copy_warnings(self, component: Component) -> list[str]:
+        """A warning per `COPY` source of the component's Dockerfile that its build context lacks."""
+        context = self.image_context(component)
+        if context is None:
+            return []
+        return missing_copy_warnings(component, context.sources, self.sorted_paths, context.context, select)
+
+    def image_users(self, key: str) -> tuple[str, ...]:
+        """Pipelines that use the inline image known by `key` (`image:<name>`)."""
+        image = key[len(INLINE_PREFIX):]
+        return tuple(name for name in self.pipelines if image in self.used_images(name))
 
     def describe_component(self, folder: str) -> str:
         """`shared component 'notify'`, `component 'train' of pipeline 'x'`, or the folder."""

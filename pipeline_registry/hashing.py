@@ -32,8 +32,8 @@ def image_tag(hash_: str) -> str:
 
 def component_hash(graph: RepoGraph, component: Component) -> str | None:
     """The content hash of a component's image in this snapshot (None without a Dockerfile)."""
-    known = graph.hashes.get(component.path)
-    if known is not None or component.path in graph.hashes:
+    known = graph.hashes.get(component.key)
+    if known is not None or component.key in graph.hashes:
         return known
     context = graph.image_context(component)
     result: str | None = None
@@ -44,7 +44,7 @@ def component_hash(graph: RepoGraph, component: Component) -> str | None:
             if blob is not None:
                 pairs.append((context.relative(path) or path, blob))
         result = content_hash(pairs, graph.config.build_context)
-    graph.hashes[component.path] = result
+    graph.hashes[component.key] = result
     return result
 
 
@@ -66,7 +66,7 @@ def component_plan(component: Component, head: RepoGraph, base: RepoGraph | None
     image = image_ref(component, hash_)
     if image is None:
         return ComponentPlan(component=component, image=None, content_hash=None, rebuild=False)
-    before = base.components.get(component.path) if base is not None else None
+    before = base.component_at(component.key) if base is not None else None
     if unchanged and before is not None and before.image_repository == component.image_repository \
             and before.dockerfile is not None:
         return ComponentPlan(component=component, image=image, content_hash=hash_, rebuild=False)

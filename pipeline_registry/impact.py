@@ -19,7 +19,7 @@ from typing import Iterable
 
 from pipeline_registry.dockerfile import select
 from pipeline_registry.graph import RepoGraph
-from pipeline_registry.models import ReasonKind
+from pipeline_registry.models import INLINE_PREFIX, ReasonKind
 
 ReasonMap = dict[tuple[str, ReasonKind], str]
 Hit = tuple[str, ReasonKind, str]
@@ -55,6 +55,8 @@ def affected_pipelines(graph: RepoGraph, changed: Iterable[str]) -> Impact:
                 add(name, path, ReasonKind.GLOBAL_FILE, why)
         for name in graph.pipelines_of(path):
             add(name, path, ReasonKind.PIPELINE_FOLDER, _folder_detail(graph, name, path))
+        for name in graph.project_of(path):
+            add(name, path, ReasonKind.GLOBAL_FILE, f"declares the project of {graph.pipelines[name].pipeline_file}")
 
     hits: dict[str, list[Hit]] = defaultdict(list)
     for path in relevant:
@@ -76,6 +78,11 @@ def affected_pipelines(graph: RepoGraph, changed: Iterable[str]) -> Impact:
             for path, kind, detail in hits[folder]:
                 if kind is not ReasonKind.SHARED_COMPONENT:
                     add(owner, path, kind, detail)
+    for key in sorted(k for k in hits if k.startswith(INLINE_PREFIX)):
+        found = hits.pop(key)
+        for name in graph.image_users(key):
+            for path, kind, detail in found:
+                add(name, path, kind, detail)
     if hits:
         for name, loaded in sorted(graph.loaders(set(hits)).items()):
             pipeline_file = graph.pipelines[name].pipeline_file
@@ -107,7 +114,7 @@ def _image_hits(graph: RepoGraph, relevant: list[str]) -> dict[str, list[Hit]]:
     changed = set(relevant)
     selected: dict[tuple[str, str], list[str]] = {}
     found: dict[str, list[Hit]] = {}
-    for component in sorted(graph.components.values(), key=lambda c: c.path):
+    for component in sorted((*graph.components.values(), *graph.inline_images.values()), key=lambda c: c.key):
         context = graph.image_context(component)
         if context is None:
             continue
@@ -125,7 +132,7 @@ def _image_hits(graph: RepoGraph, relevant: list[str]) -> dict[str, list[Hit]]:
                     matched[path] = f"copied into image of component '{component.name}' by " \
                                     f"{context.dockerfile}:{source.line}"
         if matched:
-            found[component.path] = [(p, ReasonKind.IMAGE_INPUT, d) for p, d in sorted(matched.items())]
+            found[component.key] = [(p, ReasonKind.IMAGE_INPUT, d) for p, d in sorted(matched.items())]
     return found
 
 

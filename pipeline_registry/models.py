@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+INLINE_PREFIX = "image:"
+
+
 @dataclass(frozen=True)
 class Component:
     """One component folder: `pipelines/<pipeline>/<name>/` or `components/<name>/`."""
@@ -22,6 +25,17 @@ class Component:
     spec_file: str | None = None
     dockerfile: str | None = None
     image_repository: str | None = None
+    # The build context folder when it is the component's own ("" = the repository root);
+    # None follows `build_context` of `.kfp-bot.yaml`.
+    build_context: str | None = None
+    # An image named inline in pipeline code (`images:`), built from the Dockerfile in `path`.
+    inline: bool = False
+
+    @property
+    def key(self) -> str:
+        """What the component's image is known by: its folder, or `image:<name>` for an inline image
+        (whose Dockerfile folder may also be a component of its own)."""
+        return f"{INLINE_PREFIX}{self.image_repository}" if self.inline else self.path
 
     @property
     def builds_image(self) -> bool:
@@ -150,6 +164,8 @@ class Plan:
     base: str
     head: str | None
     pipelines: tuple[PipelinePlan, ...] = field(default_factory=tuple)
+    # Problems that do not stop the plan but make it less exact (a COPY source that is missing).
+    warnings: tuple[str, ...] = ()
 
     def get(self, name: str) -> PipelinePlan | None:
         return next((p for p in self.pipelines if p.name == name), None)
@@ -159,6 +175,7 @@ class Plan:
             "base": self.base,
             "head": self.head,
             "pipelines": [p.to_json() for p in self.pipelines],
+            "warnings": list(self.warnings),
         }
 
 

@@ -43,9 +43,11 @@ def plan_change(repo_dir: Path, base: str, head: str | None = None) -> Plan:
         if all(c.change.status is ChangeStatus.MODIFIED for c in changes):
             base_graph.share_structure(head_graph)
         pipelines = plan_pipelines(base_graph, head_graph, tuple(c.change for c in changes))
+        warnings = tuple(dict.fromkeys(w for p in pipelines for c in p.components if c.image
+                                       for w in head_graph.copy_warnings(c.component)))
     finally:
         base_snapshot.close()
-    return Plan(base=base_sha, head=head_sha, pipelines=pipelines)
+    return Plan(base=base_sha, head=head_sha, pipelines=pipelines, warnings=warnings)
 
 
 def _base_config(snapshot: Snapshot, fallback: RepoConfig) -> RepoConfig:
@@ -88,7 +90,7 @@ def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, 
         if not reasons:
             continue
         change = PipelineChange.ADDED if name not in base.pipelines else PipelineChange.MODIFIED
-        components = tuple(component_plan(c, head, base, unchanged=touched is not None and c.path not in touched)
+        components = tuple(component_plan(c, head, base, unchanged=touched is not None and c.key not in touched)
                            for c in head.components_of(name))
         pipeline = head.pipelines[name]
         plans.append(PipelinePlan(name=name, change=change, reasons=reasons, components=components,

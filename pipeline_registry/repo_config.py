@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from pipeline_registry.errors import ConfigError
-from pipeline_registry.layout_config import PipelineSource
+from pipeline_registry.layout_config import ImageSource, PipelineSource
 from pipeline_registry.yamlfile import YamlDocument, parse_yaml, validate_model
 
 CONFIG_FILE = ".kfp-bot.yaml"
@@ -102,6 +102,8 @@ class RepoConfig(_Strict):
     # Other layouts: where the pipelines are, when not in `pipelines_dir/<name>/`.
     pipeline_files: tuple[PipelineSource, ...] = ()
     exclude: tuple[str, ...] = ()
+    # Images named inline in pipeline code -> the Dockerfile (and build context) that builds them.
+    images: dict[str, ImageSource] = Field(default_factory=dict)
     # Line of each key of the file, by key path: errors found after validation name it too.
     _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)
 

@@ -78,12 +78,13 @@ class Repository:
         return self.graph.components_of(name)
 
     def component_images(self, name: str) -> dict[str, str]:
-        """Component folder -> full image reference with its content tag, for components with an image."""
+        """Component folder (`image:<name>` for an inline image) -> full image reference with its
+        content tag, for components with an image."""
         images: dict[str, str] = {}
         for component in self.components_of(name):
             ref = image_ref(component, component_hash(self.graph, component))
             if ref is not None:
-                images[component.path] = ref
+                images[component.key] = ref
         return images
 
     def image_inputs(self, component: Component) -> frozenset[str]:

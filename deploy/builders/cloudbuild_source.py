@@ -30,7 +30,7 @@ from google.cloud.devtools import cloudbuild_v1
 
 from deploy.compiler.images import substitute_images
 from deploy.errors import BuildError
-from pipeline_registry.models import ComponentPlan
+from pipeline_registry.models import INLINE_PREFIX, ComponentPlan
 from pipeline_registry.repository import Repository
 
 DRIVER = Path(__file__).resolve().parents[1] / "compiler" / "driver.py"
@@ -91,9 +91,27 @@ def compile_overlay(repo_dir: Path, images: Mapping[str, str]) -> dict[str, str]
                 target = scratch / folder / spec.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(spec, target)
+        for relative in _naming_inline(Path(repo_dir), images):
+            (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(repo_dir) / relative, scratch / relative)
         for changed in substitute_images(scratch, images):
             overlay[changed] = (scratch / changed).read_text(encoding="utf-8")
     return overlay
+
+
+def _naming_inline(repo_dir: Path, images: Mapping[str, str]) -> list[str]:
+    """Python files of the checkout that name an inline image of `images` (to get the built one)."""
+    names = [key[len(INLINE_PREFIX):].encode() for key in images if key.startswith(INLINE_PREFIX)]
+    if not names:
+        return []
+    found = []
+    for path in sorted(repo_dir.rglob("*.py")):
+        relative = path.relative_to(repo_dir)
+        if ".git" in relative.parts or path.is_symlink() or not path.is_file():
+            continue
+        if any(name in path.read_bytes() for name in names):
+            found.append(relative.as_posix())
+    return found
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from typing import Mapping
 import yaml
 
 from deploy.errors import CompileError
+from pipeline_registry.inline_images import reference_pattern
+from pipeline_registry.models import INLINE_PREFIX
 
 SPEC_NAMES = ("component.yaml", "component.yml")
 
@@ -22,10 +24,15 @@ SPEC_NAMES = ("component.yaml", "component.yml")
 def substitute_images(root: Path, images: Mapping[str, str]) -> tuple[str, ...]:
     """Rewrite the image of each component folder's spec under `root`; return the specs changed.
 
-    `images` maps repository-relative component folders to full image references.
+    `images` maps repository-relative component folders to full image references; an
+    `image:<name>` key is an image named inline in Python code, replaced in every Python file
+    that names it (with any tag).
     """
-    changed = []
+    inline = {key[len(INLINE_PREFIX):]: ref for key, ref in images.items() if key.startswith(INLINE_PREFIX)}
+    changed = list(substitute_inline(root, inline)) if inline else []
     for folder, image in sorted(images.items()):
+        if folder.startswith(INLINE_PREFIX):
+            continue
         spec = _spec_file(root, folder)
         rel = spec.relative_to(root).as_posix()
         try:
@@ -41,6 +48,24 @@ def substitute_images(root: Path, images: Mapping[str, str]) -> tuple[str, ...]:
             spec.unlink()
         spec.write_text(yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True), encoding="utf-8")
         changed.append(rel)
+    return tuple(changed)
+
+
+def substitute_inline(root: Path, images: Mapping[str, str]) -> tuple[str, ...]:
+    """Replace inline image names (any tag) by the built references in the Python files under `root`."""
+    patterns = [(reference_pattern(name), name.encode(), ref) for name, ref in sorted(images.items())]
+    changed = []
+    for path in sorted(root.rglob("*.py")):
+        if path.is_symlink() or not path.is_file():
+            continue  # a link would carry the edit out of the scratch copy
+        data = path.read_bytes()
+        if not any(needle in data for _, needle, _ in patterns):
+            continue
+        text = data.decode("utf-8", "surrogateescape")
+        for pattern, _, ref in patterns:
+            text = pattern.sub(ref, text)
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        changed.append(path.relative_to(root).as_posix())
     return tuple(changed)
 
 

@@ -515,3 +515,23 @@ def test_kfp_1_8_pipeline_body_failing_in_the_compiler(git_repo: GitRepo, tmp_pa
     # kfp 1.8 calls the pipeline function only when compiling.
     assert caught.value.message == (f"{DEMO_FILE}: line 15: the kfp compiler failed: "
                                     "RuntimeError: bucket not configured")
+
+
+def test_images_named_inline_are_replaced_by_the_built_ones(git_repo: GitRepo, compile_cache: Path,
+                                                            tmp_path: Path) -> None:
+    from deploy.pipelines import RepositoryCompiler
+    from pipeline_registry.repository import Repository
+    from tests.pipeline_registry.layouts.components import FILES, REGISTRY
+
+    for path, text in FILES.items():
+        git_repo.write(path, text)
+    git_repo.append(".kfp-bot.yaml", "compile: {use_project_files: false}\n")  # the bot's own kfp 2
+    git_repo.commit("shape 4")
+    images = Repository.open(git_repo.root).component_images("training")
+    assert sorted(images) == [f"image:{REGISTRY}/data-quality", f"image:{REGISTRY}/trainer"]
+
+    compiled = RepositoryCompiler(compile_cache).compile(git_repo.root, "training", None, tmp_path / "out")
+
+    assert sorted(compiled.images) == sorted(images.values())
+    assert all(":content-" in ref for ref in compiled.images)
+    assert "data-quality:latest" in (git_repo.root / "pipelines/images.py").read_text()  # the checkout is untouched
