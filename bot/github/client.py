@@ -1,7 +1,7 @@
 """Authenticated PyGithub clients for the bot: one per App installation, or one for a token.
 
 This is where settings become `github.Github` objects and where every GitHub call is guarded:
-PyGithub's `GithubRetry` (configured by `RetryPolicy`, see `WriteSafeRetry`) retries 5xx answers
+PyGithub's `GithubRetry` (configured by `RetryPolicy`, see `bot.github.retry`) retries 5xx answers
 of reads and edits, and rate limits (waiting for `Retry-After` or `x-ratelimit-reset`, bounded),
 with backoff; a POST that got a 5xx or lost its answer is never retried blindly, since GitHub may
 have done it (the reporter looks it up first). Whatever still fails becomes one `GitHubError`
@@ -15,30 +15,24 @@ expires; concurrent workers share it.
 from __future__ import annotations
 
 import enum
-import logging
 import re
 import threading
-import time
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 from urllib.parse import urlparse
 
 import github
 import requests
-from github import Auth, Consts, GithubException, GithubIntegration, GithubRetry
+from github import Auth, Consts, GithubException, GithubIntegration
 from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Repository import Repository
-from urllib3.response import BaseHTTPResponse
-from urllib3.util.retry import Retry
-from urllib3.util.util import reraise
 
 from bot.config import ConfigurationError, Settings
+from bot.github.retry import RetryPolicy, WriteNotRepeated, WriteSafeRetry
 from handlers.models import RepoRef
 from pipeline_registry.errors import KfpBotError
 
 T = TypeVar("T")
-log = logging.getLogger("kfp_bot.github")
+__all__ = ["GitHubClients", "GitHubError", "GitHubMode", "GitHubRateLimited", "RetryPolicy", "WriteSafeRetry"]
 
 # Anything that looks like a GitHub credential is cut from error messages, whatever produced them.
 _SECRET_PATTERNS = (re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{10,}"), re.compile(r"\bgithub_pat_[A-Za-z0-9_]{10,}"),
@@ -66,94 +60,11 @@ class GitHubRateLimited(GitHubError, ConnectionError):
     (a `ConnectionError`, so a Pub/Sub push answers 503 and the message is redelivered)."""
 
 
-class WriteSafeRetry(GithubRetry):
-    """`GithubRetry` that never repeats a write GitHub may have done, and bounds rate-limit waits.
-
-    - A POST answered with a 5xx, or whose answer was lost (read timeout, dropped connection),
-      is not retried here: GitHub may have created the comment or check run already, so the
-      caller looks it up before creating again. Reads and PATCHes are retried as usual.
-    - 403 and 429 rate limits (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api):
-      wait `Retry-After` seconds when given; else, with `x-ratelimit-remaining: 0`, until
-      `x-ratelimit-reset`; else a 429 waits `secondary_rate_wait` ("at least one minute"), and a
-      403 is left to `GithubRetry` (which reads the message). A wait longer than
-      `max_rate_limit_wait` raises `RateLimitExceededExceedsMaxWait` at once.
-    """
-
-    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        if method.upper() == "POST" and status_code >= 500:
-            return False  # GitHub may have done it: the caller looks before writing again
-        return super().is_retry(method, status_code, has_retry_after)
-
-    def increment(self, method: str | None = None, url: str | None = None,  # type: ignore[override]
-                  response: BaseHTTPResponse | None = None, error: Exception | None = None,
-                  _pool: Any = None, _stacktrace: TracebackType | None = None) -> Retry:
-        if error is not None and (method or "").upper() == "POST" and self._is_read_error(error):
-            raise reraise(type(error), error, _stacktrace)  # sent, answer lost: maybe done
-        if response is not None and response.status in (403, 429):
-            wait = _rate_limit_wait(response, self.secondary_rate_wait)
-            if wait is not None:
-                if self.max_rate_limit_wait is not None and wait > self.max_rate_limit_wait:
-                    raise RateLimitExceededExceedsMaxWait(response.status, _reason(response),
-                                                          dict(response.headers), wait=wait)
-                log.info("GitHub rate limit on %s %s (%s): waiting %.0f s", method, url, response.status, wait)
-                retry = Retry.increment(self, method, url, response, error, _pool, _stacktrace)
-                retry.get_backoff_time = lambda: wait  # type: ignore[method-assign]
-                return retry
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-def _rate_limit_wait(response: BaseHTTPResponse, secondary_wait: float) -> float | None:
-    """Seconds GitHub asks to wait before retrying, or None when the headers do not say."""
-    headers = response.headers
-    retry_after = headers.get("Retry-After")
-    if retry_after is not None and retry_after.strip().isdigit():
-        return float(retry_after)
-    reset = headers.get("X-RateLimit-Reset")
-    if headers.get("X-RateLimit-Remaining") == "0" and reset is not None and reset.strip().isdigit():
-        return max(float(reset) - time.time(), 0.0) + 1  # the reset falls somewhere in that second
-    if response.status == 429:
-        return secondary_wait
-    return None  # a 403: GithubRetry decides from the message whether it is a rate limit
-
-
-def _reason(response: BaseHTTPResponse) -> str:
-    return f"rate limited ({response.status})"
-
-
 class GitHubMode(enum.Enum):
     """How the bot authenticates: as a GitHub App installation, or with one token."""
 
     APP = "app"
     TOKEN = "token"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to insist before giving up: `GithubRetry` settings, small in tests.
-
-    Waits longer than `max_rate_limit_wait` (KFP_BOT_GITHUB_MAX_RATE_LIMIT_WAIT) for a rate limit
-    give up at once with `GitHubRateLimited` rather than holding a worker for most of an hour: the
-    step is retried later (Pub/Sub redelivers it, with its own backoff).
-    """
-
-    total: int = 5
-    backoff_factor: float = 1.0
-    backoff_max: float = 60.0
-    max_rate_limit_wait: float = 60.0
-    secondary_rate_wait: float = 60.0
-
-    def build(self) -> GithubRetry:
-        """A fresh `WriteSafeRetry`: 5xx (not for POST), 429 and rate-limited 403 answers are retried.
-
-        PATCH is retried too (urllib3 leaves it out): the bot only PATCHes whole check runs and
-        comment bodies, which is idempotent. POST stays allowed for rate limits, which GitHub
-        answers before doing anything.
-        """
-        return WriteSafeRetry(total=self.total, backoff_factor=self.backoff_factor, backoff_max=self.backoff_max,
-                           max_rate_limit_wait=self.max_rate_limit_wait,
-                           secondary_rate_wait=self.secondary_rate_wait,
-                           status_forcelist=list(range(500, 600)) + [429],
-                           allowed_methods=Retry.DEFAULT_ALLOWED_METHODS | {"GET", "POST", "PATCH"})
 
 
 class GitHubClients:
@@ -260,7 +171,12 @@ class GitHubClients:
             raise GitHubError(_scrub(f"GitHub: {what} failed: {_describe(exc)}"), status=exc.status,
                               hint=_hint(exc.status, self.mode)) from exc
         except requests.exceptions.RetryError as exc:
-            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            cause = exc.args[0] if exc.args else None
+            if isinstance(cause, WriteNotRepeated):
+                raise GitHubError(_scrub(f"GitHub: {what} failed: {cause.status} (a write is not repeated "
+                                         "blindly: GitHub may have done it)"), status=cause.status,
+                                  hint="GitHub may be having an outage") from exc
+            reason = getattr(cause, "reason", None)
             raise GitHubError(_scrub(f"GitHub: {what} failed after {self.retry.total} retries: "
                                      f"{reason or exc}"), hint="GitHub may be having an outage") from exc
         except requests.exceptions.RequestException as exc:

@@ -40,14 +40,14 @@ import logging
 import threading
 import zlib
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
 from github.Repository import Repository
 
+from bot.github import lookups
 from bot.github.client import GitHubClients, GitHubError, GitHubMode
 from handlers import messages
 from handlers.messages import HeadNote, HeadOutcome
@@ -109,6 +109,7 @@ class GitHubReporter:
         self.reaction = reaction
         self.clock = clock or UtcClock()
         self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
+        self.author = lookups.Authorship(bot_login, clients.app_id, self.mode is GitHubMode.APP)
 
     # -- Reporter --------------------------------------------------------------------------
 
@@ -124,17 +125,17 @@ class GitHubReporter:
                          messages.status_description(run), messages.web_url(run.url))
             return
         status, conclusion = CHECK_STATES[run.state]
-        fields = {"status": status, "external_id": run.id, "started_at": _utc(run.created_at),
+        fields = {"status": status, "external_id": run.id, "started_at": lookups.utc(run.created_at),
                   "output": {"title": messages.check_title(run), "summary": messages.check_summary(run)},
                   "actions": messages.check_actions(run)}
         if conclusion:
-            fields.update(conclusion=conclusion, completed_at=_utc(run.updated_at))
+            fields.update(conclusion=conclusion, completed_at=lookups.utc(run.updated_at))
         url = messages.web_url(run.url)
         if url:
             fields["details_url"] = url
         key = f"{run.repo}@{run.sha}/{name}/{run.id}"
         self._upsert_check(run.repo, run.installation_id, run.sha, name, key, fields,
-                           find=lambda check: self._ours(check) and check.external_id == run.id,
+                           find=lambda check: self.author.owns(check) and check.external_id == run.id,
                            may_create=lambda: not self._superseded(run))
 
     def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
@@ -150,14 +151,14 @@ class GitHubReporter:
         latest = messages.latest_runs(runs)
         started = min((r.created_at for r in latest), default=self.clock.now())
         fields: dict[str, Any] = {"status": status, "external_id": f"{repo.full_name}@{sha}",
-                                  "started_at": _utc(started),
+                                  "started_at": lookups.utc(started),
                                   "output": {"title": messages.head_title(runs, note),
                                              "summary": messages.head_summary(runs, note)}}
         if conclusion:
             finished = max((r.updated_at for r in latest), default=self.clock.now())
-            fields.update(conclusion=conclusion, completed_at=_utc(finished))
+            fields.update(conclusion=conclusion, completed_at=lookups.utc(finished))
         self._upsert_check(repo.full_name, installation_id, sha, name, f"{repo.full_name}@{sha}/{name}", fields,
-                           find=self._ours, may_create=lambda: True)
+                           find=self.author.owns, may_create=lambda: True)
 
     def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run],
                      installation_id: int | None) -> None:
@@ -171,13 +172,13 @@ class GitHubReporter:
             if stored and self._edit_comment(gh, int(stored), body, what):
                 return
             found = self.clients.call(f"looking for the kfp-bot comment on {key}",
-                                      lambda: self._find_comment(gh, number))
+                                      lambda: lookups.summary_comment(gh, number, self.author))
             if found is not None and self._edit_comment(gh, found, body, what):
                 self.store.set_external(COMMENT_SCOPE, key, str(found))
                 return
             created = self._create_once(f"commenting on {key}",
                                         lambda: gh.get_issue(number).create_comment(body).id,
-                                        lambda: self._find_comment(gh, number))
+                                        lambda: lookups.summary_comment(gh, number, self.author))
             self.store.set_external(COMMENT_SCOPE, key, str(created))
 
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
@@ -193,7 +194,7 @@ class GitHubReporter:
         since = datetime.now(timezone.utc) - _CLOCK_SKEW
         self._create_once(f"replying on {repo.full_name}#{number}",
                           lambda: gh.get_issue(number).create_comment(body).id,
-                          lambda: self._find_reply(gh, number, body, since))
+                          lambda: lookups.reply(gh, number, body, since, self.author))
 
     # -- check runs ------------------------------------------------------------------------
 
@@ -207,7 +208,7 @@ class GitHubReporter:
             check_id = int(stored) if stored else None
             last_status = self.store.get_external(CHECK_STATUS_SCOPE, key)
             if check_id is None:
-                found = self.clients.call(f"looking for {where}", lambda: _find_check(gh, sha, name, find))
+                found = self.clients.call(f"looking for {where}", lambda: lookups.check_run(gh, sha, name, find))
                 if found is not None:
                     check_id, last_status = found.id, found.status
             # A completed check run cannot be reopened on GitHub: a new one takes its place.
@@ -230,7 +231,7 @@ class GitHubReporter:
 
             created = self._create_once(
                 f"creating {where}", lambda: gh.create_check_run(name=name, head_sha=sha, **fields).id,
-                lambda: _found_id(_find_check(gh, sha, name, created_already)))
+                lambda: _found_id(lookups.check_run(gh, sha, name, created_already)))
             self._remember_check(key, created, fields["status"])
 
     def _remember_check(self, key: str, check_id: int, status: str) -> None:
@@ -244,14 +245,10 @@ class GitHubReporter:
         gh = self.clients.repo(repo_name, installation_id)
         extra = {"target_url": target_url} if target_url else {}
 
-        def find() -> int | None:
-            newest = next((s for s in gh.get_commit(sha).get_statuses() if s.context == context), None)
-            same = newest is not None and (newest.state, newest.description) == (state, description)
-            return newest.id if same else None
-
         self._create_once(f"setting commit status '{context}' on {repo_name}@{sha[:12]}",
                           lambda: gh.get_commit(sha).create_status(state=state, description=description,
-                                                                   context=context, **extra), find)
+                                                                   context=context, **extra),
+                          lambda: lookups.status(gh, sha, context, state, description))
 
     def _create_once(self, what: str, create: Callable[[], T], find: Callable[[], T | None]) -> T:
         """Create a remote object; when GitHub answered a 5xx or nothing, it may exist already:
@@ -278,31 +275,6 @@ class GitHubReporter:
                 return False
             raise
 
-    def _find_reply(self, gh: Repository, number: int, body: str, since: datetime) -> int | None:
-        """A reply with exactly `body` by the bot, written since `since` (a reply carries no marker)."""
-        for comment in gh.get_issue(number).get_comments(since=_utc(since)):
-            if comment.body == body and self._by_bot(comment):
-                return comment.id
-        return None
-
-    def _by_bot(self, comment: IssueComment) -> bool:
-        """Written by `bot_login` and, in App mode, by this App."""
-        if self.bot_login and comment.user.login.lower() != self.bot_login.lower():
-            return False
-        if self.mode is GitHubMode.APP and self.clients.app_id is not None:
-            app = comment.performed_via_github_app
-            if app is None or app.id != self.clients.app_id:
-                return False
-        return True
-
-    def _find_comment(self, gh: Repository, number: int) -> int | None:
-        """The bot's own summary comment: starts with the marker and was written by this App
-        (App mode) or by `bot_login`, so a comment quoting the marker is never taken over."""
-        for comment in gh.get_issue(number).get_comments():
-            if (comment.body or "").lstrip().startswith(messages.SUMMARY_MARKER) and self._by_bot(comment):
-                return comment.id
-        return None
-
     # -- helpers ---------------------------------------------------------------------------
 
     def _superseded(self, run: Run) -> bool:
@@ -310,23 +282,11 @@ class GitHubReporter:
         others = self.store.list_runs(repo=run.repo, sha=run.sha, pipeline=run.pipeline, limit=20)
         return any(other.id != run.id and other.created_at > run.created_at for other in others)
 
-    def _ours(self, check: CheckRun) -> bool:
-        """A check run this App wrote (another App may use the same name)."""
-        app_id = self.clients.app_id
-        return app_id is None or check.app is None or check.app.id == app_id
-
     @contextmanager
     def _lock(self, key: str) -> Iterator[None]:
         """One writer per remote object in this process, so concurrent workers create it once."""
         with self._locks[zlib.crc32(key.encode()) % _LOCK_STRIPES]:
             yield
-
-
-def _find_check(gh: Repository, sha: str, name: str, match: Callable[[CheckRun], bool]) -> CheckRun | None:
-    """The newest check run `name` on `sha` that `match`es."""
-    found = [check for check in gh.get_commit(sha).get_check_runs(check_name=name, filter="all")
-             if check.name == name and match(check)]
-    return max(found, key=lambda check: check.id, default=None)
 
 
 def _found_id(check: CheckRun | None) -> int | None:
@@ -336,10 +296,3 @@ def _found_id(check: CheckRun | None) -> int | None:
 def _comment(gh: Repository, comment_id: int) -> IssueComment:
     """An issue comment by id without fetching it first (the client is lazy)."""
     return IssueComment(gh.requester, url=f"{gh.url}/issues/comments/{comment_id}")
-
-
-def _utc(moment: datetime) -> datetime:
-    """PyGithub writes datetimes as UTC without converting: convert first."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)

@@ -46,6 +46,14 @@ def test_app_installation_token_is_fetched_once_and_reused(fake: FakeGitHub) -> 
         [("token", "installation:77")] * 2
 
 
+def test_an_installation_token_is_asked_for_again_after_a_5xx(fake: FakeGitHub) -> None:
+    # Minting a token is the one POST retried after a 5xx: a second token harms nothing.
+    clients = clients_for(app_settings(fake))
+    fake.fail_next("POST", r"/app/installations/77/access_tokens", 502)
+    assert permission(clients) == "write"
+    assert [r.status for r in fake.requests_to("POST", r"/app/installations/77/access_tokens")] == [502, 201]
+
+
 def test_app_installation_token_is_refreshed_before_it_expires() -> None:
     # PyGithub renews a token 20 s before it expires: a 10 s token is renewed on every use
     with FakeGitHub(token_lifetime=timedelta(seconds=10)) as fake:
