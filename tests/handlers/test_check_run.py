@@ -82,3 +82,21 @@ def test_re_run_all_checks_runs_the_heads_affected_pipelines_again(bot: Bot) -> 
         "hello-pipeline", head, "succeeded", MAINTAINER)
     assert first["trigger"] == "autorun"
     assert bot.checks(head)["kfp-bot"]["conclusion"] == "success"
+
+
+def test_a_forks_held_pipeline_runs_from_its_button_for_a_maintainer_only(bot: Bot) -> None:
+    head = change_hello(bot)
+    bot.open_pull(head, author="outsider", fork="outsider/kfp-monorepo")
+    bot.settle()
+    check = bot.checks(head)[HELLO_CHECK]
+    assert bot.github.actions(check["id"])[0]["identifier"] == "run"
+
+    bot.press(check, by="outsider", button="run")  # the author of a fork has no write access
+    bot.settle()
+    assert [r["state"] for r in bot.runs(pr=PR)] == ["skipped"]
+    assert any("@outsider" in reply and "write access" in reply for reply in bot.replies())
+
+    bot.press(check, by=MAINTAINER, button="run")  # as a maintainer's /run would
+    bot.settle()
+    ran, held = bot.runs(pr=PR)
+    assert (ran["state"], ran["triggered_by"], held["state"]) == ("succeeded", MAINTAINER, "skipped")
