@@ -1,9 +1,9 @@
 """How fast the webhook answers: `python -m benchmarks.webhook_bench`.
 
-Serves the real app (`create_app`, SQLite store, in-process bus) on 127.0.0.1 and posts signed
+Serves the real app (`create_app`, SQLite store and its outbox, the store-backed bus) on 127.0.0.1 and posts signed
 `pull_request` deliveries over HTTP from one client, one at a time, each with a new delivery id.
 The bus's handler only counts events: this measures what happens before GitHub gets its answer
-(signature check, parsing, dedupe insert, enqueue), not the planning that follows on the bus.
+(signature check, parsing, the delivery and its event stored in one transaction), not the planning that follows on the bus.
 Requests go only to the loopback address and the loop is bounded by --requests.
 """
 
@@ -24,7 +24,7 @@ import requests
 from werkzeug.serving import make_server
 
 from bot.app import create_app
-from bot.bus import InProcessBus
+from bot.bus import OutboxBus
 from bot.config import Settings
 from bot.services import Services
 from bot.store import SqlStore
@@ -44,7 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(webhook_secret=SECRET, data_dir=Path(tmp))
         store = SqlStore(f"sqlite:///{tmp}/bench.db")
-        bus = InProcessBus(dispatch=handled.append, workers=1, on_error=lambda e, x: None)
+        bus = OutboxBus(store, handled.append, on_error=lambda e, x: None)
         services = Services(store=store, bus=bus)
         services.start()
         server = make_server("127.0.0.1", 0, create_app(settings, services), threaded=True)

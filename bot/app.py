@@ -2,7 +2,8 @@
 
 `create_app` builds a Flask app around already-built services; importing this module does
 nothing (no environment, no clients, no threads). The webhook answers in milliseconds: verify,
-parse, record the delivery, publish to the bus, answer 202; everything slow happens on the bus.
+parse, record the delivery and queue its event in one transaction (the outbox), wake the bus,
+answer 202; everything slow happens on the bus.
 Every error on these routes is JSON with a reason, never an HTML page or a traceback.
 """
 
@@ -101,19 +102,17 @@ def _handle_webhook(settings: Settings, services: Services, secret: str) -> tupl
         log.info("%s ignored: %s", delivery.event_name, outcome.reason)
         return jsonify(status="ignored", reason=outcome.reason, delivery=delivery.delivery_id), HTTPStatus.OK
     try:
-        first = services.store.record_delivery(delivery.delivery_id, delivery.event_name)
+        rows = services.store.accept_delivery(delivery.delivery_id, delivery.event_name, outcome)
     except Exception:
         log.exception("could not record delivery of %s", outcome.key)
         return _error(HTTPStatus.SERVICE_UNAVAILABLE, "could not record the delivery; redeliver it later")
-    if not first:
+    if rows is None:
         log.info("duplicate delivery of %s", outcome.key)
         return jsonify(status="duplicate", delivery=delivery.delivery_id), HTTPStatus.OK
     try:
-        services.bus.publish(outcome)
-    except Exception as exc:
-        log.error("could not publish %s: %s: %s", outcome.key, type(exc).__name__, exc)
-        _forget(services, delivery.delivery_id)
-        return _error(HTTPStatus.SERVICE_UNAVAILABLE, f"could not queue the event, redeliver it later: {exc}")
+        services.bus.notify(rows)
+    except Exception as exc:  # the event is in the store: a worker or the relay picks it up later
+        log.warning("accepted %s, but could not wake the bus: %s: %s", outcome.key, type(exc).__name__, exc)
     log.info("accepted %s", outcome.key)
     return jsonify(status="accepted", delivery=delivery.delivery_id,
                    event=outcome.kind.value), HTTPStatus.ACCEPTED
@@ -147,15 +146,6 @@ def _read_body(limit: int) -> bytearray:
             return body
         body += chunk
     raise RequestEntityTooLarge()
-
-
-def _forget(services: Services, delivery_id: str) -> None:
-    """Un-record a delivery that could not be queued, so GitHub's redelivery is accepted."""
-    try:
-        services.store.forget_delivery(delivery_id)
-    except Exception:
-        log.exception("could not forget delivery %s: a redelivery will be taken for a duplicate",
-                      delivery_id)
 
 
 def _int_arg(name: str, *, default: int | None = None, low: int | None = None,

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     allow_local_repos: bool = False
     bus: BusKind = BusKind.INPROCESS
     workers: int = Field(default=2, ge=1, le=64)
+    short_workers: int = Field(default=2, ge=1, le=64)
+    lease_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
     log_format: LogFormat = LogFormat.TEXT
     log_level: str = "INFO"
     public_url: str | None = None

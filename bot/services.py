@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Protocol
+from typing import Protocol, Sequence
 
 from handlers.context import HandlerContext
 from handlers.ports import Bus, NotificationDecoder, Store
@@ -27,6 +27,9 @@ class ManagedBus(Bus, Protocol):
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop delivering; True when everything stopped within `timeout` seconds."""
+
+    def notify(self, ids: Sequence[int] = ()) -> None:
+        """Rows `ids` were written to the store's outbox: deliver them soon."""
 
 
 @dataclass

@@ -62,7 +62,7 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
     builder = _builder(settings)
     runner, runner_decoders = _runner(settings)
     context = HandlerContext(
-        store=store, bus=_bus(settings, holder),
+        store=store, bus=_bus(settings, store, holder),
         source=GitSource(settings.cache_dir, token_for=clients.token_for if clients else None),
         builder=builder,
         compiler=_compiler(settings),
@@ -83,17 +83,22 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
                     redeliverer=webhook_redeliverer(settings, clients))
 
 
-def _bus(settings: Settings, holder: dict[str, HandlerContext]):
-    """Pub/Sub in production; otherwise an in-process queue whose workers run the handlers."""
+def _bus(settings: Settings, store, holder: dict[str, HandlerContext]):
+    """The store is the queue: Pub/Sub relays its rows in production; otherwise worker threads
+    (a short lane for bookkeeping, a long one for builds, compiles and runs) handle them here."""
     if settings.bus is BusKind.PUBSUB:
         from bot.pubsub import PubSubBus, make_publisher
+        from bot.pubsub.relay import OutboxRelay
 
-        return PubSubBus.from_settings(settings, make_publisher(settings.pubsub_endpoint))
-    from bot.bus import InProcessBus
+        return OutboxRelay(store, PubSubBus.from_settings(settings, make_publisher(settings.pubsub_endpoint)))
+    from bot.bus import OutboxBus
+    from bot.store.outbox import Lane
     from handlers.routes import dispatch, handle_failure
 
-    return InProcessBus(dispatch=lambda event: dispatch(event, holder["ctx"]), workers=settings.workers,
-                        on_error=lambda event, error: handle_failure(event, error, holder["ctx"]))
+    return OutboxBus(store, dispatch=lambda event: dispatch(event, holder["ctx"]),
+                     on_error=lambda event, error: handle_failure(event, error, holder["ctx"]),
+                     lanes={Lane.SHORT: settings.short_workers, Lane.LONG: settings.workers},
+                     lease_seconds=settings.lease_seconds)
 
 
 def _notifications(settings: Settings, bus):
@@ -278,15 +283,13 @@ def create_production_app():
 
 
 def resume(settings: Settings, services: Services) -> None:
-    """Pick up what a previous process left: embedded runs died with it (recover), remote ones
-    are asked for their state (reconcile)."""
+    """Pick up what a previous process left. Embedded work needs nothing here: it is in the
+    store, and steps whose owner stopped are taken over once their leases expire. Runs on
+    remote backends are asked for their state (reconcile), since their events may have been lost."""
     from handlers.reconcile import reconcile
-    from handlers.runs import recover_runs
 
     if settings.runner is RunnerKind.LOCAL:
-        recovered = recover_runs(services.context)
-        if recovered:
-            log.info("recovered %d unfinished run(s) from the previous process", recovered)
-    else:
-        report = reconcile(services.context)
-        log.info("reconciled unfinished runs on start: %s", report.to_json())
+        log.info("%d event(s) waiting in the store", services.store.pending_work())
+        return
+    report = reconcile(services.context)
+    log.info("reconciled unfinished runs on start: %s", report.to_json())

@@ -7,9 +7,12 @@ holds adapters behind the `handlers.ports` protocols, so handlers never construc
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from handlers.ports import (Builder, Bus, Chat, Compiler, Notifications, Permissions, PullRequests, Reporter,
                             Runner, Schedules, Source, Store, TemplateStore)
@@ -53,3 +56,25 @@ class HandlerContext:
     schedules: Schedules | None = None
     clock: UtcClock = field(default_factory=UtcClock)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kfp_bot.handlers"))
+
+
+# Where the transport cannot tell (Pub/Sub push), a step must assume an earlier attempt may
+# have stopped halfway and resume it; the outbox knows, and says so per event.
+_RESUMED: ContextVar[bool] = ContextVar("kfp_bot_step_resumed", default=True)
+
+
+def step_resumed() -> bool:
+    """True when the event being handled may have been handled halfway before by an owner that
+    stopped (so its step must be resumed), False when this is its first attempt (so a run
+    already past the step belongs to another event, and the step does nothing)."""
+    return _RESUMED.get()
+
+
+@contextmanager
+def handling(*, resumed: bool) -> Iterator[None]:
+    """Handle one event as a first attempt (`resumed=False`) or a takeover (`resumed=True`)."""
+    token = _RESUMED.set(resumed)
+    try:
+        yield
+    finally:
+        _RESUMED.reset(token)

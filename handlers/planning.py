@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 from urllib.parse import urlparse
 
-from handlers.context import HandlerContext, Policy
+from handlers.context import HandlerContext, Policy, step_resumed
 from handlers.models import PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.reporting import report_check, report_head, report_pull
 from pipeline_registry.errors import KfpBotError
@@ -118,6 +118,7 @@ def create_runs(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, instal
             clone_url=pull.head_clone_url or repo.clone_url, installation_id=installation_id,
         )
         if not ctx.store.create_run(run):
+            created.extend(unstarted(ctx, run.id))
             continue
         if reason:
             run = ctx.store.transition(run.id, RunState.SKIPPED, detail=reason) or run
@@ -127,6 +128,15 @@ def create_runs(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, instal
         if run.state is RunState.QUEUED:
             ctx.bus.publish(RunStart(run_id=run.id))
     return created
+
+
+def unstarted(ctx: HandlerContext, run_id: str) -> list[Run]:
+    """The existing run `run_id` when this event is resumed after its owner stopped between
+    creating the run and queuing its start (they are not one transaction); else nothing."""
+    if not step_resumed():
+        return []
+    run = ctx.store.get_run(run_id)
+    return [run] if run is not None and run.state is RunState.QUEUED else []
 
 
 def supersede(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, reason: str,

@@ -48,11 +48,17 @@ class Store(Protocol):
     def has_delivery(self, delivery_id: str) -> bool:
         """Whether a webhook delivery was recorded (read-only)."""
 
-    def forget_delivery(self, delivery_id: str) -> None:
-        """Undo `record_delivery` when the event could not be queued, so a redelivery is accepted."""
-
     def record_message(self, key: str) -> bool:
         """Remember a processed bus message key; False when it was processed before."""
+
+    def accept_delivery(self, delivery_id: str, event_name: str, event: Event) -> tuple[int, ...] | None:
+        """Record a delivery and queue its event in one transaction; None for a delivery seen before."""
+
+    def run_has_work(self, run_id: str) -> bool:
+        """True while a step of the run is queued or owned by a live worker."""
+
+    def pending_work(self) -> int:
+        """How many queued events are not done yet."""
 
     def save_pull(self, repo: RepoRef, pull: PullRequestRef, installation_id: int | None) -> None:
         """Remember the latest head of a pull request."""

@@ -15,7 +15,7 @@ from handlers import messages
 from handlers.context import HandlerContext
 from handlers.deploying import remove_schedules
 from handlers.models import EventKind, PushEvent, Run, RunStart, RunState, Trigger, run_id_for
-from handlers.planning import check_clone_url, runnable
+from handlers.planning import check_clone_url, runnable, unstarted
 from handlers.reporting import report_check, report_head
 from handlers.router import Router
 from pipeline_registry.errors import KfpBotError
@@ -85,8 +85,7 @@ def create_deploy_runs(ctx: HandlerContext, event: PushEvent, pipelines: list[Pi
                   pipeline=pipeline.name, trigger=Trigger.DEPLOY, triggered_by=event.pusher or None,
                   state=RunState.QUEUED, created_at=now, updated_at=now, plan=pipeline.to_json(),
                   clone_url=event.repo.clone_url, installation_id=event.installation_id)
-        if ctx.store.create_run(run):
-            created.append(run)
+        created.extend([run] if ctx.store.create_run(run) else unstarted(ctx, run.id))
     for run in created:
         report_check(ctx, run)
         ctx.bus.publish(RunStart(run_id=run.id))

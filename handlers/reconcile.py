@@ -9,8 +9,8 @@ a build that finished, a `RunStatus` for a pipeline run that finished, a fresh `
 
 It never moves a run itself: it only publishes events, and the handlers apply forward-only
 transitions, so it is safe to run concurrently with the events it stands in for (a duplicate
-is a no-op). Unlike `recover_runs` it never ends a running run because this process restarted:
-remote runners answer `run_status` for runs that outlived any process.
+is a no-op). A run with a step still queued or owned in the outbox is left alone: its owner
+is alive, or its step will be taken over once the lease expires.
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ def reconcile(ctx: HandlerContext, *, stuck_after: timedelta = DEFAULT_STUCK_AFT
     found: Counter[Finding] = Counter()
     for run in runs:
         try:
+            if ctx.store.run_has_work(run.id):
+                found[Finding.IN_PROGRESS] += 1
+                continue
             finding = _reconcile_run(ctx, run, stuck_after, lost_after)
         except Exception as exc:  # one backend's failure must not stop the pass for the others
             ctx.log.error("reconcile: could not check run %s (%s, %s): %s: %s", run.id, run.pipeline,

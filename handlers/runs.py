@@ -5,13 +5,17 @@ by publishing the next one, so a step never waits for a build or a pipeline run 
 inside one delivery. Synchronous backends (local builder, kfp.local) publish their outcome at
 once; remote ones (Cloud Build, Vertex AI) report it later through their notifications.
 Every step is idempotent: states only move forward, so a redelivered event changes nothing.
+A step whose run is already past its start belongs to another event and does nothing, unless
+this event is being resumed after its owner stopped halfway (`step_resumed`): then the step
+runs again (builds and remote jobs have deterministic ids), and a local run that died with its
+owner ends as `error`, never running twice.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from handlers.context import HandlerContext
+from handlers.context import HandlerContext, step_resumed
 from handlers.deploying import deploy_template
 from handlers.models import BuildStatus, EventKind, RepoRef, Run, RunStart, RunState, RunStatus, Trigger
 from handlers.notifications import publish_run_change
@@ -38,7 +42,10 @@ def start_run(event: RunStart, ctx: HandlerContext) -> None:
     run = ctx.store.get_run(event.run_id)
     if run is None or run.state.terminal or run.state in (RunState.COMPILING, RunState.RUNNING):
         return
-    run = move(ctx, run, RunState.BUILDING, "building images") or run
+    moved = move(ctx, run, RunState.BUILDING, "building images")
+    if moved is None and not (run.state is RunState.BUILDING and step_resumed()):
+        return  # another event started this run, and is building it
+    run = moved or run
     repo_dir = checkout(ctx, run)
     components = components_to_build(run, repo_dir)
     outcome = ctx.builder.build(BuildRequest(run_id=run.id, repo=run.repo, sha=run.sha, pr=run.pr,
@@ -62,7 +69,19 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         move(ctx, run, event.state, event.detail or "image build failed", url=event.url,
              error=event.detail or "image build failed")
         return
-    resumed = run.state is RunState.COMPILING or _lost_submission(ctx, run)
+    if run.state is RunState.RUNNING and step_resumed():
+        status = ctx.runner.run_status(run)
+        # (The run's URL says nothing here: it is the build's log until the runner gives its own.)
+        if status is not None or ctx.store.get_external(SUBMITTED_SCOPE, run.id) is not None:
+            if status is not None and status.state.terminal:  # it ended while nobody listened
+                ctx.bus.publish(RunStatus(run_id=run.id, state=status.state, detail=status.detail,
+                                          url=status.url))
+            return
+        # A submission that never reached the backend (it was down): submit it again; runner
+        # job ids are deterministic, so a submission that did arrive is found, not duplicated.
+        resumed = True
+    else:
+        resumed = run.state is RunState.COMPILING and step_resumed()
     moved = run if resumed else move(ctx, run, RunState.COMPILING, event.detail or "compiling")
     if moved is None:
         return
@@ -113,16 +132,11 @@ def run_status(event: RunStatus, ctx: HandlerContext) -> None:
         ctx.log.warning("status %s for unknown run %s ignored", event.state.value, event.run_id)
         return
     error = event.detail if event.state in (RunState.FAILED, RunState.ERROR) else None
-    move(ctx, run, event.state, event.detail, url=event.url, error=error)
-
-
-def _lost_submission(ctx: HandlerContext, run: Run) -> bool:
-    """A run marked running whose submission never reached the backend (it was down): a
-    redelivered build status submits it again; runner job ids are deterministic, so a
-    submission that did arrive is found, not duplicated. The run's URL says nothing here: it
-    is the build's log until the runner gives its own."""
-    return (run.state is RunState.RUNNING and ctx.store.get_external(SUBMITTED_SCOPE, run.id) is None
-            and ctx.runner.run_status(run) is None)
+    moved = move(ctx, run, event.state, event.detail, url=event.url, error=error)
+    if moved is None and run.state is event.state and step_resumed():
+        # Its owner stored the state and may have stopped before showing it: show it (a report
+        # is idempotent: the check run is found by its external id and updated in place).
+        report_run(ctx, run)
 
 
 def move(ctx: HandlerContext, run: Run, state: RunState, detail: str = "", *,
@@ -178,23 +192,3 @@ def fail_run(ctx: HandlerContext, run_id: str, reason: str) -> None:
     run = ctx.store.get_run(run_id)
     if run is not None and not run.state.terminal:
         move(ctx, run, RunState.ERROR, reason, error=reason)
-
-
-def recover_runs(ctx: HandlerContext) -> int:
-    """On start: resume runs a previous process left before the pipeline run, fail the rest.
-
-    Runs in `queued`, `building` or `compiling` restart their step (every step is idempotent);
-    runs that were `running` on the embedded runner died with the process, so they end as
-    `error` with the reason. Returns how many runs were touched.
-    """
-    touched = 0
-    for run in ctx.store.list_runs(active=True, limit=10_000):
-        touched += 1
-        if run.state is RunState.RUNNING:
-            fail_run(ctx, run.id, "the bot restarted while this run was in progress; "
-                                  f"start it again with /run {run.pipeline}")
-        elif run.state is RunState.COMPILING:
-            ctx.bus.publish(BuildStatus(run_id=run.id, state=RunState.COMPILING, detail="resumed"))
-        else:
-            ctx.bus.publish(RunStart(run_id=run.id))
-    return touched

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from bot.store import rows
 from bot.store.engine import open_engines
 from bot.store.errors import StoreError, database_errors
+from bot.store.outbox import OutboxStore
 from bot.store.tables import approvals, chat_threads, deliveries, ensure_schema, externals, messages, pulls, runs, transitions
 from handlers.models import PullRequestRef, RepoRef, Run, RunState, Transition
 from handlers.ports import ChatMessage, StoredPull
@@ -38,8 +39,8 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class SqlStore:
-    """Runs, deliveries, pull requests, approvals and external ids in a SQL database.
+class SqlStore(OutboxStore):
+    """Runs, deliveries, pull requests, approvals, external ids and the outbox in a SQL database.
 
     `url` is `sqlite:///path/to/file.db` (the folder is created) or a PostgreSQL URL
     (`postgresql://user:password@host/db`, the psycopg driver). Tables are created when missing.
@@ -145,12 +146,6 @@ class SqlStore:
         """Whether a webhook delivery was recorded (read-only: redelivery asks before resending)."""
         with self._read() as conn:
             return bool(conn.execute(select(exists().where(deliveries.c.delivery_id == delivery_id))).scalar())
-
-    @database_errors
-    def forget_delivery(self, delivery_id: str) -> None:
-        """Undo `record_delivery` when the event could not be queued, so a redelivery is accepted."""
-        with self._write() as conn:
-            conn.execute(delete(deliveries).where(deliveries.c.delivery_id == delivery_id))
 
     @database_errors
     def record_message(self, key: str) -> bool:

@@ -157,6 +157,28 @@ transitions = Table(
     Column("detail", Text, nullable=False),
 )
 
+outbox = Table(
+    "outbox", metadata,
+    # The store is the queue: every event waiting to be handled (or, with Pub/Sub, published)
+    # is a row here, written in the same transaction as what caused it (see bot/store/outbox.py).
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String, nullable=False),
+    Column("key", String, nullable=False),
+    Column("event", JSON, nullable=False),
+    Column("lane", String, nullable=False),
+    # Fairness key: the repository the work is for (one busy repository must not starve others).
+    Column("repo", String, nullable=False),
+    Column("run_id", String),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Ownership: the instance working on the row, until `lease_until` (renewed while it works).
+    Column("owner", String),
+    Column("lease_until", UtcDateTime),
+    Column("attempts", Integer, nullable=False),
+    Column("done_at", UtcDateTime),
+    Index("ix_outbox_pending", "done_at", "lane", "id"),
+    Index("ix_outbox_run", "run_id", "done_at"),
+)
+
 externals = Table(
     "externals", metadata,
     Column("scope", String, primary_key=True),

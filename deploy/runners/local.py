@@ -325,10 +325,19 @@ class LocalRunner:
         return RunSubmission(RunState.FAILED, detail=detail)
 
     def run_status(self, run: Run) -> RunSubmission | None:
-        """RUNNING while this process runs it; None otherwise (a run here dies with the process)."""
+        """RUNNING while this process runs it. A run the store has as `running` that is not
+        running here was started by a bot process that stopped: a local run ends with the process
+        that runs it, so it is ERROR (callers ask only once that process's lease on the run has
+        expired). None for a run never submitted."""
         with self._guard:
             running = run.id in self._cancels
-        return RunSubmission(RunState.RUNNING) if running else None
+        if running:
+            return RunSubmission(RunState.RUNNING)
+        if run.state is RunState.RUNNING:
+            return RunSubmission(RunState.ERROR, detail=(
+                "the bot process running this local run stopped before it finished, and the run "
+                f"ended with it; start it again with /run {run.pipeline}"))
+        return None
 
     def cancel_run(self, run: Run) -> None:
         """Stop the run's processes if it is running here."""

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from bot.app import create_app
-from bot.bus import InProcessBus
+from bot.bus import OutboxBus
 from bot.config import Settings
 from bot.dashboard import format_duration, github_web_url, group_runs, safe_link
 from bot.services import Services
@@ -42,7 +42,7 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 @pytest.fixture
 def server(tmp_path: Path, store: SqlStore) -> Iterator[ServedApp]:
     settings = Settings(webhook_secret="s", data_dir=tmp_path)
-    bus = InProcessBus(lambda event: None, workers=1)
+    bus = OutboxBus(store, lambda event: None)
     with serve(create_app(settings, Services(store=store, bus=bus))) as served:
         yield served
 

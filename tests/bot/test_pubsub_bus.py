@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from bot.bus import BusUnavailable
 from bot.config import Settings
 from bot.payloads import parse_event
 from bot.pubsub.bus import PubSubBus, is_loopback, make_publisher, topic_path
+from bot.pubsub.relay import OutboxRelay
 from bot.services import Services
 from bot.store import SqlStore
 from handlers.models import BuildStatus, Event, PullRequestEvent, RunState, event_from_dict
@@ -153,7 +155,7 @@ def test_the_topic_comes_from_the_project_and_topic_settings(tmp_path: Path,
     assert topic_path("acme-ml", "projects/shared/topics/events") == "projects/shared/topics/events"
 
 
-# -- the webhook answers 503 when the publish fails ----------------------------------------------
+# -- the webhook and the outbox relay ------------------------------------------------------------
 
 def make_settings(tmp_path: Path, **changes: Any) -> Settings:
     # KFP_BOT_BUS only chooses what bot.wiring builds; these tests hand the app its bus directly.
@@ -161,10 +163,20 @@ def make_settings(tmp_path: Path, **changes: Any) -> Settings:
 
 
 @pytest.fixture
-def server(tmp_path: Path, bus: PubSubBus) -> Iterator[ServedApp]:
+def store(tmp_path: Path) -> Iterator[SqlStore]:
     with SqlStore(f"sqlite:///{tmp_path / 'bot.db'}") as store:
-        with serve(create_app(make_settings(tmp_path), Services(store=store, bus=bus))) as served:
-            yield served
+        yield store
+
+
+@pytest.fixture
+def relay(store: SqlStore, bus: PubSubBus) -> OutboxRelay:
+    return OutboxRelay(store, bus)
+
+
+@pytest.fixture
+def server(tmp_path: Path, store: SqlStore, relay: OutboxRelay) -> Iterator[ServedApp]:
+    with serve(create_app(make_settings(tmp_path), Services(store=store, bus=relay))) as served:
+        yield served
 
 
 def post_pull_request(server: ServedApp, delivery_id: str) -> requests.Response:
@@ -184,19 +196,36 @@ def test_the_webhook_answers_202_once_the_event_is_on_the_topic(fake: FakePubSub
 
 
 @pytest.mark.parametrize("failure", [grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAVAILABLE])
-def test_a_failed_publish_is_503_and_the_redelivery_is_accepted(
-        fake: FakePubSub, server: ServedApp, failure: grpc.StatusCode) -> None:
+def test_an_event_pubsub_refused_stays_in_the_outbox_until_the_relay_sends_it(
+        fake: FakePubSub, server: ServedApp, store: SqlStore, relay: OutboxRelay, failure: grpc.StatusCode) -> None:
     fake.fail_next(failure, times=1_000_000)
 
-    refused = post_pull_request(server, "d-8")
+    accepted = post_pull_request(server, "d-8")
 
-    assert refused.status_code == 503
-    assert refused.json()["reason"].startswith("could not queue the event, redeliver it later: ")
-    assert failure.name in refused.json()["reason"]
+    assert accepted.status_code == 202  # the delivery and its event are stored together
     assert fake.messages == []
+    assert store.queued_events() == [pull_request_event("d-8")]
+    assert relay.relay_pending() == 0  # still refused: it stays queued
 
     fake.clear_faults()
-    redelivered = post_pull_request(server, "d-8")
-
-    assert redelivered.status_code == 202
+    assert relay.relay_pending() == 1
     assert [m.attributes["delivery_id"] for m in fake.messages] == ["d-8"]
+    assert store.pending_work() == 0
+    assert post_pull_request(server, "d-8").json()["status"] == "duplicate"
+    assert relay.relay_pending() == 0
+    assert len(fake.messages) == 1
+
+
+def test_the_relay_thread_sends_what_was_left_behind(fake: FakePubSub, store: SqlStore, bus: PubSubBus) -> None:
+    store.enqueue([pull_request_event("left-by-a-crashed-instance")])
+    relay = OutboxRelay(store, bus, retry_seconds=0.05)
+    relay.start()
+    try:
+        assert fake.wait_idle()
+        for _ in range(200):
+            if fake.messages:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        relay.stop(5)
+    assert [m.attributes["delivery_id"] for m in fake.messages] == ["left-by-a-crashed-instance"]

@@ -26,6 +26,7 @@ from bot.bus import BusUnavailable
 from bot.config import BusKind, ConfigurationError, Settings
 from bot.payloads import parse_event
 from bot.pubsub.bus import PubSubBus, make_publisher
+from bot.pubsub.relay import OutboxRelay
 from bot.pubsub.oidc import PushTokenVerifier
 from bot.pubsub.push import PUSH_PATH, push_blueprint, push_blueprint_for_services
 from bot.services import Services
@@ -135,7 +136,7 @@ def bot(tmp_path: Path, signer: OidcSigner, settings: Settings) -> Iterator[Bot]
     db_path = tmp_path / "bot.db"
     with FakePubSub() as fake, SqlStore(f"sqlite:///{db_path}") as store:
         publisher = make_publisher(fake.endpoint)
-        services = Services(store=store, bus=PubSubBus(publisher, fake.topic("kfp-bot-events")))
+        services = Services(store=store, bus=OutboxRelay(store, PubSubBus(publisher, fake.topic("kfp-bot-events"))))
         handlers = Handlers()
         verifier = PushTokenVerifier(AUDIENCE, DEFAULT_PUSH_ACCOUNT, certs_url=signer.certs_url)
         app = create_app(settings, services)

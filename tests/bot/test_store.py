@@ -96,15 +96,6 @@ def test_a_delivery_is_new_once(store: SqlStore) -> None:
     assert store.record_delivery("72d3162e-cc78-11e3-81ab-4c9367dc0959", "pull_request") is True
 
 
-def test_a_forgotten_delivery_is_new_again(store: SqlStore) -> None:
-    store.record_delivery("delivery-1", "push")
-    store.record_delivery("delivery-2", "push")
-    store.forget_delivery("delivery-1")
-    store.forget_delivery("never-recorded")
-    assert store.record_delivery("delivery-1", "push") is True
-    assert store.record_delivery("delivery-2", "push") is False
-
-
 def test_a_message_is_new_once(store: SqlStore) -> None:
     key = f"pr:{REPO}#7@{SHA}:opened"
     assert store.record_message(key) is True

@@ -42,7 +42,7 @@ class Bot:
         self.tmp_path = tmp_path
         self.clock = SteppingClock()
         self.store: SqlStore = delivery_store(f"sqlite:///{tmp_path / 'db' / 'kfp-bot.db'}", self.clock)
-        self.builder, self.runner, self.bus = FixedBuilder(), FixedRunner(), RecordingBus()
+        self.builder, self.runner, self.bus = FixedBuilder(), FixedRunner(), RecordingBus(store=self.store)
         self.ctx = make_context(self.store, tmp_path, self.clock, builder=self.builder, runner=self.runner,
                                 bus=self.bus)
         self.bus.deliver = self._apply_statuses

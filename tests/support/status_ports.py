@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 
 from bot.reporting import LogReporter
@@ -91,10 +91,11 @@ class RecordingBus:
     `start`/`stop` make it a `ManagedBus` for `bot.services.Services`.
     """
 
-    def __init__(self, deliver: Callable[[Event], None] | None = None) -> None:
+    def __init__(self, deliver: Callable[[Event], None] | None = None, *, store: SqlStore | None = None) -> None:
         self.published: list[Event] = []
         self.deliver = deliver
         self.broken: Exception | None = None
+        self.store = store
 
     def publish(self, event: Event) -> None:
         if self.broken is not None:
@@ -102,6 +103,15 @@ class RecordingBus:
         self.published.append(event)
         if self.deliver is not None:
             self.deliver(event)
+
+    def notify(self, ids: Sequence[int] = ()) -> None:
+        """The webhook queued rows `ids` in the store's outbox: take them and publish them here."""
+        if self.store is None:
+            return
+        while (claimed := self.store.claim("recording-bus", 60.0, ids=ids)) is not None:
+            self.store.finish(claimed.id, "recording-bus")
+            if claimed.event is not None:
+                self.publish(claimed.event)
 
     def start(self) -> None:
         pass

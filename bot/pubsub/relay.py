@@ -1,0 +1,110 @@
+"""The production bus: outbox rows relayed to the events topic on Pub/Sub, then marked sent.
+
+The webhook writes the delivery and its event in one transaction (`bot.store.outbox`); this
+relay publishes the rows and marks them done once Pub/Sub confirmed them. It publishes at once
+in the caller's thread (the webhook, a handler), so the event is usually on the topic before
+the webhook answers; what Pub/Sub refused stays in the store and the relay's thread publishes it
+again later, as does any row a crashed instance left behind (its lease expires). Delivery is
+at-least-once: a crash between Pub/Sub's confirmation and the mark publishes a row twice, and
+the push endpoint's handlers are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Sequence
+
+from bot.bus import BusUnavailable, new_owner_id
+from bot.pubsub.bus import PubSubBus
+from bot.store.outbox import OutboxStore
+from handlers.models import Event
+
+log = logging.getLogger("kfp_bot.pubsub")
+
+DEFAULT_RETRY_SECONDS = 5.0
+_BATCH = 100
+
+
+class OutboxRelay:
+    """`publish` and `notify` relay rows at once; `start` runs the retry loop for the rest."""
+
+    def __init__(self, store: OutboxStore, topic: PubSubBus, *, retry_seconds: float = DEFAULT_RETRY_SECONDS,
+                 owner: str | None = None) -> None:
+        """`topic` publishes one event and raises `BusUnavailable` when Pub/Sub did not take it."""
+        self._store = store
+        self._topic = topic
+        self._retry = retry_seconds
+        # A publish may take the topic's whole timeout: the lease must outlast it.
+        self._lease = max(30.0, 3 * (topic.timeout_seconds + 2.0))
+        self.owner = owner or new_owner_id()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def topic_path(self) -> str:
+        """The events topic."""
+        return self._topic.topic_path
+
+    def publish(self, event: Event) -> None:
+        """Store `event` in the outbox, then relay it; `BusUnavailable` only when the store refused."""
+        try:
+            ids = self._store.enqueue([event])
+        except Exception as exc:
+            raise BusUnavailable(f"could not queue {event.key}: {exc}") from exc
+        self.notify(ids)
+
+    def notify(self, ids: Sequence[int] = ()) -> None:
+        """Relay rows `ids` now; those Pub/Sub refuses are retried by the relay's thread."""
+        for row_id in ids:
+            self._relay_one(ids=(row_id,))
+
+    def relay_pending(self, limit: int = _BATCH) -> int:
+        """Relay up to `limit` unsent rows (any lane, expired leases included); how many were sent."""
+        sent = 0
+        for _ in range(limit):
+            outcome = self._relay_one()
+            if outcome != 1:  # nothing left, or Pub/Sub refused: try again next round
+                break
+            sent += 1
+        return sent
+
+    def start(self) -> None:
+        """Start the thread that relays what could not be sent at once."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="kfp-bot-relay", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the relay thread and refuse later publishes to the topic."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._topic.stop(timeout)
+        return self._thread is None or not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._retry):
+            try:
+                self.relay_pending()
+            except Exception as exc:
+                log.error("outbox relay: %s", exc)
+
+    def _relay_one(self, ids: Sequence[int] = ()) -> int | None:
+        """1 when a row was sent, 0 when one was tried and refused, None when none was claimable."""
+        claimed = self._store.claim(self.owner, self._lease, ids=ids)
+        if claimed is None:
+            return None
+        if claimed.event is None:
+            log.error("outbox row %d (%s) is not an event this bot knows and is dropped: %s",
+                      claimed.id, claimed.key, claimed.decode_error)
+            self._store.finish(claimed.id, self.owner)
+            return 0
+        try:
+            self._topic.publish(claimed.event)
+        except BusUnavailable as exc:
+            log.warning("outbox relay: %s stays queued: %s", claimed.key, exc)
+            self._store.release(claimed.id, self.owner)
+            return 0
+        self._store.finish(claimed.id, self.owner)
+        return 1

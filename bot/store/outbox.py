@@ -1,0 +1,242 @@
+"""The outbox: the store is the queue.
+
+Every event the bot has to handle (or, in production, publish to Pub/Sub) is a row of the
+`outbox` table, written in the same transaction as what caused it: a webhook's delivery id and
+its event commit together (`accept_delivery`), and the events a step publishes commit together
+with the mark that the step is done (`finish`). A crash at any point therefore either keeps the
+cause and its row, or neither.
+
+A row is worked on by one instance at a time: `claim` gives it to an owner under a lease that
+the owner renews (`renew`) while it works, atomically (SQLite serialises writers with
+`BEGIN IMMEDIATE`; PostgreSQL skips rows other transactions hold with `FOR UPDATE SKIP LOCKED`).
+Only a row whose lease expired can be claimed again, so a live owner's work is never taken over,
+and a dead owner's is (`Claimed.attempts` > 1 says it is a takeover).
+
+Rows go to lanes: short bookkeeping (run state changes, notifications) never waits behind long
+work (checkouts, builds, compiles, runs). Within a lane, repositories with the fewest rows in
+progress come first, so one busy repository cannot starve the others.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, ContextManager, Iterable, Sequence
+
+from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from bot.store.errors import database_errors
+from bot.store.tables import deliveries, outbox, runs
+from handlers.models import BuildStatus, Event, EventKind, RunStart, RunState, RunStatus, event_from_dict, event_to_dict
+
+
+class Lane(enum.Enum):
+    """Which workers handle an event: short bookkeeping, or long work."""
+
+    SHORT = "short"
+    LONG = "long"
+
+
+_SHORT_KINDS = frozenset({EventKind.RUN_STATUS, EventKind.NOTIFICATION})
+_RUN_STEPS = (RunStart, BuildStatus, RunStatus)
+
+
+def lane_for(event: Event) -> Lane:
+    """Short for state changes and notifications (a failed build is only a state change), long
+    for anything that checks out, builds, compiles or runs."""
+    if event.kind in _SHORT_KINDS:
+        return Lane.SHORT
+    if isinstance(event, BuildStatus) and event.state is not RunState.COMPILING:
+        return Lane.SHORT
+    return Lane.LONG
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox row given to an owner: `attempts` > 1 means an earlier owner stopped halfway."""
+
+    id: int
+    event: Event | None
+    raw: Any
+    key: str
+    repo: str
+    attempts: int
+    decode_error: str | None = None
+
+
+class OutboxStore:
+    """Outbox methods of `SqlStore` (a mixin: it needs `_write`, `_read`, `_clock` and `url`)."""
+
+    _clock: Callable[[], datetime]
+    _write: Callable[[], ContextManager[Connection]]
+    _read: Callable[[], ContextManager[Connection]]
+
+    @database_errors
+    def accept_delivery(self, delivery_id: str, event_name: str, event: Event) -> tuple[int, ...] | None:
+        """Record a webhook delivery and queue its event in one transaction.
+
+        None when the delivery was seen before (nothing is queued); otherwise the outbox row ids.
+        Insert-or-ignore rather than insert-and-catch: concurrent requests never wait on a
+        failed transaction, and the duplicate costs one statement.
+        """
+        now = self._clock()
+        with self._write() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            recorded = conn.execute(dialect.insert(deliveries).values(
+                delivery_id=delivery_id, event=event_name, received_at=now
+            ).on_conflict_do_nothing(index_elements=["delivery_id"]).returning(deliveries.c.delivery_id))
+            if recorded.first() is None:  # (rowcount is not reliable here on psycopg)
+                return None
+            return self._enqueue(conn, [event], now, parent_repo=None)
+
+    @database_errors
+    def enqueue(self, events: Sequence[Event]) -> tuple[int, ...]:
+        """Queue events outside any step (reconcile, start-up, tests); their row ids."""
+        if not events:
+            return ()
+        with self._write() as conn:
+            return self._enqueue(conn, events, self._clock(), parent_repo=None)
+
+    @database_errors
+    def claim(self, owner: str, lease_seconds: float, *, lane: Lane | None = None,
+              ids: Sequence[int] = ()) -> Claimed | None:
+        """Give one claimable row to `owner` until its lease ends; None when there is none.
+
+        Claimable: not done, and never claimed or with an expired lease. `lane` limits the
+        choice to one lane, `ids` to given rows. Repositories with fewer rows in progress go
+        first, then the oldest row.
+        """
+        now = self._clock()
+        conditions = [outbox.c.done_at.is_(None),
+                      or_(outbox.c.owner.is_(None), outbox.c.lease_until <= now)]
+        if lane is not None:
+            conditions.append(outbox.c.lane == lane.value)
+        if ids:
+            conditions.append(outbox.c.id.in_(list(ids)))
+        # A read first: idle workers poll without taking SQLite's write lock.
+        with self._read() as conn:
+            if not conn.execute(select(exists().where(*conditions))).scalar():
+                return None
+        busy_conditions = [outbox.c.done_at.is_(None), outbox.c.owner.is_not(None), outbox.c.lease_until > now]
+        if lane is not None:
+            busy_conditions.append(outbox.c.lane == lane.value)
+        busy = (select(outbox.c.repo.label("repo"), func.count().label("n"))
+                .where(*busy_conditions).group_by(outbox.c.repo).subquery())
+        pick = (select(outbox.c.id).select_from(outbox.outerjoin(busy, busy.c.repo == outbox.c.repo))
+                .where(*conditions).order_by(func.coalesce(busy.c.n, 0), outbox.c.id).limit(1))
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True, of=outbox)
+            row_id = conn.execute(pick).scalar()
+            if row_id is None:
+                return None
+            row = conn.execute(
+                update(outbox).where(outbox.c.id == row_id, *conditions)
+                .values(owner=owner, lease_until=now + timedelta(seconds=lease_seconds),
+                        attempts=outbox.c.attempts + 1)
+                .returning(outbox.c.id, outbox.c.event, outbox.c.key, outbox.c.repo, outbox.c.attempts)
+            ).mappings().first()
+        if row is None:
+            return None
+        try:
+            event: Event | None = event_from_dict(row["event"])
+            error = None
+        except (TypeError, ValueError, KeyError) as exc:
+            event, error = None, f"{type(exc).__name__}: {exc}"
+        return Claimed(id=row["id"], event=event, raw=row["event"], key=row["key"], repo=row["repo"],
+                       attempts=row["attempts"], decode_error=error)
+
+    @database_errors
+    def finish(self, row_id: int, owner: str, then: Sequence[Event] = (), *,
+               repo: str | None = None) -> tuple[int, ...] | None:
+        """Mark a claimed row done and queue the events its step published, in one transaction.
+
+        None (and nothing queued) when `owner` no longer holds the row: its lease expired and
+        another instance took it over, which will publish the step's events itself. Queued
+        events without a repository of their own inherit `repo` (the step's) for fairness.
+        """
+        now = self._clock()
+        with self._write() as conn:
+            done = conn.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.owner == owner,
+                                                     outbox.c.done_at.is_(None)).values(done_at=now))
+            if done.rowcount != 1:
+                return None
+            return self._enqueue(conn, then, now, parent_repo=repo) if then else ()
+
+    @database_errors
+    def release(self, row_id: int, owner: str) -> bool:
+        """Give a claimed row back at once (its work was not done, e.g. Pub/Sub refused it)."""
+        with self._write() as conn:
+            return conn.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.owner == owner,
+                                                     outbox.c.done_at.is_(None))
+                                .values(owner=None, lease_until=None)).rowcount == 1
+
+    @database_errors
+    def renew(self, owner: str, lease_seconds: float) -> int:
+        """Extend the lease of every unfinished row `owner` holds; how many it holds."""
+        now = self._clock()
+        with self._write() as conn:
+            # Expired leases too: while nobody else claimed the row, it is still ours to finish.
+            return conn.execute(update(outbox).where(outbox.c.owner == owner, outbox.c.done_at.is_(None))
+                                .values(lease_until=now + timedelta(seconds=lease_seconds))).rowcount
+
+    @database_errors
+    def pending_work(self) -> int:
+        """How many rows are not done yet (queued or in progress)."""
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(outbox)
+                                    .where(outbox.c.done_at.is_(None))).scalar_one())
+
+    @database_errors
+    def run_has_work(self, run_id: str) -> bool:
+        """True while a step of the run is queued or owned: someone is going to move it."""
+        with self._read() as conn:
+            return bool(conn.execute(select(exists().where(outbox.c.run_id == run_id,
+                                                           outbox.c.done_at.is_(None)))).scalar())
+
+    @database_errors
+    def queued_events(self, *, pending: bool = True, limit: int = 1000) -> list[Event]:
+        """Events of the outbox in order (not done ones, or all with `pending=False`)."""
+        query = select(outbox.c.event).order_by(outbox.c.id).limit(limit)
+        if pending:
+            query = query.where(outbox.c.done_at.is_(None))
+        with self._read() as conn:
+            return [event_from_dict(value) for value in conn.execute(query).scalars()]
+
+    @database_errors
+    def purge_done(self, older_than: timedelta) -> int:
+        """Delete rows done before `older_than` ago; how many."""
+        with self._write() as conn:
+            return conn.execute(delete(outbox).where(outbox.c.done_at < self._clock() - older_than)).rowcount
+
+    def _enqueue(self, conn: Connection, events: Iterable[Event], now: datetime, *,
+                 parent_repo: str | None) -> tuple[int, ...]:
+        values = [self._row(conn, event, now, parent_repo) for event in events]
+        if not values:
+            return ()
+        return tuple(conn.execute(insert(outbox).values(values).returning(outbox.c.id)).scalars())
+
+    @staticmethod
+    def _row(conn: Connection, event: Event, now: datetime, parent_repo: str | None) -> dict[str, Any]:
+        run_id = event.run_id if isinstance(event, _RUN_STEPS) else None
+        return {"kind": event.kind.value, "key": event.key, "event": event_to_dict(event),
+                "lane": lane_for(event).value, "repo": _repo_of(conn, event, run_id, parent_repo),
+                "run_id": run_id, "created_at": now, "owner": None, "lease_until": None, "attempts": 0,
+                "done_at": None}
+
+
+def _repo_of(conn: Connection, event: Event, run_id: str | None, parent_repo: str | None) -> str:
+    """The repository an event is for: its own, the step's that published it, or its run's."""
+    repo = getattr(event, "repo", None)
+    if repo is not None:
+        return repo if isinstance(repo, str) else repo.full_name
+    if parent_repo:
+        return parent_repo
+    if run_id is not None:
+        found = conn.execute(select(runs.c.repo).where(runs.c.id == run_id)).scalar()
+        if found:
+            return str(found)
+    return ""
