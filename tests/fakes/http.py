@@ -107,6 +107,24 @@ class Fault:
         return self.method in ("*", method) and re.fullmatch(self.path_pattern, path) is not None
 
 
+@dataclass
+class Hold:
+    """Requests matching `method` and `path_pattern` wait, unanswered, until `release()`: a service
+    that hangs (its clients see no answer), so a test can act while a client is inside a call."""
+
+    method: str
+    path_pattern: str
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method in ("*", method) and re.fullmatch(self.path_pattern, path) is not None
+
+    def release(self) -> None:
+        """Answer the held requests (and the next ones) normally."""
+        self.released.set()
+
+
 Handler = Callable[[Incoming], JsonResponse]
 
 
@@ -150,6 +168,7 @@ class FakeHTTPServer:
         self._routes: list[_Route] = []
         self._requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
+        self._holds: list[Hold] = []
         self.server_errors: list[str] = []
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -168,7 +187,9 @@ class FakeHTTPServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket (held requests are released)."""
+        for hold in self._holds:
+            hold.release()
         if self._server is None:
             return
         self._server.shutdown()
@@ -235,6 +256,14 @@ class FakeHTTPServer:
             self._faults.append(fault)
         return fault
 
+    def hold(self, method: str, path_pattern: str) -> Hold:
+        """Hold every request matching `method` (or ``*``) and the regex `path_pattern` until the
+        returned hold is released; `Hold.arrived` is set once one arrived."""
+        hold = Hold(method.upper(), path_pattern)
+        with self.lock:
+            self._holds.append(hold)
+        return hold
+
     @property
     def pending_faults(self) -> list[Fault]:
         """Injected faults not yet used up."""
@@ -270,6 +299,10 @@ class FakeHTTPServer:
             headers={k: v for k, v in request.headers.items()},
             body=request.get_data(),
         )
+        for hold in [h for h in self._holds if not h.released.is_set()]:
+            if hold.matches(incoming.method, incoming.path):
+                hold.arrived.set()
+                hold.released.wait()
         with self.lock:
             response = self._answer(incoming)
             extra = self.response_headers(incoming, response)
