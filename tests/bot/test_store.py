@@ -382,7 +382,7 @@ def test_listed_runs_come_with_their_own_transitions(listed: SqlStore) -> None:
 
 
 def test_a_long_listing_has_the_transitions_of_every_run(store: SqlStore) -> None:
-    # More runs than one transitions query takes at once (recover_runs lists up to 10 000).
+    # More runs than one transitions query takes at once (reconcile lists up to 10 000).
     for n in range(505):
         store.create_run(make_run(f"run-{n:04d}", created_at=T0 + timedelta(seconds=n)))
     store.transition("run-0000", RunState.RUNNING)
