@@ -58,16 +58,21 @@ class HandlerContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kfp_bot.handlers"))
 
 
-# Where the transport cannot tell (Pub/Sub push), a step must assume an earlier attempt may
-# have stopped halfway and resume it; the outbox knows, and says so per event.
-_RESUMED: ContextVar[bool] = ContextVar("kfp_bot_step_resumed", default=True)
+# Where the transport cannot tell (Pub/Sub push: None), a step must assume an earlier attempt may
+# have stopped halfway and resume it; the outbox knows, and says so per event (True or False).
+_RESUMED: ContextVar[bool | None] = ContextVar("kfp_bot_step_resumed", default=None)
 
 
 def step_resumed() -> bool:
     """True when the event being handled may have been handled halfway before by an owner that
     stopped (so its step must be resumed), False when this is its first attempt (so a run
     already past the step belongs to another event, and the step does nothing)."""
-    return _RESUMED.get()
+    return _RESUMED.get() is not False
+
+
+def step_taken_over() -> bool:
+    """True only when the event is known to be a takeover: its previous owner's lease expired."""
+    return _RESUMED.get() is True
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from handlers.context import HandlerContext, step_resumed
+from handlers.context import HandlerContext, step_resumed, step_taken_over
 from handlers.deploying import deploy_template
 from handlers.models import BuildStatus, EventKind, RepoRef, Run, RunStart, RunState, RunStatus, Trigger
 from handlers.notifications import publish_run_change
@@ -70,9 +70,12 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
              error=event.detail or "image build failed")
         return
     if run.state is RunState.RUNNING and step_resumed():
-        status = ctx.runner.run_status(run)
-        # (The run's URL says nothing here: it is the build's log until the runner gives its own.)
-        if status is not None or ctx.store.get_external(SUBMITTED_SCOPE, run.id) is not None:
+        submitted = ctx.store.get_external(SUBMITTED_SCOPE, run.id) is not None
+        # A recorded submission is the backend's to finish (its events, reconcile), unless the
+        # owner that submitted it is known to be gone: then ask where it is (a local run ended
+        # with its owner). The run's URL says nothing here: it is the build's log until then.
+        status = ctx.runner.run_status(run) if not submitted or step_taken_over() else None
+        if submitted or status is not None:
             if status is not None and status.state.terminal:  # it ended while nobody listened
                 ctx.bus.publish(RunStatus(run_id=run.id, state=status.state, detail=status.detail,
                                           url=status.url))
@@ -133,7 +136,7 @@ def run_status(event: RunStatus, ctx: HandlerContext) -> None:
         return
     error = event.detail if event.state in (RunState.FAILED, RunState.ERROR) else None
     moved = move(ctx, run, event.state, event.detail, url=event.url, error=error)
-    if moved is None and run.state is event.state and step_resumed():
+    if moved is None and run.state is event.state and step_taken_over():
         # Its owner stored the state and may have stopped before showing it: show it (a report
         # is idempotent: the check run is found by its external id and updated in place).
         report_run(ctx, run)
