@@ -11,12 +11,15 @@ SDK, not the training stack. With nothing declared the bot's own kfp 2.x is used
 from __future__ import annotations
 
 import hashlib
+import json
+import posixpath
 import re
 import tomllib
 from dataclasses import dataclass
 from typing import Callable
 
 from pipeline_registry.errors import ConfigError
+from pipeline_registry.models import Pipeline
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig
 
 # Distributions that pipeline files import at compile time.
@@ -44,8 +47,13 @@ class CompileEnvironment:
         return digest[:20]
 
 
-def compile_environment(read: Callable[[str], bytes | None], config: RepoConfig) -> CompileEnvironment:
-    """Work out the compile environment from repository files read through `read(path)`."""
+def compile_environment(read: Callable[[str], bytes | None], config: RepoConfig,
+                        folder: str = "") -> CompileEnvironment:
+    """Work out the compile environment from repository files read through `read(path)`.
+
+    `folder` is where the pipeline file is: the project files of its nearest folder that declares
+    the SDK win (a sub-project pinning its own kfp), up to the repository root.
+    """
     settings = config.compile
     if settings.requirements:
         return CompileEnvironment(tuple(settings.requirements), (CONFIG_FILE,))
@@ -58,21 +66,53 @@ def compile_environment(read: Callable[[str], bytes | None], config: RepoConfig)
                                   (CONFIG_FILE, settings.requirements_file))
     if not settings.use_project_files:
         return CompileEnvironment()
-    pyproject = read("pyproject.toml")
+    folders = [folder.strip("/")]
+    while folders[-1]:
+        folders.append(posixpath.dirname(folders[-1]))
+    for current in folders:
+        found = _project_environment(read, current)
+        if found is not None:
+            return found
+    return CompileEnvironment()
+
+
+def pipeline_environment(read: Callable[[str], bytes | None], config: RepoConfig,
+                         pipeline: Pipeline) -> CompileEnvironment:
+    """The compile environment of one pipeline: a declared pipeline's nearest sub-project that pins
+    the SDK, else the repository's (the template's pipelines always use the repository's)."""
+    folder = posixpath.dirname(pipeline.pipeline_file or "") if not pipeline.owns_folder else ""
+    return compile_environment(read, config, folder)
+
+
+def _project_environment(read: Callable[[str], bytes | None], folder: str) -> CompileEnvironment | None:
+    """The SDK requirements the project files of one folder declare (None: they declare none)."""
+    def at(name: str) -> str:
+        return f"{folder}/{name}" if folder else name
+
+    pyproject = read(at("pyproject.toml"))
     if pyproject is not None:
-        found = _from_pyproject(pyproject)
+        found = _from_pyproject(pyproject, at("pyproject.toml"))
         if found:
-            lock = read("poetry.lock")
-            locked = _locked_versions(lock) if lock is not None else {}
+            lock = read(at("poetry.lock"))
+            locked = _locked_versions(lock, at("poetry.lock")) if lock is not None else {}
             pinned = tuple(_pin(r, locked) for r in found)
-            files = ("pyproject.toml", "poetry.lock") if locked else ("pyproject.toml",)
+            files = (at("pyproject.toml"), at("poetry.lock")) if locked else (at("pyproject.toml"),)
             return CompileEnvironment(pinned, files)
-    requirements = read("requirements.txt")
+    pipfile = read(at("Pipfile"))
+    if pipfile is not None:
+        found = _from_pipfile(pipfile, at("Pipfile"))
+        if found:
+            lock = read(at("Pipfile.lock"))
+            locked = _pipfile_locked(lock) if lock is not None else {}
+            pinned = tuple(_pin(r, locked) for r in found)
+            files = (at("Pipfile"), at("Pipfile.lock")) if locked else (at("Pipfile"),)
+            return CompileEnvironment(pinned, files)
+    requirements = read(at("requirements.txt"))
     if requirements is not None:
         found = tuple(r for r in _requirement_lines(requirements.decode(errors="replace")) if _is_sdk(r))
         if found:
-            return CompileEnvironment(found, ("requirements.txt",))
-    return CompileEnvironment()
+            return CompileEnvironment(found, (at("requirements.txt"),))
+    return None
 
 
 def _requirement_lines(text: str) -> tuple[str, ...]:
@@ -93,11 +133,11 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _from_pyproject(data: bytes) -> tuple[str, ...]:
+def _from_pyproject(data: bytes, file: str = "pyproject.toml") -> tuple[str, ...]:
     try:
         doc = tomllib.loads(data.decode(errors="replace"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("pyproject.toml", f"invalid TOML: {exc}", hint="fix the TOML syntax") from None
+        raise ConfigError(file, f"invalid TOML: {exc}", hint="fix the TOML syntax") from None
     pep621 = doc.get("project", {}).get("dependencies", []) or []
     found = [r for r in pep621 if isinstance(r, str) and _is_sdk(r)]
     poetry = doc.get("tool", {}).get("poetry", {}).get("dependencies", {}) or {}
@@ -108,13 +148,39 @@ def _from_pyproject(data: bytes) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _locked_versions(lock: bytes) -> dict[str, str]:
+def _from_pipfile(data: bytes, file: str) -> tuple[str, ...]:
+    """SDK requirements of a Pipfile's `[packages]` (`kfp = "==1.8.22"`, `{version = "*"}`)."""
+    try:
+        doc = tomllib.loads(data.decode(errors="replace"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, f"invalid TOML: {exc}", hint="fix the TOML syntax") from None
+    found = []
+    for name, spec in (doc.get("packages", {}) or {}).items():
+        if _normalise(name) in SDK_DISTRIBUTIONS:
+            version = spec.get("version", "*") if isinstance(spec, dict) else str(spec)
+            found.append(name if version.strip() in ("", "*") else f"{name}{version.strip()}")
+    return tuple(found)
+
+
+def _pipfile_locked(lock: bytes) -> dict[str, str]:
+    """SDK versions pinned by `Pipfile.lock` (JSON: `default.<name>.version` = `==1.8.22`)."""
+    try:
+        doc = json.loads(lock.decode(errors="replace"))
+    except ValueError:
+        return {}
+    default = doc.get("default", {}) if isinstance(doc, dict) else {}
+    return {_normalise(name): str(spec["version"]).lstrip("=") for name, spec in default.items()
+            if isinstance(spec, dict) and str(spec.get("version", "")).startswith("==")
+            and _normalise(name) in SDK_DISTRIBUTIONS}
+
+
+def _locked_versions(lock: bytes, file: str = "poetry.lock") -> dict[str, str]:
     """SDK versions pinned by `poetry.lock`: a caret range alone may pick a release the
     repository never used (kfp 1.8.24 dropped `kfp.v2`)."""
     try:
         doc = tomllib.loads(lock.decode(errors="replace"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("poetry.lock", f"invalid TOML: {exc}", hint="regenerate it with `poetry lock`") from None
+        raise ConfigError(file, f"invalid TOML: {exc}", hint="regenerate it with `poetry lock`") from None
     return {_normalise(str(p.get("name", ""))): str(p["version"]) for p in doc.get("package", [])
             if isinstance(p, dict) and "version" in p and _normalise(str(p.get("name", ""))) in SDK_DISTRIBUTIONS}
 

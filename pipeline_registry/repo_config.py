@@ -8,6 +8,7 @@ suggestion, so a typo never silently turns a setting off.
 from __future__ import annotations
 
 import enum
+import re
 from typing import Literal
 
 import yaml
@@ -21,6 +22,9 @@ from pipeline_registry.yamlfile import YamlDocument, parse_yaml, validate_model
 CONFIG_FILE = ".kfp-bot.yaml"
 
 DEFAULT_IGNORE = ("**/*.md", "**/*.rst", "docs/**", "LICENSE", "LICENSE.*", ".gitignore")
+
+
+_RESERVED_ENV = ("PATH", "HOME", "TMPDIR", "USER", "SHELL", "PWD")
 
 
 class Target(enum.Enum):
@@ -62,6 +66,18 @@ class CompileConfig(_Strict):
     # Folders put on the import path when compiling and when following imports (`src`,
     # `components/*/src`): the repository's own packages, imported the way the repository runs.
     python_path: tuple[str, ...] = ()
+    # Non-secret variables a pipeline file reads when imported (`os.environ["PROJECT_ID"]`).
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("env")
+    @classmethod
+    def _variables(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+                raise ValueError(f"'{name}' is not an environment variable name")
+            if name.upper() in _RESERVED_ENV or name.upper().startswith(("KFP_BOT_", "LD_", "PYTHON")):
+                raise ValueError(f"'{name}' is set by the bot's sandbox and cannot be changed")
+        return value
 
     @field_validator("python_path")
     @classmethod

@@ -35,7 +35,7 @@ from deploy.compiler.compile import check_images, driver_options, pipeline_file,
 from deploy.compiler.failures import describe_failure
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
 from deploy.errors import CompileError
-from pipeline_registry.compile_env import compile_environment
+from pipeline_registry.compile_env import pipeline_environment
 from pipeline_registry.repo_config import CompileMode
 from pipeline_registry.repository import Repository
 
@@ -110,10 +110,11 @@ def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str
     rel_file = pipeline_file(repository.root, chosen, config)
     mode = resolve_mode(config.compile.mode, repository.snapshot.read(rel_file).decode("utf-8", "replace"),
                         rel_file)
-    env = compile_environment(repository.snapshot.read, config)
+    env = pipeline_environment(repository.snapshot.read, config, chosen)
     requirements = list(env.requirements) or [f"kfp=={metadata.version('kfp')}"]
     return cloudbuild_v1.BuildStep(
         id=COMPILE_STEP_ID, name=_literal(image), entrypoint="bash", wait_for=wait_for or ["-"],
+        env=[_literal(f"{key}={value}") for key, value in sorted(config.compile.env.items())],
         args=["-c", _STEP_SCRIPT, "kfp-bot-compile", mode.value, _literal(rel_file),
               _literal(json.dumps(compile_overlay(repository.root, images), sort_keys=True)),
               _literal(json.dumps(driver_options(chosen, config, repository.root))),
@@ -154,7 +155,7 @@ class CloudBuildCompiler:
         if not isinstance(verdict, dict):
             raise CompileError(rel_file, f"Cloud Build's compile step wrote an unreadable verdict at {where}",
                                output=output[-4000:])
-        env = compile_environment(repository.snapshot.read, config)
+        env = pipeline_environment(repository.snapshot.read, config, repository.pipeline(pipeline))
         if not verdict.get("ok"):
             raise describe_failure(rel_file, verdict, env=env, config=config, output=_tail(output, 40))
         source = repository.snapshot.read(rel_file).decode("utf-8", "replace")

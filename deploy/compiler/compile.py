@@ -25,7 +25,7 @@ from deploy.compiler.images import substitute_images
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
 from deploy.errors import CompileError
 from deploy.sandbox import Limits, run_isolated
-from pipeline_registry.compile_env import compile_environment
+from pipeline_registry.compile_env import pipeline_environment
 from pipeline_registry.models import Pipeline
 from pipeline_registry.repo_config import CompileMode, RepoConfig
 
@@ -44,7 +44,7 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
     rel_file = pipeline_file(repo_dir, pipeline, config)
     source = (repo_dir / rel_file).read_text(encoding="utf-8", errors="replace")
     mode = resolve_mode(config.compile.mode, source, rel_file)
-    env = compile_environment(lambda path: _read(repo_dir, path), config)
+    env = pipeline_environment(lambda path: _read(repo_dir, path), config, pipeline)
     interpreter = environment_python(env, cache_dir=Path(cache_dir), python=python, on_line=on_line)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
                 "--result", str(result_file), "--output", str(work / "out"),
                 *driver_options(pipeline, config, scratch)]
         limits = Limits(config.compile.timeout_seconds, config.compile.memory_mb)
-        proc = run_isolated(argv, cwd=scratch, limits=limits, on_line=on_line)
+        proc = run_isolated(argv, cwd=scratch, limits=limits, env=dict(config.compile.env), on_line=on_line)
         if proc.timed_out:
             raise timeout_failure(rel_file, config.compile.timeout_seconds, proc.tail())
         verdict = _read_verdict(result_file)

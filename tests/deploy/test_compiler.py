@@ -535,3 +535,18 @@ def test_images_named_inline_are_replaced_by_the_built_ones(git_repo: GitRepo, c
     assert sorted(compiled.images) == sorted(images.values())
     assert all(":content-" in ref for ref in compiled.images)
     assert "data-quality:latest" in (git_repo.root / "pipelines/images.py").read_text()  # the checkout is untouched
+
+
+def test_compile_env_reaches_the_pipeline_file_at_import(git_repo: GitRepo, compile_cache: Path,
+                                                          tmp_path: Path) -> None:
+    from deploy.pipelines import RepositoryCompiler
+
+    git_repo.write(".kfp-bot.yaml", "pipeline_files: ['flows/*.py']\ncompile:\n  env: {PROJECT_ID: acme-ml}\n")
+    git_repo.write("flows/env.py", "import os\nfrom kfp import dsl\n\n\n@dsl.component\ndef say(t: str):\n"
+                                   "    print(t)\n\n\n@dsl.pipeline(name=os.environ['PROJECT_ID'])\n"
+                                   "def env_pipeline():\n    say(t='x')\n")
+    git_repo.commit("reads PROJECT_ID at import")
+
+    compiled = RepositoryCompiler(compile_cache).compile(git_repo.root, "env", None, tmp_path / "out")
+
+    assert compiled.name == "acme-ml"

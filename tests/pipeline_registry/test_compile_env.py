@@ -67,3 +67,35 @@ def test_broken_toml_names_the_file() -> None:
 ])
 def test_poetry_constraints(spec: str, expected: str) -> None:
     assert poetry_constraint(spec) == expected
+
+
+def test_a_declared_pipeline_uses_its_nearest_sub_project_that_pins_the_sdk() -> None:
+    from pipeline_registry.compile_env import pipeline_environment
+    from pipeline_registry.models import Pipeline
+
+    files = {"requirements.txt": b"kfp==2.7.0\n",
+             "pipelines/Pipfile": b'[packages]\nkfp = "==1.8.22"\nkfp-kubernetes = "*"\nrequests = "*"\n',
+             "pipelines/Pipfile.lock": b'{"default": {"kfp": {"version": "==1.8.22"}, '
+                                       b'"kfp-kubernetes": {"version": "==1.0.0"}}}',
+             "pipelines/src/pipelines/x/pipeline.py": b"",
+             "samples/pyproject.toml": b'[project]\nname = "s"\ndependencies = ["numpy"]\n'}
+    config = load_repo_config(b"pipeline_files: ['**/pipeline.py']\n")
+    nested = Pipeline("x", "pipelines/src/pipelines/x", "pipelines/src/pipelines/x/pipeline.py", None, owns_folder=False)
+    assert pipeline_environment(files.get, config, nested) == compile_environment(files.get, config, "pipelines") \
+        and pipeline_environment(files.get, config, nested).requirements == ("kfp==1.8.22", "kfp-kubernetes==1.0.0")
+    assert pipeline_environment(files.get, config, nested).source_files == ("pipelines/Pipfile", "pipelines/Pipfile.lock")
+    sample = Pipeline("s", "samples", "samples/s.py", None, owns_folder=False)
+    assert pipeline_environment(files.get, config, sample).requirements == ("kfp==2.7.0",)
+    template = Pipeline("t", "pipelines/t", "pipelines/t/t.py", None)
+    assert pipeline_environment(files.get, config, template).source_files == ("requirements.txt",)
+
+
+@pytest.mark.parametrize("variables, problem", [
+    ("{PATH: /tmp}", "'PATH' is set by the bot's sandbox"),
+    ("{KFP_BOT_WEBHOOK_SECRET: x}", "'KFP_BOT_WEBHOOK_SECRET' is set by the bot's sandbox"),
+    ("{'1X': y}", "'1X' is not an environment variable name"),
+])
+def test_compile_env_names_ordinary_variables_only(variables: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_repo_config(f"compile:\n  env: {variables}\n")
+    assert ".kfp-bot.yaml:2: compile.env" in str(caught.value) and problem in str(caught.value)
