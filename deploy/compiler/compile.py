@@ -69,7 +69,8 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         if verdict is None:
             raise no_result_failure(rel_file, proc, config.compile.memory_mb)
         if not verdict.get("ok"):
-            raise describe_failure(rel_file, verdict, env=env, config=config, output=proc.tail(40))
+            raise describe_failure(rel_file, verdict, env=env, config=config, output=proc.tail(40),
+                                   local_package=lambda name: local_package(repo_dir, name))
         if mode is CompileMode.IMPORT:
             produced = _driver_package(work / "out", rel_file)
         else:
@@ -87,6 +88,18 @@ def driver_options(pipeline: Pipeline, config: RepoConfig, root: Path) -> list[s
     for folder in python_path_folders(config, root):
         options += ["--python-path", folder]
     return options
+
+
+def local_package(root: Path, name: str) -> str | None:
+    """Where the repository holds a package or module named `name` (None when it does not)."""
+    if not name.isidentifier():
+        return None
+    for pattern in (f"**/{name}/__init__.py", f"**/{name}.py"):
+        for match in root.glob(pattern):
+            relative = match.relative_to(root)
+            if not any(part.startswith(".") or part in _NOT_COPIED for part in relative.parts):
+                return relative.parent.as_posix() if match.name == "__init__.py" else relative.as_posix()
+    return None
 
 
 def python_path_folders(config: RepoConfig, root: Path) -> list[str]:

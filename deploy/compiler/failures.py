@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any
+from typing import Any, Callable
 
 from deploy.errors import CompileError
 from deploy.sandbox import SandboxResult
@@ -35,6 +35,7 @@ class FailureKind(enum.Enum):
 
 _V1_API = re.compile(r"kfp\.(gcp|v2|dsl\.ContainerOp|compiler\.main)|ContainerOp|ComponentStore|"
                      r"has no attribute|cannot import name|create_component_from_func|func_to_container_op")
+_CANNOT_IMPORT = re.compile(r"cannot import name '(\w+)' from '([\w.]+)'")
 _MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
 _DECLARE_SDK = (f'declare the SDK this repository is written for, e.g. compile: {{requirements: ["kfp==1.8.22"]}} '
                 f'in {CONFIG_FILE}, or kfp under [tool.poetry.dependencies] in pyproject.toml')
@@ -65,7 +66,7 @@ def memory_failure(rel_file: str, memory_mb: int, output: str = "") -> CompileEr
 
 
 def describe_failure(rel_file: str, verdict: dict[str, Any], *, env: CompileEnvironment, config: RepoConfig,
-                     output: str) -> CompileError:
+                     output: str, local_package: Callable[[str], str | None] = lambda name: None) -> CompileError:
     """The `CompileError` for a failed verdict from driver.py."""
     try:
         kind = FailureKind(verdict.get("kind"))
@@ -80,7 +81,9 @@ def describe_failure(rel_file: str, verdict: dict[str, Any], *, env: CompileEnvi
                             output=str(verdict.get("text") or ""))
     if kind is FailureKind.IMPORT:
         return CompileError(rel_file, f"{where}import failed: {message}",
-                            hint=_import_hint(str(verdict.get("module") or ""), message, env, sdk), output=details)
+                            hint=_import_hint(str(verdict.get("module") or ""), message, env, sdk,
+                                              local_package(str(verdict.get("module") or "").split(".")[0])),
+                            output=details)
     if kind is FailureKind.EXCEPTION:
         phase = verdict.get("phase")
         text = {"import": f"failed while being imported: {message}",
@@ -117,15 +120,45 @@ def _location(rel_file: str, verdict: dict[str, Any]) -> str:
     return f"line {line}: "
 
 
-def _import_hint(module: str, message: str, env: CompileEnvironment, sdk: str) -> str:
+# Import names whose distribution on PyPI is named otherwise.
+PYPI_NAMES = {"dotenv": "python-dotenv", "yaml": "PyYAML", "sklearn": "scikit-learn", "cv2": "opencv-python-headless",
+              "PIL": "Pillow", "bs4": "beautifulsoup4", "dateutil": "python-dateutil", "jwt": "PyJWT",
+              "google_cloud_pipeline_components": "google-cloud-pipeline-components", "attr": "attrs",
+              "magic": "python-magic", "Crypto": "pycryptodome", "skimage": "scikit-image"}
+# kfp 2 extensions living under the kfp namespace, installed as their own distributions.
+KFP_EXTENSIONS = {"kfp.kubernetes": "kfp-kubernetes"}
+
+
+def pypi_name(module: str) -> str:
+    """The distribution to install for an import name (`dotenv` -> `python-dotenv`, `google.cloud.storage`
+    -> `google-cloud-storage`)."""
+    parts = module.split(".")
+    if parts[:2] == ["google", "cloud"] and len(parts) > 2:
+        return f"google-cloud-{parts[2].replace('_', '-')}"
+    return PYPI_NAMES.get(parts[0], parts[0])
+
+
+def _import_hint(module: str, message: str, env: CompileEnvironment, sdk: str,
+                 local: str | None = None) -> str:
+    named = _CANNOT_IMPORT.search(message)
+    if named and named.group(2) == module:  # `from kfp import kubernetes`: the missing module is kfp.kubernetes
+        module = f"{module}.{named.group(1)}"
     top = module.split(".")[0] if module else ""
+    extension = next((dist for name, dist in KFP_EXTENSIONS.items()
+                      if module == name or module.startswith(name + ".") or f"'{name}'" in message), None)
+    if extension:
+        return (f"'{module or 'kfp.kubernetes'}' comes from {extension}, a kfp 2 extension installed on its own: "
+                f"add {extension} beside kfp in the compile requirements ({', '.join(env.source_files) or CONFIG_FILE})")
+    if local:
+        return (f"'{top}' is a package of this repository ({local}): add the folder that holds it to "
+                f"compile.python_path in {CONFIG_FILE}")
     if top == "kfp" or (not module and "kfp" in message):
         if env.is_default:
             return _v1_hint(sdk)
         return (f"the compile environment ({', '.join(env.requirements)}, from {', '.join(env.source_files)}) "
                 f"has kfp {sdk or '?'}, which does not provide '{module}': check the version pinned there")
     return (f"the compile environment holds the kfp SDK only (kfp {sdk or '?'}): import training libraries inside "
-            f"components rather than at the top of the pipeline file, or add '{top or module}' to "
+            f"components rather than at the top of the pipeline file, or add '{pypi_name(module) if module else top}' to "
             f"compile.requirements in {CONFIG_FILE}; repository modules are found from the repository root "
             f"and the pipeline folder")
 

@@ -550,3 +550,33 @@ def test_compile_env_reaches_the_pipeline_file_at_import(git_repo: GitRepo, comp
     compiled = RepositoryCompiler(compile_cache).compile(git_repo.root, "env", None, tmp_path / "out")
 
     assert compiled.name == "acme-ml"
+
+
+@pytest.mark.parametrize("imports, hint", [
+    ("from bs4 import BeautifulSoup", "add 'beautifulsoup4' to compile.requirements"),
+    ("from google.cloud import bigquery_storage", "add 'google-cloud-bigquery-storage'"),
+    ("from kfp import kubernetes", "comes from kfp-kubernetes, a kfp 2 extension installed on its own"),
+    ("from tabular_ops.ops import train", "'tabular_ops' is a package of this repository "
+                                          "(components/tabular_ops/src/tabular_ops): add the folder"),
+])
+def test_a_missing_import_gets_the_right_hint(git_repo: GitRepo, compile_cache: Path, tmp_path: Path,
+                                              imports: str, hint: str) -> None:
+    from deploy.pipelines import RepositoryCompiler
+
+    git_repo.write(".kfp-bot.yaml", "pipeline_files: ['flows/*.py']\n")
+    git_repo.write("components/tabular_ops/src/tabular_ops/__init__.py", "")
+    git_repo.write("flows/p.py", f"{imports}\nfrom kfp import dsl\n\n\n@dsl.pipeline\ndef p():\n    pass\n")
+    git_repo.commit("an import the compile environment lacks")
+
+    with pytest.raises(CompileError) as caught:
+        RepositoryCompiler(compile_cache).compile(git_repo.root, "p", None, tmp_path / "out")
+
+    assert "import failed" in str(caught.value) and hint in str(caught.value)
+    assert "kfp 1.x" not in str(caught.value)
+
+
+def test_import_names_map_to_their_pypi_distributions() -> None:
+    from deploy.compiler.failures import pypi_name
+
+    assert [pypi_name(m) for m in ("dotenv", "yaml.constructor", "google.cloud.storage", "numpy")] == [
+        "python-dotenv", "PyYAML", "google-cloud-storage", "numpy"]
