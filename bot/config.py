@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     pubsub_push_audience: str | None = None
     pubsub_push_service_account: str | None = None
     pubsub_verify_token: bool = True
+    # How long a push request waits for its step: well under Pub/Sub's 600 s ack deadline and
+    # App Engine's request limit (bot.pubsub.steps).
+    pubsub_step_seconds: float = Field(default=60.0, gt=0, le=300)
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     builder: BuilderKind = BuilderKind.LOCAL
     cloudbuild_endpoint: str | None = None

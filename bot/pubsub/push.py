@@ -3,8 +3,9 @@
 Pub/Sub push is at-least-once, and every answer that is not 2xx is a nack that Pub/Sub
 redelivers (with backoff, until the dead-letter policy takes over), 400 included. So only a
 failure that may pass on a retry answers 5xx; a message that can never be processed is
-logged with its id and acknowledged. Each message is handled synchronously within the request,
-well inside the ack deadline, because handlers never wait for a build or a run.
+logged with its id and acknowledged. Each message's step runs under a lease and the request
+waits for it at most the step budget (`bot.pubsub.steps`), well inside the ack deadline: a
+slower step goes on, answered 503 meanwhile, and is never run twice at the same moment.
 
 | the request                                              | answer | what happens                          |
 |----------------------------------------------------------|--------|---------------------------------------|
@@ -15,6 +16,8 @@ well inside the ack deadline, because handlers never wait for a build or a run.
 | `kind` attribute of ours but data is not such an event   | 200    | logged; acked                         |
 | no `kind` of ours and no decoder claims the message      | 200    | "unknown notification" logged; acked  |
 | message id already processed on this subscription        | 200    | duplicate: acked, not processed again |
+| its step is running (lease held here or elsewhere)       | 503    | in-progress: nothing run; Pub/Sub     |
+|   or ran past the step budget (it goes on)               |        |   delivers it again later             |
 | store cannot say whether it was processed                | 503    | Pub/Sub retries                       |
 | handlers succeeded                                       | 200    | message id remembered; acked          |
 | handlers raised a transient error (store, bus, backend   | 503    | not remembered: the redelivery is     |
@@ -58,6 +61,7 @@ from bot.bus import BusUnavailable
 from bot.config import ConfigurationError
 from bot.logs import log_context
 from bot.pubsub.oidc import PushAuthError, PushAuthFailure, PushTokenVerifier
+from bot.pubsub.steps import StepRunner, Wait
 from bot.store.errors import StoreError
 from handlers.models import Event, EventKind, event_from_dict
 from handlers.ports import Ignored, NotificationDecoder, Store
@@ -74,6 +78,9 @@ MESSAGE_SCOPE = "pubsub-message"
 """Store scope (`get_external`/`set_external`) of processed messages, keyed by `message_key`; the
 value is the event key."""
 
+DEFAULT_STEP_SECONDS = 60.0
+"""How long a push request waits for its step by default (KFP_BOT_PUBSUB_STEP_SECONDS)."""
+
 _OUR_KINDS = frozenset(kind.value for kind in EventKind)
 
 
@@ -87,11 +94,14 @@ class PushOutcome(enum.Enum):
     UNKNOWN = "unknown"
     IGNORED = "ignored"
     RETRY = "retry"
+    IN_PROGRESS = "in-progress"
 
     @property
     def status(self) -> int:
         """200 acknowledges; 503 has Pub/Sub redeliver."""
-        return HTTPStatus.SERVICE_UNAVAILABLE if self is PushOutcome.RETRY else HTTPStatus.OK
+        if self in (PushOutcome.RETRY, PushOutcome.IN_PROGRESS):
+            return HTTPStatus.SERVICE_UNAVAILABLE
+        return HTTPStatus.OK
 
 
 @dataclass(frozen=True)
@@ -169,12 +179,15 @@ class PushHandler:
 
     def __init__(self, store: Store, decoders: Sequence[NotificationDecoder], dispatch: Callable[[Event], None],
                  on_error: Callable[[Event, BaseException], None], *,
-                 transient: Callable[[BaseException], bool] = is_transient) -> None:
+                 transient: Callable[[BaseException], bool] = is_transient,
+                 steps: StepRunner | None = None) -> None:
+        """`steps` bounds how long a request waits for its step (default: `DEFAULT_STEP_SECONDS`)."""
         self._store = store
         self._decoders = tuple(decoders)
         self._dispatch = dispatch
         self._on_error = on_error
         self._transient = transient
+        self._steps = steps or StepRunner(store, DEFAULT_STEP_SECONDS)  # type: ignore[arg-type]
 
     def handle(self, body: bytes) -> tuple[PushOutcome, str]:
         """Process one push body; the outcome and a one-line reason (also logged)."""
@@ -217,20 +230,51 @@ class PushHandler:
         return PushOutcome.UNKNOWN, f"no handler for this notification (attributes: {names})"
 
     def _process(self, message: PushMessage, event: Event) -> tuple[PushOutcome, str]:
-        with log_context(delivery_id=getattr(event, "delivery_id", None), run_id=getattr(event, "run_id", None)):
+        ids = {"delivery_id": getattr(event, "delivery_id", None), "run_id": getattr(event, "run_id", None)}
+        with log_context(**ids):
+            seen = self._seen(message, event)
+            if seen is not None:
+                return seen
+
+            def step() -> tuple[PushOutcome, str]:
+                with log_context(**ids):
+                    # Looked at again under the lease: the step may have ended since the first look.
+                    again = self._seen(message, event)
+                    if again is not None:
+                        return again
+                    outcome, reason = self._run(message, event)
+                    if outcome is not PushOutcome.RETRY:
+                        self._remember(message, event)
+                    return outcome, reason
+
             try:
-                seen = self._store.get_external(MESSAGE_SCOPE, message_key(message))
-            except Exception as exc:  # without the store we cannot tell a duplicate: retry later
+                result = self._steps.run(message_key(message), step,
+                                         name=f"message {message.message_id} ({event.key})")
+            except Exception as exc:  # the lease cannot be taken: retry later
                 log.warning("message %s (%s): store unavailable, Pub/Sub will retry: %s",
                             message.message_id, event.key, exc)
                 return PushOutcome.RETRY, f"store unavailable: {exc}"
-            if seen is not None:
-                log.info("duplicate message %s (%s) acknowledged", message.message_id, event.key)
-                return PushOutcome.DUPLICATE, f"message {message.message_id} was already processed"
-            outcome, reason = self._run(message, event)
-            if outcome is not PushOutcome.RETRY:
-                self._remember(message, event)
-            return outcome, reason
+            if result is Wait.BUSY:
+                log.info("message %s (%s) is being processed (here or at another instance); answered 503",
+                         message.message_id, event.key)
+                return PushOutcome.IN_PROGRESS, f"message {message.message_id} is being processed"
+            if result is Wait.OVERRAN:
+                return PushOutcome.IN_PROGRESS, (f"message {message.message_id} is still being processed after "
+                                                 f"{self._steps.budget_seconds:g} s")
+            return result
+
+    def _seen(self, message: PushMessage, event: Event) -> tuple[PushOutcome, str] | None:
+        """DUPLICATE when the message was processed, RETRY when the store cannot say, else None."""
+        try:
+            seen = self._store.get_external(MESSAGE_SCOPE, message_key(message))
+        except Exception as exc:  # without the store we cannot tell a duplicate: retry later
+            log.warning("message %s (%s): store unavailable, Pub/Sub will retry: %s",
+                        message.message_id, event.key, exc)
+            return PushOutcome.RETRY, f"store unavailable: {exc}"
+        if seen is not None:
+            log.info("duplicate message %s (%s) acknowledged", message.message_id, event.key)
+            return PushOutcome.DUPLICATE, f"message {message.message_id} was already processed"
+        return None
 
     def _run(self, message: PushMessage, event: Event) -> tuple[PushOutcome, str]:
         try:
@@ -286,7 +330,8 @@ def push_blueprint(settings: "Settings", services: "Services", decoders: Sequenc
     if not settings.pubsub_verify_token:
         log.warning("KFP_BOT_PUBSUB_VERIFY_TOKEN=0: %s accepts push requests without a token", PUSH_PATH)
         verifier = None
-    handler = PushHandler(services.store, decoders, dispatch, on_error, transient=transient)
+    handler = PushHandler(services.store, decoders, dispatch, on_error, transient=transient,
+                          steps=StepRunner(services.store, settings.pubsub_step_seconds))  # type: ignore[arg-type]
     blueprint = Blueprint("pubsub_push", __name__)
 
     @blueprint.post(PUSH_PATH)

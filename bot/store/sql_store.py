@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from bot.store import rows
 from bot.store.engine import open_engines
 from bot.store.errors import StoreError, database_errors
+from bot.store.leases import LeaseMixin
 from bot.store.outbox import OutboxStore
 from bot.store.tables import approvals, chat_threads, deliveries, ensure_schema, externals, messages, pulls, runs, transitions
 from handlers.models import PullRequestRef, RepoRef, Run, RunState, Transition
@@ -39,8 +40,8 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class SqlStore(OutboxStore):
-    """Runs, deliveries, pull requests, approvals, external ids and the outbox in a SQL database.
+class SqlStore(OutboxStore, LeaseMixin):
+    """Runs, deliveries, pull requests, approvals, external ids, the outbox and step leases in a SQL database.
 
     `url` is `sqlite:///path/to/file.db` (the folder is created) or a PostgreSQL URL
     (`postgresql://user:password@host/db`, the psycopg driver). Tables are created when missing.

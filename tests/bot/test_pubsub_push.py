@@ -439,3 +439,34 @@ def test_verification_without_an_audience_is_a_configuration_error(tmp_path: Pat
         push_blueprint(settings, bot.services, [], bot.handlers.dispatch, on_error=bot.handlers.on_error)
     with pytest.raises(ConfigurationError, match="the push endpoint needs the handler context"):
         push_blueprint_for_services(make_settings(tmp_path, bus=BusKind.PUBSUB), bot.services)
+
+
+def test_a_step_past_its_budget_is_answered_503_and_never_runs_twice_at_once(tmp_path: Path, bot: Bot) -> None:
+    settings = make_settings(tmp_path, pubsub_verify_token=False, pubsub_step_seconds=0.2)
+    release = threading.Event()
+    steps: list[Event] = []
+
+    def slow(event: Event) -> None:  # a clone of a large repository, say
+        steps.append(event)
+        assert release.wait(30)
+
+    app = create_app(settings, bot.services)
+    app.register_blueprint(push_blueprint(settings, bot.services, [], slow, on_error=bot.handlers.on_error))
+    body = envelope("m-1", *our_message(RunStart("run-1")))
+
+    with serve(app) as server:
+        def push() -> tuple[int, str]:
+            answer = requests.post(server.url + PUSH_PATH, json=body, timeout=30)
+            return answer.status_code, answer.json()["status"]
+
+        first = push()            # the budget runs out: the step goes on
+        redelivered = push()      # Pub/Sub delivers it again meanwhile
+        release.set()
+        for _ in range(100):      # the step ends and drops its lease
+            if push() == (200, "duplicate"):
+                break
+            threading.Event().wait(0.05)
+        last = push()
+
+    assert (first, redelivered, last) == ((503, "in-progress"), (503, "in-progress"), (200, "duplicate"))
+    assert steps == [RunStart("run-1")]

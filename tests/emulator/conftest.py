@@ -118,6 +118,12 @@ def cloud_settings(tmp_path: Path, github: FakeGitHub, key: str, project: str, e
 @pytest.fixture
 def cloud(tmp_path: Path, example_repo: GitRepo, pubsub_emulator: PubSubEmulator) -> Iterator[EmulatedCloud]:
     """The bot served on 127.0.0.1, Pub/Sub by the emulator, GitHub, Cloud Build and Vertex AI faked."""
+    yield from emulated_cloud(tmp_path, example_repo, pubsub_emulator)
+
+
+def emulated_cloud(tmp_path: Path, example_repo: GitRepo, pubsub_emulator: PubSubEmulator,
+                   **changes: Any) -> Iterator[EmulatedCloud]:
+    """`cloud` with other settings (`changes`)."""
     project = new_project()
     with FakeGitHub() as github, FakeGcs() as gcs, FakeCloudBuild(gcs=gcs) as cloudbuild, \
             FakeVertexPipelines() as vertex:
@@ -128,7 +134,7 @@ def cloud(tmp_path: Path, example_repo: GitRepo, pubsub_emulator: PubSubEmulator
             github.set_permission(REPO, user, role)
         base = example_repo.head()
         github.add_commit(REPO, base, branch="main")
-        settings = cloud_settings(tmp_path, github, key, project, pubsub_emulator, cloudbuild, vertex)
+        settings = cloud_settings(tmp_path, github, key, project, pubsub_emulator, cloudbuild, vertex, **changes)
         services = build_services(settings, github_clients=clients_for(settings))
         server = ServedApp(create_app(settings, services))
         recorder = PushRecorder(f"{server.url}/pubsub/push")

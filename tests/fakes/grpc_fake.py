@@ -80,6 +80,11 @@ class RecordingGrpcService:
         with self._held:
             return self._held.wait_for(lambda: self._waiting.get(method, 0) >= count, timeout)
 
+    def held(self, method: str) -> int:
+        """How many calls of `method` have waited on a hold so far."""
+        with self._held:
+            return self._waiting.get(method, 0)
+
     def release(self, method: str) -> None:
         """Let the held calls of `method` (and later ones) through."""
         with self._held:
