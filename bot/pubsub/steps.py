@@ -30,7 +30,8 @@ log = logging.getLogger("kfp_bot.pubsub")
 LEASE_SCOPE = "pubsub-step"
 """Store scope of the leases on messages whose step is running."""
 LEASE_MARGIN_SECONDS = 30.0
-"""A lease outlives the budget by this much and is renewed a few times within it."""
+"""A lease outlives the budget by this much (or by the budget, when that is shorter) and is renewed
+three times within its length; a killed holder's message waits that long before it runs again."""
 
 R = TypeVar("R")
 
@@ -68,7 +69,7 @@ class StepRunner:
             raise ValueError("a step budget must be positive")
         self._store = store
         self.budget_seconds = budget_seconds
-        self.lease_seconds = budget_seconds + LEASE_MARGIN_SECONDS
+        self.lease_seconds = budget_seconds + min(LEASE_MARGIN_SECONDS, budget_seconds)
         self.owner = owner or f"push-{uuid.uuid4().hex[:12]}"
 
     def run(self, key: str, work: Callable[[], R], *, name: str = "step") -> R | Wait:

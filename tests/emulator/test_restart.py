@@ -105,7 +105,7 @@ def served(tmp_path: Path, example_repo: GitRepo, pubsub_emulator: PubSubEmulato
             "webhook_secret": SECRET, "data_dir": tmp_path / "data", "allow_local_repos": True,
             "allowed_users": WRITER, "log_level": "INFO",
             "bus": BusKind.PUBSUB, "gcp_project": project, "pubsub_endpoint": pubsub_emulator.endpoint,
-            "pubsub_verify_token": False,
+            "pubsub_verify_token": False, "pubsub_step_seconds": 2,  # a dead holder's lease ends within 4 s
             "builder": BuilderKind.CLOUDBUILD, "cloudbuild_endpoint": cloudbuild.endpoint,
             "cloudbuild_bucket": "kfp-bot-builds", "gcs_endpoint": gcs.url,
             "runner": RunnerKind.VERTEX, "vertex_endpoint": vertex.endpoint, "pipeline_root": "gs://pipelines/root"})
