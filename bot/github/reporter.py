@@ -6,7 +6,7 @@ in the store (`set_external`) and, when the store has lost it, looked up on GitH
 by name and external id, the PR comment by its hidden marker) before anything is created, so
 redelivered events and restarts never add a second check or comment. The same look-up follows a
 create that GitHub answered with a 5xx or not at all (GitHub may have done it; the transport never
-retries such a POST, see `bot.github.client.WriteSafeRetry`): the comment by its marker (a reply
+retries such a POST, see `bot.github.retry.WriteSafeRetry`): the comment by its marker (a reply
 by its author and body), the check run by name, head sha and external id, the commit status by
 context, state and description; only when none is found is it created again.
 
@@ -184,9 +184,9 @@ class GitHubReporter:
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         """React to the command comment so its author sees at once that it was accepted."""
         gh = self.clients.repo(repo.full_name, installation_id)
-        # GitHub answers 200 with the existing reaction when it is there: creating again is the look-up.
-        self._create_once(f"reacting to comment {comment_id} on {repo.full_name}",
-                          lambda: _comment(gh, comment_id).create_reaction(self.reaction), lambda: None)
+        # GitHub answers 200 with the existing reaction, so the transport may repeat this POST.
+        self.clients.call(f"reacting to comment {comment_id} on {repo.full_name}",
+                          lambda: _comment(gh, comment_id).create_reaction(self.reaction))
 
     def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
         """A new comment on the PR (refusals, errors, plans, help)."""

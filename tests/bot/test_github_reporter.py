@@ -283,6 +283,16 @@ def test_acknowledge_reacts_to_the_command_comment(fake: FakeGitHub, app_reporte
     assert [(r["content"], r["user"]["login"]) for r in fake.reactions(command["id"])] == [("+1", BOT_LOGIN)]
 
 
+def test_a_reaction_is_repeated_after_a_5xx_and_stays_one(fake: FakeGitHub, app_reporter: GitHubReporter) -> None:
+    # GitHub answers 200 with the existing reaction, so this write is safe to repeat.
+    command = fake.add_comment(REPO, PR, "/run head-pose-pipeline", author="alice")
+    fake.fail_next("POST", r"/repos/octo/monorepo/issues/comments/\d+/reactions", 502, after=True)
+    app_reporter.acknowledge(repo_ref(fake), command["id"], INSTALLATION_ID)
+    assert [r["content"] for r in fake.reactions(command["id"])] == ["+1"]
+    assert [r.status for r in fake.requests_to("POST", r"/repos/octo/monorepo/issues/comments/\d+/reactions")] \
+        == [502, 200]
+
+
 def test_reply_adds_a_new_comment(fake: FakeGitHub, app_reporter: GitHubReporter) -> None:
     body = messages.command_refused("mallory", "only people with write access can run pipelines")
     app_reporter.reply(repo_ref(fake), PR, body, INSTALLATION_ID)
