@@ -83,6 +83,11 @@ def test_re_run_all_checks_runs_the_heads_affected_pipelines_again(bot: Bot) -> 
     assert first["trigger"] == "autorun"
     assert bot.checks(head)["kfp-bot"]["conclusion"] == "success"
 
+    bot.press(bot.checks(head)["kfp-bot"], by=WRITER)  # "Re-run" on the aggregate check: the same
+    bot.settle()
+    assert [(r["triggered_by"], r["state"]) for r in bot.runs(pr=PR)][0] == (WRITER, "succeeded")
+    assert len(bot.runs(pr=PR)) == 3
+
 
 def test_a_forks_held_pipeline_runs_from_its_button_for_a_maintainer_only(bot: Bot) -> None:
     head = change_hello(bot)
