@@ -4,8 +4,9 @@ delivers the message again to the new process, which finishes the step without d
 The bot runs as `python -m bot serve` in a process of its own, configured by KFP_BOT_ variables
 as in production, on the Google Cloud path (no GitHub credentials: reports go to its log and
 API). Cloud Build holds the run's CreateBuild unanswered, so the bot is known to be inside the
-push of `run.start` when it is killed; the held call is then let through, as a request Cloud
-Build received from a caller that died.
+push of `run.start` when it is killed; the held call is then let through (a request Cloud Build
+received from a caller that died: the new process finds that build) or fails (a request that
+never arrived: the new process makes the build).
 """
 
 from __future__ import annotations
@@ -122,7 +123,10 @@ def served(tmp_path: Path, example_repo: GitRepo, pubsub_emulator: PubSubEmulato
             process.stop()
 
 
-def test_a_bot_killed_in_the_middle_of_a_push_gets_the_message_again_after_restart(served) -> None:
+@pytest.mark.parametrize("reached", [True, False], ids=["build-created", "build-request-lost"])
+def test_a_bot_killed_in_the_middle_of_a_push_gets_the_message_again_after_restart(served, reached: bool) -> None:
+    import grpc
+
     process, bot, cloudbuild, vertex = served
     cloudbuild.hold("CreateBuild")
     head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# killed\n"})
@@ -131,8 +135,14 @@ def test_a_bot_killed_in_the_middle_of_a_push_gets_the_message_again_after_resta
     assert cloudbuild.wait_held("CreateBuild"), f"the bot never asked for the build:\n{process.log()}"
     [started] = re.findall(r"run (run-[0-9a-f]+) \(training-pipeline\) is building", process.log())
     process.kill()
-    cloudbuild.release("CreateBuild")  # Cloud Build got the request; its caller is gone
-    wait_until(lambda: cloudbuild.builds, what="the held build to be created")
+    if reached:  # Cloud Build got the request; its caller is gone
+        cloudbuild.release("CreateBuild")
+        wait_until(lambda: cloudbuild.builds, what="the held build to be created")
+    else:  # the request never made it
+        cloudbuild.fail("CreateBuild", grpc.StatusCode.UNAVAILABLE)
+        cloudbuild.release("CreateBuild")
+        wait_until(lambda: cloudbuild.requests("CreateBuild"), what="the held request to fail")
+        assert cloudbuild.builds == []
 
     process.start()
     processed = wait_until(lambda: re.findall(rf"processed message (\S+) \(run-start:{started}\)", process.log()),
@@ -143,7 +153,7 @@ def test_a_bot_killed_in_the_middle_of_a_push_gets_the_message_again_after_resta
 
     [run] = bot.runs()
     assert run["id"] == started and run["state"] == "building"
-    assert len(cloudbuild.builds) == 1  # found by the run's tag, not built again
-    [build] = cloudbuild.builds
-    assert build.id in (run["url"] or "")
+    [build] = wait_until(lambda: cloudbuild.builds, what="the build")  # found by the run's tag, or made now
+    assert len(cloudbuild.builds) == 1
+    wait_until(lambda: build.id in (bot.runs()[0]["url"] or ""), what="the run to link its build")
     assert vertex.jobs == []
