@@ -162,12 +162,25 @@ class Settings(BaseSettings):
             raise ValueError("KFP_BOT_RUNNER=vertex needs KFP_BOT_PIPELINE_ROOT (e.g. gs://bucket/pipeline-root)")
         if self.runner is RunnerKind.KFP and not self.kfp_host:
             raise ValueError("KFP_BOT_RUNNER=kfp needs KFP_BOT_KFP_HOST")
+        if self.bus is BusKind.PUBSUB and not self.pubsub_verify_token and not self._emulated_pubsub():
+            raise ValueError("KFP_BOT_PUBSUB_VERIFY_TOKEN=0 (unsigned pushes accepted) is for a local Pub/Sub "
+                             "emulator only: set KFP_BOT_PUBSUB_ENDPOINT (or PUBSUB_EMULATOR_HOST) to its "
+                             "loopback address, or verify the push tokens")
         if (self.bus is BusKind.PUBSUB and self.pubsub_verify_token
                 and not (self.pubsub_push_audience and self.pubsub_push_service_account)):
             raise ValueError("KFP_BOT_BUS=pubsub verifies push requests: set KFP_BOT_PUBSUB_PUSH_AUDIENCE and "
                              "KFP_BOT_PUBSUB_PUSH_SERVICE_ACCOUNT (or KFP_BOT_PUBSUB_VERIFY_TOKEN=0 for an "
                              "emulator)")
         return self
+
+    def _emulated_pubsub(self) -> bool:
+        """Pub/Sub is an emulator on this machine (a loopback KFP_BOT_PUBSUB_ENDPOINT or PUBSUB_EMULATOR_HOST)."""
+        import os
+
+        from deploy.endpoints import is_loopback
+
+        endpoint = self.pubsub_endpoint or os.environ.get("PUBSUB_EMULATOR_HOST")
+        return bool(endpoint) and is_loopback(endpoint)
 
     @property
     def github_mode(self) -> str | None:

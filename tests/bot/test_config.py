@@ -97,3 +97,19 @@ def test_a_compile_memory_cap_at_or_above_the_instance_memory_is_refused(tmp_pat
 def test_the_cloud_build_builder_needs_its_bucket(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="KFP_BOT_CLOUDBUILD_BUCKET"):
         load_settings(data_dir=tmp_path, builder="cloudbuild", gcp_project="p")
+
+
+def test_unsigned_pushes_are_accepted_only_from_a_local_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    for key, value in {"KFP_BOT_BUS": "pubsub", "KFP_BOT_GCP_PROJECT": "p", "KFP_BOT_PUBSUB_VERIFY_TOKEN": "0"}.items():
+        monkeypatch.setenv(key, value)
+
+    with pytest.raises(ConfigurationError, match="KFP_BOT_PUBSUB_VERIFY_TOKEN=0 .* is for a local Pub/Sub emulator"):
+        load_settings()
+    with pytest.raises(ConfigurationError, match="is for a local Pub/Sub emulator"):
+        load_settings(pubsub_endpoint="pubsub.googleapis.com:443")
+    assert not load_settings(pubsub_endpoint="127.0.0.1:8085").pubsub_verify_token
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "localhost:8085")
+    assert not load_settings().pubsub_verify_token
+    assert load_settings(pubsub_verify_token=True, pubsub_push_audience="https://bot.example",
+                         pubsub_push_service_account="push@p.iam.gserviceaccount.com").pubsub_verify_token
