@@ -25,12 +25,10 @@ slower step goes on, answered 503 meanwhile, and is never run twice at the same 
 | handlers raised anything else                            | 200    | `on_error(event, exc)` makes it       |
 |                                                          |        |   visible (run error, check); acked   |
 
-Processed messages are remembered by subscription *and* message id (`message_key`): Pub/Sub
-makes message ids unique within a topic only ("ID of this message, assigned by the server when
-the message is published. Guaranteed to be unique within the topic",
-https://cloud.google.com/pubsub/docs/reference/rest/v1/PubsubMessage), and the bot's four push
-subscriptions read four topics, so the same id may arrive from two of them as two different
-messages; and two subscriptions of one topic each deliver every message once.
+Processed messages are remembered by subscription *and* message id (`envelope.message_key`):
+Pub/Sub makes message ids unique within a topic only, and the bot's four push subscriptions read
+four topics, so the same id may arrive from two of them as two different messages; and two
+subscriptions of one topic each deliver every message once.
 
 A message is remembered as processed only after its handlers finished (or their failure was
 made visible), so a crash or a 5xx in the middle never turns the redelivery into a
@@ -45,14 +43,11 @@ default wrapped payload (not "payload unwrapping").
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import json
 import logging
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -60,6 +55,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bot.bus import BusUnavailable
 from bot.config import ConfigurationError
 from bot.logs import log_context
+from bot.pubsub.envelope import MalformedEnvelope, PushMessage, message_key, parse_envelope
 from bot.pubsub.oidc import PushAuthError, PushAuthFailure, PushTokenVerifier
 from bot.pubsub.steps import StepRunner, Wait
 from bot.store.errors import StoreError
@@ -102,67 +98,6 @@ class PushOutcome(enum.Enum):
         if self in (PushOutcome.RETRY, PushOutcome.IN_PROGRESS):
             return HTTPStatus.SERVICE_UNAVAILABLE
         return HTTPStatus.OK
-
-
-@dataclass(frozen=True)
-class PushMessage:
-    """One message as a push subscription delivers it."""
-
-    message_id: str
-    data: bytes
-    attributes: Mapping[str, str] = field(default_factory=dict)
-    subscription: str = ""
-    publish_time: str | None = None
-    delivery_attempt: int | None = None
-
-
-class MalformedEnvelope(ValueError):
-    """A push body that is not a Pub/Sub envelope; carries the ids it could read, for the log."""
-
-    def __init__(self, reason: str, *, message_id: str | None = None, subscription: str | None = None) -> None:
-        super().__init__(reason)
-        self.message_id = message_id
-        self.subscription = subscription
-
-
-def parse_envelope(body: bytes) -> PushMessage:
-    """The message of a push body (`{"message": {...}, "subscription": ...}`), or `MalformedEnvelope`."""
-    try:
-        envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedEnvelope(f"body is not JSON ({exc})") from None
-    if not isinstance(envelope, dict):
-        raise MalformedEnvelope(f"body is JSON but not an object (got {type(envelope).__name__})")
-    subscription = envelope.get("subscription") if isinstance(envelope.get("subscription"), str) else None
-    message = envelope.get("message")
-    if not isinstance(message, dict):
-        raise MalformedEnvelope("no 'message' object in the body", subscription=subscription)
-    message_id = message.get("messageId") or message.get("message_id")
-    message_id = str(message_id) if isinstance(message_id, (str, int)) and message_id != "" else None
-    if message_id is None:
-        raise MalformedEnvelope("the message has no messageId", subscription=subscription)
-    attributes = message.get("attributes") or {}
-    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
-        raise MalformedEnvelope("message attributes are not a map of strings", message_id=message_id,
-                                subscription=subscription)
-    raw = message.get("data") or ""
-    try:
-        data = base64.b64decode(raw, validate=True) if isinstance(raw, str) else None
-    except (binascii.Error, ValueError):
-        data = None
-    if data is None:
-        raise MalformedEnvelope("message data is not base64", message_id=message_id, subscription=subscription)
-    attempt = envelope.get("deliveryAttempt", message.get("deliveryAttempt"))
-    published = message.get("publishTime") or message.get("publish_time")
-    return PushMessage(message_id=message_id, data=data, attributes=dict(attributes),
-                       subscription=subscription or "",
-                       publish_time=str(published) if published else None,
-                       delivery_attempt=attempt if isinstance(attempt, int) else None)
-
-
-def message_key(message: PushMessage) -> str:
-    """What identifies a message for dedupe: `<subscription> <message id>` (ids are unique per topic only)."""
-    return f"{message.subscription} {message.message_id}"
 
 
 def is_transient(error: BaseException) -> bool:
