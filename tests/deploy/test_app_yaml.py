@@ -40,7 +40,7 @@ def test_the_app_yaml_entrypoint_serves_the_bot(tmp_path: Path) -> None:
             try:
                 answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before the app is loaded
                 assert server.poll() is None, server.stdout.read() if server.stdout else ""
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)

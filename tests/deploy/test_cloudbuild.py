@@ -269,6 +269,7 @@ def test_private_repositories_build_from_a_cloud_build_connection_in_its_region(
         client: cloudbuild_v1.CloudBuildClient, fake: FakeCloudBuild, request_: BuildRequest) -> None:
     connection = f"projects/{PROJECT}/locations/europe-west1/connections/github"
     builder = CloudBuildBuilder(client, PROJECT, source=ConnectedRepositorySource(connection))
+    fake.linked[f"{connection}/repositories/octo-monorepo"] = request_.repo_dir
 
     outcome = builder.build(request_)
     fake.finish(the_build(fake).id, "SUCCESS")
