@@ -17,8 +17,10 @@ class CompileError(KfpBotError):
 class EnvironmentBuildError(KfpBotError):
     """The repository's declared compile environment could not be installed."""
 
-    def __init__(self, message: str, *, installer_tail: str = "") -> None:
+    def __init__(self, message: str, *, installer_tail: str = "", transient: bool = False) -> None:
         self.installer_tail = installer_tail
+        # True when trying again may succeed (a time limit): such a failure is not remembered.
+        self.transient = transient
         text = message if not installer_tail else f"{message}\n--- installer output (last lines) ---\n{installer_tail}"
         super().__init__(text, hint="check the compile requirements in .kfp-bot.yaml or pyproject.toml")
 

@@ -27,6 +27,8 @@ from pipeline_registry.compile_env import CompileEnvironment
 BUILD_TIMEOUT_SECONDS = 900.0
 MARKER = "kfp-bot-environment.json"
 _STAGING_PREFIX = ".building-"
+FAILED_SUFFIX = ".failed.json"
+REMEMBER_FAILURE_SECONDS = 3600.0
 
 
 def environment_python(env: CompileEnvironment, *, cache_dir: Path, python: str,
@@ -52,15 +54,46 @@ def ensure_environment(env: CompileEnvironment, *, cache_dir: Path, python: str,
     with _locked(envs / f"{env.key}.lock"):
         if is_complete(target):  # another process built it while we waited for the lock
             return target
+        remembered = remembered_failure(envs, env)
+        if remembered is not None:  # the same requirements failed moments ago: do not install again
+            raise remembered
         _remove_leftovers(envs, env.key)
         staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{env.key}-", dir=envs))
         try:
             _build(staging, env, python, cache_dir, timeout_seconds, on_line)
             staging.rename(target)
+        except EnvironmentBuildError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not exc.transient:
+                _remember(envs, env, exc)
+            raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return target
+
+
+def remembered_failure(envs: Path, env: CompileEnvironment) -> EnvironmentBuildError | None:
+    """The failure of an earlier build of the same requirements, if recent: every pipeline of a
+    check (and every push) would otherwise install the same broken pins again."""
+    record = envs / f"{env.key}{FAILED_SUFFIX}"
+    try:
+        if time.time() - record.stat().st_mtime > REMEMBER_FAILURE_SECONDS:
+            return None
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    minutes = max(1, int(REMEMBER_FAILURE_SECONDS // 60))
+    return EnvironmentBuildError(f"{data.get('message', 'the compile environment could not be installed')} "
+                                 f"(remembered from an earlier attempt; it is tried again after {minutes} minutes "
+                                 "or when the pins change)", installer_tail=str(data.get("installer_tail", "")))
+
+
+def _remember(envs: Path, env: CompileEnvironment, exc: EnvironmentBuildError) -> None:
+    message = exc.message.split("\n--- installer output", 1)[0]
+    record = envs / f"{env.key}{FAILED_SUFFIX}"
+    record.write_text(json.dumps({"message": message, "installer_tail": exc.installer_tail,
+                                  "requirements": list(env.requirements)}), encoding="utf-8")
 
 
 def is_complete(target: Path) -> bool:
@@ -107,7 +140,7 @@ def _build(staging: Path, env: CompileEnvironment, python: str, cache_dir: Path,
         result = run_isolated(argv, cwd=staging, limits=Limits(remaining, None), env=env_vars, on_line=on_line)
         if result.timed_out:
             raise EnvironmentBuildError(f"installing {what} did not finish within {timeout_seconds:g} s",
-                                        installer_tail=result.tail(20))
+                                        installer_tail=result.tail(20), transient=True)
         return result
 
     created = step([python, "-m", "venv", str(staging)])

@@ -43,8 +43,24 @@ def test_requirement_that_cannot_be_installed_shows_the_installer_output(tmp_pat
     assert "No matching distribution found for kfp==0.0.0-does-not-exist" in error.installer_tail
     assert "--- installer output (last lines) ---" in str(error)
     assert "compile requirements" in (error.hint or "")
-    # Nothing half-built is left to be mistaken for an environment.
-    assert sorted(p.name for p in (tmp_path / "envs").iterdir()) == [f"{env.key}.lock"]
+    # Nothing half-built is left to be mistaken for an environment; the failure is remembered.
+    assert sorted(p.name for p in (tmp_path / "envs").iterdir()) == [f"{env.key}.failed.json", f"{env.key}.lock"]
+
+
+def test_a_failed_build_is_remembered_by_its_requirements(tmp_path: Path) -> None:
+    env = CompileEnvironment(("kfp==0.0.0-does-not-exist",), ("pipelines/Pipfile",))
+    with pytest.raises(EnvironmentBuildError):
+        ensure_environment(env, cache_dir=tmp_path, python=sys.executable)
+    record = tmp_path / "envs" / f"{env.key}.failed.json"
+    stamp = record.stat().st_mtime_ns
+
+    with pytest.raises(EnvironmentBuildError) as again:
+        ensure_environment(env, cache_dir=tmp_path, python="/nonexistent/python")  # never run: not installed again
+
+    assert again.value.message.startswith("could not install the compile environment (kfp==0.0.0-does-not-exist) "
+                                          "declared in pipelines/Pipfile (remembered from an earlier attempt")
+    assert "No matching distribution found" in again.value.installer_tail
+    assert record.stat().st_mtime_ns == stamp
 
 
 def test_build_that_runs_out_of_time_is_abandoned(tmp_path: Path) -> None:
