@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a settings.yaml parameter (repeatable)")
     run.add_argument("--timeout", type=float, default=None, help="seconds before the run is stopped")
 
+    init = commands.add_parser("init", help="write a starting .kfp-bot.yaml by looking at the repository")
+    init.add_argument("--repo", type=Path, default=Path("."), help="repository folder (default: .)")
+    init.add_argument("--force", action="store_true", help="replace an existing .kfp-bot.yaml")
+
     serve = commands.add_parser("serve", help="serve the GitHub webhook on embedded defaults")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -67,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot import commands
 
     handlers = {"plan": commands.plan, "check": commands.check, "compile": commands.compile_,
-                "run": commands.run, "serve": commands.serve}
+                "run": commands.run, "serve": commands.serve, "init": commands.init}
     try:
         settings = load_settings()
         return handlers[args.command](args, settings)

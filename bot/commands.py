@@ -21,7 +21,9 @@ from pipeline_registry.planner import plan_change
 from pipeline_registry.repo_config import Target
 from pipeline_registry.repository import Repository
 from pipeline_registry.settings import RunOptions
-from pipeline_registry.snapshot import merge_base
+from pipeline_registry.proposal import propose
+from pipeline_registry.repo_config import CONFIG_FILE
+from pipeline_registry.snapshot import merge_base, open_snapshot
 
 
 def plan(args: argparse.Namespace, settings: Settings) -> int:
@@ -82,6 +84,8 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             print(f"ok  {name}: {len(settings_file.parameters)} parameter(s), "
                   f"{len(compiled.inputs)} input(s), compiled with kfp {compiled.sdk_version}")
+            for note in compiled.notes:
+                print(f"    note: {note}")
     if problems:
         print(f"{problems} of {len(names)} pipeline(s) have problems", file=sys.stderr)
         return EXIT_FAILED
@@ -158,6 +162,29 @@ def _describe(parameters: dict) -> str:
     if not parameters:
         return "no parameters"
     return ", ".join(f"{k}={v!r}" for k, v in sorted(parameters.items()))
+
+
+def init(args: argparse.Namespace, settings: Settings) -> int:
+    """`kfp-bot init`: propose a `.kfp-bot.yaml` from what the repository holds, write it, and
+    show that the bot then finds the pipelines."""
+    with open_snapshot(args.repo, None) as snapshot:
+        proposal = propose(snapshot)
+    for finding in proposal.findings:
+        print(f"found: {finding}")
+    if not proposal.text:
+        return EXIT_OK
+    target = Path(args.repo) / CONFIG_FILE
+    if target.exists() and not args.force:
+        print(proposal.text, end="")
+        print(f"error: {target} exists; the proposal is shown above (--force replaces the file)", file=sys.stderr)
+        return EXIT_FAILED
+    target.write_text(proposal.text, encoding="utf-8")
+    print(f"wrote {target}:")
+    print(proposal.text, end="")
+    with Repository.open(args.repo) as repository:
+        pipelines = repository.pipelines()
+    print(f"with it kfp-bot finds {len(pipelines)} pipeline(s): {', '.join(pipelines)}")
+    return EXIT_OK
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -111,7 +111,9 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         if not settings.deploy.run:
             move(ctx, moved, RunState.SUCCEEDED, f"deployed {ref}")
             return
-    running = moved if moved.state is RunState.RUNNING else move(ctx, moved, RunState.RUNNING, "submitted")
+    notes = "; ".join(getattr(package, "notes", ()))  # e.g. an SDK pin that fell back to a release that installs
+    running = moved if moved.state is RunState.RUNNING else \
+        move(ctx, moved, RunState.RUNNING, f"submitted ({notes})" if notes else "submitted")
     if running is None:
         return
     submission = ctx.runner.submit_run(RunRequest(run=running, package=package, parameters=parameters,

@@ -66,6 +66,9 @@ class CompileConfig(_Strict):
     # Folders put on the import path when compiling and when following imports (`src`,
     # `components/*/src`): the repository's own packages, imported the way the repository runs.
     python_path: tuple[str, ...] = ()
+    # An exact kfp pin that does not install on the bot's Python falls back to the nearest
+    # release of the same minor version that does (said on the check).
+    fallback_to_nearest_patch: bool = True
     # Non-secret variables a pipeline file reads when imported (`os.environ["PROJECT_ID"]`).
     env: dict[str, str] = Field(default_factory=dict)
 

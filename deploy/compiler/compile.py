@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from deploy.compiler.environments import environment_python
+from deploy.compiler.environments import resolve_environment
 from deploy.compiler.failures import describe_failure, no_result_failure, timeout_failure
 from deploy.compiler.images import substitute_images
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
@@ -45,7 +45,9 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
     source = (repo_dir / rel_file).read_text(encoding="utf-8", errors="replace")
     mode = resolve_mode(config.compile.mode, source, rel_file)
     env = pipeline_environment(lambda path: _read(repo_dir, path), config, pipeline)
-    interpreter = environment_python(env, cache_dir=Path(cache_dir), python=python, on_line=on_line)
+    resolved = resolve_environment(env, cache_dir=Path(cache_dir), python=python, on_line=on_line,
+                                   fallback=config.compile.fallback_to_nearest_patch)
+    interpreter = resolved.python
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kfp-bot-compile-", ignore_cleanup_errors=True) as tmp:
@@ -78,6 +80,8 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         compiled = _store(produced, out_dir, pipeline.name, rel_file)
     if not compiled.sdk_version and verdict.get("sdk_version"):
         compiled = dataclasses.replace(compiled, sdk_version=str(verdict["sdk_version"]))
+    if resolved.note:
+        compiled = dataclasses.replace(compiled, notes=(*compiled.notes, resolved.note))
     check_images(compiled, images, rel_file)
     return compiled
 

