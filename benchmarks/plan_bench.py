@@ -89,46 +89,64 @@ def _git(root: Path, *args: str) -> str:
                           text=True).stdout.strip()
 
 
-def _write(root: Path, path: str, text: str) -> None:
-    target = root / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-
-
-def generate(root: Path, pipelines: int) -> None:
-    """Write the synthetic monorepo and commit it on `main`."""
-    root.mkdir(parents=True)
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "config", "gc.auto", "0")  # no background gc racing the explicit repack below
-    _write(root, "README.md", "# benchmark monorepo\n")
-    _write(root, "utils/__init__.py", "")
+def repository_files(pipelines: int) -> dict[str, str]:
+    """Path -> text of every file of the synthetic monorepo."""
+    files: dict[str, str] = {"README.md": "# benchmark monorepo\n", "utils/__init__.py": ""}
     for module in UTILS:
-        _write(root, f"utils/{module}.py", f'"""utils.{module}."""\nimport json\n\n\ndef helper(x):\n'
-                                           f'    return json.dumps(x)\n\n\nread_frame = write_frame = report = helper\n')
+        files[f"utils/{module}.py"] = (f'"""utils.{module}."""\nimport json\n\n\ndef helper(x):\n'
+                                       f'    return json.dumps(x)\n\n\nread_frame = write_frame = report = helper\n')
     for name in SHARED:
-        _write(root, f"components/{name}/component.yaml", f"name: {name}\nimplementation:\n  container:\n"
-                                                          f"    image: gcr.io/x/{name}\n")
-        _write(root, f"components/{name}/Dockerfile", f"FROM python:3.11-slim\nCOPY utils ./utils\n"
-                                                      f"COPY components/{name}/*.py ./\n")
-        _write(root, f"components/{name}/{name}.py", "from utils import metrics\n\nmetrics.report({})\n")
+        files[f"components/{name}/component.yaml"] = (f"name: {name}\nimplementation:\n  container:\n"
+                                                      f"    image: gcr.io/x/{name}\n")
+        files[f"components/{name}/Dockerfile"] = (f"FROM python:3.11-slim\nCOPY utils ./utils\n"
+                                                  f"COPY components/{name}/*.py ./\n")
+        files[f"components/{name}/{name}.py"] = "from utils import metrics\n\nmetrics.report({})\n"
     for index in range(pipelines):
         pipeline = f"pipeline-{index:03d}"
         loads = [f'{c}_op = component_store.load_component("{c}")' for c in COMPONENTS]
         shared = SHARED[index % len(SHARED)]
         loads.append(f'{shared}_op = component_store.load_component("{shared}")')
-        _write(root, f"pipelines/{pipeline}/{pipeline}.py", PIPELINE.format(pipeline=pipeline, loads="\n".join(loads)))
-        _write(root, f"pipelines/{pipeline}/settings.yaml", "arguments:\n  epochs: 3\n  input_path: gs://b/d.csv\n")
-        _write(root, f"pipelines/{pipeline}/README.md", f"# {pipeline}\n")
+        files[f"pipelines/{pipeline}/{pipeline}.py"] = PIPELINE.format(pipeline=pipeline, loads="\n".join(loads))
+        files[f"pipelines/{pipeline}/settings.yaml"] = "arguments:\n  epochs: 3\n  input_path: gs://b/d.csv\n"
+        files[f"pipelines/{pipeline}/README.md"] = f"# {pipeline}\n"
         for component in COMPONENTS:
             folder = f"pipelines/{pipeline}/{component}"
-            _write(root, f"{folder}/component.yaml", f"name: {component}\n")
-            _write(root, f"{folder}/Dockerfile", f"FROM python:3.11-slim\nWORKDIR /app\nCOPY utils ./utils\n"
-                                                 f"COPY {folder}/* ./\nENTRYPOINT [\"python\", \"main.py\"]\n")
-            _write(root, f"{folder}/main.py", MAIN.format(name=component, pipeline=pipeline))
-            _write(root, f"{folder}/requirements.txt", "numpy\n")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "base")
-    _git(root, "repack", "-a", "-d", "-q")  # a clone's objects are packed; loose ones read far slower
+            files[f"{folder}/component.yaml"] = f"name: {component}\n"
+            files[f"{folder}/Dockerfile"] = (f"FROM python:3.11-slim\nWORKDIR /app\nCOPY utils ./utils\n"
+                                             f"COPY {folder}/* ./\nENTRYPOINT [\"python\", \"main.py\"]\n")
+            files[f"{folder}/main.py"] = MAIN.format(name=component, pipeline=pipeline)
+            files[f"{folder}/requirements.txt"] = "numpy\n"
+    return files
+
+
+def generate(root: Path, pipelines: int) -> None:
+    """Write the synthetic monorepo as one commit on `main` through `git fast-import`, then check it out.
+
+    fast-import writes one pack without touching the index file by file, so the 3,000-pipeline
+    repository (about 42,000 files) is made in seconds.
+    """
+    root.mkdir(parents=True)
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "config", "gc.auto", "0")
+    stream = bytearray()
+    marks: dict[str, int] = {}
+    tree: list[tuple[str, int]] = []
+    for path, text in sorted(repository_files(pipelines).items()):
+        mark = marks.get(text)
+        if mark is None:
+            mark = marks[text] = len(marks) + 1
+            data = text.encode()
+            stream += b"blob\nmark :%d\ndata %d\n%s\n" % (mark, len(data), data)
+        tree.append((path, mark))
+    message = b"base"
+    stream += b"commit refs/heads/main\ncommitter bench <bench@example.com> 1700000000 +0000\n"
+    stream += b"data %d\n%s\n" % (len(message), message)
+    for path, mark in tree:
+        stream += b"M 100644 :%d %s\n" % (mark, path.encode())
+    stream += b"\n"
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=root, env=_ENV, input=bytes(stream), check=True,
+                   capture_output=True)
+    _git(root, "checkout", "-q", "-f", "main")
 
 
 @dataclass

@@ -178,8 +178,13 @@ def select(sorted_paths: Sequence[str], context: str, pattern: str) -> list[str]
         index = bisect.bisect_left(sorted_paths, exact)
         hit = [exact] if index < len(sorted_paths) and sorted_paths[index] == exact else []
         return hit + list(under(sorted_paths, exact + "/"))
+    # Only paths under the pattern's literal folder can match: most patterns of a plan see none,
+    # and then no regex is compiled (9,000 patterns would overflow glob_regex's cache every plan).
+    candidates = list(under(sorted_paths, base + literal_prefix(pattern)))
+    if not candidates:
+        return []
     regex = glob_regex(pattern)
-    return [p for p in under(sorted_paths, base + literal_prefix(pattern)) if regex.match(p[len(base):])]
+    return [p for p in candidates if regex.match(p[len(base):])]
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,8 @@ class ImageContext:
             return None
         relative = self.relative(path) or ""
         for source in self.sources:
-            if not source.source or glob_regex(source.source).match(relative):
+            if not source.source or (relative.startswith(literal_prefix(source.source))
+                                     and glob_regex(source.source).match(relative)):
                 return source
         return None
 
