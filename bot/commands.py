@@ -14,6 +14,7 @@ from pathlib import Path
 from bot.cli import EXIT_FAILED, EXIT_OK, print_json
 from bot.config import Settings
 from deploy.pipelines import RepositoryCompiler, images_with_tag
+from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from pipeline_registry.errors import KfpBotError
 from pipeline_registry.models import Plan
 from pipeline_registry.parameters import parse_assignments, resolve_parameters
@@ -29,6 +30,7 @@ from pipeline_registry.snapshot import merge_base, open_snapshot
 def plan(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot plan`: affected pipelines, reasons and images, as a table or JSON."""
     # Like `git diff base...head`: what the branch changed since it left `base`.
+    use_disk_cache(settings.cache_dir / PARSES_DIR)  # parses shared with the service and later runs
     base = merge_base(args.repo, args.base, args.head or "HEAD")
     result = plan_change(args.repo, base, args.head)
     if args.json:

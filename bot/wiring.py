@@ -21,6 +21,7 @@ from bot.slack import chat_from_settings
 from handlers.context import HandlerContext, Policy
 from handlers.models import PullRequestRef, RepoRef
 from handlers.ports import Store
+from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from pipeline_registry.repo_config import Target
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
     from deploy.checkout import GitSource
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    use_disk_cache(settings.cache_dir / PARSES_DIR)  # parses shared with `kfp-bot plan` on this machine
     store = SqlStore(settings.resolved_database_url)
     reporter, permissions, pulls, clients = _github_side(settings, store, github_clients)
     holder: dict[str, HandlerContext] = {}

@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from pipeline_registry.cache import DigestCache
 from pipeline_registry.static_strings import StringEvaluator, callee
 
-_FACTS: DigestCache["LoadFacts"] = DigestCache()
+_FACTS: DigestCache["LoadFacts"] = DigestCache("component_loads")
 _CALLEES = ("ComponentStore", "load_component", "load_component_from_file")
 _CALL = re.compile(rb"(?<!\w)(ComponentStore|load_component_from_file|load_component)\s*\(")
 _QUOTES = (b"'", b'"')
@@ -174,7 +174,7 @@ class Mentions:
     text: bytes
 
 
-_MENTIONS: DigestCache[Mentions] = DigestCache()
+_MENTIONS: DigestCache[Mentions] = DigestCache("component_mentions")
 
 
 def cached_mentions(digest: str, text: bytes) -> Mentions:

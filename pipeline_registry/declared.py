@@ -23,7 +23,7 @@ from pipeline_registry.repo_config import RepoConfig
 from pipeline_registry.snapshot import Snapshot, read_many
 
 SETTINGS_NAMES = ("{stem}.settings.yaml", "settings.yaml", "settings.yml")
-_FUNCTIONS: DigestCache[tuple[str, ...]] = DigestCache()
+_FUNCTIONS: DigestCache[tuple[str, ...]] = DigestCache("pipeline_functions")
 _MENTION = re.compile(rb"\bpipeline\b")
 
 

@@ -28,7 +28,6 @@ _URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|git@)")
 # An unresolved variable may stand for any path, folders included.
 _ANY = "**"
 
-_PARSED: DigestCache[tuple["CopySource", ...]] = DigestCache()
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,12 @@ class CopySource:
     instruction: str
     line: int
     source: str
+
+
+# On disk as plain tuples: a warm plan decodes one tuple per component instead of unpickling objects.
+_PARSED: DigestCache[tuple[CopySource, ...]] = DigestCache(
+    "copy_sources", encode=lambda sources: tuple((s.instruction, s.line, s.source) for s in sources),
+    decode=lambda rows: tuple(CopySource(*row) for row in rows))
 
 
 def parse_copy_sources(text: str) -> tuple[CopySource, ...]:

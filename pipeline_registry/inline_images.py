@@ -24,7 +24,7 @@ _IMAGE_ARG = re.compile(rb"""\b(?:base_)?image\s*=\s*[rbuRBU]?["']([A-Za-z0-9][^
 # wherever it stands (`IMAGE = "…"` in a module the pipeline imports, a default argument).
 _REGISTRY_LITERAL = re.compile(rb"""["']((?:[a-z0-9-]+\.)+[a-z0-9-]+(?::\d+)?/[A-Za-z0-9._/-]+"""
                                rb"""(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?)["']""")
-_NAMES: DigestCache[frozenset[str]] = DigestCache()
+_NAMES: DigestCache[frozenset[str]] = DigestCache("inline_image_names")
 DOCKERFILE = "Dockerfile"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline_registry.cache import flush_disk_cache
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.gitcli import ChangeStatus, raw_diff, resolve_all
 from pipeline_registry.graph import RepoGraph, load_config
@@ -39,14 +40,16 @@ def plan_change(repo_dir: Path, base: str, head: str | None = None) -> Plan:
         head_graph = RepoGraph(head_snapshot, load_config(head_snapshot))
         head_graph.require_pipelines()
         base_graph = RepoGraph(base_snapshot, _base_config(base_snapshot, head_graph.config))
-        _base_pipelines(base_graph)
+        # Discover once when the change only edits files (the usual push): base shares head's layout.
         if all(c.change.status is ChangeStatus.MODIFIED for c in changes):
             base_graph.share_structure(head_graph)
+        _base_pipelines(base_graph)
         pipelines = plan_pipelines(base_graph, head_graph, tuple(c.change for c in changes))
         warnings = tuple(dict.fromkeys(w for p in pipelines for c in p.components if c.image
                                        for w in head_graph.copy_warnings(c.component)))
     finally:
         base_snapshot.close()
+        flush_disk_cache()
     return Plan(base=base_sha, head=head_sha, pipelines=pipelines, warnings=warnings)
 
 

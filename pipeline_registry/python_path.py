@@ -16,10 +16,13 @@ import re
 import tomllib
 from typing import Callable, Iterable
 
+from pipeline_registry.cache import DigestCache
+
 _EDITABLE = re.compile(r"^\s*(?:-e|--editable)[\s=]+(\S+)")
 _LOCAL = re.compile(r"^\s*(\.{1,2}/\S*)")
 _FILE_URL = re.compile(r"@\s*file:(?://)?(\S+)")
 PROJECT_FILES = ("pyproject.toml", "Pipfile")
+_TARGETS: DigestCache[tuple[str, ...]] = DigestCache("installed_targets")
 
 
 def expand_folders(patterns: Iterable[str], dirs: Iterable[str]) -> tuple[str, ...]:
@@ -35,14 +38,30 @@ def expand_folders(patterns: Iterable[str], dirs: Iterable[str]) -> tuple[str, .
     return tuple(found)
 
 
-def installed_packages(paths: frozenset[str], read_many: Callable[[list[str]], dict[str, bytes]]) -> tuple[str, ...]:
-    """Folders of packages the repository installs from itself (`-e components/x`, path dependencies)."""
+def installed_packages(paths: frozenset[str], read_many: Callable[[list[str]], dict[str, bytes]],
+                       digest: Callable[[str], str | None] | None = None) -> tuple[str, ...]:
+    """Folders of packages the repository installs from itself (`-e components/x`, path dependencies).
+
+    With `digest` (the snapshot's blob ids) each declaring file is read and parsed at most once
+    per content: a monorepo has a requirements file per component.
+    """
     declaring = sorted(p for p in paths if _declares(p))
-    found: list[str] = []
-    for path, data in sorted(read_many(declaring).items()):
-        base = posixpath.dirname(path)
+    targets_of: dict[str, tuple[str, ...]] = {}
+    digests = {p: digest(p) for p in declaring} if digest is not None else {}
+    missing = []
+    for path in declaring:
+        known = _TARGETS.get(digests[path] or "") if digests.get(path) else None
+        if known is None:
+            missing.append(path)
+        else:
+            targets_of[path] = known
+    for path, data in read_many(missing).items():
         text = data.decode("utf-8", "replace")
-        targets = _from_requirements(text) if path.endswith(".txt") else _from_toml(text)
+        targets = tuple(_from_requirements(text) if path.endswith(".txt") else _from_toml(text))
+        targets_of[path] = _TARGETS.put(digests[path], targets) if digests.get(path) else targets
+    found: list[str] = []
+    for path, targets in sorted(targets_of.items()):
+        base = posixpath.dirname(path)
         for target in targets:
             target = re.sub(r"^/*\$\{PROJECT_ROOT\}/?", "", target.strip()).rstrip("/")
             folder = posixpath.normpath(posixpath.join(base, target))

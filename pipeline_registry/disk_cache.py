@@ -1,0 +1,129 @@
+"""Parses of blobs kept on disk, shared by every process that plans (the CLI and the service).
+
+Layout: `<folder>/<version>/seg-*.pickle`, each segment a pickled `{kind: {blob id: value}}`.
+A process loads every segment once, on its first lookup, and writes what it parsed as a new
+segment: written to a temporary name and renamed into place, so a reader never sees half a
+file and concurrent writers never overwrite each other. Past `_MAX_SEGMENTS` segments a flush
+merges them into one (again by rename) and deletes the merged ones; two processes compacting at
+once lose nothing but a few entries that are parsed again later. `version` is derived from the
+parser code (`pipeline_registry/*.py`) and the Python version, so an upgrade never reads parses
+made by other code. The folder is the bot's own data folder (created private): pickles are only
+ever read from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+_MAX_SEGMENTS = 16
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def code_version() -> str:
+    """A short id of the parser code and interpreter: parses of other code are never read."""
+    digest = hashlib.sha1(repr(sys.version_info[:2]).encode())
+    for entry in sorted(os.scandir(_PACKAGE), key=lambda e: e.name):
+        if entry.name.endswith(".py"):
+            stat = entry.stat()
+            digest.update(f"{entry.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+class DiskCache:
+    """Blob id -> parsed value, per kind of parse, persisted as segments under `folder`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.dir = folder / code_version()
+        self._lock = threading.Lock()
+        self._loaded: dict[str, dict[str, Any]] | None = None
+        self._pending: dict[str, dict[str, Any]] = {}
+        self.segments_read = 0  # how many segment files this process loaded (tests, benchmarks)
+
+    def lookup(self, kind: str, digest: str) -> Any | None:
+        """The value stored for `digest`, or None."""
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._load_all()
+            return self._loaded.get(kind, {}).get(digest)
+
+    def add(self, kind: str, digest: str, value: Any) -> None:
+        """Remember a new parse; it is written at the next `flush`."""
+        with self._lock:
+            self._pending.setdefault(kind, {})[digest] = value
+            if self._loaded is not None:
+                self._loaded.setdefault(kind, {})[digest] = value
+
+    def forget_loaded(self) -> None:
+        """Drop what was loaded: the next lookup reads the disk again, as a new process would."""
+        with self._lock:
+            self._loaded = None
+
+    def flush(self) -> None:
+        """Write the pending parses as one new segment (and compact when segments pile up)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _write_segment(self.dir, pending)
+            segments = _segments(self.dir)
+            if len(segments) > _MAX_SEGMENTS:
+                merged: dict[str, dict[str, Any]] = {}
+                for path in segments:
+                    _merge(merged, _read_segment(path))
+                _write_segment(self.dir, merged)
+                for path in segments:
+                    path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a cache that cannot be written only costs time: the next plan parses again
+
+    def _load_all(self) -> dict[str, dict[str, Any]]:
+        merged: dict[str, dict[str, Any]] = {}
+        for path in _segments(self.dir):
+            _merge(merged, _read_segment(path))
+            self.segments_read += 1
+        return merged
+
+
+def _segments(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.name.startswith("seg-") and p.suffix == ".pickle")
+    except OSError:
+        return []
+
+
+def _read_segment(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with open(path, "rb") as handle:
+            data = pickle.load(handle)
+    except FileNotFoundError:
+        return {}  # merged away by another process meanwhile; its entries are in the merged segment
+    except Exception:  # noqa: BLE001 - a damaged cache file is skipped, never fatal
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _merge(into: dict[str, dict[str, Any]], segment: dict[str, dict[str, Any]]) -> None:
+    for kind, values in segment.items():
+        if isinstance(values, dict):
+            into.setdefault(kind, {}).update(values)
+
+
+def _write_segment(folder: Path, data: dict[str, dict[str, Any]]) -> None:
+    handle = tempfile.NamedTemporaryFile(dir=folder, prefix="tmp-", suffix=".pickle", delete=False)
+    try:
+        with handle:
+            pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(handle.name, folder / f"seg-{os.getpid()}-{os.path.basename(handle.name)[4:]}")
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
