@@ -28,8 +28,8 @@ from tests.fakes.template_stores import FakeGcs
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
 from tests.fakes.vertex import FakeVertexPipelines
-from tests.handlers.conftest import MAINTAINER, READER, REPO, SECRET, WRITER, Bot
-from tests.support.github_clients import APP_ID, INSTALLATION_ID, app_private_key, clients_for
+from tests.handlers.conftest import SECRET, Bot, install_app, seed_repo
+from tests.support.github_clients import APP_ID, clients_for
 from tests.support.gitrepo import GitRepo
 from tests.support.pubsub_emulator import PubSubEmulator, Resources, find_emulator, setup_resources
 from tests.support.push_recorder import PushRecorder
@@ -127,13 +127,8 @@ def emulated_cloud(tmp_path: Path, example_repo: GitRepo, pubsub_emulator: PubSu
     project = new_project()
     with FakeGitHub() as github, FakeGcs() as gcs, FakeCloudBuild(gcs=gcs) as cloudbuild, \
             FakeVertexPipelines() as vertex:
-        key = github.add_app(APP_ID, app_private_key())
-        github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
-        github.add_repo(REPO, clone_url=str(example_repo.root))
-        for user, role in ((WRITER, "write"), (MAINTAINER, "maintain"), (READER, "read")):
-            github.set_permission(REPO, user, role)
-        base = example_repo.head()
-        github.add_commit(REPO, base, branch="main")
+        key = install_app(github)
+        base = seed_repo(github, example_repo)
         settings = cloud_settings(tmp_path, github, key, project, pubsub_emulator, cloudbuild, vertex, **changes)
         services = build_services(settings, github_clients=clients_for(settings))
         server = ServedApp(create_app(settings, services))

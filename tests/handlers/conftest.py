@@ -171,13 +171,27 @@ def token_bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[Bot]:
         yield from _serve(tmp_path, example_repo, github, github_token=token, bot_login="kfp-ci")
 
 
-def _serve(tmp_path: Path, example_repo: GitRepo, github: FakeGitHub, **credentials: Any) -> Iterator[Bot]:
+def install_app(github: FakeGitHub) -> str:
+    """The test GitHub App, installed on REPO; its private key."""
+    key = github.add_app(APP_ID, app_private_key())
+    github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
+    return key
+
+
+def seed_repo(github: FakeGitHub, example_repo: GitRepo) -> str:
+    """REPO on the fake GitHub, cloned from `example_repo`, with a writer, a maintainer and a
+    reader; its main branch at the repository's head, which is returned."""
     github.add_repo(REPO, clone_url=str(example_repo.root))
     github.set_permission(REPO, WRITER, "write")
     github.set_permission(REPO, MAINTAINER, "maintain")
     github.set_permission(REPO, READER, "read")
     base = example_repo.head()
     github.add_commit(REPO, base, branch="main")
+    return base
+
+
+def _serve(tmp_path: Path, example_repo: GitRepo, github: FakeGitHub, **credentials: Any) -> Iterator[Bot]:
+    base = seed_repo(github, example_repo)
     settings = Settings(webhook_secret=SECRET, github_api_url=github.api_url, data_dir=tmp_path / "data",
                         allow_local_repos=True, workers=2, run_timeout_seconds=300, **credentials)
     services = build_services(settings, github_clients=clients_for(settings))

@@ -23,8 +23,8 @@ from tests.fakes.oidc import OidcSigner
 from tests.fakes.template_stores import FakeGcs
 from tests.fakes.pubsub import DEFAULT_PROJECT, DEFAULT_PUSH_ACCOUNT, FakePubSub
 from tests.fakes.vertex import FakeVertexPipelines
-from tests.handlers.conftest import MAINTAINER, PR, READER, REPO, SECRET, WRITER, Bot
-from tests.support.github_clients import APP_ID, INSTALLATION_ID, app_private_key, clients_for
+from tests.handlers.conftest import PR, REPO, SECRET, Bot, install_app, seed_repo
+from tests.support.github_clients import APP_ID, clients_for
 from tests.support.gitrepo import GitRepo
 from tests.support.server import ServedApp
 
@@ -54,13 +54,8 @@ class CloudBot(Bot):
 def cloud_bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[CloudBot]:
     with FakeGitHub() as github, FakePubSub() as pubsub, OidcSigner() as signer, FakeGcs() as gcs, \
             FakeCloudBuild(gcs=gcs) as cloudbuild, FakeVertexPipelines() as vertex:
-        key = github.add_app(APP_ID, app_private_key())
-        github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
-        github.add_repo(REPO, clone_url=str(example_repo.root))
-        for user, role in ((WRITER, "write"), (MAINTAINER, "maintain"), (READER, "read")):
-            github.set_permission(REPO, user, role)
-        base = example_repo.head()
-        github.add_commit(REPO, base, branch="main")
+        key = install_app(github)
+        base = seed_repo(github, example_repo)
         settings = Settings(
             webhook_secret=SECRET, github_api_url=github.api_url, github_app_id=APP_ID, github_private_key=key,
             data_dir=tmp_path / "data", allow_local_repos=True,
