@@ -18,7 +18,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.support.botprocess import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "deploy" / "gcp" / "setup.sh"
@@ -54,13 +55,6 @@ def find_emulator() -> tuple[list[str] | None, str]:
             return [str(root / LAUNCHER)], ""
     return None, (f"the Pub/Sub emulator is not installed in the Cloud SDK at {roots[-1]} "
                   "(`gcloud components install pubsub-emulator`, or the google-cloud-cli-pubsub-emulator package)")
-
-
-def free_port() -> int:
-    """A port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PubSubEmulator:
