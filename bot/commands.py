@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot.cli import EXIT_FAILED, EXIT_OK, print_json
 from bot.config import Settings
+from deploy.compiler.scratch import ScratchTree
 from deploy.pipelines import RepositoryCompiler, images_with_tag
 from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from pipeline_registry.errors import KfpBotError
@@ -68,7 +69,8 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
     names = args.names or sorted(repository.pipelines())
     compiler = RepositoryCompiler(settings.cache_dir)
     problems = 0
-    with tempfile.TemporaryDirectory(prefix="kfp-bot-check-") as tmp:
+    # One copy of the tree for every pipeline of the check, reset between compiles.
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-check-") as tmp, ScratchTree(args.repo) as scratch:
         for name in names:
             try:
                 pipeline = repository.pipeline(name)
@@ -77,7 +79,7 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
                                       hint=f"add {pipeline.path}/{name}.py defining a @dsl.pipeline")
                 settings_file = repository.settings(name)
                 _check_run_options(repository, name, settings_file.run, settings)
-                compiled = compiler.compile(args.repo, name, None, Path(tmp) / name)
+                compiled = compiler.compile(args.repo, name, None, Path(tmp) / name, scratch=scratch)
                 resolve_parameters(settings_file, {}, compiled.inputs)
             except KfpBotError as exc:
                 problems += 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping
 
 from deploy.compiler import CompiledPipeline, compile_pipeline
+from deploy.compiler.scratch import ScratchTree
 from pipeline_registry.repository import Repository
 
 
@@ -27,9 +28,10 @@ class RepositoryCompiler:
         self.cache_dir = cache_dir
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
-                out_dir: Path) -> CompiledPipeline:
-        """Compile `pipeline` of the working tree at `repo_dir`; images default to content tags."""
+                out_dir: Path, scratch: ScratchTree | None = None) -> CompiledPipeline:
+        """Compile `pipeline` of the working tree at `repo_dir`; images default to content tags.
+        Several compiles of one tree share `scratch` (one copy of it) instead of copying it each."""
         repository = Repository.open(repo_dir)
         chosen = dict(images) if images else repository.component_images(pipeline)
         return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=repository.config,
-                                images=chosen, out_dir=out_dir, cache_dir=self.cache_dir)
+                                images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch)

@@ -11,17 +11,19 @@ configured time and memory limits. The driver's JSON verdict becomes either a
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from deploy.compiler.environments import resolve_environment
 from deploy.compiler.failures import describe_failure, no_result_failure, timeout_failure
 from deploy.compiler.images import substitute_images
+from deploy.compiler.scratch import NOT_COPIED, ScratchTree, copy_tree
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
 from deploy.errors import CompileError
 from deploy.sandbox import Limits, run_isolated
@@ -30,16 +32,16 @@ from pipeline_registry.models import Pipeline
 from pipeline_registry.repo_config import CompileMode, RepoConfig
 
 DRIVER = Path(__file__).with_name("driver.py")
-# Never copied into the scratch folder: version control, caches, local virtual environments.
-_NOT_COPIED = (".git", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox",
-               "node_modules")
-
 
 def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, images: Mapping[str, str],
                      out_dir: Path, cache_dir: Path, python: str = sys.executable,
-                     on_line: Callable[[str], None] | None = None) -> CompiledPipeline:
+                     on_line: Callable[[str], None] | None = None,
+                     scratch: ScratchTree | None = None) -> CompiledPipeline:
     """Compile `pipeline` of the repository at `repo_dir` into `out_dir`, with `images`
-    (component folder -> image reference) substituted into the component specs first."""
+    (component folder -> image reference) substituted into the component specs first.
+
+    `scratch` is a copy of the repository shared by the compiles of one check (reset after this
+    one); without it the repository is copied for this compile alone."""
     repo_dir = Path(repo_dir).resolve()
     rel_file = pipeline_file(repo_dir, pipeline, config)
     source = (repo_dir / rel_file).read_text(encoding="utf-8", errors="replace")
@@ -50,21 +52,24 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
     interpreter = resolved.python
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="kfp-bot-compile-", ignore_cleanup_errors=True) as tmp:
+    shared = scratch
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-compile-", ignore_cleanup_errors=True) as tmp, \
+            _resetting(shared):
         work = Path(tmp)
-        scratch = work / "repo"
-        shutil.copytree(repo_dir, scratch, symlinks=True, ignore=shutil.ignore_patterns(*_NOT_COPIED))
-        substitute_images(scratch, images)
+        scratch_dir = work / "repo" if shared is None else shared.root
+        if shared is None:
+            copy_tree(repo_dir, scratch_dir)
+        substitute_images(scratch_dir, images)
         driver = work / "driver" / "kfp_bot_compile_driver.py"
         driver.parent.mkdir()
         shutil.copyfile(DRIVER, driver)
-        before = _snapshot(scratch)
+        before = _snapshot(scratch_dir)
         result_file = work / "result.json"
         argv = [interpreter, str(driver), "--mode", mode.value, "--file", rel_file,
                 "--result", str(result_file), "--output", str(work / "out"),
-                *driver_options(pipeline, config, scratch)]
+                *driver_options(pipeline, config, scratch_dir)]
         limits = Limits(config.compile.timeout_seconds, config.compile.memory_mb)
-        proc = run_isolated(argv, cwd=scratch, limits=limits, env=dict(config.compile.env), on_line=on_line)
+        proc = run_isolated(argv, cwd=scratch_dir, limits=limits, env=dict(config.compile.env), on_line=on_line)
         if proc.timed_out:
             raise timeout_failure(rel_file, config.compile.timeout_seconds, proc.tail())
         verdict = _read_verdict(result_file)
@@ -76,7 +81,7 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         if mode is CompileMode.IMPORT:
             produced = _driver_package(work / "out", rel_file)
         else:
-            produced = _written_package(scratch, before, rel_file, pipeline.name)
+            produced = _written_package(scratch_dir, before, rel_file, pipeline.name)
         compiled = _store(produced, out_dir, pipeline.name, rel_file)
     if not compiled.sdk_version and verdict.get("sdk_version"):
         compiled = dataclasses.replace(compiled, sdk_version=str(verdict["sdk_version"]))
@@ -84,6 +89,15 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         compiled = dataclasses.replace(compiled, notes=(*compiled.notes, resolved.note))
     check_images(compiled, images, rel_file)
     return compiled
+
+
+@contextlib.contextmanager
+def _resetting(scratch: ScratchTree | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if scratch is not None:
+            scratch.reset()
 
 
 def driver_options(pipeline: Pipeline, config: RepoConfig, root: Path) -> list[str]:
@@ -101,7 +115,7 @@ def local_package(root: Path, name: str) -> str | None:
     for pattern in (f"**/{name}/__init__.py", f"**/{name}.py"):
         for match in root.glob(pattern):
             relative = match.relative_to(root)
-            if not any(part.startswith(".") or part in _NOT_COPIED for part in relative.parts):
+            if not any(part.startswith(".") or part in NOT_COPIED for part in relative.parts):
                 return relative.parent.as_posix() if match.name == "__init__.py" else relative.as_posix()
     return None
 
