@@ -19,12 +19,16 @@ from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, Not
 
 from bot import __version__
 from bot.config import BusKind, Settings
+from bot.bounds import MAX_NUMBER
 from bot.dashboard import dashboard_blueprint
+from bot.edge import DeadlineStream, client_socket, stop_reading
 from bot.logs import log_context
 from bot.payloads import Ignored
+from bot.queries import bool_arg, int_arg, state_arg, text_arg, text_value
 from bot.services import Services
-from bot.webhook import DELIVERY_HEADER, EVENT_HEADER, WebhookRejected, read_delivery
-from handlers.models import RunState
+from bot.webhook import (DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, WebhookRejected, parse_delivery,
+                         read_signed_body)
+from handlers.models import FailureStage
 
 log = logging.getLogger("kfp_bot.app")
 
@@ -56,19 +60,29 @@ def create_app(settings: Settings, services: Services) -> Flask:
     def list_runs() -> Response:
         args = request.args
         runs = services.store.list_runs(
-            repo=args.get("repo") or None,
-            pr=_int_arg("pr"),
-            sha=args.get("sha") or None,
-            pipeline=args.get("pipeline") or None,
-            state=_state_arg("state"),
-            active=_bool_arg("active"),
-            limit=_int_arg("limit", default=DEFAULT_RUN_LIMIT, low=1, high=MAX_RUN_LIMIT),
+            repo=text_arg(args, "repo"),
+            pr=int_arg(args, "pr", low=1, high=MAX_NUMBER),
+            sha=text_arg(args, "sha"),
+            pipeline=text_arg(args, "pipeline"),
+            state=state_arg(args, "state"),
+            active=bool_arg(args, "active"),
+            limit=int_arg(args, "limit", default=DEFAULT_RUN_LIMIT, low=1, high=MAX_RUN_LIMIT),
         )
         return jsonify(runs=[run.to_json() for run in runs])
 
+    @app.get("/api/deliveries")
+    def list_deliveries() -> Response:
+        """Deliveries that failed: refused signed ones and ones whose handler failed after the 202."""
+        if bool_arg(request.args, "failed") is not True:
+            raise BadRequest("add failed=1: the bot keeps the deliveries that failed, with the reason "
+                             "(what accepted deliveries started is in /api/runs)")
+        limit = int_arg(request.args, "limit", default=DEFAULT_RUN_LIMIT, low=1, high=MAX_RUN_LIMIT)
+        failures = services.store.list_delivery_failures(limit=limit or DEFAULT_RUN_LIMIT)
+        return jsonify(deliveries=[failure.to_json() for failure in failures])
+
     @app.get("/api/runs/<run_id>")
     def get_run(run_id: str) -> tuple[Response, int]:
-        run = services.store.get_run(run_id)
+        run = services.store.get_run(text_value("run id", run_id))
         if run is None:
             return _error(HTTPStatus.NOT_FOUND, f"run '{run_id}' not found")
         return jsonify(run.to_json()), HTTPStatus.OK
@@ -90,12 +104,27 @@ def _handle_webhook(settings: Settings, services: Services, secret: str) -> tupl
     if not secret:
         log.error("webhook refused: KFP_BOT_WEBHOOK_SECRET is not configured")
         return _error(HTTPStatus.SERVICE_UNAVAILABLE, "the bot has no webhook secret configured")
-    body = _read_body(settings.max_body_bytes)
+    sock = client_socket(request.environ)
+    stream = DeadlineStream(lambda: request.stream, sock, settings.read_timeout_seconds)
     try:
-        delivery = read_delivery(request.headers, body, secret=secret, bot_login=settings.bot_login,
-                                 deploy_branches=settings.deploy_branches)
+        body = read_signed_body(stream, length=request.content_length, limit=settings.max_body_bytes,
+                                secret=secret, header=request.headers.get(SIGNATURE_HEADER))
     except WebhookRejected as exc:
         log.warning("webhook rejected (%d): %s", exc.status, exc)
+        ended = exc.status != HTTPStatus.REQUEST_TIMEOUT and stream.drain(request.content_length)
+        stream.restore()
+        response, status = _error(exc.status, str(exc))
+        if not ended:  # close instead of reading (or waiting for) the rest of the body
+            response.headers["Connection"] = "close"
+            stop_reading(sock)
+        return response, status
+    stream.restore()
+    try:
+        delivery = parse_delivery(request.headers, body, bot_login=settings.bot_login,
+                                  deploy_branches=settings.deploy_branches)
+    except WebhookRejected as exc:
+        log.warning("webhook rejected (%d): %s", exc.status, exc)
+        _record_rejection(services, str(exc))
         return _error(exc.status, str(exc))
     outcome = delivery.outcome
     if isinstance(outcome, Ignored):
@@ -118,68 +147,19 @@ def _handle_webhook(settings: Settings, services: Services, secret: str) -> tupl
                    event=outcome.kind.value), HTTPStatus.ACCEPTED
 
 
-def _read_body(limit: int) -> bytearray:
-    """The raw body, refused (413) past `limit` bytes without reading the rest.
+def _record_rejection(services: Services, reason: str) -> None:
+    """Keep a signed but refused delivery queryable (GitHub signed it: not a stranger's spam).
 
-    One buffer, filled in place: a body near GitHub's 25 MB cap is held in memory once. A
-    chunked body has no announced length, so it is read up to one byte past the limit.
+    Only once its headers were found well formed: the delivery id is what the list is keyed by.
     """
-    length = request.content_length
-    if length is not None and length > limit:
-        raise RequestEntityTooLarge()
-    stream = request.stream
-    if length is not None:
-        body = bytearray(length)
-        view = memoryview(body)
-        filled = 0
-        while filled < length:
-            count = stream.readinto(view[filled:])  # type: ignore[attr-defined]
-            if not count:
-                raise BadRequest(f"body ended after {filled} of the {length} bytes announced")
-            filled += count
-        view.release()
-        return body
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = stream.read(min(64 * 1024, limit + 1 - len(body)))
-        if not chunk:
-            return body
-        body += chunk
-    raise RequestEntityTooLarge()
-
-
-def _int_arg(name: str, *, default: int | None = None, low: int | None = None,
-             high: int | None = None) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
+    if reason.startswith(("missing ", DELIVERY_HEADER, EVENT_HEADER)):
+        return
+    delivery_id = (request.headers.get(DELIVERY_HEADER) or "").strip()
+    event = (request.headers.get(EVENT_HEADER) or "").strip()
     try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"'{name}' must be a whole number, got {raw!r}") from None
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise BadRequest(f"'{name}' must be between {low} and {high}, got {value}")
-    return value
-
-
-def _bool_arg(name: str) -> bool | None:
-    raw = (request.args.get(name) or "").lower()
-    if not raw:
-        return None
-    if raw not in ("true", "false", "1", "0"):
-        raise BadRequest(f"'{name}' must be true or false, got {raw!r}")
-    return raw in ("true", "1")
-
-
-def _state_arg(name: str) -> RunState | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return RunState(raw.lower())
-    except ValueError:
-        valid = ", ".join(state.value for state in RunState)
-        raise BadRequest(f"unknown {name} {raw!r}; valid states: {valid}") from None
+        services.store.record_delivery_failure(delivery_id, event, FailureStage.REJECTED, reason)
+    except Exception:
+        log.exception("could not record the rejection of delivery %s", delivery_id)
 
 
 def _error(status: int, reason: str, **extra: Any) -> tuple[Response, int]:

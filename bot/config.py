@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     permission_cache_seconds: float = Field(default=60.0, ge=0)
     max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # A request's headers and body must arrive within this many seconds (slow clients).
+    read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    http_threads: int = Field(default=8, ge=1, le=256)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     # Caps on what any repository's `.kfp-bot.yaml` `compile:` may ask for (trusted settings).
     compile_max_memory_mb: int = Field(default=8192, ge=256)
@@ -190,6 +194,12 @@ class Settings(BaseSettings):
         if self.github_token is not None:
             return "token"
         return None
+
+    @property
+    def github_host(self) -> str:
+        """The host clone URLs must point at: github.com, or the GitHub Enterprise host."""
+        host = urlparse(self.github_api_url).hostname or "github.com"
+        return "github.com" if host == "api.github.com" else host
 
     @property
     def resolved_database_url(self) -> str:

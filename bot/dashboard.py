@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, get_template_attribute, make_response, render_template, request
 
 from bot.config import Settings
+from bot.queries import text_arg
 from handlers.models import Run, RunState
 from handlers.ports import Store
 
@@ -128,14 +129,14 @@ def dashboard_blueprint(store: Store, settings: Settings) -> Blueprint:
     web_url = github_web_url(settings.github_api_url)
 
     def current_groups() -> list[RepoGroup]:
-        runs = store.list_runs(repo=request.args.get("repo") or None, limit=PAGE_LIMIT)
+        runs = store.list_runs(repo=text_arg(request.args, "repo"), limit=PAGE_LIMIT)
         return group_runs(runs, web_url=web_url, now=datetime.now(timezone.utc))
 
     @blueprint.get("/")
     def page() -> Response:
         nonce = secrets.token_urlsafe(16)
         html = render_template("dashboard.html", groups=current_groups(), nonce=nonce,
-                               refresh_seconds=REFRESH_SECONDS, repo=request.args.get("repo") or "")
+                               refresh_seconds=REFRESH_SECONDS, repo=text_arg(request.args, "repo") or "")
         response = make_response(html)
         # Defence in depth: even a missed escape could not run a script without the nonce.
         response.headers["Content-Security-Policy"] = (

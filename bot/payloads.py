@@ -10,7 +10,10 @@ the sender gets a 400 that says what is wrong instead of a handler failing later
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
+
+from bot.bounds import (MAX_ID, MAX_NUMBER, BoundsError, check_int, check_login, check_ref, check_repo_name,
+                        check_sha, check_text)
 
 from handlers.models import (CheckAction, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
                              PullRequestAction, PullRequestEvent, PullRequestRef, PushEvent, RepoRef)
@@ -46,8 +49,13 @@ class _Reader:
         self._event_name = event_name
         self._payload = payload
 
-    def get(self, path: str, kind: type[T], *, default: Any = _MISSING, nullable: bool = False) -> T:
-        """The value at `path`; `default` when absent (or null) and a default is given."""
+    def get(self, path: str, kind: type[T], *, default: Any = _MISSING, nullable: bool = False,
+            check: Callable[[Any], Any] | None = None) -> T:
+        """The value at `path`; `default` when absent (or null) and a default is given.
+
+        Present values are bounded (`bot.bounds`): `check` when given, otherwise every string
+        must be valid text and every number an id in GitHub's range.
+        """
         value: Any = self._payload
         walked: list[str] = []
         for part in path.split("."):
@@ -66,6 +74,13 @@ class _Reader:
             raise PayloadError(self._event_name, path,
                                f"should be {_TYPE_NAMES.get(kind, kind.__name__)}, "
                                f"got {json_type(value)}")
+        if check is None:
+            check = _DEFAULT_CHECKS.get(kind)
+        if check is not None:
+            try:
+                check(value)
+            except BoundsError as exc:
+                raise PayloadError(self._event_name, path, str(exc)) from None
         return value
 
     def has(self, path: str) -> bool:
@@ -77,6 +92,16 @@ class _Reader:
             value = value[part]
         return True
 
+
+def _id(value: int) -> int:
+    return check_int(value, 1, MAX_ID)
+
+
+def _issue_number(value: int) -> int:
+    return check_int(value, 1, MAX_NUMBER)
+
+
+_DEFAULT_CHECKS: dict[type, Callable[[Any], Any]] = {str: check_text, int: _id}
 
 _TYPE_NAMES = {str: "a string", int: "a number", bool: "true or false", dict: "an object",
                Mapping: "an object", list: "an array"}
@@ -134,7 +159,7 @@ def _pull_request(delivery_id: str, read: _Reader) -> PullRequestEvent | Ignored
         action=known,
         repo=_repo(read),
         pull=_pull(read),
-        sender=read.get("sender.login", str),
+        sender=read.get("sender.login", str, check=check_login),
         installation_id=_installation_id(read),
     )
 
@@ -144,10 +169,10 @@ def _issue_comment(delivery_id: str, read: _Reader, bot_login: str | None) -> Is
     if action != "created":
         return Ignored(f"issue_comment action '{action}' is not handled: only new comments are")
     repo = _repo(read)
-    number = read.get("issue.number", int)
+    number = read.get("issue.number", int, check=_issue_number)
     comment_id = read.get("comment.id", int)
     body = read.get("comment.body", str, default="")
-    author = read.get("comment.user.login", str)
+    author = read.get("comment.user.login", str, check=check_login)
     author_is_bot = read.get("comment.user.type", str, default="User") == "Bot" or _same_login(
         author, bot_login)
     if not read.has("issue.pull_request"):
@@ -167,9 +192,9 @@ def _issue_comment(delivery_id: str, read: _Reader, bot_login: str | None) -> Is
 
 
 def _push(delivery_id: str, read: _Reader, deploy_branches: Sequence[str]) -> PushEvent | Ignored:
-    ref = read.get("ref", str)
-    after = read.get("after", str)
-    before = read.get("before", str)
+    ref = read.get("ref", str, check=check_ref)
+    after = read.get("after", str, check=check_sha)
+    before = read.get("before", str, check=check_sha)
     repo = _repo(read)
     if not ref.startswith("refs/heads/"):
         return Ignored(f"push to {ref}: only branch pushes deploy, not tags")
@@ -205,9 +230,10 @@ def _check_run(delivery_id: str, read: _Reader) -> CheckRunEvent | Ignored:
     return CheckRunEvent(
         delivery_id=delivery_id, repo=_repo(read), action=wanted,
         check_run_id=read.get("check_run.id", int), name=read.get("check_run.name", str),
-        head_sha=read.get("check_run.head_sha", str),
+        head_sha=read.get("check_run.head_sha", str, check=check_sha),
         external_id=read.get("check_run.external_id", str, default=""),
-        sender=read.get("sender.login", str), pull_numbers=_pull_numbers(read, "check_run.pull_requests"),
+        sender=read.get("sender.login", str, check=check_login),
+        pull_numbers=_pull_numbers(read, "check_run.pull_requests"),
         installation_id=_installation_id(read))
 
 
@@ -218,7 +244,8 @@ def _check_suite(delivery_id: str, read: _Reader) -> CheckSuiteEvent | Ignored:
         return Ignored(f"check_suite action '{action}' is not handled")
     return CheckSuiteEvent(
         delivery_id=delivery_id, repo=_repo(read), check_suite_id=read.get("check_suite.id", int),
-        head_sha=read.get("check_suite.head_sha", str), sender=read.get("sender.login", str),
+        head_sha=read.get("check_suite.head_sha", str, check=check_sha),
+        sender=read.get("sender.login", str, check=check_login),
         pull_numbers=_pull_numbers(read, "check_suite.pull_requests"), installation_id=_installation_id(read))
 
 
@@ -229,9 +256,13 @@ def _pull_numbers(read: _Reader, path: str) -> tuple[int, ...]:
 
 
 def _number(read: _Reader, path: str, index: int, pull: Any) -> int:
-    if not isinstance(pull, Mapping) or not isinstance(pull.get("number"), int):
+    number = pull.get("number") if isinstance(pull, Mapping) else None
+    if not isinstance(number, int) or isinstance(number, bool):
         raise PayloadError(read.event_name, f"{path}.{index}.number", "should be a number")
-    return pull["number"]
+    try:
+        return _issue_number(number)
+    except BoundsError as exc:
+        raise PayloadError(read.event_name, f"{path}.{index}.number", str(exc)) from None
 
 
 def _same_login(login: str, bot_login: str | None) -> bool:
@@ -247,9 +278,9 @@ def _same_login(login: str, bot_login: str | None) -> bool:
 
 def _repo(read: _Reader) -> RepoRef:
     return RepoRef(
-        full_name=read.get("repository.full_name", str),
+        full_name=read.get("repository.full_name", str, check=check_repo_name),
         clone_url=read.get("repository.clone_url", str),
-        default_branch=read.get("repository.default_branch", str, default="main"),
+        default_branch=read.get("repository.default_branch", str, default="main", check=check_ref),
         html_url=read.get("repository.html_url", str, default=""),
         private=read.get("repository.private", bool, default=False),
     )
@@ -259,16 +290,17 @@ def _pull(read: _Reader) -> PullRequestRef:
     # A fork deleted after the PR was opened leaves `head.repo` null: still a fork, name unknown.
     head_repo = read.get("pull_request.head.repo", dict, nullable=True)
     return PullRequestRef(
-        number=read.get("pull_request.number", int),
+        number=read.get("pull_request.number", int, check=_issue_number),
         title=read.get("pull_request.title", str, default=""),
-        author=read.get("pull_request.user.login", str),
+        author=read.get("pull_request.user.login", str, check=check_login),
         html_url=read.get("pull_request.html_url", str),
-        head_sha=read.get("pull_request.head.sha", str),
-        head_ref=read.get("pull_request.head.ref", str),
-        head_repo=read.get("pull_request.head.repo.full_name", str) if head_repo is not None else "",
+        head_sha=read.get("pull_request.head.sha", str, check=check_sha),
+        head_ref=read.get("pull_request.head.ref", str, check=check_ref),
+        head_repo=read.get("pull_request.head.repo.full_name", str,
+                                            check=check_repo_name) if head_repo is not None else "",
         head_clone_url=read.get("pull_request.head.repo.clone_url", str) if head_repo is not None else "",
-        base_sha=read.get("pull_request.base.sha", str),
-        base_ref=read.get("pull_request.base.ref", str),
+        base_sha=read.get("pull_request.base.sha", str, check=check_sha),
+        base_ref=read.get("pull_request.base.ref", str, check=check_ref),
         draft=read.get("pull_request.draft", bool, default=False),
         author_association=read.get("pull_request.author_association", str, default="NONE"),
     )

@@ -2,8 +2,12 @@
 
 The signature (`X-Hub-Signature-256`, HMAC-SHA256 of the raw body with the shared secret) is
 checked before anything in the request is parsed, with a constant-time comparison, so an
-unsigned or forged request never reaches the JSON parser. Everything here is pure: no store,
-no bus, no network; the HTTP route turns the outcome into a status code.
+unsigned or forged request never reaches the JSON parser. `read_signed_body` verifies while
+the body streams in: a request without a signature is refused before its body is read, and a
+forged one costs a bounded amount of memory (the body is spooled to a temporary file past
+`SPOOL_BYTES`). A verified body is then bounded (`bot.bounds`: nesting depth before parsing,
+ids, text, SHAs, names) so that nothing the handlers cannot take is answered 202. Everything
+here is pure: no store, no bus, no network; the HTTP route turns the outcome into a status code.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import tempfile
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Mapping, Sequence
+from typing import IO, Any, Mapping, Sequence
 
+from bot.bounds import MAX_DEPTH, BoundsError, check_depth
 from bot.payloads import Ignored, PayloadError, json_type, parse_event
 from handlers.models import Event
 from pipeline_registry.errors import KfpBotError
@@ -23,6 +30,13 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
 _PREFIX = "sha256="
+CHUNK_BYTES = 64 * 1024
+SPOOL_BYTES = 1024 * 1024
+"""A body is kept in memory up to this size while it is verified, on disk beyond it."""
+# GitHub's delivery ids are GUIDs and event names are lowercase words; anything else is refused
+# before it reaches the store or a log line.
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+_EVENT_NAME = re.compile(r"[a-z_]{1,64}")
 
 
 class WebhookRejected(KfpBotError):
@@ -53,7 +67,56 @@ def verify_signature(secret: str | bytes, body: bytes | bytearray, header: str |
     if not header:
         raise WebhookRejected(HTTPStatus.UNAUTHORIZED, f"missing {SIGNATURE_HEADER} header: the webhook "
                                                        "must be configured with the bot's secret")
-    expected = sign(secret, body).encode()
+    _compare(sign(secret, body).removeprefix(_PREFIX), header)
+
+
+def read_signed_body(stream: IO[bytes], *, length: int | None, limit: int, secret: str | bytes,
+                     header: str | None) -> bytes:
+    """The body of a request, read from `stream` only as far as needed and verified on the way.
+
+    Refused (`WebhookRejected`) without reading anything when `length` (the announced
+    Content-Length) is over `limit` (413) or the signature header is missing (401); a body that turns
+    out longer than `limit` stops the read (413). The HMAC is updated chunk by chunk; the body is
+    spooled to a temporary file past `SPOOL_BYTES`, so a forged 25 MB body never sits in memory.
+    A stream that raises `TimeoutError` (the server's read timeout) is a 408.
+    """
+    if length is not None and length > limit:
+        raise WebhookRejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                              f"body is larger than the limit of {limit} bytes")
+    if not header:
+        raise WebhookRejected(HTTPStatus.UNAUTHORIZED, f"missing {SIGNATURE_HEADER} header: the webhook "
+                                                       "must be configured with the bot's secret")
+    key = secret.encode() if isinstance(secret, str) else secret
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        total = 0
+        while True:
+            wanted = CHUNK_BYTES if length is None else min(CHUNK_BYTES, length - total)
+            if wanted <= 0:
+                break
+            try:
+                chunk = stream.read(min(wanted, limit + 1 - total))
+            except TimeoutError:
+                raise WebhookRejected(HTTPStatus.REQUEST_TIMEOUT,
+                                      f"the body stopped arriving after {total} bytes") from None
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise WebhookRejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                      f"body is larger than the limit of {limit} bytes")
+            mac.update(chunk)
+            spool.write(chunk)
+        if length is not None and total < length:
+            raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"body ended after {total} of the {length} "
+                                                          "bytes announced")
+        _compare(mac.hexdigest(), header)
+        spool.seek(0)
+        return spool.read()
+
+
+def _compare(digest: str, header: str) -> None:
+    expected = (_PREFIX + digest).encode()
     # Header values are latin-1 text; compare bytes so odd characters cannot raise.
     if not hmac.compare_digest(expected, header.strip().encode("latin-1", "replace")):
         raise WebhookRejected(HTTPStatus.UNAUTHORIZED, f"{SIGNATURE_HEADER} does not match the body: "
@@ -67,12 +130,22 @@ def read_delivery(headers: Mapping[str, str], body: bytes | bytearray, *, secret
     `headers` must look names up case-insensitively (Werkzeug's `Headers` does).
     """
     verify_signature(secret, body, headers.get(SIGNATURE_HEADER))
+    return parse_delivery(headers, body, bot_login=bot_login, deploy_branches=deploy_branches)
+
+
+def parse_delivery(headers: Mapping[str, str], body: bytes | bytearray, *, bot_login: str | None = None,
+                   deploy_branches: Sequence[str] = ()) -> Delivery:
+    """Parse a request whose signature was verified; raises `WebhookRejected` (400) naming the cause."""
     event_name = (headers.get(EVENT_HEADER) or "").strip()
     delivery_id = (headers.get(DELIVERY_HEADER) or "").strip()
     if not event_name:
         raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"missing {EVENT_HEADER} header")
     if not delivery_id:
         raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"missing {DELIVERY_HEADER} header")
+    if not _EVENT_NAME.fullmatch(event_name):
+        raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"{EVENT_HEADER} is not an event name")
+    if not _DELIVERY_ID.fullmatch(delivery_id):
+        raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"{DELIVERY_HEADER} is not a delivery id (a GUID)")
     payload = _json_object(body)
     try:
         outcome = parse_event(event_name, delivery_id, payload, bot_login=bot_login,
@@ -84,11 +157,22 @@ def read_delivery(headers: Mapping[str, str], body: bytes | bytearray, *, secret
 
 def _json_object(body: bytes | bytearray) -> Mapping[str, Any]:
     try:
-        payload = json.loads(body)
+        check_depth(body, MAX_DEPTH)
+    except BoundsError as exc:
+        raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"body {exc}") from None
+    try:
+        payload = json.loads(body, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError):
         raise WebhookRejected(HTTPStatus.BAD_REQUEST, "body is not JSON: configure the webhook with "
                                                       "content type application/json") from None
+    except RecursionError:  # check_depth makes this unreachable; never a 500 if it is not
+        raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"body nests deeper than {MAX_DEPTH} levels") from None
     if not isinstance(payload, dict):
         raise WebhookRejected(HTTPStatus.BAD_REQUEST,
                               f"body is JSON but not an object (got {json_type(payload)})")
     return payload
+
+
+def _no_constant(name: str) -> Any:
+    """`NaN` and `Infinity` are not JSON (RFC 8259), though Python's parser takes them."""
+    raise ValueError(f"{name} is not JSON")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from urllib.parse import urlparse
 
 from typing import TYPE_CHECKING
 
@@ -72,7 +71,7 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
         reporter=reporter, permissions=permissions, pulls=pulls,
         work_dir=settings.data_dir / "work",
         policy=Policy(allowed_users=settings.allowed_users, allow_local_repos=settings.allow_local_repos,
-                      github_host=_github_host(settings.github_api_url), bot_login=settings.bot_login),
+                      github_host=settings.github_host, bot_login=settings.bot_login),
         templates=_templates(settings), schedules=_schedules(settings),
     )
     holder["ctx"] = context
@@ -214,11 +213,6 @@ def _vertex_schedules(settings: Settings):
     return VertexSchedules(make_schedule_client(settings.gcp_region, settings.vertex_endpoint),
                            settings.gcp_project, settings.gcp_region, pipeline_root=settings.pipeline_root,
                            service_account=settings.pipeline_service_account)
-
-
-def _github_host(api_url: str) -> str:
-    host = urlparse(api_url).hostname or "github.com"
-    return "github.com" if host == "api.github.com" else host
 
 
 def _github_side(settings: Settings, store: Store, clients: "GitHubClients | None"):

@@ -416,3 +416,27 @@ def _decode(cls: type, data: Mapping[str, Any]) -> Any:
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+class FailureStage(enum.Enum):
+    """Where a webhook delivery failed: refused at the edge (GitHub saw a 4xx) or in a handler
+    after it was accepted (GitHub saw a 202)."""
+
+    REJECTED = "rejected"
+    HANDLER = "handler"
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A webhook delivery that did not lead where it should, as `/api/deliveries?failed=1` lists it."""
+
+    delivery_id: str
+    event: str
+    stage: FailureStage
+    reason: str
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The failure as the API shows it."""
+        return {"delivery": self.delivery_id, "event": self.event, "stage": self.stage.value,
+                "reason": self.reason, "at": self.at.isoformat()}

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 from handlers.messages import HeadNote
-from handlers.models import Event, Notification, PullRequestRef, RepoRef, Run, RunState
+from handlers.models import (Event, FailedDelivery, FailureStage, Notification, PullRequestRef, RepoRef, Run,
+                             RunState)
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import Target
 from pipeline_registry.settings import RunOptions
@@ -59,6 +60,12 @@ class Store(Protocol):
 
     def pending_work(self) -> int:
         """How many queued events are not done yet."""
+
+    def record_delivery_failure(self, delivery_id: str, event: str, stage: FailureStage, reason: str) -> None:
+        """Keep a failed delivery queryable (`/api/deliveries?failed=1`) with the reason."""
+
+    def list_delivery_failures(self, *, limit: int = 50) -> list[FailedDelivery]:
+        """Failed deliveries, newest first."""
 
     def save_pull(self, repo: RepoRef, pull: PullRequestRef, installation_id: int | None) -> None:
         """Remember the latest head of a pull request."""

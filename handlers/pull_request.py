@@ -14,7 +14,7 @@ from handlers.models import EventKind, PullRequestAction, PullRequestEvent, Trig
 from handlers.planning import (checkout_and_plan, create_runs, evaluate_trust, report_all, runnable,
                                supersede)
 from handlers.planning import WAITING
-from handlers.reporting import safely
+from handlers.reporting import record_failure, safely
 from handlers.router import Router
 from pipeline_registry.errors import KfpBotError
 
@@ -39,6 +39,7 @@ def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
         _, plan, config = checkout_and_plan(ctx, repo, pull)
     except KfpBotError as exc:
         ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
+        record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")
         report_all(ctx, repo, pull, installation, note=messages.plan_failed(str(exc)))
         return
     pipelines = runnable(plan)

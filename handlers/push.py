@@ -16,7 +16,7 @@ from handlers.context import HandlerContext
 from handlers.deploying import remove_schedules
 from handlers.models import EventKind, PushEvent, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.planning import check_clone_url, runnable, unstarted
-from handlers.reporting import report_check, report_head
+from handlers.reporting import record_failure, report_check, report_head
 from handlers.router import Router
 from pipeline_registry.errors import KfpBotError
 from pipeline_registry.models import ComponentPlan, PipelineChange, PipelinePlan, Plan
@@ -39,6 +39,7 @@ def on_push(event: PushEvent, ctx: HandlerContext) -> None:
         plan = plan_push(repo_dir, event)
     except KfpBotError as exc:
         ctx.log.error("cannot plan the push of %s to %s (%s): %s", event.after, event.ref, event.delivery_id, exc)
+        record_failure(ctx, event, f"cannot plan the push of {event.after} to {event.ref}: {exc}")
         report_head(ctx, repo, event.after, installation, note=messages.plan_failed(str(exc)))
         return
     pipelines = runnable(plan)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from handlers.context import HandlerContext
-from handlers.models import RepoRef, Run
+from handlers.models import Event, FailureStage, RepoRef, Run
 from pipeline_registry.errors import KfpBotError
 
 
@@ -63,3 +63,15 @@ def safely(ctx: HandlerContext, subject: str, what: str, action: Callable[[], ob
         ctx.log.error("could not update the %s of %s: %s", what, subject, exc)
     except Exception:  # a reporter outage must not lose the state change
         ctx.log.exception("could not update the %s of %s", what, subject)
+
+
+def record_failure(ctx: HandlerContext, event: Event, reason: str) -> None:
+    """Keep the failure of a webhook event queryable (`/api/deliveries?failed=1`) by its delivery
+    id: GitHub saw a 202, so without this the reason would reach only the log. Never raises."""
+    delivery_id = getattr(event, "delivery_id", None)
+    if not delivery_id:
+        return
+    try:
+        ctx.store.record_delivery_failure(delivery_id, event.kind.value, FailureStage.HANDLER, reason)
+    except Exception:  # the store may be what failed; the log line below still has the reason
+        ctx.log.exception("could not record the failure of delivery %s", delivery_id)

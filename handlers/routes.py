@@ -6,7 +6,7 @@ from handlers import check_run, check_suite, issue_comment, messages, pull_reque
 from handlers.context import HandlerContext
 from handlers.models import (BuildStatus, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
                              PullRequestEvent, PushEvent, RunStart, RunStatus)
-from handlers.reporting import report_head, safely
+from handlers.reporting import record_failure, report_head, safely
 from handlers.router import Router
 
 ROUTES = Router().include(pull_request.router, issue_comment.router, push.router, runs.router,
@@ -26,6 +26,7 @@ def handle_failure(event: Event, error: BaseException, ctx: HandlerContext) -> N
     aggregate check (or log, when there is no head to show it on) with the delivery id.
     """
     reason = f"kfp-bot failed while handling {event.kind.value}: {type(error).__name__}: {error}"
+    record_failure(ctx, event, reason)
     if isinstance(event, (RunStart, BuildStatus, RunStatus)):
         runs.fail_run(ctx, event.run_id, reason)
     elif isinstance(event, PullRequestEvent):

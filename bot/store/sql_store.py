@@ -24,8 +24,9 @@ from bot.store.engine import open_engines
 from bot.store.errors import StoreError, database_errors
 from bot.store.leases import LeaseMixin
 from bot.store.outbox import OutboxStore
-from bot.store.tables import approvals, chat_threads, deliveries, ensure_schema, externals, messages, pulls, runs, transitions
-from handlers.models import PullRequestRef, RepoRef, Run, RunState, Transition
+from bot.store.tables import (approvals, chat_threads, deliveries, delivery_failures, ensure_schema, externals,
+                              messages, pulls, runs, transitions)
+from handlers.models import FailedDelivery, FailureStage, PullRequestRef, RepoRef, Run, RunState, Transition
 from handlers.ports import ChatMessage, StoredPull
 
 Clock = Callable[[], datetime]
@@ -36,8 +37,17 @@ _FINISHED = tuple(s.value for s in RunState if s.terminal)
 _CHUNK = 500
 
 
+_REASON_CHARS = 2000
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _storable(text: str, limit: int) -> str:
+    """`text` as every database takes it: lone surrogates escaped, NUL removed, bounded."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "")
+    return safe if len(safe) <= limit else safe[:limit - 1] + "…"
 
 
 class SqlStore(OutboxStore, LeaseMixin):
@@ -147,6 +157,25 @@ class SqlStore(OutboxStore, LeaseMixin):
         """Whether a webhook delivery was recorded (read-only: redelivery asks before resending)."""
         with self._read() as conn:
             return bool(conn.execute(select(exists().where(deliveries.c.delivery_id == delivery_id))).scalar())
+
+    @database_errors
+    def record_delivery_failure(self, delivery_id: str, event: str, stage: FailureStage, reason: str) -> None:
+        """Keep a failed delivery queryable with the reason (text made storable: no NUL, no lone
+        surrogate, at most `_REASON_CHARS` characters)."""
+        with self._write() as conn:
+            conn.execute(insert(delivery_failures).values(
+                delivery_id=_storable(delivery_id, 200), event=_storable(event, 200), stage=stage.value,
+                reason=_storable(reason, _REASON_CHARS), at=self._clock()))
+
+    @database_errors
+    def list_delivery_failures(self, *, limit: int = 50) -> list[FailedDelivery]:
+        """Failed deliveries, newest first."""
+        query = (select(delivery_failures)
+                 .order_by(delivery_failures.c.at.desc(), delivery_failures.c.id.desc()).limit(limit))
+        with self._read() as conn:
+            return [FailedDelivery(delivery_id=row["delivery_id"], event=row["event"],
+                                   stage=FailureStage(row["stage"]), reason=row["reason"], at=row["at"])
+                    for row in conn.execute(query).mappings()]
 
     @database_errors
     def record_message(self, key: str) -> bool:

@@ -86,6 +86,19 @@ deliveries = Table(
     Column("received_at", UtcDateTime, nullable=False),
 )
 
+# Deliveries that failed, kept for `/api/deliveries?failed=1`; several rows per delivery when a
+# redelivery fails again.
+delivery_failures = Table(
+    "delivery_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String, nullable=False),
+    Column("event", String, nullable=False),
+    Column("stage", String, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_delivery_failures_at", "at"),
+)
+
 messages = Table(
     "messages", metadata,
     Column("key", String, primary_key=True),

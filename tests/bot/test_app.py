@@ -6,6 +6,7 @@ import http.client
 import io
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,7 +24,7 @@ from bot.logs import configure_logging
 from bot.payloads import parse_event
 from bot.services import Services
 from bot.store import SqlStore, StoreError
-from handlers.models import (Event, IssueCommentEvent, PullRequestAction, PullRequestEvent, Run, RunState,
+from handlers.models import (Event, FailureStage, IssueCommentEvent, PullRequestAction, PullRequestEvent, Run, RunState,
                              Trigger)
 from tests.support.server import ServedApp, serve
 from tests.support.webhooks import delivery_headers, load_payload
@@ -457,3 +458,76 @@ def make_event() -> Event:
     event = parse_event("pull_request", "x", load_payload("pull_request.opened"))
     assert isinstance(event, PullRequestEvent)
     return event
+
+
+# -- bounds at the edge ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ({"pr": "9223372036854775808"}, "'pr' must be between 1 and 2147483647, got 9223372036854775808"),
+    ({"pr": "9" * 5000}, "'pr' must be a whole number, got '" + "9" * 40 + "…'"),
+    ({"limit": "1_0"}, "'limit' must be a whole number, got '1_0'"),
+    ({"repo": "org/\x00repo"}, "'repo' contains a NUL character (at 4)"),
+    ({"sha": "a" * 300}, "'sha' is longer than 255 characters (300)"),
+])
+def test_query_values_the_store_cannot_take_are_400_naming_the_parameter(
+        server: ServedApp, query: dict[str, str], reason: str) -> None:
+    response = requests.get(f"{server.url}/api/runs", params=query, timeout=30)
+
+    assert response.status_code == 400
+    assert response.json() == {"status": "error", "reason": reason}
+
+
+def test_a_signed_deeply_nested_body_is_400_not_a_500(server: ServedApp, bus: RecordingBus) -> None:
+    body = b'{"action": "opened", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    response = post_event(server, "pull_request", None, body=body, delivery_id="deep-1")
+
+    assert response.status_code == 400
+    assert response.json()["reason"] == "body nests objects or arrays deeper than 64 levels (100001)"
+    assert bus.published == []
+
+
+def test_failed_deliveries_are_listed_with_id_event_reason_and_time(server: ServedApp, store: SqlStore) -> None:
+    payload = load_payload("pull_request.opened", {"installation.id": 2**63})
+    refused = post_event(server, "pull_request", payload, delivery_id="big-id-1")
+    store.record_delivery_failure("handled-1", "push", FailureStage.HANDLER, "kfp-bot failed while handling push")
+    unsigned = post_event(server, "pull_request", payload, secret=None, delivery_id="stranger-1")
+
+    listed = requests.get(f"{server.url}/api/deliveries", params={"failed": "1"}, timeout=30)
+
+    assert (refused.status_code, unsigned.status_code) == (400, 401)
+    assert listed.status_code == 200
+    [handled, rejected] = listed.json()["deliveries"]  # newest first; unsigned requests are not kept
+    assert rejected == {"delivery": "big-id-1", "event": "pull_request", "stage": "rejected",
+                        "reason": "pull_request payload: field 'installation.id' must be between 1 and "
+                                  "9223372036854775807, got 9223372036854775808",
+                        "at": rejected["at"]}
+    assert datetime.fromisoformat(rejected["at"]).tzinfo is not None
+    assert (handled["delivery"], handled["stage"]) == ("handled-1", "handler")
+    without = requests.get(f"{server.url}/api/deliveries", timeout=30)
+    assert without.status_code == 400 and "failed=1" in without.json()["reason"]
+
+
+def test_a_client_that_announces_more_than_it_sends_gets_408_and_frees_the_thread(
+        tmp_path: Path, store: SqlStore, bus: RecordingBus) -> None:
+    app = create_app(make_settings(tmp_path, read_timeout_seconds=0.5), Services(store=store, bus=bus))
+    with serve(app) as server, socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"POST /github/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: slow-1\r\nX-Hub-Signature-256: sha256=00\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"zen\": ")  # and the other 992 bytes never come
+        answer = sock.makefile("rb").read()
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body)["reason"].startswith("the body stopped arriving after ")
+    assert bus.published == []
+
+
+def test_an_unsigned_body_is_refused_without_being_read(server: ServedApp) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"POST /github/webhook HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\n"
+                     b"X-GitHub-Delivery: big-1\r\nContent-Length: 20000000\r\n\r\n" + b"x" * 1000)
+        answer = sock.makefile("rb").read()  # the bot answers and closes without waiting for 20 MB
+
+    assert answer.startswith(b"HTTP/1.1 401")
+    assert b"Connection: close" in answer

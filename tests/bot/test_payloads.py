@@ -237,3 +237,40 @@ def test_check_suite_rerequested_names_the_head_and_its_pull_requests() -> None:
     assert event_from_dict(event_to_dict(event)) == event
     with pytest.raises(PayloadError, match="check_suite.head_sha"):
         parse_event("check_suite", "d-12", load_payload("check_suite.rerequested", {"check_suite.head_sha": 7}))
+
+
+@pytest.mark.parametrize(("event_name", "name", "path", "value", "message"), [
+    ("pull_request", "pull_request.opened", "installation.id", 2**63,
+     "field 'installation.id' must be between 1 and 9223372036854775807, got 9223372036854775808"),
+    ("pull_request", "pull_request.opened", "pull_request.number", 2**31,
+     "field 'pull_request.number' must be between 1 and 2147483647, got 2147483648"),
+    ("pull_request", "pull_request.opened", "pull_request.number", 0,
+     "field 'pull_request.number' must be between 1 and 2147483647, got 0"),
+    ("issue_comment", "issue_comment.created", "comment.id", -1,
+     "field 'comment.id' must be between 1 and 9223372036854775807, got -1"),
+    ("issue_comment", "issue_comment.created", "issue.number", 10**30,
+     "field 'issue.number' must be between 1 and 2147483647, got 1000000000000000000000000000000"),
+    ("pull_request", "pull_request.opened", "pull_request.title", "fix \udc80",
+     "field 'pull_request.title' is not valid Unicode text (lone surrogate at character 4)"),
+    ("pull_request", "pull_request.opened", "pull_request.user.login", "Codertocat\ud83d",
+     "field 'pull_request.user.login' is not a GitHub login, got 'Codertocat\\\\ud83d'"),
+    ("pull_request", "pull_request.opened", "pull_request.head.ref", "feature\x00",
+     "field 'pull_request.head.ref' contains a NUL character (at 7)"),
+    ("pull_request", "pull_request.opened", "repository.full_name", "../../etc",
+     "field 'repository.full_name' is not a repository name (owner/name), got '../../etc'"),
+    ("pull_request", "pull_request.opened", "pull_request.head.sha", "HEAD~1",
+     "field 'pull_request.head.sha' is not a commit SHA (40 hexadecimal digits), got 'HEAD~1'"),
+    ("pull_request", "pull_request.opened", "pull_request.base.ref", "main..evil",
+     "field 'pull_request.base.ref' is not a valid git branch or ref name, got 'main..evil'"),
+    ("push", "push", "after", "--upload-pack=touch /tmp/x",
+     "field 'after' is not a commit SHA (40 hexadecimal digits), got '--upload-pack=touch /tmp/x'"),
+    ("issue_comment", "issue_comment.created", "comment.body", "/run \x00",
+     "field 'comment.body' contains a NUL character (at 5)"),
+])
+def test_values_the_bot_could_not_store_or_hand_to_git_are_refused_naming_the_field(
+        event_name: str, name: str, path: str, value: object, message: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_event(event_name, "d-9", load_payload(name, {path: value}))
+
+    assert str(caught.value) == f"{event_name} payload: {message}"
+    assert caught.value.field == path

@@ -1,0 +1,129 @@
+"""The limits every webhook value must fit before it reaches a handler, the store or git.
+
+GitHub's payloads are trusted only once signed, and even then a value the bot cannot store or
+hand to git would fail after the 202, where GitHub never sees it. So each field the bot reads
+is checked here, and the sender gets a 400 naming the field instead:
+
+- nesting depth of the JSON body, checked on the raw bytes BEFORE `json.loads` (deep nesting
+  would otherwise exhaust Python's recursion limit inside the parser);
+- ids (installation, comment) in 1..2**63-1: GitHub ids are signed 64-bit integers and the
+  store keeps them in BIGINT columns; issue and pull request numbers in 1..2**31-1, the
+  PostgreSQL `integer` the store keeps them in (GitHub numbers are far below it);
+- text is valid Unicode (no lone surrogates, which no database or git accepts) without NUL
+  (PostgreSQL text cannot hold it), and at most `MAX_TEXT` characters;
+- commit SHAs are 40 (SHA-1) or 64 (SHA-256 repositories) lowercase hex digits;
+- logins, repository names and branch names follow GitHub's and git's own rules.
+
+Nothing here imports Flask or knows HTTP: `BoundsError` says which rule a value broke and the
+caller names the field.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from itertools import accumulate
+
+from pipeline_registry.errors import KfpBotError
+
+MAX_DEPTH = 64
+"""Deepest nesting of objects and arrays accepted; GitHub's payloads nest fewer than 10 levels."""
+MAX_ID = 2**63 - 1
+"""Largest id (installation, comment): GitHub ids are signed 64-bit integers."""
+MAX_NUMBER = 2**31 - 1
+"""Largest issue or pull request number: the store's `integer` column on PostgreSQL."""
+MAX_TEXT = 1_000_000
+"""Longest text field in characters (a comment body is at most 65,536 on GitHub)."""
+MAX_NAME = 255
+"""Longest login, repository or branch name in characters (git refs are bounded by path limits)."""
+
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+# GitHub logins: letters, digits and single hyphens; Enterprise managed users add `_shortcode`;
+# GitHub App bots comment as `name[bot]`.
+_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?(?:\[bot\])?")
+_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+# git check-ref-format: no control characters, space, ~ ^ : ? * [ \ or DEL anywhere.
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+# Strings (with escapes) in a JSON text, and the brackets left once they are removed.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+# Opening brackets become 1, closing ones 255 (-1 as a signed byte).
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+class BoundsError(KfpBotError):
+    """A value outside what the bot accepts; the message completes "field 'x' ..."."""
+
+
+def check_depth(body: bytes | bytearray, limit: int = MAX_DEPTH) -> None:
+    """Raise `BoundsError` when the JSON text `body` nests objects/arrays deeper than `limit`.
+
+    Works on the raw bytes without parsing (the parser is what deep nesting breaks): string
+    literals are removed, each remaining bracket becomes +1 (opening) or -1 (closing), and the
+    deepest level is the largest running sum; every step runs in C (about 1 s for 25 MB of
+    brackets). Brackets that do not match are left for the parser to refuse.
+    """
+    steps = _JSON_STRING.sub(b"", bytes(body)).translate(_STEPS, _NOT_BRACKETS)
+    if len(steps) <= limit:
+        return
+    deepest = max(accumulate(array("b", steps)))
+    if deepest > limit:
+        raise BoundsError(f"nests objects or arrays deeper than {limit} levels ({deepest})")
+
+
+def check_int(value: int, low: int, high: int) -> int:
+    """`value` when `low <= value <= high`."""
+    if not low <= value <= high:
+        raise BoundsError(f"must be between {low} and {high}, got {_short(str(value))}")
+    return value
+
+
+def check_text(value: str, *, limit: int = MAX_TEXT) -> str:
+    """`value` when it is valid Unicode text without NUL, at most `limit` characters."""
+    if len(value) > limit:
+        raise BoundsError(f"is longer than {limit} characters ({len(value)})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BoundsError(f"is not valid Unicode text (lone surrogate at character {exc.start})") from None
+    if "\x00" in value:
+        raise BoundsError(f"contains a NUL character (at {value.index(chr(0))})")
+    return value
+
+
+def check_sha(value: str) -> str:
+    """A full lowercase commit SHA (40 hex digits, or 64 in a SHA-256 repository)."""
+    if not _SHA.fullmatch(value):
+        raise BoundsError(f"is not a commit SHA (40 hexadecimal digits), got {_short(value)!r}")
+    return value
+
+
+def check_login(value: str) -> str:
+    """A GitHub login (`octocat`, `my-app[bot]`)."""
+    if len(value) > MAX_NAME or not _LOGIN.fullmatch(value):
+        raise BoundsError(f"is not a GitHub login, got {_short(value)!r}")
+    return value
+
+
+def check_repo_name(value: str) -> str:
+    """A repository's `owner/name`."""
+    if len(value) > MAX_NAME or not _REPO.fullmatch(value) or any(p in (".", "..") for p in value.split("/")):
+        raise BoundsError(f"is not a repository name (owner/name), got {_short(value)!r}")
+    return value
+
+
+def check_ref(value: str) -> str:
+    """A branch or ref name git accepts (`git check-ref-format` rules, without the `@` alone case)."""
+    check_text(value, limit=MAX_NAME)
+    parts = value.split("/")
+    if (not value or _REF_FORBIDDEN.search(value) or ".." in value or "@{" in value
+            or value.endswith((".", "/")) or any(not p or p.startswith(".") or p.endswith(".lock")
+                                                 for p in parts)):
+        raise BoundsError(f"is not a valid git branch or ref name, got {_short(value)!r}")
+    return value
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """`text` for an error message: bounded, and printable even with lone surrogates."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe if len(safe) <= limit else safe[:limit] + "…"
