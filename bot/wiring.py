@@ -8,8 +8,6 @@ PyGithub reporter. Nothing here runs at import time.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 from typing import TYPE_CHECKING
 
@@ -229,36 +227,14 @@ def _github_side(settings: Settings, store: Store, clients: "GitHubClients | Non
 
 
 def serve_forever(settings: Settings, *, host: str, port: int) -> int:
-    """`kfp-bot serve`: the app on werkzeug's threaded server until SIGINT/SIGTERM."""
-    from werkzeug.serving import make_server
-
-    from bot.app import create_app
+    """`kfp-bot serve`: the app on gunicorn (`bot.server`) until SIGINT/SIGTERM."""
     from bot.logs import configure_logging
+    from bot.server import serve
 
     settings.require_service_settings()
     configure_logging(settings.log_format, settings.log_level)
-    log.info(memory_budget(settings))
-    services = build_services(settings)
-    app = create_app(settings, services)
-    services.start()
-    resume(settings, services)
-    server = make_server(host, port, app, threaded=True)
-    stop = threading.Event()
-
-    def shutdown(*_: object) -> None:
-        if not stop.is_set():
-            stop.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
-    log.info("kfp-bot listening on http://%s:%d", host, server.server_port)
-    print(f"kfp-bot listening on http://{host}:{server.server_port}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        services.stop()
-    return 0
+    log.info(memory_budget(settings))  # before the worker boots: the first thing an operator reads
+    return serve(settings, host=host, port=port)
 
 
 def create_production_app():
