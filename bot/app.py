@@ -77,7 +77,8 @@ def create_app(settings: Settings, services: Services) -> Flask:
             raise BadRequest("add failed=1: the bot keeps the deliveries that failed, with the reason "
                              "(what accepted deliveries started is in /api/runs)")
         limit = int_arg(request.args, "limit", default=DEFAULT_RUN_LIMIT, low=1, high=MAX_RUN_LIMIT)
-        failures = services.store.list_delivery_failures(limit=limit or DEFAULT_RUN_LIMIT)
+        failures = services.store.list_delivery_failures(delivery_id=text_arg(request.args, "delivery"),
+                                                         limit=limit or DEFAULT_RUN_LIMIT)
         return jsonify(deliveries=[failure.to_json() for failure in failures])
 
     @app.get("/api/runs/<run_id>")

@@ -64,8 +64,8 @@ class Store(Protocol):
     def record_delivery_failure(self, delivery_id: str, event: str, stage: FailureStage, reason: str) -> None:
         """Keep a failed delivery queryable (`/api/deliveries?failed=1`) with the reason."""
 
-    def list_delivery_failures(self, *, limit: int = 50) -> list[FailedDelivery]:
-        """Failed deliveries, newest first."""
+    def list_delivery_failures(self, *, delivery_id: str | None = None, limit: int = 50) -> list[FailedDelivery]:
+        """Failed deliveries (or the failures of one), newest first."""
 
     def save_pull(self, repo: RepoRef, pull: PullRequestRef, installation_id: int | None) -> None:
         """Remember the latest head of a pull request."""

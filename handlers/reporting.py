@@ -7,11 +7,16 @@ undoes or blocks the state change that caused it (the store and the page still s
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator
 
 from handlers.context import HandlerContext
 from handlers.models import Event, FailureStage, RepoRef, Run
 from pipeline_registry.errors import KfpBotError
+
+
+_current_event: ContextVar[Event | None] = ContextVar("kfp_bot_handled_event", default=None)
 
 
 def repo_of(run: Run) -> RepoRef:
@@ -56,13 +61,35 @@ def latest_per_pipeline(runs: list[Run]) -> list[Run]:
 
 
 def safely(ctx: HandlerContext, subject: str, what: str, action: Callable[[], object]) -> None:
-    """Run a report action; log (never raise) when the remote side fails."""
+    """Run a report action; log (never raise) when the remote side fails.
+
+    While a webhook event is handled (`handling`), the failure is also kept against its delivery:
+    a report GitHub refused is a result nobody sees otherwise.
+    """
     try:
         action()
     except KfpBotError as exc:
         ctx.log.error("could not update the %s of %s: %s", what, subject, exc)
-    except Exception:  # a reporter outage must not lose the state change
+        _record_current(ctx, f"could not update the {what} of {subject}: {exc}")
+    except Exception as exc:  # a reporter outage must not lose the state change
         ctx.log.exception("could not update the %s of %s", what, subject)
+        _record_current(ctx, f"could not update the {what} of {subject}: {type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def handling(event: Event) -> Iterator[None]:
+    """Mark `event` as the one being handled in this thread, for failures reported on the way."""
+    token = _current_event.set(event)
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _record_current(ctx: HandlerContext, reason: str) -> None:
+    event = _current_event.get()
+    if event is not None:
+        record_failure(ctx, event, reason)
 
 
 def record_failure(ctx: HandlerContext, event: Event, reason: str) -> None:

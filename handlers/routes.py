@@ -6,7 +6,7 @@ from handlers import check_run, check_suite, issue_comment, messages, pull_reque
 from handlers.context import HandlerContext
 from handlers.models import (BuildStatus, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
                              PullRequestEvent, PushEvent, RunStart, RunStatus)
-from handlers.reporting import record_failure, report_head, safely
+from handlers.reporting import handling, record_failure, report_head, safely
 from handlers.router import Router
 
 ROUTES = Router().include(pull_request.router, issue_comment.router, push.router, runs.router,
@@ -15,7 +15,9 @@ ROUTES = Router().include(pull_request.router, issue_comment.router, push.router
 
 def dispatch(event: Event, ctx: HandlerContext) -> None:
     """Hand an event to every handler of its kind."""
-    if ROUTES.dispatch(event, ctx) == 0:
+    with handling(event):
+        handled = ROUTES.dispatch(event, ctx)
+    if handled == 0:
         ctx.log.warning("no handler for %s event %s", event.kind.value, event.key)
 
 

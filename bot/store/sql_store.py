@@ -168,9 +168,10 @@ class SqlStore(OutboxStore, LeaseMixin):
                 reason=_storable(reason, _REASON_CHARS), at=self._clock()))
 
     @database_errors
-    def list_delivery_failures(self, *, limit: int = 50) -> list[FailedDelivery]:
-        """Failed deliveries, newest first."""
+    def list_delivery_failures(self, *, delivery_id: str | None = None, limit: int = 50) -> list[FailedDelivery]:
+        """Failed deliveries (or the failures of one), newest first."""
         query = (select(delivery_failures)
+                 .where(*([delivery_failures.c.delivery_id == delivery_id] if delivery_id is not None else []))
                  .order_by(delivery_failures.c.at.desc(), delivery_failures.c.id.desc()).limit(limit))
         with self._read() as conn:
             return [FailedDelivery(delivery_id=row["delivery_id"], event=row["event"],
