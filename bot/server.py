@@ -68,6 +68,7 @@ class BotServer(BaseApplication):
             "threads": self.settings.http_threads, "timeout": WORKER_TIMEOUT_SECONDS,
             "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS, "keepalive": 5,
             "limit_request_line": 8190, "limit_request_fields": 100, "limit_request_field_size": 8190,
+            "loglevel": self.settings.log_level.lower(),
             "when_ready": self._announce, "worker_exit": self._stop_services,
         }
         for key, value in options.items():
