@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.plan_bench
 	$(BIN)/python -m benchmarks.webhook_bench
+	$(BIN)/python -m benchmarks.edge_memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache

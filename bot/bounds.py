@@ -74,7 +74,7 @@ def check_depth(body: bytes | bytearray, limit: int = MAX_DEPTH) -> None:
 def check_int(value: int, low: int, high: int) -> int:
     """`value` when `low <= value <= high`."""
     if not low <= value <= high:
-        raise BoundsError(f"must be between {low} and {high}, got {_short(str(value))}")
+        raise BoundsError(f"must be between {low} and {high}, got {printable(str(value))}")
     return value
 
 
@@ -94,21 +94,21 @@ def check_text(value: str, *, limit: int = MAX_TEXT) -> str:
 def check_sha(value: str) -> str:
     """A full lowercase commit SHA (40 hex digits, or 64 in a SHA-256 repository)."""
     if not _SHA.fullmatch(value):
-        raise BoundsError(f"is not a commit SHA (40 hexadecimal digits), got {_short(value)!r}")
+        raise BoundsError(f"is not a commit SHA (40 hexadecimal digits), got {printable(value)!r}")
     return value
 
 
 def check_login(value: str) -> str:
     """A GitHub login (`octocat`, `my-app[bot]`)."""
     if len(value) > MAX_NAME or not _LOGIN.fullmatch(value):
-        raise BoundsError(f"is not a GitHub login, got {_short(value)!r}")
+        raise BoundsError(f"is not a GitHub login, got {printable(value)!r}")
     return value
 
 
 def check_repo_name(value: str) -> str:
     """A repository's `owner/name`."""
     if len(value) > MAX_NAME or not _REPO.fullmatch(value) or any(p in (".", "..") for p in value.split("/")):
-        raise BoundsError(f"is not a repository name (owner/name), got {_short(value)!r}")
+        raise BoundsError(f"is not a repository name (owner/name), got {printable(value)!r}")
     return value
 
 
@@ -119,11 +119,11 @@ def check_ref(value: str) -> str:
     if (not value or _REF_FORBIDDEN.search(value) or ".." in value or "@{" in value
             or value.endswith((".", "/")) or any(not p or p.startswith(".") or p.endswith(".lock")
                                                  for p in parts)):
-        raise BoundsError(f"is not a valid git branch or ref name, got {_short(value)!r}")
+        raise BoundsError(f"is not a valid git branch or ref name, got {printable(value)!r}")
     return value
 
 
-def _short(text: str, limit: int = 80) -> str:
+def printable(text: str, limit: int = 80) -> str:
     """`text` for an error message: bounded, and printable even with lone surrogates."""
     safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return safe if len(safe) <= limit else safe[:limit] + "…"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from werkzeug.exceptions import BadRequest
 
-from bot.bounds import MAX_NAME, BoundsError, check_text
+from bot.bounds import MAX_NAME, BoundsError, check_text, printable
 from handlers.models import RunState
 
 
@@ -71,5 +71,4 @@ def text_value(name: str, raw: str) -> str:
 
 def _show(raw: str) -> str:
     """A parameter's value quoted for an error message: bounded and always printable."""
-    safe = raw.encode("utf-8", "backslashreplace").decode("utf-8")
-    return repr(safe if len(safe) <= 40 else safe[:40] + "…")
+    return repr(printable(raw, 40))
