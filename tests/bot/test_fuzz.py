@@ -19,7 +19,7 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
@@ -132,6 +132,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
 @given(BODIES)
 def test_the_webhook_never_answers_500(server: ServedApp, case: tuple[str, bytes]) -> None:
     event, body = case
+    assume(event == event.strip())  # requests refuses to send a header value with outer spaces
     response = requests.post(f"{server.url}/github/webhook", data=body, headers=dict(_headers(event, body)),
                              timeout=30)
 
