@@ -229,14 +229,50 @@ class ImportGraph:
         self._importers: dict[str, tuple[str, ...]] = {}
 
     @cached_property
+    def _same_files(self) -> bool:
+        """True when the twin lists the same files (a change that only edits files)."""
+        return self._twin is not None and self._twin.paths == self.paths
+
+    @cached_property
     def python_files(self) -> tuple[str, ...]:
         """Every `.py` file of the snapshot, sorted."""
+        if self._same_files:
+            return self._twin.python_files  # type: ignore[union-attr]
         return tuple(sorted(p for p in self.paths if p.endswith(".py")))
 
     @cached_property
     def dirs(self) -> frozenset[str]:
         """Folders holding Python files: where a module name may resolve."""
+        if self._same_files:
+            return self._twin.dirs  # type: ignore[union-attr]
         return package_dirs(self.python_files)
+
+    @cached_property
+    def _edited(self) -> frozenset[str]:
+        """Python files whose contents differ from the twin's (only when both list the same files)."""
+        twin = self._twin
+        assert twin is not None
+        return frozenset(p for p in self.python_files if twin.snapshot.digest(p) != self.snapshot.digest(p))
+
+    def _candidates(self, token: str) -> set[str]:
+        """Files whose imports name `token`: from the twin's index plus the files edited since,
+        so the other side of a plan never indexes every file again."""
+        if not self._same_files:
+            return set(self._token_index.get(token, ()))
+        found = set(self._twin._token_index.get(token, ()))  # type: ignore[union-attr]
+        for path in self._edited:
+            found.discard(path)
+            if token in self._tokens_of(path):
+                found.add(path)
+        return found
+
+    def _tokens_of(self, path: str) -> frozenset[str]:
+        digest = self.snapshot.digest(path) or ""
+        tokens = _TOKENS.get(digest)
+        if tokens is None:
+            stmts = self.statements([path]).get(path, ())
+            tokens = _TOKENS.put(digest, frozenset().union(*(s.tokens for s in stmts)))
+        return tokens
 
     def statements(self, paths: Iterable[str]) -> dict[str, tuple[ImportStmt, ...]]:
         """Import statements of several files, reading only those not parsed before."""
@@ -289,12 +325,7 @@ class ImportGraph:
         missing = [p for p in self.python_files if _TOKENS.get(self.snapshot.digest(p) or "") is None]
         self.statements(missing)
         for path in self.python_files:
-            digest = self.snapshot.digest(path) or ""
-            tokens = _TOKENS.get(digest)
-            if tokens is None:
-                stmts = self.statements([path]).get(path, ())
-                tokens = _TOKENS.put(digest, frozenset().union(*(s.tokens for s in stmts)))
-            for token in tokens:
+            for token in self._tokens_of(path):
                 index[token].append(path)
         return {token: tuple(files) for token, files in index.items()}
 
@@ -303,8 +334,7 @@ class ImportGraph:
         known = self._importers.get(path)
         if known is None:
             folder, name = posixpath.split(path)
-            candidates = set(self._token_index.get(name[:-3] if name != "__init__.py" else
-                                                   posixpath.basename(folder), ()))
+            candidates = self._candidates(name[:-3] if name != "__init__.py" else posixpath.basename(folder))
             if name == "__init__.py":
                 candidates.update(p for p in self.python_files if p.startswith(f"{folder}/") or not folder)
             known = self._importers[path] = tuple(sorted(c for c in candidates if c != path and path in self.direct(c)))

@@ -22,6 +22,7 @@ _EDITABLE = re.compile(r"^\s*(?:-e|--editable)[\s=]+(\S+)")
 _LOCAL = re.compile(r"^\s*(\.{1,2}/\S*)")
 _FILE_URL = re.compile(r"@\s*file:(?://)?(\S+)")
 PROJECT_FILES = ("pyproject.toml", "Pipfile")
+_DECLARING_SUFFIXES = (".txt", *PROJECT_FILES)  # a cheap test before the exact one
 _TARGETS: DigestCache[tuple[str, ...]] = DigestCache("installed_targets")
 
 
@@ -45,7 +46,7 @@ def installed_packages(paths: frozenset[str], read_many: Callable[[list[str]], d
     With `digest` (the snapshot's blob ids) each declaring file is read and parsed at most once
     per content: a monorepo has a requirements file per component.
     """
-    declaring = sorted(p for p in paths if _declares(p))
+    declaring = sorted(p for p in paths if p.endswith(_DECLARING_SUFFIXES) and _declares(p))
     targets_of: dict[str, tuple[str, ...]] = {}
     digests = {p: digest(p) for p in declaring} if digest is not None else {}
     missing = []
