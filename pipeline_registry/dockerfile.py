@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from pipeline_registry.cache import DigestCache
-from pipeline_registry.globs import IgnoreRules, clean_pattern, glob_regex, has_wildcard, literal_prefix
+from pipeline_registry.globs import IgnoreRules, clean_pattern, glob_match, has_wildcard, rest_regex
 from pipeline_registry.models import Component
 from pipeline_registry.repo_config import BuildContext, RepoConfig
 
@@ -183,13 +183,11 @@ def select(sorted_paths: Sequence[str], context: str, pattern: str) -> list[str]
         index = bisect.bisect_left(sorted_paths, exact)
         hit = [exact] if index < len(sorted_paths) and sorted_paths[index] == exact else []
         return hit + list(under(sorted_paths, exact + "/"))
-    # Only paths under the pattern's literal folder can match: most patterns of a plan see none,
-    # and then no regex is compiled (9,000 patterns would overflow glob_regex's cache every plan).
-    candidates = list(under(sorted_paths, base + literal_prefix(pattern)))
-    if not candidates:
-        return []
-    regex = glob_regex(pattern)
-    return [p for p in candidates if regex.match(p[len(base):])]
+    # Only paths under the pattern's literal folder can match, and only the rest of the pattern
+    # is a regex: thousands of component patterns share a few compiled ones.
+    prefix, regex = rest_regex(pattern)
+    start = len(base) + len(prefix)
+    return [p for p in under(sorted_paths, base + prefix) if regex.match(p[start:])]
 
 
 @dataclass(frozen=True)
@@ -220,8 +218,7 @@ class ImageContext:
             return None
         relative = self.relative(path) or ""
         for source in self.sources:
-            if not source.source or (relative.startswith(literal_prefix(source.source))
-                                     and glob_regex(source.source).match(relative)):
+            if not source.source or glob_match(source.source, relative):
                 return source
         return None
 

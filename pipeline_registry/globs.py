@@ -91,6 +91,26 @@ def literal_prefix(pattern: str) -> str:
     return head[: head.rfind("/") + 1]
 
 
+def rest_regex(pattern: str) -> tuple[str, re.Pattern[str]]:
+    """(literal folder prefix, regex for what follows it): `pipelines/a/train/*.py` is
+    (`pipelines/a/train/`, the regex of `*.py`).
+
+    A path matches the pattern when it starts with the prefix and the rest matches the regex.
+    Thousands of component patterns differ only in their prefix, so they share a handful of
+    compiled regexes (compiling one per pattern overflowed `glob_regex`'s cache at 3,000 pipelines).
+    """
+    prefix = literal_prefix(pattern)
+    return prefix, glob_regex(pattern[len(prefix):])
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    """True when `pattern` names `path` or a folder containing it (same meaning as `glob_regex`)."""
+    prefix, regex = rest_regex(pattern)
+    if pattern.startswith("**", len(prefix)):
+        return glob_regex(pattern).match(path) is not None  # `a/**` also names the file `a` itself
+    return path.startswith(prefix) and regex.match(path[len(prefix):]) is not None
+
+
 @lru_cache(maxsize=16384)
 def has_wildcard(pattern: str) -> bool:
     """True when the pattern contains glob syntax."""

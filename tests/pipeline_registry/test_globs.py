@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_registry.globs import GlobSet, IgnoreRules, literal_prefix
+from pipeline_registry.globs import GlobSet, IgnoreRules, glob_match, glob_regex, literal_prefix, rest_regex
 from pipeline_registry.repo_config import DEFAULT_IGNORE
 
 
@@ -48,3 +48,17 @@ def test_literal_prefix() -> None:
     assert literal_prefix("a/b?/c") == "a/"
     assert literal_prefix("*.py") == ""
     assert literal_prefix("a/b") == "a/b"
+
+
+PATTERNS = ("a", "a/b", "a/*", "a/*.py", "a/**", "a/**/c.py", "**/c.py", "*", "a/b?/c", "a/[bc]/d", "a/b/**",
+            "x\\*y", "pipelines/p/train/*")
+PATHS = ("a", "ab", "a/b", "a/bc", "a/b/c.py", "a/b1/c", "a/c/d", "c.py", "x*y", "pipelines/p/train/main.py",
+         "pipelines/p/train/sub/x.py", "pipelines/p/trainer/x")
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_matching_by_literal_prefix_and_the_rest_means_what_the_whole_pattern_means(pattern: str) -> None:
+    for path in PATHS:
+        assert glob_match(pattern, path) == bool(glob_regex(pattern).match(path)), (pattern, path)
+    prefix, _ = rest_regex(pattern)
+    assert not any(ch in prefix for ch in "*?[")
