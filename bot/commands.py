@@ -11,10 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from bot.cli import EXIT_FAILED, EXIT_OK, print_json
-from bot.config import Settings
-from deploy.compiler.scratch import ScratchTree
-from deploy.pipelines import RepositoryCompiler, images_with_tag
 from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from pipeline_registry.errors import KfpBotError
 from pipeline_registry.models import Plan
@@ -26,6 +25,9 @@ from pipeline_registry.settings import RunOptions
 from pipeline_registry.proposal import propose
 from pipeline_registry.repo_config import CONFIG_FILE
 from pipeline_registry.snapshot import merge_base, open_snapshot
+
+if TYPE_CHECKING:  # `plan` starts fast: settings, compiler and runners load with the commands that use them
+    from bot.config import Settings
 
 
 def plan(args: argparse.Namespace, settings: Settings) -> int:
@@ -64,6 +66,9 @@ def render_plan(result: Plan) -> str:
 
 def check(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot check`: structure, settings and parameters of every (or the named) pipeline."""
+    from deploy.compiler.scratch import ScratchTree
+    from deploy.pipelines import RepositoryCompiler
+
     repository = Repository.open(args.repo)
     repository.graph.require_pipelines()  # checking nothing is a failure, never a silent pass
     names = args.names or sorted(repository.pipelines())
@@ -117,6 +122,8 @@ def _problem_lines(exc: KfpBotError) -> list[str]:
 
 def compile_(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot compile`: the compiled pipeline with the bot's component images."""
+    from deploy.pipelines import RepositoryCompiler, images_with_tag
+
     repository = Repository.open(args.repo)
     images = images_with_tag(repository.component_images(args.name), args.image_tag)
     compiler = RepositoryCompiler(settings.cache_dir)
@@ -134,6 +141,7 @@ def compile_(args: argparse.Namespace, settings: Settings) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot run`: compile, check parameters and run on the embedded runner (kfp.local)."""
+    from deploy.pipelines import RepositoryCompiler
     from deploy.runners.local import TaskEvent, run_locally
 
     repository = Repository.open(args.repo)
