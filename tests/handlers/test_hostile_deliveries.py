@@ -55,6 +55,15 @@ def test_no_hostile_delivery_gets_a_500_or_a_silent_202(bot: Bot, errors: Errors
             "comment.user.login": WRITER, "comment.user.type": "User", "sender.login": WRITER,
             "installation.id": INSTALLATION_ID}),
         "push": push_payload(bot, bot.base, bot.base),
+        "check_run": load_payload("check_run.rerequested", {
+            "repository.full_name": REPO, "repository.name": REPO.split("/")[1],
+            "repository.clone_url": str(bot.repo.root), "check_run.name": "kfp-bot / hello-pipeline",
+            "check_run.head_sha": bot.base, "check_run.external_id": "", "sender.login": WRITER,
+            "installation.id": INSTALLATION_ID}),
+        "check_suite": load_payload("check_suite.rerequested", {
+            "repository.full_name": REPO, "repository.name": REPO.split("/")[1],
+            "repository.clone_url": str(bot.repo.root), "check_suite.head_sha": bot.base,
+            "check_suite.pull_requests.0.number": PR, "sender.login": WRITER, "installation.id": INSTALLATION_ID}),
     }
     answers: dict[str, tuple[int, str, str]] = {}
     for case in hostile_corpus(bases):

@@ -68,6 +68,11 @@ READ_FIELDS: dict[str, tuple[str, ...]] = {
                       "installation.id"),
     "push": ("ref", "before", "after", "deleted", "pusher.name", "repository.full_name", "repository.clone_url",
              "repository.default_branch", "sender.login", "installation.id"),
+    "check_run": ("action", "check_run.id", "check_run.name", "check_run.head_sha", "check_run.external_id",
+                  "check_run.pull_requests", "repository.full_name", "repository.clone_url", "sender.login",
+                  "installation.id"),
+    "check_suite": ("action", "check_suite.id", "check_suite.head_sha", "check_suite.pull_requests",
+                    "repository.full_name", "repository.clone_url", "sender.login", "installation.id"),
 }
 
 PLAUSIBLE: dict[str, tuple[tuple[str, Any], ...]] = {
@@ -79,6 +84,10 @@ PLAUSIBLE: dict[str, tuple[tuple[str, Any], ...]] = {
                       ("comment.body", "/run \u202e-evil"), ("issue.number", 2**31 - 1)),
     "push": (("after", "d" * 40), ("before", "c" * 40), ("ref", "refs/heads/main.lock"),
              ("repository.clone_url", "file:///etc")),
+    "check_run": (("check_run.head_sha", "b" * 40), ("check_run.external_id", "run-that-does-not-exist"),
+                  ("check_run.pull_requests", [{"number": 2**31}]), ("check_run.pull_requests", [{"number": True}])),
+    "check_suite": (("check_suite.head_sha", "a" * 40), ("check_suite.pull_requests", [{"number": 99}]),
+                    ("check_suite.pull_requests", ["not an object"])),
 }
 
 
