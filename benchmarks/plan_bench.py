@@ -1,10 +1,11 @@
-"""How long `plan_change` takes on a large monorepo: `python -m benchmarks.plan_bench`.
+"""How long planning takes on large monorepos: `python -m benchmarks.plan_bench` (`make bench`).
 
-Generates a git repository in the seed layout (by default 300 pipelines x 3 components whose
-Dockerfiles copy `utils/`, pipeline files loading components through `ComponentStore`, shared
-components, a `utils` package imported by component code), makes one change per scenario on its
-own commit, and times `plan_change` cold (every parse cache emptied) and warm (as in the
-long-running service), reporting the median of several repetitions.
+First the scaling table (`benchmarks.plan_scaling`): the whole `kfp-bot plan` command on generated
+monorepos of 100 to 3,000 pipelines, cold and warm, next to its floors. Then, in process, one
+repository (by default 300 pipelines x 3 components whose Dockerfiles copy `utils/`, pipeline files
+loading components through `ComponentStore`, shared components, a `utils` package imported by
+component code) with one change per scenario on its own commit, timing `plan_change` cold (every
+parse cache emptied) and warm (as in the long-running service), the median of several repetitions.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def repository_files(pipelines: int) -> dict[str, str]:
     return files
 
 
-def generate(root: Path, pipelines: int) -> None:
+def generate(root: Path, pipelines: int, checkout: bool = True) -> None:
     """Write the synthetic monorepo as one commit on `main` through `git fast-import`, then check it out.
 
     fast-import writes one pack without touching the index file by file, so the 3,000-pipeline
@@ -146,7 +147,8 @@ def generate(root: Path, pipelines: int) -> None:
     stream += b"\n"
     subprocess.run(["git", "fast-import", "--quiet"], cwd=root, env=_ENV, input=bytes(stream), check=True,
                    capture_output=True)
-    _git(root, "checkout", "-q", "-f", "main")
+    if checkout:  # planning between commits needs no working tree; the uncommitted scenario does
+        _git(root, "checkout", "-q", "-f", "main")
 
 
 @dataclass
@@ -193,12 +195,21 @@ def _time(root: Path, head: str | None, cold: bool) -> tuple[float, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipelines", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--sizes", default="100,300,1000,3000",
+                        help="pipeline counts of the scaling table (the whole command next to its floors); '' skips it")
+    parser.add_argument("--pipelines", type=int, default=300, help="size of the in-process scenario table (0 skips it)")
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"machine: {os.cpu_count()} cpus (nproc), python {platform.python_version()}, {git_version}, "
           f"{platform.system()} {platform.machine()}")
+    if args.sizes:
+        from benchmarks.plan_scaling import run_scaling
+
+        run_scaling(tuple(int(n) for n in args.sizes.split(",")), repeat=3)
+        print()
+    if not args.pipelines:
+        return 0
     with tempfile.TemporaryDirectory(prefix="kfp-bot-bench-") as tmp:
         root = Path(tmp) / "monorepo"
         start = time.perf_counter()

@@ -1,0 +1,116 @@
+"""Planning as the repository grows: `kfp-bot plan` next to its floors, in one run.
+
+For generated monorepos of 100, 300, 1,000 and 3,000 pipelines × 3 components (every image
+copies `utils/`), it times the whole `kfp-bot plan --json` command (a fresh process, as a user
+runs it) for one pipeline changed and for a `utils/` module every image copies, with an empty
+data folder (cold) and with the on-disk parse cache an earlier plan left (warm). Next to each
+figure: `git ls-tree -r` of the head (listing the files, which any analysis must do), `git diff`
+of the change, and a path filter (`git diff --name-only` + the changed folders under
+`pipelines/`, which misses every shared-code change), as ratios. Also the command's start-up
+against a bare `python -c pass`. Figures are medians of wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from benchmarks.plan_bench import _ENV, generate, repository_files
+
+SIZES = (100, 300, 1000, 3000)
+
+
+def _commit_edit(root: Path, branch: str, parent: str, path: str, text: str) -> str:
+    """A commit on `branch` (from `parent`) with `path` replaced by `text`, through fast-import."""
+    data = text.encode()
+    message = f"edit {path}".encode()
+    stream = (b"commit refs/heads/%s\ncommitter bench <bench@example.com> 1700000100 +0000\n"
+              b"data %d\n%s\nfrom %s\nM 100644 inline %s\ndata %d\n%s\n\n"
+              % (branch.encode(), len(message), message, parent.encode(), path.encode(), len(data), data))
+    subprocess.run(["git", "fast-import", "--quiet", "--force"], cwd=root, env=_ENV, input=stream, check=True,
+                   capture_output=True)
+    return subprocess.run(["git", "rev-parse", branch], cwd=root, env=_ENV, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _median(run: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(args, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def _plan(root: Path, base: str, head: str, data_dir: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_")}
+    env["KFP_BOT_DATA_DIR"] = str(data_dir)
+    return _run([sys.executable, "-m", "bot", "plan", "--repo", str(root), "--base", base, "--head", head,
+                 "--json"], cwd=root, env=env)
+
+
+def _path_filter(root: Path, base: str, head: str) -> set[str]:
+    names = _run(["git", "diff", "--name-only", base, head], cwd=root).splitlines()
+    return {n.split("/")[1] for n in names if n.startswith("pipelines/") and n.count("/") >= 2}
+
+
+def measure(root: Path, pipelines: int, repeat: int, tmp: Path) -> list[tuple[str, float, float, float, float]]:
+    """(scenario, cold s, warm s, affected) rows for one generated repository, plus the floors."""
+    files = repository_files(pipelines)
+    base = _run(["git", "rev-parse", "main"], cwd=root).strip()
+    middle = f"pipelines/pipeline-{pipelines // 2:03d}/train/main.py"
+    one = _commit_edit(root, "one", base, middle, files[middle] + "# tuned\n")
+    utils = _commit_edit(root, "utils", base, "utils/metrics.py", files["utils/metrics.py"] + "# changed\n")
+    rows = []
+    for name, head in (("one pipeline changed", one), ("utils/ module (every image)", utils)):
+        counter = iter(range(10_000))
+        cold = _median(lambda: _plan(root, base, head, tmp / f"cold-{pipelines}-{next(counter)}"), repeat)
+        warm_dir = tmp / f"warm-{pipelines}-{head[:8]}"
+        _plan(root, base, head, warm_dir)  # an earlier plan leaves its parses
+        warm = _median(lambda: _plan(root, base, head, warm_dir), repeat)
+        diff = _median(lambda: _run(["git", "diff", "--raw", base, head], cwd=root), repeat)
+        path_filter = _median(lambda: _path_filter(root, base, head), repeat)
+        rows.append((name, cold, warm, diff, path_filter))
+    return rows
+
+
+def startup(repeat: int) -> tuple[float, float]:
+    """(bare `python -c pass`, `kfp-bot plan --help`-free import of everything `plan` loads) in seconds."""
+    bare = _median(lambda: _run([sys.executable, "-c", "pass"], cwd=Path.cwd()), repeat)
+    code = "import bot.cli, bot.commands; from bot.config import load_settings; load_settings()"
+    plan = _median(lambda: _run([sys.executable, "-c", code], cwd=Path.cwd()), repeat)
+    return bare, plan
+
+
+def run_scaling(sizes: tuple[int, ...] = SIZES, repeat: int = 3) -> None:
+    """Print the scaling table (one row per size and change) and the start-up line."""
+    print(f"kfp-bot plan --json as a fresh process, median of {repeat}; cold = empty data folder, warm = the "
+          f"parse cache an earlier plan left; floors: git ls-tree -r, git diff --raw, path filter\n")
+    print(f"{'pipelines':>9} {'files':>6} {'change':<28} {'cold s':>7} {'warm s':>7} {'ls-tree s':>9} "
+          f"{'diff s':>7} {'filter s':>8} {'warm/ls-tree':>12} {'warm/diff':>9} {'warm/filter':>11}")
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-scaling-") as name:
+        tmp = Path(name)
+        for pipelines in sizes:
+            root = tmp / f"repo-{pipelines}"
+            generate(root, pipelines, checkout=False)
+            files = len(_run(["git", "ls-tree", "-r", "--name-only", "main"], cwd=root).splitlines())
+            listing = _median(lambda: _run(["git", "ls-tree", "-r", "main"], cwd=root), repeat)
+            for change, cold, warm, diff, path_filter in measure(root, pipelines, repeat, tmp):
+                print(f"{pipelines:>9} {files:>6} {change:<28} {cold:>7.2f} {warm:>7.2f} {listing:>9.3f} "
+                      f"{diff:>7.3f} {path_filter:>8.3f} {warm / listing:>12.0f} {warm / diff:>9.0f} "
+                      f"{warm / path_filter:>11.0f}", flush=True)
+    bare, plan = startup(max(repeat, 5))
+    print(f"\nstart-up (imports and settings of `kfp-bot plan`): {plan * 1000:.0f} ms, bare python -c pass "
+          f"{bare * 1000:.0f} ms: +{(plan - bare) * 1000:.0f} ms ({plan / bare:.1f}x)")
+    load = os.getloadavg()
+    print(f"load average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cpus")
