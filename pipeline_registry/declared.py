@@ -20,7 +20,7 @@ from pipeline_registry.globs import clean_pattern, glob_regex
 from pipeline_registry.layout_config import NAME_PATTERN, PipelineSource
 from pipeline_registry.models import Pipeline
 from pipeline_registry.repo_config import RepoConfig
-from pipeline_registry.snapshot import Snapshot, read_many
+from pipeline_registry.snapshot import Snapshot, parse_many
 
 SETTINGS_NAMES = ("{stem}.settings.yaml", "settings.yaml", "settings.yml")
 _FUNCTIONS: DigestCache[tuple[str, ...]] = DigestCache("pipeline_functions")
@@ -135,20 +135,7 @@ def pipeline_name(source: PipelineSource, path: str, function: str, *, several: 
 
 
 def _functions(snapshot: Snapshot, files: list[str]) -> dict[str, tuple[str, ...]]:
-    digests = {path: snapshot.digest(path) for path in files}
-    result: dict[str, tuple[str, ...]] = {}
-    missing: dict[str, str] = {}
-    for path, digest in digests.items():
-        if digest is None:
-            continue
-        known = _FUNCTIONS.get(digest)
-        if known is None:
-            missing[path] = digest
-        else:
-            result[path] = known
-    for path, text in read_many(snapshot, missing).items():
-        result[path] = cached_functions(missing[path], text)
-    return result
+    return parse_many(snapshot, files, _FUNCTIONS, pipeline_functions)
 
 
 def _chosen(functions: tuple[str, ...], source: PipelineSource, path: str, config: RepoConfig,

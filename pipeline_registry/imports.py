@@ -23,7 +23,7 @@ from functools import cached_property
 from typing import Iterable, Sequence
 
 from pipeline_registry.cache import DigestCache
-from pipeline_registry.snapshot import Snapshot, read_many
+from pipeline_registry.snapshot import Snapshot, parse_many
 
 _START = re.compile(rb"^[ \t]*(from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])", re.M)
 _INLINE = re.compile(rb"[;:][ \t]*(?:from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])")
@@ -78,11 +78,6 @@ def extract_imports(text: bytes) -> tuple[ImportStmt, ...]:
             except (SyntaxError, ValueError):
                 continue  # an import-looking line inside a string
     return tuple(dict.fromkeys(found))
-
-
-def cached_imports(digest: str, text: bytes) -> tuple[ImportStmt, ...]:
-    """`extract_imports` memoised on the file's blob id."""
-    return _STATEMENTS.get_or_compute(digest, lambda: extract_imports(text))
 
 
 def _statement(text: bytes, start: int) -> bytes:
@@ -276,21 +271,7 @@ class ImportGraph:
 
     def statements(self, paths: Iterable[str]) -> dict[str, tuple[ImportStmt, ...]]:
         """Import statements of several files, reading only those not parsed before."""
-        result: dict[str, tuple[ImportStmt, ...]] = {}
-        missing: dict[str, str] = {}
-        for path in paths:
-            digest = self.snapshot.digest(path)
-            if digest is None:
-                continue
-            cached = _STATEMENTS.get(digest)
-            if cached is None:
-                missing[path] = digest
-            else:
-                result[path] = cached
-        if missing:
-            for path, text in read_many(self.snapshot, missing).items():
-                result[path] = cached_imports(missing[path], text)
-        return result
+        return parse_many(self.snapshot, paths, _STATEMENTS, extract_imports)
 
     def direct(self, path: str) -> frozenset[str]:
         """Repository files `path` imports itself."""

@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol, TypeVar
 
+from pipeline_registry.cache import DigestCache
 from pipeline_registry.errors import RepositoryError
 from pipeline_registry.gitcli import (BlobReader, ChangeStatus, FileChange, RawChange, git_output, list_tree,
                                       raw_diff, resolve_at_root, root_info, split_z)
+
+T = TypeVar("T")
 
 __all__ = ["Snapshot", "ChangeStatus", "FileChange", "GitSnapshot", "WorktreeSnapshot", "blob_digest",
            "changed_files", "merge_base", "open_snapshot", "read_many", "repository_root", "resolve_revision"]
@@ -81,6 +84,26 @@ def read_many(snapshot: Snapshot, paths: Iterable[str]) -> dict[str, bytes]:
     if bulk is not None:
         return bulk(paths)
     return {p: data for p in paths if (data := snapshot.read(p)) is not None}
+
+
+def parse_many(snapshot: Snapshot, paths: Iterable[str], cache: DigestCache[T],
+               parse: Callable[[bytes], T]) -> dict[str, T]:
+    """`parse` of several files, memoised in `cache` by blob id: only files never parsed are read."""
+    result: dict[str, T] = {}
+    missing: dict[str, str] = {}
+    for path in paths:
+        digest = snapshot.digest(path)
+        if digest is None:
+            continue
+        cached = cache.get(digest)
+        if cached is None:
+            missing[path] = digest
+        else:
+            result[path] = cached
+    if missing:
+        for path, text in read_many(snapshot, missing).items():
+            result[path] = cache.get_or_compute(missing[path], lambda: parse(text))
+    return result
 
 
 def open_snapshot(repo: Path, rev: str | None) -> "GitSnapshot | WorktreeSnapshot":
