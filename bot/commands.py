@@ -66,13 +66,14 @@ def render_plan(result: Plan) -> str:
 
 def check(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot check`: structure, settings and parameters of every (or the named) pipeline."""
+    from bot.sandboxing import command_line_sandbox
     from deploy.compiler.scratch import ScratchTree
     from deploy.pipelines import RepositoryCompiler
 
     repository = Repository.open(args.repo)
     repository.graph.require_pipelines()  # checking nothing is a failure, never a silent pass
     names = args.names or sorted(repository.pipelines())
-    compiler = RepositoryCompiler(settings.cache_dir)
+    compiler = RepositoryCompiler(settings.cache_dir, sandbox=command_line_sandbox(settings))
     problems = 0
     # One copy of the tree for every pipeline of the check, reset between compiles.
     with tempfile.TemporaryDirectory(prefix="kfp-bot-check-") as tmp, ScratchTree(args.repo) as scratch:
@@ -122,11 +123,12 @@ def _problem_lines(exc: KfpBotError) -> list[str]:
 
 def compile_(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot compile`: the compiled pipeline with the bot's component images."""
+    from bot.sandboxing import command_line_sandbox
     from deploy.pipelines import RepositoryCompiler, images_with_tag
 
     repository = Repository.open(args.repo)
     images = images_with_tag(repository.component_images(args.name), args.image_tag)
-    compiler = RepositoryCompiler(settings.cache_dir)
+    compiler = RepositoryCompiler(settings.cache_dir, sandbox=command_line_sandbox(settings))
     with tempfile.TemporaryDirectory(prefix="kfp-bot-compile-") as tmp:
         compiled = compiler.compile(args.repo, args.name, images, Path(tmp))
         text = compiled.read_text()
@@ -141,12 +143,13 @@ def compile_(args: argparse.Namespace, settings: Settings) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot run`: compile, check parameters and run on the embedded runner (kfp.local)."""
+    from bot.sandboxing import command_line_sandbox
     from deploy.pipelines import RepositoryCompiler
     from deploy.runners.local import TaskEvent, run_locally
 
     repository = Repository.open(args.repo)
     overrides = parse_assignments(args.param)
-    compiler = RepositoryCompiler(settings.cache_dir)
+    compiler = RepositoryCompiler(settings.cache_dir, sandbox=command_line_sandbox(settings))
     with tempfile.TemporaryDirectory(prefix="kfp-bot-run-") as tmp:
         compiled = compiler.compile(args.repo, args.name, None, Path(tmp) / "package")
         parameters = resolve_parameters(repository.settings(args.name), overrides, compiled.inputs)
@@ -158,7 +161,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         timeout = args.timeout or settings.run_timeout_seconds
         result = run_locally(compiled.package_path, parameters, workdir=Path(tmp) / "run",
-                             timeout_seconds=timeout, on_event=progress)
+                             timeout_seconds=timeout, on_event=progress, sandbox=compiler.sandbox)
     if result.succeeded:
         print(f"succeeded: {args.name}")
         for key, value in sorted(result.outputs.items()):

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     # The memory of the instance the service runs on (App Engine class, Cloud Run limit); every
     # memory cap must stay below it. None: not checked (a laptop).
     instance_memory_mb: int | None = Field(default=None, ge=128)
+    # Isolation of repository code (bubblewrap). Allowing it unsandboxed is UNSAFE: the code can then
+    # read the bot's secrets and files; only for a single-user laptop running its own repositories.
+    allow_unsandboxed: bool = False
+    sandbox_max_processes: int = Field(default=512, ge=8, le=65536)
+    sandbox_output_kb: int = Field(default=1024, ge=4, le=1024 * 1024)
 
     # Slack notifications and deploy on merge
     slack_bot_token: SecretStr | None = None

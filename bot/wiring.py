@@ -51,20 +51,22 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
     `github_clients` replaces the clients built from the settings (tests use fast retries).
     """
     from bot.store import SqlStore
+    from bot.sandboxing import service_sandbox
     from deploy.checkout import GitSource
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     use_disk_cache(settings.cache_dir / PARSES_DIR)  # parses shared with `kfp-bot plan` on this machine
+    sandbox = service_sandbox(settings)
     store = SqlStore(settings.resolved_database_url)
     reporter, permissions, pulls, clients = _github_side(settings, store, github_clients)
     holder: dict[str, HandlerContext] = {}
     builder = _builder(settings)
-    runner, runner_decoders = _runner(settings)
+    runner, runner_decoders = _runner(settings, sandbox)
     context = HandlerContext(
         store=store, bus=_bus(settings, store, holder),
         source=GitSource(settings.cache_dir, token_for=clients.token_for if clients else None),
         builder=builder,
-        compiler=_compiler(settings),
+        compiler=_compiler(settings, sandbox),
         runner=runner,
         reporter=reporter, permissions=permissions, pulls=pulls,
         work_dir=settings.data_dir / "work",
@@ -141,7 +143,7 @@ def _cloud_compile(settings: Settings):
                         settings.cloudbuild_prefix, settings.cloudbuild_python_image)
 
 
-def _compiler(settings: Settings):
+def _compiler(settings: Settings, sandbox):
     """The `Compiler` port: with Cloud Build, the spec its compile step wrote (the service never
     imports pull-request code); otherwise the sandboxed local compiler."""
     if settings.builder is BuilderKind.CLOUDBUILD:
@@ -150,10 +152,10 @@ def _compiler(settings: Settings):
         return CloudBuildCompiler(_cloud_compile(settings))
     from deploy.pipelines import RepositoryCompiler
 
-    return RepositoryCompiler(settings.cache_dir)
+    return RepositoryCompiler(settings.cache_dir, sandbox=sandbox)
 
 
-def _runner(settings: Settings):
+def _runner(settings: Settings, sandbox):
     """One runner per configured target behind a router; the remote ones also decode events."""
     from deploy.runners.routing import RoutingRunner
 
@@ -162,7 +164,7 @@ def _runner(settings: Settings):
         from deploy.runners.local import LocalRunner
 
         runners[Target.LOCAL] = LocalRunner(settings.data_dir / "runs",
-                                            timeout_seconds=settings.run_timeout_seconds)
+                                            timeout_seconds=settings.run_timeout_seconds, sandbox=sandbox)
     if settings.gcp_project and settings.pipeline_root:
         from deploy.runners.vertex import VertexRunner, make_pipeline_client
 

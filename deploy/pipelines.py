@@ -11,6 +11,7 @@ from typing import Mapping
 
 from deploy.compiler import CompiledPipeline, compile_pipeline
 from deploy.compiler.scratch import ScratchTree
+from deploy.sandbox import Sandbox
 from pipeline_registry.repository import Repository
 
 
@@ -24,8 +25,9 @@ def images_with_tag(images: Mapping[str, str], tag: str | None) -> dict[str, str
 class RepositoryCompiler:
     """Compiles pipelines of checked-out repositories (the `Compiler` port)."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, *, sandbox: Sandbox | None = None) -> None:
         self.cache_dir = cache_dir
+        self.sandbox = sandbox or Sandbox()
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
                 out_dir: Path, scratch: ScratchTree | None = None) -> CompiledPipeline:
@@ -34,4 +36,5 @@ class RepositoryCompiler:
         repository = Repository.open(repo_dir)
         chosen = dict(images) if images else repository.component_images(pipeline)
         return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=repository.config,
-                                images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch)
+                                images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
+                                sandbox=self.sandbox)

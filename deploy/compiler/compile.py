@@ -26,7 +26,7 @@ from deploy.compiler.images import substitute_images
 from deploy.compiler.scratch import NOT_COPIED, ScratchTree, copy_tree
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
 from deploy.errors import CompileError
-from deploy.sandbox import Limits, run_isolated
+from deploy.sandbox import Sandbox
 from pipeline_registry.compile_env import pipeline_environment
 from pipeline_registry.models import Pipeline
 from pipeline_registry.repo_config import CompileMode, RepoConfig
@@ -36,19 +36,23 @@ DRIVER = Path(__file__).with_name("driver.py")
 def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, images: Mapping[str, str],
                      out_dir: Path, cache_dir: Path, python: str = sys.executable,
                      on_line: Callable[[str], None] | None = None,
-                     scratch: ScratchTree | None = None) -> CompiledPipeline:
+                     scratch: ScratchTree | None = None, sandbox: Sandbox | None = None) -> CompiledPipeline:
     """Compile `pipeline` of the repository at `repo_dir` into `out_dir`, with `images`
     (component folder -> image reference) substituted into the component specs first.
 
     `scratch` is a copy of the repository shared by the compiles of one check (reset after this
-    one); without it the repository is copied for this compile alone."""
+    one); without it the repository is copied for this compile alone. The repository's code runs
+    in `sandbox` (strict by default): it sees its scratch copy and its work folder (writable) and
+    the compile environment (read-only), nothing else of this machine."""
+    sandbox = sandbox or Sandbox()
+    sandbox.check()  # refuse before building anything when repository code may not run
     repo_dir = Path(repo_dir).resolve()
     rel_file = pipeline_file(repo_dir, pipeline, config)
     source = (repo_dir / rel_file).read_text(encoding="utf-8", errors="replace")
     mode = resolve_mode(config.compile.mode, source, rel_file)
     env = pipeline_environment(lambda path: _read(repo_dir, path), config, pipeline)
     resolved = resolve_environment(env, cache_dir=Path(cache_dir), python=python, on_line=on_line,
-                                   fallback=config.compile.fallback_to_nearest_patch)
+                                   fallback=config.compile.fallback_to_nearest_patch, sandbox=sandbox)
     interpreter = resolved.python
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,8 +72,11 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         argv = [interpreter, str(driver), "--mode", mode.value, "--file", rel_file,
                 "--result", str(result_file), "--output", str(work / "out"),
                 *driver_options(pipeline, config, scratch_dir)]
-        limits = Limits(config.compile.timeout_seconds, config.compile.memory_mb)
-        proc = run_isolated(argv, cwd=scratch_dir, limits=limits, env=dict(config.compile.env), on_line=on_line)
+        limits = sandbox.limits(config.compile.timeout_seconds, config.compile.memory_mb)
+        environment = [Path(interpreter).parent.parent] if not env.is_default else []
+        writable = [work] if shared is None else [work, scratch_dir]
+        proc = sandbox.run(argv, cwd=scratch_dir, limits=limits, writable=writable, read_only=environment,
+                           env=dict(config.compile.env), on_line=on_line)
         if proc.timed_out:
             raise timeout_failure(rel_file, config.compile.timeout_seconds, proc.tail())
         verdict = _read_verdict(result_file)

@@ -6,7 +6,9 @@ gets one virtual environment under `<cache_dir>/envs/<key>`, reused by every lat
 The build is serialised by a file lock (two compiles never build the same environment twice)
 and atomic: it happens in a staging folder that is renamed into place only when the SDK
 imports, so a half-built environment is never used. pip runs in the sandbox, because installing
-from source distributions executes their code.
+from source distributions executes their code: it alone gets the network, writes only into the
+staging folder, and keeps no cache shared between repositories (a setup.py could poison it).
+Once built, an environment is mounted read-only into the compiles that use it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from deploy.errors import EnvironmentBuildError
-from deploy.sandbox import Limits, SandboxResult, run_isolated
+from deploy.sandbox import Sandbox, SandboxResult
 from pipeline_registry.compile_env import CompileEnvironment
 
 BUILD_TIMEOUT_SECONDS = 900.0
@@ -37,11 +39,11 @@ _KFP_PIN = re.compile(r"kfp\s*==\s*(\d+\.\d+\.\d+)")
 
 def environment_python(env: CompileEnvironment, *, cache_dir: Path, python: str,
                        timeout_seconds: float = BUILD_TIMEOUT_SECONDS,
-                       on_line: Callable[[str], None] | None = None) -> str:
+                       on_line: Callable[[str], None] | None = None, sandbox: Sandbox | None = None) -> str:
     """The interpreter to compile with: `python` itself for the default environment, else the
     cached virtual environment's (built now if it does not exist yet)."""
     return resolve_environment(env, cache_dir=cache_dir, python=python, timeout_seconds=timeout_seconds,
-                               on_line=on_line, fallback=False).python
+                               on_line=on_line, fallback=False, sandbox=sandbox).python
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,16 @@ class ResolvedEnvironment:
 
 def resolve_environment(env: CompileEnvironment, *, cache_dir: Path, python: str,
                         timeout_seconds: float = BUILD_TIMEOUT_SECONDS,
-                        on_line: Callable[[str], None] | None = None, fallback: bool = True) -> ResolvedEnvironment:
+                        on_line: Callable[[str], None] | None = None, fallback: bool = True,
+                        sandbox: Sandbox | None = None) -> ResolvedEnvironment:
     """Like `environment_python`; when an exact kfp pin cannot be installed here (kfp 1.8.12 needs a
     PyYAML that no longer builds on Python 3.11) and `fallback` allows, the nearest release of the
     same minor version that installs is used instead, with a note saying so."""
     if env.is_default:
         return ResolvedEnvironment(python)
-    build = {"cache_dir": cache_dir, "python": python, "timeout_seconds": timeout_seconds, "on_line": on_line}
+    sandbox = sandbox or Sandbox()
+    build = {"cache_dir": cache_dir, "python": python, "timeout_seconds": timeout_seconds, "on_line": on_line,
+             "sandbox": sandbox}
     try:
         return ResolvedEnvironment(str(ensure_environment(env, **build) / "bin" / "python"))
     except EnvironmentBuildError as failure:
@@ -80,7 +85,7 @@ def resolve_environment(env: CompileEnvironment, *, cache_dir: Path, python: str
                 raise first from None
             return None
 
-    newer, older = nearest_releases(pinned, available_versions(python, Path(cache_dir)))
+    newer, older = nearest_releases(pinned, available_versions(python, Path(cache_dir), sandbox))
     found = _first_that_installs(newer, attempt) or next(
         ((v, t) for v in older[:2] if (t := attempt(v)) is not None), None)
     if found is None:
@@ -126,7 +131,7 @@ def nearest_releases(pinned: str, versions: list[str]) -> tuple[list[str], list[
     return newer, older
 
 
-def available_versions(python: str, cache_dir: Path) -> list[str]:
+def available_versions(python: str, cache_dir: Path, sandbox: Sandbox | None = None) -> list[str]:
     """The kfp releases on the package index (`pip index versions`), cached for an hour."""
     record = Path(cache_dir) / "envs" / "kfp-versions.json"
     try:
@@ -135,8 +140,9 @@ def available_versions(python: str, cache_dir: Path) -> list[str]:
     except (OSError, ValueError):
         pass
     with tempfile.TemporaryDirectory(prefix="kfp-bot-index-") as tmp:
-        result = run_isolated([python, "-m", "pip", "index", "versions", "kfp", "--disable-pip-version-check"],
-                              cwd=Path(tmp), limits=Limits(60, None))
+        sandbox = sandbox or Sandbox()  # pip asks the package index: the network, nothing writable but tmp
+        result = sandbox.run([python, "-m", "pip", "index", "versions", "kfp", "--disable-pip-version-check"],
+                             cwd=Path(tmp), limits=sandbox.limits(60, None), writable=[Path(tmp)], network=True)
     line = next((l for l in result.stdout.splitlines() if l.startswith("Available versions:")), "")
     versions = [v.strip() for v in line.split(":", 1)[-1].split(",") if v.strip()]
     if versions:
@@ -146,7 +152,7 @@ def available_versions(python: str, cache_dir: Path) -> list[str]:
 
 def ensure_environment(env: CompileEnvironment, *, cache_dir: Path, python: str,
                        timeout_seconds: float = BUILD_TIMEOUT_SECONDS,
-                       on_line: Callable[[str], None] | None = None) -> Path:
+                       on_line: Callable[[str], None] | None = None, sandbox: Sandbox | None = None) -> Path:
     """The folder of the virtual environment for `env`, building it first when needed."""
     envs = Path(cache_dir) / "envs"
     envs.mkdir(parents=True, exist_ok=True)
@@ -162,7 +168,7 @@ def ensure_environment(env: CompileEnvironment, *, cache_dir: Path, python: str,
         _remove_leftovers(envs, env.key)
         staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{env.key}-", dir=envs))
         try:
-            _build(staging, env, python, cache_dir, timeout_seconds, on_line)
+            _build(staging, env, python, sandbox or Sandbox(), timeout_seconds, on_line)
             staging.rename(target)
         except EnvironmentBuildError as exc:
             shutil.rmtree(staging, ignore_errors=True)
@@ -227,7 +233,7 @@ def _remove_leftovers(envs: Path, key: str) -> None:
         shutil.rmtree(target, ignore_errors=True)
 
 
-def _build(staging: Path, env: CompileEnvironment, python: str, cache_dir: Path,
+def _build(staging: Path, env: CompileEnvironment, python: str, sandbox: Sandbox,
            timeout_seconds: float, on_line: Callable[[str], None] | None) -> None:
     declared_in = ", ".join(env.source_files) or "the configuration"
     what = f"the compile environment ({', '.join(env.requirements)}) declared in {declared_in}"
@@ -237,9 +243,10 @@ def _build(staging: Path, env: CompileEnvironment, python: str, cache_dir: Path,
                                     "(options such as --index-url are not accepted)")
     deadline = time.monotonic() + timeout_seconds
 
-    def step(argv: list[str], env_vars: dict[str, str] | None = None) -> SandboxResult:
+    def step(argv: list[str], env_vars: dict[str, str] | None = None, network: bool = False) -> SandboxResult:
         remaining = max(deadline - time.monotonic(), 1.0)
-        result = run_isolated(argv, cwd=staging, limits=Limits(remaining, None), env=env_vars, on_line=on_line)
+        result = sandbox.run(argv, cwd=staging, limits=sandbox.limits(remaining, None), writable=[staging],
+                             network=network, env=env_vars, on_line=on_line)
         if result.timed_out:
             raise EnvironmentBuildError(f"installing {what} did not finish within {timeout_seconds:g} s",
                                         installer_tail=result.tail(20), transient=True)
@@ -251,7 +258,7 @@ def _build(staging: Path, env: CompileEnvironment, python: str, cache_dir: Path,
                                     installer_tail=created.tail(20))
     venv_python = str(staging / "bin" / "python")
     installed = step([venv_python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
-                      *env.requirements], {"PIP_CACHE_DIR": str(Path(cache_dir) / "pip-cache")})
+                      *env.requirements], {"PIP_NO_CACHE_DIR": "1"}, network=True)
     if not installed.ok:
         raise EnvironmentBuildError(f"could not install {what}", installer_tail=installed.tail(20))
     probe = step([venv_python, "-c", "import kfp; print(kfp.__version__)"])

@@ -1,10 +1,12 @@
 """The embedded runner: a compiled kfp 2 pipeline run on this machine with kfp.local.
 
-Running a pipeline executes repository code, so the run happens in an isolated subprocess
-(`deploy.sandbox.run_isolated`) driven by `local_driver.py`, which reports task progress as
-JSON lines. Lightweight Python components run as subprocesses of the bot's own interpreter;
-container components need a container engine, and a pipeline that has them is refused before
-it starts when none answers. Packages compiled by the kfp v1 SDK are refused too: kfp.local
+Running a pipeline executes repository code, so the run happens in the sandbox
+(`deploy.sandbox`), driven by `local_driver.py`, which reports task progress as JSON lines.
+Lightweight Python components run as subprocesses of the driver, inside the same sandbox: they
+see the run's folder (writable), the package and the bot's interpreter (read-only), no network,
+and end with the run. Container components need a container engine, which the sandbox cannot
+reach (its socket would give root on this machine): a pipeline that has them is refused before
+it starts, unless isolation is explicitly waived and an engine answers. Packages compiled by the kfp v1 SDK are refused too: kfp.local
 only understands the kfp 2 intermediate representation.
 """
 
@@ -26,7 +28,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from deploy.errors import RunError
-from deploy.sandbox import Limits, run_isolated
+from deploy.sandbox import Sandbox, SandboxUnavailable
 from handlers.models import Run, RunState
 from handlers.ports import RunRequest, RunSubmission
 
@@ -98,13 +100,16 @@ def run_locally(
     on_event: Callable[[TaskEvent], None] | None = None,
     memory_mb: int | None = 4096,
     cancel: threading.Event | None = None,
+    sandbox: Sandbox | None = None,
 ) -> LocalRunResult:
     """Run the compiled pipeline `package` with `parameters` (already checked) under kfp.local.
 
     Raises RunError when the run cannot start (not a kfp 2 package, container components and
-    no container engine); everything that happens once it started, a failed task or the time
+    no container engine), SandboxUnavailable when `sandbox` may not run it; everything that happens once it started, a failed task or the time
     limit included, is in the result. `on_event` sees task state changes as they happen.
     """
+    sandbox = sandbox or Sandbox()
+    isolated = sandbox.check().available  # SandboxUnavailable: pull-request code may not run here
     package = Path(package).resolve()
     spec = _read_ir(package)
     pipeline = str(spec.get("pipelineInfo", {}).get("name") or package.stem)
@@ -115,11 +120,21 @@ def run_locally(
                        "need a container engine (docker or podman); none is available on this machine",
                        hint="install and start docker or podman, or run the pipeline on a KFP endpoint "
                             "or Vertex AI")
+    if needs_engine and isolated:
+        raise RunError(f"pipeline '{pipeline}' has container components ({', '.join(needs_engine)}), which "
+                       "the embedded runner does not start from its sandbox (reaching the container engine "
+                       "would give the pipeline root on this machine)",
+                       hint="run the pipeline on a KFP endpoint or Vertex AI")
+    workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     request = workdir / "local-run-request.json"
+    inside = workdir / ".kfp-bot"  # the driver and the package, copied: the sandbox sees only the run's folder
+    inside.mkdir(exist_ok=True)
+    shutil.copyfile(DRIVER, inside / DRIVER.name)
+    shutil.copyfile(package, inside / package.name)
     try:
         request.write_text(json.dumps({
-            "package": str(package),
+            "package": str(inside / package.name),
             "parameters": dict(parameters),
             "pipeline_root": str(workdir / "outputs"),
             "runner": "docker" if needs_engine else "subprocess",
@@ -128,9 +143,9 @@ def run_locally(
         raise RunError(f"parameters of pipeline '{pipeline}' cannot be passed to a run: {exc}") from None
 
     tracker = _Tracker(_task_names(spec), on_event)
-    result = run_isolated([python, str(DRIVER), str(request)], cwd=workdir,
-                          limits=Limits(timeout_seconds=timeout_seconds, memory_mb=memory_mb),
-                          env=_TASK_ENV, on_line=tracker.line, cancel=cancel)
+    result = sandbox.run([python, str(inside / DRIVER.name), str(request)], cwd=workdir,
+                         limits=sandbox.limits(timeout_seconds, memory_mb), writable=[workdir],
+                         env=_TASK_ENV, on_line=tracker.line, cancel=cancel)
     log_tail = "\n".join(_ANSI.sub("", result.stderr).rstrip().splitlines()[-_LOG_TAIL_LINES:])
     if result.cancelled:
         return tracker.finish(False, {}, f"the local run of '{pipeline}' was cancelled", log_tail,
@@ -288,9 +303,10 @@ class LocalRunner:
     is already `cancelled` in the store (states only move forward).
     """
 
-    def __init__(self, runs_dir: Path, *, timeout_seconds: float = 3600.0) -> None:
+    def __init__(self, runs_dir: Path, *, timeout_seconds: float = 3600.0, sandbox: Sandbox | None = None) -> None:
         self.runs_dir = runs_dir
         self.timeout_seconds = timeout_seconds
+        self.sandbox = sandbox or Sandbox()
         self._cancels: dict[str, threading.Event] = {}
         # Cancelled before its process started (the run was already `running` in the store).
         self._cancelled_early: set[str] = set()
@@ -307,7 +323,9 @@ class LocalRunner:
         try:
             result = run_locally(request.package.package_path, request.parameters,
                                  workdir=self.runs_dir / run_id, timeout_seconds=self.timeout_seconds,
-                                 cancel=cancel)
+                                 cancel=cancel, sandbox=self.sandbox)
+        except SandboxUnavailable as exc:  # the machine, not the pipeline, is at fault
+            return RunSubmission(RunState.ERROR, detail=str(exc))
         except RunError as exc:
             return RunSubmission(RunState.FAILED, detail=str(exc))
         finally:

@@ -1,6 +1,6 @@
 """Driver that runs one compiled pipeline with kfp.local, inside the sandbox.
 
-Started by `deploy.runners.local` through `deploy.sandbox.run_isolated`, never imported by the
+Started by `deploy.runners.local` in `deploy.sandbox` (bubblewrap), never imported by the
 bot: running a pipeline executes repository code. It depends on nothing but the standard
 library, PyYAML and kfp 2.x, so any interpreter with kfp can run it.
 
