@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.plan_bench
 	$(BIN)/python -m benchmarks.webhook_bench
 	$(BIN)/python -m benchmarks.edge_memory
+	$(BIN)/python -m benchmarks.sandbox_memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache

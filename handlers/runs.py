@@ -22,7 +22,7 @@ from handlers.notifications import publish_run_change
 from handlers.ports import BuildRequest, BuildState, RunRequest
 from handlers.reporting import report_run
 from handlers.router import Router
-from pipeline_registry.errors import KfpBotError
+from pipeline_registry.errors import IsolationUnavailable, KfpBotError
 from pipeline_registry.models import ComponentPlan
 from pipeline_registry.parameters import resolve_parameters
 from pipeline_registry.repository import Repository
@@ -97,6 +97,9 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
                                         package.inputs)
         options = repository.settings(run.pipeline).run
         target = options.target or repository.config.target_for(run.pipeline)
+    except IsolationUnavailable as exc:
+        move(ctx, moved, RunState.ERROR, "pull-request code is not executed on this machine", error=str(exc))
+        return
     except KfpBotError as exc:
         move(ctx, moved, RunState.FAILED, "could not compile", error=str(exc))
         return

@@ -66,3 +66,8 @@ class ParameterError(KfpBotError):
         self.valid = list(valid or [])
         hint = f"declared inputs: {', '.join(self.valid)}" if self.valid else None
         super().__init__("; ".join(self.problems), hint=hint)
+
+
+class IsolationUnavailable(KfpBotError):
+    """This machine may not execute repository code (no sandbox, and running without one is not
+    allowed): the machine is at fault, not the repository, so a run ends in `error`."""

@@ -34,6 +34,7 @@ _PIPELINE_DONE = re.compile(rf"^Pipeline {_NAME} finished with status (?P<status
 _QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 _KFP_PIN = re.compile(r"kfp==[0-9][0-9A-Za-z.+!-]*")
 _TASK_LOG_LINES = 20
+_LINE_CHARS = 4096
 
 
 class _Protocol:
@@ -59,7 +60,8 @@ class _TaskLog:
         self.target.write(text)
         self._partial += text
         *complete, self._partial = self._partial.split("\n")
-        self.lines.extend(line for line in (_ANSI.sub("", c).rstrip() for c in complete) if line.strip())
+        self._partial = self._partial[-_LINE_CHARS:]  # a line without end must not fill the memory
+        self.lines.extend(line[:_LINE_CHARS] for line in (_ANSI.sub("", c).rstrip() for c in complete) if line.strip())
         return len(text)
 
     def flush(self) -> None:

@@ -27,6 +27,7 @@ from typing import Callable, Mapping, Sequence
 from deploy.sandbox.limits import NPROC_SHIM, PidsCgroup, needs_cgroup
 from deploy.sandbox.process import Limits, SandboxError, SandboxResult, launch
 from deploy.sandbox.view import bwrap_command, bwrap_path, pip_paths, python_paths
+from pipeline_registry.errors import IsolationUnavailable
 
 __all__ = ["Isolation", "Limits", "Sandbox", "SandboxError", "SandboxResult", "SandboxUnavailable",
            "isolation"]
@@ -39,7 +40,7 @@ _PIP_PASSTHROUGH = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "P
                     "PIP_CONFIG_FILE", "PIP_DEFAULT_TIMEOUT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 
 
-class SandboxUnavailable(SandboxError):
+class SandboxUnavailable(SandboxError, IsolationUnavailable):
     """Repository code was not executed: there is no isolation and running without it is not allowed."""
 
 

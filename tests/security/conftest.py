@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def victim(tmp_path: Path) -> Iterator[Victim]:
     """Secret files in a data folder, a process whose environment holds the secret, and a local
     service that answers with it; all checked untouched after the test."""
-    victim = make_victim(tmp_path / "victim")
+    victim = make_victim(tmp_path)
     process = secret_process()
     service = SecretService()
     victim.service_port = service.port

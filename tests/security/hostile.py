@@ -83,7 +83,8 @@ class Victim:
 
     @property
     def read_targets(self) -> list[str]:
-        return [str(p) for p in (self.data_dir, self.database, self.key_file, self.data_dir / "cache",
+        return [str(p) for p in (self.data_dir, self.database, self.data_dir / "kfp-bot.db", self.key_file,
+                                 self.data_dir / "cache", self.data_dir / "cache" / "other-repo" / "token",
                                  Path.home(), Path.home() / ".ssh", Path("/etc/shadow"))]
 
     @property
@@ -103,7 +104,7 @@ def make_victim(root: Path) -> Victim:
     (data_dir / "cache" / "other-repo" / "token").write_text(FILE_SECRET)
     key_file = data_dir / "app-private-key.pem"
     key_file.write_text(f"-----BEGIN RSA PRIVATE KEY-----\n{FILE_SECRET}\n-----END RSA PRIVATE KEY-----\n")
-    database = data_dir / "kfp-bot.db"
+    database = data_dir / "settings.sqlite"  # next to the bot's own kfp-bot.db, which is read too
     database.write_text(f"webhook_secret={FILE_SECRET}\n")
     outside = root / "outside"
     outside.mkdir()
