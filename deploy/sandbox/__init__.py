@@ -30,7 +30,7 @@ from deploy.sandbox.view import bwrap_command, bwrap_path, pip_paths, python_pat
 from pipeline_registry.errors import IsolationUnavailable
 
 __all__ = ["Isolation", "Limits", "Sandbox", "SandboxError", "SandboxResult", "SandboxUnavailable",
-           "isolation"]
+           "isolation", "run_isolated"]
 
 # What every step gets inside; the step adds its own (never a secret: they are on bwrap's command line).
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
@@ -112,9 +112,11 @@ class Sandbox:
         step_env.update(env or {})
         cgroup = PidsCgroup.create(limits.max_processes) if needs_cgroup() else None
         try:
-            if not status.available:
-                return launch(argv, cwd=cwd, env=step_env, limits=limits, cgroup=cgroup, on_line=on_line,
-                              cancel=cancel)
+            if not status.available:  # waived: at least a private HOME and TMPDIR, not the shared /tmp
+                with tempfile.TemporaryDirectory(prefix="kfp-bot-unsandboxed-") as home:
+                    step_env.update({"HOME": home, "TMPDIR": home, **(env or {})})
+                    return launch(argv, cwd=cwd, env=step_env, limits=limits, cgroup=cgroup, on_line=on_line,
+                                  cancel=cancel)
             shim = [sys.executable, "-I", "-S", "-c", NPROC_SHIM, str(limits.max_processes)]
             visible = [*python_paths([argv[0], sys.executable]), *read_only]
             if network:
