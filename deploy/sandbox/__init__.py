@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from deploy.sandbox.limits import NPROC_SHIM, PidsCgroup, needs_cgroup
+from deploy.sandbox.limits import PidsCgroup, cgroup_prefix, limits_shim, needs_cgroup
 from deploy.sandbox.process import Limits, SandboxError, SandboxResult, launch
 from deploy.sandbox.view import bwrap_command, bwrap_path, pip_paths, python_paths
 from pipeline_registry.errors import IsolationUnavailable
@@ -116,14 +116,15 @@ class Sandbox:
                 with tempfile.TemporaryDirectory(prefix="kfp-bot-unsandboxed-") as home:
                     step_env.update({"HOME": home, "TMPDIR": home, **(env or {})})
                     return launch(argv, cwd=cwd, env=step_env, limits=limits, cgroup=cgroup, on_line=on_line,
-                                  cancel=cancel)
-            shim = [sys.executable, "-I", "-S", "-c", NPROC_SHIM, str(limits.max_processes)]
+                                  cancel=cancel, limit_in_child=True)
+            shim = limits_shim(sys.executable, limits.max_processes, limits.memory_mb)
             visible = [*python_paths([argv[0], sys.executable]), *read_only]
             if network:
                 visible += pip_paths(os.environ)
             command = bwrap_command(bwrap_path() or "bwrap", [*shim, *argv], cwd=cwd, writable=list(writable),
                                     read_only=visible, network=network, env=step_env)
-            return launch(command, cwd=cwd, env={}, limits=limits, cgroup=cgroup, on_line=on_line, cancel=cancel)
+            return launch([*cgroup_prefix(cgroup), *command], cwd=cwd, env={}, limits=limits, cgroup=cgroup,
+                          on_line=on_line, cancel=cancel)
         finally:
             if cgroup is not None:
                 cgroup.close()

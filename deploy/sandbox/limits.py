@@ -1,10 +1,11 @@
 """Kernel limits of a sandboxed step: address space, core dumps, and the number of processes.
 
-The memory limit (RLIMIT_AS) is set in the forked child before bubblewrap starts, so everything
-inside inherits it. The process limit is set *inside* the sandbox's user namespace (a tiny exec
-shim), where RLIMIT_NPROC counts only the sandbox's own processes; setting it outside would count
-every process of the bot's user. The kernel does not apply RLIMIT_NPROC to root, so when the bot
-runs as root a pids cgroup (v1 or v2, when writable) caps the step instead.
+Behind bubblewrap the limits are set *inside* the sandbox by a tiny exec shim: there RLIMIT_NPROC
+counts only the sandbox's own processes (set outside, it would count every process of the bot's
+user), and RLIMIT_AS caps memory. No Python runs between fork and exec in the bot (the bot has
+gRPC and other threads; only the unsandboxed path uses a preexec function). The kernel does not
+apply RLIMIT_NPROC to root, so when the bot runs as root a pids cgroup (v1 or v2, when writable)
+caps the step instead: a `sh` wrapper joins it and then becomes bubblewrap.
 """
 
 from __future__ import annotations
@@ -18,9 +19,22 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-# Sets RLIMIT_NPROC then becomes the real command; runs in the sandbox, under the bot's Python.
-NPROC_SHIM = ("import os,resource,sys;n=int(sys.argv[1]);resource.setrlimit(resource.RLIMIT_NPROC,(n,n));"
-              "os.execvp(sys.argv[2],sys.argv[2:])")
+# Sets the limits then becomes the real command; runs in the sandbox, under the bot's Python.
+_LIMITS_SHIM = ("import os,resource as r,sys;n,m=int(sys.argv[1]),int(sys.argv[2]);r.setrlimit(r.RLIMIT_NPROC,(n,n));"
+                "r.setrlimit(r.RLIMIT_CORE,(0,0));m and r.setrlimit(r.RLIMIT_AS,(m,m));os.execvp(sys.argv[3],sys.argv[3:])")
+# Joins the cgroup named by $0, then becomes the rest of the command line.
+_JOIN_CGROUP = 'echo $$ > "$0" && exec env -i "$@"'  # env -i: sh exported PWD
+
+
+def limits_shim(python: str, max_processes: int, memory_mb: int | None) -> list[str]:
+    """The command prefix that applies the limits inside the sandbox before running the step."""
+    memory = memory_mb * 1024 * 1024 if memory_mb else 0
+    return [python, "-I", "-S", "-c", _LIMITS_SHIM, str(max_processes), str(memory)]
+
+
+def cgroup_prefix(cgroup: "PidsCgroup | None") -> list[str]:
+    """The command prefix that puts the launcher into `cgroup` before it starts anything."""
+    return ["/bin/sh", "-c", _JOIN_CGROUP, str(cgroup.path / "cgroup.procs")] if cgroup else []
 
 
 def child_setup(memory_mb: int | None, cgroup: "PidsCgroup | None") -> Callable[[], None]:

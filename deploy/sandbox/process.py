@@ -61,14 +61,15 @@ class SandboxResult:
 
 def launch(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], limits: Limits,
            cgroup: PidsCgroup | None, on_line: Callable[[str], None] | None,
-           cancel: threading.Event | None) -> SandboxResult:
-    """Run `command` to its end (or its limit) and return its bounded output."""
+           cancel: threading.Event | None, limit_in_child: bool = False) -> SandboxResult:
+    """Run `command` to its end (or its limit) and return its bounded output. `limit_in_child`
+    applies memory and cgroup in a preexec function (only without bubblewrap, whose shim does it)."""
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
         proc = subprocess.Popen(list(command), cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL,
                                 stdout=out_write, stderr=err_write, start_new_session=True, close_fds=True,
-                                preexec_fn=child_setup(limits.memory_mb, cgroup))
+                                preexec_fn=child_setup(limits.memory_mb, cgroup) if limit_in_child else None)
     except OSError as exc:
         for fd in (out_read, out_write, err_read, err_write):
             os.close(fd)
