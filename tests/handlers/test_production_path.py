@@ -136,6 +136,27 @@ def test_a_pull_request_travels_the_whole_production_path(cloud_bot: CloudBot) -
     assert bot.runs(pr=PR)[0]["transitions"] == done["transitions"]
 
 
+def test_the_bot_compiles_nothing_itself_it_reads_what_the_build_compiled(cloud_bot: CloudBot) -> None:
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# z\n"})
+    bot.open_pull(head)
+    bot.settle()
+    [build] = cloud.cloudbuild.builds
+    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
+    gcs = cloud.cloudbuild.gcs
+    assert gcs is not None
+    compiled = [key for key in gcs.objects if "/compiled/" in key[1]]
+    assert compiled  # the build's compile step wrote its artifacts
+    for key in compiled:  # ...and they are lost: the bot has no other way to get a spec
+        del gcs.objects[key]
+    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
+    bot.settle()
+
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "failed" and "Cloud Build's compile step left no verdict" in run["error"]
+    assert cloud.vertex.requests("CreatePipelineJob") == []
+
+
 def test_a_failed_build_fails_the_run_with_the_step_and_the_log(cloud_bot: CloudBot) -> None:
     bot, cloud = cloud_bot, cloud_bot.cloud
     head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# broken\n"})
