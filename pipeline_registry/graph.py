@@ -117,7 +117,7 @@ class RepoGraph:
             return
         if self.config.declares_pipelines:  # discovery already named the entry that found nothing
             return
-        raise ConfigError(CONFIG_FILE if self.snapshot.digest(CONFIG_FILE) else ".",
+        raise ConfigError(CONFIG_FILE if self.snapshot.digest(CONFIG_FILE) else f"{self.config.pipelines_dir}/",
                           f"no pipeline found: no folder {self.config.pipelines_dir}/<name>/ holds a pipeline "
                           f"file (<name>.py, pipeline.py) or a settings.yaml",
                           hint="declare where the pipelines are with pipeline_files in .kfp-bot.yaml "

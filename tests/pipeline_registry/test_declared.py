@@ -121,7 +121,7 @@ def test_a_repository_with_no_pipeline_fails_the_plan(git_repo: GitRepo) -> None
     head = git_repo.commit()
     with pytest.raises(ConfigError) as caught:
         plan_change(git_repo.root, base, head)
-    assert "no pipeline found" in str(caught.value) and "pipeline_files" in str(caught.value)
+    assert str(caught.value).startswith("pipelines/: no pipeline found") and "pipeline_files" in str(caught.value)
 
 
 def test_plans_reach_declared_pipelines_by_file_import_and_settings(git_repo: GitRepo) -> None:
