@@ -40,6 +40,13 @@ class Lane(enum.Enum):
     LONG = "long"
 
 
+# Prepared once (and compiled once per dialect): the webhook runs these on every delivery.
+_RECORD_DELIVERY = {
+    postgres: dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["delivery_id"])
+    .returning(deliveries.c.delivery_id)
+    for postgres, dialect in ((False, sqlite), (True, postgresql))
+}
+_INSERT_ROWS = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
 _SHORT_KINDS = frozenset({EventKind.RUN_STATUS, EventKind.NOTIFICATION})
 _RUN_STEPS = (RunStart, BuildStatus, RunStatus)
 
@@ -83,14 +90,14 @@ class OutboxStore:
         failed transaction, and the duplicate costs one statement.
         """
         now = self._clock()
+        # Everything but the two inserts happens before the write lock is taken.
+        row = self._row(None, event, now, None)
+        record = {"delivery_id": delivery_id, "event": event_name, "received_at": now}
         with self._write() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            recorded = conn.execute(dialect.insert(deliveries).values(
-                delivery_id=delivery_id, event=event_name, received_at=now
-            ).on_conflict_do_nothing(index_elements=["delivery_id"]).returning(deliveries.c.delivery_id))
-            if recorded.first() is None:  # (rowcount is not reliable here on psycopg)
+            statement = _RECORD_DELIVERY[conn.dialect.name == "postgresql"]
+            if conn.execute(statement, record).first() is None:  # (psycopg's rowcount is -1 here)
                 return None
-            return self._enqueue(conn, [event], now, parent_repo=None)
+            return tuple(conn.execute(_INSERT_ROWS, [row]).scalars())
 
     @database_errors
     def enqueue(self, events: Sequence[Event]) -> tuple[int, ...]:
@@ -217,10 +224,11 @@ class OutboxStore:
         values = [self._row(conn, event, now, parent_repo) for event in events]
         if not values:
             return ()
-        return tuple(conn.execute(insert(outbox).values(values).returning(outbox.c.id)).scalars())
+        # One statement shape for any number of rows: compiled once, then taken from the cache.
+        return tuple(conn.execute(_INSERT_ROWS, values).scalars())
 
     @staticmethod
-    def _row(conn: Connection, event: Event, now: datetime, parent_repo: str | None) -> dict[str, Any]:
+    def _row(conn: Connection | None, event: Event, now: datetime, parent_repo: str | None) -> dict[str, Any]:
         run_id = event.run_id if isinstance(event, _RUN_STEPS) else None
         return {"kind": event.kind.value, "key": event.key, "event": event_to_dict(event),
                 "lane": lane_for(event).value, "repo": _repo_of(conn, event, run_id, parent_repo),
@@ -228,14 +236,14 @@ class OutboxStore:
                 "done_at": None}
 
 
-def _repo_of(conn: Connection, event: Event, run_id: str | None, parent_repo: str | None) -> str:
+def _repo_of(conn: Connection | None, event: Event, run_id: str | None, parent_repo: str | None) -> str:
     """The repository an event is for: its own, the step's that published it, or its run's."""
     repo = getattr(event, "repo", None)
     if repo is not None:
         return repo if isinstance(repo, str) else repo.full_name
     if parent_repo:
         return parent_repo
-    if run_id is not None:
+    if run_id is not None and conn is not None:
         found = conn.execute(select(runs.c.repo).where(runs.c.id == run_id)).scalar()
         if found:
             return str(found)

@@ -64,6 +64,7 @@ class SqlStore(OutboxStore, LeaseMixin):
         self._engine = engines.engine
         self._reader: Engine = engines.reader
         self._writer: Engine = engines.writer
+        self._write_lock = engines.write_lock
         self.url = engines.display_url
         try:
             with self._writer.begin() as conn:
@@ -102,7 +103,11 @@ class SqlStore(OutboxStore, LeaseMixin):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._writer.begin() as conn:
+        if self._write_lock is None:
+            with self._writer.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self._writer.begin() as conn:
             yield conn
 
     @contextmanager

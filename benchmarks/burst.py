@@ -1,0 +1,293 @@
+"""A burst of webhooks with the bot working behind them: `python -m benchmarks.burst`.
+
+1,000 signed deliveries from 50 concurrent senders on 127.0.0.1 to the bot in its own process
+(`benchmarks.burst_bot`: the embedded service on a SQLite file, talking to a fake GitHub over
+HTTP with a token; builds skipped, compiles real, runs recorded). 10 % of the deliveries are
+sent again with the same delivery id, 5 % carry a bad signature. The deliveries open pull
+requests in several repositories (each runs its changed pipeline) and comment `/help` on them
+(each answered with a reply). Prints:
+
+- lost: accepted work with no effect (a pull request without its run in a final state, a
+  `/help` without its reply); duplicated: work done twice (a run executed twice, a reply posted
+  twice); 5xx answers;
+- the webhook's answer time (p50/p99);
+- the gap between a run's end (recorded by the runner) and its final state in the store (p50/p99);
+- the bot process's resident memory before and after the burst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bot.webhook import sign
+from tests.fakes.github import FakeGitHub
+from tests.support.gitrepo import GitRepo
+from tests.support.webhooks import load_payload
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "kfp-monorepo"
+SECRET = "burst-secret"
+HELLO_SETTINGS = "pipelines/hello-pipeline/settings.yaml"
+HELP_REPLY = "**kfp-bot commands**"
+FINAL = {"succeeded", "failed", "cancelled", "skipped", "error"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=1000)
+    parser.add_argument("--senders", type=int, default=50)
+    parser.add_argument("--repos", type=int, default=4)
+    parser.add_argument("--pulls", type=int, default=3, help="pull requests per repository")
+    parser.add_argument("--run-seconds", type=float, default=2.0)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args()
+    rng = random.Random(10)
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-burst-") as tmp, FakeGitHub() as github:
+        work = Path(tmp)
+        token = github.add_token(login="kfp-ci")
+        pulls = seed(github, work, args.repos, args.pulls)
+        plan = deliveries(pulls, args.deliveries, rng)
+        bot = start_bot(work, github, token, args.run_seconds)
+        try:
+            rss_before = rss_kb(bot.pid)
+            answers = send(bot.url, plan, args.senders)
+            settled = settle(bot.url, pulls, github, plan, answers, args.timeout)
+            rss_after = rss_kb(bot.pid)
+            report(plan, answers, settled, work / "ends.jsonl", bot.url, pulls, github, rss_before, rss_after)
+        finally:
+            bot.stop()
+
+
+class BotProcess:
+    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+        self.process, self.url, self.pid = process, url, process.pid
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def seed(github: FakeGitHub, work: Path, repos: int, per_repo: int) -> list[tuple[str, int, str, GitRepo]]:
+    """Repositories made from the example monorepo, each with pull requests changing hello-pipeline."""
+    pulls = []
+    for r in range(repos):
+        name = f"bench/monorepo-{r}"
+        repo = GitRepo.from_tree(work / "repos" / f"monorepo-{r}", EXAMPLE)
+        base = repo.head()
+        github.add_repo(name, clone_url=str(repo.root))
+        github.add_commit(name, base, branch="main")
+        github.set_permission(name, "alice", "write")
+        for p in range(per_repo):
+            repo.branch(f"change-{p}", base)
+            text = (repo.root / HELLO_SETTINGS).read_text()
+            repo.write(HELLO_SETTINGS, text.replace("repeat: 3", f"repeat: {4 + p}"))
+            head = repo.commit(f"change {p}")
+            repo.checkout("main")
+            github.add_pull(name, p + 1, head_sha=head, base_sha=base, author="alice")
+            pulls.append((name, p + 1, head, repo))
+    return pulls
+
+
+def deliveries(pulls: list[tuple[str, int, str, GitRepo]], total: int,
+               rng: random.Random) -> list[dict[str, Any]]:
+    """The burst: one `opened` per pull request, `/help` comments, 10 % resent, 5 % forged."""
+    forged = total * 5 // 100
+    resent = total * 10 // 100
+    unique = total - forged - resent
+    plan: list[dict[str, Any]] = []
+    for name, number, head, repo in pulls:
+        plan.append(delivery("pull_request", opened(name, number, head, repo), key=(name, number, "opened")))
+    while len(plan) < unique:
+        name, number, _, repo = rng.choice(pulls)
+        plan.append(delivery("issue_comment", comment(name, number, repo, 10_000 + len(plan)),
+                             key=(name, number, "help")))
+    firsts = plan[len(pulls):]
+    rng.shuffle(firsts)
+    plan[len(pulls):] = firsts
+    for _ in range(resent):
+        original = rng.choice(plan[:unique])
+        plan.insert(rng.randrange(plan.index(original) + 1, len(plan) + 1), {**original, "copy": True})
+    for _ in range(forged):
+        bad = delivery("issue_comment", comment(*rng.choice(pulls)[:2], pulls[0][3], 99), key=None)
+        bad["headers"]["X-Hub-Signature-256"] = sign("not-the-secret", bad["body"])
+        plan.insert(rng.randrange(len(pulls), len(plan) + 1), bad)
+    return plan
+
+
+def delivery(event: str, payload: dict[str, Any], *, key: tuple[Any, ...] | None) -> dict[str, Any]:
+    body = json.dumps(payload).encode()
+    return {"key": key, "body": body, "headers": {
+        "Content-Type": "application/json", "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(SECRET, body), "User-Agent": "GitHub-Hookshot/burst"}}
+
+
+def opened(name: str, number: int, head: str, repo: GitRepo) -> dict[str, Any]:
+    url = str(repo.root)
+    return load_payload("pull_request.opened", {
+        "number": number, "repository.full_name": name, "repository.name": name.split("/")[1],
+        "repository.clone_url": url, "repository.default_branch": "main", "pull_request.number": number,
+        "pull_request.draft": False, "pull_request.user.login": "alice", "pull_request.head.sha": head,
+        "pull_request.head.ref": f"change-{number - 1}", "pull_request.base.sha": repo.git("rev-parse", "main"),
+        "pull_request.base.ref": "main", "pull_request.head.repo.full_name": name,
+        "pull_request.head.repo.clone_url": url, "sender.login": "alice"})
+
+
+def comment(name: str, number: int, repo: GitRepo, comment_id: int) -> dict[str, Any]:
+    return load_payload("issue_comment.created", {
+        "repository.full_name": name, "repository.name": name.split("/")[1], "repository.clone_url": str(repo.root),
+        "issue.number": number, "comment.id": comment_id, "comment.body": "/help", "comment.user.login": "bob",
+        "comment.user.type": "User", "sender.login": "bob"})
+
+
+def start_bot(work: Path, github: FakeGitHub, token: str, run_seconds: float) -> BotProcess:
+    env = {**os.environ, "KFP_BOT_WEBHOOK_SECRET": SECRET, "KFP_BOT_DATA_DIR": str(work / "data"),
+           "KFP_BOT_GITHUB_API_URL": github.api_url, "KFP_BOT_GITHUB_TOKEN": token,
+           "KFP_BOT_BOT_LOGIN": "kfp-ci", "KFP_BOT_ALLOW_LOCAL_REPOS": "1", "KFP_BOT_LOG_LEVEL": "WARNING"}
+    port_file = work / "port"
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.burst_bot", str(port_file),
+                                str(work / "ends.jsonl"), str(run_seconds)], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=open(work / "bot.log", "wb"))
+    deadline = time.monotonic() + 60
+    while not port_file.exists() or not port_file.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the bot did not start:\n{(work / 'bot.log').read_text()[-3000:]}")
+        time.sleep(0.1)
+    return BotProcess(process, f"http://127.0.0.1:{port_file.read_text()}")
+
+
+def send(url: str, plan: list[dict[str, Any]], senders: int) -> list[tuple[int, float]]:
+    """Each delivery's status and answer time (ms), `senders` at a time, each sender on its own
+    kept-alive connection (http.client: a light client, so that the times are the bot's)."""
+    answers: list[tuple[int, float]] = [(0, 0.0)] * len(plan)
+    cursor = iter(range(len(plan)))
+    lock = threading.Lock()
+    host, port = url.removeprefix("http://").split(":")
+
+    def sender() -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        while True:
+            with lock:
+                index = next(cursor, None)
+            if index is None:
+                connection.close()
+                return
+            item = plan[index]
+            started = time.perf_counter()
+            try:
+                connection.request("POST", "/github/webhook", body=item["body"], headers=item["headers"])
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+                if response.will_close:
+                    connection.close()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                status = 599
+            answers[index] = (status, (time.perf_counter() - started) * 1000)
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def expected_work(plan: list[dict[str, Any]], answers: list[tuple[int, float]]) -> Counter[tuple[Any, ...]]:
+    return Counter(item["key"] for item, (status, _) in zip(plan, answers) if status == 202)
+
+
+def settle(url: str, pulls: list[Any], github: FakeGitHub, plan: list[dict[str, Any]],
+           answers: list[tuple[int, float]], timeout: float) -> float:
+    """Wait until every run is final and every accepted `/help` is answered; seconds waited."""
+    started = time.monotonic()
+    expected = expected_work(plan, answers)
+    while time.monotonic() - started < timeout:
+        runs = requests.get(f"{url}/api/runs", params={"limit": 500}, timeout=30).json()["runs"]
+        helps = sum(len(replies(github, name, number)) for name, number, _, _ in pulls)
+        wanted = sum(n for key, n in expected.items() if key[2] == "help")
+        if len(runs) >= len(pulls) and all(r["state"] in FINAL for r in runs) and helps >= wanted:
+            break
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def replies(github: FakeGitHub, name: str, number: int) -> list[dict[str, Any]]:
+    """The bot's answers to `/help` on a pull request (not its summary comment)."""
+    return [c for c in github.comments(name, number)
+            if c["user"]["login"] == "kfp-ci" and c["body"].startswith(HELP_REPLY)]
+
+
+def report(plan: list[dict[str, Any]], answers: list[tuple[int, float]], settled: float, ends_file: Path,
+           url: str, pulls: list[Any], github: FakeGitHub, rss_before: int, rss_after: int) -> None:
+    expected = expected_work(plan, answers)
+    statuses = Counter(status for status, _ in answers)
+    ends: dict[str, list[float]] = {}
+    for line in ends_file.read_text().splitlines() if ends_file.exists() else []:
+        record = json.loads(line)
+        ends.setdefault(record["run"], []).append(record["end"])
+    runs = requests.get(f"{url}/api/runs", params={"limit": 500}, timeout=30).json()["runs"]
+    by_pull = Counter((r["repo"], r["pr"]) for r in runs if r["state"] in FINAL)
+    # Replies are counted per pull request (a /help reply does not name its comment).
+    help_pulls = {(k[0], k[1]) for k in expected if k[2] == "help"}
+    lost = sum(1 for n, p, _, _ in pulls if (n, p, "opened") in expected and by_pull[(n, p)] == 0)
+    duplicated = sum(max(0, by_pull[(n, p)] - 1) for n, p, _, _ in pulls)
+    for name, number in help_pulls:
+        want = sum(n for key, n in expected.items() if key == (name, number, "help"))
+        got = len(replies(github, name, number))
+        lost += max(0, want - got)
+        duplicated += max(0, got - want)
+    executed_twice = sum(1 for times in ends.values() if len(times) > 1)
+    gaps = []
+    for run in runs:
+        if run["id"] in ends and run["state"] in FINAL:
+            stored = datetime.fromisoformat(run["transitions"][-1]["at"]).timestamp()
+            gaps.append(max(0.0, stored - ends[run["id"]][-1]))
+    times = sorted(ms for _, ms in answers)
+    forged = sum(1 for item in plan if item["key"] is None)
+    resent = sum(1 for item in plan if item.get("copy"))
+    print(f"{len(plan)} deliveries from {len(set(k for k in expected))} work items: {resent} resent, "
+          f"{forged} forged; answers {dict(sorted(statuses.items()))}")
+    print(f"lost {lost}   duplicated {duplicated + executed_twice} (runs executed twice {executed_twice})   "
+          f"5xx {sum(n for s, n in statuses.items() if s >= 500)}")
+    print(f"webhook answer p50 {pct(times, 50):.1f} ms   p99 {pct(times, 99):.1f} ms   max {times[-1]:.1f} ms")
+    print(f"runs {len(runs)} {dict(Counter(r['state'] for r in runs))}, executed {sum(len(t) for t in ends.values())}; state gap after a run's end "
+          f"p50 {pct(sorted(gaps), 50):.3f} s   p99 {pct(sorted(gaps), 99):.3f} s")
+    print(f"all work done {settled:.1f} s after the last answer; bot RSS {rss_before / 1024:.0f} MB before, "
+          f"{rss_after / 1024:.0f} MB after")
+
+
+def pct(values: list[float], p: int) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))]
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+if __name__ == "__main__":
+    main()
