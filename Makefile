@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.webhook_bench
 	$(BIN)/python -m benchmarks.edge_memory
 	$(BIN)/python -m benchmarks.sandbox_memory
+	$(BIN)/python -m benchmarks.burst
 
 clean:
 	rm -rf $(VENV) .pytest_cache
