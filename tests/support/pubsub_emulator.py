@@ -10,6 +10,13 @@ the names, topics, dead-letter topic and delivery attempts are the script's own)
 the emulator with the real admin clients, changing only what a test must: the push endpoint (the
 bot on 127.0.0.1 instead of `https://BOT_URL`), no OIDC (the emulator signs no tokens), and a
 short ack deadline and retry backoff so that redeliveries come in seconds, not minutes.
+
+What the emulator (cloud-pubsub-emulator 0.8.x) was seen to do, which the tests rely on: it pushes
+each message in the standard wrapped envelope without an Authorization header; it pushes again
+after a non-2xx answer or a cut connection within about 1-3 s (whatever the retry policy says);
+it pushes again when a request is still unanswered at the ack deadline, while that request goes
+on; its message ids are one counter for all topics and projects; and it puts no
+`deliveryAttempt` in the envelope, even with a dead-letter policy.
 """
 
 from __future__ import annotations
