@@ -24,6 +24,8 @@ _FILE_URL = re.compile(r"@\s*file:(?://)?(\S+)")
 PROJECT_FILES = ("pyproject.toml", "Pipfile")
 _DECLARING_SUFFIXES = (".txt", *PROJECT_FILES)  # a cheap test before the exact one
 _TARGETS: DigestCache[tuple[str, ...]] = DigestCache("installed_targets")
+# The last few answers by (declaring file, blob id) pairs: the same files give the same folders.
+_RECENT: dict[tuple[tuple[str, str | None], ...], tuple[str, ...]] = {}
 
 
 def expand_folders(patterns: Iterable[str], dirs: Iterable[str]) -> tuple[str, ...]:
@@ -49,6 +51,9 @@ def installed_packages(paths: frozenset[str], read_many: Callable[[list[str]], d
     declaring = sorted(p for p in paths if p.endswith(_DECLARING_SUFFIXES) and _declares(p))
     targets_of: dict[str, tuple[str, ...]] = {}
     digests = {p: digest(p) for p in declaring} if digest is not None else {}
+    key = tuple(digests.items()) if digest is not None else None
+    if key is not None and key in _RECENT:
+        return _RECENT[key]  # both sides of a plan usually declare the same files
     missing = []
     for path in declaring:
         known = _TARGETS.get(digests[path] or "") if digests.get(path) else None
@@ -68,6 +73,10 @@ def installed_packages(paths: frozenset[str], read_many: Callable[[list[str]], d
             folder = posixpath.normpath(posixpath.join(base, target))
             if folder not in (".", "") and not folder.startswith(("..", "/")) and folder not in found:
                 found.append(folder)
+    if key is not None:
+        if len(_RECENT) >= 4:
+            _RECENT.pop(next(iter(_RECENT)), None)
+        _RECENT[key] = tuple(found)
     return tuple(found)
 
 
