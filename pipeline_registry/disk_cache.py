@@ -5,7 +5,8 @@ A process loads every segment once, on its first lookup, and writes what it pars
 segment: written to a temporary name and renamed into place, so a reader never sees half a
 file and concurrent writers never overwrite each other. Past `_MAX_SEGMENTS` segments a flush
 merges them into one (again by rename) and deletes the merged ones; two processes compacting at
-once lose nothing but a few entries that are parsed again later. `version` is derived from the
+once lose nothing but a few entries that are parsed again later; merging keeps the newest
+`_MAX_ENTRIES` of each kind, so the folder stays bounded however many revisions are planned. `version` is derived from the
 parser code (`pipeline_registry/*.py`) and the Python version, so an upgrade never reads parses
 made by other code. The folder is the bot's own data folder (created private): pickles are only
 ever read from there.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 _MAX_SEGMENTS = 16
+_MAX_ENTRIES = 200_000  # per kind of parse, kept when segments are merged (the newest win)
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -56,10 +58,8 @@ class DiskCache:
 
     def add(self, kind: str, digest: str, value: Any) -> None:
         """Remember a new parse; it is written at the next `flush`."""
-        with self._lock:
+        with self._lock:  # not added to what was loaded: the caller keeps it in memory (bounded)
             self._pending.setdefault(kind, {})[digest] = value
-            if self._loaded is not None:
-                self._loaded.setdefault(kind, {})[digest] = value
 
     def forget_loaded(self) -> None:
         """Drop what was loaded: the next lookup reads the disk again, as a new process would."""
@@ -78,8 +78,11 @@ class DiskCache:
             segments = _segments(self.dir)
             if len(segments) > _MAX_SEGMENTS:
                 merged: dict[str, dict[str, Any]] = {}
-                for path in segments:
+                for path in segments:  # oldest first: the newest entries are kept past the cap
                     _merge(merged, _read_segment(path))
+                for kind, values in merged.items():
+                    if len(values) > _MAX_ENTRIES:
+                        merged[kind] = dict(list(values.items())[-_MAX_ENTRIES:])
                 _write_segment(self.dir, merged)
                 for path in segments:
                     path.unlink(missing_ok=True)
@@ -95,10 +98,18 @@ class DiskCache:
 
 
 def _segments(folder: Path) -> list[Path]:
+    """The segments, oldest first."""
+    found = []
     try:
-        return sorted(p for p in folder.iterdir() if p.name.startswith("seg-") and p.suffix == ".pickle")
+        for path in folder.iterdir():
+            if path.name.startswith("seg-") and path.suffix == ".pickle":
+                try:
+                    found.append((path.stat().st_mtime_ns, path.name, path))
+                except FileNotFoundError:
+                    continue  # merged away meanwhile
     except OSError:
         return []
+    return [path for _, _, path in sorted(found)]
 
 
 def _read_segment(path: Path) -> dict[str, dict[str, Any]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from pipeline_registry.cache import clear_all_caches, use_disk_cache
+from pipeline_registry import disk_cache
 from pipeline_registry.disk_cache import DiskCache
 from pipeline_registry.gitcli import BLOB_READS
 from pipeline_registry.planner import plan_change
@@ -84,3 +86,19 @@ def test_concurrent_writers_keep_every_entry_and_compaction_merges_them(tmp_path
     assert [reader.lookup("kind", f"blob-{i}") for i in range(20)] == [(i,) for i in range(20)]
     assert reader.segments_read <= 16  # past 16 segments a flush merged them into one
     assert not list(reader.dir.glob("tmp-*"))
+
+
+def test_merging_keeps_the_newest_entries_up_to_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(disk_cache, "_MAX_ENTRIES", 5)
+    seen: set[Path] = set()
+    for index in range(17):  # the 17th segment makes the flush merge them all
+        writer = DiskCache(tmp_path)
+        writer.add("kind", f"blob-{index}", (index,))
+        writer.flush()
+        for segment in set(writer.dir.glob("seg-*")) - seen:
+            if index < 16:  # segment age by write order, whatever the file system's clock resolution
+                os.utime(segment, ns=(index * 10**9, index * 10**9))
+            seen.add(segment)
+    reader = DiskCache(tmp_path)
+    assert [i for i in range(17) if reader.lookup("kind", f"blob-{i}") is not None] == [12, 13, 14, 15, 16]
+    assert reader.segments_read == 1
