@@ -140,7 +140,15 @@ class SecretService:
                 conn.sendall(f"HTTP/1.0 200 OK\r\n\r\n{SERVICE_SECRET}".encode())
 
     def close(self) -> None:
+        # close() alone does not wake a thread blocked in accept(): it would keep the descriptor's
+        # number and answer, with the secret, connections of whatever socket reuses it next
+        # (another test's fake server). shutdown() ends the accept first.
+        try:
+            self.server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.server.close()
+        self.thread.join(timeout=5)
 
 
 def leaked(*texts: object) -> list[str]:
