@@ -1,7 +1,7 @@
 """A burst of webhooks with the bot working behind them: `python -m benchmarks.burst`.
 
 1,000 signed deliveries from 50 concurrent senders on 127.0.0.1 to the bot in its own process
-(`benchmarks.burst_bot`: the embedded service on a SQLite file, talking to a fake GitHub over
+(`benchmarks.burst_bot`: `kfp-bot serve` on a SQLite file, talking to a fake GitHub over
 HTTP with a token; builds skipped, compiles real, runs recorded). 10 % of the deliveries are
 sent again with the same delivery id, 5 % carry a bad signature. The deliveries open pull
 requests in several repositories (each runs its changed pipeline) and comment `/help` on them
@@ -12,7 +12,7 @@ requests in several repositories (each runs its changed pipeline) and comment `/
   twice); 5xx answers;
 - the webhook's answer time (p50/p99);
 - the gap between a run's end (recorded by the runner) and its final state in the store (p50/p99);
-- the bot process's resident memory before and after the burst.
+- the bot's resident memory (gunicorn's arbiter and worker) before and after the burst.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import requests
 
 from bot.webhook import sign
 from tests.fakes.github import FakeGitHub
+from tests.support.botprocess import descendants
 from tests.support.gitrepo import GitRepo
 from tests.support.webhooks import load_payload
 
@@ -283,10 +284,15 @@ def pct(values: list[float], p: int) -> float:
 
 
 def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of the bot: gunicorn's arbiter and its worker (and what they started)."""
+    total = 0
+    for process in [pid, *descendants(pid)]:
+        try:
+            status = Path(f"/proc/{process}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total
 
 
 if __name__ == "__main__":

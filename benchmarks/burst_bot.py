@@ -1,8 +1,9 @@
-"""The bot process of `benchmarks/burst.py`: the embedded service with a recording local runner.
+"""The bot process of `benchmarks/burst.py`: `kfp-bot serve` with a recording local runner.
 
 `python -m benchmarks.burst_bot PORT_FILE ENDS_FILE RUN_SECONDS` serves the app on 127.0.0.1
 (an ephemeral port, written to PORT_FILE) with settings from the environment (KFP_BOT_*),
-wired by `bot.wiring.build_services` exactly as `kfp-bot serve` wires it, except the runner:
+on the server and wiring `kfp-bot serve` uses (`bot.server`: gunicorn, one threaded worker),
+except the runner:
 each run "runs" for RUN_SECONDS and appends its id and end time to ENDS_FILE, so that the driver
 can measure the gap between a run's end and its stored state, and count executions. Builds are
 skipped (no container engine) and compiles are real.
@@ -11,17 +12,14 @@ skipped (no container engine) and compiles are real.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from werkzeug.serving import make_server
-
-from bot.app import create_app
 from bot.config import load_settings
-from bot.wiring import build_services
+from bot.server import BotServer
 from handlers.models import Run, RunState
 from handlers.ports import RunRequest, RunSubmission
 
@@ -47,21 +45,27 @@ class RecordingRunner:
         """Nothing to cancel: a recorded run ends by itself."""
 
 
+class BurstServer(BotServer):
+    """`kfp-bot serve`'s gunicorn server, with the recording runner and the port written down."""
+
+    def __init__(self, port_file: Path, runner: RecordingRunner) -> None:
+        self.port_file = port_file
+        self.runner = runner
+        super().__init__(load_settings(), "127.0.0.1", 0)
+
+    def load(self) -> Any:
+        app = super().load()
+        self.services.context.runner = self.runner
+        return app
+
+    def _announce(self, arbiter: Any) -> None:
+        super()._announce(arbiter)
+        self.port_file.write_text(str(arbiter.LISTENERS[0].sock.getsockname()[1]))
+
+
 def main() -> int:
     port_file, ends_file, seconds = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
-    settings = load_settings()
-    services = build_services(settings)
-    assert services.context is not None
-    services.context.runner = RecordingRunner(ends_file, seconds)
-    app = create_app(settings, services)
-    services.start()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    port_file.write_text(str(server.server_port))
-    try:
-        server.serve_forever()
-    finally:
-        services.stop(5)
+    BurstServer(port_file, RecordingRunner(ends_file, seconds)).run()
     return 0
 
 
