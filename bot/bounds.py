@@ -25,6 +25,7 @@ from array import array
 from itertools import accumulate
 
 from pipeline_registry.errors import KfpBotError
+from pipeline_registry.gitargs import is_sha, ref_problem
 
 MAX_DEPTH = 64
 """Deepest nesting of objects and arrays accepted; GitHub's payloads nest fewer than 10 levels."""
@@ -37,13 +38,10 @@ MAX_TEXT = 1_000_000
 MAX_NAME = 255
 """Longest login, repository or branch name in characters (git refs are bounded by path limits)."""
 
-_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 # GitHub logins: letters, digits and single hyphens; Enterprise managed users add `_shortcode`;
 # GitHub App bots comment as `name[bot]`.
 _LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?(?:\[bot\])?")
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-# git check-ref-format: no control characters, space, ~ ^ : ? * [ \ or DEL anywhere.
-_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 # Strings (with escapes) in a JSON text, and the brackets left once they are removed.
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
@@ -93,7 +91,7 @@ def check_text(value: str, *, limit: int = MAX_TEXT) -> str:
 
 def check_sha(value: str) -> str:
     """A full lowercase commit SHA (40 hex digits, or 64 in a SHA-256 repository)."""
-    if not _SHA.fullmatch(value):
+    if not is_sha(value):
         raise BoundsError(f"is not a commit SHA (40 hexadecimal digits), got {printable(value)!r}")
     return value
 
@@ -115,11 +113,11 @@ def check_repo_name(value: str) -> str:
 def check_ref(value: str) -> str:
     """A branch or ref name git accepts (`git check-ref-format` rules, without the `@` alone case)."""
     check_text(value, limit=MAX_NAME)
-    parts = value.split("/")
-    if (not value or _REF_FORBIDDEN.search(value) or ".." in value or "@{" in value
-            or value.endswith((".", "/")) or any(not p or p.startswith(".") or p.endswith(".lock")
-                                                 for p in parts)):
-        raise BoundsError(f"is not a valid git branch or ref name, got {printable(value)!r}")
+    # The rules live with the other values bound for a git command line (a component starting
+    # with '-' is refused too: it would be read as an option).
+    problem = ref_problem(value)
+    if problem:
+        raise BoundsError(f"is not a valid git branch or ref name ({problem}), got {printable(value)!r}")
     return value
 
 

@@ -4,7 +4,9 @@ This is the only place that reads GitHub's payload dicts: handlers get `PullRequ
 `IssueCommentEvent`, `PushEvent`, `CheckRunEvent` and `CheckSuiteEvent` values and never dig in
 raw JSON. A body that does not have the shape its
 `X-GitHub-Event` header announces is a `PayloadError` naming the missing or ill-typed field, so
-the sender gets a 400 that says what is wrong instead of a handler failing later.
+the sender gets a 400 that says what is wrong instead of a handler failing later. Values that
+reach a git command line (SHAs, refs, clone URLs) are validated here too
+(`pipeline_registry.gitargs`): a clone URL of `--upload-pack=...` is a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bot.bounds import (MAX_ID, MAX_NUMBER, BoundsError, check_int, check_login,
 from handlers.models import (CheckAction, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
                              PullRequestAction, PullRequestEvent, PullRequestRef, PushEvent, RepoRef)
 from pipeline_registry.errors import KfpBotError
+from pipeline_registry.gitargs import GitArgumentError, check_url
 
 T = TypeVar("T")
 
@@ -279,7 +282,7 @@ def _same_login(login: str, bot_login: str | None) -> bool:
 def _repo(read: _Reader) -> RepoRef:
     return RepoRef(
         full_name=read.get("repository.full_name", str, check=check_repo_name),
-        clone_url=read.get("repository.clone_url", str),
+        clone_url=read.get("repository.clone_url", str, check=_clone_url),
         default_branch=read.get("repository.default_branch", str, default="main", check=check_ref),
         html_url=read.get("repository.html_url", str, default=""),
         private=read.get("repository.private", bool, default=False),
@@ -298,7 +301,8 @@ def _pull(read: _Reader) -> PullRequestRef:
         head_ref=read.get("pull_request.head.ref", str, check=check_ref),
         head_repo=read.get("pull_request.head.repo.full_name", str,
                                             check=check_repo_name) if head_repo is not None else "",
-        head_clone_url=read.get("pull_request.head.repo.clone_url", str) if head_repo is not None else "",
+        head_clone_url=(read.get("pull_request.head.repo.clone_url", str, check=_clone_url)
+                        if head_repo is not None else ""),
         base_sha=read.get("pull_request.base.sha", str, check=check_sha),
         base_ref=read.get("pull_request.base.ref", str, check=check_ref),
         draft=read.get("pull_request.draft", bool, default=False),
@@ -310,3 +314,13 @@ def _installation_id(read: _Reader) -> int | None:
     if not read.has("installation"):
         return None
     return read.get("installation.id", int)
+
+
+def _clone_url(value: str) -> str:
+    """A clone URL git can only read as a location (`pipeline_registry.gitargs.check_url`): a
+    value such as `--upload-pack=...` is refused here, with the field named by the reader."""
+    check_text(value)
+    try:
+        return check_url(value, "")
+    except GitArgumentError as exc:
+        raise BoundsError(exc.message.strip(), hint=exc.hint) from None

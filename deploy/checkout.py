@@ -22,9 +22,13 @@ from typing import Callable, Iterator
 
 from handlers.models import RepoRef
 from pipeline_registry.errors import RepositoryError
+from pipeline_registry.gitargs import GitArgumentError, check_url, is_sha
 
 TokenProvider = Callable[[RepoRef], "str | None"]
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+# Only these transports, whatever the git configuration says (ext:: runs commands, fd:: reads
+# descriptors): https://git-scm.com/docs/git-config#Documentation/git-config.txt-protocolallow
+_PROTOCOLS = ("-c", "protocol.allow=never", "-c", "protocol.https.allow=always",
+              "-c", "protocol.ssh.allow=always", "-c", "protocol.file.allow=always")
 
 
 class GitSource:
@@ -41,8 +45,12 @@ class GitSource:
     def checkout(self, repo: RepoRef, clone_url: str, sha: str, *, base_sha: str | None = None) -> Path:
         """A work tree at `sha` in which `base_sha` exists too (for planning)."""
         for commit in (sha, base_sha):
-            if commit is not None and not _SHA.match(commit):
-                raise RepositoryError(f"'{commit}' is not a full commit SHA")
+            if commit is not None and not is_sha(commit):
+                raise RepositoryError(f"{commit!r} is not a full commit SHA")
+        try:
+            check_url(clone_url, "clone URL")
+        except GitArgumentError as exc:
+            raise RepositoryError(str(exc), hint=exc.hint) from None
         name = _safe_name(repo.full_name or clone_url)
         mirror = self.cache_dir / "mirrors" / f"{name}.git"
         tree = self.cache_dir / "trees" / name / sha
@@ -86,11 +94,12 @@ class GitSource:
         return result.returncode == 0
 
     def _fetch(self, mirror: Path, url: str, shas: list[str], env: dict[str, str]) -> None:
-        direct = self._git(["fetch", "-q", "--no-tags", url, *shas], cwd=mirror, env=env, check=False)
+        # Payload values go after `--`: git never reads them as options.
+        direct = self._git(["fetch", "-q", "--no-tags", "--", url, *shas], cwd=mirror, env=env, check=False)
         if direct.returncode == 0 and all(self._has_commit(mirror, s) for s in shas):
             return
         refs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/pull/*/head:refs/remotes/pull/*"]
-        fallback = self._git(["fetch", "-q", "--no-tags", url, *refs], cwd=mirror, env=env, check=False)
+        fallback = self._git(["fetch", "-q", "--no-tags", "--", url, *refs], cwd=mirror, env=env, check=False)
         if fallback.returncode != 0:
             message = _last_line(fallback.stderr) or _last_line(direct.stderr) or "git fetch failed"
             raise RepositoryError(f"cannot fetch {_redact(url)}: {_redact(message)}",
@@ -101,7 +110,7 @@ class GitSource:
             shutil.rmtree(tree)
         tree.parent.mkdir(parents=True, exist_ok=True)
         self._git(["worktree", "prune"], cwd=mirror, check=False)
-        result = self._git(["worktree", "add", "-q", "--detach", "-f", str(tree), sha], cwd=mirror, check=False)
+        result = self._git(["worktree", "add", "-q", "--detach", "-f", "--", str(tree), sha], cwd=mirror, check=False)
         if result.returncode != 0:
             shutil.rmtree(tree, ignore_errors=True)
             raise RepositoryError(f"cannot check out {sha[:12]}: {_last_line(result.stderr)}")
@@ -117,7 +126,7 @@ class GitSource:
     def _git(self, args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
              check: bool = True) -> subprocess.CompletedProcess[str]:
         try:
-            result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+            result = subprocess.run(["git", *_PROTOCOLS, *args], cwd=cwd, capture_output=True, text=True,
                                     env=_git_env(env), timeout=self.timeout_seconds)
         except subprocess.TimeoutExpired:
             raise RepositoryError(f"git {args[0]} did not finish within {self.timeout_seconds:.0f} s") from None

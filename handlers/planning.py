@@ -15,6 +15,7 @@ from handlers.context import HandlerContext, Policy, step_resumed
 from handlers.models import PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.reporting import report_check, report_head, report_pull
 from pipeline_registry.errors import KfpBotError
+from pipeline_registry.gitargs import GitArgumentError, check_url
 from pipeline_registry.models import Plan, PipelineChange, PipelinePlan
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
@@ -38,11 +39,16 @@ class Trust:
 
 
 def check_clone_url(url: str, policy: Policy) -> None:
-    """Only https URLs of the configured GitHub host, or local paths when explicitly allowed."""
+    """Only https (or ssh) URLs of the configured GitHub host, or absolute local paths and file
+    URLs when explicitly allowed; never a value git could read as an option."""
+    try:
+        check_url(url, "clone URL")
+    except GitArgumentError as exc:
+        raise CloneUrlRefused(str(exc), hint=exc.hint) from None
     parsed = urlparse(url)
-    if parsed.scheme == "https" and parsed.hostname == policy.github_host:
+    if parsed.scheme in ("https", "ssh") and parsed.hostname == policy.github_host:
         return
-    if policy.allow_local_repos and (parsed.scheme in ("", "file")):
+    if policy.allow_local_repos and (parsed.scheme == "file" or (not parsed.scheme and url.startswith("/"))):
         return
     raise CloneUrlRefused(f"clone URL {url!r} is not allowed",
                           hint=f"only https://{policy.github_host}/ repositories are cloned"
