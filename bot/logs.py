@@ -14,7 +14,7 @@ import logging
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from bot.config import ConfigurationError, LogFormat
 
@@ -96,9 +96,23 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-def configure_logging(format: LogFormat, level: str | int, *, stream: IO[str] | None = None) -> None:
+class RedactingFormatter(logging.Formatter):
+    """Masks secrets in the whole formatted line (message, extras and traceback alike)."""
+
+    def __init__(self, inner: logging.Formatter, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(self.inner.format(record))
+
+
+def configure_logging(format: LogFormat, level: str | int, *, stream: IO[str] | None = None,
+                      redact: Callable[[str], str] | None = None) -> None:
     """Send the root logger's lines to `stream` (stderr) in `format`, at `level`.
 
+    `redact` (the bot's `Redactor`, built from its settings) masks secrets in every line.
     Calling it again replaces the handler it installed before (no duplicated lines).
     """
     resolved = logging.getLevelName(level.upper()) if isinstance(level, str) else level
@@ -108,7 +122,8 @@ def configure_logging(format: LogFormat, level: str | int, *, stream: IO[str] | 
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(ContextFilter())
-    handler.setFormatter(JsonFormatter() if format is LogFormat.JSON else TextFormatter())
+    formatter: logging.Formatter = JsonFormatter() if format is LogFormat.JSON else TextFormatter()
+    handler.setFormatter(RedactingFormatter(formatter, redact) if redact else formatter)
     root = logging.getLogger()
     for existing in list(root.handlers):
         if existing.get_name() == _HANDLER_NAME:

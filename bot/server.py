@@ -78,11 +78,13 @@ class BotServer(BaseApplication):
         """In the worker: build and start the services, pick up unfinished runs, return the app."""
         from bot.app import create_app
         from bot.logs import configure_logging
+        from bot.redaction import redactor_for
         from bot.wiring import build_services, resume
         from pipeline_registry.errors import KfpBotError
 
         try:
-            configure_logging(self.settings.log_format, self.settings.log_level)
+            configure_logging(self.settings.log_format, self.settings.log_level,
+                              redact=redactor_for(self.settings))
             self.services = build_services(self.settings)
             app = create_app(self.settings, self.services)
             self.services.start()

@@ -9,6 +9,7 @@ what the service holds and how it starts and stops, so tests can assemble one fr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from typing import TYPE_CHECKING
 from typing import Protocol, Sequence
 
@@ -41,6 +42,8 @@ class Services:
     context: HandlerContext | None = None
     decoders: tuple[NotificationDecoder, ...] = ()
     redeliverer: "Redeliverer | None" = None
+    # Masks the configured secrets in text (see bot.redaction); the log formatter uses it too.
+    redactor: "Callable[[str], str] | None" = None
 
     def start(self) -> None:
         """Start delivering events to the handlers."""

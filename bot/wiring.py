@@ -50,6 +50,7 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
 
     `github_clients` replaces the clients built from the settings (tests use fast retries).
     """
+    from bot.redaction import RedactingChat, RedactingReporter, redactor_for
     from bot.store import SqlStore
     from bot.sandboxing import service_sandbox
     from deploy.checkout import GitSource
@@ -57,8 +58,11 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     use_disk_cache(settings.cache_dir / PARSES_DIR)  # parses shared with `kfp-bot plan` on this machine
     sandbox = service_sandbox(settings)
-    store = SqlStore(settings.resolved_database_url)
+    redactor = redactor_for(settings)
+    store = SqlStore(settings.resolved_database_url, redact=redactor)
     reporter, permissions, pulls, clients = _github_side(settings, store, github_clients)
+    # Text leaves through the reporter and the chat: secrets are masked there (and in the store).
+    reporter = RedactingReporter(reporter, redactor)
     holder: dict[str, HandlerContext] = {}
     builder = _builder(settings)
     runner, runner_decoders = _runner(settings, sandbox)
@@ -76,12 +80,13 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
     )
     holder["ctx"] = context
     context.notifications = _notifications(settings, context.bus)
-    context.chat = chat_from_settings(settings)
+    chat = chat_from_settings(settings)
+    context.chat = RedactingChat(chat, redactor) if chat is not None else None
     decoders = tuple(d for d in (builder, *runner_decoders) if hasattr(d, "decode_notification"))
     from bot.github.deliveries import webhook_redeliverer
 
     return Services(store=store, bus=context.bus, context=context, decoders=decoders,
-                    redeliverer=webhook_redeliverer(settings, clients))
+                    redeliverer=webhook_redeliverer(settings, clients), redactor=redactor)
 
 
 def _bus(settings: Settings, store, holder: dict[str, HandlerContext]):
@@ -231,10 +236,11 @@ def _github_side(settings: Settings, store: Store, clients: "GitHubClients | Non
 def serve_forever(settings: Settings, *, host: str, port: int) -> int:
     """`kfp-bot serve`: the app on gunicorn (`bot.server`) until SIGINT/SIGTERM."""
     from bot.logs import configure_logging
+    from bot.redaction import redactor_for
     from bot.server import serve
 
     settings.require_service_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, redact=redactor_for(settings))
     log.info(memory_budget(settings))  # before the worker boots: the first thing an operator reads
     return serve(settings, host=host, port=port)
 
@@ -244,10 +250,11 @@ def create_production_app():
     from bot.app import create_app
     from bot.config import load_settings
     from bot.logs import configure_logging
+    from bot.redaction import redactor_for
 
     settings = load_settings()
     settings.require_service_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, redact=redactor_for(settings))
     log.info(memory_budget(settings))
     services = build_services(settings)
     services.start()

@@ -55,11 +55,15 @@ class SqlStore(OutboxStore, LeaseMixin):
 
     `url` is `sqlite:///path/to/file.db` (the folder is created) or a PostgreSQL URL
     (`postgresql://user:password@host/db`, the psycopg driver). Tables are created when missing.
-    `clock` returns the current time (timezone-aware); tests pass their own.
+    `clock` returns the current time (timezone-aware); tests pass their own. `redact` masks
+    secrets in the text stored for a run (errors, transition details), which the API, the page
+    and notifications show.
     """
 
-    def __init__(self, url: str, *, clock: Clock | None = None, busy_timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, clock: Clock | None = None, busy_timeout: float = 30.0,
+                 redact: Callable[[str], str] | None = None) -> None:
         self._clock = clock or _utc_now
+        self._redact = redact or (lambda text: text)
         engines = open_engines(url, busy_timeout=busy_timeout)
         self._engine = engines.engine
         self._reader: Engine = engines.reader
@@ -230,8 +234,10 @@ class SqlStore(OutboxStore, LeaseMixin):
         initial state at its creation time, so every stored history starts where the run began.
         """
         history = run.transitions or (Transition(state=run.state, at=run.created_at),)
-        return self._insert_once(runs, rows.run_values(run), {"id": run.id}, dependents=(
-            transitions, [rows.transition_values(run.id, seq, t.state, t.at, t.detail)
+        values = rows.run_values(run)
+        values["error"] = self._redact(run.error) if run.error else run.error
+        return self._insert_once(runs, values, {"id": run.id}, dependents=(
+            transitions, [rows.transition_values(run.id, seq, t.state, t.at, self._redact(t.detail))
                           for seq, t in enumerate(history)]))
 
     @database_errors
@@ -260,7 +266,7 @@ class SqlStore(OutboxStore, LeaseMixin):
                 if url is not None:
                     values["url"] = url
                 if error is not None:
-                    values["error"] = error
+                    values["error"] = self._redact(error)
                 moved = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.state == current)
                                      .values(**values))
                 if moved.rowcount != 1:
@@ -269,7 +275,7 @@ class SqlStore(OutboxStore, LeaseMixin):
                 seq = conn.execute(select(func.coalesce(func.max(transitions.c.seq) + 1, 0))
                                    .where(transitions.c.run_id == run_id)).scalar_one()
                 conn.execute(insert(transitions).values(**rows.transition_values(run_id, seq, state, now,
-                                                                                 detail)))
+                                                                                 self._redact(detail))))
                 return self._load(conn, select(runs).where(runs.c.id == run_id))[0]
         return None
 

@@ -1,0 +1,136 @@
+"""Secret values never leave the bot in text: one redaction, applied where text goes out.
+
+Pipeline code is untrusted: an exception or an output tail may carry anything the code could
+read, including the bot's own secrets. `Redactor` replaces every configured secret value (each
+`SecretStr` setting, the GitHub App's private key and each line of it, a password in the
+database URL) with `[redacted]`. It is built once from the settings at start-up and applied at
+the edges where text leaves: the store (run errors and transition details, which feed the API,
+the page and notifications), the reporter (checks, statuses, comments, replies), the chat
+(Slack) and the log formatter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from urllib.parse import urlparse
+
+from pydantic import SecretStr
+
+from handlers.messages import HeadNote
+from handlers.models import RepoRef, Run
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from handlers.ports import Chat, Reporter
+
+MASK = "[redacted]"
+# Shorter values would mask ordinary words; secrets are never this short in practice (the
+# README says so next to KFP_BOT_WEBHOOK_SECRET).
+MIN_SECRET_LENGTH = 6
+# Lines of a PEM body are 64 characters; a pipeline printing part of the key still leaks lines.
+_MIN_KEY_LINE = 16
+
+
+class Redactor:
+    """Replaces each of a fixed set of secret values in text with `[redacted]`."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        values = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    def __call__(self, text: str) -> str:
+        """`text` with every secret value masked."""
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def deep(self, value: Any) -> Any:
+        """Strings inside dicts, lists and tuples masked (Slack blocks, JSON bodies)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {k: self.deep(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.deep(v) for v in value)
+        return value
+
+    def run(self, run: Run) -> Run:
+        """A run whose error and transition details are masked."""
+        return dataclasses.replace(
+            run, error=self(run.error) if run.error else run.error,
+            transitions=tuple(dataclasses.replace(t, detail=self(t.detail)) for t in run.transitions))
+
+
+def secret_values(settings: "Settings") -> list[str]:
+    """Every secret the settings hold: each `SecretStr`, the App key (read from its file when
+    given that way) and its lines, and a password in the database URL."""
+    values = [getattr(settings, name).get_secret_value() for name in type(settings).model_fields
+              if isinstance(getattr(settings, name), SecretStr)]
+    try:
+        key = settings.private_key_pem()
+    except Exception:  # an unreadable key file stops `serve` elsewhere; nothing to mask here
+        key = None
+    if key:
+        values.append(key.strip())
+        values.extend(line.strip() for line in key.splitlines()
+                      if len(line.strip()) >= _MIN_KEY_LINE and not line.startswith("-----"))
+    if settings.database_url:
+        password = urlparse(settings.database_url).password
+        if password:
+            values.append(password)
+    return values
+
+
+def redactor_for(settings: "Settings") -> Redactor:
+    """The bot's redactor, from its settings (built at start-up, never at import)."""
+    return Redactor(secret_values(settings))
+
+
+class RedactingReporter:
+    """A `Reporter` whose runs and texts are masked before the real reporter sends them."""
+
+    def __init__(self, inner: "Reporter", redact: Redactor) -> None:
+        self.inner = inner
+        self.redact = redact
+
+    def run_changed(self, run: Run) -> None:
+        self.inner.run_changed(self.redact.run(run))
+
+    def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
+                     installation_id: int | None) -> None:
+        masked = (self.redact(note) if isinstance(note, str)
+                  else dataclasses.replace(note, **{f.name: self.redact.deep(getattr(note, f.name))
+                                                     for f in dataclasses.fields(note)}))
+        self.inner.head_summary(repo, sha, [self.redact.run(r) for r in runs], masked, installation_id)
+
+    def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run], installation_id: int | None) -> None:
+        self.inner.pull_summary(repo, number, [self.redact.run(r) for r in runs], installation_id)
+
+    def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
+        self.inner.acknowledge(repo, comment_id, installation_id)
+
+    def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
+        self.inner.reply(repo, number, self.redact(body), installation_id)
+
+    def __getattr__(self, name: str) -> Any:
+        # Methods other helpers add to the reporter later pass through unchanged.
+        return getattr(self.inner, name)
+
+
+class RedactingChat:
+    """A `Chat` whose messages are masked before they are posted."""
+
+    def __init__(self, inner: "Chat", redact: Redactor) -> None:
+        self.inner = inner
+        self.redact = redact
+
+    def post(self, channel: str, message: Mapping[str, Any], *, thread: str | None = None) -> str:
+        return self.inner.post(channel, self.redact.deep(dict(message)), thread=thread)
+
+    def update(self, channel: str, message_id: str, message: Mapping[str, Any]) -> None:
+        self.inner.update(channel, message_id, self.redact.deep(dict(message)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
