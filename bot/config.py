@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     http_threads: int = Field(default=8, ge=1, le=256)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     # Caps on what any repository's `.kfp-bot.yaml` `compile:` may ask for (trusted settings).
+    compile_max_timeout_seconds: int = Field(default=900, ge=5)
     compile_max_memory_mb: int = Field(default=8192, ge=256)
     # The memory of the instance the service runs on (App Engine class, Cloud Run limit); every
     # memory cap must stay below it. None: not checked (a laptop).
@@ -127,10 +128,13 @@ class Settings(BaseSettings):
     vertex_endpoint: str | None = None
     pipeline_root: str | None = None
     pipeline_service_account: str | None = None
+    # Service accounts a `settings.yaml` `run.service_account` may name (default: the one above).
+    run_service_accounts: Annotated[tuple[str, ...], NoDecode] = ()
     kfp_host: str | None = None
     tasks_token: SecretStr | None = None
 
-    @field_validator("allowed_users", "slack_notify_states", "deploy_branches", mode="before")
+    @field_validator("allowed_users", "slack_notify_states", "deploy_branches", "run_service_accounts",
+                     mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -205,6 +209,13 @@ class Settings(BaseSettings):
         """The host clone URLs must point at: github.com, or the GitHub Enterprise host."""
         host = urlparse(self.github_api_url).hostname or "github.com"
         return "github.com" if host == "api.github.com" else host
+
+    @property
+    def allowed_service_accounts(self) -> tuple[str, ...]:
+        """What `run.service_account` may name: KFP_BOT_RUN_SERVICE_ACCOUNTS, else the pipeline one."""
+        if self.run_service_accounts:
+            return self.run_service_accounts
+        return (self.pipeline_service_account,) if self.pipeline_service_account else ()
 
     @property
     def resolved_database_url(self) -> str:

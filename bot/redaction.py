@@ -111,6 +111,10 @@ class RedactingReporter:
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         self.inner.acknowledge(repo, comment_id, installation_id)
 
+    def notice(self, repo: RepoRef, sha: str, name: str, title: str, summary: str,
+               installation_id: int | None) -> None:
+        self.inner.notice(repo, sha, name, self.redact(title), self.redact(summary), installation_id)
+
     def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
         self.inner.reply(repo, number, self.redact(body), installation_id)
 

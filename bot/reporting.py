@@ -49,6 +49,12 @@ class LogReporter:
                       extra={"event": "pull_summary", "repo": repo.full_name, "pr": number,
                              "runs": [r.id for r in latest]})
 
+    def notice(self, repo: RepoRef, sha: str, name: str, title: str, summary: str,
+               installation_id: int | None) -> None:
+        """A neutral check, as one line with its title."""
+        self.log.info("%s %s@%s: %s", name, repo.full_name, sha[:12], title,
+                      extra={"event": "notice", "repo": repo.full_name, "sha": sha, "check": name})
+
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         """Note that a command was accepted."""
         self.log.info("%s: accepted command in comment %d", repo.full_name, comment_id,

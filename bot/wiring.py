@@ -75,7 +75,8 @@ def build_services(settings: Settings, *, github_clients: "GitHubClients | None"
         reporter=reporter, permissions=permissions, pulls=pulls,
         work_dir=settings.data_dir / "work",
         policy=Policy(allowed_users=settings.allowed_users, allow_local_repos=settings.allow_local_repos,
-                      github_host=settings.github_host, bot_login=settings.bot_login),
+                      github_host=settings.github_host, bot_login=settings.bot_login,
+                      service_accounts=settings.allowed_service_accounts),
         templates=_templates(settings), schedules=_schedules(settings),
     )
     holder["ctx"] = context
@@ -157,7 +158,9 @@ def _compiler(settings: Settings, sandbox):
         return CloudBuildCompiler(_cloud_compile(settings))
     from deploy.pipelines import RepositoryCompiler
 
-    return RepositoryCompiler(settings.cache_dir, sandbox=sandbox)
+    return RepositoryCompiler(settings.cache_dir, sandbox=sandbox,
+                              max_timeout_seconds=settings.compile_max_timeout_seconds,
+                              max_memory_mb=settings.compile_max_memory_mb)
 
 
 def _runner(settings: Settings, sandbox):

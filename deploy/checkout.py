@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 from handlers.models import RepoRef
 from pipeline_registry.errors import RepositoryError
-from pipeline_registry.gitargs import GitArgumentError, check_url, is_sha
+from pipeline_registry.gitargs import GitArgumentError, check_ref, check_url, is_sha
 
 TokenProvider = Callable[[RepoRef], "str | None"]
 # Only these transports, whatever the git configuration says (ext:: runs commands, fd:: reads
@@ -68,6 +68,30 @@ class GitSource:
             if not (tree / ".git").exists():
                 self._add_worktree(mirror, tree, sha)
         return tree
+
+    def branch_head(self, repo: RepoRef, clone_url: str, branch: str) -> str:
+        """The commit `branch` of `clone_url` points at now, fetched into the mirror."""
+        try:
+            check_url(clone_url, "clone URL")
+            check_ref(branch, "default branch")
+        except GitArgumentError as exc:
+            raise RepositoryError(str(exc), hint=exc.hint) from None
+        name = _safe_name(repo.full_name or clone_url)
+        mirror = self.cache_dir / "mirrors" / f"{name}.git"
+        local = f"refs/kfp-bot/branches/{branch}"
+        with self._lock(name):
+            self._ensure_mirror(mirror)
+            result = self._git(["fetch", "-q", "--no-tags", "--", clone_url, f"+refs/heads/{branch}:{local}"],
+                               cwd=mirror, env=self._auth_env(repo), check=False)
+            if result.returncode != 0:
+                raise RepositoryError(f"cannot fetch branch '{branch}' of {_redact(clone_url)}: "
+                                      f"{_redact(_last_line(result.stderr))}",
+                                      hint="trusted settings are read from the default branch")
+            sha = self._git(["rev-parse", "--verify", "--end-of-options", f"{local}^{{commit}}"],
+                            cwd=mirror).stdout.strip()
+        if not is_sha(sha):
+            raise RepositoryError(f"branch '{branch}' of {_redact(clone_url)} did not resolve to a commit")
+        return sha
 
     @contextmanager
     def _lock(self, name: str) -> Iterator[None]:

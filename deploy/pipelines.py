@@ -12,7 +12,9 @@ from typing import Mapping
 from deploy.compiler import CompiledPipeline, compile_pipeline
 from deploy.compiler.scratch import ScratchTree
 from deploy.sandbox import Sandbox
+from pipeline_registry.repo_config import RepoConfig
 from pipeline_registry.repository import Repository
+from pipeline_registry.trusted import capped_compile
 
 
 def images_with_tag(images: Mapping[str, str], tag: str | None) -> dict[str, str]:
@@ -23,18 +25,28 @@ def images_with_tag(images: Mapping[str, str], tag: str | None) -> dict[str, str
 
 
 class RepositoryCompiler:
-    """Compiles pipelines of checked-out repositories (the `Compiler` port)."""
+    """Compiles pipelines of checked-out repositories (the `Compiler` port), with compile limits
+    never above the bot's caps (KFP_BOT_COMPILE_MAX_TIMEOUT_SECONDS / _MAX_MEMORY_MB)."""
 
-    def __init__(self, cache_dir: Path, *, sandbox: Sandbox | None = None) -> None:
+    def __init__(self, cache_dir: Path, *, sandbox: Sandbox | None = None, max_timeout_seconds: int = 900,
+                 max_memory_mb: int = 8192) -> None:
         self.cache_dir = cache_dir
         self.sandbox = sandbox or Sandbox()
+        self.max_timeout_seconds = max_timeout_seconds
+        self.max_memory_mb = max_memory_mb
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
-                out_dir: Path, scratch: ScratchTree | None = None) -> CompiledPipeline:
+                out_dir: Path, scratch: ScratchTree | None = None, *,
+                config: RepoConfig | None = None) -> CompiledPipeline:
         """Compile `pipeline` of the working tree at `repo_dir`; images default to content tags.
-        Several compiles of one tree share `scratch` (one copy of it) instead of copying it each."""
+        Several compiles of one tree share `scratch` (one copy of it) instead of copying it each.
+
+        `config` replaces the checked-out `.kfp-bot.yaml` (a pull request's, with its trusted keys
+        taken from the default branch)."""
         repository = Repository.open(repo_dir)
         chosen = dict(images) if images else repository.component_images(pipeline)
-        return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=repository.config,
+        limited = capped_compile(config or repository.config, max_timeout_seconds=self.max_timeout_seconds,
+                                 max_memory_mb=self.max_memory_mb)
+        return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=limited,
                                 images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
                                 sandbox=self.sandbox)

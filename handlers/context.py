@@ -27,12 +27,14 @@ class UtcClock:
 
 @dataclass(frozen=True)
 class Policy:
-    """Who may do what, and which repositories may be cloned."""
+    """Who may do what, which repositories may be cloned, and the caps on trusted settings."""
 
     allowed_users: tuple[str, ...] = ()
     allow_local_repos: bool = False
     github_host: str = "github.com"
     bot_login: str | None = None
+    # Service accounts a settings.yaml `run.service_account` may name (KFP_BOT_RUN_SERVICE_ACCOUNTS).
+    service_accounts: tuple[str, ...] = ()
 
 
 @dataclass

@@ -8,6 +8,7 @@ write access (or KFP_BOT_ALLOWED_USERS).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from handlers import messages
@@ -19,6 +20,7 @@ from handlers.planning import (checkout_and_plan, create_runs, may_command, pipe
 from handlers.reporting import safely
 from handlers.router import Router
 from handlers.runs import move
+from handlers.trusted import default_branch, review, show_changes
 from pipeline_registry.errors import KfpBotError, UnknownPipelineError
 from pipeline_registry.repository import Repository
 
@@ -71,10 +73,40 @@ def _execute(command: Command, event: IssueCommentEvent, pull: PullRequestRef, c
 
 def _allowed(ctx: HandlerContext, event: IssueCommentEvent) -> bool:
     try:
-        return may_command(ctx, event.repo, event.author, event.installation_id)
+        return may_command(ctx, event.repo, event.author, event.installation_id, _trusted_users(ctx, event))
     except KfpBotError as exc:
         ctx.log.error("permission check for %s failed: %s", event.author, exc)
         return False
+
+
+def _trusted_users(ctx: HandlerContext, event: IssueCommentEvent) -> tuple[str, ...]:
+    """`allowed_users` of the default branch's `.kfp-bot.yaml` (a PR cannot add itself)."""
+    try:
+        return default_branch(ctx, event.repo).config.allowed_users
+    except KfpBotError as exc:
+        ctx.log.warning("allowed_users of %s not read: %s", event.repo.full_name, exc)
+        return ()
+
+
+def _bound(ctx: HandlerContext, event: IssueCommentEvent, pull: PullRequestRef) -> PullRequestRef:
+    """The pull request at the commit a command acts on.
+
+    An untrusted author's PR (a fork, or no write access) runs the head the bot knew when the
+    comment arrived, never a commit pushed after it; a trusted author's runs the head now.
+    """
+    untrusted = pull.is_fork(event.repo)
+    if not untrusted:
+        try:
+            untrusted = not may_command(ctx, event.repo, pull.author, event.installation_id)
+        except KfpBotError:
+            untrusted = True
+    if not untrusted or event.head_sha == pull.head_sha:
+        return pull
+    if event.head_sha is None:
+        raise KfpBotError("kfp-bot had not seen the head of this pull request when you commented, so it "
+                          "cannot tell which commit you reviewed",
+                          hint="push a commit (or close and reopen the pull request), then comment again")
+    return dataclasses.replace(pull, head_sha=event.head_sha)
 
 
 def _help(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
@@ -86,7 +118,8 @@ def _help(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -
     _reply(ctx, event, messages.command_help(names))
 
 
-def _run(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+def _run(command: Command, event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext) -> None:
+    pull = _bound(ctx, event, live)
     _acknowledge(ctx, event)
     repo_dir, plan, _ = checkout_and_plan(ctx, event.repo, pull)
     if command.pipeline == ALL_PIPELINES:
@@ -94,15 +127,22 @@ def _run(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: 
     else:
         chosen = pipelines_named(repo_dir, [command.pipeline or ""], plan)
         _validate_overrides(ctx, repo_dir, command, chosen[0].name)
+    view = review(ctx, event.repo, repo_dir, [p.name for p in chosen])
     runs = create_runs(ctx, event.repo, pull, event.installation_id, chosen, trigger=Trigger.COMMAND,
                        triggered_by=event.author, id_parts=(event.comment_id,),
-                       overrides=command.overrides)
+                       overrides=command.overrides, trusted_changes=view.changes)
+    show_changes(ctx, event.repo, pull.head_sha, view, event.installation_id)
     if not chosen:
         _reply(ctx, event, messages.command_error(command.text, ["no pipeline is affected by this pull request"],
                                                   sorted(Repository.open(repo_dir).pipelines())))
     elif runs:
-        _reply(ctx, event, messages.run_accepted(event.author, runs))
-    report_all(ctx, event.repo, pull, event.installation_id)
+        _reply(ctx, event, messages.run_accepted(event.author, runs, head_now=_moved(pull, live)))
+    report_all(ctx, event.repo, live, event.installation_id)
+
+
+def _moved(bound: PullRequestRef, live: PullRequestRef) -> str | None:
+    """The live head when a command was bound to an older one."""
+    return live.head_sha if live.head_sha != bound.head_sha else None
 
 
 def _validate_overrides(ctx: HandlerContext, repo_dir: Path, command: Command, name: str) -> None:
@@ -139,16 +179,23 @@ def _cancel(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ct
     _reply(ctx, event, messages.cancel_reply(event.author, cancelled, command.pipeline))
 
 
-def _approve(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+def _approve(event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext) -> None:
+    pull = _bound(ctx, event, live)
     ctx.store.approve(event.repo.full_name, event.number, pull.head_sha, event.author)
     _acknowledge(ctx, event)
-    supersede(ctx, event.repo, pull, f"superseded by {pull.head_sha[:7]}", keep_sha=pull.head_sha)
-    _, plan, _ = checkout_and_plan(ctx, event.repo, pull)
+    if pull.head_sha == live.head_sha:
+        supersede(ctx, event.repo, pull, f"superseded by {pull.head_sha[:7]}", keep_sha=pull.head_sha)
+    repo_dir, plan, _ = checkout_and_plan(ctx, event.repo, pull)
     pipelines = runnable(plan)
+    view = review(ctx, event.repo, repo_dir, [p.name for p in pipelines])
     create_runs(ctx, event.repo, pull, event.installation_id, pipelines, trigger=Trigger.AUTORUN,
-                triggered_by=event.author, id_parts=("ok-to-run", event.comment_id))
-    _reply(ctx, event, messages.approved(event.author, pull.head_sha, [p.name for p in pipelines]))
-    report_all(ctx, event.repo, pull, event.installation_id)
+                triggered_by=event.author, id_parts=("ok-to-run", event.comment_id),
+                trusted_changes=view.changes)
+    show_changes(ctx, event.repo, pull.head_sha, view, event.installation_id)
+    _reply(ctx, event, messages.approved(event.author, pull.head_sha, [p.name for p in pipelines],
+                                         head_now=_moved(pull, live)))
+    report_all(ctx, event.repo, live, event.installation_id)
+
 
 
 def _acknowledge(ctx: HandlerContext, event: IssueCommentEvent) -> None:

@@ -23,6 +23,9 @@ import jinja2
 from handlers.models import Notification, Run, RunState, Trigger
 
 HEAD_CHECK_NAME = "kfp-bot"
+# The neutral check a head gets when it changes trusted settings, and where runs keep that list.
+TRUSTED_CHECK_NAME = "kfp-bot / trusted settings"
+TRUSTED_CHANGES_KEY = "trusted_changes"
 SUMMARY_MARKER = "<!-- kfp-bot:summary -->"
 # GitHub refuses comments above 65,536 characters and statuses above 140
 # (https://docs.github.com/en/rest/issues/comments, https://docs.github.com/en/rest/commits/statuses).
@@ -177,6 +180,11 @@ def status_description(run: Run) -> str:
     return _clip(_macro("short.j2", "status_description", run=_run_view(run)), MAX_STATUS_CHARS)
 
 
+def status_text(text: str) -> str:
+    """Any text clipped to a commit status description's 140 characters."""
+    return _clip(text, MAX_STATUS_CHARS)
+
+
 def head_title(runs: Sequence[Run], note: NoteLike = "") -> str:
     """One line for the aggregate `kfp-bot` check: how many pipelines and where they are."""
     return _clip(_macro("short.j2", "head_title", **_head_view(runs, note)), MAX_TITLE_CHARS)
@@ -194,12 +202,43 @@ def head_summary(runs: Sequence[Run], note: NoteLike = "") -> str:
 
 
 def pull_comment(runs: Sequence[Run]) -> str:
-    """The one bot comment of a PR: hidden marker first, the latest run of each pipeline, how to reproduce."""
-    views = [_run_view(r) for r in latest_runs(runs)]
+    """The one bot comment of a PR: hidden marker first, the latest run of each pipeline, how to
+    reproduce, and a line when the newest head changes trusted settings (kept in the runs' plans)."""
+    latest = latest_runs(runs)
+    views = [_run_view(r) for r in latest]
     commands = list(dict.fromkeys(v["reproduce"] for v in views))
-    body = _render("pull_comment.md.j2", MAX_MARKDOWN_CHARS - len(SUMMARY_MARKER) - 1,
-                   runs=views, commands=commands)
+    newest = max(latest, key=lambda r: r.created_at).sha if latest else None
+    trusted = {(c["file"], c["key"]): c for r in latest if r.sha == newest
+               for c in (r.plan or {}).get(TRUSTED_CHANGES_KEY) or ()}
+    line = _render("trusted_line.md.j2", MAX_MARKDOWN_CHARS, changes=list(trusted.values()),
+                   check=TRUSTED_CHECK_NAME).strip()
+    body = _render("pull_comment.md.j2", MAX_MARKDOWN_CHARS - len(SUMMARY_MARKER) - len(line) - 2,
+                   runs=views, commands=commands, trusted_line=line)
     return f"{SUMMARY_MARKER}\n{body}"
+
+
+def trusted_settings_title(changes: Sequence[Mapping[str, Any]]) -> str:
+    """Title of the neutral check on a head that changes trusted settings."""
+    count = len(changes)
+    return _clip(f"{count} trusted setting{'s' if count != 1 else ''} changed: "
+                 "takes effect after merge", MAX_TITLE_CHARS)
+
+
+def trusted_settings_summary(changes: Sequence[Mapping[str, Any]], branch: str,
+                             allowed_accounts: Sequence[str]) -> str:
+    """Summary of that check: each changed key with its proposed and effective value, and service
+    accounts the bot will refuse (`changes` are `TrustedChange.to_json()` mappings)."""
+    rows = [{"file": c["file"], "key": c["key"], "proposed": _shown_setting(c.get("proposed")),
+             "in_effect": _shown_setting(c.get("in_effect"))} for c in changes]
+    refused = [{"file": c["file"], "account": c["proposed"]} for c in changes
+               if c["key"] == "run.service_account" and c.get("proposed")
+               and c["proposed"] not in allowed_accounts]
+    return _render("trusted_settings.md.j2", MAX_MARKDOWN_CHARS, changes=rows, branch=branch,
+                   refused=refused, allowed=list(allowed_accounts))
+
+
+def _shown_setting(value: Any) -> str:
+    return "not set" if value is None else _code(format_value(value))
 
 
 def command_help(pipelines: Sequence[str]) -> str:
@@ -232,15 +271,20 @@ def waiting_for_approval(author: str, sha: str, pipelines: Sequence[str]) -> str
                    pipelines=sorted(pipelines))
 
 
-def run_accepted(user: str, runs: Sequence[Run]) -> str:
-    """Reply to `/run` and `/run all`: which runs started, with which overrides, where to follow them."""
-    return _render("run_accepted.md.j2", MAX_MARKDOWN_CHARS, user=user,
-                   runs=[_run_view(r) for r in latest_runs(runs)])
+def run_accepted(user: str, runs: Sequence[Run], *, head_now: str | None = None) -> str:
+    """Reply to `/run` and `/run all`: which runs started, with which overrides, where to follow them.
+
+    `head_now`: the PR's head moved after the comment; the runs stay on the commented head."""
+    views = [_run_view(r) for r in latest_runs(runs)]
+    return _render("run_accepted.md.j2", MAX_MARKDOWN_CHARS, user=user, runs=views, head_now=head_now,
+                   bound=views[0]["sha"] if views else "")
 
 
-def approved(user: str, sha: str, pipelines: Sequence[str]) -> str:
-    """Reply to `/ok-to-run`: the approved commit and the pipelines now running."""
-    return _render("approved.md.j2", MAX_MARKDOWN_CHARS, user=user, sha=sha, pipelines=sorted(pipelines))
+def approved(user: str, sha: str, pipelines: Sequence[str], *, head_now: str | None = None) -> str:
+    """Reply to `/ok-to-run`: the approved commit and the pipelines now running (and that a newer
+    head, `head_now`, is not approved)."""
+    return _render("approved.md.j2", MAX_MARKDOWN_CHARS, user=user, sha=sha, pipelines=sorted(pipelines),
+                   head_now=head_now)
 
 
 def cancel_reply(user: str, cancelled: Sequence[Run], name: str | None = None) -> str:

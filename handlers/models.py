@@ -151,6 +151,9 @@ class IssueCommentEvent:
     author: str
     author_is_bot: bool
     installation_id: int | None = None
+    # The PR head the bot knew when the comment arrived (set at receipt): commands on an
+    # untrusted author's PR run that commit, never one pushed after the comment.
+    head_sha: str | None = None
 
     kind = EventKind.ISSUE_COMMENT
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
+from handlers import messages
 from handlers.context import HandlerContext, Policy, step_resumed
 from handlers.models import PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.reporting import report_check, report_head, report_pull
@@ -21,6 +22,7 @@ from pipeline_registry.planner import plan_change
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
 from pipeline_registry.repository import Repository
 from pipeline_registry.snapshot import merge_base
+from pipeline_registry.trusted import TrustedChange
 
 
 WAITING = "a maintainer must comment /ok-to-run"
@@ -56,22 +58,24 @@ def check_clone_url(url: str, policy: Policy) -> None:
                                   " (set KFP_BOT_ALLOW_LOCAL_REPOS=1 for local paths)"))
 
 
-def may_command(ctx: HandlerContext, repo: RepoRef, user: str, installation_id: int | None) -> bool:
-    """Write access to the repository, or listed in KFP_BOT_ALLOWED_USERS."""
-    if user in ctx.policy.allowed_users:
+def may_command(ctx: HandlerContext, repo: RepoRef, user: str, installation_id: int | None,
+                allowed_users: Iterable[str] = ()) -> bool:
+    """Write access to the repository, or listed in KFP_BOT_ALLOWED_USERS or in `allowed_users`
+    (the default branch's `.kfp-bot.yaml`, never the pull request's)."""
+    if user in ctx.policy.allowed_users or user in tuple(allowed_users):
         return True
     return ctx.permissions.can_write(repo, user, installation_id)
 
 
 def evaluate_trust(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef,
-                   installation_id: int | None) -> Trust:
+                   installation_id: int | None, allowed_users: Iterable[str] = ()) -> Trust:
     """Forks and non-collaborators wait for `/ok-to-run` on their exact head commit."""
     if ctx.store.is_approved(repo.full_name, pull.number, pull.head_sha):
         return Trust(True, "approved with /ok-to-run")
     if pull.is_fork(repo):
         return Trust(False, f"the head is in a fork: {WAITING}")
     try:
-        if may_command(ctx, repo, pull.author, installation_id):
+        if may_command(ctx, repo, pull.author, installation_id, allowed_users):
             return Trust(True, "author has write access")
     except KfpBotError as exc:
         return Trust(False, f"could not check @{pull.author}'s permission ({exc}); {WAITING}")
@@ -104,12 +108,15 @@ def runnable(plan: Plan) -> list[PipelinePlan]:
 def create_runs(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, installation_id: int | None,
                 pipelines: Iterable[PipelinePlan], *, trigger: Trigger, triggered_by: str | None,
                 id_parts: tuple[object, ...], skip_reasons: Mapping[str, str] | None = None,
-                overrides: Mapping[str, str] | None = None) -> list[Run]:
+                overrides: Mapping[str, str] | None = None,
+                trusted_changes: Sequence[TrustedChange] = ()) -> list[Run]:
     """Create one run per pipeline (queued, or skipped with a reason) and start the queued ones.
 
     Run ids are deterministic, so a redelivered event finds its runs already created and starts
-    nothing twice.
+    nothing twice. `trusted_changes` (trusted keys the head changes) are kept with each run's
+    plan, for the line the PR comment shows about them.
     """
+    extra = {messages.TRUSTED_CHANGES_KEY: [c.to_json() for c in trusted_changes]} if trusted_changes else {}
     now = ctx.clock.now()
     created: list[Run] = []
     skip_reasons = skip_reasons or {}
@@ -120,7 +127,7 @@ def create_runs(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, instal
             repo=repo.full_name, pr=pull.number, sha=pull.head_sha, base_sha=pull.base_sha,
             pipeline=pipeline.name, trigger=trigger, triggered_by=triggered_by,
             state=RunState.QUEUED, created_at=now, updated_at=now,
-            overrides=dict(overrides or {}), plan=pipeline.to_json(),
+            overrides=dict(overrides or {}), plan={**pipeline.to_json(), **extra},
             clone_url=pull.head_clone_url or repo.clone_url, installation_id=installation_id,
         )
         if not ctx.store.create_run(run):

@@ -18,7 +18,7 @@ from handlers.messages import HeadNote
 from handlers.models import (Event, FailedDelivery, FailureStage, Notification, PullRequestRef, RepoRef, Run,
                              RunState)
 from pipeline_registry.models import ComponentPlan, PipelineInput
-from pipeline_registry.repo_config import Target
+from pipeline_registry.repo_config import RepoConfig, Target
 from pipeline_registry.settings import RunOptions
 
 
@@ -124,6 +124,9 @@ class Source(Protocol):
     def checkout(self, repo: RepoRef, clone_url: str, sha: str, *, base_sha: str | None = None) -> Path:
         """A directory holding the tree at `sha`, a git work tree in which `base_sha` also exists."""
 
+    def branch_head(self, repo: RepoRef, clone_url: str, branch: str) -> str:
+        """The commit `branch` points at now (fetched): where trusted settings are read from."""
+
 
 class BuildState(enum.Enum):
     """Outcome of asking a builder for images."""
@@ -178,8 +181,9 @@ class Compiler(Protocol):
     """Compiles a pipeline of a checked-out repository with images substituted."""
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str],
-                out_dir: Path) -> CompiledPackage:
-        """The compiled package; raises `CompileError` with a clear message."""
+                out_dir: Path, *, config: RepoConfig | None = None) -> CompiledPackage:
+        """The compiled package; raises `CompileError` with a clear message. `config` replaces the
+        checked-out `.kfp-bot.yaml` (trusted keys from the default branch); limits are capped."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +236,10 @@ class Reporter(Protocol):
 
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         """React to an accepted command."""
+
+    def notice(self, repo: RepoRef, sha: str, name: str, title: str, summary: str,
+               installation_id: int | None) -> None:
+        """A neutral, completed check `name` on `sha` (e.g. trusted settings changed by a PR)."""
 
     def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
         """Answer a command on the PR (refusals, errors, plans, help)."""

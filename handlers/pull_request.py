@@ -16,7 +16,9 @@ from handlers.planning import (checkout_and_plan, create_runs, evaluate_trust, r
 from handlers.planning import WAITING
 from handlers.reporting import record_failure, safely
 from handlers.router import Router
+from handlers.trusted import review, show_changes
 from pipeline_registry.errors import KfpBotError
+from pipeline_registry.repo_config import RepoConfig
 
 router = Router()
 
@@ -36,16 +38,20 @@ def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
     ctx.store.save_pull(repo, pull, installation)
     supersede(ctx, repo, pull, f"superseded by {pull.head_sha[:7]}", keep_sha=pull.head_sha)
     try:
-        _, plan, config = checkout_and_plan(ctx, repo, pull)
+        repo_dir, plan, _ = checkout_and_plan(ctx, repo, pull)
+        pipelines = runnable(plan)
+        # autorun, allowed users, limits and identities: the default branch's, not the PR's.
+        view = review(ctx, repo, repo_dir, [p.name for p in pipelines])
     except KfpBotError as exc:
         ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
         record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")
         report_all(ctx, repo, pull, installation, note=messages.plan_failed(str(exc)))
         return
-    pipelines = runnable(plan)
-    skip = _skip_reasons(ctx, event, [p.name for p in pipelines], config)
+    skip = _skip_reasons(ctx, event, [p.name for p in pipelines], view.config)
     created = create_runs(ctx, repo, pull, installation, pipelines, trigger=Trigger.AUTORUN,
-                          triggered_by=pull.author, id_parts=(), skip_reasons=skip)
+                          triggered_by=pull.author, id_parts=(), skip_reasons=skip,
+                          trusted_changes=view.changes)
+    show_changes(ctx, repo, pull.head_sha, view, installation)
     if created and any(WAITING in reason for reason in skip.values()):
         safely(ctx, f"{repo.full_name}#{pull.number}", "reply", lambda: ctx.reporter.reply(
             repo, pull.number, messages.waiting_for_approval(pull.author, pull.head_sha,
@@ -54,13 +60,14 @@ def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
     report_all(ctx, repo, pull, installation, note=messages.head_note(deleted=deleted))
 
 
-def _skip_reasons(ctx: HandlerContext, event: PullRequestEvent, names: list[str], config) -> dict[str, str]:
+def _skip_reasons(ctx: HandlerContext, event: PullRequestEvent, names: list[str],
+                  config: RepoConfig) -> dict[str, str]:
     if not names:
         return {}
     if event.pull.draft:
         return {name: "draft pull request: planned, not run (mark it ready for review to run)"
                 for name in names}
-    trust = evaluate_trust(ctx, event.repo, event.pull, event.installation_id)
+    trust = evaluate_trust(ctx, event.repo, event.pull, event.installation_id, config.allowed_users)
     if not trust.may_run:
         return {name: trust.reason for name in names}
     return {name: "autorun is off in .kfp-bot.yaml: comment /run " + name

@@ -22,6 +22,7 @@ from handlers.notifications import publish_run_change
 from handlers.ports import BuildRequest, BuildState, RunRequest
 from handlers.reporting import report_run
 from handlers.router import Router
+from handlers.trusted import ServiceAccountRefused, run_settings
 from pipeline_registry.errors import IsolationUnavailable, KfpBotError
 from pipeline_registry.models import ComponentPlan
 from pipeline_registry.parameters import resolve_parameters
@@ -91,14 +92,18 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
     repo_dir = checkout(ctx, moved)
     try:
         repository = Repository.open(repo_dir)
+        # Trusted keys (identity, target, compile limits) come from the default branch.
+        options, config = run_settings(ctx, run, repository)
         package = ctx.compiler.compile(repo_dir, run.pipeline, repository.component_images(run.pipeline),
-                                       run_dir(ctx, run) / "package")
+                                       run_dir(ctx, run) / "package", config=config)
         parameters = resolve_parameters(repository.settings(run.pipeline), dict(run.overrides),
                                         package.inputs)
-        options = repository.settings(run.pipeline).run
-        target = options.target or repository.config.target_for(run.pipeline)
+        target = options.target or config.target_for(run.pipeline)
     except IsolationUnavailable as exc:
         move(ctx, moved, RunState.ERROR, "pull-request code is not executed on this machine", error=str(exc))
+        return
+    except ServiceAccountRefused as exc:
+        move(ctx, moved, RunState.FAILED, "service account refused", error=str(exc))
         return
     except KfpBotError as exc:
         move(ctx, moved, RunState.FAILED, "could not compile", error=str(exc))

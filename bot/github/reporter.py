@@ -181,6 +181,21 @@ class GitHubReporter:
                                         lambda: lookups.summary_comment(gh, number, self.author))
             self.store.set_external(COMMENT_SCOPE, key, str(created))
 
+    def notice(self, repo: RepoRef, sha: str, name: str, title: str, summary: str,
+               installation_id: int | None) -> None:
+        """A completed check with a neutral conclusion (App); a success status saying it (token),
+        since commit statuses have no neutral state."""
+        if self.mode is GitHubMode.TOKEN:
+            self._status(repo.full_name, installation_id, sha, name, "success",
+                         messages.status_text(title), None)
+            return
+        now = _utc(self.clock.now())
+        fields: dict[str, Any] = {"status": "completed", "conclusion": "neutral", "external_id": f"{repo.full_name}@{sha}",
+                                  "started_at": now, "completed_at": now,
+                                  "output": {"title": title, "summary": summary}}
+        self._upsert_check(repo.full_name, installation_id, sha, name, f"{repo.full_name}@{sha}/{name}", fields,
+                           find=self._ours, may_create=lambda: True)
+
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         """React to the command comment so its author sees at once that it was accepted."""
         gh = self.clients.repo(repo.full_name, installation_id)

@@ -36,7 +36,7 @@ from deploy.compiler.failures import describe_failure
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
 from deploy.errors import CompileError
 from pipeline_registry.compile_env import pipeline_environment
-from pipeline_registry.repo_config import CompileMode
+from pipeline_registry.repo_config import CompileMode, RepoConfig
 from pipeline_registry.repository import Repository
 
 OUT_DIR = ".kfp-bot/out"
@@ -135,11 +135,13 @@ class CloudBuildCompiler:
         self.cloud = cloud
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
-                out_dir: Path) -> CompiledPipeline:
-        """The package Cloud Build compiled for this commit, pipeline and images; CompileError otherwise."""
+                out_dir: Path, *, config: RepoConfig | None = None) -> CompiledPipeline:
+        """The package Cloud Build compiled for this commit, pipeline and images; CompileError otherwise.
+
+        `config` replaces the checked-out `.kfp-bot.yaml` (trusted keys from the default branch)."""
         repository = Repository.open(repo_dir)
         chosen = dict(images) if images else repository.component_images(pipeline)
-        config = repository.config
+        config = config or repository.config
         rel_file = pipeline_file(Path(repo_dir), repository.pipeline(pipeline), config)
         folder = self.cloud.folder(_head(Path(repo_dir)), pipeline, chosen)
         where = f"gs://{self.cloud.bucket}/{folder}"

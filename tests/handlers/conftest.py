@@ -98,7 +98,8 @@ class Bot:
         comment = self.github.add_comment(REPO, number, body, author=author)
         payload = load_payload("issue_comment.created", {
             "repository.full_name": REPO, "repository.name": REPO.split("/")[1],
-            "repository.clone_url": str(self.repo.root), "issue.number": number,
+            "repository.clone_url": str(self.repo.root), "repository.default_branch": "main",
+            "issue.number": number,
             "comment.id": comment["id"], "comment.body": body, "comment.user.login": author,
             "comment.user.type": "User", "sender.login": author, "installation.id": INSTALLATION_ID})
         return self.deliver("issue_comment", payload), comment["id"]
