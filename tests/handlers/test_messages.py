@@ -254,3 +254,32 @@ def test_head_outcome_uses_the_latest_run_of_each_pipeline() -> None:
     rerun = replace(failed, id="run-b", state=RunState.SUCCEEDED, created_at=T0 + timedelta(minutes=3),
                     updated_at=T0 + timedelta(minutes=4))
     assert messages.head_outcome([failed, rerun], "") is HeadOutcome.SUCCEEDED
+
+
+# -- trusted settings and commands bound to an older head ------------------------------------------
+
+TRUSTED_CHANGES = [
+    {"file": ".kfp-bot.yaml", "key": "compile.timeout_seconds", "proposed": 3600, "in_effect": 300},
+    {"file": ".kfp-bot.yaml", "key": "allowed_users", "proposed": ["mallory"], "in_effect": []},
+    {"file": "pipelines/head-pose-pipeline/settings.yaml", "key": "run.service_account",
+     "proposed": "owner@acme.iam.gserviceaccount.com", "in_effect": None},
+]
+
+
+def test_trusted_settings_check() -> None:
+    allowed = ["pipelines@acme.iam.gserviceaccount.com"]
+    text = (f"{messages.trusted_settings_title(TRUSTED_CHANGES)}\n\n"
+            f"{messages.trusted_settings_summary(TRUSTED_CHANGES, 'main', allowed)}")
+    assert_golden(text, "messages/trusted_settings.md")
+
+
+def test_pull_comment_with_trusted_changes() -> None:
+    run = make_run(plan={**HEAD_POSE_PLAN, messages.TRUSTED_CHANGES_KEY: TRUSTED_CHANGES})
+    assert_golden(messages.pull_comment([run]), "messages/pull_comment_trusted.md")
+
+
+def test_replies_to_commands_bound_to_an_older_head() -> None:
+    moved = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d"
+    text = (messages.run_accepted("maria", [failed_command_run()], head_now=moved) + "\n---\n\n"
+            + messages.approved("maria", HEAD, ["head-pose-pipeline"], head_now=moved))
+    assert_golden(text, "messages/bound_to_older_head.md")
