@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.github import FakeGitHub
 from tests.handlers.conftest import PR, READER, REPO, Bot, _serve, bot  # noqa: F401 (fixture)
+from tests.handlers.test_production_path import cloud_bot  # noqa: F401 (fixture)
 from tests.support.github_clients import APP_ID, INSTALLATION_ID, app_private_key
 from tests.support.gitrepo import GitRepo
 
@@ -148,3 +149,21 @@ def test_compile_limits_never_exceed_the_bots_caps(sa_bot: Bot) -> None:
     [run] = bot.runs(pr=PR)
     assert run["state"] == "failed"
     assert "5 s" in run["error"] or "5 seconds" in run["error"]
+
+
+def test_on_the_production_path_vertex_ai_gets_the_default_branchs_identity(cloud_bot) -> None:
+    """The PR's `run.service_account` never reaches Vertex AI: the job runs as the bot's default."""
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    settings = "pipelines/training-pipeline/settings.yaml"
+    text = (bot.repo.root / settings).read_text() + f"run:\n  service_account: {OTHER_SA}\n"
+    head = bot.branch("identity", {settings: text})
+    bot.open_pull(head)
+    bot.settle()
+    [build] = cloud.cloudbuild.builds
+    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
+    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
+    bot.settle()
+
+    [job] = cloud.vertex.jobs
+    assert job.service_account == ""  # the bot's default identity (none configured here), not OTHER_SA
+    assert bot.checks(head)[CHECK]["conclusion"] == "neutral"
