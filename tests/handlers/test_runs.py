@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import update
 
 from bot.store.tables import outbox
-from handlers.models import BuildStatus, Event, Run, RunStart, RunState, Trigger
+from handlers.models import BuildStatus, Event, PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger
 from tests.handlers.conftest import PR, REPO, Bot
 from tests.handlers.test_pull_request import change_hello
 from tests.support.github_clients import INSTALLATION_ID
@@ -21,6 +21,12 @@ def left_behind(bot: Bot, head: str, run_id: str, state: RunState) -> Run:
               clone_url=str(bot.repo.root), installation_id=INSTALLATION_ID,
               plan={"name": "hello-pipeline", "components": []})
     assert bot.services.store.create_run(run)
+    # The previous process stored the pull request when it planned it: a PR run's trusted
+    # settings are read from that repository's default branch.
+    repo = RepoRef(full_name=REPO, clone_url=str(bot.repo.root), default_branch="main")
+    bot.services.store.save_pull(repo, PullRequestRef(
+        number=PR, title="change", author="alice", html_url="", head_sha=head, head_ref="feature", head_repo=REPO,
+        head_clone_url=str(bot.repo.root), base_sha=bot.base, base_ref="main"), INSTALLATION_ID)
     if state is not RunState.QUEUED:
         for step in (RunState.BUILDING, RunState.COMPILING, RunState.RUNNING):
             bot.services.store.transition(run_id, step)
