@@ -17,6 +17,7 @@ from typing import Iterable
 from handlers import messages
 from handlers.context import HandlerContext, Policy
 from handlers.models import RepoRef, Run, Trigger
+from handlers.planning import check_clone_url
 from handlers.reporting import safely
 from pipeline_registry.errors import ConfigError, KfpBotError
 from pipeline_registry.repo_config import RepoConfig
@@ -46,8 +47,6 @@ class TrustedView:
 def default_branch(ctx: HandlerContext, repo: RepoRef) -> Repository:
     """The repository at the head of its default branch (fetched from the base repository's URL,
     never a fork's)."""
-    from handlers.planning import check_clone_url
-
     check_clone_url(repo.clone_url, ctx.policy)
     try:
         sha = ctx.source.branch_head(repo, repo.clone_url, repo.default_branch)
