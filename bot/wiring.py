@@ -146,7 +146,8 @@ def _cloud_compile(settings: Settings):
     from deploy.endpoints import make_gcs_client
 
     return CloudCompile(make_gcs_client(settings.gcs_endpoint, settings.gcp_project), settings.cloudbuild_bucket or "",
-                        settings.cloudbuild_prefix, settings.cloudbuild_python_image)
+                        settings.cloudbuild_prefix, settings.cloudbuild_python_image,
+                        max_timeout_seconds=settings.compile_max_timeout_seconds)
 
 
 def _compiler(settings: Settings, sandbox):

@@ -116,7 +116,8 @@ class CloudBuildBuilder:
         if self.compile is None:
             return None, None
         images = repository.component_images(request.pipeline)
-        step = compile_step(repository, request.pipeline, images, wait_for=[], image=self.compile.python_image)
+        step = compile_step(repository, request.pipeline, images, wait_for=[], image=self.compile.python_image,
+                            max_timeout_seconds=self.compile.max_timeout_seconds)
         return step, compile_artifacts(self.compile.location(request.sha, request.pipeline, images))
 
     def _source(self, request: BuildRequest, repository: Repository,

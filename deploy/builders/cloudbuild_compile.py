@@ -38,6 +38,7 @@ from deploy.errors import CompileError
 from pipeline_registry.compile_env import pipeline_environment
 from pipeline_registry.repo_config import CompileMode, RepoConfig
 from pipeline_registry.repository import Repository
+from pipeline_registry.trusted import capped_compile
 
 OUT_DIR = ".kfp-bot/out"
 RESULT, OUTPUT = "result.json", "compile-output.log"
@@ -91,6 +92,8 @@ class CloudCompile:
     bucket: str
     prefix: str = "kfp-bot"
     python_image: str = "python:3.11-slim"
+    # KFP_BOT_COMPILE_MAX_TIMEOUT_SECONDS: no repository's `compile.timeout_seconds` goes above it.
+    max_timeout_seconds: int = 900
 
     def folder(self, sha: str, pipeline: str, images: Mapping[str, str]) -> str:
         """The object folder of one compile: the same commit, pipeline and images give the same one."""
@@ -102,10 +105,14 @@ class CloudCompile:
 
 
 def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str], *,
-                 wait_for: list[str], image: str) -> cloudbuild_v1.BuildStep:
+                 wait_for: list[str], image: str, max_timeout_seconds: int | None = None) -> cloudbuild_v1.BuildStep:
     """The build step that compiles `pipeline` of the build's source with `images` substituted
-    (the driver and the rewritten component specs travel in the step's arguments)."""
+    (the driver and the rewritten component specs travel in the step's arguments); its timeout is
+    the repository's `compile.timeout_seconds`, never above `max_timeout_seconds`."""
     config = repository.config
+    if max_timeout_seconds is not None:
+        config = capped_compile(config, max_timeout_seconds=max_timeout_seconds,
+                                max_memory_mb=config.compile.memory_mb)
     chosen = repository.pipeline(pipeline)
     rel_file = pipeline_file(repository.root, chosen, config)
     mode = resolve_mode(config.compile.mode, repository.snapshot.read(rel_file).decode("utf-8", "replace"),

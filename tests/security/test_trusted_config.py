@@ -167,3 +167,16 @@ def test_on_the_production_path_vertex_ai_gets_the_default_branchs_identity(clou
     [job] = cloud.vertex.jobs
     assert job.service_account == ""  # the bot's default identity (none configured here), not OTHER_SA
     assert bot.checks(head)[CHECK]["conclusion"] == "neutral"
+
+
+def test_cloud_builds_compile_step_never_gets_more_time_than_the_cap(cloud_bot) -> None:
+    from deploy.builders.cloudbuild_compile import COMPILE_STEP_ID, INSTALL_SECONDS
+
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    main = "pipelines/training-pipeline/train/main.py"
+    head = bot.branch("slow-compile", {".kfp-bot.yaml": "compile:\n  timeout_seconds: 3600\n",
+                                       main: (bot.repo.root / main).read_text() + "\n# more\n"})
+    bot.open_pull(head)
+    bot.settle()
+    [step] = [s for build in cloud.cloudbuild.builds for s in build.steps if s.id == COMPILE_STEP_ID][:1]
+    assert step.timeout.seconds == 900 + INSTALL_SECONDS  # KFP_BOT_COMPILE_MAX_TIMEOUT_SECONDS' default
