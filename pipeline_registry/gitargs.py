@@ -20,7 +20,9 @@ _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # `git check-ref-format`: no control characters, space, ~ ^ : ? * [ or backslash anywhere
 # (https://git-scm.com/docs/git-check-ref-format).
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-URL_SCHEMES = ("https", "ssh", "file")
+# http is read (GitHub Enterprise examples use it) but never fetched: the clone policy allows
+# https and ssh only, and git's protocol.allow leaves http out (deploy/checkout.py).
+URL_SCHEMES = ("https", "http", "ssh", "file")
 
 
 class GitArgumentError(KfpBotError):
@@ -75,8 +77,8 @@ def check_ref(value: str, field: str) -> str:
 
 
 def check_url(value: str, field: str) -> str:
-    """`value` when it can only be read by git as a repository location: an https, ssh or file URL
-    or an absolute path, with no leading '-' and no control characters."""
+    """`value` when it can only be read by git as a repository location: an http(s), ssh or file
+    URL or an absolute path, with no leading '-' and no control characters."""
     if not value:
         raise GitArgumentError(field, "is empty")
     if value.startswith("-"):
@@ -86,7 +88,7 @@ def check_url(value: str, field: str) -> str:
     scheme = urlparse(value).scheme
     if scheme in URL_SCHEMES or (not scheme and value.startswith("/")):
         return value
-    raise GitArgumentError(field, f"is not an https, ssh or file URL or an absolute path: {_shown(value)}",
+    raise GitArgumentError(field, f"is not an http(s), ssh or file URL or an absolute path: {_shown(value)}",
                            hint="transports such as ext:: and relative paths are never used")
 
 

@@ -189,7 +189,7 @@ class GitHubReporter:
             self._status(repo.full_name, installation_id, sha, name, "success",
                          messages.status_text(title), None)
             return
-        now = _utc(self.clock.now())
+        now = lookups.utc(self.clock.now())
         fields: dict[str, Any] = {"status": "completed", "conclusion": "neutral", "external_id": f"{repo.full_name}@{sha}",
                                   "started_at": now, "completed_at": now,
                                   "output": {"title": title, "summary": summary}}

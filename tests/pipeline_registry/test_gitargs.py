@@ -47,9 +47,9 @@ def test_urls_and_absolute_paths_are_accepted(value: str) -> None:
 
 @pytest.mark.parametrize("value,problem", [
     ("--upload-pack=touch /tmp/x", "starts with '-'"), ("-u", "starts with '-'"), ("", "is empty"),
-    ("https://github.com/o/r\n--x", "control characters"), ("ext::sh -c touch% /tmp/x", "not an https"),
-    ("relative/path", "not an https"), ("git@github.com:o/r.git", "not an https"),
-    ("fd::7", "not an https"),
+    ("https://github.com/o/r\n--x", "control characters"), ("ext::sh -c touch% /tmp/x", "not an http(s)"),
+    ("relative/path", "not an http(s)"), ("git@github.com:o/r.git", "not an http(s)"),
+    ("fd::7", "not an http(s)"),
 ])
 def test_other_locations_are_refused(value: str, problem: str) -> None:
     with pytest.raises(GitArgumentError, match=r"^repository\.clone_url ") as caught:

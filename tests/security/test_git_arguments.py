@@ -106,7 +106,7 @@ def test_git_source_never_uses_the_ext_transport(example_repo: GitRepo, tmp_path
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("url", ["--upload-pack=touch /tmp/x", "relative/repo", "ext::sh -c id",
+@pytest.mark.parametrize("url", ["--upload-pack=touch /tmp/x", "relative/repo", "ext::sh -c id", "http://github.com/o/r.git",
                                  "https://evil.example/o/r.git", "ssh://git@evil.example/o/r.git"])
 def test_clone_urls_outside_the_allowlist_are_refused(url: str) -> None:
     with pytest.raises(CloneUrlRefused):
