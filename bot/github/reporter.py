@@ -194,7 +194,7 @@ class GitHubReporter:
                                   "started_at": now, "completed_at": now,
                                   "output": {"title": title, "summary": summary}}
         self._upsert_check(repo.full_name, installation_id, sha, name, f"{repo.full_name}@{sha}/{name}", fields,
-                           find=self._ours, may_create=lambda: True)
+                           find=self.author.owns, may_create=lambda: True)
 
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         """React to the command comment so its author sees at once that it was accepted."""
