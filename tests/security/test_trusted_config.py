@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 
 from tests.fakes.github import FakeGitHub
-from tests.handlers.conftest import PR, READER, REPO, Bot, _serve, bot  # noqa: F401 (fixture)
+from tests.handlers.conftest import PR, READER, REPO, Bot, _serve, bot, token_bot  # noqa: F401 (fixture)
 from tests.handlers.test_production_path import cloud_bot  # noqa: F401 (fixture)
 from tests.support.github_clients import APP_ID, INSTALLATION_ID, app_private_key
 from tests.support.gitrepo import GitRepo
@@ -180,3 +180,13 @@ def test_cloud_builds_compile_step_never_gets_more_time_than_the_cap(cloud_bot) 
     bot.settle()
     [step] = [s for build in cloud.cloudbuild.builds for s in build.steps if s.id == COMPILE_STEP_ID][:1]
     assert step.timeout.seconds == 900 + INSTALL_SECONDS  # KFP_BOT_COMPILE_MAX_TIMEOUT_SECONDS' default
+
+
+def test_with_a_token_the_notice_is_a_commit_status_saying_it(token_bot: Bot) -> None:
+    bot = token_bot
+    head = bot.branch("limits", {".kfp-bot.yaml": "compile:\n  memory_mb: 65536\n", HELLO: hello_settings(bot)})
+    bot.open_pull(head)
+    bot.settle()
+    [status] = [s for s in bot.github.statuses(REPO, head) if s["context"] == CHECK]
+    assert status["state"] == "success"
+    assert status["description"] == "1 trusted setting changed: takes effect after merge"
