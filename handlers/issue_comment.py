@@ -197,7 +197,6 @@ def _approve(event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext
     report_all(ctx, event.repo, live, event.installation_id)
 
 
-
 def _acknowledge(ctx: HandlerContext, event: IssueCommentEvent) -> None:
     safely(ctx, str(event.comment_id), "reaction",
            lambda: ctx.reporter.acknowledge(event.repo, event.comment_id, event.installation_id))
