@@ -115,9 +115,8 @@ def check_ref(value: str) -> str:
     check_text(value, limit=MAX_NAME)
     # The rules live with the other values bound for a git command line (a component starting
     # with '-' is refused too: it would be read as an option).
-    problem = ref_problem(value)
-    if problem:
-        raise BoundsError(f"is not a valid git branch or ref name ({problem}), got {printable(value)!r}")
+    if ref_problem(value):
+        raise BoundsError(f"is not a valid git branch or ref name, got {printable(value)!r}")
     return value
 
 
