@@ -15,7 +15,7 @@ import pytest
 from deploy.sandbox import Sandbox, isolation
 from tests.security.hostile import SecretService, Victim, make_victim, secret_process
 
-# Small limits keep the attacks fast: 1 MB of output per stream at most... (here 64 KB), few processes.
+# Small limits keep the attacks fast: 64 KB of output kept per stream, 64 processes.
 SANDBOX = Sandbox(max_processes=64, output_kb=64)
 
 
