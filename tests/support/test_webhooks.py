@@ -9,7 +9,8 @@ from tests.support.webhooks import available_payloads, delivery_headers, load_pa
 EXPECTED = {
     "pull_request.opened", "pull_request.synchronize", "pull_request.reopened", "pull_request.closed",
     "pull_request.ready_for_review", "issue_comment.created", "issue_comment.created.issue",
-    "issue_comment.edited", "ping", "push", "check_run.rerequested",
+    "issue_comment.edited", "ping", "push", "check_run.rerequested", "check_run.requested_action",
+    "check_suite.rerequested",
 }
 
 
