@@ -1,17 +1,23 @@
-"""Fixtures for the compiler tests: small kfp repositories in git, and the cached kfp 1.8 environment."""
+"""Fixtures for the deploy tests: small kfp repositories in git, the cached kfp 1.8 environment, and
+the Cloud Build and GCS fakes reached through their real clients."""
 
 from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from google.cloud.devtools import cloudbuild_v1
 
+from deploy.builders.cloudbuild import make_cloudbuild_client
 from deploy.compiler.environments import ensure_environment
 from pipeline_registry.compile_env import CompileEnvironment
 from pipeline_registry.models import Component, Pipeline
+from tests.fakes.cloudbuild import FakeCloudBuild
+from tests.fakes.template_stores import FakeGcs
 from tests.support.gitrepo import GitRepo
 
 OLD_TRAIN_IMAGE = "gcr.io/old-project/demo-train:latest"
@@ -19,6 +25,7 @@ OLD_NOTIFY_IMAGE = "gcr.io/old-project/notify:1.0"
 NEW_TRAIN_IMAGE = "europe-docker.pkg.dev/proj/repo/demo-train:sha-1234"
 NEW_NOTIFY_IMAGE = "europe-docker.pkg.dev/proj/repo/notify:sha-1234"
 KFP18 = "kfp==1.8.22"
+BUCKET = "ml-project-kfp-bot"
 
 TRAIN_SPEC = f"""\
 name: Train
@@ -147,3 +154,25 @@ def kfp18_env(compile_cache: Path) -> EnvironmentBuild:
     if errors:  # every test that needs kfp 1.8 errors out with the installer's own message
         raise errors[0]
     return EnvironmentBuild(env, tuple(paths), tuple(counts), leftovers)
+
+
+@pytest.fixture
+def gcs() -> Iterator[FakeGcs]:
+    """A GCS fake: where the bot uploads build contexts and Cloud Build leaves its artifacts."""
+    with FakeGcs() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(gcs: FakeGcs) -> Iterator[FakeCloudBuild]:
+    """A Cloud Build fake that fetches uploaded sources from, and writes artifacts to, `gcs`."""
+    with FakeCloudBuild(gcs=gcs) as server:
+        yield server
+
+
+@pytest.fixture
+def client(fake: FakeCloudBuild) -> Iterator[cloudbuild_v1.CloudBuildClient]:
+    """The real Cloud Build client, talking to `fake` over a socket."""
+    built = make_cloudbuild_client(fake.endpoint)
+    yield built
+    built.transport.close()

@@ -103,13 +103,6 @@ def fake() -> Iterator[FakeCloudBuild]:
 
 
 @pytest.fixture
-def client(fake: FakeCloudBuild) -> Iterator[cloudbuild_v1.CloudBuildClient]:
-    built = make_cloudbuild_client(fake.endpoint)
-    yield built
-    built.transport.close()
-
-
-@pytest.fixture
 def builder(client: cloudbuild_v1.CloudBuildClient) -> CloudBuildBuilder:
     return CloudBuildBuilder(client, PROJECT, retry=FAST_RETRY)
 

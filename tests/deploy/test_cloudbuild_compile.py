@@ -23,26 +23,14 @@ from handlers.models import BuildStatus, RunState, run_id_for
 from handlers.ports import BuildRequest, BuildState
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repository import Repository
+from tests.deploy.conftest import BUCKET
 from tests.deploy.test_cloudbuild import FAST_RETRY, PROJECT, REPO
 from tests.fakes.cloudbuild import FakeCloudBuild, Status
 from tests.fakes.template_stores import FakeGcs
 from tests.support.gitrepo import GitRepo
 
-BUCKET = "ml-project-kfp-bot"
 TRAIN_MAIN = "pipelines/training-pipeline/train/main.py"
 HELLO = "pipelines/hello-pipeline/hello-pipeline.py"
-
-
-@pytest.fixture
-def gcs() -> Iterator[FakeGcs]:
-    with FakeGcs() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(gcs: FakeGcs) -> Iterator[FakeCloudBuild]:
-    with FakeCloudBuild(gcs=gcs) as server:
-        yield server
 
 
 @pytest.fixture

@@ -5,41 +5,21 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterator
 
 import pytest
 from google.cloud.devtools import cloudbuild_v1
 
-from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
+from deploy.builders.cloudbuild import CloudBuildBuilder
 from deploy.builders.cloudbuild_source import StorageUpload
 from deploy.endpoints import make_gcs_client
 from handlers.models import BuildStatus, RunState
 from handlers.ports import BuildRequest, BuildState
 from pipeline_registry.repository import Repository
+from tests.deploy.conftest import BUCKET
 from tests.deploy.test_cloudbuild import FAST_RETRY, PROJECT, REPO, request_, the_build  # noqa: F401 (fixture)
 from tests.fakes.cloudbuild import FailureType, FakeCloudBuild, Status
 from tests.fakes.template_stores import FakeGcs
 
-BUCKET = "ml-project-kfp-bot"
-
-
-@pytest.fixture
-def gcs() -> Iterator[FakeGcs]:
-    with FakeGcs() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(gcs: FakeGcs) -> Iterator[FakeCloudBuild]:
-    with FakeCloudBuild(gcs=gcs) as server:
-        yield server
-
-
-@pytest.fixture
-def client(fake: FakeCloudBuild) -> Iterator[cloudbuild_v1.CloudBuildClient]:
-    built = make_cloudbuild_client(fake.endpoint)
-    yield built
-    built.transport.close()
 
 
 def uploading(client: cloudbuild_v1.CloudBuildClient, gcs: FakeGcs) -> CloudBuildBuilder:
