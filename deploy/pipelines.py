@@ -7,9 +7,10 @@ on a laptop produces exactly what the bot submits for a pull request.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from deploy.compiler import CompiledPipeline, compile_pipeline
+from deploy.compiler.batch import Outcome, compile_pipelines
 from deploy.compiler.scratch import ScratchTree
 from deploy.sandbox import Sandbox
 from pipeline_registry.repo_config import RepoConfig
@@ -50,3 +51,17 @@ class RepositoryCompiler:
         return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=limited,
                                 images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
                                 sandbox=self.sandbox)
+
+    def compile_many(self, repo_dir: Path, pipelines: Sequence[str], out_dir: Path,
+                     images: Mapping[str, Mapping[str, str]] | None = None, scratch: ScratchTree | None = None, *,
+                     config: RepoConfig | None = None) -> dict[str, Outcome]:
+        """Compile several pipelines of one working tree with one sandboxed interpreter per compile
+        environment (`<out_dir>/<name>.yaml`); each gets its package or its error, in order.
+        `images` maps a pipeline to its images (content tags for a pipeline it does not name)."""
+        repository = Repository.open(repo_dir)
+        chosen = {name: dict((images or {}).get(name) or repository.component_images(name)) for name in pipelines}
+        limited = capped_compile(config or repository.config, max_timeout_seconds=self.max_timeout_seconds,
+                                 max_memory_mb=self.max_memory_mb)
+        return compile_pipelines(repo_dir, [repository.pipeline(name) for name in pipelines], config=limited,
+                                 images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
+                                 sandbox=self.sandbox)

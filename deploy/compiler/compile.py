@@ -20,14 +20,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from deploy.compiler.environments import resolve_environment
+from deploy.compiler.environments import ResolvedEnvironment, resolve_environment
 from deploy.compiler.failures import describe_failure, no_result_failure, timeout_failure
 from deploy.compiler.images import substitute_images
 from deploy.compiler.scratch import NOT_COPIED, ScratchTree, copy_tree
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
 from deploy.errors import CompileError
-from deploy.sandbox import Sandbox
-from pipeline_registry.compile_env import pipeline_environment
+from deploy.sandbox import Sandbox, SandboxResult
+from pipeline_registry.compile_env import CompileEnvironment, pipeline_environment
 from pipeline_registry.models import Pipeline
 from pipeline_registry.repo_config import CompileMode, RepoConfig
 
@@ -50,7 +50,7 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
     rel_file = pipeline_file(repo_dir, pipeline, config)
     source = (repo_dir / rel_file).read_text(encoding="utf-8", errors="replace")
     mode = resolve_mode(config.compile.mode, source, rel_file)
-    env = pipeline_environment(lambda path: _read(repo_dir, path), config, pipeline)
+    env = pipeline_environment(lambda path: read_repo_file(repo_dir, path), config, pipeline)
     resolved = resolve_environment(env, cache_dir=Path(cache_dir), python=python, on_line=on_line,
                                    fallback=config.compile.fallback_to_nearest_patch, sandbox=sandbox)
     interpreter = resolved.python
@@ -77,19 +77,32 @@ def compile_pipeline(repo_dir: Path, pipeline: Pipeline, *, config: RepoConfig, 
         writable = [work] if shared is None else [work, scratch_dir]
         proc = sandbox.run(argv, cwd=scratch_dir, limits=limits, writable=writable, read_only=environment,
                            env=dict(config.compile.env), on_line=on_line)
-        if proc.timed_out:
-            raise timeout_failure(rel_file, config.compile.timeout_seconds, proc.tail())
-        verdict = _read_verdict(result_file)
-        if verdict is None:
-            raise no_result_failure(rel_file, proc, config.compile.memory_mb)
-        if not verdict.get("ok"):
-            raise describe_failure(rel_file, verdict, env=env, config=config, output=proc.tail(40),
-                                   local_package=lambda name: local_package(repo_dir, name))
-        if mode is CompileMode.IMPORT:
-            produced = _driver_package(work / "out", rel_file)
-        else:
-            produced = _written_package(scratch_dir, before, rel_file, pipeline.name)
-        compiled = _store(produced, out_dir, pipeline.name, rel_file)
+        produced_in = work / "out" if mode is CompileMode.IMPORT else scratch_dir
+        return finish_compile(pipeline.name, rel_file, mode, proc, _read_verdict(result_file), produced_in=produced_in,
+                              before=before, out_dir=out_dir, env=env, resolved=resolved, config=config,
+                              images=images, repo_dir=repo_dir)
+
+
+def finish_compile(name: str, rel_file: str, mode: CompileMode, proc: SandboxResult, verdict: dict[str, Any] | None,
+                   *, produced_in: Path, before: dict[str, tuple[int, int]], out_dir: Path, env: CompileEnvironment,
+                   resolved: ResolvedEnvironment, config: RepoConfig, images: Mapping[str, str],
+                   repo_dir: Path) -> CompiledPipeline:
+    """A sandboxed compile's outcome (its process and the driver's verdict) as the package stored in
+    `out_dir`, or the `CompileError` a user can act on. The package is found on disk, never taken
+    from the verdict: in `produced_in` (import mode), or among the package files that changed
+    there since `before` (script mode). Shared by the single and the batch compile."""
+    if proc.timed_out:
+        raise timeout_failure(rel_file, config.compile.timeout_seconds, proc.tail())
+    if verdict is None:
+        raise no_result_failure(rel_file, proc, config.compile.memory_mb)
+    if not verdict.get("ok"):
+        raise describe_failure(rel_file, verdict, env=env, config=config, output=proc.tail(40),
+                               local_package=lambda package: local_package(repo_dir, package))
+    if mode is CompileMode.IMPORT:
+        produced = _driver_package(produced_in, rel_file)
+    else:
+        produced = _written_package(produced_in, before, rel_file, name)
+    compiled = _store(produced, out_dir, name, rel_file)
     if not compiled.sdk_version and verdict.get("sdk_version"):
         compiled = dataclasses.replace(compiled, sdk_version=str(verdict["sdk_version"]))
     if resolved.note:
@@ -194,7 +207,8 @@ def _inside(root: Path, relative: str) -> bool:
     return (root / relative).resolve().is_relative_to(root)
 
 
-def _read(repo_dir: Path, relative: str) -> bytes | None:
+def read_repo_file(repo_dir: Path, relative: str) -> bytes | None:
+    """The bytes of a repository file (None when missing or outside the repository)."""
     path = repo_dir / relative
     if not _inside(repo_dir, relative) or not path.is_file():
         return None
