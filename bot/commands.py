@@ -21,7 +21,7 @@ from pipeline_registry.parameters import parse_assignments, resolve_parameters
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repo_config import Target
 from pipeline_registry.repository import Repository
-from pipeline_registry.settings import RunOptions
+from pipeline_registry.settings import PipelineSettings, RunOptions
 from pipeline_registry.proposal import propose
 from pipeline_registry.repo_config import CONFIG_FILE
 from pipeline_registry.snapshot import merge_base, open_snapshot
@@ -74,30 +74,42 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
     repository.graph.require_pipelines()  # checking nothing is a failure, never a silent pass
     names = args.names or sorted(repository.pipelines())
     compiler = RepositoryCompiler(settings.cache_dir, sandbox=command_line_sandbox(settings))
-    problems = 0
-    # One copy of the tree for every pipeline of the check, reset between compiles.
+    problems: dict[str, KfpBotError] = {}
+    checked: dict[str, PipelineSettings] = {}
+    for name in names:
+        try:
+            pipeline = repository.pipeline(name)
+            if pipeline.pipeline_file is None:
+                raise KfpBotError(f"{pipeline.path}: no pipeline file",
+                                  hint=f"add {pipeline.path}/{name}.py defining a @dsl.pipeline")
+            checked[name] = repository.settings(name)
+            _check_run_options(repository, name, checked[name].run, settings)
+        except KfpBotError as exc:
+            problems[name] = exc
+    # Every pipeline in one sandboxed interpreter per compile environment, one copy of the tree.
+    to_compile = [name for name in names if name not in problems]
     with tempfile.TemporaryDirectory(prefix="kfp-bot-check-") as tmp, ScratchTree(args.repo) as scratch:
-        for name in names:
-            try:
-                pipeline = repository.pipeline(name)
-                if pipeline.pipeline_file is None:
-                    raise KfpBotError(f"{pipeline.path}: no pipeline file",
-                                      hint=f"add {pipeline.path}/{name}.py defining a @dsl.pipeline")
-                settings_file = repository.settings(name)
-                _check_run_options(repository, name, settings_file.run, settings)
-                compiled = compiler.compile(args.repo, name, None, Path(tmp) / name, scratch=scratch)
-                resolve_parameters(settings_file, {}, compiled.inputs)
-            except KfpBotError as exc:
-                problems += 1
-                for line in _problem_lines(exc):
-                    print(f"{name}: {line}", file=sys.stderr)
-                continue
-            print(f"ok  {name}: {len(settings_file.parameters)} parameter(s), "
-                  f"{len(compiled.inputs)} input(s), compiled with kfp {compiled.sdk_version}")
-            for note in compiled.notes:
-                print(f"    note: {note}")
+        try:
+            outcomes = compiler.compile_many(args.repo, to_compile, Path(tmp), scratch=scratch) if to_compile else {}
+        except KfpBotError as exc:  # nothing compiled (no sandbox): every pipeline says why
+            outcomes = dict.fromkeys(to_compile, exc)
+    for name in names:
+        outcome = problems.get(name) or outcomes[name]
+        try:
+            if isinstance(outcome, KfpBotError):
+                raise outcome
+            resolve_parameters(checked[name], {}, outcome.inputs)
+        except KfpBotError as exc:
+            problems[name] = exc
+            for line in _problem_lines(exc):
+                print(f"{name}: {line}", file=sys.stderr)
+            continue
+        print(f"ok  {name}: {len(checked[name].parameters)} parameter(s), "
+              f"{len(outcome.inputs)} input(s), compiled with kfp {outcome.sdk_version}")
+        for note in outcome.notes:
+            print(f"    note: {note}")
     if problems:
-        print(f"{problems} of {len(names)} pipeline(s) have problems", file=sys.stderr)
+        print(f"{len(problems)} of {len(names)} pipeline(s) have problems", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
