@@ -99,7 +99,7 @@ def measure(root: Path, pipelines: int, repeat: int, tmp: Path) -> list[tuple[st
 def startup(repeat: int) -> tuple[float, float]:
     """(bare `python -c pass`, importing everything `kfp-bot plan` loads and its settings) in CPU seconds."""
     bare = _median(lambda: _run([sys.executable, "-c", "pass"], cwd=Path.cwd()), repeat)
-    code = "import bot.cli, bot.commands; from bot.config import load_settings; load_settings()"
+    code = "import bot.cli, bot.cli_commands; from bot.config import load_settings; load_settings()"
     plan = _median(lambda: _run([sys.executable, "-c", code], cwd=Path.cwd()), repeat)
     return bare, plan
 

@@ -68,10 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `kfp-bot` and `python -m bot`."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from bot import commands
+    from bot import cli_commands
 
-    handlers = {"plan": commands.plan, "check": commands.check, "compile": commands.compile_,
-                "run": commands.run, "serve": commands.serve, "init": commands.init}
+    handlers = {"plan": cli_commands.plan, "check": cli_commands.check, "compile": cli_commands.compile_,
+                "run": cli_commands.run, "serve": cli_commands.serve, "init": cli_commands.init}
     try:
         settings = load_settings()
         return handlers[args.command](args, settings)

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 
 from handlers import messages
-from handlers.commands import ALL_PIPELINES, Command, CommandKind, CommandProblem, parse_comment
+from handlers.comment_commands import ALL_PIPELINES, Command, CommandKind, CommandProblem, parse_comment
 from handlers.context import HandlerContext
 from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, RunState, Trigger
 from handlers.planning import (checkout_and_plan, create_runs, may_command, pipelines_named,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.commands import Command, CommandKind, CommandProblem, parse_comment
+from handlers.comment_commands import Command, CommandKind, CommandProblem, parse_comment
 
 
 def test_run_with_overrides_anywhere_in_the_comment() -> None:
