@@ -98,7 +98,7 @@ def _bus(settings: Settings, store, holder: dict[str, HandlerContext]):
         from bot.pubsub.relay import OutboxRelay
 
         return OutboxRelay(store, PubSubBus.from_settings(settings, make_publisher(settings.pubsub_endpoint)))
-    from bot.bus import OutboxBus
+    from bot.embedded_bus import OutboxBus
     from bot.store.outbox import Lane
     from handlers.routes import dispatch, handle_failure
 

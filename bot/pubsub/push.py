@@ -36,7 +36,7 @@ made visible), so a crash or a 5xx in the middle never turns the redelivery into
 (deterministic build ids, job ids, check runs, forward-only run states).
 
 Our own events carry a `kind` attribute with an `EventKind` value and `event_to_dict` JSON as
-data (`bot.pubsub.bus`); other messages (Cloud Build's `cloud-builds` topic, the pipeline job
+data (`bot.pubsub.publisher`); other messages (Cloud Build's `cloud-builds` topic, the pipeline job
 log sink) are offered to each `NotificationDecoder` in turn. The subscriptions must use the
 default wrapped payload (not "payload unwrapping").
 """
@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot.bus import BusUnavailable
+from bot.embedded_bus import BusUnavailable
 from bot.config import ConfigurationError
 from bot.logs import log_context
 from bot.pubsub.envelope import MalformedEnvelope, PushMessage, message_key, parse_envelope

@@ -15,8 +15,8 @@ import logging
 import threading
 from typing import Sequence
 
-from bot.bus import BusUnavailable, new_owner_id
-from bot.pubsub.bus import PubSubBus
+from bot.embedded_bus import BusUnavailable, new_owner_id
+from bot.pubsub.publisher import PubSubBus
 from bot.store.outbox import OutboxStore
 from handlers.models import Event
 

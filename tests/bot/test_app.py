@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from bot.app import create_app
-from bot.bus import BusUnavailable, OutboxBus
+from bot.embedded_bus import BusUnavailable, OutboxBus
 from bot.config import LogFormat, Settings
 from bot.logs import configure_logging
 from bot.payloads import parse_event

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from bot.app import create_app
-from bot.bus import OutboxBus
+from bot.embedded_bus import OutboxBus
 from bot.config import Settings
 from bot.dashboard import format_duration, github_web_url, group_runs, safe_link
 from bot.services import Services

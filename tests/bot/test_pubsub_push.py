@@ -22,10 +22,10 @@ from flask import Flask
 from google.api_core import exceptions as api_exceptions
 
 from bot.app import create_app
-from bot.bus import BusUnavailable
+from bot.embedded_bus import BusUnavailable
 from bot.config import BusKind, ConfigurationError, Settings
 from bot.payloads import parse_event
-from bot.pubsub.bus import PubSubBus, make_publisher
+from bot.pubsub.publisher import PubSubBus, make_publisher
 from bot.pubsub.relay import OutboxRelay
 from bot.pubsub.oidc import PushTokenVerifier
 from bot.pubsub.push import PUSH_PATH, push_blueprint, push_blueprint_for_services

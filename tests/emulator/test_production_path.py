@@ -14,7 +14,7 @@ import grpc
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as retries
 
-from bot.pubsub.bus import message_attributes
+from bot.pubsub.publisher import message_attributes
 from handlers.models import RunStart, event_to_dict
 from pipeline_registry.repo_config import Target
 from tests.emulator.conftest import EmulatedCloud, wait_until

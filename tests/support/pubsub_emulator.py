@@ -122,7 +122,7 @@ class PubSubEmulator:
 
     def publisher(self) -> Any:
         """A PublisherClient on the emulator (insecure channel, no credentials), as the bot makes it."""
-        from bot.pubsub.bus import make_publisher
+        from bot.pubsub.publisher import make_publisher
 
         return make_publisher(self.endpoint)
 

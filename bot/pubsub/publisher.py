@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bot.bus import BusUnavailable
+from bot.embedded_bus import BusUnavailable
 from bot.config import ConfigurationError
 from deploy.endpoints import is_loopback
 from handlers.models import Event, event_to_dict

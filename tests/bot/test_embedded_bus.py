@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.bus import OutboxBus
+from bot.embedded_bus import OutboxBus
 from bot.logs import current_ids
 from bot.payloads import parse_event
 from bot.store import SqlStore

@@ -15,10 +15,10 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import pubsub_v1
 
 from bot.app import create_app
-from bot.bus import BusUnavailable
+from bot.embedded_bus import BusUnavailable
 from bot.config import Settings
 from bot.payloads import parse_event
-from bot.pubsub.bus import PubSubBus, is_loopback, make_publisher, topic_path
+from bot.pubsub.publisher import PubSubBus, is_loopback, make_publisher, topic_path
 from bot.pubsub.relay import OutboxRelay
 from bot.services import Services
 from bot.store import SqlStore
