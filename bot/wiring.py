@@ -226,7 +226,7 @@ def _vertex_schedules(settings: Settings):
 
 def _github_side(settings: Settings, store: Store, clients: "GitHubClients | None"):
     if settings.github_mode is None:
-        from bot.reporting import LogReporter
+        from bot.log_reporter import LogReporter
 
         return LogReporter(), AllowListPermissions(), StoredPulls(store), None
     from bot.github import GitHubClients, GitHubPermissions, GitHubPulls, GitHubReporter

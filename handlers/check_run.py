@@ -24,7 +24,7 @@ from handlers.context import HandlerContext
 from handlers.models import CheckAction, CheckRunEvent, EventKind, PullRequestRef, RepoRef, Run, RunState, Trigger
 from handlers.planning import (checkout_and_plan, create_runs, may_command, pipelines_named, report_all,
                                runnable)
-from handlers.reporting import safely
+from handlers.status_reporting import safely
 from handlers.router import Router
 from handlers.runs import move
 from pipeline_registry.errors import KfpBotError

@@ -17,7 +17,7 @@ from handlers.context import HandlerContext
 from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, RunState, Trigger
 from handlers.planning import (checkout_and_plan, create_runs, may_command, pipelines_named,
                                report_all, runnable, supersede)
-from handlers.reporting import safely
+from handlers.status_reporting import safely
 from handlers.router import Router
 from handlers.runs import move
 from handlers.trusted import default_branch, review, show_changes

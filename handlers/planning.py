@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from handlers import messages
 from handlers.context import HandlerContext, Policy, step_resumed
 from handlers.models import PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger, run_id_for
-from handlers.reporting import report_check, report_head, report_pull
+from handlers.status_reporting import report_check, report_head, report_pull
 from pipeline_registry.errors import KfpBotError
 from pipeline_registry.gitargs import GitArgumentError, check_url
 from pipeline_registry.models import Plan, PipelineChange, PipelinePlan

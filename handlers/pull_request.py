@@ -14,7 +14,7 @@ from handlers.models import EventKind, PullRequestAction, PullRequestEvent, Trig
 from handlers.planning import (checkout_and_plan, create_runs, evaluate_trust, report_all, runnable,
                                supersede)
 from handlers.planning import WAITING
-from handlers.reporting import record_failure, safely
+from handlers.status_reporting import record_failure, safely
 from handlers.router import Router
 from handlers.trusted import review, show_changes
 from pipeline_registry.errors import KfpBotError

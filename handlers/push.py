@@ -16,7 +16,7 @@ from handlers.context import HandlerContext
 from handlers.deploying import remove_schedules
 from handlers.models import EventKind, PushEvent, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.planning import check_clone_url, runnable, unstarted
-from handlers.reporting import record_failure, report_check, report_head
+from handlers.status_reporting import record_failure, report_check, report_head
 from handlers.router import Router
 from pipeline_registry.errors import KfpBotError
 from pipeline_registry.models import ComponentPlan, PipelineChange, PipelinePlan, Plan

@@ -6,7 +6,7 @@ from handlers import check_run, check_suite, issue_comment, messages, pull_reque
 from handlers.context import HandlerContext
 from handlers.models import (BuildStatus, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
                              PullRequestEvent, PushEvent, RunStart, RunStatus)
-from handlers.reporting import handling, record_failure, report_head, safely
+from handlers.status_reporting import handling, record_failure, report_head, safely
 from handlers.router import Router
 
 ROUTES = Router().include(pull_request.router, issue_comment.router, push.router, runs.router,

@@ -18,7 +18,7 @@ from handlers import messages
 from handlers.context import HandlerContext, Policy
 from handlers.models import RepoRef, Run, Trigger
 from handlers.planning import check_clone_url
-from handlers.reporting import safely
+from handlers.status_reporting import safely
 from pipeline_registry.errors import ConfigError, KfpBotError
 from pipeline_registry.repo_config import RepoConfig
 from pipeline_registry.repository import Repository

@@ -1,6 +1,6 @@
 """Finding the bot's own objects on GitHub again: the PR comment, a reply, a check run, a status.
 
-The reporter (`bot.github.reporter`) looks an object up before creating it whenever it cannot
+The reporter (`bot.github.github_reporter`) looks an object up before creating it whenever it cannot
 be sure it does not exist: the store lost its id, or GitHub answered a create with a 5xx or not
 at all (GitHub may have done it). Only objects this bot wrote count (`Authorship`), so a comment
 quoting the marker or another App's check of the same name is never taken over.

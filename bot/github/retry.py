@@ -2,7 +2,7 @@
 
 PyGithub's own `GithubRetry` (a urllib3 `Retry`) is configured rather than a retry loop written
 by hand. `WriteSafeRetry` refuses to repeat a write GitHub may have done and bounds every wait
-for a rate limit (see its docstring); the callers (`bot.github.client`, `bot.github.reporter`)
+for a rate limit (see its docstring); the callers (`bot.github.client`, `bot.github.github_reporter`)
 turn what it gives up on into visible errors and look writes up before creating them again.
 """
 

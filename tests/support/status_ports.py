@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 
-from bot.reporting import LogReporter
+from bot.log_reporter import LogReporter
 from bot.store import SqlStore
 from bot.wiring import AllowListPermissions, StoredPulls
 from deploy.checkout import GitSource

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.reporting import LogReporter
+from bot.log_reporter import LogReporter
 from handlers.models import RepoRef, Run, RunState, Trigger
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
