@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from bot.budget import memory_budget
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
 from bot.services import Services
-from bot.slack import chat_from_settings
+from bot.slack_chat import chat_from_settings
 from handlers.context import HandlerContext, Policy
 from handlers.models import PullRequestRef, RepoRef
 from handlers.ports import Store

@@ -479,7 +479,7 @@ def _macro(template: str, name: str, **values: Any) -> str:
     return str(getattr(module, name)(**values)).strip()
 
 
-# --- Slack (handlers/slack.py): Block Kit messages built around mrkdwn from templates/slack.j2 ----
+# --- Slack (handlers/slack_notifier.py): Block Kit messages built around mrkdwn from templates/slack.j2 ----
 
 # Slack refuses section texts above 3,000 characters and messages above 50 blocks.
 MAX_SLACK_SECTION_CHARS = 3_000

@@ -3,7 +3,7 @@
 `handlers.runs.move` calls `publish_run_change` after each stored transition, so every state
 change (PR runs, `/run` commands and deploys alike) becomes one message other systems may
 subscribe to (schema: `docs/notification.schema.json`, version `NOTIFICATION_VERSION`). The
-Slack notifier (`handlers.slack`) is one such subscriber. The state change is already stored
+Slack notifier (`handlers.slack_notifier`) is one such subscriber. The state change is already stored
 and reported on GitHub when this runs, so a publish failure is logged with the run and the
 reason and never fails or blocks the run.
 """

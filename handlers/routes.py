@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from handlers import check_run, check_suite, issue_comment, messages, pull_request, push, runs, slack
+from handlers import (check_run, check_suite, issue_comment, messages, pull_request, push, runs,
+                      slack_notifier)
 from handlers.context import HandlerContext
 from handlers.models import (BuildStatus, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
                              PullRequestEvent, PushEvent, RunStart, RunStatus)
@@ -10,7 +11,7 @@ from handlers.status_reporting import handling, record_failure, report_head, saf
 from handlers.router import Router
 
 ROUTES = Router().include(pull_request.router, issue_comment.router, push.router, runs.router,
-                          slack.router, check_run.router, check_suite.router)
+                          slack_notifier.router, check_run.router, check_suite.router)
 
 
 def dispatch(event: Event, ctx: HandlerContext) -> None:

@@ -1,7 +1,7 @@
 """The Slack notifier: run notifications (`handlers.notifications`) turned into Slack messages.
 
 It consumes the notifications topic like any subscriber (Pub/Sub push to `/pubsub/push`, or
-the in-process bus) and posts through the `Chat` port (`bot.slack`):
+the in-process bus) and posts through the `Chat` port (`bot.slack_chat`):
 
 - with a bot token, one parent message per pull request (per deploy commit for deploys) and
   channel, edited in place with each pipeline's latest state, and every state change as a reply
@@ -18,7 +18,7 @@ then `slack_channel` of the `.kfp-bot.yaml` at the run's commit; KFP_BOT_SLACK_C
 file is read from the bot's checkout cache (the run's own commit, so a PR can route its own
 runs); when it cannot be read the bot's channel is used and the reason logged.
 
-A Slack failure raises: a transient one (`bot.slack.SlackUnavailable`, a `ConnectionError`)
+A Slack failure raises: a transient one (`bot.slack_chat.SlackUnavailable`, a `ConnectionError`)
 has Pub/Sub redeliver the notification; a change already posted is remembered (scope
 `slack_post`), so a redelivery never posts it twice (it only edits the parent again).
 """
@@ -47,7 +47,7 @@ DEFAULT_NOTIFY_STATES = frozenset({RunState.RUNNING, RunState.SUCCEEDED, RunStat
 
 @dataclass(frozen=True)
 class ChatSettings:
-    """Where and what the notifier posts; carried by the `Chat` adapter (`bot.slack`)."""
+    """Where and what the notifier posts; carried by the `Chat` adapter (`bot.slack_chat`)."""
 
     channel: str | None = None
     deploy_channel: str | None = None

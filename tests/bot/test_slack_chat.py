@@ -1,4 +1,4 @@
-"""The Slack adapter (`bot.slack`) against a fake Slack over HTTP, and the retry of a notification
+"""The Slack adapter (`bot.slack_chat`) against a fake Slack over HTTP, and the retry of a notification
 whose post failed (Pub/Sub redelivers it: `/pubsub/push` answers 503)."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 
 from bot.config import ConfigurationError, Settings
 from bot.pubsub.push import PushHandler, PushOutcome
-from bot.slack import SlackChat, SlackRejected, SlackUnavailable, SlackWebhookChat, chat_from_settings
+from bot.slack_chat import SlackChat, SlackRejected, SlackUnavailable, SlackWebhookChat, chat_from_settings
 from bot.store import SqlStore
-from handlers import slack as notifier
+from handlers import slack_notifier as notifier
 from handlers.context import HandlerContext
 from handlers.models import Notification, RunState, Trigger, event_to_dict
-from handlers.slack import ChatSettings
+from handlers.slack_notifier import ChatSettings
 from tests.fakes.slack import TOKEN, WEBHOOK_CHANNEL, FakeSlack
 
 MESSAGE = {"text": "✅ hello-pipeline succeeded", "blocks": [
