@@ -191,7 +191,7 @@ def _runner(settings: Settings, sandbox):
 
 def _templates(settings: Settings):
     """Where deploys upload templates: KFP_BOT_TEMPLATE_STORE, or a folder in the data dir."""
-    from deploy.templates import make_template_store
+    from deploy.template_stores import make_template_store
 
     store = make_template_store(settings.template_store, settings.data_dir)
     if not settings.kfp_host:

@@ -10,7 +10,7 @@ from kfp import compiler, dsl
 from kfp.registry import ApiAuth
 
 from deploy.errors import DeployError
-from deploy.templates import (ArtifactRegistryTemplateStore, GcsTemplateStore, LocalTemplateStore,
+from deploy.template_stores import (ArtifactRegistryTemplateStore, GcsTemplateStore, LocalTemplateStore,
                               make_gcs_client, make_template_store)
 from tests.fakes.template_stores import FakeGcs, FakeKfpRegistry
 
