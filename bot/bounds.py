@@ -24,7 +24,7 @@ import re
 from array import array
 from itertools import accumulate
 
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.gitargs import is_sha, ref_problem
 
 MAX_DEPTH = 64

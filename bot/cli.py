@@ -15,7 +15,7 @@ from typing import Sequence
 
 from bot import __version__
 from bot.config import ConfigurationError, load_settings
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

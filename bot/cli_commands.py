@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.cli import EXIT_FAILED, EXIT_OK, print_json
 from pipeline_registry.cache import PARSES_DIR, use_disk_cache
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.models import Plan
 from pipeline_registry.parameters import parse_assignments, resolve_parameters
 from pipeline_registry.planner import plan_change

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 ENV_PREFIX = "KFP_BOT_"
 

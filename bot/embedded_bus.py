@@ -29,7 +29,7 @@ from bot.logs import log_context
 from bot.store.outbox import Claimed, Lane, OutboxStore
 from handlers.context import handling
 from handlers.models import Event, EventKind
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 log = logging.getLogger("kfp_bot.bus")
 

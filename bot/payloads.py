@@ -19,7 +19,7 @@ from bot.bounds import (MAX_ID, MAX_NUMBER, BoundsError, check_int, check_login,
 
 from handlers.models import (CheckAction, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
                              PullRequestAction, PullRequestEvent, PullRequestRef, PushEvent, RepoRef)
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.gitargs import GitArgumentError, check_url
 
 T = TypeVar("T")

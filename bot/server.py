@@ -80,7 +80,7 @@ class BotServer(BaseApplication):
         from bot.logs import configure_logging
         from bot.redaction import redactor_for
         from bot.wiring import build_services, resume
-        from pipeline_registry.errors import KfpBotError
+        from kfp_bot_errors import KfpBotError
 
         try:
             configure_logging(self.settings.log_format, self.settings.log_level,

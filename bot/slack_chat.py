@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from handlers.models import RunState
 from handlers.ports import ChatMessage
 from handlers.slack_notifier import ChatSettings
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient

@@ -24,7 +24,7 @@ from typing import IO, Any, Mapping, Sequence
 from bot.bounds import MAX_DEPTH, BoundsError, check_depth
 from bot.payloads import Ignored, PayloadError, json_type, parse_event
 from handlers.models import Event
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 EVENT_HEADER = "X-GitHub-Event"

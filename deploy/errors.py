@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 
 class CompileError(KfpBotError):

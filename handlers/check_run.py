@@ -27,7 +27,7 @@ from handlers.planning import (checkout_and_plan, create_runs, may_command, pipe
 from handlers.status_reporting import safely
 from handlers.router import Router
 from handlers.runs import move
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 router = Router()
 

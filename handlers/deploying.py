@@ -13,7 +13,8 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 from handlers.context import HandlerContext
 from handlers.models import Run
 from handlers.ports import CompiledPackage
-from pipeline_registry.errors import ConfigError, KfpBotError
+from pipeline_registry.errors import ConfigError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import Target
 from pipeline_registry.settings import PipelineSettings
 

@@ -21,7 +21,8 @@ from handlers.status_reporting import safely
 from handlers.router import Router
 from handlers.runs import move
 from handlers.trusted import default_branch, review, show_changes
-from pipeline_registry.errors import KfpBotError, UnknownPipelineError
+from pipeline_registry.errors import UnknownPipelineError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.repository import Repository
 
 router = Router()

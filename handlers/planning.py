@@ -15,7 +15,7 @@ from handlers import messages
 from handlers.context import HandlerContext, Policy, step_resumed
 from handlers.models import PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.status_reporting import report_check, report_head, report_pull
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.gitargs import GitArgumentError, check_url
 from pipeline_registry.models import Plan, PipelineChange, PipelinePlan
 from pipeline_registry.planner import plan_change

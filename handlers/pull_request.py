@@ -17,7 +17,7 @@ from handlers.planning import WAITING
 from handlers.status_reporting import record_failure, safely
 from handlers.router import Router
 from handlers.trusted import review, show_changes
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import RepoConfig
 
 router = Router()

@@ -18,7 +18,7 @@ from handlers.models import EventKind, PushEvent, Run, RunStart, RunState, Trigg
 from handlers.planning import check_clone_url, runnable, unstarted
 from handlers.status_reporting import record_failure, report_check, report_head
 from handlers.router import Router
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.models import ComponentPlan, PipelineChange, PipelinePlan, Plan
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repository import Repository

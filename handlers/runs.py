@@ -23,7 +23,7 @@ from handlers.ports import BuildRequest, BuildState, RunRequest
 from handlers.status_reporting import report_run
 from handlers.router import Router
 from handlers.trusted import ServiceAccountRefused, run_settings
-from pipeline_registry.errors import IsolationUnavailable, KfpBotError
+from kfp_bot_errors import IsolationUnavailable, KfpBotError
 from pipeline_registry.models import ComponentPlan
 from pipeline_registry.parameters import resolve_parameters
 from pipeline_registry.repository import Repository

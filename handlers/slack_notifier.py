@@ -34,7 +34,7 @@ from handlers.context import HandlerContext
 from handlers.models import EventKind, Notification, Run, RunState, Trigger
 from handlers.ports import Chat, ChatMessage
 from handlers.router import Router
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
 
 router = Router()

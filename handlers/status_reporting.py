@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 from handlers.context import HandlerContext
 from handlers.models import Event, FailureStage, RepoRef, Run
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 
 _current_event: ContextVar[Event | None] = ContextVar("kfp_bot_handled_event", default=None)

@@ -19,7 +19,8 @@ from handlers.context import HandlerContext, Policy
 from handlers.models import RepoRef, Run, Trigger
 from handlers.planning import check_clone_url
 from handlers.status_reporting import safely
-from pipeline_registry.errors import ConfigError, KfpBotError
+from pipeline_registry.errors import ConfigError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import RepoConfig
 from pipeline_registry.repository import Repository
 from pipeline_registry.settings import RunOptions

@@ -1,24 +1,12 @@
-"""The one exception hierarchy for kfp-bot's own failures.
+"""Failures of reading a repository: its files, its git history, its pipelines' parameters.
 
-Every error carries a message a user can act on. They are raised deep inside and caught at the
-edges (HTTP route, bus worker, CLI), where they become a visible state: a check, a comment, an
-exit status with one line per problem. The root lives here, at the bottom of the dependency
-graph, so that `deploy/`, `handlers/` and `bot/` can extend it without importing each other.
+Part of the one `KfpBotError` hierarchy (rooted in `kfp_bot_errors`); raised here and caught at
+the edges (HTTP route, bus worker, CLI), where they become a check, a comment or an exit status.
 """
 
 from __future__ import annotations
 
-
-class KfpBotError(Exception):
-    """Base of every failure kfp-bot reports to a user (never shown as a traceback)."""
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+from kfp_bot_errors import KfpBotError
 
 
 class ConfigError(KfpBotError):
@@ -66,8 +54,3 @@ class ParameterError(KfpBotError):
         self.valid = list(valid or [])
         hint = f"declared inputs: {', '.join(self.valid)}" if self.valid else None
         super().__init__("; ".join(self.problems), hint=hint)
-
-
-class IsolationUnavailable(KfpBotError):
-    """This machine may not execute repository code (no sandbox, and running without one is not
-    allowed): the machine is at fault, not the repository, so a run ends in `error`."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # `git check-ref-format`: no control characters, space, ~ ^ : ? * [ or backslash anywhere

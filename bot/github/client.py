@@ -29,7 +29,7 @@ from github.Repository import Repository
 from bot.config import ConfigurationError, Settings
 from bot.github.retry import RetryPolicy, WriteNotRepeated, WriteSafeRetry
 from handlers.models import RepoRef
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 T = TypeVar("T")
 __all__ = ["GitHubClients", "GitHubError", "GitHubMode", "GitHubRateLimited", "RetryPolicy", "WriteSafeRetry"]

@@ -61,7 +61,7 @@ from bot.pubsub.steps import StepRunner, Wait
 from bot.store.errors import StoreError
 from handlers.models import Event, EventKind, event_from_dict
 from handlers.ports import Ignored, NotificationDecoder, Store
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 if TYPE_CHECKING:
     from bot.config import Settings

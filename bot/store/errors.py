@@ -7,7 +7,7 @@ from typing import Callable, ParamSpec, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

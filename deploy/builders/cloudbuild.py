@@ -37,7 +37,7 @@ from deploy.endpoints import is_loopback
 from deploy.errors import BuildError
 from handlers.models import Event, Run
 from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.models import ComponentPlan
 from pipeline_registry.repository import Repository
 

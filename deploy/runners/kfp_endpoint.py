@@ -38,7 +38,7 @@ from deploy.runners.kfp_v1beta1 import V1Api
 from deploy.runners.kfp_v2beta1 import V2Api
 from handlers.models import Run, RunState, Trigger
 from handlers.ports import CompiledPackage, RunRequest, RunSubmission
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.settings import RunOptions
 
 log = logging.getLogger("kfp_bot.runners.kfp")

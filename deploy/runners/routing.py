@@ -11,7 +11,7 @@ from typing import Mapping
 
 from handlers.models import Run, RunState
 from handlers.ports import Runner, RunRequest, RunSubmission
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import Target
 
 _SETTING = {Target.LOCAL: "the embedded runner", Target.VERTEX: "KFP_BOT_GCP_PROJECT and KFP_BOT_PIPELINE_ROOT",

@@ -27,7 +27,7 @@ from typing import Callable, Mapping, Sequence
 from deploy.sandbox.limits import PidsCgroup, cgroup_prefix, limits_shim, needs_cgroup
 from deploy.sandbox.process import Limits, SandboxError, SandboxResult, launch
 from deploy.sandbox.view import bwrap_command, bwrap_path, pip_paths, python_paths
-from pipeline_registry.errors import IsolationUnavailable
+from kfp_bot_errors import IsolationUnavailable
 
 __all__ = ["Isolation", "Limits", "Sandbox", "SandboxError", "SandboxResult", "SandboxUnavailable",
            "isolation", "run_isolated"]

@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 from deploy.sandbox.limits import PidsCgroup, child_setup
 from deploy.sandbox.output import BoundedStream, pump
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 
 
 class SandboxError(KfpBotError):

@@ -19,7 +19,7 @@ from deploy.runners.kfp_calls import KfpEndpointUnavailable, RetryPolicy
 from deploy.runners.kfp_endpoint import KfpEndpointRunner
 from handlers.models import Run, RunState, Trigger
 from handlers.ports import RunRequest
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.settings import RunOptions
 from tests.fakes.kfp_api import Api, FakeKfp
 

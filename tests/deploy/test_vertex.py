@@ -30,7 +30,7 @@ from deploy.runners.vertex_job import JOB_ID_RULE, job_id_for, run_id_of, vertex
 from handlers.models import Run, RunState, RunStatus, Trigger, run_id_for
 from handlers.ports import RunRequest
 from handlers.runs import labels_for
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.settings import RunOptions
 from tests.deploy.test_package import KFP18_ARGO_YAML, KFP18_JOB_JSON
 from tests.fakes.vertex import FakeVertexPipelines
