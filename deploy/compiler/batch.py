@@ -37,7 +37,7 @@ from deploy.compiler.scratch import ScratchTree, copy_tree
 from deploy.errors import CompileError
 from deploy.sandbox import Sandbox, SandboxResult
 from pipeline_registry.compile_env import CompileEnvironment, pipeline_environment
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.models import Pipeline
 from pipeline_registry.repo_config import CompileMode, RepoConfig
 
