@@ -19,8 +19,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from benchmarks.plan_bench import _ENV, generate, repository_files
 

@@ -24,8 +24,8 @@ import requests
 from werkzeug.serving import make_server
 
 from bot.app import create_app
-from bot.embedded_bus import OutboxBus
 from bot.config import Settings
+from bot.embedded_bus import OutboxBus
 from bot.services import Services
 from bot.store import SqlStore
 

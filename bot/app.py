@@ -18,16 +18,22 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from bot import __version__
-from bot.config import BusKind, Settings
 from bot.bounds import MAX_NUMBER
+from bot.config import BusKind, Settings
 from bot.dashboard import dashboard_blueprint
 from bot.edge import DeadlineStream, client_socket, stop_reading
 from bot.logs import log_context
 from bot.payloads import Ignored
 from bot.queries import bool_arg, int_arg, state_arg, text_arg, text_value
 from bot.services import Services
-from bot.webhook import (DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, WebhookRejected, parse_delivery,
-                         read_signed_body)
+from bot.webhook import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    WebhookRejected,
+    parse_delivery,
+    read_signed_body,
+)
 from handlers.models import FailureStage
 from handlers.receipt import remember, stamp
 

@@ -10,20 +10,18 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from bot.cli import EXIT_FAILED, EXIT_OK, print_json
-from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from pipeline_registry.models import Plan
 from pipeline_registry.parameters import parse_assignments, resolve_parameters
 from pipeline_registry.planner import plan_change
-from pipeline_registry.repo_config import Target
+from pipeline_registry.proposal import propose
+from pipeline_registry.repo_config import CONFIG_FILE, Target
 from pipeline_registry.repository import Repository
 from pipeline_registry.settings import PipelineSettings, RunOptions
-from pipeline_registry.proposal import propose
-from pipeline_registry.repo_config import CONFIG_FILE
 from pipeline_registry.snapshot import merge_base, open_snapshot
 
 if TYPE_CHECKING:  # `plan` starts fast: settings, compiler and runners load with the commands that use them

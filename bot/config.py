@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Settings":
+    def _consistent(self) -> Settings:
         if self.github_app_id is not None and self.github_token is not None:
             raise ValueError("KFP_BOT_GITHUB_APP_ID and KFP_BOT_GITHUB_TOKEN are both set: "
                              "use a GitHub App (app id + private key) or a token, not both")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, get_template_attribute, make_response, render_template, request
@@ -102,7 +102,7 @@ def run_row(run: Run, now: datetime) -> RunRow:
     return RunRow(id=run.id, pipeline=run.pipeline, state=run.state.value, badge=_BADGES[run.state],
                   trigger=trigger, duration=duration, sha=run.sha, short_sha=run.sha[:7],
                   url=safe_link(run.url), raw_url=run.url, error=run.error,
-                  updated=run.updated_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+                  updated=run.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 
 def group_runs(runs: list[Run], *, web_url: str, now: datetime) -> list[RepoGroup]:
@@ -130,7 +130,7 @@ def dashboard_blueprint(store: Store, settings: Settings) -> Blueprint:
 
     def current_groups() -> list[RepoGroup]:
         runs = store.list_runs(repo=text_arg(request.args, "repo"), limit=PAGE_LIMIT)
-        return group_runs(runs, web_url=web_url, now=datetime.now(timezone.utc))
+        return group_runs(runs, web_url=web_url, now=datetime.now(UTC))
 
     @blueprint.get("/")
     def page() -> Response:

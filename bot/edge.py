@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import IO, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import IO, Any
 
 DRAIN_BYTES = 64 * 1024
 _SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")

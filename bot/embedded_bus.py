@@ -22,8 +22,8 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Callable, Mapping, Sequence
 
 from bot.logs import log_context
 from bot.store.outbox import Claimed, Lane, OutboxStore

@@ -8,7 +8,7 @@ PR summary, acknowledgement and reply, with the ids as fields (`extra`), never a
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from handlers import messages
 from handlers.messages import HeadNote

@@ -11,14 +11,33 @@ reach a git command line (SHAs, refs, clone URLs) are validated here too
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
-from bot.bounds import (MAX_ID, MAX_NUMBER, BoundsError, check_int, check_login, check_ref, check_repo_name,
-                        check_sha, check_text)
-
-from handlers.models import (CheckAction, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
-                             PullRequestAction, PullRequestEvent, PullRequestRef, PushEvent, RepoRef)
+from bot.bounds import (
+    MAX_ID,
+    MAX_NUMBER,
+    BoundsError,
+    check_int,
+    check_login,
+    check_ref,
+    check_repo_name,
+    check_sha,
+    check_text,
+)
+from handlers.models import (
+    CheckAction,
+    CheckRunEvent,
+    CheckSuiteEvent,
+    Event,
+    IssueCommentEvent,
+    PullRequestAction,
+    PullRequestEvent,
+    PullRequestRef,
+    PushEvent,
+    RepoRef,
+)
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.gitargs import GitArgumentError, check_url
 

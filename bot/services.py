@@ -8,10 +8,9 @@ what the service holds and how it starts and stops, so tests can assemble one fr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable
-from typing import TYPE_CHECKING
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from handlers.context import HandlerContext
 from handlers.ports import Bus, NotificationDecoder, Store
@@ -41,9 +40,9 @@ class Services:
     bus: ManagedBus
     context: HandlerContext | None = None
     decoders: tuple[NotificationDecoder, ...] = ()
-    redeliverer: "Redeliverer | None" = None
+    redeliverer: Redeliverer | None = None
     # Masks the configured secrets in text (see bot.redaction); the log formatter uses it too.
-    redactor: "Callable[[str], str] | None" = None
+    redactor: Callable[[str], str] | None = None
 
     def start(self) -> None:
         """Start delivering events to the handlers."""

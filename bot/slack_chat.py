@@ -17,7 +17,8 @@ DEBUG lines print the webhook URL.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from handlers.models import RunState
 from handlers.ports import ChatMessage
@@ -68,14 +69,14 @@ class _Scrubber:
 class SlackChat:
     """`Chat` through the Web API with a bot token: chat.postMessage and chat.update."""
 
-    def __init__(self, client: "WebClient", settings: ChatSettings, *, token: str = "") -> None:
+    def __init__(self, client: WebClient, settings: ChatSettings, *, token: str = "") -> None:
         self._client = client
         self.settings = settings
         self._scrub = _Scrubber(token, client.token or "")
 
     @classmethod
     def connect(cls, token: str, settings: ChatSettings, *, api_url: str = "https://slack.com/api/",
-                rate_limit_retries: int = RATE_LIMIT_RETRIES, timeout: int = TIMEOUT_SECONDS) -> "SlackChat":
+                rate_limit_retries: int = RATE_LIMIT_RETRIES, timeout: int = TIMEOUT_SECONDS) -> SlackChat:
         """A client for `api_url` (KFP_BOT_SLACK_API_URL) with the rate-limit retry handler added."""
         from slack_sdk import WebClient
 
@@ -118,14 +119,14 @@ class SlackWebhookChat:
     """`Chat` through an incoming webhook: it posts to the webhook's own channel and can neither
     edit a message nor reply in a thread (the notifier posts each change on its own)."""
 
-    def __init__(self, client: "WebhookClient", settings: ChatSettings) -> None:
+    def __init__(self, client: WebhookClient, settings: ChatSettings) -> None:
         self._client = client
         self.settings = settings
         self._scrub = _Scrubber(client.url)
 
     @classmethod
     def connect(cls, url: str, settings: ChatSettings, *, rate_limit_retries: int = RATE_LIMIT_RETRIES,
-                timeout: int = TIMEOUT_SECONDS) -> "SlackWebhookChat":
+                timeout: int = TIMEOUT_SECONDS) -> SlackWebhookChat:
         """A webhook client for `url` (KFP_BOT_SLACK_WEBHOOK_URL) with the rate-limit retry handler added."""
         from slack_sdk.webhook import WebhookClient
 
@@ -167,7 +168,7 @@ def _api_error(method: str, status: int | None, code: str | None, scrub: Callabl
     return SlackRejected(scrub(f"Slack refused {method} ({detail})"), hint=hint)
 
 
-def chat_settings_from(settings: "Settings", *, threads: bool) -> ChatSettings:
+def chat_settings_from(settings: Settings, *, threads: bool) -> ChatSettings:
     """The notifier's settings from KFP_BOT_SLACK_* (unknown state names are a configuration error)."""
     from bot.config import ConfigurationError
 
@@ -181,7 +182,7 @@ def chat_settings_from(settings: "Settings", *, threads: bool) -> ChatSettings:
                         threads=threads)
 
 
-def chat_from_settings(settings: "Settings") -> SlackChat | SlackWebhookChat | None:
+def chat_from_settings(settings: Settings) -> SlackChat | SlackWebhookChat | None:
     """The Slack chat the settings ask for: the bot token first, then the webhook URL, else None."""
     if settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value():
         return SlackChat.connect(settings.slack_bot_token.get_secret_value(),

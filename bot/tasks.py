@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from http import HTTPStatus
-from typing import Callable
 
 from flask import Blueprint, Request, Response, jsonify, request
 

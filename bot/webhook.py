@@ -17,9 +17,10 @@ import hmac
 import json
 import re
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import IO, Any, Mapping, Sequence
+from typing import IO, Any
 
 from bot.bounds import MAX_DEPTH, BoundsError, check_depth
 from bot.payloads import Ignored, PayloadError, json_type, parse_event

@@ -8,7 +8,6 @@ PyGithub reporter. Nothing here runs at import time.
 from __future__ import annotations
 
 import logging
-
 from typing import TYPE_CHECKING
 
 from bot.budget import memory_budget
@@ -45,14 +44,14 @@ class AllowListPermissions:
         return False
 
 
-def build_services(settings: Settings, *, github_clients: "GitHubClients | None" = None) -> Services:
+def build_services(settings: Settings, *, github_clients: GitHubClients | None = None) -> Services:
     """Every adapter for `settings`, wired into a handler context and a bus (not started).
 
     `github_clients` replaces the clients built from the settings (tests use fast retries).
     """
     from bot.redaction import RedactingChat, RedactingReporter, redactor_for
-    from bot.store import SqlStore
     from bot.sandboxing import service_sandbox
+    from bot.store import SqlStore
     from deploy.checkout import GitSource
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -224,7 +223,7 @@ def _vertex_schedules(settings: Settings):
                            service_account=settings.pipeline_service_account)
 
 
-def _github_side(settings: Settings, store: Store, clients: "GitHubClients | None"):
+def _github_side(settings: Settings, store: Store, clients: GitHubClients | None):
     if settings.github_mode is None:
         from bot.log_reporter import LogReporter
 

@@ -16,9 +16,9 @@ import re
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from handlers.models import RepoRef
 from pipeline_registry.errors import RepositoryError

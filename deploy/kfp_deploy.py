@@ -18,16 +18,24 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 import kfp
 import requests
 
 from deploy.compiler.package import PackageFormat, load_package
 from deploy.errors import DeployError
-from deploy.runners.kfp_calls import (RETRY_STATUSES, KfpRequestRefused, RetryPolicy, Transient, api_message,
-                                      name_filter, with_retries)
+from deploy.runners.kfp_calls import (
+    RETRY_STATUSES,
+    KfpRequestRefused,
+    RetryPolicy,
+    Transient,
+    api_message,
+    name_filter,
+    with_retries,
+)
 from deploy.runners.kfp_http import JsonHttp, _describe, default_session, normalise_host
 from deploy.runners.kfp_v1beta1 import V1Api, v1_parameters
 from deploy.runners.kfp_v2beta1 import V2Api

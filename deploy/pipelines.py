@@ -6,8 +6,8 @@ on a laptop produces exactly what the bot submits for a pull request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from deploy.compiler import CompiledPipeline, compile_pipeline
 from deploy.compiler.batch import Outcome, compile_pipelines

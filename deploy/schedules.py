@@ -13,8 +13,9 @@ import enum
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import grpc
 import yaml
@@ -24,8 +25,8 @@ from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1.services.schedule_service.transports import ScheduleServiceGrpcTransport
 from google.protobuf import field_mask_pb2, json_format, struct_pb2
 
-from deploy.errors import DeployError
 from deploy.endpoints import is_loopback
+from deploy.errors import DeployError
 from deploy.runners.vertex import DEFAULT_RETRY
 from pipeline_registry.settings import ScheduleOptions
 

@@ -7,22 +7,35 @@ holds adapters behind the `handlers.ports` protocols, so handlers never construc
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
-from handlers.ports import (Builder, Bus, Chat, Compiler, Notifications, Permissions, PullRequests, Reporter,
-                            Runner, Schedules, Source, Store, TemplateStore)
+from handlers.ports import (
+    Builder,
+    Bus,
+    Chat,
+    Compiler,
+    Notifications,
+    Permissions,
+    PullRequests,
+    Reporter,
+    Runner,
+    Schedules,
+    Source,
+    Store,
+    TemplateStore,
+)
 
 
 class UtcClock:
     """The real clock."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

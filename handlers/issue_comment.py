@@ -15,14 +15,21 @@ from handlers import messages
 from handlers.comment_commands import ALL_PIPELINES, Command, CommandKind, CommandProblem, parse_comment
 from handlers.context import HandlerContext
 from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, RunState, Trigger
-from handlers.planning import (checkout_and_plan, create_runs, may_command, pipelines_named,
-                               report_all, runnable, supersede)
-from handlers.status_reporting import safely
+from handlers.planning import (
+    checkout_and_plan,
+    create_runs,
+    may_command,
+    pipelines_named,
+    report_all,
+    runnable,
+    supersede,
+)
 from handlers.router import Router
 from handlers.runs import move
+from handlers.status_reporting import safely
 from handlers.trusted import default_branch, review, show_changes
-from pipeline_registry.errors import UnknownPipelineError
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.errors import UnknownPipelineError
 from pipeline_registry.repository import Repository
 
 router = Router()

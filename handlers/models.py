@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 
 class RunState(enum.Enum):
@@ -31,7 +32,7 @@ class RunState(enum.Enum):
     def terminal(self) -> bool:
         return self in _TERMINAL
 
-    def can_move_to(self, new: "RunState") -> bool:
+    def can_move_to(self, new: RunState) -> bool:
         """Forward-only: notifications arrive duplicated and out of order."""
         if self.terminal:
             return False

@@ -6,9 +6,9 @@ Shared by the pull request handler (autorun) and the comment handler (`/run`, `/
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from handlers import messages
@@ -17,13 +17,12 @@ from handlers.models import PullRequestRef, RepoRef, Run, RunStart, RunState, Tr
 from handlers.status_reporting import report_check, report_head, report_pull
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.gitargs import GitArgumentError, check_url
-from pipeline_registry.models import Plan, PipelineChange, PipelinePlan
+from pipeline_registry.models import PipelineChange, PipelinePlan, Plan
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
 from pipeline_registry.repository import Repository
 from pipeline_registry.snapshot import merge_base
 from pipeline_registry.trusted import TrustedChange
-
 
 WAITING = "a maintainer must comment /ok-to-run"
 

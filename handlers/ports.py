@@ -9,14 +9,14 @@ adapters, never the handlers.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from handlers.messages import HeadNote
-from handlers.models import (Event, FailedDelivery, FailureStage, Notification, PullRequestRef, RepoRef, Run,
-                             RunState)
+from handlers.models import Event, FailedDelivery, FailureStage, Notification, PullRequestRef, RepoRef, Run, RunState
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, Target
 from pipeline_registry.settings import RunOptions

@@ -11,11 +11,9 @@ from __future__ import annotations
 from handlers import messages
 from handlers.context import HandlerContext
 from handlers.models import EventKind, PullRequestAction, PullRequestEvent, Trigger
-from handlers.planning import (checkout_and_plan, create_runs, evaluate_trust, report_all, runnable,
-                               supersede)
-from handlers.planning import WAITING
-from handlers.status_reporting import record_failure, safely
+from handlers.planning import WAITING, checkout_and_plan, create_runs, evaluate_trust, report_all, runnable, supersede
 from handlers.router import Router
+from handlers.status_reporting import record_failure, safely
 from handlers.trusted import review, show_changes
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import RepoConfig

@@ -16,8 +16,8 @@ from handlers.context import HandlerContext
 from handlers.deploying import remove_schedules
 from handlers.models import EventKind, PushEvent, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.planning import check_clone_url, runnable, unstarted
-from handlers.status_reporting import record_failure, report_check, report_head
 from handlers.router import Router
+from handlers.status_reporting import record_failure, report_check, report_head
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.models import ComponentPlan, PipelineChange, PipelinePlan, Plan
 from pipeline_registry.planner import plan_change

@@ -6,7 +6,7 @@ Each module declares `router = Router()` and decorates its functions with
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from handlers.context import HandlerContext
 from handlers.models import Event, EventKind
@@ -29,7 +29,7 @@ class Router:
 
         return register
 
-    def include(self, *others: "Router") -> "Router":
+    def include(self, *others: Router) -> Router:
         """Add every route of `others` to this router."""
         for other in others:
             for kind, handlers in other._routes.items():

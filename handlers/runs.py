@@ -20,8 +20,8 @@ from handlers.deploying import deploy_template
 from handlers.models import BuildStatus, EventKind, RepoRef, Run, RunStart, RunState, RunStatus, Trigger
 from handlers.notifications import publish_run_change
 from handlers.ports import BuildRequest, BuildState, RunRequest
-from handlers.status_reporting import report_run
 from handlers.router import Router
+from handlers.status_reporting import report_run
 from handlers.trusted import ServiceAccountRefused, run_settings
 from kfp_bot_errors import IsolationUnavailable, KfpBotError
 from pipeline_registry.models import ComponentPlan

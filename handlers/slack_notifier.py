@@ -26,8 +26,9 @@ has Pub/Sub redeliver the notification; a change already posted is remembered (s
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from handlers import messages
 from handlers.context import HandlerContext

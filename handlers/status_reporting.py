@@ -7,14 +7,13 @@ undoes or blocks the state change that caused it (the store and the page still s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, Iterator
 
 from handlers.context import HandlerContext
 from handlers.models import Event, FailureStage, RepoRef, Run
 from kfp_bot_errors import KfpBotError
-
 
 _current_event: ContextVar[Event | None] = ContextVar("kfp_bot_handled_event", default=None)
 

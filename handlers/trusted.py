@@ -10,22 +10,27 @@ trusted is `pipeline_registry.trusted`'s table.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from handlers import messages
 from handlers.context import HandlerContext, Policy
 from handlers.models import RepoRef, Run, Trigger
 from handlers.planning import check_clone_url
 from handlers.status_reporting import safely
-from pipeline_registry.errors import ConfigError
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.errors import ConfigError
 from pipeline_registry.repo_config import RepoConfig
 from pipeline_registry.repository import Repository
 from pipeline_registry.settings import RunOptions
-from pipeline_registry.trusted import (TrustedChange, config_changes, run_option_changes, trusted_config,
-                                       trusted_run_options)
+from pipeline_registry.trusted import (
+    TrustedChange,
+    config_changes,
+    run_option_changes,
+    trusted_config,
+    trusted_run_options,
+)
 
 
 class ServiceAccountRefused(KfpBotError):

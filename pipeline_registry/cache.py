@@ -13,8 +13,9 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pipeline_registry.disk_cache import DiskCache
 
@@ -22,7 +23,7 @@ T = TypeVar("T")
 
 # The folder of the parse cache inside the data folder's cache (`<data dir>/cache/parses`).
 PARSES_DIR = "parses"
-_ALL: "weakref.WeakSet[DigestCache[object]]" = weakref.WeakSet()
+_ALL: weakref.WeakSet[DigestCache[object]] = weakref.WeakSet()
 _DISK: DiskCache | None = None
 
 

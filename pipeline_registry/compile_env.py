@@ -15,8 +15,8 @@ import json
 import posixpath
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.models import Pipeline

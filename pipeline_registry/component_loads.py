@@ -15,13 +15,13 @@ from __future__ import annotations
 import ast
 import posixpath
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from pipeline_registry.cache import DigestCache
 from pipeline_registry.static_strings import StringEvaluator, callee
 
-_FACTS: DigestCache["LoadFacts"] = DigestCache("component_loads")
+_FACTS: DigestCache[LoadFacts] = DigestCache("component_loads")
 _CALLEES = ("ComponentStore", "load_component", "load_component_from_file")
 _CALL = re.compile(rb"(?<!\w)(ComponentStore|load_component_from_file|load_component)\s*\(")
 _QUOTES = (b"'", b'"')

@@ -13,8 +13,8 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from pipeline_registry.cache import DigestCache
 from pipeline_registry.globs import IgnoreRules, clean_pattern, glob_match, has_wildcard, rest_regex

@@ -12,9 +12,10 @@ import subprocess
 import threading
 import weakref
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 from pipeline_registry.errors import RepositoryError
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 
 def clean_pattern(pattern: str) -> str:

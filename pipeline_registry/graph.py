@@ -12,17 +12,38 @@ import bisect
 import posixpath
 from functools import cached_property
 
-from pipeline_registry.component_loads import NO_LOADS, FolderIndex, LoadFacts, cached_loads, cached_mentions, \
-    known_loads, known_mentions, resolve_loads
 from pipeline_registry.compile_env import compile_environment
+from pipeline_registry.component_loads import (
+    NO_LOADS,
+    FolderIndex,
+    LoadFacts,
+    cached_loads,
+    cached_mentions,
+    known_loads,
+    known_mentions,
+    resolve_loads,
+)
 from pipeline_registry.declared import matching_files
 from pipeline_registry.discovery import SPEC_FILES, discover_pipelines, discover_shared_components
+from pipeline_registry.dockerfile import (
+    ImageContext,
+    cached_copy_sources,
+    context_dir,
+    dockerignore_path,
+    is_parsed,
+    select,
+)
 from pipeline_registry.errors import ConfigError
-from pipeline_registry.dockerfile import ImageContext, cached_copy_sources, select, context_dir, dockerignore_path, is_parsed
 from pipeline_registry.globs import GlobSet, IgnoreRules
 from pipeline_registry.imports import ImportGraph
-from pipeline_registry.inline_images import DOCKERFILE, cached_named_images, configured_images, detected_images, \
-    is_named, missing_copy_warnings
+from pipeline_registry.inline_images import (
+    DOCKERFILE,
+    cached_named_images,
+    configured_images,
+    detected_images,
+    is_named,
+    missing_copy_warnings,
+)
 from pipeline_registry.models import INLINE_PREFIX, Component, Pipeline
 from pipeline_registry.python_path import expand_folders, installed_packages, package_roots
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
@@ -76,7 +97,7 @@ class RepoGraph:
         index = bisect.bisect_left(self.sorted_paths, prefix)
         return index < len(self.sorted_paths) and self.sorted_paths[index].startswith(prefix)
 
-    def share_structure(self, other: "RepoGraph") -> bool:
+    def share_structure(self, other: RepoGraph) -> bool:
         """Reuse `other`'s discovery when both snapshots have the same files and configuration.
 
         A change that only edits files (the usual push) leaves the layout as it was, so the
@@ -91,7 +112,7 @@ class RepoGraph:
         self._twin = other
         return True
 
-    def _same_as(self, other: "RepoGraph", path: str) -> bool:
+    def _same_as(self, other: RepoGraph, path: str) -> bool:
         return other.snapshot.digest(path) == self.snapshot.digest(path)
 
     def _same_file(self, path: str) -> bool:

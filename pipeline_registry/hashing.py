@@ -8,7 +8,7 @@ a component's inputs gives the same tag, so the image built before is reused ins
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from pipeline_registry.graph import RepoGraph
 from pipeline_registry.models import Component, ComponentPlan

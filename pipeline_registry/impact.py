@@ -14,8 +14,8 @@ through the import graph.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from pipeline_registry.dockerfile import select
 from pipeline_registry.graph import RepoGraph

@@ -18,9 +18,9 @@ import ast
 import posixpath
 import re
 from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable, Sequence
 
 from pipeline_registry.cache import DigestCache
 from pipeline_registry.snapshot import Snapshot, parse_many
@@ -213,7 +213,7 @@ def _resolve_from(base: str, parts: Sequence[str], names: Sequence[str], paths: 
 class ImportGraph:
     """Import edges between the Python files of one snapshot, computed on demand."""
 
-    def __init__(self, snapshot: Snapshot, twin: "ImportGraph | None" = None,
+    def __init__(self, snapshot: Snapshot, twin: ImportGraph | None = None,
                  roots: tuple[str, ...] = ()) -> None:
         self.snapshot = snapshot
         self.paths = snapshot.paths()

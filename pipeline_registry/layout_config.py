@@ -48,7 +48,7 @@ class PipelineSource(_Strict):
         return {"glob": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _one_of(self) -> "PipelineSource":
+    def _one_of(self) -> PipelineSource:
         if (self.glob is None) == (self.file is None):
             raise ValueError("give either 'glob' (a pattern) or 'file' (one pipeline file)")
         return self

@@ -12,7 +12,8 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pipeline_registry.errors import ParameterError
 from pipeline_registry.models import ParameterType, PipelineInput

@@ -14,7 +14,7 @@ import fnmatch
 import posixpath
 import re
 import tomllib
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from pipeline_registry.cache import DigestCache
 

@@ -12,7 +12,6 @@ import re
 from typing import Literal
 
 import yaml
-
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from pipeline_registry.errors import ConfigError

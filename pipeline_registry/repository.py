@@ -27,7 +27,7 @@ class Repository:
         self.graph = RepoGraph(snapshot, config)
 
     @classmethod
-    def open(cls, repo_dir: Path, revision: str | None = None) -> "Repository":
+    def open(cls, repo_dir: Path, revision: str | None = None) -> Repository:
         """The repository at `revision` (None: the working tree).
 
         Raises `RepositoryError` (not a repository, unknown revision) or `ConfigError`
@@ -97,7 +97,7 @@ class Repository:
         if close is not None:
             close()
 
-    def __enter__(self) -> "Repository":
+    def __enter__(self) -> Repository:
         return self
 
     def __exit__(self, *exc: object) -> None:

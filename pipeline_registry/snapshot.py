@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from pipeline_registry.cache import DigestCache
 from pipeline_registry.errors import RepositoryError
-from pipeline_registry.gitcli import (BlobReader, ChangeStatus, FileChange, RawChange, git_output, list_tree,
-                                      raw_diff, resolve_at_root, root_info, split_z)
+from pipeline_registry.gitcli import (
+    BlobReader,
+    ChangeStatus,
+    FileChange,
+    RawChange,
+    git_output,
+    list_tree,
+    raw_diff,
+    resolve_at_root,
+    root_info,
+    split_z,
+)
 
 T = TypeVar("T")
 
@@ -106,7 +117,7 @@ def parse_many(snapshot: Snapshot, paths: Iterable[str], cache: DigestCache[T],
     return result
 
 
-def open_snapshot(repo: Path, rev: str | None) -> "GitSnapshot | WorktreeSnapshot":
+def open_snapshot(repo: Path, rev: str | None) -> GitSnapshot | WorktreeSnapshot:
     """The files of `repo` at revision `rev`, or of its working tree when `rev` is None."""
     root, bare = root_info(Path(repo))
     if rev is not None:
@@ -117,7 +128,7 @@ def open_snapshot(repo: Path, rev: str | None) -> "GitSnapshot | WorktreeSnapsho
 
 
 def snapshots_for_change(root: Path, base_sha: str, head_sha: str | None,
-                         changes: list[RawChange]) -> tuple["GitSnapshot", "GitSnapshot | WorktreeSnapshot"]:
+                         changes: list[RawChange]) -> tuple[GitSnapshot, GitSnapshot | WorktreeSnapshot]:
     """(base, head) snapshots of a change, listing only one side: the other follows from the diff."""
     reader = BlobReader(root)
     changed = {path for c in changes for path in c.change.paths}
@@ -177,7 +188,7 @@ class GitSnapshot:
         """Stop the git process serving reads (a later read starts a new one)."""
         self._reader.close()
 
-    def __enter__(self) -> "GitSnapshot":
+    def __enter__(self) -> GitSnapshot:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -232,7 +243,7 @@ class WorktreeSnapshot:
     def close(self) -> None:
         """Nothing to release; present so both snapshot kinds are used alike."""
 
-    def __enter__(self) -> "WorktreeSnapshot":
+    def __enter__(self) -> WorktreeSnapshot:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,9 +7,9 @@ requests for commands. Every failure surfaces as `GitHubError`, a `KfpBotError`.
 """
 
 from bot.github.client import GitHubClients, GitHubError, GitHubMode, RetryPolicy
+from bot.github.github_reporter import GitHubReporter
 from bot.github.permissions import GitHubPermissions
 from bot.github.pulls import GitHubPulls
-from bot.github.github_reporter import GitHubReporter
 
 __all__ = ["GitHubClients", "GitHubError", "GitHubMode", "GitHubPermissions", "GitHubPulls", "GitHubReporter",
            "RetryPolicy"]

@@ -17,7 +17,8 @@ from __future__ import annotations
 import enum
 import re
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import github

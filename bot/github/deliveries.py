@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
 from github import Auth, Consts, GithubIntegration
@@ -69,12 +70,12 @@ class Attempt:
         return 200 <= self.status_code < 300
 
     @classmethod
-    def from_json(cls, item: Any) -> "Attempt | None":
+    def from_json(cls, item: Any) -> Attempt | None:
         """The attempt, or None for an item without the fields the bot relies on."""
         try:
             return cls(id=int(item["id"]), guid=str(item["guid"]), event=str(item.get("event") or ""),
                        action=item.get("action"), status_code=int(item.get("status_code") or 0),
-                       delivered_at=datetime.fromisoformat(str(item["delivered_at"])).astimezone(timezone.utc),
+                       delivered_at=datetime.fromisoformat(str(item["delivered_at"])).astimezone(UTC),
                        redelivery=bool(item.get("redelivery")))
         except (KeyError, TypeError, ValueError):
             return None
@@ -131,7 +132,7 @@ class AppHookDeliveries:
     """The GitHub App's own webhook deliveries, listed and redelivered with the App's JWT."""
 
     def __init__(self, settings: Settings, clients: GitHubClients, *, policy: RedeliveryPolicy = RedeliveryPolicy(),
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), timeout_seconds: int = 15,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), timeout_seconds: int = 15,
                  seconds_between_requests: float | None = Consts.DEFAULT_SECONDS_BETWEEN_REQUESTS,
                  seconds_between_writes: float | None = Consts.DEFAULT_SECONDS_BETWEEN_WRITES) -> None:
         """`clients` must be in App mode; `settings` give the App id and key (checked by `clients`).

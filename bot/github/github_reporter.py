@@ -39,9 +39,10 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
@@ -50,9 +51,9 @@ from github.Repository import Repository
 from bot.github import lookups
 from bot.github.client import GitHubClients, GitHubError, GitHubMode
 from handlers import messages
+from handlers.context import UtcClock
 from handlers.messages import HeadNote, HeadOutcome
 from handlers.models import RepoRef, Run, RunState
-from handlers.context import UtcClock
 from handlers.ports import Clock, Store
 
 log = logging.getLogger("kfp_bot.github")
@@ -206,7 +207,7 @@ class GitHubReporter:
     def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
         """A new comment on the PR (refusals, errors, plans, help)."""
         gh = self.clients.repo(repo.full_name, installation_id)
-        since = datetime.now(timezone.utc) - _CLOCK_SKEW
+        since = datetime.now(UTC) - _CLOCK_SKEW
         self._create_once(f"replying on {repo.full_name}#{number}",
                           lambda: gh.get_issue(number).create_comment(body).id,
                           lambda: lookups.reply(gh, number, body, since, self.author))

@@ -8,9 +8,9 @@ quoting the marker or another App's check of the same name is never taken over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
@@ -77,4 +77,4 @@ def utc(moment: datetime) -> datetime:
     """PyGithub writes datetimes as UTC without converting: convert first."""
     if moment.tzinfo is None:
         return moment
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)

@@ -4,8 +4,8 @@
 brings each message back to `POST /pubsub/push`, whose OIDC token `oidc` verifies.
 """
 
-from bot.pubsub.publisher import PubSubBus, make_publisher, message_attributes, topic_path
 from bot.pubsub.oidc import PushAuthError, PushTokenVerifier
+from bot.pubsub.publisher import PubSubBus, make_publisher, message_attributes, topic_path
 from bot.pubsub.push import PUSH_PATH, PushHandler, PushOutcome, push_blueprint, push_blueprint_for_services
 
 __all__ = ["PUSH_PATH", "PubSubBus", "PushAuthError", "PushHandler", "PushOutcome", "PushTokenVerifier",

@@ -16,8 +16,9 @@ import enum
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from kfp_bot_errors import KfpBotError
 

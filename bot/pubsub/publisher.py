@@ -17,8 +17,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bot.embedded_bus import BusUnavailable
 from bot.config import ConfigurationError
+from bot.embedded_bus import BusUnavailable
 from deploy.endpoints import is_loopback
 from handlers.models import Event, event_to_dict
 
@@ -40,7 +40,7 @@ _WAIT_GRACE_SECONDS = 2.0
 class PubSubBus:
     """Publishes events as JSON (`event_to_dict`) with `kind`, `key` and `delivery_id` attributes."""
 
-    def __init__(self, publisher: "PublisherClient", topic_path: str, *,
+    def __init__(self, publisher: PublisherClient, topic_path: str, *,
                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         """`topic_path` is `projects/<project>/topics/<topic>`; a publish gives up after `timeout_seconds`."""
         if timeout_seconds <= 0:
@@ -53,8 +53,8 @@ class PubSubBus:
         self._stopped = False
 
     @classmethod
-    def from_settings(cls, settings: "Settings", publisher: "PublisherClient", *,
-                      timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> "PubSubBus":
+    def from_settings(cls, settings: Settings, publisher: PublisherClient, *,
+                      timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> PubSubBus:
         """The bus for KFP_BOT_GCP_PROJECT and KFP_BOT_EVENTS_TOPIC (a name or a full topic path)."""
         if not settings.gcp_project and not settings.events_topic.startswith("projects/"):
             raise ConfigurationError("KFP_BOT_BUS=pubsub needs KFP_BOT_GCP_PROJECT")
@@ -117,7 +117,7 @@ def topic_path(project: str, topic: str) -> str:
 
 
 def make_publisher(endpoint: str | None = None, *,
-                   credentials: "Credentials | None" = None) -> "PublisherClient":
+                   credentials: Credentials | None = None) -> PublisherClient:
     """A Pub/Sub publisher client for `endpoint` (KFP_BOT_PUBSUB_ENDPOINT) or Google's default.
 
     A loopback endpoint (an emulator, a test fake) gets an insecure channel and anonymous
@@ -148,7 +148,7 @@ def make_publisher(endpoint: str | None = None, *,
                  "point KFP_BOT_PUBSUB_ENDPOINT (or PUBSUB_EMULATOR_HOST) at an emulator") from None
 
 
-def _bounded_library_retry(publisher: "PublisherClient", timeout_seconds: float) -> Any:
+def _bounded_library_retry(publisher: PublisherClient, timeout_seconds: float) -> Any:
     """The library's own retry policy for Publish, with its total time cut to `timeout_seconds`.
 
     Without the cut the library keeps retrying for ten minutes after the webhook has answered

@@ -46,14 +46,15 @@ from __future__ import annotations
 import enum
 import json
 import logging
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot.embedded_bus import BusUnavailable
 from bot.config import ConfigurationError
+from bot.embedded_bus import BusUnavailable
 from bot.logs import log_context
 from bot.pubsub.envelope import MalformedEnvelope, PushMessage, message_key, parse_envelope
 from bot.pubsub.oidc import PushAuthError, PushAuthFailure, PushTokenVerifier
@@ -246,7 +247,7 @@ class PushHandler:
                         event.key, exc)
 
 
-def push_blueprint(settings: "Settings", services: "Services", decoders: Sequence[NotificationDecoder],
+def push_blueprint(settings: Settings, services: Services, decoders: Sequence[NotificationDecoder],
                    dispatch: Callable[[Event], None], *, on_error: Callable[[Event, BaseException], None],
                    verifier: PushTokenVerifier | None = None,
                    transient: Callable[[BaseException], bool] = is_transient) -> Blueprint:
@@ -289,7 +290,7 @@ def push_blueprint(settings: "Settings", services: "Services", decoders: Sequenc
     return blueprint
 
 
-def push_blueprint_for_services(settings: "Settings", services: "Services",
+def push_blueprint_for_services(settings: Settings, services: Services,
                                 decoders: Sequence[NotificationDecoder] = (), *,
                                 verifier: PushTokenVerifier | None = None) -> Blueprint:
     """`push_blueprint` dispatching to the handlers (`handlers.routes`) with the services' context."""

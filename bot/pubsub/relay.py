@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from bot.embedded_bus import BusUnavailable, new_owner_id
 from bot.pubsub.publisher import PubSubBus

@@ -23,7 +23,8 @@ import enum
 import logging
 import threading
 import uuid
-from typing import Callable, Generic, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger("kfp_bot.pubsub")
 

@@ -10,8 +10,9 @@ takers never both win.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.engine import Connection

@@ -20,9 +20,10 @@ progress come first, so one busy repository cannot starve the others.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, ContextManager, Iterable, Sequence
+from typing import Any, ContextManager
 
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite

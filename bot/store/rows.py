@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields
 from datetime import date, datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import RowMapping
 

@@ -10,11 +10,12 @@ A run's `updated_at` is the time of its last state change, which `Run.duration_s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import RowMapping, Table, delete, exists, func, insert, select, update
+from sqlalchemy import RowMapping, Table, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -24,8 +25,18 @@ from bot.store.engine import open_engines
 from bot.store.errors import StoreError, database_errors
 from bot.store.leases import LeaseMixin
 from bot.store.outbox import OutboxStore
-from bot.store.tables import (approvals, chat_threads, deliveries, delivery_failures, ensure_schema, externals,
-                              messages, pulls, runs, transitions)
+from bot.store.tables import (
+    approvals,
+    chat_threads,
+    deliveries,
+    delivery_failures,
+    ensure_schema,
+    externals,
+    messages,
+    pulls,
+    runs,
+    transitions,
+)
 from handlers.models import FailedDelivery, FailureStage, PullRequestRef, RepoRef, Run, RunState, Transition
 from handlers.ports import ChatMessage, StoredPull
 
@@ -41,7 +52,7 @@ _REASON_CHARS = 2000
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _storable(text: str, limit: int) -> str:
@@ -83,7 +94,7 @@ class SqlStore(OutboxStore, LeaseMixin):
             raise
 
     @classmethod
-    def from_url(cls, url: str, *, clock: Clock | None = None) -> "SqlStore":
+    def from_url(cls, url: str, *, clock: Clock | None = None) -> SqlStore:
         """The store at `url`, tables created if missing (see the class docstring)."""
         return cls(url, clock=clock)
 
@@ -96,7 +107,7 @@ class SqlStore(OutboxStore, LeaseMixin):
         """Close every pooled connection (SQLite checkpoints its WAL when the last one closes)."""
         self._engine.dispose()
 
-    def __enter__(self) -> "SqlStore":
+    def __enter__(self) -> SqlStore:
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -9,7 +9,7 @@ one version so far, so there is nothing to migrate yet) and an older bot refuses
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -66,8 +66,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 metadata = MetaData()

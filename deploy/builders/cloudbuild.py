@@ -17,7 +17,7 @@ idempotent), but after a transient error the run's build is looked up once more.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import grpc
 from google.api_core import exceptions as api_exceptions
@@ -27,12 +27,10 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud.devtools import cloudbuild_v1
 from google.cloud.devtools.cloudbuild_v1.services.cloud_build.transports import CloudBuildGrpcTransport
 
-from deploy.builders.cloudbuild_config import (BuildSource, GitUrlSource, build_for, images_to_build,
-                                               run_filter)
 from deploy.builders.cloudbuild_compile import CloudCompile, compile_artifacts, compile_step
+from deploy.builders.cloudbuild_config import BuildSource, GitUrlSource, build_for, images_to_build, run_filter
+from deploy.builders.cloudbuild_notifications import FAILED_STATUSES, Status, decode_build_notification, log, outcome_of
 from deploy.builders.cloudbuild_source import StorageUpload, compile_files, image_files, pack
-from deploy.builders.cloudbuild_notifications import (FAILED_STATUSES, Status, decode_build_notification,
-                                                      log, outcome_of)
 from deploy.endpoints import is_loopback
 from deploy.errors import BuildError
 from handlers.models import Event, Run

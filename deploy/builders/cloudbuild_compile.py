@@ -21,10 +21,11 @@ import hashlib
 import json
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from google.cloud.devtools import cloudbuild_v1
 from google.protobuf import duration_pb2

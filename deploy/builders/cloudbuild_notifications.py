@@ -11,7 +11,7 @@ arrives and one that does end in the same state.
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 from google.cloud.devtools import cloudbuild_v1
 from google.protobuf import json_format

@@ -22,9 +22,10 @@ import io
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from google.cloud.devtools import cloudbuild_v1
 

@@ -24,11 +24,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 
-from deploy.compiler.compile import (DRIVER, finish_compile, pipeline_file, python_path_folders, read_repo_file,
-                                     resolve_mode)
+from deploy.compiler.compile import (
+    DRIVER,
+    finish_compile,
+    pipeline_file,
+    python_path_folders,
+    read_repo_file,
+    resolve_mode,
+)
 from deploy.compiler.environments import ResolvedEnvironment, resolve_environment
 from deploy.compiler.failures import no_result_failure, timeout_failure
 from deploy.compiler.images import substitute_images
@@ -36,8 +42,8 @@ from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline
 from deploy.compiler.scratch import ScratchTree, copy_tree
 from deploy.errors import CompileError
 from deploy.sandbox import Sandbox, SandboxResult
-from pipeline_registry.compile_env import CompileEnvironment, pipeline_environment
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.compile_env import CompileEnvironment, pipeline_environment
 from pipeline_registry.models import Pipeline
 from pipeline_registry.repo_config import CompileMode, RepoConfig
 

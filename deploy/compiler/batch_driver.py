@@ -118,7 +118,7 @@ def _child(driver, job: dict, read_end: int, write_end: int) -> None:
             os._exit(code)
 
 
-def _watch(pid: int, fd: int, capture: "_Capture", deadline: float) -> tuple:
+def _watch(pid: int, fd: int, capture: _Capture, deadline: float) -> tuple:
     """Read the child's output until it ends (or its budget does), then end its process group and
     reap it; returns (wait status, timed out). The child is reaped last, so that its pid, which
     names the group, cannot be reused by an unrelated process before the group is killed.

@@ -17,14 +17,15 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from deploy.compiler.environments import ResolvedEnvironment, resolve_environment
 from deploy.compiler.failures import describe_failure, no_result_failure, timeout_failure
 from deploy.compiler.images import substitute_images
-from deploy.compiler.scratch import NOT_COPIED, ScratchTree, copy_tree
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
+from deploy.compiler.scratch import NOT_COPIED, ScratchTree, copy_tree
 from deploy.errors import CompileError
 from deploy.sandbox import Sandbox, SandboxResult
 from pipeline_registry.compile_env import CompileEnvironment, pipeline_environment

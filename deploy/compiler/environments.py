@@ -21,9 +21,9 @@ import re
 import shutil
 import tempfile
 import time
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from pathlib import Path
 
 from deploy.errors import EnvironmentBuildError
 from deploy.sandbox import Sandbox, SandboxResult

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from deploy.errors import CompileError
 from deploy.sandbox import SandboxResult

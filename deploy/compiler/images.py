@@ -9,8 +9,8 @@ repository only. Compiled component specs (kfp 2 IR YAML loaded with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Mapping
 
 import yaml
 

@@ -58,7 +58,7 @@ class ScratchTree:
         """Remove the copy."""
         self._tmp.cleanup()
 
-    def __enter__(self) -> "ScratchTree":
+    def __enter__(self) -> ScratchTree:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import enum
 import json
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from deploy.errors import RunError
 from handlers.models import RunState

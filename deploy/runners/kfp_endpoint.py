@@ -24,15 +24,22 @@ comes back through `run_status` (the reconcile pass).
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import kfp
 import requests
 
 from deploy.compiler.package import PackageFormat, load_package
 from deploy.errors import RunError
-from deploy.runners.kfp_calls import (ApiVersion, KfpApi, KfpEndpointUnavailable, RemoteRun, RetryPolicy,
-                                      RunSpec, run_name)
+from deploy.runners.kfp_calls import (
+    ApiVersion,
+    KfpApi,
+    KfpEndpointUnavailable,
+    RemoteRun,
+    RetryPolicy,
+    RunSpec,
+    run_name,
+)
 from deploy.runners.kfp_http import JsonHttp, default_session, normalise_host
 from deploy.runners.kfp_v1beta1 import V1Api
 from deploy.runners.kfp_v2beta1 import V2Api

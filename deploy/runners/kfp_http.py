@@ -13,14 +13,22 @@ for those hosts, as `kfp.Client` does for its own calls.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from deploy.endpoints import is_loopback
-from deploy.runners.kfp_calls import (RETRY_STATUSES, KfpRequestRefused, RetryPolicy, T, Transient,
-                                      api_message, with_retries)
+from deploy.runners.kfp_calls import (
+    RETRY_STATUSES,
+    KfpRequestRefused,
+    RetryPolicy,
+    T,
+    Transient,
+    api_message,
+    with_retries,
+)
 
 _INVERSE_PROXY = re.compile(r"\S+\.googleusercontent\.com/?$")
 _CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"

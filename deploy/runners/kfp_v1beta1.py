@@ -19,8 +19,9 @@ from __future__ import annotations
 import enum
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 

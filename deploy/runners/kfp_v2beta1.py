@@ -21,8 +21,9 @@ proxy hosts) only when it is built.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import kfp
 import kfp_server_api
@@ -33,8 +34,19 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from kfp_server_api import V2beta1RuntimeState as States
 
 from deploy.errors import RunError
-from deploy.runners.kfp_calls import (RETRY_STATUSES, ApiVersion, KfpEndpointUnavailable, KfpRequestRefused,
-                                      RemoteRun, RunSpec, T, Transient, api_message, name_filter, with_retries)
+from deploy.runners.kfp_calls import (
+    RETRY_STATUSES,
+    ApiVersion,
+    KfpEndpointUnavailable,
+    KfpRequestRefused,
+    RemoteRun,
+    RunSpec,
+    T,
+    Transient,
+    api_message,
+    name_filter,
+    with_retries,
+)
 from deploy.runners.kfp_http import JsonHttp
 from handlers.models import RunState
 

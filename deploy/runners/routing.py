@@ -7,7 +7,7 @@ no configured runner ends the run as failed, saying which setting is missing.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from handlers.models import Run, RunState
 from handlers.ports import Runner, RunRequest, RunSubmission

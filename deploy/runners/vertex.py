@@ -16,7 +16,7 @@ endpoint treats as transient: the message is redelivered and the step tried agai
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 import grpc
 from google.api_core import exceptions as api_exceptions

@@ -20,9 +20,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from deploy.sandbox.limits import PidsCgroup, cgroup_prefix, limits_shim, needs_cgroup
 from deploy.sandbox.process import Limits, SandboxError, SandboxResult, launch

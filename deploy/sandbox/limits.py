@@ -16,8 +16,8 @@ import resource
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 # Sets the limits then becomes the real command; runs in the sandbox, under the bot's Python.
 _LIMITS_SHIM = ("import os,resource as r,sys;n,m=int(sys.argv[1]),int(sys.argv[2]);r.setrlimit(r.RLIMIT_NPROC,(n,n));"
@@ -32,12 +32,12 @@ def limits_shim(python: str, max_processes: int, memory_mb: int | None) -> list[
     return [python, "-I", "-S", "-c", _LIMITS_SHIM, str(max_processes), str(memory)]
 
 
-def cgroup_prefix(cgroup: "PidsCgroup | None") -> list[str]:
+def cgroup_prefix(cgroup: PidsCgroup | None) -> list[str]:
     """The command prefix that puts the launcher into `cgroup` before it starts anything."""
     return ["/bin/sh", "-c", _JOIN_CGROUP, str(cgroup.path / "cgroup.procs")] if cgroup else []
 
 
-def child_setup(memory_mb: int | None, cgroup: "PidsCgroup | None") -> Callable[[], None]:
+def child_setup(memory_mb: int | None, cgroup: PidsCgroup | None) -> Callable[[], None]:
     """What the forked child does before exec: join the cgroup, cap memory, no core dumps."""
     max_bytes = memory_mb * 1024 * 1024 if memory_mb else None
     procs = str(cgroup.path / "cgroup.procs") if cgroup else None
@@ -94,7 +94,7 @@ class PidsCgroup:
         self.path = path
 
     @classmethod
-    def create(cls, max_processes: int) -> "PidsCgroup | None":
+    def create(cls, max_processes: int) -> PidsCgroup | None:
         """A new cgroup capped at `max_processes`, or None where cgroups cannot be written."""
         root = _pids_root()
         if root is None:

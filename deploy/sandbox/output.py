@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import os
-from typing import Callable
+from collections.abc import Callable
 
 CHUNK = 64 * 1024
 

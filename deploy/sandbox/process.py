@@ -14,9 +14,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from deploy.sandbox.limits import PidsCgroup, child_setup
 from deploy.sandbox.output import BoundedStream, pump

@@ -15,8 +15,8 @@ import configparser
 import os
 import shutil
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 BWRAP = "bwrap"
 SANDBOX_UID = 65534  # "nobody" inside; outside, files it writes belong to the bot's user

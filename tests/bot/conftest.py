@@ -16,9 +16,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -46,7 +46,7 @@ class ManualClock:
 @pytest.fixture
 def clock() -> ManualClock:
     """A manual clock starting at 2024-05-01 12:00:00 UTC."""
-    return ManualClock(datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc))
+    return ManualClock(datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC))
 
 
 class PostgresServer:

@@ -10,7 +10,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +18,27 @@ import pytest
 import requests
 
 from bot.app import create_app
-from bot.embedded_bus import BusUnavailable, OutboxBus
 from bot.config import LogFormat, Settings
+from bot.embedded_bus import BusUnavailable, OutboxBus
 from bot.logs import configure_logging
 from bot.payloads import parse_event
 from bot.services import Services
 from bot.store import SqlStore, StoreError
-from handlers.models import (Event, FailureStage, IssueCommentEvent, PullRequestAction, PullRequestEvent, Run, RunState,
-                             Trigger)
+from handlers.models import (
+    Event,
+    FailureStage,
+    IssueCommentEvent,
+    PullRequestAction,
+    PullRequestEvent,
+    Run,
+    RunState,
+    Trigger,
+)
 from tests.support.server import ServedApp, serve
 from tests.support.webhooks import delivery_headers, load_payload
 
 SECRET = "webhook-secret-for-tests"
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 

@@ -6,8 +6,18 @@ import json
 
 import pytest
 
-from bot.bounds import (MAX_DEPTH, MAX_ID, BoundsError, check_depth, check_int, check_login, check_ref,
-                        check_repo_name, check_sha, check_text)
+from bot.bounds import (
+    MAX_DEPTH,
+    MAX_ID,
+    BoundsError,
+    check_depth,
+    check_int,
+    check_login,
+    check_ref,
+    check_repo_name,
+    check_sha,
+    check_text,
+)
 
 
 def nested(depth: int, *, inside: bytes = b"1") -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +13,15 @@ import pytest
 import requests
 
 from bot.app import create_app
-from bot.embedded_bus import OutboxBus
 from bot.config import Settings
 from bot.dashboard import format_duration, github_web_url, group_runs, safe_link
+from bot.embedded_bus import OutboxBus
 from bot.services import Services
 from bot.store import SqlStore
 from handlers.models import Run, RunState, Trigger
 from tests.support.server import ServedApp, serve
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 EVIL = "<script>alert('pwned')</script>"
 
 

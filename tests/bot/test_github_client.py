@@ -7,8 +7,8 @@ received and on the errors a user would read.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Iterator
 
 import pytest
 
@@ -17,7 +17,14 @@ from bot.github import GitHubClients, GitHubError, RetryPolicy
 from handlers.models import RepoRef
 from tests.fakes.github import FakeGitHub
 from tests.support.github_clients import (
-    FAST_RETRY, INSTALLATION_ID, REPO, app_settings, clients_for, repo_ref, seed, token_settings,
+    FAST_RETRY,
+    INSTALLATION_ID,
+    REPO,
+    app_settings,
+    clients_for,
+    repo_ref,
+    seed,
+    token_settings,
 )
 
 PERMISSION_PATH = r"/repos/octo/monorepo/collaborators/alice/permission"

@@ -7,21 +7,25 @@ seed what happened while the bot was down and assert on what the bot asked GitHu
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.github import GitHubError
 from bot.github.deliveries import (
-    AppHookDeliveries, NoRedelivery, RedeliveryPolicy, RedeliveryReport, webhook_redeliverer,
+    AppHookDeliveries,
+    NoRedelivery,
+    RedeliveryPolicy,
+    RedeliveryReport,
+    webhook_redeliverer,
 )
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
 from tests.support.github_clients import APP_ID, app_settings, clients_for, token_settings
 from tests.support.webhooks import load_payload
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 REDELIVER = r"/app/hook/deliveries/\d+/attempts"
 
 

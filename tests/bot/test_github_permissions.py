@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.github import GitHubClients, GitHubError, GitHubPermissions
 from tests.fakes.github import FakeGitHub
 from tests.support.github_clients import (
-    INSTALLATION_ID, REPO, app_settings, clients_for, repo_ref, token_settings,
+    INSTALLATION_ID,
+    REPO,
+    app_settings,
+    clients_for,
+    repo_ref,
+    token_settings,
 )
 
 
@@ -17,7 +22,7 @@ class Clock:
     """A clock that moves only when told to."""
 
     def __init__(self) -> None:
-        self.current = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+        self.current = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
     def now(self) -> datetime:
         return self.current

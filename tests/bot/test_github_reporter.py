@@ -6,10 +6,11 @@ statuses, comments, reactions) from the fake, as a reviewer would see them on th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -19,11 +20,19 @@ from handlers import messages
 from handlers.models import Run, RunState, Trigger
 from tests.fakes.github import FakeGitHub
 from tests.support.github_clients import (
-    BOT_LOGIN, HEAD, INSTALLATION_ID, PR, REPO, TOKEN_USER, app_settings, clients_for, repo_ref,
+    BOT_LOGIN,
+    HEAD,
+    INSTALLATION_ID,
+    PR,
+    REPO,
+    TOKEN_USER,
+    app_settings,
+    clients_for,
+    repo_ref,
     token_settings,
 )
 
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 RUN_URL = "https://console.cloud.google.com/vertex-ai/pipelines/runs/hp-1"
 PLAN = {"reasons": [{"path": "pipelines/head-pose-pipeline/training/main.py", "detail": "in the pipeline folder"}],
         "components": [{"name": "training", "image": "reg/head-pose-pipeline-training:abc", "rebuild": True}]}

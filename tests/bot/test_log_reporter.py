@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.log_reporter import LogReporter
 from handlers.models import RepoRef, Run, RunState, Trigger
 
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 REPO = RepoRef(full_name="octo/monorepo", clone_url="file:///tmp/monorepo")
 SHA = "4f1c2a9d0e8b7c6a5f4e3d2c1b0a9f8e7d6c5b4a"
 

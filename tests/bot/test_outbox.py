@@ -9,7 +9,8 @@ finishes it; short bookkeeping has its own lane; a busy repository does not star
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bot.store import SqlStore
 from bot.store.outbox import Lane, lane_for

@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 
 from bot.payloads import Ignored, PayloadError, parse_event
-from handlers.models import (CheckAction, CheckRunEvent, CheckSuiteEvent, IssueCommentEvent, PullRequestAction, PullRequestEvent, PushEvent, RepoRef,
-                             event_from_dict, event_to_dict)
+from handlers.models import (
+    CheckAction,
+    CheckRunEvent,
+    CheckSuiteEvent,
+    IssueCommentEvent,
+    PullRequestAction,
+    PullRequestEvent,
+    PushEvent,
+    RepoRef,
+    event_from_dict,
+    event_to_dict,
+)
 from tests.support.webhooks import load_payload
 
 HEAD_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"

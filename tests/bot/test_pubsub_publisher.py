@@ -15,8 +15,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import pubsub_v1
 
 from bot.app import create_app
-from bot.embedded_bus import BusUnavailable
 from bot.config import Settings
+from bot.embedded_bus import BusUnavailable
 from bot.payloads import parse_event
 from bot.pubsub.publisher import PubSubBus, is_loopback, make_publisher, topic_path
 from bot.pubsub.relay import OutboxRelay

@@ -11,10 +11,10 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 import requests
@@ -22,17 +22,17 @@ from flask import Flask
 from google.api_core import exceptions as api_exceptions
 
 from bot.app import create_app
-from bot.embedded_bus import BusUnavailable
 from bot.config import BusKind, ConfigurationError, Settings
+from bot.embedded_bus import BusUnavailable
 from bot.payloads import parse_event
-from bot.pubsub.publisher import PubSubBus, make_publisher
-from bot.pubsub.relay import OutboxRelay
 from bot.pubsub.oidc import PushTokenVerifier
+from bot.pubsub.publisher import PubSubBus, make_publisher
 from bot.pubsub.push import PUSH_PATH, push_blueprint, push_blueprint_for_services
+from bot.pubsub.relay import OutboxRelay
 from bot.services import Services
 from bot.store import SqlStore, StoreError
 from deploy.errors import RunError
-from handlers.models import BuildStatus, Event, PullRequestEvent, RunState, RunStart, event_to_dict
+from handlers.models import BuildStatus, Event, PullRequestEvent, RunStart, RunState, event_to_dict
 from tests.fakes.oidc import OidcSigner
 from tests.fakes.pubsub import DEFAULT_PUSH_ACCOUNT, FakePubSub
 from tests.support.server import ServedApp, serve

@@ -11,10 +11,11 @@ from __future__ import annotations
 import inspect
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -27,7 +28,7 @@ from tests.bot.conftest import ManualClock
 
 REPO = "octo-org/ml-monorepo"
 SHA = "a" * 40
-T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 
 
 def make_run(run_id: str = "run-1", *, created_at: datetime = T0, **changes: Any) -> Run:
@@ -423,19 +424,19 @@ def test_timestamps_come_back_as_utc_whatever_zone_they_were_given_in(store: Sql
     assert stored is not None
     stamps = [stored.created_at, stored.updated_at] + [t.at for t in stored.transitions]
     assert all(stamp.tzinfo is not None and stamp.utcoffset() == timedelta(0) for stamp in stamps)
-    assert stored.created_at == datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
-    assert stored.updated_at == datetime(2024, 5, 1, 12, 30, 0, tzinfo=timezone.utc)
+    assert stored.created_at == datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    assert stored.updated_at == datetime(2024, 5, 1, 12, 30, 0, tzinfo=UTC)
 
 
 def test_naive_timestamps_are_taken_as_utc(store: SqlStore) -> None:
     store.create_run(make_run(created_at=datetime(2024, 5, 1, 12, 0), updated_at=datetime(2024, 5, 1, 12, 0)))
     stored = store.get_run("run-1")
-    assert stored is not None and stored.created_at == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert stored is not None and stored.created_at == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def test_listing_order_follows_the_instant_not_the_written_zone(store: SqlStore) -> None:
     tokyo = timezone(timedelta(hours=9))
-    store.create_run(make_run("early-utc", created_at=datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)))
+    store.create_run(make_run("early-utc", created_at=datetime(2024, 5, 1, 10, 0, tzinfo=UTC)))
     # 18:00 in Tokyo is 09:00 UTC: older, though its wall-clock time is later.
     store.create_run(make_run("earlier-tokyo", created_at=datetime(2024, 5, 1, 18, 0, tzinfo=tokyo)))
     assert ids(store.list_runs()) == ["early-utc", "earlier-tokyo"]

@@ -4,7 +4,7 @@ renewed by its holder, taken over only once expired, given up by its holder only
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from bot.store import SqlStore
 from tests.bot.conftest import ManualClock

@@ -5,9 +5,10 @@ while the bot was down, end to end: the fake GitHub really sends them again to t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask, Request
@@ -26,7 +27,13 @@ from tests.fakes.github_hooks import AppWebhook
 from tests.support.github_clients import APP_ID, app_settings, clients_for
 from tests.support.server import serve
 from tests.support.status_ports import (
-    FixedBuilder, FixedRunner, RecordingBus, SteppingClock, delivery_store, make_context, stored_run,
+    FixedBuilder,
+    FixedRunner,
+    RecordingBus,
+    SteppingClock,
+    delivery_store,
+    make_context,
+    stored_run,
 )
 from tests.support.webhooks import load_payload
 

@@ -13,24 +13,24 @@ import logging
 import os
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import grpc
 import pytest
-from google.cloud.devtools import cloudbuild_v1
-
 from google.auth.credentials import AnonymousCredentials
+from google.cloud.devtools import cloudbuild_v1
 
 from bot.pubsub.push import PushHandler
 from bot.store import SqlStore
 from deploy.builders.cloudbuild import DEFAULT_RETRY, CloudBuildBuilder, make_cloudbuild_client
 from deploy.builders.cloudbuild_config import ConnectedRepositorySource, GitUrlSource, build_tags
 from deploy.errors import BuildError
-from handlers.models import BuildStatus, Run, RunState, Trigger, run_id_for
 from deploy.runners.vertex import VertexRunner, make_pipeline_client
+from handlers.models import BuildStatus, Run, RunState, Trigger, run_id_for
 from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
 from pipeline_registry.planner import plan_change
-from tests.fakes.cloudbuild import FakeCloudBuild, FailureType
+from tests.fakes.cloudbuild import FailureType, FakeCloudBuild
 from tests.fakes.cloudbuild_rules import TAG_RULE
 from tests.support.gitrepo import GitRepo
 
@@ -121,9 +121,9 @@ def the_build(fake: FakeCloudBuild) -> cloudbuild_v1.Build:
 
 
 def run_of(request: BuildRequest) -> Run:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Run(id=request.run_id, repo=request.repo, pr=request.pr, sha=request.sha, base_sha=None,
                pipeline=request.pipeline, trigger=Trigger.AUTORUN, state=RunState.BUILDING,
                created_at=now, updated_at=now)

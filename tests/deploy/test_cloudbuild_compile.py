@@ -14,8 +14,8 @@ import pytest
 from google.cloud.devtools import cloudbuild_v1
 
 from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
-from deploy.builders.cloudbuild_config import ConnectedRepositorySource
 from deploy.builders.cloudbuild_compile import COMPILE_STEP_ID, CloudBuildCompiler, CloudCompile
+from deploy.builders.cloudbuild_config import ConnectedRepositorySource
 from deploy.builders.cloudbuild_source import StorageUpload
 from deploy.endpoints import make_gcs_client
 from deploy.errors import CompileError

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import tarfile
 
-import pytest
 from google.cloud.devtools import cloudbuild_v1
 
 from deploy.builders.cloudbuild import CloudBuildBuilder
@@ -19,7 +18,6 @@ from tests.deploy.conftest import BUCKET
 from tests.deploy.test_cloudbuild import FAST_RETRY, PROJECT, REPO, request_, the_build  # noqa: F401 (fixture)
 from tests.fakes.cloudbuild import FailureType, FakeCloudBuild, Status
 from tests.fakes.template_stores import FakeGcs
-
 
 
 def uploading(client: cloudbuild_v1.CloudBuildClient, gcs: FakeGcs) -> CloudBuildBuilder:

@@ -11,8 +11,14 @@ from deploy.errors import CompileError
 from deploy.sandbox import Sandbox, SandboxResult
 from pipeline_registry.models import ParameterType, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
-from tests.deploy.conftest import (KFP2_PIPELINE, KFP18, NEW_NOTIFY_IMAGE, NEW_TRAIN_IMAGE, EnvironmentBuild,
-                                   pipeline_model)
+from tests.deploy.conftest import (
+    KFP2_PIPELINE,
+    KFP18,
+    NEW_NOTIFY_IMAGE,
+    NEW_TRAIN_IMAGE,
+    EnvironmentBuild,
+    pipeline_model,
+)
 from tests.deploy.test_compiler import SEED_PIPELINE, V1_PIPELINE, seed_repo, tree_digest
 from tests.support.gitrepo import GitRepo
 

@@ -14,9 +14,18 @@ from deploy.compiler import CompiledPipeline, PackageFormat, compile_pipeline, r
 from deploy.errors import CompileError
 from pipeline_registry.models import ParameterType, PipelineInput
 from pipeline_registry.repo_config import CompileConfig, CompileMode, RepoConfig, load_repo_config
-from tests.deploy.conftest import (KFP2_PIPELINE, KFP18, NEW_NOTIFY_IMAGE, NEW_TRAIN_IMAGE, NOTIFY_SPEC,
-                                   OLD_NOTIFY_IMAGE, OLD_TRAIN_IMAGE, TRAIN_SPEC, EnvironmentBuild,
-                                   pipeline_model)
+from tests.deploy.conftest import (
+    KFP2_PIPELINE,
+    KFP18,
+    NEW_NOTIFY_IMAGE,
+    NEW_TRAIN_IMAGE,
+    NOTIFY_SPEC,
+    OLD_NOTIFY_IMAGE,
+    OLD_TRAIN_IMAGE,
+    TRAIN_SPEC,
+    EnvironmentBuild,
+    pipeline_model,
+)
 from tests.support.gitrepo import GitRepo
 
 IMAGES = {"pipelines/demo/train": NEW_TRAIN_IMAGE, "components/notify": NEW_NOTIFY_IMAGE}

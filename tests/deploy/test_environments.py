@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from deploy.compiler.environments import MARKER, environment_info, environment_python, ensure_environment
+from deploy.compiler.environments import MARKER, ensure_environment, environment_info, environment_python
 from deploy.errors import EnvironmentBuildError
 from pipeline_registry.compile_env import CompileEnvironment
 from tests.deploy.conftest import EnvironmentBuild

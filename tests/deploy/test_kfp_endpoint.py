@@ -8,7 +8,7 @@ Packages are real: a kfp 2 pipeline compiled here, and the Argo workflow and job
 import json
 import socket
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -130,7 +130,7 @@ def runner(fake: FakeKfp) -> KfpEndpointRunner:
 
 def make_run(run_id: str = "run-0123456789abcdef", *, trigger: Trigger = Trigger.AUTORUN,
              state: RunState = RunState.RUNNING, pr: int | None = 7) -> Run:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Run(id=run_id, repo="octo/monorepo", pr=pr, sha=SHA, base_sha=None, pipeline="head-pose-pipeline",
                trigger=trigger, state=state, created_at=now, updated_at=now)
 

@@ -6,6 +6,7 @@ No `from __future__ import annotations` here: kfp reads the components' annotati
 import importlib.metadata
 import shutil
 import tarfile
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -212,13 +213,13 @@ def test_file_that_is_not_a_pipeline_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_run_cancelled_before_its_process_starts_never_starts(tmp_path: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from deploy.runners.local import LocalRunner
     from handlers.models import Run, RunState, Trigger
     from handlers.ports import RunRequest
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     run = Run(id="run-early", repo="o/r", pr=1, sha="a" * 40, base_sha=None, pipeline="hello-pipeline",
               trigger=Trigger.AUTORUN, state=RunState.RUNNING, created_at=now, updated_at=now)
     runner = LocalRunner(tmp_path / "runs")

@@ -1,8 +1,8 @@
 """Vertex AI schedules through the real ScheduleServiceClient, against the fake Vertex AI."""
 
 # No `from __future__ import annotations`: kfp reads the components' annotations as types.
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from google.cloud import aiplatform_v1

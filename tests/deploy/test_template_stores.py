@@ -10,8 +10,13 @@ from kfp import compiler, dsl
 from kfp.registry import ApiAuth
 
 from deploy.errors import DeployError
-from deploy.template_stores import (ArtifactRegistryTemplateStore, GcsTemplateStore, LocalTemplateStore,
-                              make_gcs_client, make_template_store)
+from deploy.template_stores import (
+    ArtifactRegistryTemplateStore,
+    GcsTemplateStore,
+    LocalTemplateStore,
+    make_gcs_client,
+    make_template_store,
+)
 from tests.fakes.template_stores import FakeGcs, FakeKfpRegistry
 
 COMMIT = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"

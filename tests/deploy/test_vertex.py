@@ -9,7 +9,7 @@ The pipelines are compiled by kfp 2 (or written by kfp 1.8's compilers, verbatim
 import dataclasses
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def runner(client: aiplatform_v1.PipelineServiceClient) -> VertexRunner:
 
 def make_run(key: str = "a", *, pipeline: str = "demo-pipeline", repo: str = "Octo-Org/Mono.Repo",
              pr: int | None = 7) -> Run:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Run(id=run_id_for(repo, pr, SHA, pipeline, key), repo=repo, pr=pr, sha=SHA, base_sha=None,
                pipeline=pipeline, trigger=Trigger.AUTORUN, state=RunState.RUNNING, created_at=now, updated_at=now)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -24,9 +25,9 @@ from bot.app import create_app
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
 from bot.wiring import build_services
 from tests.fakes.cloudbuild import FakeCloudBuild
-from tests.fakes.template_stores import FakeGcs
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
+from tests.fakes.template_stores import FakeGcs
 from tests.fakes.vertex import FakeVertexPipelines
 from tests.handlers.conftest import SECRET, Bot, install_app, seed_repo
 from tests.support.github_clients import APP_ID, clients_for

@@ -9,8 +9,8 @@ every delivery while the step runs is answered 503 without running it again.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

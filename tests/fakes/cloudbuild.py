@@ -26,8 +26,7 @@ from google.cloud.devtools import cloudbuild_v1
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, duration_pb2, json_format, timestamp_pb2
 
-from tests.fakes.cloudbuild_rules import (BUILT_INS, TERMINAL, Rejection, build_filter, expand, mark_failure,
-                                         validate)
+from tests.fakes.cloudbuild_rules import BUILT_INS, TERMINAL, Rejection, build_filter, expand, mark_failure, validate
 from tests.fakes.cloudbuild_worker import fetch, new_workspace, run_steps, upload_artifacts
 from tests.fakes.grpc_fake import Fault, RecordingGrpcService
 from tests.fakes.template_stores import FakeGcs

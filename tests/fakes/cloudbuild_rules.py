@@ -10,7 +10,7 @@ fake refuses what Cloud Build refuses, with Cloud Build's wording.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from google.cloud.devtools import cloudbuild_v1

@@ -28,10 +28,20 @@ from typing import Any, Self
 from tests.fakes import github_apps, github_checks, github_hooks, github_issues, github_repos
 from tests.fakes.github_api import Call, Endpoint
 from tests.fakes.github_apps import covers
-from tests.fakes.github_auth import ActorKind, Actor, authenticate, generate_private_key, new_token, public_key_of
+from tests.fakes.github_auth import Actor, ActorKind, authenticate, generate_private_key, new_token, public_key_of
 from tests.fakes.github_bodies import Bodies
 from tests.fakes.github_model import (
-    ApiError, App, Comment, GitHubState, Installation, Issue, Pull, Repo, Role, Token, UserType,
+    ApiError,
+    App,
+    Comment,
+    GitHubState,
+    Installation,
+    Issue,
+    Pull,
+    Repo,
+    Role,
+    Token,
+    UserType,
 )
 from tests.fakes.http import FakeHTTPServer, Incoming, JsonResponse
 

@@ -6,7 +6,7 @@ subset the request asks for, and expires after the fake's `token_lifetime` (one 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes.github_api import Call, Endpoint, paginate
@@ -81,7 +81,7 @@ def create_access_token(call: Call) -> JsonResponse:
         raise ApiError(400, "Problems parsing JSON")
     permissions = _requested_permissions(installation, body.get("permissions"))
     repos = _requested_repos(call, installation, body)
-    expires = datetime.now(timezone.utc) + call.state.token_lifetime
+    expires = datetime.now(UTC) + call.state.token_lifetime
     token = Token(new_token("ghs_"), installation_id=installation.id, expires_at=expires,
                   permissions=permissions, repos=repos)
     call.state.tokens[token.value] = token

@@ -13,7 +13,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import jwt
@@ -92,7 +92,7 @@ def authenticate(state: GitHubState, authorization: str | None) -> Actor:
     if credential.count(".") == 2 and scheme.lower() == "bearer":
         return Actor(ActorKind.APP, app_id=verify_app_jwt(state, credential))
     token = state.tokens.get(credential)
-    if token is None or (token.expires_at and token.expires_at <= datetime.now(timezone.utc)):
+    if token is None or (token.expires_at and token.expires_at <= datetime.now(UTC)):
         raise ApiError(401, "Bad credentials")
     if token.installation_id is None:
         return Actor(ActorKind.USER, login=token.login)

@@ -10,7 +10,18 @@ import base64
 from typing import Any
 
 from tests.fakes.github_model import (
-    App, CheckRun, Comment, GitHubState, Installation, Issue, Pull, Reaction, Repo, Role, Status, User,
+    App,
+    CheckRun,
+    Comment,
+    GitHubState,
+    Installation,
+    Issue,
+    Pull,
+    Reaction,
+    Repo,
+    Role,
+    Status,
+    User,
     UserType,
 )
 

@@ -6,7 +6,13 @@ from typing import Any
 
 from tests.fakes.github_api import Call, Endpoint, paginate
 from tests.fakes.github_model import (
-    ApiError, CheckConclusion, CheckRun, CheckStatus, Status, StatusState, now_iso,
+    ApiError,
+    CheckConclusion,
+    CheckRun,
+    CheckStatus,
+    Status,
+    StatusState,
+    now_iso,
 )
 from tests.fakes.github_validation import check_check_run, check_status
 from tests.fakes.http import JsonResponse

@@ -24,9 +24,10 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from weakref import WeakKeyDictionary
 
@@ -79,7 +80,7 @@ class _Hooks:
         self.ids = itertools.count(90_000_000_001)
 
 
-_REGISTRY: "WeakKeyDictionary[GitHubState, _Hooks]" = WeakKeyDictionary()
+_REGISTRY: WeakKeyDictionary[GitHubState, _Hooks] = WeakKeyDictionary()
 
 
 def _hooks(state: GitHubState) -> _Hooks:
@@ -90,7 +91,7 @@ def _hooks(state: GitHubState) -> _Hooks:
 
 
 def _stamp(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def delivery_json(delivery: Delivery) -> dict[str, Any]:
@@ -141,7 +142,7 @@ def _record(hooks: _Hooks, hook: Hook, *, guid: str, event: str, action: str | N
 class AppWebhook:
     """Seeds and shows the webhook of App `app_id` on `fake` (see the module docstring)."""
 
-    def __init__(self, fake: "FakeGitHub", app_id: int, *, url: str | None = None,
+    def __init__(self, fake: FakeGitHub, app_id: int, *, url: str | None = None,
                  secret: str | None = None) -> None:
         self.fake = fake
         self.app_id = app_id
@@ -165,7 +166,7 @@ class AppWebhook:
         with self.fake.lock:
             delivery = _record(_hooks(self.fake.state), self._hook, guid=guid or str(uuid.uuid4()), event=event,
                                action=payload.get("action"), body=json.dumps(payload).encode(),
-                               status_code=status_code, at=at or datetime.now(timezone.utc),
+                               status_code=status_code, at=at or datetime.now(UTC),
                                redelivery=redelivery)
             return delivery_json(delivery)
 
@@ -177,7 +178,7 @@ class AppWebhook:
         with self.fake.lock:
             delivery = _record(_hooks(self.fake.state), self._hook, guid=guid, event=event,
                                action=payload.get("action"), body=body, status_code=status,
-                               at=datetime.now(timezone.utc), redelivery=False, duration=duration)
+                               at=datetime.now(UTC), redelivery=False, duration=duration)
             return delivery_json(delivery)
 
     def deliveries(self) -> list[dict[str, Any]]:
@@ -232,7 +233,7 @@ def redeliver(call: Call) -> JsonResponse:
         raise ApiError.not_found()
     status, duration = _send(hook, original.event, original.guid, original.body)
     _record(_hooks(call.state), hook, guid=original.guid, event=original.event, action=original.action,
-            body=original.body, status_code=status, at=datetime.now(timezone.utc), redelivery=True,
+            body=original.body, status_code=status, at=datetime.now(UTC), redelivery=True,
             duration=duration)
     return JsonResponse(202, {})
 

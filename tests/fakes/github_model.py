@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -84,17 +84,17 @@ class ApiError(Exception):
                      "documentation_url": "https://docs.github.com/rest", "status": str(status)}
 
     @classmethod
-    def not_found(cls) -> "ApiError":
+    def not_found(cls) -> ApiError:
         return cls(404, "Not Found")
 
     @classmethod
-    def validation(cls, errors: list[dict[str, Any]]) -> "ApiError":
+    def validation(cls, errors: list[dict[str, Any]]) -> ApiError:
         return cls(422, "Validation Failed", errors=errors)
 
 
 def now_iso() -> str:
     """Now in GitHub's timestamp format, e.g. 2024-05-01T12:00:00Z."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -155,7 +155,7 @@ class Pull:
     id: int
     head_sha: str
     head_ref: str
-    head_repo: "Repo"
+    head_repo: Repo
     base_ref: str
     base_sha: str
     user: User

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Callable, Self
+from typing import Any, Self
 
 import grpc
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -28,8 +28,18 @@ import yaml
 
 from tests.fakes.http import FakeHTTPServer, Handler, Incoming, JsonResponse
 from tests.fakes.kfp_pipelines import PipelineRoutes
-from tests.fakes.kfp_rules import (Api, Refusal, api_of, error_body, item_filter, json_object, page, v1_declared,
-                                    v1_owner, v2_declared)
+from tests.fakes.kfp_rules import (
+    Api,
+    Refusal,
+    api_of,
+    error_body,
+    item_filter,
+    json_object,
+    page,
+    v1_declared,
+    v1_owner,
+    v2_declared,
+)
 
 V2_STATES = frozenset({"RUNTIME_STATE_UNSPECIFIED", "PENDING", "RUNNING", "SUCCEEDED", "SKIPPED", "FAILED",
                        "CANCELING", "CANCELED", "PAUSED"})
@@ -40,7 +50,7 @@ _NEVER = "1970-01-01T00:00:00Z"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -83,7 +83,7 @@ class StoredRecurringRun:
 class PipelineRoutes:
     """The pipeline and recurring-run state of one fake server, and its route handlers."""
 
-    def __init__(self, server: "FakeKfp") -> None:
+    def __init__(self, server: FakeKfp) -> None:
         self.server = server
         self.pipelines: dict[str, StoredPipeline] = {}
         self.recurring: dict[str, StoredRecurringRun] = {}

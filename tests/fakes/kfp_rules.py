@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
@@ -68,7 +69,7 @@ def v2_declared(body: dict[str, Any]) -> set[str]:
     if not all(key in spec for key in ("pipelineInfo", "root", "schemaVersion")):
         raise Refusal(400, "Invalid input error: pipeline_spec is not a PipelineSpec (pipelineInfo, root, "
                            "schemaVersion)")
-    return set(((spec["root"].get("inputDefinitions") or {}).get("parameters") or {}))
+    return set((spec["root"].get("inputDefinitions") or {}).get("parameters") or {})
 
 
 def v1_declared(body: dict[str, Any]) -> tuple[set[str], dict[str, str]]:

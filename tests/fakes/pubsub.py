@@ -20,10 +20,11 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Mapping, Self
+from typing import Any, Self
 
 import grpc
 import requests
@@ -274,7 +275,7 @@ class FakePubSub:
         raise AssertionError("unreachable: abort raises")
 
     def _accept(self, topic: str, data: bytes, attributes: dict[str, str]) -> StoredMessage:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         message = StoredMessage(str(next(self._ids)), topic, bytes(data), attributes, stamp)
         self._messages.append(message)
         push = self._push

@@ -17,7 +17,7 @@ from google.api_core import retry as retries
 from google.cloud.devtools import cloudbuild_v1
 
 from deploy.builders.cloudbuild import make_cloudbuild_client
-from tests.fakes.cloudbuild import FakeCloudBuild, FailureType
+from tests.fakes.cloudbuild import FailureType, FakeCloudBuild
 
 Status = cloudbuild_v1.Build.Status
 PROJECT = "proj"

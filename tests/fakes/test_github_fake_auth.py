@@ -4,7 +4,7 @@ driven through PyGithub, including PyGithub's own retries (github.GithubRetry)."
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import github
 import jwt
@@ -30,7 +30,7 @@ def test_installation_token_flow(fake: FakeGitHub, app_key: str) -> None:
     assert integration.get_app_installation(INSTALLATION_ID).app_id == APP_ID
 
     token = integration.get_access_token(INSTALLATION_ID)
-    lifetime = token.expires_at - datetime.now(timezone.utc)
+    lifetime = token.expires_at - datetime.now(UTC)
     assert timedelta(minutes=59) < lifetime <= timedelta(hours=1)
     assert token.token.startswith("ghs_") and token.permissions["checks"] == "write"
 

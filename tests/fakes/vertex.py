@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 from google.cloud import aiplatform_v1
@@ -135,7 +135,7 @@ class FakeVertexPipelines(RecordingGrpcService):
             PipelineState[state] if isinstance(state, str) else PipelineState(state))
         spec = json_format.MessageToDict(aiplatform_v1.PipelineJob.pb(job).pipeline_spec)
         pipeline_name = str((spec.get("pipelineInfo") or {}).get("name", ""))
-        stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         billing_id = str(int(hashlib.sha256(job_id.encode()).hexdigest()[:12], 16))
         entry = {
             "insertId": f"{job_id}-{state.name.lower()}",

@@ -6,9 +6,9 @@ reached through the real client libraries, and what every service was asked to d
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from google.protobuf import json_format
@@ -20,8 +20,8 @@ from tests.fakes.cloudbuild import FakeCloudBuild
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
 from tests.fakes.oidc import OidcSigner
-from tests.fakes.template_stores import FakeGcs
 from tests.fakes.pubsub import DEFAULT_PROJECT, DEFAULT_PUSH_ACCOUNT, FakePubSub
+from tests.fakes.template_stores import FakeGcs
 from tests.fakes.vertex import FakeVertexPipelines
 from tests.handlers.conftest import PR, REPO, SECRET, Bot, install_app, seed_repo
 from tests.support.github_clients import APP_ID, clients_for

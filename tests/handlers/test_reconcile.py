@@ -20,7 +20,13 @@ from handlers.ports import BuildOutcome, BuildState, RunSubmission
 from handlers.reconcile import DEFAULT_LOST_AFTER, DEFAULT_STUCK_AFTER, ReconcileReport, reconcile
 from handlers.routes import dispatch
 from tests.support.status_ports import (
-    FixedBuilder, FixedRunner, RecordingBus, SteppingClock, Unreachable, make_context, stored_run,
+    FixedBuilder,
+    FixedRunner,
+    RecordingBus,
+    SteppingClock,
+    Unreachable,
+    make_context,
+    stored_run,
 )
 
 LOG_URL = "https://console.cloud.google.com/cloud-build/builds/b-1?project=p"

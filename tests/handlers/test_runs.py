@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -15,7 +15,7 @@ from tests.support.github_clients import INSTALLATION_ID
 
 def left_behind(bot: Bot, head: str, run_id: str, state: RunState) -> Run:
     """A run that a previous process stored and never finished."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     run = Run(id=run_id, repo=REPO, pr=PR, sha=head, base_sha=bot.base, pipeline="hello-pipeline",
               trigger=Trigger.AUTORUN, state=RunState.QUEUED, created_at=now, updated_at=now,
               clone_url=str(bot.repo.root), installation_id=INSTALLATION_ID,
@@ -41,7 +41,7 @@ def left_to_a_dead_owner(bot: Bot, event: Event) -> None:
     Written in one transaction, so that the running bot's workers cannot claim it first.
     """
     store = bot.services.store
-    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    past = datetime.now(UTC) - timedelta(minutes=1)
     with store._write() as conn:  # type: ignore[attr-defined]
         ids = store._enqueue(conn, [event], past, parent_repo=None)  # type: ignore[attr-defined]
         conn.execute(update(outbox).where(outbox.c.id.in_(ids))

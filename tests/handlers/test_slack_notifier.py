@@ -7,7 +7,7 @@ End to end, the embedded bot (with a bot token) posts to a fake Slack over HTTP 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from handlers import messages
 from handlers.models import Notification, Run, RunState, Trigger
@@ -68,7 +68,7 @@ def test_states_not_configured_to_notify_post_nothing(slack_bot: tuple[Bot, Fake
 
 # --- the messages, pinned --------------------------------------------------------------------
 
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 SHA = "4f1c2a9d0e8b7c6a5f4e3d2c1b0a9f8e7d6c5b4a"
 PR_URL = "https://github.com/octo/monorepo/pull/42"
 

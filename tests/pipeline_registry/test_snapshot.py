@@ -8,8 +8,18 @@ from pathlib import Path
 import pytest
 
 from pipeline_registry.errors import RepositoryError
-from pipeline_registry.snapshot import (ChangeStatus, FileChange, GitSnapshot, WorktreeSnapshot, blob_digest,
-                                        changed_files, merge_base, open_snapshot, read_many, resolve_revision)
+from pipeline_registry.snapshot import (
+    ChangeStatus,
+    FileChange,
+    GitSnapshot,
+    WorktreeSnapshot,
+    blob_digest,
+    changed_files,
+    merge_base,
+    open_snapshot,
+    read_many,
+    resolve_revision,
+)
 from tests.support.gitrepo import GitRepo
 
 

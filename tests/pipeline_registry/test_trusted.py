@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pipeline_registry.repo_config import Target, load_repo_config
 from pipeline_registry.settings import RunOptions
-from pipeline_registry.trusted import (capped_compile, config_changes, run_option_changes, trusted_config,
-                                       trusted_run_options)
+from pipeline_registry.trusted import (
+    capped_compile,
+    config_changes,
+    run_option_changes,
+    trusted_config,
+    trusted_run_options,
+)
 
 TRUSTED = load_repo_config("autorun: false\ntarget: vertex\nallowed_users: [ann]\n"
                            "compile: {timeout_seconds: 300, memory_mb: 2048}\n"

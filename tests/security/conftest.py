@@ -7,8 +7,8 @@ skipped with the reason, and `.ci/run` prints it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -17,9 +17,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 ENV_SECRET = "hostile-suite-env-secret-5c1e0b7a"
 FILE_SECRET = "hostile-suite-file-secret-93d4f2c8"

@@ -17,7 +17,16 @@ from deploy.sandbox import Isolation, Sandbox
 from pipeline_registry.models import Pipeline
 from pipeline_registry.repo_config import CompileConfig, CompileMode, RepoConfig
 from tests.security.conftest import SANDBOX
-from tests.security.hostile import ENV_SECRET, FILE_SECRET, SERVICE_SECRET, Victim, attack_statements, leaked, spawner, survivors
+from tests.security.hostile import (
+    ENV_SECRET,
+    FILE_SECRET,
+    SERVICE_SECRET,
+    Victim,
+    attack_statements,
+    leaked,
+    spawner,
+    survivors,
+)
 from tests.support.gitrepo import GitRepo
 
 FILE = "pipelines/evil/evil.py"

@@ -10,8 +10,8 @@ log show the attack's error, and no secret.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests

@@ -7,8 +7,8 @@ check and a line in the PR comment) and what the runs actually used.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

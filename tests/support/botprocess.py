@@ -14,8 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import requests
 
@@ -65,7 +65,7 @@ class BotProcess:
                 [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 120.0) -> "BotProcess":
+    def wait_ready(self, timeout: float = 120.0) -> BotProcess:
         """Wait until `/healthz` answers; fails with the bot's log when it exits or takes too long."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

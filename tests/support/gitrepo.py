@@ -26,7 +26,7 @@ class GitRepo:
         self.git("init", "-q", "-b", "main")
 
     @classmethod
-    def from_tree(cls, root: Path, source: Path, message: str = "initial") -> "GitRepo":
+    def from_tree(cls, root: Path, source: Path, message: str = "initial") -> GitRepo:
         """A repository whose first commit is a copy of `source`."""
         shutil.copytree(source, root, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -7,8 +7,9 @@ threaded, so concurrent requests really run concurrently, and it listens on an e
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -32,7 +33,7 @@ class ServedApp:
         self._server.server_close()
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> "ServedApp":
+    def __enter__(self) -> ServedApp:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -7,10 +7,9 @@ pretended: a test says "Cloud Build would answer FAILED for this run" and watche
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Sequence
-
 
 from bot.log_reporter import LogReporter
 from bot.store import SqlStore
@@ -23,7 +22,7 @@ from handlers.ports import BuildOutcome, BuildRequest, RunRequest, RunSubmission
 
 REPO = "octo/monorepo"
 SHA = "a" * 40
-START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
 class SteppingClock:

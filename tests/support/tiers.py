@@ -9,8 +9,9 @@ installed ...)" instead of leaving it to a count of skips.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
