@@ -45,6 +45,7 @@ class RepositoryCompiler:
         `config` replaces the checked-out `.kfp-bot.yaml` (a pull request's, with its trusted keys
         taken from the default branch)."""
         repository = Repository.open(repo_dir)
+        repository.require_resolved_loads(pipeline)
         chosen = dict(images) if images else repository.component_images(pipeline)
         limited = capped_compile(config or repository.config, max_timeout_seconds=self.max_timeout_seconds,
                                  max_memory_mb=self.max_memory_mb)

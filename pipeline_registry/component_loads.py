@@ -39,6 +39,8 @@ class LoadFacts:
     names: tuple[str, ...] = ()
     dynamic: bool = False
     words: frozenset[str] = frozenset()
+    # (call, value, line) of every evaluated search path and name: what a warning names.
+    sites: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def loads_anything(self) -> bool:
@@ -62,7 +64,7 @@ def extract_loads(text: bytes) -> LoadFacts:
     """
     if b"load_component" not in text and b"ComponentStore" not in text:
         return NO_LOADS
-    calls: list[ast.Call] = []
+    calls: list[tuple[ast.Call, int]] = []
     for match in _CALL.finditer(text):
         line_start = text.rfind(b"\n", 0, match.start()) + 1
         if b"#" in text[line_start:match.start()]:
@@ -74,7 +76,7 @@ def extract_loads(text: bytes) -> LoadFacts:
             node = None
         if not isinstance(node, ast.Call):
             return _extract_from_tree(text)
-        calls.append(node)
+        calls.append((node, text.count(b"\n", 0, match.start()) + 1))
     return _facts(calls, StringEvaluator(text))
 
 
@@ -83,8 +85,8 @@ def _extract_from_tree(text: bytes) -> LoadFacts:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return NO_LOADS
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and callee(n.func) in _CALLEES]
-    return _facts(calls, StringEvaluator(text, tree))
+    calls = [(n, n.lineno) for n in ast.walk(tree) if isinstance(n, ast.Call) and callee(n.func) in _CALLEES]
+    return _facts(sorted(calls, key=lambda call: call[1]), StringEvaluator(text, tree))
 
 
 def _call_source(text: bytes, start: int) -> bytes | None:
@@ -112,12 +114,14 @@ def _call_source(text: bytes, start: int) -> bytes | None:
     return None
 
 
-def _facts(calls: list[ast.Call], bindings: StringEvaluator) -> LoadFacts:
+def _facts(calls: list[tuple[ast.Call, int]], bindings: StringEvaluator) -> LoadFacts:
     search: list[str] = []
     unknown_search = has_store = dynamic = False
     names: list[str] = []
-    for node in calls:
-        if callee(node.func) == "ComponentStore":
+    sites: list[tuple[str, str, int]] = []
+    for node, line in calls:
+        call = callee(node.func) or ""
+        if call == "ComponentStore":
             has_store = True
             arg = _argument(node, 0, "local_search_paths")
             if arg is None:
@@ -127,6 +131,7 @@ def _facts(calls: list[ast.Call], bindings: StringEvaluator) -> LoadFacts:
                 unknown_search = True
             else:
                 search.extend(values)
+                sites.extend((call, value, line) for value in values)
             continue
         arg = _argument(node, 0, "name") or _argument(node, 0, "filename") or _argument(node, 0, "file_path")
         if arg is None:
@@ -136,9 +141,10 @@ def _facts(calls: list[ast.Call], bindings: StringEvaluator) -> LoadFacts:
             dynamic = True
         else:
             names.extend(values)
+            sites.extend((call, value, line) for value in values)
     words = frozenset(part for value in (*search, *names) for part in value.replace("\\", "/").split("/") if part)
     return LoadFacts(tuple(dict.fromkeys(search)), unknown_search, has_store, tuple(dict.fromkeys(names)), dynamic,
-                     words)
+                     words, tuple(dict.fromkeys(sites)))
 
 
 def cached_loads(digest: str, text: bytes) -> LoadFacts:
@@ -225,10 +231,9 @@ def _normalise(path: str) -> str | None:
     return "" if cleaned == "." else cleaned
 
 
-def resolve_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable[str],
-                  paths: frozenset[str], is_dir: Callable[[str], bool]) -> dict[str, str]:
-    """Component folders the facts load, each with how (e.g. `load_component("training")`)."""
-    here = posixpath.dirname(pipeline_file)
+def _search_folders(facts: LoadFacts, here: str, default_search: Iterable[str],
+                    is_dir: Callable[[str], bool]) -> list[str]:
+    """The existing folders a `ComponentStore` looks names up in (relative to the root or the file)."""
     search = list(facts.search_paths)
     if facts.unknown_search_paths or not facts.has_store:
         search.extend(default_search)
@@ -238,16 +243,32 @@ def resolve_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable
             folder = _normalise(posixpath.join(base, entry) if base else entry)
             if folder is not None and folder not in folders and is_dir(folder):
                 folders.append(folder)
+    return folders
+
+
+def _resolve_name(name: str, folders: list[str], here: str, paths: frozenset[str]) -> dict[str, str]:
+    """Component folders one loaded name resolves to: a store name in a search folder, or a file."""
+    found: dict[str, str] = {}
+    for folder in folders:
+        candidate = _normalise(posixpath.join(folder, name) if folder else name)
+        if candidate is not None and f"{candidate}/component.yaml" in paths:
+            found.setdefault(candidate, f'load_component("{name}")')
+    for base in ("", here):
+        candidate = _normalise(posixpath.join(base, name) if base else name)
+        if candidate is not None and candidate in paths:
+            found.setdefault(posixpath.dirname(candidate), f'load_component_from_file("{name}")')
+    return found
+
+
+def resolve_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable[str],
+                  paths: frozenset[str], is_dir: Callable[[str], bool]) -> dict[str, str]:
+    """Component folders the facts load, each with how (e.g. `load_component("training")`)."""
+    here = posixpath.dirname(pipeline_file)
+    folders = _search_folders(facts, here, default_search, is_dir)
     found: dict[str, str] = {}
     for name in facts.names:
-        for folder in folders:
-            candidate = _normalise(posixpath.join(folder, name) if folder else name)
-            if candidate is not None and f"{candidate}/component.yaml" in paths:
-                found.setdefault(candidate, f'load_component("{name}")')
-        for base in ("", here):
-            candidate = _normalise(posixpath.join(base, name) if base else name)
-            if candidate is not None and candidate in paths:
-                found.setdefault(posixpath.dirname(candidate), f'load_component_from_file("{name}")')
+        for folder, how in _resolve_name(name, folders, here, paths).items():
+            found.setdefault(folder, how)
     if facts.dynamic:
         for folder in folders:
             prefix = f"{folder}/" if folder else ""
@@ -257,3 +278,36 @@ def resolve_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable
                     found.setdefault(posixpath.dirname(path), f"a load_component call with a computed name, "
                                                               f"searching {folder or '.'}")
     return found
+
+
+def unresolved_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable[str],
+                     paths: frozenset[str], is_dir: Callable[[str], bool]) -> tuple[str, ...]:
+    """One line per component load that resolves nowhere in the snapshot (`file:line: what`).
+
+    A renamed search path or component folder leaves a load that only fails when the pipeline
+    is compiled; naming it here lets `plan` warn and `check` refuse it. Loads whose arguments
+    cannot be evaluated, leave the repository or are URLs are not judged.
+    """
+    here = posixpath.dirname(pipeline_file)
+    defaults = tuple(default_search)
+    folders = _search_folders(facts, here, defaults, is_dir)
+    missing_search = [(value, line) for call, value, line in facts.sites if call == "ComponentStore" and
+                      not any(is_dir(f) for base in ("", here)
+                              if (f := _normalise(posixpath.join(base, value) if base else value)) is not None)]
+    problems: list[str] = []
+    for call, name, line in facts.sites:
+        inside = [f for base in ("", here) if (f := _normalise(posixpath.join(base, name) if base else name))]
+        if call == "ComponentStore" or "://" in name or not inside or \
+                (call == "load_component" and facts.unknown_search_paths):
+            continue
+        if _resolve_name(name, folders, here, paths):
+            continue
+        if call == "load_component" and facts.has_store:
+            where = ", ".join(f"'{value}' (line {at})" for value, at in missing_search)
+            searched = ", ".join(folders) or "no existing folder"
+            why = f"the search path {where} does not exist" if missing_search else \
+                f"no {name}/component.yaml in {searched}"
+        else:
+            why = f"no file {name} from the repository root or {here or 'the root'}"
+        problems.append(f'{pipeline_file}:{line}: {call}("{name}") resolves nowhere: {why}')
+    return tuple(problems)

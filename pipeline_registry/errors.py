@@ -54,3 +54,12 @@ class ParameterError(KfpBotError):
         self.valid = list(valid or [])
         hint = f"declared inputs: {', '.join(self.valid)}" if self.valid else None
         super().__init__("; ".join(self.problems), hint=hint)
+
+
+class ComponentLoadError(KfpBotError):
+    """A pipeline file loads components from paths that do not exist (a renamed search path)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems),
+                         hint="fix the path or the component name, or restore the folder it names")

@@ -22,6 +22,7 @@ from pipeline_registry.component_loads import (
     known_loads,
     known_mentions,
     resolve_loads,
+    unresolved_loads,
 )
 from pipeline_registry.declared import matching_files
 from pipeline_registry.discovery import SPEC_FILES, discover_pipelines, discover_shared_components
@@ -299,6 +300,15 @@ class RepoGraph:
                                                       self.default_search_paths(pipeline), self.paths, self.is_dir) \
                 if facts.loads_anything else {}
         return known
+
+    def unresolved_loads(self, name: str) -> tuple[str, ...]:
+        """The pipeline file's component loads that resolve nowhere here (`file:line: ...` each)."""
+        pipeline = self.pipelines[name]
+        facts = self._facts(pipeline)
+        if not facts.sites or not pipeline.pipeline_file:
+            return ()
+        return unresolved_loads(facts, pipeline.pipeline_file, self.default_search_paths(pipeline), self.paths,
+                                self.is_dir)
 
     def _facts(self, pipeline: Pipeline) -> LoadFacts:
         if not pipeline.pipeline_file:

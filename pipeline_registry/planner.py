@@ -45,8 +45,10 @@ def plan_change(repo_dir: Path, base: str, head: str | None = None) -> Plan:
             base_graph.share_structure(head_graph)
         _base_pipelines(base_graph)
         pipelines = plan_pipelines(base_graph, head_graph, tuple(c.change for c in changes))
-        warnings = tuple(dict.fromkeys(w for p in pipelines for c in p.components if c.image
-                                       for w in head_graph.copy_warnings(c.component)))
+        warnings = tuple(dict.fromkeys([
+            *(w for p in pipelines if p.change is not PipelineChange.DELETED
+              for w in head_graph.unresolved_loads(p.name)),
+            *(w for p in pipelines for c in p.components if c.image for w in head_graph.copy_warnings(c.component))]))
     finally:
         base_snapshot.close()
         flush_disk_cache()

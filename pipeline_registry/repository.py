@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_registry.errors import UnknownPipelineError
+from pipeline_registry.errors import ComponentLoadError, UnknownPipelineError
 from pipeline_registry.graph import RepoGraph, load_config
 from pipeline_registry.hashing import component_hash, image_ref
 from pipeline_registry.models import Component, Pipeline
@@ -64,6 +64,14 @@ class Repository:
         if found is None:
             raise UnknownPipelineError(name, list(self.graph.pipelines))
         return found
+
+    def require_resolved_loads(self, name: str) -> None:
+        """`ComponentLoadError` naming each component load of the pipeline file that resolves
+        nowhere: compiling would fail on it, or load a component from a path that no longer exists."""
+        self.pipeline(name)
+        problems = self.graph.unresolved_loads(name)
+        if problems:
+            raise ComponentLoadError(list(problems))
 
     def settings(self, name: str) -> PipelineSettings:
         """The pipeline's parsed `settings.yaml` (no parameters when it has none)."""

@@ -22,7 +22,7 @@ import json
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,11 @@ from google.cloud.devtools import cloudbuild_v1
 from google.protobuf import duration_pb2
 
 from deploy.builders.cloudbuild_config import COMPILE_STEP_ID
-from deploy.builders.cloudbuild_source import DRIVER_PATH, compile_overlay
+from deploy.builders.cloudbuild_source import DRIVER_PATH, SDK_INSTALL_PATH, compile_overlay
 from deploy.compiler.compile import check_images, driver_options, pipeline_file, resolve_mode
+from deploy.compiler.environments import fallback_note, kfp_pin
 from deploy.compiler.failures import describe_failure
+from deploy.compiler.sdk_install import ENVIRONMENT_FILE
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
 from deploy.errors import CompileError
 from pipeline_registry.compile_env import pipeline_environment
@@ -50,10 +52,12 @@ _OUTPUT_BYTES = 65536
 # Cloud Build substitutes `$NAME` in step arguments, so every `$` the shell must see is `$$`.
 # The driver's own exit status does not fail the step: its verdict (result.json) says what
 # happened and must reach the bot as an artifact, which Cloud Build uploads only after a
-# successful build. Installing the SDK failing does fail the step (and the build).
+# successful build. Installing the SDK failing does fail the step (and the build); an exact kfp
+# pin that does not install falls back to the nearest patch release that does (`sdk_install.py`,
+# the bot's own rule), recorded in environment.json for the check's note.
 _STEP_SCRIPT = """\
 set -u
-mode="$$1"; file="$$2"; overlay="$$3"; options="$$4"; shift 4
+mode="$$1"; file="$$2"; overlay="$$3"; options="$$4"; fallback="$$5"; shift 5
 mapfile -d '' driver_options < <(python -c 'import json, sys
 sys.stdout.write("".join(a + "\\0" for a in json.loads(sys.argv[1])))' "$$options")
 out=""" + OUT_DIR + """
@@ -67,7 +71,7 @@ for path, text in json.loads(sys.argv[1]).items():
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
 PY
-if ! python -m pip install --quiet --no-input --disable-pip-version-check "$$@" > "$$out/install.log" 2>&1; then
+if ! python """ + SDK_INSTALL_PATH + """ "$$out" "$$fallback" "$$@"; then
   tail -n 40 "$$out/install.log"; echo "kfp-bot: could not install the compile environment: $$*"; exit 1
 fi
 touch .kfp-bot/started
@@ -120,13 +124,14 @@ def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str
                         rel_file)
     env = pipeline_environment(repository.snapshot.read, config, chosen)
     requirements = list(env.requirements) or [f"kfp=={metadata.version('kfp')}"]
+    pin = kfp_pin(env) if config.compile.fallback_to_nearest_patch else None
     return cloudbuild_v1.BuildStep(
         id=COMPILE_STEP_ID, name=_literal(image), entrypoint="bash", wait_for=wait_for or ["-"],
         env=[_literal(f"{key}={value}") for key, value in sorted(config.compile.env.items())],
         args=["-c", _STEP_SCRIPT, "kfp-bot-compile", mode.value, _literal(rel_file),
               _literal(json.dumps(compile_overlay(repository.root, images), sort_keys=True)),
               _literal(json.dumps(driver_options(chosen, config, repository.root))),
-              *(_literal(r) for r in requirements)],
+              str(pin[0]) if pin else "-", *(_literal(r) for r in requirements)],
         timeout=duration_pb2.Duration(seconds=int(config.compile.timeout_seconds) + INSTALL_SECONDS))
 
 
@@ -148,6 +153,7 @@ class CloudBuildCompiler:
 
         `config` replaces the checked-out `.kfp-bot.yaml` (trusted keys from the default branch)."""
         repository = Repository.open(repo_dir)
+        repository.require_resolved_loads(pipeline)  # named here, not as the compile's traceback
         chosen = dict(images) if images else repository.component_images(pipeline)
         config = config or repository.config
         rel_file = pipeline_file(Path(repo_dir), repository.pipeline(pipeline), config)
@@ -177,11 +183,23 @@ class CloudBuildCompiler:
         else:
             compiled = self._script_package(folder, rel_file, pipeline, out_dir)
         if not compiled.sdk_version and verdict.get("sdk_version"):
-            from dataclasses import replace
-
             compiled = replace(compiled, sdk_version=str(verdict["sdk_version"]))
+        note = self._fallback_note(folder, rel_file, env.source_files)
+        if note:
+            compiled = replace(compiled, notes=(*compiled.notes, note))
         check_images(compiled, chosen, rel_file)
         return compiled
+
+    def _fallback_note(self, folder: str, rel_file: str, source_files: tuple[str, ...]) -> str | None:
+        """The note for an exact kfp pin the step replaced by the nearest release that installs."""
+        try:
+            chosen = json.loads(self._read(folder + ENVIRONMENT_FILE, rel_file) or b"null")
+        except ValueError:
+            chosen = None
+        if not isinstance(chosen, dict) or not chosen.get("used"):
+            return None
+        return fallback_note(str(chosen.get("pinned")), str(chosen["used"]), source_files,
+                             f"Python {chosen.get('python', '?')} of Cloud Build's compile step")
 
     def _driver_package(self, folder: str, rel_file: str, pipeline: str, out_dir: Path) -> CompiledPipeline:
         for suffix in (".yaml", ".json"):

@@ -37,6 +37,8 @@ from pipeline_registry.repository import Repository
 DRIVER = Path(__file__).resolve().parents[1] / "compiler" / "driver.py"
 BOT_DIR = ".kfp-bot"
 DRIVER_PATH = f"{BOT_DIR}/driver.py"
+SDK_INSTALL = DRIVER.parent / "sdk_install.py"
+SDK_INSTALL_PATH = f"{BOT_DIR}/sdk_install.py"
 # Archive members get fixed metadata: the same files make the same archive.
 _MTIME = 315532800  # 1980-01-01
 
@@ -79,9 +81,10 @@ def pack(repo_dir: Path, files: Iterable[str]) -> bytes:
 
 
 def compile_overlay(repo_dir: Path, images: Mapping[str, str]) -> dict[str, str]:
-    """Files the compile step writes over the source: the compile driver and each component spec
+    """Files the compile step writes over the source: the compile driver, the SDK installer and each component spec
     with its image from this build (the bot's own image substitution, done here, not in the build)."""
-    overlay = {DRIVER_PATH: DRIVER.read_text(encoding="utf-8")}
+    overlay = {DRIVER_PATH: DRIVER.read_text(encoding="utf-8"),
+               SDK_INSTALL_PATH: SDK_INSTALL.read_text(encoding="utf-8")}
     with tempfile.TemporaryDirectory(prefix="kfp-bot-specs-") as tmp:
         scratch = Path(tmp)
         for folder in images:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.compiler.sdk_install import nearest_that_installs, parse_index_versions
 from deploy.errors import EnvironmentBuildError
 from deploy.sandbox import Sandbox, SandboxResult
 from pipeline_registry.compile_env import CompileEnvironment
@@ -85,31 +86,20 @@ def resolve_environment(env: CompileEnvironment, *, cache_dir: Path, python: str
                 raise first from None
             return None
 
-    newer, older = nearest_releases(pinned, available_versions(python, Path(cache_dir), sandbox))
-    found = _first_that_installs(newer, attempt) or next(
-        ((v, t) for v in older[:2] if (t := attempt(v)) is not None), None)
+    found = nearest_that_installs(pinned, available_versions(python, Path(cache_dir), sandbox), attempt)
     if found is None:
         raise first
     version, target = found
-    minor = ".".join(pinned.split(".")[:2])
     return ResolvedEnvironment(str(target / "bin" / "python"),
-                               f"kfp=={pinned} (pinned in {', '.join(env.source_files) or 'the configuration'}) "
-                               f"does not install on the bot's Python {platform.python_version()}: compiled "
-                               f"with kfp {version}, the nearest {minor} release that installs")
+                               fallback_note(pinned, version, env.source_files,
+                                             f"the bot's Python {platform.python_version()}"))
 
 
-def _first_that_installs(versions: list[str], attempt: Callable[[str], Path | None]) -> tuple[str, Path] | None:
-    """The oldest of `versions` (ascending) that installs, by bisection: a release that installs
-    is followed by releases that install too, so a few builds find it among a dozen."""
-    low, high, best = 0, len(versions) - 1, None
-    while low <= high:
-        middle = (low + high) // 2
-        target = attempt(versions[middle])
-        if target is not None:
-            best, high = (versions[middle], target), middle - 1
-        else:
-            low = middle + 1
-    return best
+def fallback_note(pinned: str, used: str, source_files: tuple[str, ...], where: str) -> str:
+    """What the check says when an exact kfp pin was replaced by the nearest release that installs."""
+    minor = ".".join(pinned.split(".")[:2])
+    return (f"kfp=={pinned} (pinned in {', '.join(source_files) or 'the configuration'}) does not install on "
+            f"{where}: compiled with kfp {used}, the nearest {minor} release that installs")
 
 
 def kfp_pin(env: CompileEnvironment) -> tuple[int, str] | None:
@@ -119,16 +109,6 @@ def kfp_pin(env: CompileEnvironment) -> tuple[int, str] | None:
         if match:
             return index, match.group(1)
     return None
-
-
-def nearest_releases(pinned: str, versions: list[str]) -> tuple[list[str], list[str]]:
-    """Other releases of the pin's minor version: (newer ones, nearest first; older ones, nearest first)."""
-    major_minor, patch = pinned.rsplit(".", 1)
-    same = sorted({int(v.rsplit(".", 1)[1]) for v in versions
-                   if v.rsplit(".", 1)[0] == major_minor and v.rsplit(".", 1)[1].isdigit()})
-    newer = [f"{major_minor}.{p}" for p in same if p > int(patch)]
-    older = [f"{major_minor}.{p}" for p in reversed(same) if p < int(patch)]
-    return newer, older
 
 
 def available_versions(python: str, cache_dir: Path, sandbox: Sandbox | None = None) -> list[str]:
@@ -143,8 +123,7 @@ def available_versions(python: str, cache_dir: Path, sandbox: Sandbox | None = N
         sandbox = sandbox or Sandbox()  # pip asks the package index: the network, nothing writable but tmp
         result = sandbox.run([python, "-m", "pip", "index", "versions", "kfp", "--disable-pip-version-check"],
                              cwd=Path(tmp), limits=sandbox.limits(60, None), writable=[Path(tmp)], network=True)
-    line = next((l for l in result.stdout.splitlines() if l.startswith("Available versions:")), "")
-    versions = [v.strip() for v in line.split(":", 1)[-1].split(",") if v.strip()]
+    versions = parse_index_versions(result.stdout)
     if versions:
         record.write_text(json.dumps(versions), encoding="utf-8")
     return versions

@@ -241,3 +241,27 @@ def test_init_writes_a_configuration_that_finds_the_pipelines(git_repo: GitRepo,
     again = kfp_bot("init", "--repo", str(git_repo.root), data_dir=tmp_path / "data")
     assert_clean_failure(again, ".kfp-bot.yaml exists", "--force")
     assert (git_repo.root / ".kfp-bot.yaml").read_text() == written
+
+
+def test_a_component_load_that_resolves_nowhere_warns_in_plan_and_fails_check(example_repo: GitRepo,
+                                                                               tmp_path: Path) -> None:
+    base = example_repo.head()
+    example_repo.git("mv", "components", "shared")  # the search path the pipelines name is renamed
+    head = example_repo.commit("rename components/ to shared/")
+    training = "pipelines/training-pipeline/training-pipeline.py"
+    notify = (f"{training}:19: load_component(\"notify\") resolves nowhere: the search path 'components' "
+              "(line 15) does not exist")
+    dataset = ('pipelines/dataset-pipeline/dataset-pipeline.py:7: load_component_from_file('
+               '"components/notify/component.yaml") resolves nowhere: no file components/notify/component.yaml '
+               'from the repository root or pipelines/dataset-pipeline')
+
+    planned = kfp_bot("plan", "--repo", str(example_repo.root), "--base", base, "--head", head, "--json")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["warnings"] == [dataset, notify]
+    table = kfp_bot("plan", "--repo", str(example_repo.root), "--base", base, "--head", head).stdout
+    assert f"warning: {notify}" in table
+
+    result = kfp_bot("check", "--repo", str(example_repo.root), data_dir=tmp_path / "data")
+    assert_clean_failure(result, f"training-pipeline: {notify}", f"dataset-pipeline: {dataset}",
+                         "2 of 3 pipeline(s) have problems")
+    assert "ok  hello-pipeline" in result.stdout

@@ -177,3 +177,63 @@ def test_with_a_repository_connection_nothing_is_uploaded_and_the_build_still_co
     assert event.state is RunState.COMPILING
     package = CloudBuildCompiler(settings).compile(example_repo.root, "hello-pipeline", {}, tmp_path / "out")
     assert package.package_path.is_file()
+
+
+@pytest.fixture(scope="module")
+def kfp_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the real distribution of this machine's kfp: the fake's stand-in for PyPI."""
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    folder = tmp_path_factory.mktemp("packages")
+    got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder),
+                          f"kfp=={metadata.version('kfp')}"], capture_output=True, text=True, timeout=300)
+    if got.returncode != 0:
+        pytest.skip(f"kfp's distribution is not reachable (no package index or cache): {got.stderr[-300:]}")
+    return folder
+
+
+def test_a_kfp_pin_that_does_not_install_in_the_step_falls_back_to_the_nearest_patch_release(
+        example_repo: GitRepo, fake: FakeCloudBuild, cloud: tuple[CloudBuildBuilder, CloudBuildCompiler],
+        kfp_folder: Path, tmp_path: Path) -> None:
+    import platform
+    from importlib import metadata
+
+    builder, compiler = cloud
+    installed = metadata.version("kfp")
+    minor, patch = installed.rsplit(".", 1)
+    if not patch.isdigit() or int(patch) == 0:
+        pytest.skip(f"kfp {installed} has no older patch release to pin")
+    fake.package_folder = kfp_folder  # holds kfp {installed} only: the pinned release is not there
+    base = example_repo.head()
+    example_repo.write("requirements.txt", f"kfp=={minor}.0\n")
+    request = request_for(example_repo, base, example_repo.commit("pin an older patch release"), "hello-pipeline")
+
+    build, event = build_and_finish(fake, builder, request)
+    assert build.status == Status.SUCCESS and event.state is RunState.COMPILING, fake.step_failures
+    package = compiler.compile(example_repo.root, "hello-pipeline", {}, tmp_path / "out")
+
+    assert package.sdk_version == installed
+    assert package.notes == (f"kfp=={minor}.0 (pinned in requirements.txt) does not install on Python "
+                             f"{platform.python_version()} of Cloud Build's compile step: compiled with kfp "
+                             f"{installed}, the nearest {minor} release that installs",)
+
+    example_repo.write(".kfp-bot.yaml", "compile:\n  fallback_to_nearest_patch: false\n")
+    request = request_for(example_repo, base, example_repo.commit("no fallback"), "hello-pipeline")
+    assert builder.build(request).state is BuildState.STARTED
+    failed = builder.decode_notification(**vars(fake.finish(fake.builds[-1].id, "SUCCESS")))
+    assert failed.state is RunState.FAILED and "compile environment" in failed.detail
+
+
+def test_a_component_load_that_resolves_nowhere_is_named_instead_of_the_builds_traceback(
+        example_repo: GitRepo, cloud: tuple[CloudBuildBuilder, CloudBuildCompiler], tmp_path: Path) -> None:
+    from pipeline_registry.errors import ComponentLoadError
+
+    _, compiler = cloud
+    dataset = "pipelines/dataset-pipeline/dataset-pipeline.py"
+    example_repo.write(dataset, (example_repo.root / dataset).read_text().replace("components/notify", "shared/notify"))
+    example_repo.commit("a component path that does not exist")
+
+    with pytest.raises(ComponentLoadError, match=f'{dataset}:7: load_component_from_file\\("shared/notify/'):
+        compiler.compile(example_repo.root, "dataset-pipeline", {}, tmp_path / "out")

@@ -27,7 +27,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, duration_pb2, json_format, timestamp_pb2
 
 from tests.fakes.cloudbuild_rules import BUILT_INS, TERMINAL, Rejection, build_filter, expand, mark_failure, validate
-from tests.fakes.cloudbuild_worker import fetch, new_workspace, run_steps, upload_artifacts
+from tests.fakes.cloudbuild_worker import StepFailure, fetch, new_workspace, run_steps, upload_artifacts
 from tests.fakes.grpc_fake import Fault, RecordingGrpcService
 from tests.fakes.template_stores import FakeGcs
 
@@ -69,6 +69,10 @@ class FakeCloudBuild(RecordingGrpcService):
         self.gcs = gcs
         self.private_repos: set[str] = set()  # owner/name of repositories git cannot fetch anonymously
         self.linked: dict[str, Path] = {}  # connection repository resource -> local git repository
+        # Cloud Build's steps reach PyPI; here a test may give a folder of real distributions that
+        # pip in a Python step finds instead (its find-links), else pip only finds what is installed.
+        self.package_folder: Path | None = None
+        self.step_failures: dict[str, StepFailure] = {}
         self.workspaces: dict[str, Path] = {}
         self._builds: dict[str, _Stored] = {}
         self._seq = 0
@@ -169,8 +173,9 @@ class FakeCloudBuild(RecordingGrpcService):
         if status == Status.SUCCESS and self.get(build_id).status not in TERMINAL:
             if not self._fetched(build_id):
                 return self.notification(build_id)
-            failed = run_steps(self.expanded_steps(build_id), self.workspaces[build_id])
+            failed = run_steps(self.expanded_steps(build_id), self.workspaces[build_id], self.package_folder)
             if failed is not None:
+                self.step_failures[build_id] = failed  # the step's log tail, as Cloud Logging keeps it
                 status, failing_step = Status.FAILURE, failed.step_id
                 detail = (f'Build step failure: build step "{failed.step_id}" failed: step exited with '
                           f"non-zero status: {failed.exit_code}")

@@ -14,10 +14,11 @@ Fetching (https://cloud.google.com/build/docs/api/reference/rest/v1/projects.bui
 Running: steps whose image is a Python image (`python:*`) run their entrypoint and arguments,
 substitutions applied, in the build's workspace (the extracted source), through the project's
 sandbox (`deploy.sandbox.run_isolated`) with this machine's Python standing in for the image and
-no package index (pip only finds what is installed). Docker steps are not run (no container
-engine here) and count as succeeded. After a successful build, the files matching
-`artifacts.objects.paths` are uploaded under `artifacts.objects.location` by their base name,
-with the `artifacts-<build id>.json` manifest Cloud Build writes
+no package index (pip only finds what is installed, and the distributions in `package_folder`
+when a test gives one). Docker steps are not run (no container engine here) and count as
+succeeded. After a successful build, the files matching `artifacts.objects.paths` are uploaded
+under `artifacts.objects.location` by their base name, with the `artifacts-<build id>.json`
+manifest Cloud Build writes
 (https://cloud.google.com/build/docs/building/store-artifacts-in-cloud-storage).
 """
 
@@ -89,8 +90,10 @@ def fetch(build: cloudbuild_v1.Build, gcs: FakeGcs | None, private_repos: set[st
     return None
 
 
-def run_steps(steps: list[cloudbuild_v1.BuildStep], workspace: Path) -> StepFailure | None:
-    """Run the runnable steps in order in `workspace`; the first failure, or None."""
+def run_steps(steps: list[cloudbuild_v1.BuildStep], workspace: Path,
+              package_folder: Path | None = None) -> StepFailure | None:
+    """Run the runnable steps in order in `workspace`; the first failure, or None. pip finds the
+    distributions in `package_folder` (standing in for PyPI) besides what is installed."""
     python_bin = str(Path(sys.executable).parent)
     for step in steps:
         if not step.name.startswith(RUNNABLE_IMAGES):
@@ -102,8 +105,11 @@ def run_steps(steps: list[cloudbuild_v1.BuildStep], workspace: Path) -> StepFail
         env = dict(item.split("=", 1) for item in step.env if "=" in item)
         env.update(PATH=f"{python_bin}:/usr/local/bin:/usr/bin:/bin", PIP_NO_INDEX="1",
                    BUILDER_OUTPUT=str(workspace / ".builder-output"))
+        if package_folder is not None:
+            env["PIP_FIND_LINKS"] = str(package_folder)
         timeout = float(step.timeout.seconds or 600)
-        result = run_isolated(argv, cwd=workspace, limits=Limits(timeout, None), env=env)
+        result = run_isolated(argv, cwd=workspace, limits=Limits(timeout, None), env=env,
+                              read_only=[package_folder] if package_folder is not None else [])
         if not result.ok:
             code = result.returncode if not result.timed_out else 124
             return StepFailure(step.id or step.name, code, (result.stdout + result.stderr)[-2000:])

@@ -274,3 +274,19 @@ def test_a_configuration_that_finds_no_pipeline_fails_the_aggregate_check(bot: B
     assert check["conclusion"] == "failure"
     assert ".kfp-bot.yaml:1: pipeline_files.0.glob: 'pipeline/*.py' matches no Python file" in \
         check["output"]["summary"]
+
+
+def test_a_component_load_that_resolves_nowhere_fails_the_check_naming_the_load(bot: Bot) -> None:
+    training = "pipelines/training-pipeline/training-pipeline.py"
+    source = (bot.repo.root / training).read_text()
+    head = bot.branch("renamed", {training: source.replace('"components"]', '"shared-components"]')})
+    bot.open_pull(head)
+    bot.settle()
+    [run] = bot.runs(pr=PR)
+    load = (f"{training}:19: load_component(\"notify\") resolves nowhere: the search path 'shared-components' "
+            "(line 15) does not exist")
+    assert (run["state"], run["pipeline"]) == ("failed", "training-pipeline")
+    assert load in run["error"]
+    check = bot.checks(head)["kfp-bot / training-pipeline"]
+    assert check["conclusion"] == "failure"
+    assert load in check["output"]["summary"] + (check["output"].get("text") or "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline_registry.component_loads import extract_loads, resolve_loads
+from pipeline_registry.component_loads import extract_loads, resolve_loads, unresolved_loads
 
 PATHS = frozenset({
     "components/notify/component.yaml", "components/notify/Dockerfile", "components/validate/component.yaml",
@@ -75,3 +75,35 @@ def test_comments_and_files_without_loads() -> None:
     assert _resolve('# store.load_component("notify")\nimport kfp\n') == {}
     assert not extract_loads(b"import kfp\n").loads_anything
     assert not extract_loads(b"this is not python (\n load_component(").loads_anything
+
+
+def _unresolved(text: str, paths: frozenset[str] = PATHS) -> tuple[str, ...]:
+    return unresolved_loads(extract_loads(text.encode()), "pipelines/p/p.py", ("pipelines/p", "components"),
+                            paths, lambda folder: not folder or any(p.startswith(folder + "/") for p in paths))
+
+
+def test_a_load_that_resolves_nowhere_is_named_with_its_line_and_why() -> None:
+    renamed = frozenset(p.replace("components/", "shared/") for p in PATHS)
+    text = ('import kfp\n'
+            'store = kfp.components.ComponentStore(local_search_paths=["pipelines/p", "components"])\n'
+            'train = store.load_component("train")\n'
+            'notify = store.load_component("notify")\n'
+            'spec = kfp.components.load_component_from_file("components/validate/component.yaml")\n')
+    assert _unresolved(text) == ()
+    assert _unresolved(text, renamed) == (
+        "pipelines/p/p.py:4: load_component(\"notify\") resolves nowhere: the search path 'components' (line 2) "
+        "does not exist",
+        'pipelines/p/p.py:5: load_component_from_file("components/validate/component.yaml") resolves nowhere: '
+        "no file components/validate/component.yaml from the repository root or pipelines/p")
+    assert _unresolved('s = ComponentStore(["components"])\ns.load_component("gone")\n') == (
+        'pipelines/p/p.py:2: load_component("gone") resolves nowhere: no gone/component.yaml in components',)
+
+
+def test_loads_that_cannot_be_judged_are_not_reported() -> None:
+    text = ('import os, kfp\nPATHS = os.environ["X"]\n'
+            's = kfp.components.ComponentStore(local_search_paths=PATHS)\ns.load_component("anything")\n'
+            'kfp.components.load_component_from_file(os.path.join(os.path.dirname(__file__), "c.yaml"))\n'
+            'kfp.components.load_component_from_file("../../../outside/component.yaml")\n'
+            'kfp.components.load_component_from_file("../../components/validate/component.yaml")\n'
+            'kfp.components.load_component(url="https://example.com/component.yaml")\n')
+    assert _unresolved(text) == ()
