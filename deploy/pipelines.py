@@ -13,6 +13,7 @@ from deploy.compiler import CompiledPipeline, compile_pipeline
 from deploy.compiler.batch import Outcome, compile_pipelines
 from deploy.compiler.scratch import ScratchTree
 from deploy.sandbox import Sandbox
+from pipeline_registry.errors import ComponentLoadError
 from pipeline_registry.repo_config import RepoConfig
 from pipeline_registry.repository import Repository
 from pipeline_registry.trusted import capped_compile
@@ -60,9 +61,17 @@ class RepositoryCompiler:
         environment (`<out_dir>/<name>.yaml`); each gets its package or its error, in order.
         `images` maps a pipeline to its images (content tags for a pipeline it does not name)."""
         repository = Repository.open(repo_dir)
-        chosen = {name: dict((images or {}).get(name) or repository.component_images(name)) for name in pipelines}
+        unresolved: dict[str, Outcome] = {}
+        for name in pipelines:  # named here, not as a compile's traceback
+            try:
+                repository.require_resolved_loads(name)
+            except ComponentLoadError as exc:
+                unresolved[name] = exc
+        rest = [name for name in pipelines if name not in unresolved]
+        chosen = {name: dict((images or {}).get(name) or repository.component_images(name)) for name in rest}
         limited = capped_compile(config or repository.config, max_timeout_seconds=self.max_timeout_seconds,
                                  max_memory_mb=self.max_memory_mb)
-        return compile_pipelines(repo_dir, [repository.pipeline(name) for name in pipelines], config=limited,
-                                 images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
-                                 sandbox=self.sandbox)
+        compiled = compile_pipelines(repo_dir, [repository.pipeline(name) for name in rest], config=limited,
+                                     images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
+                                     sandbox=self.sandbox) if rest else {}
+        return {name: unresolved.get(name) or compiled[name] for name in pipelines}

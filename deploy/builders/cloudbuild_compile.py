@@ -35,8 +35,8 @@ from deploy.builders.cloudbuild_source import DRIVER_PATH, SDK_INSTALL_PATH, com
 from deploy.compiler.compile import check_images, driver_options, pipeline_file, resolve_mode
 from deploy.compiler.environments import fallback_note, kfp_pin
 from deploy.compiler.failures import describe_failure
-from deploy.compiler.sdk_install import ENVIRONMENT_FILE
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
+from deploy.compiler.sdk_install import ENVIRONMENT_FILE
 from deploy.errors import CompileError
 from pipeline_registry.compile_env import pipeline_environment
 from pipeline_registry.repo_config import CompileMode, RepoConfig

@@ -22,13 +22,14 @@ import os
 import platform
 import subprocess
 import sys
-from typing import Callable, List, Optional, Tuple, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 ENVIRONMENT_FILE = "environment.json"
 
 
-def nearest_releases(pinned: str, versions: List[str]) -> Tuple[List[str], List[str]]:
+def nearest_releases(pinned: str, versions: list[str]) -> tuple[list[str], list[str]]:
     """Other releases of the pin's minor version: (newer ones, nearest first; older ones, nearest first)."""
     major_minor, patch = pinned.rsplit(".", 1)
     same = sorted({int(v.rsplit(".", 1)[1]) for v in versions
@@ -38,7 +39,7 @@ def nearest_releases(pinned: str, versions: List[str]) -> Tuple[List[str], List[
     return newer, older
 
 
-def first_that_installs(versions: List[str], attempt: Callable[[str], Optional[T]]) -> Optional[Tuple[str, T]]:
+def first_that_installs(versions: list[str], attempt: Callable[[str], T | None]) -> tuple[str, T] | None:
     """The oldest of `versions` (ascending) that installs, by bisection: a release that installs
     is followed by releases that install too, so a few builds find it among a dozen."""
     low, high, best = 0, len(versions) - 1, None
@@ -52,8 +53,8 @@ def first_that_installs(versions: List[str], attempt: Callable[[str], Optional[T
     return best
 
 
-def nearest_that_installs(pinned: str, versions: List[str],
-                          attempt: Callable[[str], Optional[T]]) -> Optional[Tuple[str, T]]:
+def nearest_that_installs(pinned: str, versions: list[str],
+                          attempt: Callable[[str], T | None]) -> tuple[str, T] | None:
     """The nearest newer release that installs, else one of the two nearest older ones."""
     newer, older = nearest_releases(pinned, versions)
     found = first_that_installs(newer, attempt)
@@ -66,20 +67,20 @@ def nearest_that_installs(pinned: str, versions: List[str],
     return None
 
 
-def parse_index_versions(output: str) -> List[str]:
+def parse_index_versions(output: str) -> list[str]:
     """The versions `pip index versions kfp` lists."""
-    line = next((l for l in output.splitlines() if l.startswith("Available versions:")), "")
+    line = next((text for text in output.splitlines() if text.startswith("Available versions:")), "")
     return [v.strip() for v in line.split(":", 1)[-1].split(",") if v.strip()]
 
 
-def _install(requirements: List[str], log_file: str) -> bool:
+def _install(requirements: list[str], log_file: str) -> bool:
     with open(log_file, "a", encoding="utf-8") as log:
         done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-input",
                                "--disable-pip-version-check", *requirements], stdout=log, stderr=subprocess.STDOUT)
     return done.returncode == 0
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     """Install `argv[2:]`, falling back for the pin at index `argv[1]`; see the module docstring."""
     out, index, requirements = argv[0], argv[1], list(argv[2:])
     log_file = os.path.join(out, "install.log")
@@ -92,7 +93,7 @@ def main(argv: List[str]) -> int:
     listing = subprocess.run([sys.executable, "-m", "pip", "index", "versions", "kfp",
                               "--disable-pip-version-check"], capture_output=True, text=True)
 
-    def attempt(version: str) -> Optional[bool]:
+    def attempt(version: str) -> bool | None:
         chosen = [*requirements[:position], f"kfp=={version}", *requirements[position + 1:]]
         return True if _install(chosen, log_file) else None
 
