@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pipeline_registry.disk_cache import DiskCache
+from pipeline_registry.tree_index import TreeStore
 
 T = TypeVar("T")
 
 # The folder of the parse cache inside the data folder's cache (`<data dir>/cache/parses`).
 PARSES_DIR = "parses"
+TREES_DIR = "trees"
 _ALL: weakref.WeakSet[DigestCache[object]] = weakref.WeakSet()
 _DISK: DiskCache | None = None
+_TREES = TreeStore(None)
 
 
 def clear_all_caches() -> None:
@@ -33,15 +36,22 @@ def clear_all_caches() -> None:
         cache.clear()
     if _DISK is not None:
         _DISK.forget_loaded()
+    _TREES.forget()
+
+
+def tree_store() -> TreeStore:
+    """Facts of whole trees by tree id (`tree_index`): in memory, and next to the parses on disk."""
+    return _TREES
 
 
 def use_disk_cache(folder: Path | None) -> None:
     """Keep parses in `folder` across processes (None: memory only). The CLI and the service
     pass `<data dir>/cache/parses`, so both share one cache."""
-    global _DISK
+    global _DISK, _TREES
     if _DISK is not None and folder is not None and _DISK.folder == Path(folder):
         return
     _DISK = DiskCache(Path(folder)) if folder is not None else None
+    _TREES = TreeStore(_DISK.dir / TREES_DIR if _DISK is not None else None)
 
 
 def flush_disk_cache() -> None:

@@ -1,12 +1,14 @@
 """Parses of blobs kept on disk, shared by every process that plans (the CLI and the service).
 
-Layout: `<folder>/<version>/seg-*.pickle`, each segment a pickled `{kind: {blob id: value}}`.
-A process loads every segment once, on its first lookup, and writes what it parsed as a new
-segment: written to a temporary name and renamed into place, so a reader never sees half a
-file and concurrent writers never overwrite each other. Past `_MAX_SEGMENTS` segments a flush
-merges them into one (again by rename) and deletes the merged ones; two processes compacting at
-once lose nothing but a few entries that are parsed again later; merging keeps the newest
-`_MAX_ENTRIES` of each kind, so the folder stays bounded however many revisions are planned. `version` is derived from the
+Layout: `<folder>/<version>/<kind>/<shard>/seg-*.pickle`, each segment a pickled
+`{kind: {blob id: value}}` of one kind of parse and one shard (the first hex digit of the blob
+id). A process loads the segments of a shard once, on its first lookup in it: a warm plan that
+looks up a few blobs unpickles a few shards, never the parses of every file. It writes what it parsed as new segments: written to a temporary name and renamed
+into place, so a reader never sees half a file and concurrent writers never overwrite each
+other. Past `_MAX_SEGMENTS` segments of a kind a flush merges them into one (again by rename)
+and deletes the merged ones; two processes compacting at once lose nothing but a few entries
+that are parsed again later; merging keeps the newest `_MAX_ENTRIES` of each kind, so the folder
+stays bounded however many revisions are planned. `version` is derived from the
 parser code (`pipeline_registry/*.py`) and the Python version, so an upgrade never reads parses
 made by other code. The folder is the bot's own data folder (created private): pickles are only
 ever read from there.
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 _MAX_SEGMENTS = 16
-_MAX_ENTRIES = 200_000  # per kind of parse, kept when segments are merged (the newest win)
+_MAX_ENTRIES = 16_000  # per shard of a kind of parse (16 shards), kept when segments are merged (the newest win)
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -45,16 +47,18 @@ class DiskCache:
         self.folder = folder
         self.dir = folder / code_version()
         self._lock = threading.Lock()
-        self._loaded: dict[str, dict[str, Any]] | None = None
+        self._loaded: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, dict[str, Any]] = {}
         self.segments_read = 0  # how many segment files this process loaded (tests, benchmarks)
 
     def lookup(self, kind: str, digest: str) -> Any | None:
         """The value stored for `digest`, or None."""
         with self._lock:
-            if self._loaded is None:
-                self._loaded = self._load_all()
-            return self._loaded.get(kind, {}).get(digest)
+            shard = f"{kind}/{digest[:1]}"
+            loaded = self._loaded.get(shard)
+            if loaded is None:
+                loaded = self._loaded[shard] = self._load_shard(kind, shard)
+            return loaded.get(digest)
 
     def add(self, kind: str, digest: str, value: Any) -> None:
         """Remember a new parse; it is written at the next `flush`."""
@@ -64,7 +68,7 @@ class DiskCache:
     def forget_loaded(self) -> None:
         """Drop what was loaded: the next lookup reads the disk again, as a new process would."""
         with self._lock:
-            self._loaded = None
+            self._loaded = {}
 
     def flush(self) -> None:
         """Write the pending parses as one new segment (and compact when segments pile up)."""
@@ -72,29 +76,38 @@ class DiskCache:
             pending, self._pending = self._pending, {}
         if not pending:
             return
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _write_segment(self.dir, pending)
-            segments = _segments(self.dir)
-            if len(segments) > _MAX_SEGMENTS:
-                merged: dict[str, dict[str, Any]] = {}
-                for path in segments:  # oldest first: the newest entries are kept past the cap
-                    _merge(merged, _read_segment(path))
-                for kind, values in merged.items():
-                    if len(values) > _MAX_ENTRIES:
-                        merged[kind] = dict(list(values.items())[-_MAX_ENTRIES:])
-                _write_segment(self.dir, merged)
-                for path in segments:
-                    path.unlink(missing_ok=True)
-        except OSError:
-            pass  # a cache that cannot be written only costs time: the next plan parses again
+        shards: dict[tuple[str, str], dict[str, Any]] = {}
+        for kind, values in pending.items():
+            for digest, value in values.items():
+                shards.setdefault((kind, f"{kind}/{digest[:1]}"), {})[digest] = value
+        for (kind, shard), values in shards.items():
+            try:
+                self._flush_shard(kind, shard, values)
+            except OSError:
+                pass  # a cache that cannot be written only costs time: the next plan parses again
 
-    def _load_all(self) -> dict[str, dict[str, Any]]:
+    def _flush_shard(self, kind: str, shard: str, values: dict[str, Any]) -> None:
+        folder = self.dir / shard
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_segment(folder, {kind: values})
+        segments = _segments(folder)
+        if len(segments) > _MAX_SEGMENTS:
+            merged: dict[str, dict[str, Any]] = {}
+            for path in segments:  # oldest first: the newest entries are kept past the cap
+                _merge(merged, _read_segment(path))
+            for name, entries in merged.items():
+                if len(entries) > _MAX_ENTRIES:
+                    merged[name] = dict(list(entries.items())[-_MAX_ENTRIES:])
+            _write_segment(folder, merged)
+            for path in segments:
+                path.unlink(missing_ok=True)
+
+    def _load_shard(self, kind: str, shard: str) -> dict[str, Any]:
         merged: dict[str, dict[str, Any]] = {}
-        for path in _segments(self.dir):
+        for path in _segments(self.dir / shard):
             _merge(merged, _read_segment(path))
             self.segments_read += 1
-        return merged
+        return merged.get(kind, {})
 
 
 def _segments(folder: Path) -> list[Path]:

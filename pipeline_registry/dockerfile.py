@@ -222,13 +222,23 @@ class ImageContext:
                 return source
         return None
 
-    def inputs(self, sorted_paths: Sequence[str]) -> frozenset[str]:
-        """Every file of `sorted_paths` that goes into the image, the Dockerfile included."""
+    def inputs(self, sorted_paths: Sequence[str], memo: dict[tuple[str, str], list[str]] | None = None) -> frozenset[str]:
+        """Every file of `sorted_paths` that goes into the image, the Dockerfile included.
+
+        `memo` keeps what each (context, source) selects: thousands of images copy `utils/`.
+        """
         found = {self.dockerfile}
         if self.dockerignore_file:
             found.add(self.dockerignore_file)
         for source in self.sources:
-            found.update(p for p in select(sorted_paths, self.context, source.source) if not self.excluded(p))
+            key = (self.context, source.source)
+            selected = memo.get(key) if memo is not None else None
+            if selected is None:
+                selected = select(sorted_paths, self.context, source.source)
+                if memo is not None:
+                    memo[key] = selected
+            found.update(selected if self.dockerignore is None and not self.context else
+                         (p for p in selected if not self.excluded(p)))
         return frozenset(found)
 
 

@@ -49,10 +49,12 @@ class FileChange:
 
 @dataclass(frozen=True)
 class RawChange:
-    """A `FileChange` with the blob id the file had at base (None when it did not exist)."""
+    """A `FileChange` with the blob id the file had at base (None when it did not exist) and has at
+    head (None when it is gone, or for a working-tree file git has not hashed)."""
 
     change: FileChange
     old_blob: str | None
+    new_blob: str | None = None
 
 
 def git_output(repo: Path, *args: str) -> bytes:
@@ -137,26 +139,35 @@ def raw_diff(root: Path, base_sha: str, head_sha: str | None) -> list[RawChange]
     index = 0
     while index < len(fields):
         meta = fields[index].lstrip(":").split(" ")
-        old_mode, old_sha, code = meta[0], meta[2], meta[4][:1]
+        old_mode, new_mode, old_sha, new_sha, code = meta[0], meta[1], meta[2], meta[3], meta[4][:1]
         old_blob = old_sha if old_sha != NULL_SHA and old_mode in BLOB_MODES else None
+        new_blob = new_sha if new_sha != NULL_SHA and new_mode in BLOB_MODES else None
         if code in ("R", "C"):
             old, new = fields[index + 1], fields[index + 2]
             index += 3
             if code == "R":
-                changes.append(RawChange(FileChange(new, ChangeStatus.RENAMED, old_path=old), old_blob))
+                changes.append(RawChange(FileChange(new, ChangeStatus.RENAMED, old_path=old), old_blob, new_blob))
             else:
-                changes.append(RawChange(FileChange(new, ChangeStatus.ADDED), None))
+                changes.append(RawChange(FileChange(new, ChangeStatus.ADDED), None, new_blob))
             continue
         path = fields[index + 1]
         index += 2
         status = {"A": ChangeStatus.ADDED, "D": ChangeStatus.DELETED}.get(code, ChangeStatus.MODIFIED)
-        changes.append(RawChange(FileChange(path, status), old_blob))
+        changes.append(RawChange(FileChange(path, status), old_blob, new_blob))
     if head_sha is None:
         known = {c.change.path for c in changes}
         for path in split_z(git_output(root, "ls-files", "-z", "--others", "--exclude-standard")):
             if path not in known and not path.endswith("/"):
                 changes.append(RawChange(FileChange(path, ChangeStatus.ADDED), None))
     return sorted(changes, key=lambda c: (c.change.path, c.change.old_path or ""))
+
+
+def tree_ids(root: Path, *shas: str) -> tuple[str, ...]:
+    """The tree id of each commit (one git call): what a commit's files are, whatever its history."""
+    out = git_output(root, "rev-parse", *(f"{sha}^{{tree}}" for sha in shas)).decode().split()
+    if len(out) != len(shas):
+        raise RepositoryError(f"git rev-parse named {len(out)} trees for {len(shas)} commits in {root}")
+    return tuple(out)
 
 
 def list_tree(root: Path, sha: str) -> dict[str, str]:

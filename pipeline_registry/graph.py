@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import bisect
 import posixpath
+from collections.abc import Iterable
 from functools import cached_property
 
 from pipeline_registry.compile_env import compile_environment
 from pipeline_registry.component_loads import (
     NO_LOADS,
-    FolderIndex,
     LoadFacts,
+    Mentions,
     cached_loads,
     cached_mentions,
     known_loads,
@@ -46,15 +47,19 @@ from pipeline_registry.inline_images import (
     missing_copy_warnings,
 )
 from pipeline_registry.models import INLINE_PREFIX, Component, Pipeline
-from pipeline_registry.python_path import expand_folders, installed_packages, package_roots
+from pipeline_registry.python_path import declares_packages, expand_folders, installed_packages, package_roots
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
 from pipeline_registry.snapshot import Snapshot, read_many
+from pipeline_registry.tree_index import CopyIndex, LoadIndex, TreeFacts, build_copy_index, build_load_index, \
+    config_key
 
 _SPEC_SUFFIXES = tuple(f"/{name}" for name in SPEC_FILES)
 NESTED_PROJECT_FILES = ("pyproject.toml", "poetry.lock", "Pipfile", "Pipfile.lock", "setup.cfg", "setup.py")
+# What a tree's facts keep besides the indexes (`facts`, `adopt`).
+_KEPT = ("sorted_paths", "pipelines", "shared", "component_dirs", "declared_files", "entry_files")
 # Properties that depend only on the file listing and the configuration.
 _STRUCTURE = ("sorted_paths", "pipelines", "shared", "components", "owner", "component_dirs", "pipeline_files",
-              "own_files", "declared_files")
+              "own_files", "declared_files", "entry_files")
 
 
 def load_config(snapshot: Snapshot) -> RepoConfig:
@@ -78,6 +83,35 @@ class RepoGraph:
         self.hashes: dict[str, str | None] = {}
         self._ignored: dict[str, bool] = {}
         self._twin: RepoGraph | None = None
+        # The paths whose contents differ from the twin's, when known (the diff of a plan).
+        self._edited: frozenset[str] | None = None
+        self._adopted: TreeFacts | None = None
+        self._selected: dict[tuple[str, str], list[str]] = {}
+
+    # -- facts kept by tree id (`tree_index`) -----------------------------------------------------
+    def adopt(self, facts: TreeFacts | None) -> bool:
+        """Start from the facts an earlier plan kept for this tree, when made under this configuration."""
+        if facts is None or facts.config != config_key(self.config):
+            return False
+        self.__dict__.update(facts.layout)
+        self.__dict__["copy_index"] = facts.copy_index
+        self.__dict__["load_index"] = facts.load_index
+        self.__dict__["installed"] = facts.installed
+        self._adopted = facts
+        return True
+
+    @property
+    def uses_own_layout(self) -> bool:
+        """True unless the layout and indexes were shared from the other side of a change."""
+        return self._twin is None
+
+    def facts(self, tree: str) -> TreeFacts:
+        """This tree's facts for later plans (computing whatever was not asked for yet)."""
+        layout = {name: getattr(self, name) for name in _KEPT}
+        entries = dict(self.snapshot.entries())  # type: ignore[attr-defined]  # a commit's listing
+        return TreeFacts(tree=tree, config=config_key(self.config), entries=entries, layout=layout,
+                         copy_index=self.copy_index, load_index=self.load_index, installed=self.installed,
+                         imports=self.imports.known())
 
     # -- what exists -------------------------------------------------------------------------
     @cached_property
@@ -98,11 +132,12 @@ class RepoGraph:
         index = bisect.bisect_left(self.sorted_paths, prefix)
         return index < len(self.sorted_paths) and self.sorted_paths[index].startswith(prefix)
 
-    def share_structure(self, other: RepoGraph) -> bool:
+    def share_structure(self, other: RepoGraph, edited: frozenset[str] | None = None) -> bool:
         """Reuse `other`'s discovery when both snapshots have the same files and configuration.
 
-        A change that only edits files (the usual push) leaves the layout as it was, so the
-        base side of a plan need not discover it again. Returns whether it was shared.
+        A change that only edits files (the usual push) leaves the layout as it was, so one
+        side of a plan need not discover it again; with `edited` (the paths whose contents
+        differ) the reverse indexes are updated for those paths alone. Returns whether it was shared.
         """
         if self.config != other.config or self.paths != other.paths:
             return False
@@ -111,6 +146,7 @@ class RepoGraph:
         for name in _STRUCTURE:
             self.__dict__[name] = getattr(other, name)
         self._twin = other
+        self._edited = edited
         return True
 
     def _same_as(self, other: RepoGraph, path: str) -> bool:
@@ -240,10 +276,10 @@ class RepoGraph:
         return known
 
     # -- images ----------------------------------------------------------------------------------
-    def preload_dockerfiles(self) -> None:
-        """Parse every component Dockerfile not parsed before, reading them in one stream."""
-        missing = [c.dockerfile for c in self.components.values()
-                   if c.dockerfile and c.key not in self._contexts]
+    def preload_dockerfiles(self, components: Iterable[Component] | None = None) -> None:
+        """Parse the Dockerfiles (of every component by default) not parsed before, in one stream."""
+        chosen = self.components.values() if components is None else components
+        missing = [c.dockerfile for c in chosen if c.dockerfile and c.key not in self._contexts]
         digests = {path: self.snapshot.digest(path) for path in missing}
         unread = [p for p, d in digests.items() if d is not None and not is_parsed(d)]
         for path, text in read_many(self.snapshot, unread).items():
@@ -272,12 +308,33 @@ class RepoGraph:
         self._contexts[component.key] = context
         return context
 
+    @cached_property
+    def copy_index(self) -> CopyIndex:
+        """Components by the paths their images copy (see `CopyIndex`); from the twin's, updated
+        for edited Dockerfiles, when the layout is shared."""
+        twin = self._twin
+        if twin is not None and self._edited is not None:
+            keys = {key for path in self._edited for key in twin.copy_index.direct.get(path, ())}
+            if not keys:
+                return twin.copy_index
+            return twin.copy_index.replacing({k: twin.image_context(self.components[k]) for k in keys},
+                                              {k: self.image_context(self.components[k]) for k in keys})
+        self.preload_dockerfiles()
+        return build_copy_index({c.key: self.image_context(c) for c in self.components.values()})
+
+    def image_candidates(self, changed: Iterable[str]) -> list[Component]:
+        """Components whose image may take in a changed path (their sources still to be matched),
+        then every image named inline."""
+        keys = self.copy_index.candidates(changed)
+        found = [self.components[k] for k in sorted(keys) if k in self.components]
+        return [*found, *self.inline_images.values()]
+
     def image_inputs(self, component: Component) -> frozenset[str]:
         """Every file that goes into the component's image, minus ignored ones."""
         known = self._inputs.get(component.key)
         if known is None:
             context = self.image_context(component)
-            found = context.inputs(self.sorted_paths) if context else frozenset()
+            found = context.inputs(self.sorted_paths, self._selected) if context else frozenset()
             known = self._inputs[component.key] = frozenset(
                 p for p in found if p in self.paths and (p == component.dockerfile or not self.ignored(p)))
         return known
@@ -321,36 +378,42 @@ class RepoGraph:
             return known
         return cached_loads(digest, self.snapshot.read(pipeline.pipeline_file) or b"")
 
+    def _mentions(self, names: Iterable[str]) -> dict[str, Mentions | None]:
+        """What each pipeline's file spells out (read in one stream where not parsed before)."""
+        digests = {name: self.snapshot.digest(f) if (f := self.pipelines[name].pipeline_file) else None
+                   for name in names}
+        unread = {self.pipelines[n].pipeline_file or "": d for n, d in digests.items()
+                  if d is not None and known_mentions(d) is None}
+        texts = read_many(self.snapshot, unread)
+        return {name: None if digest is None else known_mentions(digest) or
+                cached_mentions(digest, texts.get(self.pipelines[name].pipeline_file or "", b""))
+                for name, digest in digests.items()}
+
+    @cached_property
+    def load_index(self) -> LoadIndex:
+        """Pipelines by the words their files spell (see `LoadIndex`); from the twin's, updated for
+        edited pipeline files, when the layout is shared."""
+        twin = self._twin
+        if twin is not None and self._edited is not None:
+            names = {n for path in self._edited for n in self.pipeline_files.get(path, ())}
+            if not names:
+                return twin.load_index
+            return twin.load_index.replacing(twin._mentions(names), self._mentions(names))
+        return build_load_index(self._mentions(self.pipelines))
+
     def loaders(self, folders: set[str]) -> dict[str, dict[str, str]]:
         """Pipelines that load any of `folders` from outside their own folder: pipeline -> {folder: how}.
 
-        Only pipeline files whose words could name one of the folders (see `FolderIndex`) are
-        parsed, or resolved when parsed before; files loading by computed names always are.
+        Only the pipelines whose files spell the folders' names (see `LoadIndex`) are resolved.
         """
-        index = FolderIndex(folders, ("", self.config.components_dir))
-        found: dict[str, dict[str, str]] = {}
-        unparsed: dict[str, tuple[str, str]] = {}
-        for name, pipeline in self.pipelines.items():
-            digest = self.snapshot.digest(pipeline.pipeline_file) if pipeline.pipeline_file else None
-            if digest is None:
-                continue
-            facts = known_loads(digest)
-            if facts is None:
-                unparsed[pipeline.pipeline_file or ""] = (name, digest)
-            elif facts.loads_anything and (facts.dynamic or index.may_load(pipeline.path, facts.words, None)):
-                found[name] = self.loads(name)
-        unread = {path: entry for path, entry in unparsed.items() if known_mentions(entry[1]) is None}
-        texts = read_many(self.snapshot, unread)
-        for path, (name, digest) in unparsed.items():
-            text = texts.get(path)
-            mentions = known_mentions(digest) or cached_mentions(digest, text or b"")
-            if not mentions.calls_load or not (mentions.dynamic or index.may_load(self.pipelines[name].path,
-                                                                                   mentions.words, mentions.text)):
-                continue
-            text = text if text is not None else self.snapshot.read(path) or b""
-            if cached_loads(digest, text).loads_anything:
-                found[name] = self.loads(name)
-        return {name: hits for name, loaded in sorted(found.items())
+        names = sorted(self.load_index.candidates(folders, ("", self.config.components_dir)))
+        digests = {n: self.snapshot.digest(f) if (f := self.pipelines[n].pipeline_file) else None for n in names}
+        unread = {self.pipelines[n].pipeline_file or "": d for n, d in digests.items()
+                  if d is not None and known_loads(d) is None}
+        for path, text in read_many(self.snapshot, unread).items():
+            cached_loads(unread[path], text)
+        found = {name: self.loads(name) for name in names if digests[name] is not None}
+        return {name: hits for name, loaded in found.items()
                 if (hits := {f: how for f, how in loaded.items() if f in folders and self.owner.get(f) != name})}
 
     def components_of(self, name: str) -> tuple[Component, ...]:
@@ -416,12 +479,28 @@ class RepoGraph:
 
     # -- python imports ------------------------------------------------------------------------
     @cached_property
+    def entry_files(self) -> frozenset[str]:
+        """Python files whose imports matter: pipeline files and the code of components."""
+        return frozenset(self.pipeline_files) | {p for p in self.sorted_paths
+                                                 if p.endswith(".py") and self.component_of(p) is not None}
+
+    @cached_property
+    def installed(self) -> tuple[str, ...]:
+        """Folders of the packages the repository installs from itself."""
+        twin = self._twin
+        if twin is not None and self._edited is not None and not any(map(declares_packages, self._edited)):
+            return twin.installed
+        return installed_packages(self.paths, lambda files: read_many(self.snapshot, files), self.snapshot.digest)
+
+    @cached_property
     def imports(self) -> ImportGraph:
-        """The import graph of the snapshot's Python files."""
-        twin = self._twin.__dict__.get("imports") if self._twin is not None else None
+        """The import graph of the Python files reachable from the entry files."""
+        twin = self._twin.imports if self._twin is not None else None
         graph = ImportGraph(self.snapshot, twin=twin)
-        installed = installed_packages(self.paths, lambda files: read_many(self.snapshot, files),
-                                       self.snapshot.digest)
         graph.roots = (*expand_folders(self.config.compile.python_path, graph.dirs),
-                       *package_roots(installed, graph.dirs))
+                       *package_roots(self.installed, graph.dirs))
+        graph.entry_files = self.entry_files
+        graph.edited = self._edited
+        if self._adopted is not None:
+            graph.seed(self._adopted.imports)
         return graph

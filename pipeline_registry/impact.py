@@ -110,11 +110,12 @@ def _folder_detail(graph: RepoGraph, name: str, path: str) -> str:
 
 def _image_hits(graph: RepoGraph, relevant: list[str]) -> dict[str, list[Hit]]:
     """Component folder -> changed files that go into its image."""
-    graph.preload_dockerfiles()
+    candidates = graph.image_candidates(relevant)
+    graph.preload_dockerfiles(candidates)
     changed = set(relevant)
     selected: dict[tuple[str, str], list[str]] = {}
     found: dict[str, list[Hit]] = {}
-    for component in sorted((*graph.components.values(), *graph.inline_images.values()), key=lambda c: c.key):
+    for component in sorted(candidates, key=lambda c: c.key):
         context = graph.image_context(component)
         if context is None:
             continue

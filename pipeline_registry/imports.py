@@ -18,9 +18,10 @@ import ast
 import posixpath
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from pipeline_registry.cache import DigestCache
 from pipeline_registry.snapshot import Snapshot, parse_many
@@ -220,6 +221,11 @@ class ImportGraph:
         self.roots = roots
         # A graph of a snapshot with the same files: its answers hold for files with equal contents.
         self._twin = twin
+        # Files whose imports matter (pipeline files, component code): only what they reach,
+        # transitively, is parsed. None: every Python file.
+        self.entry_files: frozenset[str] | None = None
+        # The Python files that differ from the twin's, when the caller knows them (the diff).
+        self.edited: frozenset[str] | None = None
         self._direct: dict[str, frozenset[str]] = {}
         self._importers: dict[str, tuple[str, ...]] = {}
 
@@ -247,19 +253,74 @@ class ImportGraph:
         """Python files whose contents differ from the twin's (only when both list the same files)."""
         twin = self._twin
         assert twin is not None
+        if self.edited is not None:
+            return frozenset(p for p in self.edited if p.endswith(".py") and p in self.paths)
         return frozenset(p for p in self.python_files if twin.snapshot.digest(p) != self.snapshot.digest(p))
 
+    @cached_property
+    def _follows_twin(self) -> bool:
+        """True when the twin's reachable files and index can be updated for the edited files alone."""
+        twin = self._twin
+        return self._same_files and twin is not None and twin.roots == self.roots \
+            and twin.entry_files == self.entry_files
+
+    @cached_property
+    def reachable(self) -> frozenset[str]:
+        """The Python files the entry files import, transitively, and the entry files themselves.
+
+        With a twin (same files, same entry files), only the edited files are followed: an
+        unchanged file the twin reached imports what it imported there.
+        """
+        if self.entry_files is None:
+            return frozenset(self.python_files)
+        if self._follows_twin:
+            known = self._twin.reachable  # type: ignore[union-attr]
+            start = [p for p in self._edited if p in known]
+        else:
+            known, start = frozenset(), sorted(self.entry_files)
+        found = set(known) | set(start)
+        frontier = start
+        while frontier:
+            self.statements(p for p in frontier if p not in self._direct)  # one read for a level
+            following = []
+            for path in frontier:
+                for dep in sorted(self.direct(path)):
+                    if dep not in found:
+                        found.add(dep)
+                        following.append(dep)
+            frontier = following
+        return frozenset(found)
+
     def _candidates(self, token: str) -> set[str]:
-        """Files whose imports name `token`: from the twin's index plus the files edited since,
-        so the other side of a plan never indexes every file again."""
-        if not self._same_files:
+        """Files whose imports name `token`: from the twin's index plus the files edited since
+        (and those they newly reach), so the other side of a plan never indexes every file again."""
+        if not self._follows_twin:
             return set(self._token_index.get(token, ()))
-        found = set(self._twin._token_index.get(token, ()))  # type: ignore[union-attr]
-        for path in self._edited:
+        twin = self._twin
+        assert twin is not None
+        found = set(twin._token_index.get(token, ()))
+        for path in self._fresh:
             found.discard(path)
-            if token in self._tokens_of(path):
+            if path in self.reachable and token in self._tokens_of(path):
                 found.add(path)
         return found
+
+    @cached_property
+    def _fresh(self) -> frozenset[str]:
+        """Files whose index entries differ from the twin's: the edited ones and those newly reached."""
+        return self._edited | (self.reachable - self._twin.reachable)  # type: ignore[union-attr]
+
+    def known(self) -> dict[str, Any]:
+        """What `seed` takes: the Python files and folders, the files reachable from the entry
+        files, the token index and the direct imports of each reachable file."""
+        return {"python_files": self.python_files, "dirs": self.dirs, "reachable": self.reachable,
+                "_token_index": self._token_index,
+                "direct": {p: tuple(sorted(self.direct(p))) for p in sorted(self.reachable)}}
+
+    def seed(self, known: Mapping[str, Any]) -> None:
+        """Start from what `known` gave for the same files, entry files and import roots."""
+        self.__dict__.update((k, v) for k, v in known.items() if k != "direct")
+        self._direct.update((p, frozenset(d)) for p, d in known["direct"].items())
 
     def _tokens_of(self, path: str) -> frozenset[str]:
         digest = self.snapshot.digest(path) or ""
@@ -303,9 +364,10 @@ class ImportGraph:
     @cached_property
     def _token_index(self) -> dict[str, tuple[str, ...]]:
         index: dict[str, list[str]] = defaultdict(list)
-        missing = [p for p in self.python_files if _TOKENS.get(self.snapshot.digest(p) or "") is None]
+        files = sorted(self.reachable)
+        missing = [p for p in files if _TOKENS.get(self.snapshot.digest(p) or "") is None]
         self.statements(missing)
-        for path in self.python_files:
+        for path in files:
             for token in self._tokens_of(path):
                 index[token].append(path)
         return {token: tuple(files) for token, files in index.items()}
@@ -317,7 +379,7 @@ class ImportGraph:
             folder, name = posixpath.split(path)
             candidates = self._candidates(name[:-3] if name != "__init__.py" else posixpath.basename(folder))
             if name == "__init__.py":
-                candidates.update(p for p in self.python_files if p.startswith(f"{folder}/") or not folder)
+                candidates.update(p for p in self.reachable if p.startswith(f"{folder}/") or not folder)
             known = self._importers[path] = tuple(sorted(c for c in candidates if c != path and path in self.direct(c)))
         return known
 

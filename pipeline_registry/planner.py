@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_registry.cache import flush_disk_cache
+from pipeline_registry.cache import flush_disk_cache, tree_store
 from pipeline_registry.errors import ConfigError
-from pipeline_registry.gitcli import ChangeStatus, raw_diff, resolve_all
+from pipeline_registry.gitcli import ChangeStatus, raw_diff, resolve_all, tree_ids
 from pipeline_registry.graph import RepoGraph, load_config
 from pipeline_registry.hashing import component_plan
 from pipeline_registry.impact import Impact, ReasonMap, affected_pipelines
@@ -35,20 +35,37 @@ def plan_change(repo_dir: Path, base: str, head: str | None = None) -> Plan:
     changes = raw_diff(root, base_sha, head_sha)
     if not changes:
         return Plan(base=base_sha, head=head_sha, pipelines=())
-    base_snapshot, head_snapshot = snapshots_for_change(root, base_sha, head_sha, changes)
+    # What earlier plans learnt about these trees (listing, layout, indexes), by tree id.
+    store = tree_store()
+    trees = tree_ids(root, *(s for s in (base_sha, head_sha) if s is not None))
+    base_facts = store.get(trees[0])
+    head_facts = store.get(trees[1]) if len(trees) > 1 else None
+    base_snapshot, head_snapshot = snapshots_for_change(
+        root, base_sha, head_sha, changes, base_entries=base_facts.entries if base_facts else None,
+        head_entries=head_facts.entries if head_facts else None)
     try:
         head_graph = RepoGraph(head_snapshot, load_config(head_snapshot))
-        head_graph.require_pipelines()
         base_graph = RepoGraph(base_snapshot, _base_config(base_snapshot, head_graph.config))
-        # Discover once when the change only edits files (the usual push): base shares head's layout.
+        known = base_graph.adopt(base_facts)
+        # A change that only edits files (the usual push) keeps the layout: one side finds it (or
+        # loads it), the other shares it, with its indexes updated for the edited files alone.
         if all(c.change.status is ChangeStatus.MODIFIED for c in changes):
-            base_graph.share_structure(head_graph)
+            edited = frozenset(c.change.path for c in changes)
+            if head_graph.adopt(head_facts) and not known:
+                base_graph.share_structure(head_graph, edited)
+            else:
+                head_graph.share_structure(base_graph, edited)
+        else:
+            head_graph.adopt(head_facts)
+        head_graph.require_pipelines()
         _base_pipelines(base_graph)
         pipelines = plan_pipelines(base_graph, head_graph, tuple(c.change for c in changes))
         warnings = tuple(dict.fromkeys([
             *(w for p in pipelines if p.change is not PipelineChange.DELETED
               for w in head_graph.unresolved_loads(p.name)),
             *(w for p in pipelines for c in p.components if c.image for w in head_graph.copy_warnings(c.component))]))
+        if not known and base_graph.uses_own_layout:
+            store.put(base_graph.facts(trees[0]))
     finally:
         base_snapshot.close()
         flush_disk_cache()

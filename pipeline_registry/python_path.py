@@ -90,6 +90,11 @@ def package_roots(packages: Iterable[str], dirs: frozenset[str]) -> tuple[str, .
     return tuple(roots)
 
 
+def declares_packages(path: str) -> bool:
+    """True when `path` is a file that may install repository packages (requirements, project files)."""
+    return path.endswith(_DECLARING_SUFFIXES) and _declares(path)
+
+
 def _declares(path: str) -> bool:
     name = posixpath.basename(path)
     return name in PROJECT_FILES or (name.startswith("requirements") and name.endswith(".txt"))

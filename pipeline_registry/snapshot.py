@@ -127,16 +127,25 @@ def open_snapshot(repo: Path, rev: str | None) -> GitSnapshot | WorktreeSnapshot
     return WorktreeSnapshot(root)
 
 
-def snapshots_for_change(root: Path, base_sha: str, head_sha: str | None,
-                         changes: list[RawChange]) -> tuple[GitSnapshot, GitSnapshot | WorktreeSnapshot]:
-    """(base, head) snapshots of a change, listing only one side: the other follows from the diff."""
+def snapshots_for_change(root: Path, base_sha: str, head_sha: str | None, changes: list[RawChange], *,
+                         base_entries: Mapping[str, str] | None = None,
+                         head_entries: Mapping[str, str] | None = None,
+                         ) -> tuple[GitSnapshot, GitSnapshot | WorktreeSnapshot]:
+    """(base, head) snapshots of a change, listing at most one side: the other follows from the diff.
+
+    `base_entries`/`head_entries` are listings known already (kept by tree id from an earlier
+    plan): with either, no side is listed at all.
+    """
     reader = BlobReader(root)
     changed = {path for c in changes for path in c.change.paths}
     if head_sha is None:
-        base = GitSnapshot(root, base_sha, reader=reader)
+        base = GitSnapshot(root, base_sha, entries=base_entries, reader=reader)
         known = {p: d for p, d in base.entries().items() if p not in changed}
         return base, WorktreeSnapshot(root, known_digests=known)
-    head = GitSnapshot(root, head_sha, reader=reader)
+    if head_entries is None and base_entries is not None:
+        return (GitSnapshot(root, base_sha, entries=base_entries, reader=reader),
+                GitSnapshot(root, head_sha, entries=apply_changes(base_entries, changes), reader=reader))
+    head = GitSnapshot(root, head_sha, entries=head_entries, reader=reader)
     entries = dict(head.entries())
     for raw in changes:
         change = raw.change
@@ -145,6 +154,20 @@ def snapshots_for_change(root: Path, base_sha: str, head_sha: str | None,
         if raw.old_blob is not None:
             entries[change.old_path or change.path] = raw.old_blob
     return GitSnapshot(root, base_sha, entries=entries, reader=reader), head
+
+
+def apply_changes(entries: Mapping[str, str], changes: Iterable[RawChange]) -> dict[str, str]:
+    """The listing after `changes` (a diff between two commits) of the listing before them."""
+    after = dict(entries)
+    for raw in changes:
+        change = raw.change
+        if change.old_path is not None or change.status is ChangeStatus.DELETED:
+            after.pop(change.old_path or change.path, None)
+        if raw.new_blob is not None:
+            after[change.path] = raw.new_blob
+        else:
+            after.pop(change.path, None)  # deleted, or no longer a file (a submodule)
+    return after
 
 
 class GitSnapshot:

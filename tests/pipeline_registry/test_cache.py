@@ -85,7 +85,7 @@ def test_concurrent_writers_keep_every_entry_and_compaction_merges_them(tmp_path
     reader = DiskCache(tmp_path)
     assert [reader.lookup("kind", f"blob-{i}") for i in range(20)] == [(i,) for i in range(20)]
     assert reader.segments_read <= 16  # past 16 segments a flush merged them into one
-    assert not list(reader.dir.glob("tmp-*"))
+    assert not list(reader.dir.glob("*/*/tmp-*"))
 
 
 def test_merging_keeps_the_newest_entries_up_to_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,7 +95,7 @@ def test_merging_keeps_the_newest_entries_up_to_the_cap(tmp_path: Path, monkeypa
         writer = DiskCache(tmp_path)
         writer.add("kind", f"blob-{index}", (index,))
         writer.flush()
-        for segment in set(writer.dir.glob("seg-*")) - seen:
+        for segment in set(writer.dir.glob("kind/*/seg-*")) - seen:
             if index < 16:  # segment age by write order, whatever the file system's clock resolution
                 os.utime(segment, ns=(index * 10**9, index * 10**9))
             seen.add(segment)
