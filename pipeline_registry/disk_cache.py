@@ -1,17 +1,17 @@
 """Parses of blobs kept on disk, shared by every process that plans (the CLI and the service).
 
-Layout: `<folder>/<version>/<kind>/<shard>/seg-*.pickle`, each segment a pickled
-`{kind: {blob id: value}}` of one kind of parse and one shard (the first hex digit of the blob
-id). A process loads the segments of a shard once, on its first lookup in it: a warm plan that
-looks up a few blobs unpickles a few shards, never the parses of every file. It writes what it parsed as new segments: written to a temporary name and renamed
-into place, so a reader never sees half a file and concurrent writers never overwrite each
-other. Past `_MAX_SEGMENTS` segments of a kind a flush merges them into one (again by rename)
-and deletes the merged ones; two processes compacting at once lose nothing but a few entries
-that are parsed again later; merging keeps the newest `_MAX_ENTRIES` of each kind, so the folder
-stays bounded however many revisions are planned. `version` is derived from the
-parser code (`pipeline_registry/*.py`) and the Python version, so an upgrade never reads parses
-made by other code. The folder is the bot's own data folder (created private): pickles are only
-ever read from there.
+Layout: `<folder>/<version>/<kind>/<shard>/seg-*.pickle`, each segment a pickled `{kind: {blob id:
+value}}` of one kind of parse and one shard (the first hex digit of the blob id). A process loads
+the segments of a shard once, on its first lookup in it: a warm plan that looks up a few blobs
+unpickles a few shards, never the parses of every file. It writes what it parsed as new segments:
+written to a temporary name and renamed into place, so a reader never sees half a file and
+concurrent writers never overwrite each other. Past `_MAX_SEGMENTS` segments of a kind a flush
+merges them into one (again by rename) and deletes the merged ones; two processes compacting at once
+lose nothing but a few entries that are parsed again later; merging keeps the newest `_MAX_ENTRIES`
+of each kind, so the folder stays bounded however many revisions are planned. `version` is derived
+from the parser code (`pipeline_registry/*.py`) and the Python version, so an upgrade never reads
+parses made by other code. The folder is the bot's own data folder (created private): pickles are
+only ever read from there.
 """
 
 from __future__ import annotations

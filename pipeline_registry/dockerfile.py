@@ -222,7 +222,8 @@ class ImageContext:
                 return source
         return None
 
-    def inputs(self, sorted_paths: Sequence[str], memo: dict[tuple[str, str], list[str]] | None = None) -> frozenset[str]:
+    def inputs(self, sorted_paths: Sequence[str],
+               memo: dict[tuple[str, str], list[str]] | None = None) -> frozenset[str]:
         """Every file of `sorted_paths` that goes into the image, the Dockerfile included.
 
         `memo` keeps what each (context, source) selects: thousands of images copy `utils/`.

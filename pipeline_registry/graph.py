@@ -50,8 +50,7 @@ from pipeline_registry.models import INLINE_PREFIX, Component, Pipeline
 from pipeline_registry.python_path import declares_packages, expand_folders, installed_packages, package_roots
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
 from pipeline_registry.snapshot import Snapshot, read_many
-from pipeline_registry.tree_index import CopyIndex, LoadIndex, TreeFacts, build_copy_index, build_load_index, \
-    config_key
+from pipeline_registry.tree_index import CopyIndex, LoadIndex, TreeFacts, build_copy_index, build_load_index, config_key
 
 _SPEC_SUFFIXES = tuple(f"/{name}" for name in SPEC_FILES)
 NESTED_PROJECT_FILES = ("pyproject.toml", "poetry.lock", "Pipfile", "Pipfile.lock", "setup.cfg", "setup.py")

@@ -337,7 +337,8 @@ class ImportGraph:
     def direct(self, path: str) -> frozenset[str]:
         """Repository files `path` imports itself."""
         known = self._direct.get(path)
-        if known is None and self._twin is not None and self._twin.roots == self.roots and path in self._twin._direct and \
+        if known is None and self._twin is not None and self._twin.roots == self.roots \
+                and path in self._twin._direct and \
                 self._twin.snapshot.digest(path) == self.snapshot.digest(path):
             known = self._direct[path] = self._twin._direct[path]
         if known is None:

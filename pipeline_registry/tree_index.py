@@ -20,9 +20,10 @@ import re
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pipeline_registry.globs import has_wildcard, literal_prefix
 
@@ -68,7 +69,7 @@ class CopyIndex:
                 walk = posixpath.dirname(walk)
         return found
 
-    def replacing(self, old: Mapping[str, ImageContext | None], new: Mapping[str, ImageContext | None]) -> "CopyIndex":
+    def replacing(self, old: Mapping[str, ImageContext | None], new: Mapping[str, ImageContext | None]) -> CopyIndex:
         """The index with the entries of some components (their Dockerfile changed) replaced."""
         scopes = {k: list(v) for k, v in self.scopes.items()}
         direct = {k: list(v) for k, v in self.direct.items()}
@@ -132,7 +133,7 @@ class LoadIndex:
             found |= spelling
         return found
 
-    def replacing(self, old: Mapping[str, "Mentions | None"], new: Mapping[str, "Mentions | None"]) -> "LoadIndex":
+    def replacing(self, old: Mapping[str, Mentions | None], new: Mapping[str, Mentions | None]) -> LoadIndex:
         """The index with some pipelines' entries (their file changed) replaced."""
         words = {k: list(v) for k, v in self.words.items()}
         always, callers = set(self.always) - set(old), set(self.callers) - set(old)
@@ -143,7 +144,7 @@ class LoadIndex:
         return _add_loads(words, always, callers, new)
 
 
-def build_load_index(mentions: Mapping[str, "Mentions | None"]) -> LoadIndex:
+def build_load_index(mentions: Mapping[str, Mentions | None]) -> LoadIndex:
     """The index of every pipeline (pipeline name -> what its file mentions)."""
     return _add_loads({}, set(), set(), mentions)
 
@@ -153,7 +154,7 @@ def _is_word(text: str) -> bool:
 
 
 def _add_loads(words: dict[str, list[str]], always: set[str], callers: set[str],
-               mentions: Mapping[str, "Mentions | None"]) -> LoadIndex:
+               mentions: Mapping[str, Mentions | None]) -> LoadIndex:
     for name, found in mentions.items():
         if found is None or not found.calls_load:
             continue
