@@ -28,7 +28,7 @@ from datetime import timedelta
 from bot.logs import log_context
 from bot.store.outbox import Claimed, Lane, OutboxStore
 from handlers.context import handling
-from handlers.models import Event, EventKind
+from handlers.models import Event
 from kfp_bot_errors import KfpBotError
 
 log = logging.getLogger("kfp_bot.bus")
@@ -52,8 +52,9 @@ def new_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class _Unit(threading.local):
-    """Events published by the handler running on this thread, committed when it finishes."""
+class StepEvents(threading.local):
+    """Events published by the handler running on this thread, committed when its step finishes
+    (None: no step is collecting on this thread)."""
 
     events: list[Event] | None = None
 
@@ -78,12 +79,13 @@ class OutboxBus:
         self._poll = poll_seconds
         self.owner = owner or new_owner_id()
         self._name = name
-        self._unit = _Unit()
+        self._unit = StepEvents()
         self._wake = threading.Condition()
         self._generation = 0
         self._busy = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        store.on_queued(self.notify)  # a state change queued its notification
 
     def start(self) -> None:
         """Start the workers and the lease heartbeat (once; later calls do nothing)."""
@@ -104,11 +106,10 @@ class OutboxBus:
     def publish(self, event: Event) -> None:
         """Queue `event`: with the running step's result when called from a handler, else at once.
 
-        Notifications are not held back with the step (a Slack message about `running` must not
-        wait for the run to end): they are queued at once.
+        (A run's notifications do not come this way: they are queued with its state changes.)
         """
         buffered = self._unit.events
-        if buffered is not None and event.kind is not EventKind.NOTIFICATION:
+        if buffered is not None:
             buffered.append(event)
             return
         try:

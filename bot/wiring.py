@@ -79,7 +79,6 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
         templates=_templates(settings), schedules=_schedules(settings),
     )
     holder["ctx"] = context
-    context.notifications = _notifications(settings, context.bus)
     chat = chat_from_settings(settings)
     context.chat = RedactingChat(chat, redactor) if chat is not None else None
     decoders = tuple(d for d in (builder, *runner_decoders) if hasattr(d, "decode_notification"))
@@ -96,7 +95,9 @@ def _bus(settings: Settings, store, holder: dict[str, HandlerContext]):
         from bot.pubsub import PubSubBus, make_publisher
         from bot.pubsub.relay import OutboxRelay
 
-        return OutboxRelay(store, PubSubBus.from_settings(settings, make_publisher(settings.pubsub_endpoint)))
+        publisher = make_publisher(settings.pubsub_endpoint)
+        return OutboxRelay(store, PubSubBus.from_settings(settings, publisher),
+                           notifications=_notifications_topic(settings, publisher))
     from bot.embedded_bus import OutboxBus
     from bot.store.outbox import Lane
     from handlers.routes import dispatch, handle_failure
@@ -107,14 +108,12 @@ def _bus(settings: Settings, store, holder: dict[str, HandlerContext]):
                      lease_seconds=settings.lease_seconds)
 
 
-def _notifications(settings: Settings, bus):
-    """Run notifications: a Pub/Sub bus on KFP_BOT_NOTIFICATIONS_TOPIC, or the in-process bus itself."""
-    if settings.bus is BusKind.PUBSUB:
-        from bot.pubsub import PubSubBus, make_publisher, topic_path
+def _notifications_topic(settings: Settings, publisher):
+    """Where the relay publishes run notifications: KFP_BOT_NOTIFICATIONS_TOPIC (the embedded bus
+    hands them to the Slack notifier itself)."""
+    from bot.pubsub import PubSubBus, topic_path
 
-        return PubSubBus(make_publisher(settings.pubsub_endpoint),
-                         topic_path(settings.gcp_project or "", settings.notifications_topic))
-    return bus
+    return PubSubBus(publisher, topic_path(settings.gcp_project or "", settings.notifications_topic))
 
 
 def _builder(settings: Settings):

@@ -19,7 +19,6 @@ from handlers.ports import (
     Bus,
     Chat,
     Compiler,
-    Notifications,
     Permissions,
     PullRequests,
     Reporter,
@@ -65,7 +64,6 @@ class HandlerContext:
     pulls: PullRequests
     work_dir: Path
     policy: Policy = field(default_factory=Policy)
-    notifications: Notifications | None = None
     chat: Chat | None = None
     templates: TemplateStore | None = None
     schedules: Schedules | None = None

@@ -1,18 +1,19 @@
-"""Every run state change, published as a `Notification` on the notifications topic.
+"""Every run state change, published as a `Notification` through the outbox.
 
-`handlers.runs.move` calls `publish_run_change` after each stored transition, so every state
-change (PR runs, `/run` commands and deploys alike) becomes one message other systems may
-subscribe to (schema: `docs/notification.schema.json`, version `NOTIFICATION_VERSION`). The
-Slack notifier (`handlers.slack_notifier`) is one such subscriber. The state change is already stored
-and reported on GitHub when this runs, so a publish failure is logged with the run and the
-reason and never fails or blocks the run.
+`handlers.runs.move` passes `notify_change` to each transition, so every state change (PR runs,
+`/run` commands and deploys alike) becomes one message other systems may subscribe to (schema:
+`docs/notification.schema.json`, version `NOTIFICATION_VERSION`), queued in the transaction
+that stores the change. The embedded bus hands it to the Slack notifier (`handlers.slack_notifier`); in
+production the relay publishes it to the notifications topic, whose push subscription brings it
+back to the notifier. A topic that is down delays the message (it stays in the outbox and is
+published again), and never fails or blocks the run.
 """
 
 from __future__ import annotations
 
 from handlers.context import HandlerContext
 from handlers.models import Notification, Run, RunState
-from handlers.ports import StoredPull
+from handlers.ports import StoredPull, Then
 
 
 def previous_state(run: Run) -> RunState | None:
@@ -38,20 +39,10 @@ def notification_for(run: Run, pull: StoredPull | None = None) -> Notification:
 _ERROR_STATES = frozenset({RunState.FAILED, RunState.ERROR, RunState.CANCELLED, RunState.SKIPPED})
 
 
-def publish_run_change(ctx: HandlerContext, run: Run) -> Notification | None:
-    """Publish the notification of `run`'s latest state change; None when not published.
-
-    Never raises: a topic that is down must not turn a stored state change into a failed step
-    (which would mark the run as errored). The failure is logged with the run id and reason.
-    """
-    if ctx.notifications is None:
-        return None
-    try:
-        pull = ctx.store.get_pull(run.repo, run.pr) if run.pr is not None else None
-        notification = notification_for(run, pull)
-        ctx.notifications.publish(notification)
-    except Exception as exc:  # the run goes on whatever the topic does
-        ctx.log.warning("notification for run %s (%s is %s) not published: %s: %s", run.id, run.pipeline,
-                        run.state.value, type(exc).__name__, exc)
-        return None
-    return notification
+def notify_change(ctx: HandlerContext, run: Run) -> Then:
+    """What a state change of `run` causes: its notification, built from the run as stored after
+    the change. `Store.transition` queues it in the transaction that stores the change, so the
+    change is never kept without its notification nor notified twice. The pull request is read
+    here, before that transaction, so the transaction stays short."""
+    pull = ctx.store.get_pull(run.repo, run.pr) if run.pr is not None else None
+    return lambda moved: (notification_for(moved, pull),)

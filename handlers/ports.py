@@ -9,17 +9,20 @@ adapters, never the handlers.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from handlers.messages import HeadNote
-from handlers.models import Event, FailedDelivery, FailureStage, Notification, PullRequestRef, RepoRef, Run, RunState
+from handlers.models import Event, FailedDelivery, FailureStage, PullRequestRef, RepoRef, Run, RunState
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, Target
 from pipeline_registry.settings import RunOptions
+
+Then = Callable[[Run], Sequence[Event]]
+"""What a stored state change causes: the events to queue for the run as it is after the change."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,9 @@ class Store(Protocol):
         """One run with its transitions."""
 
     def transition(self, run_id: str, state: RunState, *, detail: str = "", url: str | None = None,
-                   error: str | None = None) -> Run | None:
-        """Move a run forward; None (and no change) when the move is not forward."""
+                   error: str | None = None, then: Then | None = None) -> Run | None:
+        """Move a run forward; None (and no change) when the move is not forward. The events
+        `then(moved_run)` gives are queued in the same transaction as the change."""
 
     def update_run(self, run_id: str, *, parameters: Mapping[str, Any] | None = None,
                    url: str | None = None, plan: Mapping[str, Any] | None = None) -> Run | None:
@@ -257,13 +261,6 @@ class PullRequests(Protocol):
 
     def get_pull(self, repo: RepoRef, number: int, installation_id: int | None) -> PullRequestRef | None:
         """The pull request as it is now (head commit, clone URL), or None."""
-
-
-class Notifications(Protocol):
-    """Where run state changes are published (the notifications topic, or the in-process bus)."""
-
-    def publish(self, notification: Notification) -> None:
-        """Publish one notification; raises on failure (the state change itself is already stored)."""
 
 
 class Chat(Protocol):

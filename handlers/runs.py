@@ -18,7 +18,7 @@ from pathlib import Path
 from handlers.context import HandlerContext, step_resumed, step_taken_over
 from handlers.deploying import deploy_template
 from handlers.models import BuildStatus, EventKind, RepoRef, Run, RunStart, RunState, RunStatus, Trigger
-from handlers.notifications import publish_run_change
+from handlers.notifications import notify_change
 from handlers.ports import BuildRequest, BuildState, RunRequest
 from handlers.router import Router
 from handlers.status_reporting import report_run
@@ -154,13 +154,13 @@ def run_status(event: RunStatus, ctx: HandlerContext) -> None:
 
 def move(ctx: HandlerContext, run: Run, state: RunState, detail: str = "", *,
          url: str | None = None, error: str | None = None) -> Run | None:
-    """Move a run forward, then report it; None when the move was stale or a duplicate."""
-    moved = ctx.store.transition(run.id, state, detail=detail, url=url, error=error)
+    """Move a run forward (its notification queued with the change), then report it; None when
+    the move was stale or a duplicate."""
+    moved = ctx.store.transition(run.id, state, detail=detail, url=url, error=error, then=notify_change(ctx, run))
     if moved is not None:
         ctx.log.info("run %s (%s) is %s%s", run.id, run.pipeline, state.value,
                      f": {detail}" if detail else "")
         report_run(ctx, moved)
-        publish_run_change(ctx, moved)
     return moved
 
 

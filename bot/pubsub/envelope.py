@@ -4,7 +4,8 @@
 the ids it could read, for the log) and `message_key` names a message for dedupe and leases:
 subscription *and* message id, since message ids are unique within a topic only ("ID of this
 message, assigned by the server when the message is published. Guaranteed to be unique within
-the topic", https://cloud.google.com/pubsub/docs/reference/rest/v1/PubsubMessage).
+the topic", https://cloud.google.com/pubsub/docs/reference/rest/v1/PubsubMessage); for a message
+our relay published, subscription and outbox row, since publishing is at-least-once.
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ def parse_envelope(body: bytes) -> PushMessage:
                        delivery_attempt=attempt if isinstance(attempt, int) else None)
 
 
+STEP_ATTRIBUTE = "step"
+"""The attribute our relay sets on each message: the id of the outbox row it publishes."""
+
+
 def message_key(message: PushMessage) -> str:
-    """What identifies a message for dedupe: `<subscription> <message id>` (ids are unique per topic only)."""
+    """What identifies a message for dedupe: `<subscription> step <outbox row id>` for a message our
+    relay published (a row published twice, by a relay that stopped between Pub/Sub's answer and
+    marking the row sent, arrives as two message ids), otherwise `<subscription> <message id>`
+    (ids are unique per topic only)."""
+    step = message.attributes.get(STEP_ATTRIBUTE, "")
+    if step.isascii() and step.isdigit() and "kind" in message.attributes:
+        return f"{message.subscription} step {int(step)}"
     return f"{message.subscription} {message.message_id}"

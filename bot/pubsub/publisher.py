@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from bot.config import ConfigurationError
 from bot.embedded_bus import BusUnavailable
+from bot.pubsub.envelope import STEP_ATTRIBUTE
 from deploy.endpoints import is_loopback
 from handlers.models import Event, event_to_dict
 
@@ -80,13 +81,18 @@ class PubSubBus:
             self._stopped = True
         return True
 
-    def publish(self, event: Event) -> None:
-        """Publish `event` and wait for Pub/Sub's message id; `BusUnavailable` when it did not get it."""
+    def publish(self, event: Event, *, step: int | None = None) -> None:
+        """Publish `event` and wait for Pub/Sub's message id; `BusUnavailable` when it did not get it.
+
+        `step`: the outbox row the event comes from, carried as an attribute so that the push
+        endpoint runs a row published twice only once (`bot.pubsub.envelope.message_key`)."""
         with self._lock:
             if self._stopped:
                 raise BusUnavailable(f"the event bus is stopped: {event.key} was not published")
         data = json.dumps(event_to_dict(event), separators=(",", ":")).encode()
         attributes = message_attributes(event)
+        if step is not None:
+            attributes[STEP_ATTRIBUTE] = str(step)
         try:
             future = self._publisher.publish(self._topic_path, data, retry=self._retry,
                                              timeout=self._timeout, **attributes)

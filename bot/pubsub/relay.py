@@ -1,24 +1,28 @@
-"""The production bus: outbox rows relayed to the events topic on Pub/Sub, then marked sent.
+"""The production bus: outbox rows relayed to Pub/Sub, then marked sent.
 
-The webhook writes the delivery and its event in one transaction (`bot.store.outbox`); this
-relay publishes the rows and marks them done once Pub/Sub confirmed them. It publishes at once
-in the caller's thread (the webhook, a handler), so the event is usually on the topic before
-the webhook answers; what Pub/Sub refused stays in the store and the relay's thread publishes it
-again later, as does any row a crashed instance left behind (its lease expires). Delivery is
-at-least-once: a crash between Pub/Sub's confirmation and the mark publishes a row twice, and
-the push endpoint's handlers are idempotent.
+The webhook writes the delivery and its event in one transaction (`bot.store.outbox`), a run's
+state change its notification, and a push step its completion and the next steps it published
+(`collecting`, `OutboxStore.complete_step`); this relay publishes the rows (notifications to the
+notifications topic, every other event to the events topic) and marks them done once Pub/Sub
+confirmed them. It publishes at once in the writer's thread (the webhook, a handler, once the
+transaction committed: `OutboxStore.on_queued`), so an event is usually on its topic moments
+later; what Pub/Sub refused stays in the store and the relay's thread publishes it again later,
+as does any row a crashed instance left behind (its lease expires). Publishing is
+at-least-once: a crash between Pub/Sub's confirmation and the mark publishes a row twice; each
+message carries its row id (the `step` attribute), and the push endpoint runs a row once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from bot.embedded_bus import BusUnavailable, new_owner_id
+from bot.embedded_bus import BusUnavailable, StepEvents, new_owner_id
 from bot.pubsub.publisher import PubSubBus
 from bot.store.outbox import OutboxStore
-from handlers.models import Event
+from handlers.models import Event, EventKind
 
 log = logging.getLogger("kfp_bot.pubsub")
 
@@ -29,17 +33,21 @@ _BATCH = 100
 class OutboxRelay:
     """`publish` and `notify` relay rows at once; `start` runs the retry loop for the rest."""
 
-    def __init__(self, store: OutboxStore, topic: PubSubBus, *, retry_seconds: float = DEFAULT_RETRY_SECONDS,
-                 owner: str | None = None) -> None:
-        """`topic` publishes one event and raises `BusUnavailable` when Pub/Sub did not take it."""
+    def __init__(self, store: OutboxStore, topic: PubSubBus, *, notifications: PubSubBus | None = None,
+                 retry_seconds: float = DEFAULT_RETRY_SECONDS, owner: str | None = None) -> None:
+        """`topic` publishes one event and raises `BusUnavailable` when Pub/Sub did not take it;
+        `notifications` takes the run notifications (default: `topic`)."""
         self._store = store
         self._topic = topic
+        self._notifications = notifications or topic
         self._retry = retry_seconds
         # A publish may take the topic's whole timeout: the lease must outlast it.
-        self._lease = max(30.0, 3 * (topic.timeout_seconds + 2.0))
+        self._lease = max(30.0, 3 * (max(topic.timeout_seconds, self._notifications.timeout_seconds) + 2.0))
         self.owner = owner or new_owner_id()
+        self._unit = StepEvents()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        store.on_queued(self.notify)
 
     @property
     def topic_path(self) -> str:
@@ -47,12 +55,28 @@ class OutboxRelay:
         return self._topic.topic_path
 
     def publish(self, event: Event) -> None:
-        """Store `event` in the outbox, then relay it; `BusUnavailable` only when the store refused."""
+        """Store `event` in the outbox, then relay it; `BusUnavailable` only when the store refused.
+
+        Inside `collecting` (a push step) the event is held for the step's completion instead."""
+        buffered = self._unit.events
+        if buffered is not None:
+            buffered.append(event)
+            return
         try:
             ids = self._store.enqueue([event])
         except Exception as exc:
             raise BusUnavailable(f"could not queue {event.key}: {exc}") from exc
         self.notify(ids)
+
+    @contextmanager
+    def collecting(self) -> Iterator[list[Event]]:
+        """Hold the events published on this thread (by a push step's handlers) in the list it
+        gives; the caller queues them with the step's completion (`OutboxStore.complete_step`)."""
+        self._unit.events = []
+        try:
+            yield self._unit.events
+        finally:
+            self._unit.events = None
 
     def notify(self, ids: Sequence[int] = ()) -> None:
         """Relay rows `ids` now; those Pub/Sub refuses are retried by the relay's thread."""
@@ -81,6 +105,8 @@ class OutboxRelay:
         if self._thread is not None:
             self._thread.join(timeout)
         self._topic.stop(timeout)
+        if self._notifications is not self._topic:
+            self._notifications.stop(timeout)
         return self._thread is None or not self._thread.is_alive()
 
     def _loop(self) -> None:
@@ -100,8 +126,9 @@ class OutboxRelay:
                       claimed.id, claimed.key, claimed.decode_error)
             self._store.finish(claimed.id, self.owner)
             return 0
+        topic = self._notifications if claimed.event.kind is EventKind.NOTIFICATION else self._topic
         try:
-            self._topic.publish(claimed.event)
+            topic.publish(claimed.event, step=claimed.id)
         except BusUnavailable as exc:
             log.warning("outbox relay: %s stays queued: %s", claimed.key, exc)
             self._store.release(claimed.id, self.owner)

@@ -3,8 +3,11 @@
 Every event the bot has to handle (or, in production, publish to Pub/Sub) is a row of the
 `outbox` table, written in the same transaction as what caused it: a webhook's delivery id and
 its event commit together (`accept_delivery`), and the events a step publishes commit together
-with the mark that the step is done (`finish`). A crash at any point therefore either keeps the
-cause and its row, or neither.
+with the mark that the step is done (`finish`, or `complete_step` for a step a Pub/Sub push
+ran), and what a run's state change causes commits with the change
+(`bot.store.run_store.RunStore.transition`). A crash at any point therefore either keeps the
+cause and its rows, or neither. Whoever delivers the rows (`bot.bus`'s workers, the Pub/Sub
+relay) registers with `on_queued` to hear of rows queued by such a transaction once it committed.
 
 A row is worked on by one instance at a time: `claim` gives it to an owner under a lease that
 the owner renews (`renew`) while it works, atomically (SQLite serialises writers with
@@ -20,6 +23,7 @@ progress come first, so one busy repository cannot starve the others.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,8 +34,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.store.errors import database_errors
-from bot.store.tables import deliveries, outbox, runs
+from bot.store.tables import deliveries, externals, outbox, runs
 from handlers.models import BuildStatus, Event, EventKind, RunStart, RunState, RunStatus, event_from_dict, event_to_dict
+
+_log = logging.getLogger("kfp_bot.store")
 
 
 class Lane(enum.Enum):
@@ -48,6 +54,11 @@ _RECORD_DELIVERY = {
     for postgres, dialect in ((False, sqlite), (True, postgresql))
 }
 _INSERT_ROWS = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+_REMEMBER_STEP = {
+    postgres: dialect.insert(externals).on_conflict_do_nothing(index_elements=["scope", "key"])
+    .returning(externals.c.key)
+    for postgres, dialect in ((False, sqlite), (True, postgresql))
+}
 _SHORT_KINDS = frozenset({EventKind.RUN_STATUS, EventKind.NOTIFICATION})
 _RUN_STEPS = (RunStart, BuildStatus, RunStatus)
 
@@ -81,6 +92,21 @@ class OutboxStore:
     _clock: Callable[[], datetime]
     _write: Callable[[], ContextManager[Connection]]
     _read: Callable[[], ContextManager[Connection]]
+    _listeners: list[Callable[[tuple[int, ...]], None]]
+
+    def on_queued(self, listener: Callable[[tuple[int, ...]], None]) -> None:
+        """Call `listener(row_ids)` after a state change or a completed step queued rows (in the
+        writer's thread, after the commit; its failures are logged, never raised)."""
+        self._listeners.append(listener)
+
+    def _queued(self, ids: tuple[int, ...]) -> None:
+        if not ids:
+            return
+        for listener in tuple(self._listeners):
+            try:
+                listener(ids)
+            except Exception as exc:  # the rows are stored: whoever polls the outbox takes them
+                _log.warning("outbox listener failed for rows %s: %s: %s", ids, type(exc).__name__, exc)
 
     @database_errors
     def accept_delivery(self, delivery_id: str, event_name: str, event: Event) -> tuple[int, ...] | None:
@@ -173,6 +199,24 @@ class OutboxStore:
             if done.rowcount != 1:
                 return None
             return self._enqueue(conn, then, now, parent_repo=repo) if then else ()
+
+    @database_errors
+    def complete_step(self, scope: str, key: str, value: str, then: Sequence[Event] = (), *,
+                      repo: str | None = None) -> tuple[int, ...] | None:
+        """Remember step `key` (in the externals table, under `scope`) as done and queue the events
+        it published, in one transaction; None (nothing queued) when it was remembered before.
+
+        The Pub/Sub push endpoint ends each message's step with this: a redelivery of the message
+        is then a duplicate, and the next steps are in the outbox for the relay, or neither.
+        """
+        now = self._clock()
+        with self._write() as conn:
+            statement = _REMEMBER_STEP[conn.dialect.name == "postgresql"]
+            if conn.execute(statement, {"scope": scope, "key": key, "value": value}).first() is None:
+                return None
+            queued = self._enqueue(conn, then, now, parent_repo=repo) if then else ()
+        self._queued(queued)
+        return queued
 
     @database_errors
     def release(self, row_id: int, owner: str) -> bool:

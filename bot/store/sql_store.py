@@ -4,8 +4,9 @@ Redelivered webhooks, at-least-once bus messages and out-of-order status notific
 meet here, from several threads and processes at once, so every write that must happen once is
 decided by the database itself: inserts rely on primary keys (the loser gets an
 IntegrityError, never a check-then-insert race) and state changes are compare-and-set updates.
-A run's `updated_at` is the time of its last state change, which `Run.duration_seconds` uses;
-`update_run` leaves it alone.
+Runs live in `bot.store.run_store`, the outbox in `bot.store.outbox`, leases in
+`bot.store.leases`; this module opens the database and keeps the rest (deliveries, pull
+requests, approvals, ids of remote objects, chat threads).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, Table, exists, func, insert, select, update
+from sqlalchemy import Table, exists, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -24,7 +25,7 @@ from bot.store import rows
 from bot.store.engine import open_engines
 from bot.store.errors import StoreError, database_errors
 from bot.store.leases import LeaseMixin
-from bot.store.outbox import OutboxStore
+from bot.store.run_store import RunStore
 from bot.store.tables import (
     approvals,
     chat_threads,
@@ -34,19 +35,11 @@ from bot.store.tables import (
     externals,
     messages,
     pulls,
-    runs,
-    transitions,
 )
-from handlers.models import FailedDelivery, FailureStage, PullRequestRef, RepoRef, Run, RunState, Transition
+from handlers.models import FailedDelivery, FailureStage, PullRequestRef, RepoRef
 from handlers.ports import ChatMessage, StoredPull
 
 Clock = Callable[[], datetime]
-
-_ACTIVE = tuple(s.value for s in RunState if not s.terminal)
-_FINISHED = tuple(s.value for s in RunState if s.terminal)
-# Databases cap the number of bound parameters; transitions of long listings are read in chunks.
-_CHUNK = 500
-
 
 _REASON_CHARS = 2000
 
@@ -61,7 +54,7 @@ def _storable(text: str, limit: int) -> str:
     return safe if len(safe) <= limit else safe[:limit - 1] + "…"
 
 
-class SqlStore(OutboxStore, LeaseMixin):
+class SqlStore(RunStore, LeaseMixin):
     """Runs, deliveries, pull requests, approvals, external ids, the outbox and step leases in a SQL database.
 
     `url` is `sqlite:///path/to/file.db` (the folder is created) or a PostgreSQL URL
@@ -75,6 +68,7 @@ class SqlStore(OutboxStore, LeaseMixin):
                  redact: Callable[[str], str] | None = None) -> None:
         self._clock = clock or _utc_now
         self._redact = redact or (lambda text: text)
+        self._listeners = []
         engines = open_engines(url, busy_timeout=busy_timeout)
         self._engine = engines.engine
         self._reader: Engine = engines.reader
@@ -234,114 +228,6 @@ class SqlStore(OutboxStore, LeaseMixin):
         with self._read() as conn:
             return bool(conn.execute(select(exists().where(
                 approvals.c.repo == repo, approvals.c.number == number, approvals.c.sha == sha))).scalar())
-
-    # -- runs -------------------------------------------------------------------------------
-
-    @database_errors
-    def create_run(self, run: Run) -> bool:
-        """Insert a run; False when a run with that id already exists (redelivery).
-
-        The run's transitions are stored with it; a run given without any gets one for its
-        initial state at its creation time, so every stored history starts where the run began.
-        """
-        history = run.transitions or (Transition(state=run.state, at=run.created_at),)
-        values = rows.run_values(run)
-        values["error"] = self._redact(run.error) if run.error else run.error
-        return self._insert_once(runs, values, {"id": run.id}, dependents=(
-            transitions, [rows.transition_values(run.id, seq, t.state, t.at, self._redact(t.detail))
-                          for seq, t in enumerate(history)]))
-
-    @database_errors
-    def get_run(self, run_id: str) -> Run | None:
-        """One run with its transitions."""
-        with self._read() as conn:
-            found = self._load(conn, select(runs).where(runs.c.id == run_id))
-        return found[0] if found else None
-
-    @database_errors
-    def transition(self, run_id: str, state: RunState, *, detail: str = "", url: str | None = None,
-                   error: str | None = None) -> Run | None:
-        """Move a run forward; None (and no change) when the move is not forward.
-
-        The update only applies while the run is still in the state it was read in. Losing that
-        race means another writer moved the run forward, so the move is re-checked against the
-        new state; states only go forward, so this ends after a handful of rounds at most.
-        """
-        for _ in range(len(RunState)):
-            with self._write() as conn:
-                current = conn.execute(select(runs.c.state).where(runs.c.id == run_id)).scalar()
-                if current is None or not RunState(current).can_move_to(state):
-                    return None
-                now = self._clock()
-                values: dict[str, Any] = {"state": state.value, "updated_at": now}
-                if url is not None:
-                    values["url"] = url
-                if error is not None:
-                    values["error"] = self._redact(error)
-                moved = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.state == current)
-                                     .values(**values))
-                if moved.rowcount != 1:
-                    continue
-                # The row lock taken by the update keeps other writers of this run waiting.
-                seq = conn.execute(select(func.coalesce(func.max(transitions.c.seq) + 1, 0))
-                                   .where(transitions.c.run_id == run_id)).scalar_one()
-                conn.execute(insert(transitions).values(**rows.transition_values(run_id, seq, state, now,
-                                                                                 self._redact(detail))))
-                return self._load(conn, select(runs).where(runs.c.id == run_id))[0]
-        return None
-
-    @database_errors
-    def update_run(self, run_id: str, *, parameters: Mapping[str, Any] | None = None,
-                   url: str | None = None, plan: Mapping[str, Any] | None = None) -> Run | None:
-        """Update details of a run without changing its state; None when there is no such run."""
-        values: dict[str, Any] = {}
-        if parameters is not None:
-            values["parameters"] = rows.json_value(run_id, "parameters", parameters)
-        if url is not None:
-            values["url"] = url
-        if plan is not None:
-            values["plan"] = rows.json_value(run_id, "plan", plan)
-        if not values:
-            return self.get_run(run_id)
-        with self._write() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
-            found = self._load(conn, select(runs).where(runs.c.id == run_id))
-        return found[0] if found else None
-
-    @database_errors
-    def list_runs(self, *, repo: str | None = None, pr: int | None = None, sha: str | None = None,
-                  pipeline: str | None = None, state: RunState | None = None,
-                  active: bool | None = None, limit: int = 200) -> list[Run]:
-        """Runs matching every given filter, newest first.
-
-        `active=True` keeps unfinished runs only, `active=False` finished ones only. Runs with the
-        same creation time come in id order.
-        """
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, not {limit}")
-        conditions = [column == value for column, value in
-                      ((runs.c.repo, repo), (runs.c.pr, pr), (runs.c.sha, sha), (runs.c.pipeline, pipeline))
-                      if value is not None]
-        if state is not None:
-            conditions.append(runs.c.state == state.value)
-        if active is not None:
-            conditions.append(runs.c.state.in_(_ACTIVE if active else _FINISHED))
-        query = (select(runs).where(*conditions)
-                 .order_by(runs.c.created_at.desc(), runs.c.id).limit(limit))
-        with self._read() as conn:
-            return self._load(conn, query)
-
-    def _load(self, conn: Connection, query: Any) -> list[Run]:
-        """Runs of a query, in its order, with their transitions read in one query per chunk."""
-        found = conn.execute(query).mappings().all()
-        history: dict[str, list[RowMapping]] = {row["id"]: [] for row in found}
-        ids = list(history)
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
-            for t in conn.execute(select(transitions).where(transitions.c.run_id.in_(chunk))
-                                  .order_by(transitions.c.run_id, transitions.c.seq)).mappings():
-                history[t["run_id"]].append(t)
-        return [rows.run_from_row(row, history[row["id"]]) for row in found]
 
     # -- ids of remote objects --------------------------------------------------------------
 

@@ -23,6 +23,8 @@ from bot.pubsub.relay import OutboxRelay
 from bot.services import Services
 from bot.store import SqlStore
 from handlers.models import BuildStatus, Event, PullRequestEvent, RunState, event_from_dict
+from handlers.notifications import notification_for
+from tests.bot.test_store import make_run
 from tests.fakes.pubsub import FakePubSub
 from tests.support.server import ServedApp, serve
 from tests.support.webhooks import delivery_headers, load_payload
@@ -229,3 +231,34 @@ def test_the_relay_thread_sends_what_was_left_behind(fake: FakePubSub, store: Sq
     finally:
         relay.stop(5)
     assert [m.attributes["delivery_id"] for m in fake.messages] == ["left-by-a-crashed-instance"]
+
+def test_a_state_change_notification_goes_to_the_notifications_topic_and_waits_while_pubsub_refuses_it(
+        fake: FakePubSub, store: SqlStore, bus: PubSubBus, publisher: pubsub_v1.PublisherClient) -> None:
+    notifications = PubSubBus(publisher, fake.topic("kfp-bot-notifications"), timeout_seconds=0.5)
+    relay = OutboxRelay(store, bus, notifications=notifications)
+    assert store.create_run(make_run())
+    fake.fail_next(grpc.StatusCode.PERMISSION_DENIED, times=1_000_000)
+
+    moved = store.transition("run-1", RunState.BUILDING, then=lambda run: (notification_for(run),))
+
+    assert moved is not None and moved.state is RunState.BUILDING  # the run goes on whatever the topic does
+    assert fake.messages == [] and store.pending_work() == 1
+    fake.clear_faults()
+    assert relay.relay_pending() == 1
+    [message] = fake.messages
+    assert message.topic == fake.topic("kfp-bot-notifications")
+    assert (message.attributes["kind"], message.attributes["step"].isdigit()) == ("notification", True)
+    assert decoded(message) == notification_for(moved)
+    assert store.pending_work() == 0
+
+
+def test_a_notification_is_on_its_topic_as_soon_as_the_state_change_committed(
+        fake: FakePubSub, store: SqlStore, bus: PubSubBus, publisher: pubsub_v1.PublisherClient) -> None:
+    notifications = PubSubBus(publisher, fake.topic("kfp-bot-notifications"), timeout_seconds=0.5)
+    OutboxRelay(store, bus, notifications=notifications)  # it hears of rows a state change queued
+    assert store.create_run(make_run())
+
+    store.transition("run-1", RunState.BUILDING, then=lambda run: (notification_for(run),))
+
+    assert [m.topic for m in fake.messages] == [fake.topic("kfp-bot-notifications")]
+    assert store.pending_work() == 0

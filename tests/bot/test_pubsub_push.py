@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -51,6 +52,7 @@ class Handlers:
         self.failures: list[tuple[Event, BaseException]] = []
         self.raise_next: list[BaseException] = []
         self.on_error_raises: list[BaseException] = []
+        self.then: Callable[[Event], None] | None = None  # what the handlers do next (publish a step)
         self._lock = threading.Lock()
 
     def dispatch(self, event: Event) -> None:
@@ -58,6 +60,8 @@ class Handlers:
             self.dispatched.append(event)
             if self.raise_next:
                 raise self.raise_next.pop(0)
+        if self.then is not None:
+            self.then(event)
 
     def on_error(self, event: Event, error: BaseException) -> None:
         with self._lock:
