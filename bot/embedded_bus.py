@@ -7,7 +7,8 @@ claims a row under a lease that a heartbeat thread renews while it works, runs t
 and marks the row done together with the events the handlers published (they are buffered
 until then), in one transaction. A process that dies leaves its rows with leases nobody
 renews; once those expire, any instance sharing the database takes them over and the step is
-resumed (`handlers.context.step_resumed`).
+resumed (`handlers.context.step_resumed`); a live process of this machine whose renewal is late
+keeps its rows (`bot.owners.alive_here`).
 
 A handler's exception never kills a worker: it is logged with the event key and handed to
 `on_error`, which turns it into a visible run error. Production replaces this with the
@@ -17,15 +18,13 @@ Pub/Sub relay (`bot.pubsub.relay`) behind the same `publish`.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from bot.logs import log_context
+from bot.owners import alive_here, new_owner_id
 from bot.store.outbox import Claimed, Lane, OutboxStore
 from handlers.context import handling
 from handlers.models import Event
@@ -45,11 +44,6 @@ class BusUnavailable(KfpBotError):
 
 def _log_only(event: Event, error: BaseException) -> None:
     """The default `on_error`: the worker already logged the failure."""
-
-
-def new_owner_id() -> str:
-    """A name for this instance's claims: host, process and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class StepEvents(threading.local):
@@ -173,7 +167,7 @@ class OutboxBus:
             with self._wake:
                 generation = self._generation
             try:
-                claimed = self._store.claim(self.owner, self._lease, lane=lane)
+                claimed = self._store.claim(self.owner, self._lease, lane=lane, alive=alive_here)
             except Exception as exc:  # the store is down: wait and try again
                 log.error("could not claim work from the store: %s", exc)
                 claimed = None

@@ -19,7 +19,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from bot.embedded_bus import BusUnavailable, StepEvents, new_owner_id
+from bot.embedded_bus import BusUnavailable, StepEvents
+from bot.owners import alive_here, new_owner_id
 from bot.pubsub.publisher import PubSubBus
 from bot.store.outbox import OutboxStore
 from handlers.models import Event, EventKind
@@ -118,7 +119,7 @@ class OutboxRelay:
 
     def _relay_one(self, ids: Sequence[int] = ()) -> int | None:
         """1 when a row was sent, 0 when one was tried and refused, None when none was claimable."""
-        claimed = self._store.claim(self.owner, self._lease, ids=ids)
+        claimed = self._store.claim(self.owner, self._lease, ids=ids, alive=alive_here)
         if claimed is None:
             return None
         if claimed.event is None:

@@ -61,6 +61,8 @@ _REMEMBER_STEP = {
 }
 _SHORT_KINDS = frozenset({EventKind.RUN_STATUS, EventKind.NOTIFICATION})
 _RUN_STEPS = (RunStart, BuildStatus, RunStatus)
+# Rows of live owners looked past in one claim before giving up until the next poll.
+_LIVE_SKIPS = 8
 
 
 def lane_for(event: Event) -> Lane:
@@ -136,12 +138,14 @@ class OutboxStore:
 
     @database_errors
     def claim(self, owner: str, lease_seconds: float, *, lane: Lane | None = None,
-              ids: Sequence[int] = ()) -> Claimed | None:
+              ids: Sequence[int] = (), alive: Callable[[str], bool] | None = None) -> Claimed | None:
         """Give one claimable row to `owner` until its lease ends; None when there is none.
 
         Claimable: not done, and never claimed or with an expired lease. `lane` limits the
         choice to one lane, `ids` to given rows. Repositories with fewer rows in progress go
-        first, then the oldest row.
+        first, then the oldest row. `alive(previous_owner)` True means that owner is known to be
+        running (a process of this host, say) however late its renewal is: its row is renewed
+        on its behalf rather than taken over, so a live owner's step never runs twice.
         """
         now = self._clock()
         conditions = [outbox.c.done_at.is_(None),
@@ -159,18 +163,28 @@ class OutboxStore:
             busy_conditions.append(outbox.c.lane == lane.value)
         busy = (select(outbox.c.repo.label("repo"), func.count().label("n"))
                 .where(*busy_conditions).group_by(outbox.c.repo).subquery())
-        pick = (select(outbox.c.id).select_from(outbox.outerjoin(busy, busy.c.repo == outbox.c.repo))
+        pick = (select(outbox.c.id, outbox.c.owner)
+                .select_from(outbox.outerjoin(busy, busy.c.repo == outbox.c.repo))
                 .where(*conditions).order_by(func.coalesce(busy.c.n, 0), outbox.c.id).limit(1))
+        lease_until = now + timedelta(seconds=lease_seconds)
         with self._write() as conn:
             if conn.dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True, of=outbox)
-            row_id = conn.execute(pick).scalar()
-            if row_id is None:
+            for _ in range(_LIVE_SKIPS):
+                picked = conn.execute(pick).first()
+                if picked is None:
+                    return None
+                if picked.owner is None or picked.owner == owner or alive is None or not alive(picked.owner):
+                    break
+                _log.info("outbox row %d: its owner %s is still running; its lease is renewed, not taken over",
+                          picked.id, picked.owner)
+                conn.execute(update(outbox).where(outbox.c.id == picked.id, outbox.c.owner == picked.owner)
+                             .values(lease_until=lease_until))
+            else:
                 return None
             row = conn.execute(
-                update(outbox).where(outbox.c.id == row_id, *conditions)
-                .values(owner=owner, lease_until=now + timedelta(seconds=lease_seconds),
-                        attempts=outbox.c.attempts + 1)
+                update(outbox).where(outbox.c.id == picked.id, *conditions)
+                .values(owner=owner, lease_until=lease_until, attempts=outbox.c.attempts + 1)
                 .returning(outbox.c.id, outbox.c.event, outbox.c.key, outbox.c.repo, outbox.c.attempts)
             ).mappings().first()
         if row is None:

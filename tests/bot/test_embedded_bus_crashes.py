@@ -3,7 +3,8 @@
 Each test opens a pull request that changes hello-pipeline (a real compile, a real kfp.local run)
 on a fake GitHub, kills a bot with SIGKILL at a chosen moment, and lets another process go on.
 Each must end with the run present, executed at most once (kfp.local makes one folder per
-execution under the run's outputs), in a final state, and shown on GitHub. Leases are short
+execution under the run's outputs), in a final state, shown on GitHub, and with exactly one
+notification queued for each of its state changes (a change and its notification commit together). Leases are short
 (LEASE seconds) so that takeovers happen quickly. The variants run on a SQLite file and on
 PostgreSQL (skipped with the reason when its server programs are missing).
 """
@@ -20,6 +21,8 @@ from typing import Any
 import pytest
 import requests
 
+from bot.store import SqlStore
+from handlers.models import Notification
 from tests.fakes.github import FakeGitHub
 from tests.support.botprocess import BotProcess
 from tests.support.gitrepo import GitRepo
@@ -45,6 +48,7 @@ class World:
     base: str
     head: str
     env: dict[str, str]
+    store_url: str
     bots: list[BotProcess] = field(default_factory=list)
 
     def start(self, name: str) -> BotProcess:
@@ -83,7 +87,15 @@ class World:
 
     def final(self, bot: BotProcess) -> dict[str, Any]:
         [run] = self.wait_for(bot, lambda runs: len(runs) == 1 and runs[0]["state"] in FINAL, "final run")
+        changes = [t["state"] for t in run["transitions"][1:]]
+        assert self.notified(run["id"]) == changes, "each state change has exactly one notification"
         return run
+
+    def notified(self, run_id: str) -> list[str]:
+        """The states of the run's notifications in the outbox, in the order they were queued."""
+        with SqlStore(self.store_url) as store:
+            return [n.state.value for n in store.queued_events(pending=False)
+                    if isinstance(n, Notification) and n.run_id == run_id]
 
     def executions(self) -> int:
         """Executions of the pipeline started by any process: kfp.local's folder per execution."""
@@ -120,7 +132,7 @@ def world(tmp_path: Path, example_repo: GitRepo, store_url: str) -> Iterator[Wor
                "KFP_BOT_GITHUB_API_URL": github.api_url, "KFP_BOT_GITHUB_TOKEN": token,
                "KFP_BOT_BOT_LOGIN": "kfp-ci", "KFP_BOT_ALLOW_LOCAL_REPOS": "1",
                "KFP_BOT_LEASE_SECONDS": LEASE, "KFP_BOT_LOG_LEVEL": "INFO"}
-        made = World(tmp_path / "bots", github, example_repo, base, head, env)
+        made = World(tmp_path / "bots", github, example_repo, base, head, env, store_url)
         try:
             yield made
         finally:

@@ -85,6 +85,21 @@ def test_a_live_lease_is_never_taken_over_and_an_expired_one_is(store: SqlStore,
     assert taken.event == RunStart("run-1")
 
 
+def test_a_late_lease_of_an_owner_known_to_be_running_is_renewed_not_taken_over(
+        store: SqlStore, clock: ManualClock) -> None:
+    [slow_row, dead_row] = store.enqueue([RunStart("run-1"), RunStart("run-2")])
+    assert store.claim("slow", LEASE, ids=[slow_row]) is not None
+    assert store.claim("dead", LEASE, ids=[dead_row]) is not None
+    clock.advance(LEASE + 1)  # neither renewed in time: "slow" is running still, "dead" is not
+
+    taken = store.claim("other", LEASE, alive=lambda owner: owner == "slow")
+
+    assert taken is not None and taken.id == dead_row and taken.attempts == 2
+    assert store.claim("other", LEASE, alive=lambda owner: owner == "slow") is None
+    assert store.finish(slow_row, "slow") == ()  # still the slow owner's to finish
+    assert store.pending_work() == 1
+
+
 def test_only_the_owner_that_holds_a_row_finishes_it_and_queues_its_follow_ups(
         store: SqlStore, clock: ManualClock) -> None:
     store.create_run(make_run("run-1"))
