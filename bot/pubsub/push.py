@@ -18,8 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.config import ConfigurationError
 from bot.pubsub.oidc import PushAuthError, PushAuthFailure, PushTokenVerifier
-from bot.pubsub.push_handler import (DEFAULT_STEP_SECONDS, MESSAGE_SCOPE, PushHandler, PushOutcome,
-                                     is_transient)
+from bot.pubsub.push_handler import DEFAULT_STEP_SECONDS, MESSAGE_SCOPE, PushHandler, PushOutcome, is_transient
 from bot.pubsub.relay import OutboxRelay
 from bot.pubsub.steps import StepRunner
 from handlers.models import Event

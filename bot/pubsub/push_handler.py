@@ -55,9 +55,10 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from http import HTTPStatus
-from typing import Callable, ContextManager, Iterator, Protocol, Sequence
+from typing import Protocol
 
 from bot.embedded_bus import BusUnavailable
 from bot.logs import log_context
@@ -101,7 +102,7 @@ class StepOutbox(Protocol):
     """The bus as a push step sees it (`bot.pubsub.relay.OutboxRelay`): it holds what the step's
     handlers publish until the step completes."""
 
-    def collecting(self) -> ContextManager[list[Event]]:
+    def collecting(self) -> AbstractContextManager[list[Event]]:
         """Hold the events published on this thread in the list given."""
 
 
@@ -267,7 +268,7 @@ class PushHandler:
                           event.key, message.message_id)
         return PushOutcome.FAILED, reason
 
-    def _collecting(self) -> ContextManager[list[Event]]:
+    def _collecting(self) -> AbstractContextManager[list[Event]]:
         return self._outbox.collecting() if self._outbox is not None else _published_at_once()
 
     def _complete(self, message: PushMessage, event: Event,

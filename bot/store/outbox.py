@@ -25,9 +25,10 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ContextManager
+from typing import Any
 
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -92,8 +93,8 @@ class OutboxStore:
     """Outbox methods of `SqlStore` (a mixin: it needs `_write`, `_read`, `_clock` and `url`)."""
 
     _clock: Callable[[], datetime]
-    _write: Callable[[], ContextManager[Connection]]
-    _read: Callable[[], ContextManager[Connection]]
+    _write: Callable[[], AbstractContextManager[Connection]]
+    _read: Callable[[], AbstractContextManager[Connection]]
     _listeners: list[Callable[[tuple[int, ...]], None]]
 
     def on_queued(self, listener: Callable[[tuple[int, ...]], None]) -> None:

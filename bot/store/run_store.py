@@ -11,7 +11,9 @@ A run's `updated_at` is the time of its last state change, which `Run.duration_s
 
 from __future__ import annotations
 
-from typing import Any, Callable, ContextManager, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
 
 from sqlalchemy import RowMapping, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -33,7 +35,7 @@ class RunStore(OutboxStore):
 
     _redact: Callable[[str], str]
     _insert_once: Callable[..., bool]
-    _read: Callable[[], ContextManager[Connection]]
+    _read: Callable[[], AbstractContextManager[Connection]]
 
     @database_errors
     def create_run(self, run: Run) -> bool:

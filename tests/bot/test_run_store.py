@@ -83,4 +83,5 @@ def test_racing_changes_notify_each_stored_change_once(store: SqlStore) -> None:
     run = store.get_run("run-1")
     assert run is not None and run.state is RunState.SUCCEEDED
     history = [t.state for t in run.transitions]
-    assert [(state, previous) for _, state, previous in notified(store)] == list(zip(history[1:], history[:-1]))
+    pairs = list(zip(history[1:], history[:-1], strict=True))
+    assert [(state, previous) for _, state, previous in notified(store)] == pairs
