@@ -214,7 +214,7 @@ def send(url: str, plan: list[dict[str, Any]], senders: int) -> list[tuple[int, 
 
 
 def expected_work(plan: list[dict[str, Any]], answers: list[tuple[int, float]]) -> Counter[tuple[Any, ...]]:
-    return Counter(item["key"] for item, (status, _) in zip(plan, answers) if status == 202)
+    return Counter(item["key"] for item, (status, _) in zip(plan, answers, strict=False) if status == 202)
 
 
 def settle(url: str, pulls: list[Any], github: FakeGitHub, plan: list[dict[str, Any]],

@@ -99,7 +99,7 @@ def main() -> None:
                     break
                 except OSError:
                     if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("kfp-bot serve did not start")
+                        raise SystemExit("kfp-bot serve did not start") from None
                     time.sleep(0.2)
             time.sleep(3)  # the worker boots after the arbiter listens
             pids = server_pids(server.pid)

@@ -87,7 +87,7 @@ def discover_declared(snapshot: Snapshot, config: RepoConfig) -> Declared:
     functions = _functions(snapshot, examined)
     found: dict[str, Pipeline] = {}
     where: dict[str, int] = {}
-    for index, (source, files) in enumerate(zip(config.pipeline_files, matched)):
+    for index, (source, files) in enumerate(zip(config.pipeline_files, matched, strict=True)):
         if not files:
             what = "does not exist" if source.file is not None else "matches no Python file"
             raise config.error(f"'{source.pattern}' {what}", "pipeline_files", index, source.key,

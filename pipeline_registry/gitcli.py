@@ -209,7 +209,7 @@ class BlobReader:
             return []
         with self._lock:
             missing = list(dict.fromkeys(b for b in wanted if b not in self._kept))
-            found = dict(zip(missing, self._fetch(missing))) if missing else {}
+            found = dict(zip(missing, self._fetch(missing), strict=False)) if missing else {}
             for blob, data in found.items():
                 if self._kept_bytes + len(data) <= _KEEP_BYTES:
                     self._kept[blob] = data

@@ -83,7 +83,7 @@ def _base_config(snapshot: Snapshot, fallback: RepoConfig) -> RepoConfig:
 def _base_pipelines(base: RepoGraph) -> None:
     # Before the change the declared files may not exist yet (the change adds them): no pipelines.
     try:
-        base.pipelines
+        _ = base.pipelines  # the cached property reads the declared files, or raises
     except ConfigError:
         base.__dict__["pipelines"] = {}
 

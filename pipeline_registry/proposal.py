@@ -89,7 +89,7 @@ def _sources(snapshot: Snapshot, files: list[str]) -> list:
     sources: list = []
     for _, members in sorted(groups.items()):
         split = [m.split("/") for m in members]
-        segments = [column[0] if len(set(column)) == 1 else "*" for column in zip(*split)]
+        segments = [column[0] if len(set(column)) == 1 else "*" for column in zip(*split, strict=False)]
         if segments[-1] == "*":
             segments[-1] = "*.py"
         glob = "/".join(segments)

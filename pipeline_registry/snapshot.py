@@ -113,7 +113,7 @@ def parse_many(snapshot: Snapshot, paths: Iterable[str], cache: DigestCache[T],
             result[path] = cached
     if missing:
         for path, text in read_many(snapshot, missing).items():
-            result[path] = cache.get_or_compute(missing[path], lambda: parse(text))
+            result[path] = cache.get_or_compute(missing[path], lambda text=text: parse(text))
     return result
 
 
@@ -205,7 +205,7 @@ class GitSnapshot:
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
         """Several files in one stream of requests and answers."""
         wanted = [(p, b) for p in paths if (b := self.digest(p)) is not None]
-        return dict(zip((p for p, _ in wanted), self._reader.read(b for _, b in wanted)))
+        return dict(zip((p for p, _ in wanted), self._reader.read(b for _, b in wanted), strict=False))
 
     def close(self) -> None:
         """Stop the git process serving reads (a later read starts a new one)."""

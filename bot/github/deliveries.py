@@ -159,7 +159,8 @@ class AppHookDeliveries:
                 params["cursor"] = cursor
             headers, items = self.clients.call(
                 "listing the App's webhook deliveries",
-                lambda: self._integration.requester.requestJsonAndCheck("GET", DELIVERIES_PATH, parameters=params))
+                lambda params=params: self._integration.requester.requestJsonAndCheck("GET", DELIVERIES_PATH,
+                                                                                   parameters=params))
             page = [a for a in map(Attempt.from_json, items if isinstance(items, list) else []) if a is not None]
             attempts += [a for a in page if a.delivered_at >= cutoff]
             cursor = _next_cursor(headers.get("link"))

@@ -154,7 +154,7 @@ def _import_kfp():
     try:
         import kfp
     except ImportError as exc:
-        raise Failure("no-sdk", "the kfp SDK cannot be imported in the compile environment: %s" % exc)
+        raise Failure("no-sdk", "the kfp SDK cannot be imported in the compile environment: %s" % exc) from None
     return kfp
 
 

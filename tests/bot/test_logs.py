@@ -36,7 +36,7 @@ def test_json_lines_carry_the_ids_of_their_context() -> None:
     log.debug("below the level")
 
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [(l["message"], l["level"], l["logger"], l["delivery_id"], l["run_id"]) for l in lines] == [
+    assert [(e["message"], e["level"], e["logger"], e["delivery_id"], e["run_id"]) for e in lines] == [
         ("accepted pr:org/repo#7", "INFO", "kfp_bot.test", "d-1", None),
         ("building", "WARNING", "kfp_bot.test", "d-1", "run-1"),
         ("outside", "INFO", "kfp_bot.test", None, None),

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -289,7 +290,7 @@ def test_racing_notifications_leave_a_forward_history_ending_in_the_final_state(
     stored = store.get_run("run-1")
     assert stored is not None and stored.state is RunState.SUCCEEDED
     history = stored.transitions
-    assert all(earlier.state.can_move_to(later.state) for earlier, later in zip(history, history[1:]))
+    assert all(earlier.state.can_move_to(later.state) for earlier, later in pairwise(history))
     applied = [r for r in results if r is not None]
     assert len(applied) == len(history) - 1
     assert sorted(r.transitions[-1].detail for r in applied) == sorted(t.detail for t in history[1:])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tarfile
 
+import pytest
 from google.cloud.devtools import cloudbuild_v1
 
 from deploy.builders.cloudbuild import CloudBuildBuilder
@@ -15,10 +16,24 @@ from handlers.models import BuildStatus, RunState
 from handlers.ports import BuildRequest, BuildState
 from pipeline_registry.repository import Repository
 from tests.deploy.conftest import BUCKET
-from tests.deploy.test_cloudbuild import FAST_RETRY, PROJECT, REPO, request_, the_build  # noqa: F401 (fixture)
+from tests.deploy.test_cloudbuild import (
+    FAST_RETRY,
+    PROJECT,
+    REPO,
+    change_train_and_evaluate,
+    request_for,
+    the_build,
+    write_monorepo,
+)
 from tests.fakes.cloudbuild import FailureType, FakeCloudBuild, Status
 from tests.fakes.template_stores import FakeGcs
+from tests.support.gitrepo import GitRepo
 
+
+@pytest.fixture
+def request_(git_repo: GitRepo) -> BuildRequest:
+    """A build of the demo monorepo after train's and evaluate's inputs changed."""
+    return request_for(git_repo, write_monorepo(git_repo), change_train_and_evaluate(git_repo))
 
 def uploading(client: cloudbuild_v1.CloudBuildClient, gcs: FakeGcs) -> CloudBuildBuilder:
     return CloudBuildBuilder(client, PROJECT, upload=StorageUpload(make_gcs_client(gcs.url), BUCKET),

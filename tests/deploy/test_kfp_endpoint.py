@@ -98,7 +98,7 @@ def report(model: str, label: str):
 
 
 @dsl.pipeline(name="head-pose-pipeline")
-def head_pose(label: str, epochs: int = 3, lr: float = 0.01, tags: list = ["nightly"]):
+def head_pose(label: str, epochs: int = 3, lr: float = 0.01, tags: list = ["nightly"]):  # noqa: B006 (kfp reads the default)
     trained = train(epochs=epochs, lr=lr, tags=tags)
     report(model=trained.output, label=label)
 

@@ -205,7 +205,7 @@ def ir_package(tmp_path: Path) -> Path:
 
     @dsl.pipeline(name="typed-pipeline")
     def typed(data: dsl.Input[dsl.Dataset], limit: int = 10, ratio: float = 0.5, label: str = "x",
-              strict: bool = True, names: list = ["a", "b"], extra: dict = {"k": "v"}, target: str = None,
+              strict: bool = True, names: list = ["a", "b"], extra: dict = {"k": "v"}, target: str = None,  # noqa: B006 (kfp reads the defaults)
               required_ratio: float = None):
         count(data=data, limit=limit)
         announce(text=label)

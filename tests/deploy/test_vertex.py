@@ -59,7 +59,7 @@ def summarize(model: str, tags: list, extra: dict, dry: bool, label: str) -> str
 
 @dsl.pipeline(name="demo-pipeline")
 def demo(run_label: str, epochs: int = 3, learning_rate: float = 0.01, dry_run: bool = False,
-         tags: list = ["nightly"], extra: dict = {"owner": "ml"}):
+         tags: list = ["nightly"], extra: dict = {"owner": "ml"}):  # noqa: B006 (kfp reads the defaults)
     trained = train(epochs=epochs, lr=learning_rate)
     summarize(model=trained.outputs["model"], tags=tags, extra=extra, dry=dry_run, label=run_label)
 

@@ -10,6 +10,7 @@ every delivery while the step runs is answered 503 without running it again.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def test_a_step_slower_than_the_ack_deadline_runs_once_and_is_acknowledged_after
     assert len({p.message_id for p in pushes}) == 1 and len(pushes) >= 2
     assert {(p.status, p.outcome) for p in pushes} == {(503, "in-progress")}
     assert all(p.ended - p.started < STEP_SECONDS + 5 for p in pushes)  # no request held the message
-    for earlier, later in zip(pushes, pushes[1:]):
+    for earlier, later in pairwise(pushes):
         assert later.started >= earlier.ended - 0.05, "two deliveries of the message were in flight at once"
 
     cloud.cloudbuild.release("CreateBuild")

@@ -3,6 +3,8 @@ plans exactly the pipelines and image rebuilds it must, with a configuration of 
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from pipeline_registry.planner import plan_change
@@ -47,7 +49,7 @@ def test_the_configuration_is_short_and_finds_every_pipeline(shaped: tuple[Shape
 
 def test_each_commit_plans_exactly_its_pipelines_and_rebuilds(shaped: tuple[Shape, GitRepo, list[str]]) -> None:
     shape, repo, shas = shaped
-    for step, base, head in zip(shape.history, shas, shas[1:]):
+    for step, (base, head) in zip(shape.history, pairwise(shas), strict=True):
         plan = plan_change(repo.root, base, head)
         affected = {p.name for p in plan.pipelines}
         rebuilt = {p.name: frozenset(c.component.name for c in p.images_to_build) for p in plan.pipelines}

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from deploy.sandbox import Sandbox, isolation
+from tests.handlers.conftest import bot, token_bot  # noqa: F401 (fixtures of the end-to-end security tests)
+from tests.handlers.test_production_path import cloud_bot  # noqa: F401 (fixture)
 from tests.security.hostile import SecretService, Victim, make_victim, secret_process
 
 # Small limits keep the attacks fast: 64 KB of output kept per stream, 64 processes.

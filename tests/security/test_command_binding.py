@@ -6,7 +6,7 @@ comment's arrival and its handling, as it does when a push races a queued commen
 
 from __future__ import annotations
 
-from tests.handlers.conftest import MAINTAINER, PR, READER, Bot, bot  # noqa: F401 (fixture)
+from tests.handlers.conftest import MAINTAINER, PR, READER, Bot
 
 HELLO = "pipelines/hello-pipeline/settings.yaml"
 FORK = "mallory/kfp-monorepo"

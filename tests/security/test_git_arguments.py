@@ -16,7 +16,7 @@ from handlers.context import Policy
 from handlers.models import RepoRef
 from handlers.planning import CloneUrlRefused, check_clone_url
 from pipeline_registry.errors import RepositoryError
-from tests.handlers.conftest import PR, REPO, Bot, bot, pull_request_payload  # noqa: F401 (fixture)
+from tests.handlers.conftest import PR, REPO, Bot, pull_request_payload
 from tests.support.gitrepo import GitRepo
 from tests.support.webhooks import load_payload
 

@@ -76,7 +76,7 @@ def test_reading_proc_files_secrets_and_symlinks_gets_nothing(git_repo: GitRepo,
 
     assert "failed while being imported: RuntimeError: stolen:" in error.message
     assert "/proc/1/environ = '" in error.output  # it ran, and found the launcher's empty environment
-    assert "port %d ! ConnectionRefusedError" % victim.service_port in error.output
+    assert f"port {victim.service_port} ! ConnectionRefusedError" in error.output
     assert leaked(error, error.output, error.hint) == []
 
 

@@ -26,7 +26,7 @@ from handlers.models import BuildStatus, RunState, run_id_for
 from handlers.ports import BuildRequest, BuildState
 from tests.fakes.cloudbuild import FakeCloudBuild
 from tests.fakes.template_stores import FakeGcs
-from tests.handlers.test_production_path import CloudBot, cloud_bot  # noqa: F401 (fixture)
+from tests.handlers.test_production_path import CloudBot
 from tests.security.hostile import Victim, attack_statements, leaked
 from tests.support.gitrepo import GitRepo
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.github import FakeGitHub
-from tests.handlers.conftest import PR, READER, REPO, Bot, _serve, bot, token_bot  # noqa: F401 (fixture)
-from tests.handlers.test_production_path import cloud_bot  # noqa: F401 (fixture)
+from tests.handlers.conftest import PR, READER, REPO, Bot, _serve
 from tests.support.github_clients import APP_ID, INSTALLATION_ID, app_private_key
 from tests.support.gitrepo import GitRepo
 
