@@ -1,0 +1,128 @@
+"""Compile a pipeline at a base and a head revision and diff the compiled specs.
+
+Used by `kfp-bot diff`. Each side is checked out into its own temporary clone (sharing the
+repository's objects, so nothing is copied from the network) and compiled by the same
+`RepositoryCompiler` the service uses, with the images its own revision would build (content
+tags), so an image change shows as the tag a run would use. A committed revision's compiled
+package is cached by its tree id, the pipeline and the images, so the base side of a pull
+request is compiled once however often its head moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from deploy.errors import CompileError
+from deploy.pipelines import RepositoryCompiler
+from pipeline_registry.errors import RepositoryError
+from pipeline_registry.repository import Repository
+from pipeline_registry.snapshot import merge_base, repository_root, resolve_revision
+from pipeline_registry.spec_diff import PipelineDiff, diff_settings, diff_specs, flatten_settings
+
+_SPECS_DIR = "compiled-specs"
+
+
+@dataclass(frozen=True)
+class CompiledSide:
+    """A pipeline on one side of a diff: its package document and flattened settings (None: absent)."""
+
+    document: dict[str, Any] | None
+    settings: dict[str, Any]
+    note: str = ""
+
+
+class PipelineDiffer:
+    """Diffs pipelines between revisions of a local git repository."""
+
+    def __init__(self, compiler: RepositoryCompiler, cache_dir: Path) -> None:
+        self.compiler = compiler
+        self.specs_dir = Path(cache_dir) / _SPECS_DIR
+
+    def diff(self, repo_dir: Path, name: str, base: str, head: str | None) -> PipelineDiff:
+        """The diff of pipeline `name` from revision `base` to `head` (None: the working tree).
+
+        `base` is compared as the merge base of the two, as a pull request's changes are."""
+        base = merge_base(repo_dir, base, head or "HEAD")
+        before = self._side(repo_dir, name, base)
+        after = self._side(repo_dir, name, head)
+        if before.document is None and after.document is None:
+            raise CompileError(name, before.note or after.note or "the pipeline exists on neither side",
+                               hint="check the name with `kfp-bot plan`")
+        if before.document is None:
+            return PipelineDiff(name, diff_settings({}, after.settings), added=True)
+        if after.document is None:
+            return PipelineDiff(name, removed=True, note=after.note)
+        return PipelineDiff(name, diff_specs(before.document, after.document)
+                            + diff_settings(before.settings, after.settings))
+
+    def _side(self, repo_dir: Path, name: str, revision: str | None) -> CompiledSide:
+        if revision is None:
+            return self._compiled(Path(repo_dir), name, key=None)
+        sha = resolve_revision(repo_dir, revision)
+        tree = _git(repo_dir, "rev-parse", "--verify", "--quiet", f"{sha}^{{tree}}")
+        with _checkout(Path(repo_dir), sha) as folder:
+            return self._compiled(folder, name, key=tree)
+
+    def _compiled(self, folder: Path, name: str, key: str | None) -> CompiledSide:
+        repository = Repository.open(folder)
+        if name not in repository.pipelines():
+            return CompiledSide(None, {}, note=f"no pipeline `{name}` at {repository.revision or 'the working tree'}")
+        settings = flatten_settings(_settings_document(repository, name))
+        images = repository.component_images(name)
+        cached = self._cache_path(key, name, images)
+        if cached is not None and cached.is_file():
+            return CompiledSide(yaml.safe_load(cached.read_text(encoding="utf-8")), settings)
+        with tempfile.TemporaryDirectory(prefix="kfp-bot-diff-") as tmp:
+            text = self.compiler.compile(folder, name, images, Path(tmp)).read_text()
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(".partial")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(cached)
+        return CompiledSide(yaml.safe_load(text), settings)
+
+    def _cache_path(self, tree: str | None, name: str, images: dict[str, str]) -> Path | None:
+        if tree is None:
+            return None
+        # The interpreter's version is part of the key: the default compile environment follows it.
+        key = json.dumps([tree, name, sorted(images.items()), sys.version_info[:2]])
+        return self.specs_dir / f"{hashlib.sha256(key.encode()).hexdigest()}.yaml"
+
+
+def _settings_document(repository: Repository, name: str) -> dict[str, Any]:
+    settings = repository.settings(name)
+    document: dict[str, Any] = {"parameters": dict(settings.parameters)}
+    run = settings.run.model_dump(mode="json", exclude_none=True)
+    if run:
+        document["run"] = run
+    return document
+
+
+@contextmanager
+def _checkout(repo_dir: Path, sha: str) -> Iterator[Path]:
+    """A throwaway clone of `repo_dir` at commit `sha`, sharing its objects (nothing downloaded)."""
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-rev-") as tmp:
+        folder = Path(tmp) / "repo"
+        _git(repo_dir, "clone", "--quiet", "--shared", "--no-checkout", "--",
+             str(repository_root(repo_dir)), str(folder))
+        _git(folder, "checkout", "--quiet", "--detach", sha, "--")
+        yield folder
+
+
+def _git(repo_dir: Path, *args: str) -> str:
+    """git's output; arguments are SHAs and paths the bot resolved itself, never user text."""
+    result = subprocess.run(["git", "-C", str(repo_dir), *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"
+        raise RepositoryError(f"git {args[0]} failed in {repo_dir}: {detail}")
+    return result.stdout.strip()
