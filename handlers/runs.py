@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from handlers import result_cache
 from handlers.context import HandlerContext, step_resumed, step_taken_over
 from handlers.deploying import deploy_template
 from handlers.models import BuildStatus, EventKind, RepoRef, Run, RunStart, RunState, RunStatus, Trigger
@@ -119,6 +120,13 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         if not settings.deploy.run:
             move(ctx, moved, RunState.SUCCEEDED, f"deployed {ref}")
             return
+    executed = result_cache.fingerprint(package, parameters, target, options)
+    earlier = result_cache.earlier_success(ctx, moved, executed)
+    if earlier is not None:
+        move(ctx, moved, RunState.SUCCEEDED, f"unchanged since run {earlier.id} (succeeded)",
+             url=earlier.url)
+        return
+    result_cache.remember(ctx, moved, executed)
     notes = "; ".join(getattr(package, "notes", ()))  # e.g. an SDK pin that fell back to a release that installs
     running = moved if moved.state is RunState.RUNNING else \
         move(ctx, moved, RunState.RUNNING, f"submitted ({notes})" if notes else "submitted")
@@ -146,6 +154,8 @@ def run_status(event: RunStatus, ctx: HandlerContext) -> None:
         return
     error = event.detail if event.state in (RunState.FAILED, RunState.ERROR) else None
     moved = move(ctx, run, event.state, event.detail, url=event.url, error=error)
+    if moved is not None and moved.state is RunState.SUCCEEDED:
+        result_cache.record_success(ctx, moved)
     if moved is None and run.state is event.state and step_taken_over():
         # Its owner stored the state and may have stopped before showing it: show it (a report
         # is idempotent: the check run is found by its external id and updated in place).
