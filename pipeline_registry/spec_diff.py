@@ -2,10 +2,9 @@
 
 A reviewer of a pipeline change wants to know what will run differently, not which lines of
 Python moved: tasks added, removed or renamed, dependencies, component images, inputs and their
-defaults, caching, resources, retries, the pipeline root. Both sides are reduced to the same
-`SpecView` (task path → `TaskView`) from any of the three package formats the bot reads (kfp 2
-IR YAML, kfp 1.8's v2 job JSON, kfp 1.8's Argo Workflow) and compared field by field, so a
-change that compiles to the same spec (a comment, a reformatting) shows no difference at all.
+defaults, caching, resources, retries, the pipeline root. Both sides are read into the same
+`SpecView` (`pipeline_registry.spec_views`) and compared field by field, so a change that
+compiles to the same spec (a comment, a reformatting) shows no difference at all.
 
 `settings.yaml` values are not in the compiled spec; `diff_settings` compares them the same way.
 """
@@ -13,10 +12,11 @@ change that compiles to the same spec (a comment, a reformatting) shows no diffe
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
+
+from pipeline_registry.spec_views import TaskView, names_list, shown, task_line, view_of
 
 _Doc = Mapping[str, Any]
 
@@ -57,42 +57,6 @@ class Change:
 
 
 @dataclass(frozen=True)
-class TaskView:
-    """What the bot compares of one task (its component folded in)."""
-
-    component: str
-    image: str | None
-    code: str
-    dependencies: tuple[str, ...]
-    # (input name, value as text, producing task or None): producers apart so renames carry over.
-    inputs: tuple[tuple[str, str, str | None], ...]
-    caching: str
-    resources: tuple[tuple[str, str], ...]
-    retry: str
-
-    @property
-    def signature(self) -> tuple[Any, ...]:
-        """What must match for a removed and an added task to be one task renamed."""
-        return (_image_name(self.image), self.code, tuple(i[:2] for i in self.inputs))
-
-    def shown_inputs(self, renamed: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
-        """Each input as text, naming producing tasks by their names after `renamed`."""
-        renamed = renamed or {}
-        return tuple((key, f"{text} of {renamed.get(producer, producer)}" if producer else text)
-                     for key, text, producer in self.inputs)
-
-
-@dataclass(frozen=True)
-class SpecView:
-    """The comparable content of a compiled pipeline."""
-
-    tasks: Mapping[str, TaskView]
-    inputs: Mapping[str, str]
-    outputs: Mapping[str, str]
-    pipeline_root: str | None = None
-
-
-@dataclass(frozen=True)
 class PipelineDiff:
     """The differences of one pipeline between a base and a head revision."""
 
@@ -113,16 +77,6 @@ class PipelineDiff:
         return {"pipeline": self.pipeline, "unchanged": self.unchanged, "added": self.added,
                 "removed": self.removed, "note": self.note,
                 "changes": [change.to_json() for change in self.changes]}
-
-
-def view_of(document: _Doc) -> SpecView:
-    """The comparable content of a compiled package document of any supported format."""
-    if isinstance(document.get("pipelineSpec"), Mapping):
-        return _ir_view(document["pipelineSpec"], document.get("runtimeConfig") or {})
-    if document.get("kind") == "Workflow":
-        return _argo_view(document)
-    return _ir_view(document, {})
-
 
 def diff_specs(base: _Doc, head: _Doc) -> tuple[Change, ...]:
     """Every structural difference between two compiled packages, base first."""
@@ -150,8 +104,8 @@ def diff_settings(base: Mapping[str, Any], head: Mapping[str, Any]) -> tuple[Cha
         old, new = base.get(key), head.get(key)
         if old != new:
             changes.append(Change(special.get(key, ChangeKind.SETTING), key,
-                                  _shown(old) if key in base else None,
-                                  _shown(new) if key in head else None))
+                                  shown(old) if key in base else None,
+                                  shown(new) if key in head else None))
     return tuple(changes)
 
 
@@ -179,9 +133,9 @@ def _task_changes(before: Mapping[str, TaskView], after: Mapping[str, TaskView])
         if candidates:
             renamed[name] = candidates.pop(0)
     changes = [Change(ChangeKind.TASK_RENAMED, old, old, new) for old, new in renamed.items()]
-    changes += [Change(ChangeKind.TASK_ADDED, name, None, _task_line(after[name]))
+    changes += [Change(ChangeKind.TASK_ADDED, name, None, task_line(after[name]))
                 for name in added if name not in renamed.values()]
-    changes += [Change(ChangeKind.TASK_REMOVED, name, _task_line(before[name]), None)
+    changes += [Change(ChangeKind.TASK_REMOVED, name, task_line(before[name]), None)
                 for name in removed if name not in renamed]
     pairs = [(name, name) for name in before if name in after] + list(renamed.items())
     for old_name, new_name in pairs:
@@ -194,7 +148,7 @@ def _same_task_changes(name: str, old: TaskView, new: TaskView,
     changes = []
     old_deps = tuple(sorted(renamed.get(dep, dep) for dep in old.dependencies))
     if old_deps != new.dependencies:
-        changes.append(Change(ChangeKind.DEPENDENCIES, name, _list(old_deps), _list(new.dependencies)))
+        changes.append(Change(ChangeKind.DEPENDENCIES, name, names_list(old_deps), names_list(new.dependencies)))
     if old.image != new.image:
         changes.append(Change(ChangeKind.IMAGE, name, old.image, new.image))
     if old.code != new.code:
@@ -220,169 +174,3 @@ def _pairs(before: Iterable[tuple[str, str]], after: Iterable[tuple[str, str]]
     old, new = dict(before), dict(after)
     return [(key, old.get(key), new.get(key)) for key in sorted(set(old) | set(new))
             if old.get(key) != new.get(key)]
-
-
-# -- kfp IR (kfp 2, and kfp 1.8's v2 compiler) ---------------------------------------------------------
-
-def _ir_view(spec: _Doc, runtime: _Doc) -> SpecView:
-    components = spec.get("components") or {}
-    executors = (spec.get("deploymentSpec") or {}).get("executors") or {}
-    tasks: dict[str, TaskView] = {}
-    _ir_tasks(spec.get("root") or {}, "", components, executors, tasks)
-    root = spec.get("root") or {}
-    return SpecView(tasks=tasks, inputs=_ir_parameters(root.get("inputDefinitions") or {}),
-                    outputs=_ir_parameters(root.get("outputDefinitions") or {}),
-                    pipeline_root=spec.get("defaultPipelineRoot") or runtime.get("gcsOutputDirectory"))
-
-
-def _ir_tasks(component: _Doc, prefix: str, components: _Doc, executors: _Doc,
-              out: dict[str, TaskView]) -> None:
-    for name, task in sorted(((component.get("dag") or {}).get("tasks") or {}).items()):
-        ref = (task.get("componentRef") or {}).get("name", "")
-        child = components.get(ref) or {}
-        container = (executors.get(child.get("executorLabel", "")) or {}).get("container") or {}
-        path = f"{prefix}{name}"
-        out[path] = TaskView(
-            component=ref,
-            image=container.get("image"),
-            code=_digest({"command": container.get("command"), "args": container.get("args"),
-                          "dag": bool(child.get("dag"))}),
-            dependencies=tuple(sorted(f"{prefix}{dep}" for dep in task.get("dependentTasks") or ())),
-            inputs=_ir_task_inputs(task.get("inputs") or {}, prefix),
-            # A protobuf default: kfp leaves `enableCache` out when caching is off.
-            caching=_on_off((task.get("cachingOptions") or {}).get("enableCache") is True),
-            resources=_flat(container.get("resources") or {}),
-            retry=_compact(task.get("retryPolicy")),
-        )
-        if child.get("dag"):
-            _ir_tasks(child, f"{path}/", components, executors, out)
-
-
-def _ir_task_inputs(inputs: _Doc, prefix: str) -> tuple[tuple[str, str, str | None], ...]:
-    values = []
-    for kind in ("parameters", "artifacts"):
-        for key, source in (inputs.get(kind) or {}).items():
-            values.append((key, *_ir_source(source, prefix)))
-    return tuple(sorted(values, key=lambda value: value[0]))
-
-
-def _ir_source(source: _Doc, prefix: str) -> tuple[str, str | None]:
-    if "componentInputParameter" in source:
-        return f"pipeline input {source['componentInputParameter']}", None
-    if "componentInputArtifact" in source:
-        return f"pipeline input {source['componentInputArtifact']}", None
-    if "taskOutputParameter" in source or "taskOutputArtifact" in source:
-        output = source.get("taskOutputParameter") or source.get("taskOutputArtifact") or {}
-        key = output.get("outputParameterKey") or output.get("outputArtifactKey")
-        return f"output {key}", f"{prefix}{output.get('producerTask')}"
-    runtime = source.get("runtimeValue") or {}
-    if "constant" in runtime:
-        return _shown(runtime["constant"]), None
-    if "constantValue" in runtime:
-        return _shown(next(iter((runtime["constantValue"] or {}).values()), None)), None
-    return _compact(source), None
-
-
-def _ir_parameters(definitions: _Doc) -> dict[str, str]:
-    shown = {}
-    for kind in ("parameters", "artifacts"):
-        for name, spec in (definitions.get(kind) or {}).items():
-            type_name = spec.get("parameterType") or spec.get("type") or \
-                (spec.get("artifactType") or {}).get("schemaTitle") or "?"
-            text = str(type_name)
-            if "defaultValue" in spec:
-                text += f", default {_shown(spec['defaultValue'])}"
-            elif spec.get("isOptional"):
-                text += ", optional"
-            shown[name] = text
-    return shown
-
-
-# -- Argo Workflow (kfp 1.8's v1 compiler) --------------------------------------------------------------
-
-def _argo_view(workflow: _Doc) -> SpecView:
-    spec = workflow.get("spec") or {}
-    templates = {t.get("name"): t for t in spec.get("templates") or () if isinstance(t, Mapping)}
-    tasks: dict[str, TaskView] = {}
-    _argo_tasks(templates.get(spec.get("entrypoint")) or {}, "", templates, tasks)
-    inputs = {p.get("name"): "string" + (f", default {_shown(p['value'])}" if "value" in p else "")
-              for p in (spec.get("arguments") or {}).get("parameters") or ()}
-    annotations = (workflow.get("metadata") or {}).get("annotations") or {}
-    return SpecView(tasks=tasks, inputs=inputs, outputs={},
-                    pipeline_root=annotations.get("pipelines.kubeflow.org/v2_pipeline_root"))
-
-
-def _argo_tasks(template: _Doc, prefix: str, templates: _Doc, out: dict[str, TaskView]) -> None:
-    for task in sorted((template.get("dag") or {}).get("tasks") or (), key=lambda t: t.get("name", "")):
-        child = templates.get(task.get("template")) or {}
-        container = child.get("container") or {}
-        path = f"{prefix}{task.get('name')}"
-        labels = (child.get("metadata") or {}).get("labels") or {}
-        out[path] = TaskView(
-            component=str(task.get("template")),
-            image=container.get("image"),
-            code=_digest({"command": container.get("command"), "args": container.get("args"),
-                          "dag": bool(child.get("dag"))}),
-            dependencies=tuple(sorted(f"{prefix}{dep}" for dep in task.get("dependencies") or ())),
-            inputs=tuple(sorted((p.get("name", ""), _shown(p.get("value")), None)
-                                for p in (task.get("arguments") or {}).get("parameters") or ())),
-            caching=_on_off(labels.get("pipelines.kubeflow.org/cache_enabled") != "false"),
-            resources=_flat(container.get("resources") or {}),
-            retry=_compact(child.get("retryStrategy")),
-        )
-        if child.get("dag"):
-            _argo_tasks(child, f"{path}/", templates, out)
-
-
-# -- values as text -----------------------------------------------------------------------------------
-
-def _task_line(task: TaskView) -> str:
-    return task.image or task.component
-
-
-def _image_name(image: str | None) -> str | None:
-    """The image without its tag or digest: a rebuilt image does not make a rename a new task."""
-    if not image:
-        return image
-    name = image.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    return name[:colon] if colon > slash else name
-
-
-def _flat(value: Any, prefix: str = "") -> tuple[tuple[str, str], ...]:
-    if isinstance(value, Mapping):
-        items: list[tuple[str, str]] = []
-        for key, inner in sorted(value.items()):
-            items += _flat(inner, f"{prefix}{key}.")
-        return tuple(items)
-    return ((prefix.rstrip("."), _shown(value)),)
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _compact(value: Any) -> str:
-    if not value:
-        return "none"
-    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
-
-
-def _on_off(enabled: bool) -> str:
-    return "on" if enabled else "off"
-
-
-def _list(names: Iterable[str]) -> str:
-    names = list(names)
-    return ", ".join(names) if names else "none"
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)) if abs(value) < 1e15 else str(value)
-    return json.dumps(value, sort_keys=True, default=str)
-
-

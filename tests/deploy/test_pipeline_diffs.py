@@ -10,7 +10,7 @@ import pytest
 
 from deploy.pipeline_diffs import PipelineDiffer
 from deploy.pipelines import RepositoryCompiler
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.spec_diff import ChangeKind
 
 PIPELINE = "training-pipeline"
