@@ -18,11 +18,13 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from handlers.context import HandlerContext
+from handlers.messages import format_duration
 from handlers.models import BuildStatus, Event, Run, RunStart, RunState, RunStatus
 from handlers.ports import BuildOutcome, BuildState
+from handlers.runs import DEADLINE_SCOPE
 
 DEFAULT_STUCK_AFTER = timedelta(minutes=15)
 """A queued or compiling run unchanged this long lost the event that drives it."""
@@ -44,6 +46,7 @@ class Finding(enum.Enum):
     RUN_FINISHED = "runs_finished"
     RESUMED = "resumed"
     LOST = "lost"
+    TIMED_OUT = "timed_out"
     UNKNOWN = "unknown"
     ERROR = "errors"
 
@@ -54,7 +57,8 @@ class ReconcileReport:
 
     `checked`: active runs looked at. `builds_finished` / `runs_finished`: status events published
     for builds and pipeline runs that had finished. `resumed`: stuck runs whose step was started
-    again. `lost`: runs the backend never heard of, ended as errors. `unknown`: runs the backend
+    again. `lost`: runs the backend never heard of, ended as errors. `timed_out`: runs past their
+    `run.timeout`, cancelled on their backend and ended failed. `unknown`: runs the backend
     does not know yet (left for a later pass). `errors`: backend look-ups or publishes that
     failed (retried next pass). `in_progress`: runs still going.
     """
@@ -65,6 +69,7 @@ class ReconcileReport:
     runs_finished: int = 0
     resumed: int = 0
     lost: int = 0
+    timed_out: int = 0
     unknown: int = 0
     errors: int = 0
 
@@ -72,7 +77,7 @@ class ReconcileReport:
         """The counts as `/tasks/reconcile` answers them."""
         return {"checked": self.checked, "in_progress": self.in_progress,
                 "builds_finished": self.builds_finished, "runs_finished": self.runs_finished,
-                "resumed": self.resumed, "lost": self.lost, "unknown": self.unknown, "errors": self.errors}
+                "resumed": self.resumed, "lost": self.lost, "timed_out": self.timed_out, "unknown": self.unknown, "errors": self.errors}
 
 
 def reconcile(ctx: HandlerContext, *, stuck_after: timedelta = DEFAULT_STUCK_AFTER,
@@ -146,10 +151,23 @@ def _running(ctx: HandlerContext, run: Run, age: timedelta, lost_after: timedelt
         _publish(ctx, run, RunStatus(run_id=run.id, state=RunState.ERROR, detail=reason), "lost")
         return Finding.LOST
     if not status.state.terminal:
-        return Finding.IN_PROGRESS
+        return _stop_if_overdue(ctx, run)
     _publish(ctx, run, RunStatus(run_id=run.id, state=status.state, detail=status.detail, url=status.url),
              f"run {status.state.value}")
     return Finding.RUN_FINISHED
+
+
+def _stop_if_overdue(ctx: HandlerContext, run: Run) -> Finding:
+    """A run past its `run.timeout` is cancelled on its backend and ends failed, saying why."""
+    deadline = ctx.store.get_external(DEADLINE_SCOPE, run.id)
+    if deadline is None or ctx.clock.now() < datetime.fromisoformat(deadline):
+        return Finding.IN_PROGRESS
+    ctx.runner.cancel_run(run)
+    started = next((t.at for t in reversed(run.transitions) if t.state is RunState.RUNNING), None)
+    took = f" after {format_duration((ctx.clock.now() - started).total_seconds())}" if started else ""
+    _publish(ctx, run, RunStatus(run_id=run.id, state=RunState.FAILED, detail=(
+        f"stopped{took}: the run went past its time limit (run.timeout in settings.yaml)")), "overdue")
+    return Finding.TIMED_OUT
 
 
 def _publish(ctx: HandlerContext, run: Run, event: Event, why: str) -> None:

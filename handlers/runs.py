@@ -13,6 +13,7 @@ owner ends as `error`, never running twice.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from handlers import result_cache
@@ -32,6 +33,8 @@ from pipeline_registry.repository import Repository
 router = Router()
 
 SUBMITTED_SCOPE = "run-submitted"
+# run id -> when its `run.timeout` ends (ISO 8601, UTC); the reconcile pass stops it after that.
+DEADLINE_SCOPE = "run-deadline"
 """Store scope (`get_external`) of runs the runner answered for: run id → the runner's URL or state."""
 
 _BUILD_TO_RUN = {BuildState.SUCCEEDED: RunState.COMPILING, BuildState.SKIPPED: RunState.COMPILING,
@@ -136,6 +139,9 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
                                                   options=options, labels=labels_for(running),
                                                   target=target))
     ctx.store.set_external(SUBMITTED_SCOPE, run.id, submission.url or submission.state.value)
+    if options.timeout and not submission.state.terminal:
+        deadline = ctx.clock.now() + timedelta(seconds=options.timeout)
+        ctx.store.set_external(DEADLINE_SCOPE, run.id, deadline.isoformat())
     if submission.state.terminal:
         ctx.bus.publish(RunStatus(run_id=run.id, state=submission.state, detail=submission.detail,
                                   url=submission.url))

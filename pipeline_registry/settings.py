@@ -4,7 +4,7 @@ The seed template writes top-level sections (such as `arguments:`), each a mappi
 parameters; they are merged into one set. Three section names are reserved for run options and
 never passed to the pipeline:
 
-- `run:` target, service account, pipeline root, caching, experiment;
+- `run:` target, service account, pipeline root, caching, experiment, timeout;
 - `schedule:` cron, time zone and parameter overrides for deployed pipelines;
 - `deploy:` what happens after a merge (e.g. `run: true` to run once).
 
@@ -13,11 +13,12 @@ A `null` parameter value means "not set here": the pipeline's own default applie
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.repo_config import Target
@@ -38,6 +39,28 @@ class RunOptions(_Strict):
     pipeline_root: str | None = None
     enable_caching: bool | None = None
     experiment: str | None = None
+    # Seconds; written as a number of seconds or a duration such as "90m", "2h" or "1h30m".
+    timeout: int | None = Field(default=None, gt=0)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in "3600", "90m", "2h", "1h30m", "45s"; ValueError (pydantic shows it) otherwise."""
+    text = text.strip().lower()
+    if text.isdigit():
+        return int(text)
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"'{text}' is not a duration: write seconds (3600) or e.g. 90m, 2h, 1h30m")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 class ScheduleOptions(_Strict):

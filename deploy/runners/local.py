@@ -102,6 +102,7 @@ def run_locally(
     memory_mb: int | None = 4096,
     cancel: threading.Event | None = None,
     sandbox: Sandbox | None = None,
+    limit_set_by: str = "",
 ) -> LocalRunResult:
     """Run the compiled pipeline `package` with `parameters` (already checked) under kfp.local.
 
@@ -152,8 +153,9 @@ def run_locally(
         return tracker.finish(False, {}, f"the local run of '{pipeline}' was cancelled", log_tail,
                               unfinished="cancelled")
     if result.timed_out:
+        source = f" ({limit_set_by})" if limit_set_by else ""
         return tracker.finish(False, {}, f"the local run of '{pipeline}' did not finish within the time "
-                              f"limit of {_duration(timeout_seconds)} and was stopped", log_tail,
+                              f"limit of {_duration(timeout_seconds)}{source} and was stopped", log_tail,
                               unfinished="stopped at the time limit")
     final = tracker.result
     if final is None:
@@ -321,10 +323,14 @@ class LocalRunner:
                 self._cancelled_early.discard(run_id)
                 return RunSubmission(RunState.CANCELLED, detail="cancelled")
             cancel = self._cancels.setdefault(run_id, threading.Event())
+        # The pipeline's `run.timeout` applies when it is shorter than the runner's own limit.
+        own = request.options.timeout
+        limit = min(self.timeout_seconds, own) if own else self.timeout_seconds
         try:
             result = run_locally(request.package.package_path, request.parameters,
-                                 workdir=self.runs_dir / run_id, timeout_seconds=self.timeout_seconds,
-                                 cancel=cancel, sandbox=self.sandbox)
+                                 workdir=self.runs_dir / run_id, timeout_seconds=limit,
+                                 cancel=cancel, sandbox=self.sandbox,
+                                 limit_set_by="run.timeout in settings.yaml" if limit != self.timeout_seconds else "")
         except SandboxUnavailable as exc:  # the machine, not the pipeline, is at fault
             return RunSubmission(RunState.ERROR, detail=str(exc))
         except RunError as exc:

@@ -19,6 +19,7 @@ from handlers.models import BuildStatus, RunStart, RunState, RunStatus
 from handlers.ports import BuildOutcome, BuildState, RunSubmission
 from handlers.reconcile import DEFAULT_LOST_AFTER, DEFAULT_STUCK_AFTER, ReconcileReport, reconcile
 from handlers.routes import dispatch
+from handlers.runs import DEADLINE_SCOPE
 from tests.support.status_ports import (
     FixedBuilder,
     FixedRunner,
@@ -138,6 +139,27 @@ def test_a_pipeline_run_that_ended_unnoticed_gets_its_final_state(live: Backends
     assert done is not None and done.state is RunState.SUCCEEDED and done.url == JOB_URL
     assert failed is not None and failed.state is RunState.FAILED and failed.error == "task training failed"
     assert live.state("run-going") is RunState.RUNNING
+
+
+def test_a_run_past_its_timeout_is_cancelled_on_its_backend_and_fails_saying_why(live: Backends) -> None:
+    live.run("run-long", RunState.RUNNING)
+    live.run("run-in-time", RunState.RUNNING)
+    live.runner.statuses.update({"run-long": RunSubmission(RunState.RUNNING, url=JOB_URL),
+                                 "run-in-time": RunSubmission(RunState.RUNNING, url=JOB_URL)})
+    now = live.clock.now()
+    live.store.set_external(DEADLINE_SCOPE, "run-long", (now + timedelta(minutes=30)).isoformat())
+    live.store.set_external(DEADLINE_SCOPE, "run-in-time", (now + timedelta(hours=2)).isoformat())
+
+    assert reconcile(live.ctx) == ReconcileReport(checked=2, in_progress=2)
+    live.clock.advance(timedelta(minutes=31))
+    report = reconcile(live.ctx)
+
+    assert report == ReconcileReport(checked=2, timed_out=1, in_progress=1)
+    assert live.runner.cancelled == ["run-long"]
+    run = live.store.get_run("run-long")
+    assert run is not None and run.state is RunState.FAILED
+    assert "went past its time limit (run.timeout in settings.yaml)" in (run.error or "")
+    assert live.state("run-in-time") is RunState.RUNNING
 
 
 def test_a_running_run_the_backend_does_not_know_yet_is_not_ended(backends: Backends) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from bot.store.tables import outbox
 from handlers.models import BuildStatus, Event, PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger
 from tests.handlers.conftest import PR, REPO, Bot
-from tests.handlers.test_pull_request import change_hello
+from tests.handlers.test_pull_request import SLOW_PIPELINE, change_hello
 from tests.support.github_clients import INSTALLATION_ID
 
 
@@ -92,3 +92,20 @@ def test_a_step_that_crashes_ends_the_run_as_error_with_the_reason(bot: Bot, tmp
     assert stored["state"] == "error"
     assert stored["error"]
     assert bot.checks(head)["kfp-bot / hello-pipeline"]["conclusion"] == "failure"
+
+
+def test_a_local_run_past_its_run_timeout_is_stopped_and_fails_saying_why(bot: Bot) -> None:
+    """`run.timeout` is a trusted key: it is set on the default branch, and the run honours it."""
+    bot.repo.write("pipelines/slow-pipeline/slow-pipeline.py", SLOW_PIPELINE)
+    bot.repo.write("pipelines/slow-pipeline/settings.yaml", "arguments:\n  seconds: 1\nrun:\n  timeout: 3s\n")
+    on_main = bot.repo.commit("slow pipeline, limited to 3 s")
+    head = bot.branch("slower", {"pipelines/slow-pipeline/settings.yaml":
+                                 "arguments:\n  seconds: 120\nrun:\n  timeout: 3s\n"}, start=on_main)
+    bot.open_pull(head)
+    bot.settle()
+
+    [run] = [r for r in bot.runs(pr=PR) if r["pipeline"] == "slow-pipeline"]
+    assert run["state"] == "failed"
+    assert "time limit of 3 seconds (run.timeout in settings.yaml)" in run["error"]
+    check = bot.checks(head)["kfp-bot / slow-pipeline"]
+    assert check["conclusion"] == "failure" and "run.timeout" in check["output"]["summary"]
