@@ -77,7 +77,8 @@ class ReconcileReport:
         """The counts as `/tasks/reconcile` answers them."""
         return {"checked": self.checked, "in_progress": self.in_progress,
                 "builds_finished": self.builds_finished, "runs_finished": self.runs_finished,
-                "resumed": self.resumed, "lost": self.lost, "timed_out": self.timed_out, "unknown": self.unknown, "errors": self.errors}
+                "resumed": self.resumed, "lost": self.lost, "timed_out": self.timed_out,
+                "unknown": self.unknown, "errors": self.errors}
 
 
 def reconcile(ctx: HandlerContext, *, stuck_after: timedelta = DEFAULT_STUCK_AFTER,
