@@ -213,3 +213,35 @@ def test_an_event_that_never_comes_is_found_by_reconcile(cloud_bot: CloudBot) ->
 def _scheduler_token(bot: CloudBot) -> str:
     """Cloud Scheduler calls with the push identity's OIDC token."""
     return bot.cloud.signer.token(AUDIENCE, DEFAULT_PUSH_ACCOUNT)
+
+
+def test_a_vertex_job_past_its_run_timeout_is_cancelled_by_reconcile(cloud_bot: CloudBot) -> None:
+    """`run.timeout` (trusted: on the default branch) ends a job Vertex AI would let run on."""
+    import time
+
+    import requests
+
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    settings_file = "pipelines/training-pipeline/settings.yaml"
+    bot.repo.write(settings_file, (bot.repo.root / settings_file).read_text() + "run:\n  timeout: 1s\n")
+    on_main = bot.repo.commit("training may run 1 s")
+    bot.github.add_commit(REPO, on_main, branch="main")
+    head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# z\n"}, start=on_main)
+    bot.open_pull(head)
+    bot.settle()
+    [build] = cloud.cloudbuild.builds
+    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
+    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
+    bot.settle()
+    [job] = cloud.vertex.jobs
+    assert bot.runs(pr=PR)[0]["state"] == "running"
+
+    time.sleep(1.5)
+    answer = requests.post(f"{bot.url}/tasks/reconcile", timeout=30,
+                           headers={"Authorization": "Bearer " + _scheduler_token(bot)})
+    assert answer.status_code == 200 and answer.json()["reconcile"]["timed_out"] == 1, answer.text
+    bot.settle()
+
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "failed" and "run.timeout in settings.yaml" in run["error"]
+    assert cloud.vertex.jobs[0].state.name in ("PIPELINE_STATE_CANCELLING", "PIPELINE_STATE_CANCELLED")
