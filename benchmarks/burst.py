@@ -4,15 +4,18 @@
 (`benchmarks.burst_bot`: `kfp-bot serve` on a SQLite file, talking to a fake GitHub over
 HTTP with a token; builds skipped, compiles real, runs recorded). 10 % of the deliveries are
 sent again with the same delivery id, 5 % carry a bad signature. The deliveries open pull
-requests in several repositories (each runs its changed pipeline) and comment `/help` on them
-(each answered with a reply). Prints:
+requests in several repositories (each runs its changed pipeline) and comment on them: `/help`
+(`--helps` of them, each checked out and answered with a reply) and plain remarks (accepted,
+handled at once). Senders work in a closed loop (each posts again as soon as it is answered)
+unless `--rate` asks for an open loop (deliveries due at a fixed rate). Prints:
 
 - lost: accepted work with no effect (a pull request without its run in a final state, a
-  `/help` without its reply); duplicated: work done twice (a run executed twice, a reply posted
-  twice); 5xx answers;
+  `/help` without its reply, an accepted delivery whose outbox row was never handled);
+  duplicated: work done twice (a run executed twice, a reply posted twice, two rows for one
+  delivery); 5xx answers;
 - the webhook's answer time (p50/p99);
 - the gap between a run's end (recorded by the runner) and its final state in the store (p50/p99);
-- the bot's resident memory (gunicorn's arbiter and worker) before and after the burst.
+- the bot's resident memory (gunicorn's arbiter and workers) before and after.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import http.client
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -55,6 +59,10 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=50)
     parser.add_argument("--repos", type=int, default=4)
     parser.add_argument("--pulls", type=int, default=3, help="pull requests per repository")
+    parser.add_argument("--helps", type=int, default=150,
+                        help="how many of the comments are /help (the others are plain remarks)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="open loop: deliveries a second (default: closed loop, as fast as answered)")
     parser.add_argument("--run-seconds", type=float, default=2.0)
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
@@ -63,14 +71,22 @@ def main() -> None:
         work = Path(tmp)
         token = github.add_token(login="kfp-ci")
         pulls = seed(github, work, args.repos, args.pulls)
-        plan = deliveries(pulls, args.deliveries, rng)
+        plan = deliveries(pulls, args.deliveries, rng, helps=args.helps)
         bot = start_bot(work, github, token, args.run_seconds)
         try:
             rss_before = rss_kb(bot.pid)
-            answers = send(bot.url, plan, args.senders)
-            settled = settle(bot.url, pulls, github, plan, answers, args.timeout)
+            answers = send(bot.url, plan, args.senders, rate=args.rate)
+            rss_after_burst = rss_kb(bot.pid)
+            database = work / "data" / "kfp-bot.db"
+            settled = settle(bot.url, pulls, github, plan, answers, args.timeout, database)
             rss_after = rss_kb(bot.pid)
-            report(plan, answers, settled, work / "ends.jsonl", bot.url, pulls, github, rss_before, rss_after)
+            mode = (f"open loop, {args.rate:g} deliveries a second due, time counted from when due"
+                    if args.rate else "closed loop: each sender posts again as soon as answered")
+            print(f"{args.senders} senders, {mode}")
+            report(plan, answers, settled, work / "ends.jsonl", bot.url, pulls, github, database)
+            print(f"bot RSS (arbiter, web and processing workers, their children) {rss_before / 1024:.0f} MB "
+                  f"before, {rss_after_burst / 1024:.0f} MB after the burst, {rss_after / 1024:.0f} MB "
+                  "after the work")
         finally:
             bot.stop()
 
@@ -108,19 +124,23 @@ def seed(github: FakeGitHub, work: Path, repos: int, per_repo: int) -> list[tupl
     return pulls
 
 
-def deliveries(pulls: list[tuple[str, int, str, GitRepo]], total: int,
-               rng: random.Random) -> list[dict[str, Any]]:
-    """The burst: one `opened` per pull request, `/help` comments, 10 % resent, 5 % forged."""
+def deliveries(pulls: list[tuple[str, int, str, GitRepo]], total: int, rng: random.Random, *,
+               helps: int | None = None) -> list[dict[str, Any]]:
+    """The burst: one `opened` per pull request, then comments: `helps` of them `/help` (all
+    when None), the others plain remarks (accepted, handled at once: no command); 10 % resent,
+    5 % forged."""
     forged = total * 5 // 100
     resent = total * 10 // 100
     unique = total - forged - resent
     plan: list[dict[str, Any]] = []
     for name, number, head, repo in pulls:
         plan.append(delivery("pull_request", opened(name, number, head, repo), key=(name, number, "opened")))
+    helps = unique if helps is None else len(plan) + helps
     while len(plan) < unique:
         name, number, _, repo = rng.choice(pulls)
-        plan.append(delivery("issue_comment", comment(name, number, repo, 10_000 + len(plan)),
-                             key=(name, number, "help")))
+        text, kind = ("/help", "help") if len(plan) < helps else ("thanks, looks good", "remark")
+        plan.append(delivery("issue_comment", comment(name, number, repo, 10_000 + len(plan), text),
+                             key=(name, number, kind)))
     firsts = plan[len(pulls):]
     rng.shuffle(firsts)
     plan[len(pulls):] = firsts
@@ -128,7 +148,7 @@ def deliveries(pulls: list[tuple[str, int, str, GitRepo]], total: int,
         original = rng.choice(plan[:unique])
         plan.insert(rng.randrange(plan.index(original) + 1, len(plan) + 1), {**original, "copy": True})
     for _ in range(forged):
-        bad = delivery("issue_comment", comment(*rng.choice(pulls)[:2], pulls[0][3], 99), key=None)
+        bad = delivery("issue_comment", comment(*rng.choice(pulls)[:2], pulls[0][3], 99, "/help"), key=None)
         bad["headers"]["X-Hub-Signature-256"] = sign("not-the-secret", bad["body"])
         plan.insert(rng.randrange(len(pulls), len(plan) + 1), bad)
     return plan
@@ -152,10 +172,10 @@ def opened(name: str, number: int, head: str, repo: GitRepo) -> dict[str, Any]:
         "pull_request.head.repo.clone_url": url, "sender.login": "alice"})
 
 
-def comment(name: str, number: int, repo: GitRepo, comment_id: int) -> dict[str, Any]:
+def comment(name: str, number: int, repo: GitRepo, comment_id: int, text: str) -> dict[str, Any]:
     return load_payload("issue_comment.created", {
         "repository.full_name": name, "repository.name": name.split("/")[1], "repository.clone_url": str(repo.root),
-        "issue.number": number, "comment.id": comment_id, "comment.body": "/help", "comment.user.login": "bob",
+        "issue.number": number, "comment.id": comment_id, "comment.body": text, "comment.user.login": "bob",
         "comment.user.type": "User", "sender.login": "bob"})
 
 
@@ -172,16 +192,35 @@ def start_bot(work: Path, github: FakeGitHub, token: str, run_seconds: float) ->
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the bot did not start:\n{(work / 'bot.log').read_text()[-3000:]}")
         time.sleep(0.1)
-    return BotProcess(process, f"http://127.0.0.1:{port_file.read_text()}")
+    url = f"http://127.0.0.1:{port_file.read_text()}"
+    # gunicorn listens before its workers have loaded the app: wait until one answers.
+    while True:
+        try:
+            requests.get(f"{url}/healthz", timeout=30)
+            break
+        except requests.RequestException:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the bot did not start:\n{(work / 'bot.log').read_text()[-3000:]}") from None
+            time.sleep(0.1)
+    time.sleep(2)  # and the other workers too
+    return BotProcess(process, url)
 
 
-def send(url: str, plan: list[dict[str, Any]], senders: int) -> list[tuple[int, float]]:
-    """Each delivery's status and answer time (ms), `senders` at a time, each sender on its own
-    kept-alive connection (http.client: a light client, so that the times are the bot's)."""
+def send(url: str, plan: list[dict[str, Any]], senders: int, *, rate: float | None = None) -> list[tuple[int, float]]:
+    """Each delivery's status and answer time (ms), `senders` connections at a time, each kept
+    alive (http.client: a light client, so that the times are the bot's).
+
+    Closed loop (`rate` None): each sender posts its next delivery as soon as it has an answer,
+    so the senders always wait on the bot and the time includes queueing behind the other
+    senders. Open loop (`rate` deliveries a second): delivery i is due at i / rate seconds and
+    its time is counted from when it was due, so a bot (or client) that falls behind is charged
+    for the wait.
+    """
     answers: list[tuple[int, float]] = [(0, 0.0)] * len(plan)
     cursor = iter(range(len(plan)))
     lock = threading.Lock()
     host, port = url.removeprefix("http://").split(":")
+    start = time.perf_counter() + 0.2
 
     def sender() -> None:
         connection = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -192,7 +231,11 @@ def send(url: str, plan: list[dict[str, Any]], senders: int) -> list[tuple[int, 
                 connection.close()
                 return
             item = plan[index]
-            started = time.perf_counter()
+            if rate is None:
+                started = time.perf_counter()
+            else:
+                started = start + index / rate
+                time.sleep(max(0.0, started - time.perf_counter()))
             try:
                 connection.request("POST", "/github/webhook", body=item["body"], headers=item["headers"])
                 response = connection.getresponse()
@@ -218,15 +261,17 @@ def expected_work(plan: list[dict[str, Any]], answers: list[tuple[int, float]]) 
 
 
 def settle(url: str, pulls: list[Any], github: FakeGitHub, plan: list[dict[str, Any]],
-           answers: list[tuple[int, float]], timeout: float) -> float:
-    """Wait until every run is final and every accepted `/help` is answered; seconds waited."""
+           answers: list[tuple[int, float]], timeout: float, database: Path) -> float:
+    """Wait until every run is final, every accepted `/help` is answered and the outbox is
+    empty; seconds waited."""
     started = time.monotonic()
     expected = expected_work(plan, answers)
     while time.monotonic() - started < timeout:
         runs = requests.get(f"{url}/api/runs", params={"limit": 500}, timeout=30).json()["runs"]
         helps = sum(len(replies(github, name, number)) for name, number, _, _ in pulls)
         wanted = sum(n for key, n in expected.items() if key[2] == "help")
-        if len(runs) >= len(pulls) and all(r["state"] in FINAL for r in runs) and helps >= wanted:
+        if (len(runs) >= len(pulls) and all(r["state"] in FINAL for r in runs) and helps >= wanted
+                and outbox_rows(database)[1] == 0):
             break
         time.sleep(0.5)
     return time.monotonic() - started
@@ -238,8 +283,18 @@ def replies(github: FakeGitHub, name: str, number: int) -> list[dict[str, Any]]:
             if c["user"]["login"] == "kfp-ci" and c["body"].startswith(HELP_REPLY)]
 
 
+def outbox_rows(database: Path) -> tuple[Counter[str], int]:
+    """How many done outbox rows each delivery id has, and how many rows are not done (read-only)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
+        done = Counter(row[0] for row in conn.execute(
+            "SELECT json_extract(event, '$.delivery_id') FROM outbox WHERE done_at IS NOT NULL"))
+        pending = conn.execute("SELECT count(*) FROM outbox WHERE done_at IS NULL").fetchone()[0]
+    conn.close()
+    return done, pending
+
+
 def report(plan: list[dict[str, Any]], answers: list[tuple[int, float]], settled: float, ends_file: Path,
-           url: str, pulls: list[Any], github: FakeGitHub, rss_before: int, rss_after: int) -> None:
+           url: str, pulls: list[Any], github: FakeGitHub, database: Path) -> None:
     expected = expected_work(plan, answers)
     statuses = Counter(status for status, _ in answers)
     ends: dict[str, list[float]] = {}
@@ -257,6 +312,11 @@ def report(plan: list[dict[str, Any]], answers: list[tuple[int, float]], settled
         got = len(replies(github, name, number))
         lost += max(0, want - got)
         duplicated += max(0, got - want)
+    # Every accepted delivery: one outbox row, handled (remarks have no other visible effect).
+    done, _ = outbox_rows(database)
+    accepted = [item["headers"]["X-GitHub-Delivery"] for item, (status, _) in zip(plan, answers) if status == 202]
+    unhandled = sum(1 for delivery_id in accepted if done[delivery_id] == 0)
+    twice = sum(max(0, done[delivery_id] - 1) for delivery_id in set(accepted))
     executed_twice = sum(1 for times in ends.values() if len(times) > 1)
     gaps = []
     for run in runs:
@@ -266,15 +326,18 @@ def report(plan: list[dict[str, Any]], answers: list[tuple[int, float]], settled
     times = sorted(ms for _, ms in answers)
     forged = sum(1 for item in plan if item["key"] is None)
     resent = sum(1 for item in plan if item.get("copy"))
-    print(f"{len(plan)} deliveries from {len(set(k for k in expected))} work items: {resent} resent, "
-          f"{forged} forged; answers {dict(sorted(statuses.items()))}")
-    print(f"lost {lost}   duplicated {duplicated + executed_twice} (runs executed twice {executed_twice})   "
-          f"5xx {sum(n for s, n in statuses.items() if s >= 500)}")
+    kinds = Counter(item["key"][2] for item in plan if item["key"] and not item.get("copy"))
+    print(f"{len(plan)} deliveries ({kinds['opened']} pull requests opened, {kinds['help']} /help, "
+          f"{kinds['remark']} plain comments; {resent} resent, {forged} forged); "
+          f"answers {dict(sorted(statuses.items()))}")
+    print(f"lost {lost + unhandled}   duplicated {duplicated + executed_twice + twice}   "
+          f"5xx {sum(n for s, n in statuses.items() if s >= 500)}   (of which: runs or replies missing {lost}, "
+          f"accepted without a handled outbox row {unhandled}; runs executed twice {executed_twice}, "
+          f"replies twice {duplicated}, outbox rows twice {twice})")
     print(f"webhook answer p50 {pct(times, 50):.1f} ms   p99 {pct(times, 99):.1f} ms   max {times[-1]:.1f} ms")
     print(f"runs {len(runs)} {dict(Counter(r['state'] for r in runs))}, executed {sum(len(t) for t in ends.values())}; state gap after a run's end "
           f"p50 {pct(sorted(gaps), 50):.3f} s   p99 {pct(sorted(gaps), 99):.3f} s")
-    print(f"all work done {settled:.1f} s after the last answer; bot RSS {rss_before / 1024:.0f} MB before, "
-          f"{rss_after / 1024:.0f} MB after")
+    print(f"all work done {settled:.1f} s after the last answer")
 
 
 def pct(values: list[float], p: int) -> float:
@@ -284,7 +347,7 @@ def pct(values: list[float], p: int) -> float:
 
 
 def rss_kb(pid: int) -> int:
-    """Resident memory of the bot: gunicorn's arbiter and its worker (and what they started)."""
+    """Resident memory of the bot: gunicorn's arbiter and its workers (and what they started)."""
     total = 0
     for process in [pid, *descendants(pid)]:
         try:

@@ -2,7 +2,8 @@
 
 `python -m benchmarks.burst_bot PORT_FILE ENDS_FILE RUN_SECONDS` serves the app on 127.0.0.1
 (an ephemeral port, written to PORT_FILE) with settings from the environment (KFP_BOT_*),
-on the server and wiring `kfp-bot serve` uses (`bot.server`: gunicorn, one threaded worker),
+on the server and wiring `kfp-bot serve` uses (`bot.server`: gunicorn, web workers and a
+processing worker),
 except the runner:
 each run "runs" for RUN_SECONDS and appends its id and end time to ENDS_FILE, so that the driver
 can measure the gap between a run's end and its stored state, and count executions. Builds are
@@ -53,10 +54,8 @@ class BurstServer(BotServer):
         self.runner = runner
         super().__init__(load_settings(), "127.0.0.1", 0)
 
-    def load(self) -> Any:
-        app = super().load()
-        self.services.context.runner = self.runner
-        return app
+    def adapt(self, services: Any) -> None:
+        services.context.runner = self.runner
 
     def _announce(self, arbiter: Any) -> None:
         super()._announce(arbiter)

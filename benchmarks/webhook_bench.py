@@ -1,71 +1,59 @@
-"""How fast the webhook answers: `python -m benchmarks.webhook_bench`.
+"""How fast the webhook answers while the bot works: `python -m benchmarks.webhook_bench`.
 
-Serves the real app (`create_app`, SQLite store and its outbox, the store-backed bus) on 127.0.0.1 and posts signed
-`pull_request` deliveries over HTTP from one client, one at a time, each with a new delivery id.
-The bus's handler only counts events: this measures what happens before GitHub gets its answer
-(signature check, parsing, the delivery and its event stored in one transaction), not the planning that follows on the bus.
-Requests go only to the loopback address and the loop is bounded by --requests.
+Serves the bot as `kfp-bot serve` does (`benchmarks.burst_bot`: gunicorn with its web workers
+and its processing worker, a SQLite file, GitHub a fake over HTTP) and posts signed deliveries
+to 127.0.0.1 in three phases, each a new set of deliveries of the burst's mix (pull requests
+opened, `/help` comments, 10 % resent, 5 % forged), with the processing worker checking out,
+planning and answering the earlier ones behind them:
+
+1. one at a time (a single client): the answer time of the accept path alone;
+2. closed loop, `--senders` connections each posting again as soon as it is answered: the time
+   includes waiting behind the other senders (queueing the senders themselves cause);
+3. open loop, deliveries due at `--rate` a second over up to `--senders` connections, each time
+   counted from when the delivery was due.
+
+The client runs on the same 2 cores as the bot. Requests go only to the loopback address; each
+phase is bounded by --requests.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
-import logging
-import statistics
+import random
 import tempfile
-import threading
-import time
-import uuid
+from collections import Counter
 from pathlib import Path
 
-import requests
-from werkzeug.serving import make_server
-
-from bot.app import create_app
-from bot.config import Settings
-from bot.embedded_bus import OutboxBus
-from bot.services import Services
-from bot.store import SqlStore
-
-SECRET = "bench-secret"
-PAYLOAD = Path(__file__).resolve().parent.parent / "tests" / "data" / "webhooks" / "pull_request.opened.json"
+from benchmarks.burst import deliveries, pct, rss_kb, seed, send, start_bot
+from tests.fakes.github import FakeGitHub
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=500, help="deliveries per phase")
+    parser.add_argument("--senders", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=200.0, help="open loop: deliveries a second")
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    body = PAYLOAD.read_bytes()
-    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    handled: list[object] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(webhook_secret=SECRET, data_dir=Path(tmp))
-        store = SqlStore(f"sqlite:///{tmp}/bench.db")
-        bus = OutboxBus(store, handled.append, on_error=lambda e, x: None)
-        services = Services(store=store, bus=bus)
-        services.start()
-        server = make_server("127.0.0.1", 0, create_app(settings, services), threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_port}/github/webhook"
-        session = requests.Session()
-        timings = []
-        for _ in range(args.requests):
-            headers = {"Content-Type": "application/json", "X-GitHub-Event": "pull_request",
-                       "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": signature}
-            started = time.perf_counter()
-            answer = session.post(url, data=body, headers=headers, timeout=10)
-            timings.append((time.perf_counter() - started) * 1000)
-            assert answer.status_code == 202, answer.text
-        server.shutdown()
-        bus.wait_idle(30)
-        services.stop()
-    timings.sort()
-    print(f"{args.requests} signed pull_request deliveries ({len(body)} bytes) to 127.0.0.1, one at a time")
-    print(f"median {statistics.median(timings):.2f} ms   p95 {timings[int(len(timings) * 0.95) - 1]:.2f} ms"
-          f"   max {timings[-1]:.2f} ms   events queued {len(handled)}")
+    rng = random.Random(14)
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-webhook-") as tmp, FakeGitHub() as github:
+        work = Path(tmp)
+        token = github.add_token(login="kfp-ci")
+        pulls = seed(github, work, 2, 2)
+        bot = start_bot(work, github, token, 2.0)
+        try:
+            phases = [("one at a time", 1, None), (f"{args.senders} senders, closed loop", args.senders, None),
+                      (f"{args.senders} senders, open loop at {args.rate:g}/s", args.senders, args.rate)]
+            print(f"{args.requests} deliveries per phase to kfp-bot serve on 127.0.0.1, the bot working behind")
+            for name, senders, rate in phases:
+                plan = deliveries(pulls, args.requests, rng)
+                answers = send(bot.url, plan, senders, rate=rate)
+                times = sorted(ms for _, ms in answers)
+                statuses = dict(sorted(Counter(status for status, _ in answers).items()))
+                print(f"{name:<34} p50 {pct(times, 50):6.1f} ms   p99 {pct(times, 99):6.1f} ms   "
+                      f"max {times[-1]:6.1f} ms   answers {statuses}")
+            print(f"bot RSS {rss_kb(bot.pid) / 1024:.0f} MB")
+        finally:
+            bot.stop()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from bot.webhook import (
     read_signed_body,
 )
 from handlers.models import FailureStage
-from handlers.receipt import remember, stamp
+from handlers.receipt import announced_head, stamp
 
 log = logging.getLogger("kfp_bot.app")
 
@@ -140,17 +140,14 @@ def _handle_webhook(settings: Settings, services: Services, secret: str) -> tupl
         return jsonify(status="ignored", reason=outcome.reason, delivery=delivery.delivery_id), HTTPStatus.OK
     try:
         outcome = stamp(outcome, services.store)
-        rows = services.store.accept_delivery(delivery.delivery_id, delivery.event_name, outcome)
+        rows = services.store.accept_delivery(delivery.delivery_id, delivery.event_name, outcome,
+                                              head=announced_head(outcome))
     except Exception:
         log.exception("could not record delivery of %s", outcome.key)
         return _error(HTTPStatus.SERVICE_UNAVAILABLE, "could not record the delivery; redeliver it later")
     if rows is None:
         log.info("duplicate delivery of %s", outcome.key)
         return jsonify(status="duplicate", delivery=delivery.delivery_id), HTTPStatus.OK
-    try:
-        remember(outcome, services.store)
-    except Exception as exc:  # the handler stores the head too; only the comment binding waits for it
-        log.warning("accepted %s, but could not record its head yet: %s: %s", outcome.key, type(exc).__name__, exc)
     try:
         services.bus.notify(rows)
     except Exception as exc:  # the event is in the store: a worker or the relay picks it up later

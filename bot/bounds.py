@@ -42,9 +42,8 @@ MAX_NAME = 255
 # GitHub App bots comment as `name[bot]`.
 _LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?(?:\[bot\])?")
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-# Strings (with escapes) in a JSON text, and the brackets left once they are removed.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+# Every byte but brackets and quotes: what `check_depth` drops.
+_NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')
 # Opening brackets become 1, closing ones 255 (-1 as a signed byte).
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
@@ -56,12 +55,16 @@ class BoundsError(KfpBotError):
 def check_depth(body: bytes | bytearray, limit: int = MAX_DEPTH) -> None:
     """Raise `BoundsError` when the JSON text `body` nests objects/arrays deeper than `limit`.
 
-    Works on the raw bytes without parsing (the parser is what deep nesting breaks): string
-    literals are removed, each remaining bracket becomes +1 (opening) or -1 (closing), and the
-    deepest level is the largest running sum; every step runs in C (about 1 s for 25 MB of
-    brackets). Brackets that do not match are left for the parser to refuse.
+    Works on the raw bytes without parsing (the parser is what deep nesting breaks), every step
+    in C: escaped backslashes and then escaped quotes are removed (JSON escapes pair up from the
+    left, as `bytes.replace` scans), every byte but brackets and quotes is dropped, what lies
+    between quotes (string contents) is dropped, then each bracket becomes +1 (opening) or -1
+    (closing) and the deepest level is the largest running sum (about 40 µs for a 28 KB payload,
+    1 s for 25 MB of brackets). Brackets that do not match, and quotes that do not pair, are
+    left for the parser to refuse.
     """
-    steps = _JSON_STRING.sub(b"", bytes(body)).translate(_STEPS, _NOT_BRACKETS)
+    kept = bytes(body).replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    steps = b"".join(kept.split(b'"')[::2]).translate(_STEPS)
     if len(steps) <= limit:
         return
     deepest = max(accumulate(array("b", steps)))

@@ -1,8 +1,18 @@
-"""`kfp-bot serve` on gunicorn, the production WSGI server `app.yaml` uses, with the edge's limits.
+"""`kfp-bot serve` on gunicorn, the production WSGI server, with the edge's limits; `app.yaml` runs
+the same command, so both serve with one configuration (`gunicorn_options`).
 
-One worker process with threads (`gthread`), like `app.yaml`: the in-process bus and start-up
-recovery belong to one process, so the services are built and started inside the worker after
-gunicorn forks it, and stopped when it exits. Limits:
+Accepting and processing live in different processes, so they never compete for one GIL:
+
+- `KFP_BOT_HTTP_WORKERS` web processes (gunicorn's threaded `gthread` workers, each with
+  `KFP_BOT_HTTP_THREADS` threads) answer HTTP: verify, parse, commit the delivery and its event
+  (group commit, `bot.store.accept`), answer 202. They share the store (SQLite in WAL mode, or
+  PostgreSQL) and start no bus workers;
+- one processing process, a gunicorn worker too (restarted by the arbiter if it dies, stopped
+  gracefully with the others), runs the bus workers and start-up recovery and serves no HTTP.
+  Web processes wake it through a pipe the arbiter opened before forking, right after each
+  commit; its workers also poll the store, so a lost wake-up only delays work.
+
+Limits:
 
 - request line and header fields: gunicorn's `limit_request_line` / `limit_request_fields` /
   `limit_request_field_size` (8190 bytes, 100 fields, 8190 bytes);
@@ -12,11 +22,16 @@ gunicorn forks it, and stopped when it exits. Limits:
   that stops mid-request holds a thread for good, gunicorn issue #2652), so `ReadTimeoutWorker`
   gives every client socket a timeout of KFP_BOT_READ_TIMEOUT_SECONDS before gunicorn reads the
   request, and the app bounds each body's total read time by the same number (408);
-- `timeout` (gunicorn's worker heartbeat) and `graceful_timeout` as in `app.yaml`.
+- kept-alive connections wait in the worker's poller, not in a thread, for `KEEPALIVE_SECONDS`;
+- `timeout` (gunicorn's worker heartbeat) and `graceful_timeout`.
 """
 
 from __future__ import annotations
 
+import enum
+import errno
+import os
+import select
 import sys
 from typing import Any
 
@@ -28,18 +43,27 @@ from bot.config import Settings, load_settings
 WORKER_CLASS = "bot.server.ReadTimeoutWorker"
 WORKER_TIMEOUT_SECONDS = 120
 GRACEFUL_TIMEOUT_SECONDS = 30
+KEEPALIVE_SECONDS = 5
 # Gunicorn's WORKER_BOOT_ERROR: the arbiter stops instead of forking the worker again and again.
 _BOOT_ERROR = 3
 
 
-class ReadTimeoutWorker(ThreadWorker):
-    """gunicorn's threaded worker with a read timeout on every client socket.
+class Role(enum.Enum):
+    """What a gunicorn worker process of the bot does."""
 
-    The timeout is `read_timeout` when set (by `BotServer`), else KFP_BOT_READ_TIMEOUT_SECONDS
-    (`app.yaml` names this class with `-k`).
+    WEB = "web"
+    PROCESSING = "processing"
+
+
+class ReadTimeoutWorker(ThreadWorker):
+    """gunicorn's threaded worker with a read timeout on every client socket, in one of two roles.
+
+    The timeout is `read_timeout` when set (by `BotServer`), else KFP_BOT_READ_TIMEOUT_SECONDS.
+    A worker in the processing role closes the listening sockets and runs the bus instead.
     """
 
     read_timeout: float | None = None
+    role: Role = Role.WEB
 
     def init_process(self) -> None:
         if self.read_timeout is None:
@@ -51,6 +75,24 @@ class ReadTimeoutWorker(ThreadWorker):
         conn.sock.settimeout(self.read_timeout)
         return super().handle(conn)
 
+    def run(self) -> None:
+        if self.role is Role.PROCESSING:
+            self._process()
+            return
+        super().run()
+
+    def _process(self) -> None:
+        """The processing role: no HTTP; tell the arbiter we live, pass wake-ups to the bus."""
+        for sock in self.sockets:
+            sock.close()
+        self.sockets = []
+        wake = getattr(self.app, "wake_read", None)
+        while self.alive and self.is_parent_alive():
+            self.notify()
+            ready, _, _ = select.select([wake] if wake is not None else [], [], [], 1.0)
+            if ready and _drain(wake):
+                self.app.wake_processing()
+
 
 class BotServer(BaseApplication):
     """gunicorn running the bot built from `settings` on `host:port` (0: any free port)."""
@@ -59,23 +101,24 @@ class BotServer(BaseApplication):
         self.settings = settings
         self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.services: Any = None
+        self.role = Role.WEB
+        # The arbiter's pipe: web processes write a byte after each accepted delivery.
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_write, False)
+        os.set_blocking(self.wake_read, False)
         super().__init__()
 
     def load_config(self) -> None:
         ReadTimeoutWorker.read_timeout = self.settings.read_timeout_seconds
-        options = {
-            "bind": [self.bind], "workers": 1, "worker_class": WORKER_CLASS,
-            "threads": self.settings.http_threads, "timeout": WORKER_TIMEOUT_SECONDS,
-            "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS, "keepalive": 5,
-            "limit_request_line": 8190, "limit_request_fields": 100, "limit_request_field_size": 8190,
-            "loglevel": self.settings.log_level.lower(),
-            "when_ready": self._announce, "worker_exit": self._stop_services,
-        }
+        options = gunicorn_options(self.settings)
+        options.update(bind=[self.bind], when_ready=self._announce, worker_exit=self._stop_services,
+                       pre_fork=self._assign_role, post_fork=self._take_role)
         for key, value in options.items():
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        """In the worker: build and start the services, pick up unfinished runs, return the app."""
+        """In a worker: build the services and return the app; the processing worker also starts
+        the bus and picks up unfinished work."""
         from bot.app import create_app
         from bot.logs import configure_logging
         from bot.redaction import redactor_for
@@ -86,13 +129,38 @@ class BotServer(BaseApplication):
             configure_logging(self.settings.log_format, self.settings.log_level,
                               redact=redactor_for(self.settings))
             self.services = build_services(self.settings)
+            self.adapt(self.services)
+            if self.role is Role.PROCESSING:
+                self.services.start()
+                resume(self.settings, self.services)
+            else:
+                self.services.bus = WakingBus(self.services.bus, self.wake_write)
             app = create_app(self.settings, self.services)
-            self.services.start()
-            resume(self.settings, self.services)
         except KfpBotError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             sys.exit(_BOOT_ERROR)
         return app
+
+    def adapt(self, services: Any) -> None:
+        """Change adapters of the services before they start (nothing here; benchmarks do)."""
+
+    def wake_processing(self) -> None:
+        """In the processing worker: rows were written by a web process, wake the bus workers."""
+        if self.services is not None:
+            self.services.bus.notify()
+
+    def _assign_role(self, arbiter: Any, worker: Any) -> None:
+        """Before a fork: the new worker processes unless a live worker already does."""
+        taken = any(getattr(w, "role", Role.WEB) is Role.PROCESSING for w in arbiter.WORKERS.values())
+        worker.role = Role.WEB if taken else Role.PROCESSING
+
+    def _take_role(self, arbiter: Any, worker: Any) -> None:
+        self.role = worker.role
+        if worker.role is Role.PROCESSING:
+            os.close(self.wake_write)
+        else:
+            os.close(self.wake_read)
+            self.wake_read = None  # type: ignore[assignment]
 
     def _announce(self, arbiter: Any) -> None:
         host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
@@ -101,6 +169,53 @@ class BotServer(BaseApplication):
     def _stop_services(self, arbiter: Any, worker: Any) -> None:
         if self.services is not None:
             self.services.stop(GRACEFUL_TIMEOUT_SECONDS - 5)
+            self.services.store.close()
+
+
+class WakingBus:
+    """A web process's view of the bus: it starts no workers, and `notify` wakes the processing
+    process (through the arbiter's pipe) instead of workers of its own."""
+
+    def __init__(self, bus: Any, wake_fd: int) -> None:
+        self._bus = bus
+        self._fd = wake_fd
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bus, name)
+
+    def start(self) -> None:
+        """Nothing: the processing process runs the workers."""
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Nothing was started here."""
+        return True
+
+    def notify(self, ids: Any = ()) -> None:
+        """Wake the processing process; a full pipe already holds a wake-up, so it is dropped."""
+        try:
+            os.write(self._fd, b"\x01")
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EPIPE):
+                raise
+
+
+def _drain(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 65536))
+    except BlockingIOError:
+        return False
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn's settings for the bot (all but `bind` and the hooks): one processing worker
+    besides the web workers."""
+    return {
+        "workers": settings.http_workers + 1, "worker_class": WORKER_CLASS, "threads": settings.http_threads,
+        "timeout": WORKER_TIMEOUT_SECONDS, "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+        "keepalive": KEEPALIVE_SECONDS,
+        "limit_request_line": 8190, "limit_request_fields": 100, "limit_request_field_size": 8190,
+        "loglevel": settings.log_level.lower(),
+    }
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:

@@ -55,8 +55,10 @@ class Store(Protocol):
     def record_message(self, key: str) -> bool:
         """Remember a processed bus message key; False when it was processed before."""
 
-    def accept_delivery(self, delivery_id: str, event_name: str, event: Event) -> tuple[int, ...] | None:
-        """Record a delivery and queue its event in one transaction; None for a delivery seen before."""
+    def accept_delivery(self, delivery_id: str, event_name: str, event: Event, *,
+                        head: StoredPull | None = None) -> tuple[int, ...] | None:
+        """Record a delivery, queue its event and remember the pull request `head` it announces,
+        in one transaction; None (and nothing stored) for a delivery seen before."""
 
     def run_has_work(self, run_id: str) -> bool:
         """True while a step of the run is queued or owned by a live worker."""

@@ -30,13 +30,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from bot.store.accept import INSERT_OUTBOX_ROWS, Acceptance, GroupCommit, delivery_record
 from bot.store.errors import database_errors
-from bot.store.tables import deliveries, externals, outbox, runs
+from bot.store.rows import pull_values
+from bot.store.tables import externals, outbox, runs
 from handlers.models import BuildStatus, Event, EventKind, RunStart, RunState, RunStatus, event_from_dict, event_to_dict
+from handlers.ports import StoredPull
 
 _log = logging.getLogger("kfp_bot.store")
 
@@ -48,13 +51,7 @@ class Lane(enum.Enum):
     LONG = "long"
 
 
-# Prepared once (and compiled once per dialect): the webhook runs these on every delivery.
-_RECORD_DELIVERY = {
-    postgres: dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["delivery_id"])
-    .returning(deliveries.c.delivery_id)
-    for postgres, dialect in ((False, sqlite), (True, postgresql))
-}
-_INSERT_ROWS = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+# Prepared once (and compiled once per dialect).
 _REMEMBER_STEP = {
     postgres: dialect.insert(externals).on_conflict_do_nothing(index_elements=["scope", "key"])
     .returning(externals.c.key)
@@ -96,6 +93,7 @@ class OutboxStore:
     _write: Callable[[], AbstractContextManager[Connection]]
     _read: Callable[[], AbstractContextManager[Connection]]
     _listeners: list[Callable[[tuple[int, ...]], None]]
+    _acceptor: GroupCommit
 
     def on_queued(self, listener: Callable[[tuple[int, ...]], None]) -> None:
         """Call `listener(row_ids)` after a state change or a completed step queued rows (in the
@@ -112,22 +110,18 @@ class OutboxStore:
                 _log.warning("outbox listener failed for rows %s: %s: %s", ids, type(exc).__name__, exc)
 
     @database_errors
-    def accept_delivery(self, delivery_id: str, event_name: str, event: Event) -> tuple[int, ...] | None:
-        """Record a webhook delivery and queue its event in one transaction.
-
-        None when the delivery was seen before (nothing is queued); otherwise the outbox row ids.
-        Insert-or-ignore rather than insert-and-catch: concurrent requests never wait on a
-        failed transaction, and the duplicate costs one statement.
+    def accept_delivery(self, delivery_id: str, event_name: str, event: Event, *,
+                        head: StoredPull | None = None) -> tuple[int, ...] | None:
+        """Record a webhook delivery, queue its event and remember the pull request `head` it
+        announces, in one transaction (shared with the deliveries accepted at the same moment:
+        `bot.store.accept`). None when the delivery was seen before (nothing queued or stored);
+        otherwise the outbox row ids.
         """
         now = self._clock()
-        # Everything but the two inserts happens before the write lock is taken.
-        row = self._row(None, event, now, None)
-        record = {"delivery_id": delivery_id, "event": event_name, "received_at": now}
-        with self._write() as conn:
-            statement = _RECORD_DELIVERY[conn.dialect.name == "postgresql"]
-            if conn.execute(statement, record).first() is None:  # (psycopg's rowcount is -1 here)
-                return None
-            return tuple(conn.execute(_INSERT_ROWS, [row]).scalars())
+        # Everything but the statements happens before the commit lock is taken.
+        item = Acceptance(delivery_record(delivery_id, event_name, now), self._row(None, event, now, None),
+                          pull_values(head.repo, head.pull, head.installation_id, now) if head else None)
+        return self._acceptor.accept(item)
 
     @database_errors
     def enqueue(self, events: Sequence[Event]) -> tuple[int, ...]:
@@ -285,7 +279,7 @@ class OutboxStore:
         if not values:
             return ()
         # One statement shape for any number of rows: compiled once, then taken from the cache.
-        return tuple(conn.execute(_INSERT_ROWS, values).scalars())
+        return tuple(conn.execute(INSERT_OUTBOX_ROWS, values).scalars())
 
     @staticmethod
     def _row(conn: Connection | None, event: Event, now: datetime, parent_repo: str | None) -> dict[str, Any]:
