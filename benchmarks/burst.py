@@ -287,7 +287,7 @@ def outbox_rows(database: Path) -> tuple[Counter[str], int]:
     """How many done outbox rows each delivery id has, and how many rows are not done (read-only)."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
         done = Counter(row[0] for row in conn.execute(
-            "SELECT json_extract(event, '$.delivery_id') FROM outbox WHERE done_at IS NOT NULL"))
+            "SELECT json_extract(event, '$.data.delivery_id') FROM outbox WHERE done_at IS NOT NULL"))
         pending = conn.execute("SELECT count(*) FROM outbox WHERE done_at IS NULL").fetchone()[0]
     conn.close()
     return done, pending

@@ -19,6 +19,7 @@ phase is bounded by --requests.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 from collections import Counter
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from benchmarks.burst import deliveries, pct, rss_kb, seed, send, start_bot
 from tests.fakes.github import FakeGitHub
+from tests.support.botprocess import descendants
 
 
 def main() -> None:
@@ -46,14 +48,43 @@ def main() -> None:
             print(f"{args.requests} deliveries per phase to kfp-bot serve on 127.0.0.1, the bot working behind")
             for name, senders, rate in phases:
                 plan = deliveries(pulls, args.requests, rng)
+                web = web_workers(bot.pid)
+                cpu = cpu_seconds(web)
                 answers = send(bot.url, plan, senders, rate=rate)
+                cpu = cpu_seconds(web) - cpu
                 times = sorted(ms for _, ms in answers)
                 statuses = dict(sorted(Counter(status for status, _ in answers).items()))
                 print(f"{name:<34} p50 {pct(times, 50):6.1f} ms   p99 {pct(times, 99):6.1f} ms   "
-                      f"max {times[-1]:6.1f} ms   answers {statuses}")
+                      f"max {times[-1]:6.1f} ms   web CPU {cpu / len(plan) * 1000:.2f} ms a delivery   "
+                      f"answers {statuses}")
             print(f"bot RSS {rss_kb(bot.pid) / 1024:.0f} MB")
         finally:
             bot.stop()
+
+
+def web_workers(pid: int) -> list[int]:
+    """The bot's web worker processes (`kfp-bot-web`), by their process names."""
+    found = []
+    for child in descendants(pid):
+        try:
+            if Path(f"/proc/{child}/comm").read_text().strip() == "kfp-bot-web":
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of `pids` so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 if __name__ == "__main__":

@@ -78,9 +78,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # A request's headers and body must arrive within this many seconds (slow clients).
     read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
-    # `kfp-bot serve`: web processes (each with `http_threads` threads) besides the processing one.
-    http_workers: int = Field(default=2, ge=1, le=32)
-    http_threads: int = Field(default=8, ge=1, le=256)
+    # `kfp-bot serve`: web processes (each with `http_threads` threads) besides the processing one;
+    # None: one on SQLite (a single writer: more processes only queue on its lock), two on PostgreSQL.
+    http_workers: int | None = Field(default=None, ge=1, le=32)
+    http_threads: int = Field(default=4, ge=1, le=256)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     # Caps on what any repository's `.kfp-bot.yaml` `compile:` may ask for (trusted settings).
     compile_max_timeout_seconds: int = Field(default=900, ge=5)

@@ -3,14 +3,16 @@ the same command, so both serve with one configuration (`gunicorn_options`).
 
 Accepting and processing live in different processes, so they never compete for one GIL:
 
-- `KFP_BOT_HTTP_WORKERS` web processes (gunicorn's threaded `gthread` workers, each with
-  `KFP_BOT_HTTP_THREADS` threads) answer HTTP: verify, parse, commit the delivery and its event
+- web processes (gunicorn's threaded `gthread` workers, each with `KFP_BOT_HTTP_THREADS`
+  threads; `web_workers` says how many) answer HTTP: verify, parse, commit the delivery and its event
   (group commit, `bot.store.accept`), answer 202. They share the store (SQLite in WAL mode, or
   PostgreSQL) and start no bus workers;
 - one processing process, a gunicorn worker too (restarted by the arbiter if it dies, stopped
   gracefully with the others), runs the bus workers and start-up recovery and serves no HTTP.
   Web processes wake it through a pipe the arbiter opened before forking, right after each
-  commit; its workers also poll the store, so a lost wake-up only delays work.
+  commit; its workers also poll the store, so a lost wake-up only delays work. It runs at a
+  lower scheduling priority (nice 10), so a burst of webhooks is answered before work goes on.
+  The processes are named `kfp-bot-web` and `kfp-bot-bus` (`ps -o pid,comm`).
 
 Limits:
 
@@ -28,6 +30,7 @@ Limits:
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import errno
 import os
@@ -44,6 +47,8 @@ WORKER_CLASS = "bot.server.ReadTimeoutWorker"
 WORKER_TIMEOUT_SECONDS = 120
 GRACEFUL_TIMEOUT_SECONDS = 30
 KEEPALIVE_SECONDS = 5
+PROCESSING_NICENESS = 10
+_PR_SET_NAME = 15
 # Gunicorn's WORKER_BOOT_ERROR: the arbiter stops instead of forking the worker again and again.
 _BOOT_ERROR = 3
 
@@ -53,6 +58,10 @@ class Role(enum.Enum):
 
     WEB = "web"
     PROCESSING = "processing"
+
+
+# What `ps -o comm` shows (Linux keeps 15 characters).
+PROCESS_NAMES = {Role.WEB: "kfp-bot-web", Role.PROCESSING: "kfp-bot-bus"}
 
 
 class ReadTimeoutWorker(ThreadWorker):
@@ -156,7 +165,12 @@ class BotServer(BaseApplication):
 
     def _take_role(self, arbiter: Any, worker: Any) -> None:
         self.role = worker.role
+        _name_process(PROCESS_NAMES[worker.role])
         if worker.role is Role.PROCESSING:
+            # Answering GitHub is what must not wait: the scheduler gives accepting first claim
+            # on the CPU, and processing (and the git, compile and run processes it starts,
+            # which inherit this) whatever is left.
+            os.nice(PROCESSING_NICENESS)
             os.close(self.wake_write)
         else:
             os.close(self.wake_read)
@@ -199,6 +213,15 @@ class WakingBus:
                 raise
 
 
+def _name_process(name: str) -> None:
+    """Name the process for `ps`/`top` (Linux `prctl(PR_SET_NAME)`; elsewhere nothing)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _drain(fd: int) -> bool:
     try:
         return bool(os.read(fd, 65536))
@@ -206,11 +229,23 @@ def _drain(fd: int) -> bool:
         return False
 
 
+def web_workers(settings: Settings) -> int:
+    """How many web processes: KFP_BOT_HTTP_WORKERS, else one on SQLite and two on PostgreSQL.
+
+    SQLite has one writer for the whole file: web processes of one machine would take turns on
+    its lock (and wait in its busy handler's sleeps), which measured slower than one process
+    whose threads share a group commit. PostgreSQL locks rows, so its commits run side by side.
+    """
+    if settings.http_workers is not None:
+        return settings.http_workers
+    return 2 if settings.resolved_database_url.startswith("postgres") else 1
+
+
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     """gunicorn's settings for the bot (all but `bind` and the hooks): one processing worker
     besides the web workers."""
     return {
-        "workers": settings.http_workers + 1, "worker_class": WORKER_CLASS, "threads": settings.http_threads,
+        "workers": web_workers(settings) + 1, "worker_class": WORKER_CLASS, "threads": settings.http_threads,
         "timeout": WORKER_TIMEOUT_SECONDS, "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
         "keepalive": KEEPALIVE_SECONDS,
         "limit_request_line": 8190, "limit_request_fields": 100, "limit_request_field_size": 8190,

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
+from bot.webhook import sign
+from tests.support.botprocess import descendants
+from tests.support.webhooks import load_payload
+
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder of the served bot (its SQLite store is `kfp-bot.db` there)."""
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="module")
+def served(data_dir: Path) -> Iterator[tuple[str, int]]:
     """`python -m bot serve --port 0` with a one-second read timeout, shared by the module's tests."""
-    tmp_path = tmp_path_factory.mktemp("serve")
+    tmp_path = data_dir
     env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_")}
     env.update({"KFP_BOT_WEBHOOK_SECRET": "server-test", "KFP_BOT_DATA_DIR": str(tmp_path),
                 "KFP_BOT_READ_TIMEOUT_SECONDS": "1", "KFP_BOT_LOG_LEVEL": "WARNING"})
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    served_pids.append(process.pid)
     try:
         assert process.stdout is not None
         for line in process.stdout:
@@ -46,6 +61,46 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+served_pids: list[int] = []
+
+
+def processes_below(pid: int) -> dict[str, list[int]]:
+    """The named processes below `pid` (`kfp-bot-web`, `kfp-bot-bus`), by name."""
+    named: dict[str, list[int]] = {}
+    for child in descendants(pid):
+        try:
+            named.setdefault(Path(f"/proc/{child}/comm").read_text().strip(), []).append(child)
+        except OSError:
+            continue
+    return named
+
+
+def test_serve_accepts_in_a_web_process_and_processes_in_another(served: tuple[str, int], data_dir: Path) -> None:
+    url, _ = served
+    body = json.dumps(load_payload("issue_comment.created", {"comment.body": "thanks, looks good"})).encode()
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": "issue_comment",
+               "X-GitHub-Delivery": "served-comment-1", "X-Hub-Signature-256": sign("server-test", body)}
+
+    answer = requests.post(f"{url}/github/webhook", data=body, headers=headers, timeout=10)
+
+    assert answer.status_code == 202
+    named = processes_below(served_pids[-1])
+    assert len(named.get("kfp-bot-web", [])) == 1  # SQLite: one web process (a single writer)
+    [processing] = named["kfp-bot-bus"]
+    assert os.getpriority(os.PRIO_PROCESS, processing) == 10  # accepting comes first
+    # The processing process handled the accepted event (the web process runs no bus workers).
+    deadline = time.monotonic() + 60
+    while True:
+        with sqlite3.connect(f"file:{data_dir / 'kfp-bot.db'}?mode=ro", uri=True) as conn:
+            done = conn.execute("SELECT done_at FROM outbox WHERE json_extract(event, '$.data.delivery_id') = ?",
+                                ("served-comment-1",)).fetchone()
+        conn.close()
+        if done is not None and done[0] is not None:
+            break
+        assert time.monotonic() < deadline, "the accepted event was never handled"
+        time.sleep(0.2)
 
 
 def test_serve_is_gunicorn_answering_the_webhook(served: tuple[str, int]) -> None:

@@ -26,13 +26,12 @@ def test_the_app_yaml_entrypoint_serves_the_bot(tmp_path: Path) -> None:
     app = yaml.safe_load((ROOT / "app.yaml").read_text())
     assert app["runtime"] == "python311"
     port = free_port()
-    argv = shlex.split(app["entrypoint"].replace(":$PORT", f"127.0.0.1:{port}"))
-    assert argv[0] == "gunicorn"
-    gunicorn = Path(sys.executable).with_name("gunicorn")
+    argv = shlex.split(app["entrypoint"].replace("0.0.0.0", "127.0.0.1").replace("$PORT", str(port)))
+    assert argv[:4] == ["python", "-m", "bot", "serve"]  # the same server and limits as `kfp-bot serve`
     env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_")}
     env.update({k: str(v) for k, v in app["env_variables"].items()})
     env.update({"KFP_BOT_WEBHOOK_SECRET": "app-yaml-test", "KFP_BOT_DATA_DIR": str(tmp_path)})
-    server = subprocess.Popen([str(gunicorn), *argv[1:]], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    server = subprocess.Popen([sys.executable, *argv[1:]], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

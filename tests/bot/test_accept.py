@@ -1,0 +1,128 @@
+"""Accepting deliveries with group commits, on real databases (a SQLite file and PostgreSQL).
+
+What the webhook's 202 relies on: the delivery, its event and the pull request head it announces
+are committed together before `accept_delivery` returns; deliveries accepted at the same moment
+share one transaction without losing or doubling any of them; a delivery that breaks a shared
+transaction fails alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import pytest
+
+from bot.store import SqlStore
+from bot.store.accept import Acceptance, GroupCommit, delivery_record
+from handlers.models import PullRequestAction, PullRequestEvent
+from handlers.ports import StoredPull
+from tests.bot.test_outbox import all_at_once, push
+from tests.bot.test_store import make_pull
+
+
+def opened(delivery_id: str, number: int, head_sha: str) -> PullRequestEvent:
+    repo, pull = make_pull(number=number, head_sha=head_sha)
+    return PullRequestEvent(delivery_id=delivery_id, action=PullRequestAction.OPENED, repo=repo, pull=pull,
+                            sender="octocat", installation_id=42)
+
+
+def head_of(event: PullRequestEvent) -> StoredPull:
+    return StoredPull(repo=event.repo, pull=event.pull, installation_id=event.installation_id)
+
+
+def test_many_deliveries_at_once_are_each_stored_once_with_their_heads(store: SqlStore) -> None:
+    events = [opened(f"d-{i}", number=i + 1, head_sha=f"{i + 1:040x}") for i in range(12)]
+
+    # 24 requests at once: every delivery arrives twice.
+    results = all_at_once(24, lambda i: store.accept_delivery(events[i % 12].delivery_id, "pull_request",
+                                                              events[i % 12], head=head_of(events[i % 12])))
+
+    for i, event in enumerate(events):
+        pair = [results[i], results[i + 12]]
+        assert sorted(r is None for r in pair) == [False, True], event.delivery_id  # one accepted, one duplicate
+        stored = store.get_pull(event.repo.full_name, event.pull.number)
+        assert stored is not None and stored.pull.head_sha == event.pull.head_sha and stored.installation_id == 42
+    assert sorted(e.delivery_id for e in store.queued_events()) == sorted(e.delivery_id for e in events)
+
+
+def test_a_duplicate_does_not_move_the_stored_head_back(store: SqlStore) -> None:
+    first = opened("d-1", number=7, head_sha="1" * 40)
+    later = opened("d-2", number=7, head_sha="2" * 40)
+    store.accept_delivery("d-1", "pull_request", first, head=head_of(first))
+    store.accept_delivery("d-2", "pull_request", later, head=head_of(later))
+
+    assert store.accept_delivery("d-1", "pull_request", first, head=head_of(first)) is None
+
+    stored = store.get_pull(later.repo.full_name, 7)
+    assert stored is not None and stored.pull.head_sha == "2" * 40
+
+
+def accept_in_one_batch(committer: GroupCommit, items: list[Acceptance]) -> list[Any]:
+    """Submit `items` from threads while a commit is in progress, so that they queue together
+    and the next commit takes them all; each thread's result or exception."""
+    outcomes: list[Any] = [None] * len(items)
+
+    def submit(i: int) -> None:
+        try:
+            outcomes[i] = committer.accept(items[i])
+        except Exception as exc:  # the test looks at it
+            outcomes[i] = exc
+
+    with committer._commit_lock:  # a commit "in progress"
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(items))]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(committer._pending) < len(items):
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def acceptance(store: SqlStore, delivery_id: str) -> Acceptance:
+    event = push(n=int(delivery_id.split("-")[1]))
+    now = datetime.now(timezone.utc)
+    return Acceptance(delivery_record(delivery_id, "push", now), store._row(None, event, now, None))
+
+
+def test_deliveries_queued_together_share_one_transaction(store: SqlStore) -> None:
+    transactions = []
+    committer = GroupCommit(lambda: (transactions.append(1), store._write())[1])
+    items = [acceptance(store, f"d-{i}") for i in range(5)] + [acceptance(store, "d-2")]
+
+    outcomes = accept_in_one_batch(committer, items)
+
+    assert len(transactions) == 1
+    assert all(isinstance(o, tuple) and len(o) == 1 for o in outcomes[:5])
+    assert outcomes[5] is None  # the same id twice in one batch: the first one wins
+    assert len(store.queued_events()) == 5
+
+
+def test_a_delivery_that_breaks_the_batch_fails_alone(store: SqlStore) -> None:
+    committer = GroupCommit(store._write)
+    items = [acceptance(store, f"d-{i}") for i in range(4)]
+    items[2].row["kind"] = None  # NOT NULL: this row cannot be stored
+
+    outcomes = accept_in_one_batch(committer, items)
+
+    assert isinstance(outcomes[2], Exception)
+    assert [isinstance(o, tuple) for i, o in enumerate(outcomes) if i != 2] == [True, True, True]
+    assert store.has_delivery("d-0") and store.has_delivery("d-3")
+    assert not store.has_delivery("d-2")  # nothing of it was kept: its redelivery will be accepted
+    assert len(store.queued_events()) == 3
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_accept_returns_only_after_the_commit(open_store: Callable[[], SqlStore], count: int) -> None:
+    store, other = open_store(), open_store()  # `other`: another process's connection
+    committer = GroupCommit(store._write)
+    items = [acceptance(store, f"d-{i}") for i in range(count)]
+
+    accept_in_one_batch(committer, items)
+
+    assert all(other.has_delivery(f"d-{i}") for i in range(count))
