@@ -314,7 +314,8 @@ def report(plan: list[dict[str, Any]], answers: list[tuple[int, float]], settled
         duplicated += max(0, got - want)
     # Every accepted delivery: one outbox row, handled (remarks have no other visible effect).
     done, _ = outbox_rows(database)
-    accepted = [item["headers"]["X-GitHub-Delivery"] for item, (status, _) in zip(plan, answers) if status == 202]
+    accepted = [item["headers"]["X-GitHub-Delivery"]
+                for item, (status, _) in zip(plan, answers, strict=True) if status == 202]
     unhandled = sum(1 for delivery_id in accepted if done[delivery_id] == 0)
     twice = sum(max(0, done[delivery_id] - 1) for delivery_id in set(accepted))
     executed_twice = sum(1 for times in ends.values() if len(times) > 1)
@@ -335,7 +336,8 @@ def report(plan: list[dict[str, Any]], answers: list[tuple[int, float]], settled
           f"accepted without a handled outbox row {unhandled}; runs executed twice {executed_twice}, "
           f"replies twice {duplicated}, outbox rows twice {twice})")
     print(f"webhook answer p50 {pct(times, 50):.1f} ms   p99 {pct(times, 99):.1f} ms   max {times[-1]:.1f} ms")
-    print(f"runs {len(runs)} {dict(Counter(r['state'] for r in runs))}, executed {sum(len(t) for t in ends.values())}; state gap after a run's end "
+    print(f"runs {len(runs)} {dict(Counter(r['state'] for r in runs))}, "
+          f"executed {sum(len(t) for t in ends.values())}; state gap after a run's end "
           f"p50 {pct(sorted(gaps), 50):.3f} s   p99 {pct(sorted(gaps), 99):.3f} s")
     print(f"all work done {settled:.1f} s after the last answer")
 

@@ -73,6 +73,7 @@ class ReadTimeoutWorker(ThreadWorker):
 
     read_timeout: float | None = None
     role: Role = Role.WEB
+    sockets: list[Any]  # gunicorn's listeners (set by its arbiter)
 
     def init_process(self) -> None:
         if self.read_timeout is None:
@@ -95,11 +96,11 @@ class ReadTimeoutWorker(ThreadWorker):
         for sock in self.sockets:
             sock.close()
         self.sockets = []
-        wake = getattr(self.app, "wake_read", None)
+        wake: int | None = getattr(self.app, "wake_read", None)
         while self.alive and self.is_parent_alive():
             self.notify()
             ready, _, _ = select.select([wake] if wake is not None else [], [], [], 1.0)
-            if ready and _drain(wake):
+            if ready and wake is not None and _drain(wake):
                 self.app.wake_processing()
 
 

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import IO, Any
+from typing import Any, Protocol
 
 from bot.bounds import MAX_DEPTH, BoundsError, check_depth
 from bot.payloads import Ignored, PayloadError, json_type, parse_event
@@ -38,6 +38,22 @@ SPOOL_BYTES = 1024 * 1024
 # before it reaches the store or a log line.
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 _EVENT_NAME = re.compile(r"[a-z_]{1,64}")
+
+
+class BodyStream(Protocol):
+    """Where a request body is read from (`bot.edge.DeadlineStream`, a file, a socket file)."""
+
+    def read(self, size: int, /) -> bytes:
+        """Up to `size` bytes; b"" at the end."""
+        ...
+
+
+class HeaderLookup(Protocol):
+    """Request headers looked up by name (Werkzeug's `Headers` does it case-insensitively)."""
+
+    def get(self, key: str, /) -> str | None:
+        """The header's value, None when absent."""
+        ...
 
 
 class WebhookRejected(KfpBotError):
@@ -71,7 +87,7 @@ def verify_signature(secret: str | bytes, body: bytes | bytearray, header: str |
     _compare(sign(secret, body).removeprefix(_PREFIX), header)
 
 
-def read_signed_body(stream: IO[bytes], *, length: int | None, limit: int, secret: str | bytes,
+def read_signed_body(stream: BodyStream, *, length: int | None, limit: int, secret: str | bytes,
                      header: str | None) -> bytes:
     """The body of a request, read from `stream` only as far as needed and verified on the way.
 
@@ -124,7 +140,7 @@ def _compare(digest: str, header: str) -> None:
                                                        "check that GitHub and the bot use the same secret")
 
 
-def read_delivery(headers: Mapping[str, str], body: bytes | bytearray, *, secret: str | bytes,
+def read_delivery(headers: HeaderLookup, body: bytes | bytearray, *, secret: str | bytes,
                   bot_login: str | None = None, deploy_branches: Sequence[str] = ()) -> Delivery:
     """Verify, then parse a webhook request; raises `WebhookRejected` with the status to answer.
 
@@ -134,7 +150,7 @@ def read_delivery(headers: Mapping[str, str], body: bytes | bytearray, *, secret
     return parse_delivery(headers, body, bot_login=bot_login, deploy_branches=deploy_branches)
 
 
-def parse_delivery(headers: Mapping[str, str], body: bytes | bytearray, *, bot_login: str | None = None,
+def parse_delivery(headers: HeaderLookup, body: bytes | bytearray, *, bot_login: str | None = None,
                    deploy_branches: Sequence[str] = ()) -> Delivery:
     """Parse a request whose signature was verified; raises `WebhookRejected` (400) naming the cause."""
     event_name = (headers.get(EVENT_HEADER) or "").strip()

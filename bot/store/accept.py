@@ -17,9 +17,11 @@ tried again in a transaction of its own, so one bad delivery fails only itself.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
@@ -63,7 +65,7 @@ class Acceptance:
 class GroupCommit:
     """Commits `Acceptance`s in batches on `write()` transactions; `accept` waits for its own."""
 
-    def __init__(self, write: Callable[[], ContextManager[Connection]], *, max_batch: int = 256) -> None:
+    def __init__(self, write: Callable[[], AbstractContextManager[Connection]], *, max_batch: int = 256) -> None:
         self._write = write
         self._max_batch = max_batch
         self._pending: list[Acceptance] = []
@@ -99,7 +101,7 @@ class GroupCommit:
             for item in batch:
                 self._commit([item])
             return
-        for item, result in zip(batch, results):
+        for item, result in zip(batch, results, strict=False):
             item.result, item.done = result, True
 
     def _transaction(self, batch: Sequence[Acceptance]) -> list[tuple[int, ...] | None]:
@@ -117,7 +119,7 @@ class GroupCommit:
             ids: dict[int, tuple[int, ...]] = {}
             if accepted:
                 row_ids = list(conn.execute(INSERT_OUTBOX_ROWS, [item.row for item in accepted]).scalars())
-                ids = {id(item): (row_id,) for item, row_id in zip(accepted, row_ids)}
+                ids = {id(item): (row_id,) for item, row_id in zip(accepted, row_ids, strict=False)}
                 heads = [item.pull for item in accepted if item.pull is not None]
                 if heads:
                     conn.execute(_SAVE_PULLS[postgres], heads)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ def accept_in_one_batch(committer: GroupCommit, items: list[Acceptance]) -> list
 
 def acceptance(store: SqlStore, delivery_id: str) -> Acceptance:
     event = push(n=int(delivery_id.split("-")[1]))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Acceptance(delivery_record(delivery_id, "push", now), store._row(None, event, now, None))
 
 
