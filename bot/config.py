@@ -196,7 +196,7 @@ class Settings(BaseSettings):
         from deploy.endpoints import is_loopback
 
         endpoint = self.pubsub_endpoint or os.environ.get("PUBSUB_EMULATOR_HOST")
-        return bool(endpoint) and is_loopback(endpoint)
+        return endpoint is not None and endpoint != "" and is_loopback(endpoint)
 
     @property
     def github_mode(self) -> str | None:

@@ -9,6 +9,7 @@ parameter's name and what it must be.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import overload
 
 from werkzeug.exceptions import BadRequest
 
@@ -16,6 +17,10 @@ from bot.bounds import MAX_NAME, BoundsError, check_text, printable
 from handlers.models import RunState
 
 
+@overload
+def int_arg(args: Mapping[str, str], name: str, *, low: int, high: int, default: int) -> int: ...
+@overload
+def int_arg(args: Mapping[str, str], name: str, *, low: int, high: int, default: None = None) -> int | None: ...
 def int_arg(args: Mapping[str, str], name: str, *, low: int, high: int, default: int | None = None) -> int | None:
     """A whole number in `low..high`, or `default` when absent or empty."""
     raw = args.get(name)

@@ -88,7 +88,7 @@ class SlackChat:
     def post(self, channel: str, message: Mapping[str, Any], *, thread: str | None = None) -> ChatMessage:
         """Post to `channel` (name or ID; in the thread of `thread`): the new message's ts and the
         channel's ID as Slack answers it (chat.update accepts only the ID)."""
-        extra = {"thread_ts": thread} if thread else {}
+        extra: dict[str, Any] = {"thread_ts": thread} if thread else {}
         response = self._call("chat.postMessage", lambda: self._client.chat_postMessage(
             channel=channel, text=str(message.get("text", "")), blocks=list(message.get("blocks") or []),
             unfurl_links=False, unfurl_media=False, **extra))

@@ -25,8 +25,8 @@ def is_loopback(endpoint: str) -> bool:
 
 def make_gcs_client(endpoint: str | None = None, project: str | None = None) -> Any:
     """A Cloud Storage client; a loopback `endpoint` (fakes, emulators) gets anonymous credentials."""
+    import google.cloud.storage as storage
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
 
     if endpoint and is_loopback(endpoint):
         return storage.Client(project=project or "test", credentials=AnonymousCredentials(),

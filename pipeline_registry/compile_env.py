@@ -126,7 +126,7 @@ def _requirement_lines(text: str) -> tuple[str, ...]:
 
 def _is_sdk(requirement: str) -> bool:
     match = _NAME.match(requirement)
-    return bool(match) and _normalise(match.group(1)) in SDK_DISTRIBUTIONS
+    return match is not None and _normalise(match.group(1)) in SDK_DISTRIBUTIONS
 
 
 def _normalise(name: str) -> str:

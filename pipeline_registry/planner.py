@@ -125,7 +125,7 @@ def _base_impact(base: RepoGraph, changed: frozenset[str]) -> Impact:
     try:
         return affected_pipelines(base, changed)
     except ConfigError:
-        base.compile_env_files = ()  # type: ignore[misc]
+        base.compile_env_files = ()
         return affected_pipelines(base, changed)
 
 

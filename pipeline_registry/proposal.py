@@ -121,7 +121,7 @@ def _top_level_imports(text: bytes) -> list[str]:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
-    names = []
+    names: list[str] = []
     for node in tree.body:
         if isinstance(node, ast.Import):
             names.extend(alias.name.split(".")[0] for alias in node.names)

@@ -64,7 +64,7 @@ def installed_packages(paths: frozenset[str], read_many: Callable[[list[str]], d
     for path, data in read_many(missing).items():
         text = data.decode("utf-8", "replace")
         targets = tuple(_from_requirements(text) if path.endswith(".txt") else _from_toml(text))
-        targets_of[path] = _TARGETS.put(digests[path], targets) if digests.get(path) else targets
+        targets_of[path] = _TARGETS.put(known_digest, targets) if (known_digest := digests.get(path)) else targets
     found: list[str] = []
     for path, targets in sorted(targets_of.items()):
         base = posixpath.dirname(path)

@@ -8,6 +8,7 @@ process; blob ids come from the listing, so a digest never needs a read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -113,7 +114,7 @@ def parse_many(snapshot: Snapshot, paths: Iterable[str], cache: DigestCache[T],
             result[path] = cached
     if missing:
         for path, text in read_many(snapshot, missing).items():
-            result[path] = cache.get_or_compute(missing[path], lambda text=text: parse(text))
+            result[path] = cache.get_or_compute(missing[path], functools.partial(parse, text))
     return result
 
 

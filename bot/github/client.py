@@ -18,12 +18,11 @@ import enum
 import re
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-import github
 import requests
-from github import Auth, Consts, GithubException, GithubIntegration
+from github import Auth, Consts, Github, GithubException, GithubIntegration
 from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Repository import Repository
 
@@ -83,23 +82,24 @@ class GitHubClients:
         self.api_url = settings.github_api_url
         self.web_host = _web_host(settings.github_api_url)
         self.retry = retry or RetryPolicy(max_rate_limit_wait=settings.github_max_rate_limit_wait)
-        self._options = {"base_url": settings.github_api_url, "timeout": int(timeout_seconds),
+        # Passed to every github.Github and GithubIntegration (their keyword arguments).
+        self._options: dict[str, Any] = {"base_url": settings.github_api_url, "timeout": int(timeout_seconds),
                          "seconds_between_requests": seconds_between_requests,
                          "seconds_between_writes": seconds_between_writes, "lazy": True}
         self._token = settings.github_token.get_secret_value() if settings.github_token else None
         self._app_auth: Auth.AppAuth | None = None
         self.app_id = settings.github_app_id
-        if self.mode is GitHubMode.APP:
+        if self.mode is GitHubMode.APP and settings.github_app_id is not None:
             self._app_auth = Auth.AppAuth(settings.github_app_id, _checked_key(settings.private_key_pem()))
         self._lock = threading.Lock()
-        self._clients: dict[int | None, github.Github] = {}
+        self._clients: dict[int | None, Github] = {}
         self._auths: dict[int, Auth.AppInstallationAuth] = {}
         self._installations: dict[str, int] = {}
         self._integration: GithubIntegration | None = None
 
     # -- clients ---------------------------------------------------------------------------
 
-    def github(self, repo: str, installation_id: int | None) -> github.Github:
+    def github(self, repo: str, installation_id: int | None) -> Github:
         """The client acting for `repo`: its installation's (App mode) or the token's."""
         if self.mode is GitHubMode.TOKEN:
             return self._client(None, lambda: Auth.Token(self._token or ""))
@@ -143,11 +143,11 @@ class GitHubClients:
         auth = self._auths[installation_id]
         return self.call(f"getting an installation token for {repo.full_name}", lambda: auth.token)
 
-    def _client(self, key: int | None, make_auth: Callable[[], Auth.Auth]) -> github.Github:
+    def _client(self, key: int | None, make_auth: Callable[[], Auth.Auth]) -> Github:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = github.Github(auth=make_auth(), retry=self.retry.build(), **self._options)
+                client = Github(auth=make_auth(), retry=self.retry.build(), **self._options)
                 self._clients[key] = client
             return client
 

@@ -19,6 +19,7 @@ PyGithub (2.x) has no call for the App hook endpoints, so they go through the re
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections import defaultdict
@@ -159,8 +160,8 @@ class AppHookDeliveries:
                 params["cursor"] = cursor
             headers, items = self.clients.call(
                 "listing the App's webhook deliveries",
-                lambda params=params: self._integration.requester.requestJsonAndCheck("GET", DELIVERIES_PATH,
-                                                                                   parameters=params))
+                functools.partial(self._integration.requester.requestJsonAndCheck, "GET", DELIVERIES_PATH,
+                                  parameters=params))
             page = [a for a in map(Attempt.from_json, items if isinstance(items, list) else []) if a is not None]
             attempts += [a for a in page if a.delivered_at >= cutoff]
             cursor = _next_cursor(headers.get("link"))
@@ -230,7 +231,8 @@ def _next_cursor(link: str | None) -> str | None:
     match = _NEXT_LINK.search(link or "")
     if match is None:
         return None
-    return (parse_qs(urlparse(match.group(1)).query).get("cursor") or [None])[0]
+    cursors = parse_qs(urlparse(match.group(1)).query).get("cursor")
+    return cursors[0] if cursors else None
 
 
 def _what(attempt: Attempt) -> str:

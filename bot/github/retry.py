@@ -60,7 +60,8 @@ class WriteSafeRetry(GithubRetry):
                 retry = Retry.increment(self, method, url, response, error, _pool, _stacktrace)
                 retry.get_backoff_time = lambda: wait  # type: ignore[method-assign]
                 return retry
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        # PyGithub declares `response` narrower (HTTPResponse) than urllib3, which passes any BaseHTTPResponse.
+        return super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
 
 
 # POSTs GitHub answers the same way when repeated: a new installation token; a reaction (200

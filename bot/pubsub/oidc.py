@@ -123,7 +123,7 @@ class PushTokenVerifier:
         self.service_account = service_account
         self.certs_url = certs_url
         self.issuers = issuers
-        self._request = request if request is not None else CachingRequest()
+        self._request: Any = request if request is not None else CachingRequest()  # a google.auth Request, duck-typed
         self._skew = clock_skew_seconds
 
     def verify(self, authorization: str | None) -> PushIdentity:

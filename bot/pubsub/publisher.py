@@ -165,7 +165,7 @@ def _bounded_library_retry(publisher: PublisherClient, timeout_seconds: float) -
     from google.api_core import gapic_v1
 
     try:
-        transport = publisher._transport  # type: ignore[attr-defined]
+        transport = publisher._transport
         retry = transport._wrapped_methods[transport.publish]._retry
     except (AttributeError, KeyError):
         return gapic_v1.method.DEFAULT

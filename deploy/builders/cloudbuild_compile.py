@@ -120,7 +120,7 @@ def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str
                                 max_memory_mb=config.compile.memory_mb)
     chosen = repository.pipeline(pipeline)
     rel_file = pipeline_file(repository.root, chosen, config)
-    mode = resolve_mode(config.compile.mode, repository.snapshot.read(rel_file).decode("utf-8", "replace"),
+    mode = resolve_mode(config.compile.mode, (repository.snapshot.read(rel_file) or b"").decode("utf-8", "replace"),
                         rel_file)
     env = pipeline_environment(repository.snapshot.read, config, chosen)
     requirements = list(env.requirements) or [f"kfp=={metadata.version('kfp')}"]
@@ -174,7 +174,7 @@ class CloudBuildCompiler:
         env = pipeline_environment(repository.snapshot.read, config, repository.pipeline(pipeline))
         if not verdict.get("ok"):
             raise describe_failure(rel_file, verdict, env=env, config=config, output=_tail(output, 40))
-        source = repository.snapshot.read(rel_file).decode("utf-8", "replace")
+        source = (repository.snapshot.read(rel_file) or b"").decode("utf-8", "replace")
         mode = resolve_mode(config.compile.mode, source, rel_file)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

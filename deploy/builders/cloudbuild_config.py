@@ -180,10 +180,9 @@ def build_for(request: BuildRequest, plans: tuple[ComponentPlan, ...], *, source
         compile_step.wait_for = [step.id for step in steps] or ["-"]
         compile_step.env = list(shared_env)
         steps.append(compile_step)
-    options = cloudbuild_v1.BuildOptions()
-    if service_account:
-        # Cloud Build refuses a user-chosen service account with the legacy logs bucket.
-        options.logging = cloudbuild_v1.BuildOptions.LoggingMode.CLOUD_LOGGING_ONLY
+    # Cloud Build refuses a user-chosen service account with the legacy logs bucket.
+    options = (cloudbuild_v1.BuildOptions(logging=cloudbuild_v1.BuildOptions.LoggingMode.CLOUD_LOGGING_ONLY)
+               if service_account else cloudbuild_v1.BuildOptions())
     return cloudbuild_v1.Build(
         source=source, steps=steps, images=images, artifacts=artifacts,
         tags=build_tags(request), substitutions=substitutions, options=options,

@@ -123,7 +123,7 @@ def decode_build_notification(attributes: Mapping[str, str], data: bytes) -> Bui
                     build_id, str(exc)[:200])
         return None
     if build.status == Status.STATUS_UNKNOWN and attributes.get("status") in Status.__members__:
-        build.status = Status[attributes["status"]]
+        build.status = Status.__members__[attributes["status"]]
     if not is_kfp_bot_build(build):
         return Ignored(f"cloud-builds message for build {build_id}: not a kfp-bot build")
     run_id = run_id_of(build)

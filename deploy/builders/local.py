@@ -35,6 +35,8 @@ class LocalBuilder:
         build_context = Repository.open(request.repo_dir).config.build_context
         for plan in wanted:
             component = plan.component
+            if plan.image is None or component.dockerfile is None:
+                continue  # not wanted (see above); says so to the type checker
             context = request.repo_dir
             if build_context is BuildContext.COMPONENT:
                 context = request.repo_dir / component.path

@@ -277,13 +277,13 @@ def _relative_paths(text: str) -> str:
 
 
 def _sdk_version() -> str | None:
-    kfp = sys.modules.get("kfp")
-    if kfp is None:
+    sdk = sys.modules.get("kfp")
+    if sdk is None:
         try:
-            import kfp
+            sdk = importlib.import_module("kfp")
         except Exception:
             return None
-    return str(getattr(kfp, "__version__", "")) or None
+    return str(getattr(sdk, "__version__", "")) or None
 
 
 def _write(path: str, result: dict) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import platform
 import re
@@ -65,10 +66,10 @@ def resolve_environment(env: CompileEnvironment, *, cache_dir: Path, python: str
     if env.is_default:
         return ResolvedEnvironment(python)
     sandbox = sandbox or Sandbox()
-    build = {"cache_dir": cache_dir, "python": python, "timeout_seconds": timeout_seconds, "on_line": on_line,
-             "sandbox": sandbox}
+    build = functools.partial(ensure_environment, cache_dir=cache_dir, python=python,
+                              timeout_seconds=timeout_seconds, on_line=on_line, sandbox=sandbox)
     try:
-        return ResolvedEnvironment(str(ensure_environment(env, **build) / "bin" / "python"))
+        return ResolvedEnvironment(str(build(env) / "bin" / "python"))
     except EnvironmentBuildError as failure:
         pin = kfp_pin(env)
         if not fallback or failure.transient or pin is None:
@@ -80,7 +81,7 @@ def resolve_environment(env: CompileEnvironment, *, cache_dir: Path, python: str
         candidate = CompileEnvironment((*env.requirements[:index], f"kfp=={version}", *env.requirements[index + 1:]),
                                        env.source_files)
         try:
-            return ensure_environment(candidate, **build)
+            return build(candidate)
         except EnvironmentBuildError as exc:
             if exc.transient:
                 raise first from None

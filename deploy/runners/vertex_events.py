@@ -91,7 +91,8 @@ def parse_pipeline_event(attributes: Mapping[str, str], data: bytes) -> Pipeline
     entry = _json(data)
     if entry is None or not _is_job_event(entry):
         return None
-    payload = entry.get("jsonPayload") if isinstance(entry.get("jsonPayload"), dict) else {}
+    raw_payload = entry.get("jsonPayload")
+    payload: dict[str, Any] = raw_payload if isinstance(raw_payload, dict) else {}
     where = f"pipeline event {entry.get('insertId') or '(no insertId)'}"
     job_id = _job_id(entry, payload)
     if job_id is None:
@@ -148,7 +149,7 @@ def _state(raw: Any) -> PipelineState | None:
             state = PipelineState(raw)
         elif isinstance(raw, str) and raw.strip():
             name = raw.strip().upper()
-            state = PipelineState[name if name.startswith("PIPELINE_STATE_") else f"PIPELINE_STATE_{name}"]
+            state = PipelineState.__members__[name if name.startswith("PIPELINE_STATE_") else f"PIPELINE_STATE_{name}"]
         else:
             return None
     except (KeyError, ValueError):
