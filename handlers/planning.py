@@ -171,7 +171,7 @@ def supersede(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, reason: 
 
 
 def report_all(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, installation_id: int | None,
-               note: str = "") -> None:
+               note: messages.HeadNote | str = "") -> None:
     """Refresh the aggregate check of the head and the PR comment."""
     report_head(ctx, repo, pull.head_sha, installation_id, note=note)
     report_pull(ctx, repo, pull.number, installation_id)

@@ -6,12 +6,14 @@ Each module declares `router = Router()` and decorates its functions with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
+from typing import TypeVar, cast
 
 from handlers.context import HandlerContext
 from handlers.models import Event, EventKind
 
 Handler = Callable[[Event, HandlerContext], None]
+E = TypeVar("E", bound=Event)
 
 
 class Router:
@@ -20,11 +22,12 @@ class Router:
     def __init__(self) -> None:
         self._routes: dict[EventKind, list[Handler]] = {}
 
-    def on(self, kind: EventKind) -> Callable[[Handler], Handler]:
+    def on(self, kind: EventKind) -> Callable[[Callable[[E, HandlerContext], None]], Callable[[E, HandlerContext], None]]:
         """Decorator: register `fn` for events of `kind`."""
 
-        def register(fn: Handler) -> Handler:
-            self._routes.setdefault(kind, []).append(fn)
+        def register(fn: Callable[[E, HandlerContext], None]) -> Callable[[E, HandlerContext], None]:
+            # `fn` takes one kind of event; dispatch by kind hands it only events of that kind.
+            self._routes.setdefault(kind, []).append(cast(Handler, fn))
             return fn
 
         return register
@@ -36,7 +39,7 @@ class Router:
                 self._routes.setdefault(kind, []).extend(handlers)
         return self
 
-    def handlers_for(self, kind: EventKind) -> Iterable[Handler]:
+    def handlers_for(self, kind: EventKind) -> Sequence[Handler]:
         return tuple(self._routes.get(kind, ()))
 
     def dispatch(self, event: Event, context: HandlerContext) -> int:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from handlers.context import HandlerContext
+from handlers.messages import HeadNote
 from handlers.models import Event, FailureStage, RepoRef, Run
 from kfp_bot_errors import KfpBotError
 
@@ -23,7 +24,7 @@ def repo_of(run: Run) -> RepoRef:
     return RepoRef(full_name=run.repo, clone_url=run.clone_url or "")
 
 
-def report_run(ctx: HandlerContext, run: Run, *, note: str = "") -> None:
+def report_run(ctx: HandlerContext, run: Run, *, note: HeadNote | str = "") -> None:
     """Update the run's check, the aggregate check of its commit and its PR's comment."""
     report_check(ctx, run)
     report_head(ctx, repo_of(run), run.sha, run.installation_id, note=note)
@@ -37,7 +38,7 @@ def report_check(ctx: HandlerContext, run: Run) -> None:
 
 
 def report_head(ctx: HandlerContext, repo: RepoRef, sha: str, installation_id: int | None,
-                *, note: str = "") -> None:
+                *, note: HeadNote | str = "") -> None:
     """The aggregate `kfp-bot` check of one commit, from every run of that commit."""
     runs = ctx.store.list_runs(repo=repo.full_name, sha=sha)
     safely(ctx, sha, "aggregate check",
