@@ -309,15 +309,12 @@ class RepoGraph:
 
     @cached_property
     def copy_index(self) -> CopyIndex:
-        """Components by the paths their images copy (see `CopyIndex`); from the twin's, updated
-        for edited Dockerfiles, when the layout is shared."""
-        twin = self._twin
-        if twin is not None and self._edited is not None:
-            keys = {key for path in self._edited for key in twin.copy_index.direct.get(path, ())}
-            if not keys:
-                return twin.copy_index
-            return twin.copy_index.replacing({k: twin.image_context(self.components[k]) for k in keys},
-                                              {k: self.image_context(self.components[k]) for k in keys})
+        """Components by the paths their images copy (see `CopyIndex`); the twin's when the layout
+        is shared."""
+        if self._twin is not None and self._edited is not None:
+            # The twin's serves as it is: a component whose Dockerfile or ignore file the change
+            # edits is a candidate through `direct`, and its sources are matched as they are here.
+            return self._twin.copy_index
         self.preload_dockerfiles()
         return build_copy_index({c.key: self.image_context(c) for c in self.components.values()})
 

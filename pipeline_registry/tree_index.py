@@ -69,20 +69,6 @@ class CopyIndex:
                 walk = posixpath.dirname(walk)
         return found
 
-    def replacing(self, old: Mapping[str, ImageContext | None], new: Mapping[str, ImageContext | None]) -> CopyIndex:
-        """The index with the entries of some components (their Dockerfile changed) replaced."""
-        scopes = {k: list(v) for k, v in self.scopes.items()}
-        direct = {k: list(v) for k, v in self.direct.items()}
-        for key, context in old.items():
-            keyed_scopes, keyed_direct = _keys(context)
-            for scope in keyed_scopes:
-                if key in scopes.get(scope, ()):
-                    scopes[scope].remove(key)
-            for path in keyed_direct:
-                if key in direct.get(path, ()):
-                    direct[path].remove(key)
-        return _add(scopes, direct, new)
-
 
 def build_copy_index(contexts: Mapping[str, ImageContext | None]) -> CopyIndex:
     """The index of every component's image context (component key -> context)."""
