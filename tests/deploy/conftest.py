@@ -1,8 +1,9 @@
-"""Fixtures for the deploy tests: small kfp repositories in git, the cached kfp 1.8 environment, and
+"""Fixtures for the deploy tests: small kfp repositories in git, the kfp 1.8 environment (cached across runs), and
 the Cloud Build and GCS fakes reached through their real clients."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -13,11 +14,13 @@ import pytest
 from google.cloud.devtools import cloudbuild_v1
 
 from deploy.builders.cloudbuild import make_cloudbuild_client
-from deploy.compiler.environments import ensure_environment
+from deploy.compiler.environments import FAILED_SUFFIX, ensure_environment
+from deploy.errors import EnvironmentBuildError
 from pipeline_registry.compile_env import CompileEnvironment
 from pipeline_registry.models import Component, Pipeline
 from tests.fakes.cloudbuild import FakeCloudBuild
 from tests.fakes.template_stores import FakeGcs
+from tests.support.envcache import index_unreachable, keyed_folder, locked
 from tests.support.gitrepo import GitRepo
 
 OLD_TRAIN_IMAGE = "gcr.io/old-project/demo-train:latest"
@@ -105,15 +108,53 @@ def kfp2_repo(git_repo: GitRepo) -> GitRepo:
 
 
 @pytest.fixture(scope="session")
-def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One compile cache (virtual environments, pip cache) for the whole test session."""
-    return tmp_path_factory.mktemp("compile-cache")
+def compile_cache() -> Path:
+    """The compile cache kept across test runs on this machine (see tests/support/envcache.py): the
+    kfp 1.8 environment is installed into it once per Python, not on every run."""
+    return keyed_folder("compile-cache", "deploy.compiler.environments layout 1")
+
+
+@pytest.fixture(scope="session")
+def kfp18_env(compile_cache: Path) -> CompileEnvironment:
+    """The `kfp==1.8.22` compile environment, built in `compile_cache` unless it is there already;
+    without a cached one and without the network its tests are skipped with the reason."""
+    env = CompileEnvironment((KFP18,), (".kfp-bot.yaml",))
+    try:
+        ensure_environment(env, cache_dir=compile_cache, python=sys.executable)
+    except EnvironmentBuildError:
+        offline = index_unreachable()
+        if offline is None:
+            raise  # a real failure: every test that needs kfp 1.8 errors out with the installer's message
+        # Not remembered as a broken pin: the next run with the network builds it.
+        (compile_cache / "envs" / f"{env.key}{FAILED_SUFFIX}").unlink(missing_ok=True)
+        pytest.skip(f"needs {KFP18} installed once into {compile_cache}: {offline}")
+    return env
+
+
+@pytest.fixture(scope="session")
+def kfp18_wheels() -> Path:
+    """kfp 1.8.22 and its dependencies as wheels, made once per machine (tests/support/envcache.py),
+    so that a fresh build of the environment installs offline and builds no source distribution."""
+    folder = keyed_folder("wheels", KFP18)
+    done = folder / "complete"
+    with locked(folder):
+        if not done.is_file():
+            made = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+                                   "--wheel-dir", str(folder), KFP18], capture_output=True, text=True)
+            if made.returncode != 0:
+                offline = index_unreachable()
+                if offline:
+                    pytest.skip(f"needs the wheels of {KFP18} once in {folder}: {offline}")
+                raise AssertionError(f"pip wheel {KFP18} failed:\n{made.stderr[-3000:]}")
+            done.write_text(KFP18 + "\n")
+    return folder
 
 
 @dataclass(frozen=True)
 class EnvironmentBuild:
-    """What building the kfp 1.8 environment from two threads at once produced."""
+    """What building the kfp 1.8 environment from two threads at once, in a fresh cache, produced."""
 
+    cache: Path
     env: CompileEnvironment
     paths: tuple[Path, ...]
     installs_seen: tuple[int, ...]
@@ -121,18 +162,21 @@ class EnvironmentBuild:
 
 
 @pytest.fixture(scope="session")
-def kfp18_env(compile_cache: Path) -> EnvironmentBuild:
-    """The `kfp==1.8.22` environment, built once per session by two concurrent compiles.
+def concurrent_kfp18_build(tmp_path_factory: pytest.TempPathFactory, kfp18_wheels: Path) -> EnvironmentBuild:
+    """The `kfp==1.8.22` environment built into an empty cache by two concurrent compiles, from
+    `kfp18_wheels` only (the index is an empty folder: pip installs offline).
 
     Before the build a crashed build's staging folder and a half-built environment are left in
     the cache; both must be ignored and removed.
     """
+    cache = tmp_path_factory.mktemp("compile-cache")
     env = CompileEnvironment((KFP18,), (".kfp-bot.yaml",))
-    envs = compile_cache / "envs"
+    envs = cache / "envs"
     leftovers = (envs / f".building-{env.key}-crashed", envs / env.key)
     for folder in leftovers:
         (folder / "bin").mkdir(parents=True)
     (envs / env.key / "bin" / "python").write_text("half-built\n")
+    empty_index = tmp_path_factory.mktemp("empty-index")
     paths: list[Path] = []
     errors: list[BaseException] = []
     counts = [0, 0]
@@ -142,18 +186,22 @@ def kfp18_env(compile_cache: Path) -> EnvironmentBuild:
             if "Successfully installed" in line:
                 counts[slot] += 1
         try:
-            paths.append(ensure_environment(env, cache_dir=compile_cache, python=sys.executable, on_line=seen))
+            paths.append(ensure_environment(env, cache_dir=cache, python=sys.executable, on_line=seen))
         except BaseException as exc:  # reported by the test, not lost in the thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=build, args=(slot,)) for slot in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:  # every test that needs kfp 1.8 errors out with the installer's own message
+    with pytest.MonkeyPatch.context() as patch:  # what the sandbox passes to pip (deploy/sandbox)
+        patch.setenv("PIP_INDEX_URL", empty_index.as_uri())
+        patch.setenv("PIP_EXTRA_INDEX_URL", "")
+        patch.setenv("PIP_FIND_LINKS", str(kfp18_wheels))
+        threads = [threading.Thread(target=build, args=(slot,)) for slot in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if errors:
         raise errors[0]
-    return EnvironmentBuild(env, tuple(paths), tuple(counts), leftovers)
+    return EnvironmentBuild(cache, env, tuple(paths), tuple(counts), leftovers)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from deploy.compiler import CompiledPipeline, PackageFormat, compile_pipeline
 from deploy.compiler.batch import compile_pipelines
 from deploy.errors import CompileError
 from deploy.sandbox import Sandbox, SandboxResult
+from pipeline_registry.compile_env import CompileEnvironment
 from pipeline_registry.models import ParameterType, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
 from tests.deploy.conftest import (
@@ -16,7 +17,6 @@ from tests.deploy.conftest import (
     KFP18,
     NEW_NOTIFY_IMAGE,
     NEW_TRAIN_IMAGE,
-    EnvironmentBuild,
     pipeline_model,
 )
 from tests.deploy.test_compiler import SEED_PIPELINE, V1_PIPELINE, seed_repo, tree_digest
@@ -134,7 +134,7 @@ def test_problems_found_before_compiling_are_that_pipelines_alone(kfp2_repo: Git
 
 @pytest.mark.slow
 def test_kfp_1_8_pipelines_of_both_modes_compile_in_one_driver(git_repo: GitRepo, tmp_path: Path,
-                                                               kfp18_env: EnvironmentBuild,
+                                                               kfp18_env: CompileEnvironment,
                                                                compile_cache: Path) -> None:
     repo = seed_repo(git_repo, SEED_PIPELINE.format(name="demo"),
                      kfp_bot_yaml=f"compile:\n  requirements: [\"{KFP18}\"]\n")

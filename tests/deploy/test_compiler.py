@@ -12,6 +12,7 @@ from kfp import compiler, dsl
 
 from deploy.compiler import CompiledPipeline, PackageFormat, compile_pipeline, resolve_mode
 from deploy.errors import CompileError
+from pipeline_registry.compile_env import CompileEnvironment
 from pipeline_registry.models import ParameterType, PipelineInput
 from pipeline_registry.repo_config import CompileConfig, CompileMode, RepoConfig, load_repo_config
 from tests.deploy.conftest import (
@@ -23,7 +24,6 @@ from tests.deploy.conftest import (
     OLD_NOTIFY_IMAGE,
     OLD_TRAIN_IMAGE,
     TRAIN_SPEC,
-    EnvironmentBuild,
     pipeline_model,
 )
 from tests.support.gitrepo import GitRepo
@@ -421,7 +421,7 @@ def compile_with_config(repo: GitRepo, tmp_path: Path, cache: Path) -> CompiledP
 
 @pytest.mark.slow
 def test_seed_repository_compiles_with_the_pinned_kfp_1_8(git_repo: GitRepo, tmp_path: Path,
-                                                         kfp18_env: EnvironmentBuild, compile_cache: Path) -> None:
+                                                         kfp18_env: CompileEnvironment, compile_cache: Path) -> None:
     # An exact Poetry pin: "^1.8.22" resolves to kfp 1.8.24 today, which has no kfp.v2 package.
     pyproject = ('[tool.poetry]\nname = "seed"\nversion = "0.1.0"\n\n'
                  '[tool.poetry.dependencies]\npython = "^3.11"\nkfp = "1.8.22"\ntensorflow = "^2.15"\n')
@@ -446,7 +446,7 @@ def test_seed_repository_compiles_with_the_pinned_kfp_1_8(git_repo: GitRepo, tmp
 
 @pytest.mark.slow
 def test_v1_compiler_script_writes_argo_yaml(git_repo: GitRepo, tmp_path: Path,
-                                            kfp18_env: EnvironmentBuild, compile_cache: Path) -> None:
+                                            kfp18_env: CompileEnvironment, compile_cache: Path) -> None:
     repo = seed_repo(git_repo, V1_PIPELINE.format(name="demo", package="demo.yaml"),
                      kfp_bot_yaml=f"compile:\n  requirements: [\"{KFP18}\"]\n")
 
@@ -466,7 +466,7 @@ def test_v1_compiler_script_writes_argo_yaml(git_repo: GitRepo, tmp_path: Path,
 
 @pytest.mark.slow
 def test_dsl_compile_style_archive_is_extracted(git_repo: GitRepo, tmp_path: Path,
-                                                kfp18_env: EnvironmentBuild, compile_cache: Path) -> None:
+                                                kfp18_env: CompileEnvironment, compile_cache: Path) -> None:
     repo = seed_repo(git_repo, V1_PIPELINE.format(name="demo", package="demo.tar.gz"),
                      kfp_bot_yaml=f"compile:\n  requirements: [\"{KFP18}\"]\n")
 
@@ -484,7 +484,7 @@ def test_dsl_compile_style_archive_is_extracted(git_repo: GitRepo, tmp_path: Pat
     (V1_PIPELINE.format(name="demo", package="unused.yaml"), PackageFormat.ARGO_YAML),
 ])
 def test_import_mode_under_kfp_1_8_picks_the_compiler_the_file_uses(
-        git_repo: GitRepo, tmp_path: Path, kfp18_env: EnvironmentBuild, compile_cache: Path,
+        git_repo: GitRepo, tmp_path: Path, kfp18_env: CompileEnvironment, compile_cache: Path,
         source: str, fmt: PackageFormat) -> None:
     repo = seed_repo(git_repo, source,
                      kfp_bot_yaml=f"compile:\n  mode: import\n  requirements: [\"{KFP18}\"]\n")
@@ -497,7 +497,7 @@ def test_import_mode_under_kfp_1_8_picks_the_compiler_the_file_uses(
 
 
 @pytest.mark.slow
-def test_kfp_1_8_file_without_pipeline(git_repo: GitRepo, tmp_path: Path, kfp18_env: EnvironmentBuild,
+def test_kfp_1_8_file_without_pipeline(git_repo: GitRepo, tmp_path: Path, kfp18_env: CompileEnvironment,
                                        compile_cache: Path) -> None:
     repo = seed_repo(git_repo, "import kfp\n\ndef helper():\n    return 1\n",
                      kfp_bot_yaml=f"compile:\n  requirements: [\"{KFP18}\"]\n")
@@ -511,7 +511,7 @@ def test_kfp_1_8_file_without_pipeline(git_repo: GitRepo, tmp_path: Path, kfp18_
 
 @pytest.mark.slow
 def test_kfp_1_8_pipeline_body_failing_in_the_compiler(git_repo: GitRepo, tmp_path: Path,
-                                                      kfp18_env: EnvironmentBuild, compile_cache: Path) -> None:
+                                                      kfp18_env: CompileEnvironment, compile_cache: Path) -> None:
     source = SEED_PIPELINE.format(name="demo").replace(
         "    notify_op(message=trained.outputs[\"model\"])",
         "    notify_op(message=trained.outputs[\"model\"])\n    raise RuntimeError(\"bucket not configured\")")

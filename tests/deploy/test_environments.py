@@ -13,6 +13,7 @@ from deploy.compiler.environments import MARKER, ensure_environment, environment
 from deploy.errors import EnvironmentBuildError
 from pipeline_registry.compile_env import CompileEnvironment
 from tests.deploy.conftest import EnvironmentBuild
+from tests.support.envcache import index_unreachable
 
 
 def test_default_environment_is_the_bots_own_interpreter(tmp_path: Path) -> None:
@@ -75,47 +76,37 @@ def test_build_that_runs_out_of_time_is_abandoned(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_concurrent_compiles_build_the_environment_once(kfp18_env: EnvironmentBuild, compile_cache: Path) -> None:
-    target = compile_cache / "envs" / kfp18_env.env.key
+def test_concurrent_compiles_build_the_environment_once(concurrent_kfp18_build: EnvironmentBuild) -> None:
+    build = concurrent_kfp18_build
+    target = build.cache / "envs" / build.env.key
 
-    assert kfp18_env.paths == (target, target)
-    assert sorted(kfp18_env.installs_seen) == [0, 1]  # pip ran in one thread only
+    assert build.paths == (target, target)
+    assert sorted(build.installs_seen) == [0, 1]  # pip ran in one thread only
     assert environment_info(target)["kfp_version"] == "1.8.22"
     assert (target / MARKER).is_file()
     # The crashed build's staging folder and the half-built environment were thrown away.
-    assert not kfp18_env.leftovers_before[0].exists()
-    assert not [p for p in (compile_cache / "envs").iterdir() if p.name.startswith(".building-")]
+    assert not build.leftovers_before[0].exists()
+    assert not [p for p in (build.cache / "envs").iterdir() if p.name.startswith(".building-")]
 
 
 @pytest.mark.slow
-def test_finished_environment_is_reused_without_installing(kfp18_env: EnvironmentBuild, compile_cache: Path) -> None:
+def test_finished_environment_is_reused_without_installing(kfp18_env: CompileEnvironment, compile_cache: Path) -> None:
     lines: list[str] = []
 
-    python = environment_python(kfp18_env.env, cache_dir=compile_cache, python=sys.executable,
-                                on_line=lines.append)
+    python = environment_python(kfp18_env, cache_dir=compile_cache, python=sys.executable, on_line=lines.append)
 
     assert lines == []
-    assert python == str(compile_cache / "envs" / kfp18_env.env.key / "bin" / "python")
+    assert python == str(compile_cache / "envs" / kfp18_env.key / "bin" / "python")
     version = subprocess.run([python, "-c", "import kfp; print(kfp.__version__)"], capture_output=True,
                              text=True, check=True).stdout.strip()
     assert version == "1.8.22"
 
 
-def _index_reachable() -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _index_reachable(), reason="needs PyPI: the fallback installs real kfp 1.8 releases")
 def test_a_kfp_patch_pin_that_does_not_install_falls_back_to_the_nearest_that_does(compile_cache: Path) -> None:
-    import subprocess
-
+    offline = index_unreachable()
+    if offline:
+        pytest.skip(f"the fallback installs real kfp 1.8 releases: {offline}")
     from deploy.compiler.environments import resolve_environment
 
     env = CompileEnvironment(("kfp==1.8.12",), ("pyproject.toml",))  # needs PyYAML<6: no longer builds
