@@ -26,6 +26,7 @@ from bot.store import SCHEMA_VERSION, SqlStore, StoreError
 from handlers.models import PullRequestRef, RepoRef, Run, RunState, Transition, Trigger
 from handlers.ports import Store, StoredPull
 from tests.bot.conftest import ManualClock
+from tests.support.ports import refusing_port
 
 REPO = "octo-org/ml-monorepo"
 SHA = "a" * 40
@@ -533,16 +534,8 @@ def test_a_malformed_url_is_refused_without_echoing_it() -> None:
 
 def test_an_unreachable_postgresql_server_gives_a_store_error_without_the_password() -> None:
     pytest.importorskip("psycopg", reason="the psycopg driver is not installed")
-    port = _closed_port()
-    with pytest.raises(StoreError, match="cannot open the database postgresql\\+psycopg://bot:\\*\\*\\*@") as caught:
+    with refusing_port() as port, pytest.raises(
+            StoreError, match="cannot open the database postgresql\\+psycopg://bot:\\*\\*\\*@") as caught:
         SqlStore(f"postgresql://bot:hunter2@127.0.0.1:{port}/kfp")
     assert "hunter2" not in str(caught.value)
     assert caught.value.hint == "check the database URL, and that the database is reachable"
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

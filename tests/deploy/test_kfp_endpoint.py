@@ -6,7 +6,6 @@ Packages are real: a kfp 2 pipeline compiled here, and the Argo workflow and job
 """
 
 import json
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from handlers.ports import RunRequest
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.settings import RunOptions
 from tests.fakes.kfp_api import Api, FakeKfp
+from tests.support.ports import refusing_port
 
 FAST = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.02, request_timeout=5.0)
 SHA = "4f1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5"
@@ -140,12 +140,6 @@ def request(package: CompiledPipeline, parameters: dict | None = None, *, run: R
     return RunRequest(run=run or make_run(), package=package,
                       parameters={"label": "pr-7", "epochs": 1, "lr": 0.5} if parameters is None else parameters,
                       options=options, labels={"repo": "octo-monorepo", "pipeline": "head-pose-pipeline"})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- kfp 2 packages: v2beta1 through kfp.Client --------------------------------------------------
@@ -444,13 +438,14 @@ def test_a_run_created_before_its_answer_was_lost_is_not_created_twice(
 
 def test_an_endpoint_that_does_not_answer_raises_a_retryable_error(kfp2_package: CompiledPipeline,
                                                                     argo_package: CompiledPipeline) -> None:
-    runner = KfpEndpointRunner(f"http://127.0.0.1:{free_port()}", retry=FAST)
+    with refusing_port() as port:
+        runner = KfpEndpointRunner(f"http://127.0.0.1:{port}", retry=FAST)
 
-    for package in (kfp2_package, argo_package):
-        with pytest.raises(KfpEndpointUnavailable, match="cannot connect: Connection refused"):
-            runner.submit_run(request(package))
-    with pytest.raises(KfpEndpointUnavailable):
-        runner.run_status(make_run())
+        for package in (kfp2_package, argo_package):
+            with pytest.raises(KfpEndpointUnavailable, match="cannot connect: Connection refused"):
+                runner.submit_run(request(package))
+        with pytest.raises(KfpEndpointUnavailable):
+            runner.run_status(make_run())
 
 
 def test_an_invalid_workflow_fails_the_run(fake: FakeKfp, runner: KfpEndpointRunner, tmp_path: Path) -> None:
