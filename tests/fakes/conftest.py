@@ -18,6 +18,13 @@ PR_NUMBER = 7
 ClientFactory = Callable[..., github.Github]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the fakes' own tests `fakes`: reported apart from the product's (tests/support/tiers.py)."""
+    for item in items:
+        if item.nodeid.startswith("tests/fakes/"):
+            item.add_marker(pytest.mark.fakes)
+
+
 @pytest.fixture(scope="session")
 def app_key() -> str:
     """One RSA key for the App, made once: generating 2048-bit keys is the slow part."""
