@@ -34,6 +34,23 @@ class BuilderKind(enum.Enum):
     CLOUDBUILD = "cloudbuild"
 
 
+class ContainerEngine(enum.Enum):
+    """Which engine the local builder builds images with: the first of docker and podman whose
+    daemon answers (auto), exactly one of them, or none (builds are reported skipped)."""
+
+    AUTO = "auto"
+    DOCKER = "docker"
+    PODMAN = "podman"
+    NONE = "none"
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The engines to try, in order."""
+        if self is ContainerEngine.AUTO:
+            return ("docker", "podman")
+        return () if self is ContainerEngine.NONE else (self.value,)
+
+
 class RunnerKind(enum.Enum):
     LOCAL = "local"
     VERTEX = "vertex"
@@ -120,6 +137,7 @@ class Settings(BaseSettings):
     pubsub_step_seconds: float = Field(default=60.0, gt=0, le=300)
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     builder: BuilderKind = BuilderKind.LOCAL
+    container_engine: ContainerEngine = ContainerEngine.AUTO
     cloudbuild_endpoint: str | None = None
     cloudbuild_service_account: str | None = None
     cloudbuild_bucket: str | None = None

@@ -135,7 +135,7 @@ def _builder(settings: Settings):
     from deploy.builders.local import LocalBuilder
     from deploy.runners.local import container_engine
 
-    return LocalBuilder(container_engine())
+    return LocalBuilder(container_engine(settings.container_engine.candidates))
 
 
 def _cloud_compile(settings: Settings):

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bot.config import ContainerEngine
 from tests.support.gitrepo import GitRepo
 
 pytest_plugins = ["tests.support.tiers"]  # which tiers ran, and why the others were skipped
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_MONOREPO = ROOT / "examples" / "kfp-monorepo"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_container_engine() -> Iterator[None]:
+    """Every bot the tests start (in this process or a child) builds with no container engine,
+    whatever this machine has: builds are reported skipped, the same everywhere. A test that
+    wants an engine says so in its settings."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KFP_BOT_CONTAINER_ENGINE", ContainerEngine.NONE.value)
+        yield
 
 
 @pytest.fixture

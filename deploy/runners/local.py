@@ -21,7 +21,7 @@ import sys
 import tarfile
 import threading
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,9 +75,10 @@ class LocalRunResult:
     log_tail: str
 
 
-def container_engine() -> str | None:
-    """The container engine kfp.local can use: "docker" or "podman" if installed and its daemon answers `info`."""
-    for engine in ENGINES:
+def container_engine(candidates: Sequence[str] = ENGINES) -> str | None:
+    """The container engine kfp.local can use: the first of `candidates` ("docker", "podman")
+    installed whose daemon answers `info`."""
+    for engine in candidates:
         path = shutil.which(engine)
         if path is None:
             continue
