@@ -80,7 +80,10 @@ class OutboxRelay:
             self._unit.events = None
 
     def notify(self, ids: Sequence[int] = ()) -> None:
-        """Relay rows `ids` now; those Pub/Sub refuses are retried by the relay's thread."""
+        """Relay rows `ids` now; those Pub/Sub refuses are retried by the relay's thread. A stopped
+        relay leaves them to the next start or another instance."""
+        if self._stop.is_set():
+            return
         for row_id in ids:
             self._relay_one(ids=(row_id,))
 

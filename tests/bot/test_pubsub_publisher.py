@@ -262,3 +262,14 @@ def test_a_notification_is_on_its_topic_as_soon_as_the_state_change_committed(
 
     assert [m.topic for m in fake.messages] == [fake.topic("kfp-bot-notifications")]
     assert store.pending_work() == 0
+
+
+def test_a_stopped_relay_leaves_new_rows_in_the_outbox(
+        fake: FakePubSub, store: SqlStore, bus: PubSubBus) -> None:
+    relay = OutboxRelay(store, bus)
+    relay.stop(5)
+    assert store.create_run(make_run())
+
+    store.transition("run-1", RunState.BUILDING, then=lambda run: (notification_for(run),))
+
+    assert fake.messages == [] and store.pending_work() == 1  # for the next start or another instance
