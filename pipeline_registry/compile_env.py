@@ -78,9 +78,10 @@ def compile_environment(read: Callable[[str], bytes | None], config: RepoConfig,
 
 def pipeline_environment(read: Callable[[str], bytes | None], config: RepoConfig,
                          pipeline: Pipeline) -> CompileEnvironment:
-    """The compile environment of one pipeline: a declared pipeline's nearest sub-project that pins
-    the SDK, else the repository's (the template's pipelines always use the repository's)."""
-    folder = posixpath.dirname(pipeline.pipeline_file or "") if not pipeline.owns_folder else ""
+    """The compile environment of one pipeline: the nearest folder above its file (its own folder
+    first, for the template's `pipelines/<name>/`) whose project files pin the SDK, else the
+    repository's. Sub-projects pinning their own kfp keep it, whatever the layout."""
+    folder = posixpath.dirname(pipeline.pipeline_file) if pipeline.pipeline_file else pipeline.path
     return compile_environment(read, config, folder)
 
 

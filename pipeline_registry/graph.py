@@ -262,7 +262,8 @@ class RepoGraph:
         """Pipelines below the folder of a nested project file (`pipelines/pyproject.toml`,
         `Pipfile`, `requirements*.txt`): the sub-project whose environment it declares."""
         folder, name = posixpath.split(path)
-        if not self.config.declares_pipelines or not folder or not (name in NESTED_PROJECT_FILES or (name.startswith("requirements") and name.endswith(".txt"))):
+        project_file = name in NESTED_PROJECT_FILES or (name.startswith("requirements") and name.endswith(".txt"))
+        if not folder or not project_file:
             return ()
         return tuple(sorted({n for file, names in self.pipeline_files.items()
                              if file.startswith(f"{folder}/") for n in names}))

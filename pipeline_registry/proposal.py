@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import yaml
 
-from pipeline_registry.compile_env import compile_environment
+from pipeline_registry.compile_env import CompileEnvironment, pipeline_environment
 from pipeline_registry.declared import cached_functions, discover_declared
 from pipeline_registry.discovery import discover_pipelines
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.graph import RepoGraph
 from pipeline_registry.imports import package_dirs
+from pipeline_registry.python_path import installed_packages, package_roots
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
 from pipeline_registry.snapshot import Snapshot, read_many
 
@@ -56,17 +57,30 @@ def propose(snapshot: Snapshot) -> Proposal:
     tests = [p for p in paths if p.endswith(".py") and any(_matches_test(p, t) for t in TEST_PATTERNS)]
     if tests:
         config["exclude"] = list(TEST_PATTERNS)
-    python_path = _python_path(files, texts, paths)
+    installed = package_roots(installed_packages(paths, lambda wanted: read_many(snapshot, wanted), snapshot.digest),
+                              package_dirs(paths))
+    python_path = _python_path(files, texts, paths, frozenset(installed))
     if python_path:
         config["compile"] = {"python_path": python_path}
         findings.append(f"imports of the repository's own packages from {', '.join(python_path)}")
     draft = load_repo_config(yaml.safe_dump(config, sort_keys=False))
     graph = RepoGraph(snapshot, draft)
     findings.extend(_images(graph, config))
-    env = compile_environment(snapshot.read, draft)
-    findings.append(f"compile pins: {', '.join(env.requirements)} (from {', '.join(env.source_files)})"
-                    if env.requirements else "no kfp pin at the root: the bot's own kfp 2 compiles")
+    findings.extend(_pins(graph))
     return Proposal(yaml.safe_dump(config, sort_keys=False, width=120), tuple(findings))
+
+
+def _pins(graph: RepoGraph) -> list[str]:
+    """The compile pins each pipeline gets: its nearest folder pinning kfp, else the root's."""
+    users: dict[CompileEnvironment, list[str]] = {}
+    for name, pipeline in graph.pipelines.items():
+        users.setdefault(pipeline_environment(graph.snapshot.read, graph.config, pipeline), []).append(name)
+    found = []
+    for env, names in users.items():
+        which = "" if len(users) == 1 else f" for {', '.join(names)}"
+        found.append(f"compile pins: {', '.join(env.requirements)} (from {', '.join(env.source_files)}){which}"
+                     if env.requirements else f"no kfp pin{which}: the bot's own kfp 2 compiles")
+    return found
 
 
 def _skipped(path: str) -> bool:
@@ -130,18 +144,21 @@ def _top_level_imports(text: bytes) -> list[str]:
     return names
 
 
-def _python_path(files: list[str], texts: dict[str, bytes], paths: frozenset[str]) -> list[str]:
-    """Folders holding the packages pipeline files import that resolve neither from the root nor beside them."""
+def _python_path(files: list[str], texts: dict[str, bytes], paths: frozenset[str],
+                 installed: frozenset[str] = frozenset()) -> list[str]:
+    """Folders holding the packages pipeline files import that resolve neither from the root nor beside them
+    (packages the repository installs from itself are found without: `installed`)."""
     dirs = package_dirs(paths)
     roots: list[str] = []
     for path in files:
         folder = posixpath.dirname(path)
         for top in _top_level_imports(texts.get(path, b"")):
-            if any(f"{b}{top}" in dirs or f"{b}{top}.py" in paths for b in ("", f"{folder}/")):
+            # A folder without __init__.py (`pipelines/` of a sub-project) is no package to import.
+            if any(f"{b}{top}/__init__.py" in paths or f"{b}{top}.py" in paths for b in ("", f"{folder}/")):
                 continue
             for found in sorted(d for d in dirs if d.endswith(f"/{top}") and f"{d}/__init__.py" in paths):
                 root = posixpath.dirname(found)
-                if root not in roots:
+                if root not in roots and root not in installed:
                     roots.append(root)
     folded = []
     for root in roots:

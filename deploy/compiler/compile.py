@@ -14,6 +14,7 @@ import ast
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from deploy.errors import CompileError
 from deploy.sandbox import Sandbox, SandboxResult
 from pipeline_registry.compile_env import CompileEnvironment, pipeline_environment
 from pipeline_registry.models import Pipeline
+from pipeline_registry.python_path import installed_packages, package_roots
 from pipeline_registry.repo_config import CompileMode, RepoConfig
 
 DRIVER = Path(__file__).with_name("driver.py")
@@ -142,14 +144,34 @@ def local_package(root: Path, name: str) -> str | None:
 
 
 def python_path_folders(config: RepoConfig, root: Path) -> list[str]:
-    """`compile.python_path` patterns expanded to the repository folders they name, in order."""
+    """`compile.python_path` patterns expanded to the repository folders they name, in order, then
+    the import roots of packages the repository installs from itself (`-e components/x`, path
+    dependencies): the repository runs with them installed, and the dependency rule counts them."""
     found: list[str] = []
     for pattern in config.compile.python_path:
         for match in sorted(root.glob(pattern)):
             relative = match.relative_to(root).as_posix()
             if match.is_dir() and _inside(root, relative) and relative not in found:
                 found.append(relative)
-    return found
+    return found + [folder for folder in _installed_roots(root) if folder not in found]
+
+
+def _installed_roots(root: Path) -> tuple[str, ...]:
+    paths: set[str] = set()
+    dirs: set[str] = set()
+    for current, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".") and d not in NOT_COPIED]
+        relative = Path(current).relative_to(root).as_posix()
+        prefix = "" if relative == "." else f"{relative}/"
+        if prefix:
+            dirs.add(relative)
+        paths.update(prefix + name for name in files)
+
+    def read_many(files: list[str]) -> dict[str, bytes]:
+        return {path: (root / path).read_bytes() for path in files
+                if _inside(root, path) and not (root / path).is_symlink() and (root / path).is_file()}
+
+    return package_roots(installed_packages(frozenset(paths), read_many), frozenset(dirs))
 
 
 def pipeline_file(repo_dir: Path, pipeline: Pipeline, config: RepoConfig) -> str:

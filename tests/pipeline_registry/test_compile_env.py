@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_registry.compile_env import compile_environment, poetry_constraint
+from pipeline_registry.compile_env import CompileEnvironment, compile_environment, poetry_constraint
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.repo_config import load_repo_config
 
@@ -87,7 +87,24 @@ def test_a_declared_pipeline_uses_its_nearest_sub_project_that_pins_the_sdk() ->
     sample = Pipeline("s", "samples", "samples/s.py", None, owns_folder=False)
     assert pipeline_environment(files.get, config, sample).requirements == ("kfp==2.7.0",)
     template = Pipeline("t", "pipelines/t", "pipelines/t/t.py", None)
-    assert pipeline_environment(files.get, config, template).source_files == ("requirements.txt",)
+    assert pipeline_environment(files.get, config, template).source_files == ("pipelines/Pipfile", "pipelines/Pipfile.lock")
+
+
+def test_a_template_pipeline_folder_that_pins_the_sdk_keeps_it() -> None:
+    from pipeline_registry.compile_env import pipeline_environment
+    from pipeline_registry.models import Pipeline
+
+    files = {"pyproject.toml": b'[tool.poetry.dependencies]\nkfp = "1.8.22"\n',
+             "pipelines/new/requirements.txt": b"kfp==2.7.0\nkfp-kubernetes==1.2.0\npandas==2.2.2\n",
+             "pipelines/new/new.py": b"", "pipelines/old/old.py": b""}
+    config = load_repo_config(None)
+    new = Pipeline("new", "pipelines/new", "pipelines/new/new.py", None)
+    old = Pipeline("old", "pipelines/old", "pipelines/old/old.py", None)
+    settings_only = Pipeline("s", "pipelines/s", None, "pipelines/s/settings.yaml")
+    assert pipeline_environment(files.get, config, new) == CompileEnvironment(
+        ("kfp==2.7.0", "kfp-kubernetes==1.2.0"), ("pipelines/new/requirements.txt",))
+    assert pipeline_environment(files.get, config, old).requirements == ("kfp==1.8.22",)
+    assert pipeline_environment(files.get, config, settings_only).source_files == ("pyproject.toml",)
 
 
 @pytest.mark.parametrize("variables, problem", [

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repository import Repository
-from tests.pipeline_registry.layouts import Shape
+from tests.pipeline_registry.layouts import Shape, build
 from tests.pipeline_registry.layouts.components import SHAPE as COMPONENTS
 from tests.pipeline_registry.layouts.flat import SHAPE as FLAT
 from tests.pipeline_registry.layouts.package import SHAPE as PACKAGE
@@ -17,21 +17,6 @@ from tests.pipeline_registry.layouts.samples import SHAPE as SAMPLES
 from tests.support.gitrepo import GitRepo
 
 SHAPES = [FLAT, PACKAGE, SAMPLES, COMPONENTS]
-
-
-def build(shape: Shape, repo: GitRepo) -> list[str]:
-    """Commit the shape's first tree and its history; the commit SHAs, oldest first."""
-    for path, text in shape.files.items():
-        repo.write(path, text)
-    shas = [repo.commit(f"{shape.name}: initial")]
-    for step in shape.history:
-        for path, text in step.changes.items():
-            if text is None:
-                repo.remove(path)
-            else:
-                repo.write(path, text)
-        shas.append(repo.commit(step.message))
-    return shas
 
 
 @pytest.fixture(params=SHAPES, ids=[s.name for s in SHAPES])

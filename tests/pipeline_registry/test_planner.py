@@ -216,6 +216,12 @@ def test_the_file_declaring_the_compile_environment_is_global(seed: GitRepo) -> 
     assert names(_plan_after(seed, {"setup.cfg": "[metadata]\nname = x\n"})) == []
 
 
+def test_a_project_file_above_template_pipelines_reaches_only_those_below_it(seed: GitRepo) -> None:
+    plan = _plan_after(seed, {"pipelines/pyproject.toml": '[tool.poetry.dependencies]\nkfp = "2.7.0"\n'})
+    assert names(plan) == ["alpha", "beta", "gamma"]
+    assert names(_plan_after(seed, {"components/requirements.txt": "kfp==2.7.0\n"})) == []
+
+
 def test_a_pyproject_without_kfp_is_not_global(seed: GitRepo) -> None:
     assert names(_plan_after(seed, {"pyproject.toml": '[project]\nname = "x"\ndependencies = ["numpy"]\n'})) == []
 

@@ -11,6 +11,10 @@ documentation, with the pipelines each step must affect and the images it must r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.gitrepo import GitRepo
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,23 @@ def step(message: str, changes: dict[str, str | None], affected: set[str] | tupl
          rebuilds: dict[str, set[str]] | None = None) -> Step:
     """A `Step` written briefly: `step("train faster", {...}, {"train"}, {"train": {"trainer"}})`."""
     return Step(message, changes, frozenset(affected), {k: frozenset(v) for k, v in (rebuilds or {}).items()})
+
+
+def build(shape: Shape, repo: GitRepo) -> list[str]:
+    """Commit the shape's first tree and its history; the commit SHAs, oldest first."""
+    for path, text in shape.files.items():
+        repo.write(path, text)
+    return [repo.commit(f"{shape.name}: initial"), *replay(shape, repo)]
+
+
+def replay(shape: Shape, repo: GitRepo) -> list[str]:
+    """Commit the shape's history on top of what `repo` holds; the new SHAs, oldest first."""
+    shas = []
+    for step in shape.history:
+        for path, text in step.changes.items():
+            if text is None:
+                repo.remove(path)
+            else:
+                repo.write(path, text)
+        shas.append(repo.commit(step.message))
+    return shas
