@@ -10,6 +10,7 @@ pipelines, plans its history exactly and compiles every pipeline.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_init_proposes_a_configuration_that_plans_and_compiles_the_shape(shape: 
     proposed = (git_repo.root / CONFIG_FILE).read_text()
     assert len(proposed.strip().splitlines()) <= 10, proposed
     shas = [git_repo.commit("the proposed configuration"), *replay(shape, git_repo)]
-    for step, base, head in zip(shape.history, shas, shas[1:], strict=False):
+    for step, (base, head) in zip(shape.history, pairwise(shas), strict=True):
         planned = {p.name for p in plan_change(git_repo.root, base, head).pipelines}
         assert (step.message, planned) == (step.message, set(step.affected)), proposed
     git_repo.git("checkout", "-q", shas[0])  # the first tree: the pins every shape starts with
