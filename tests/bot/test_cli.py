@@ -90,15 +90,15 @@ def test_check_reports_bad_settings_naming_the_file(example_repo: GitRepo, tmp_p
     assert_clean_failure(result, message)
 
 
-@pytest.mark.parametrize("source,message", [
-    ("raise RuntimeError('boom at import')\n", "boom at import"),
-    ("def broken(:\n", "line 1"),
-    ("x = 1\n", "no pipeline"),
-    ("while True:\n    pass\n", "within"),
+@pytest.mark.parametrize("source,message,timeout", [
+    ("raise RuntimeError('boom at import')\n", "boom at import", 60),
+    ("def broken(:\n", "line 1", 60),
+    ("x = 1\n", "no pipeline", 60),
+    ("while True:\n    pass\n", "within", 5),  # the smallest limit .kfp-bot.yaml allows: the test waits for it
 ])
 def test_check_reports_pipeline_files_that_fail(example_repo: GitRepo, tmp_path: Path, source: str,
-                                                message: str) -> None:
-    example_repo.write(".kfp-bot.yaml", "compile:\n  timeout_seconds: 8\n")
+                                                message: str, timeout: int) -> None:
+    example_repo.write(".kfp-bot.yaml", f"compile:\n  timeout_seconds: {timeout}\n")
     example_repo.write("pipelines/hello-pipeline/hello-pipeline.py", source)
     result = kfp_bot("check", "--repo", str(example_repo.root), "hello-pipeline", data_dir=tmp_path / "data")
     assert_clean_failure(result, "pipelines/hello-pipeline/hello-pipeline.py", message)

@@ -133,10 +133,10 @@ def test_arguments_kfp_refuses_end_the_run_with_a_message_not_a_traceback(tmp_pa
 def test_run_over_the_time_limit_is_stopped_and_says_so(tmp_path: Path) -> None:
     package = tmp_path / "sleepy.yaml"
     compiler.Compiler().compile(sleepy_pipeline, str(package))
-    result = run_locally(package, {"seconds": 120}, workdir=tmp_path / "run", timeout_seconds=6)
+    result = run_locally(package, {"seconds": 120}, workdir=tmp_path / "run", timeout_seconds=2)
 
     assert not result.succeeded
-    assert result.error == "the local run of 'sleepy-pipeline' did not finish within the time limit of 6 seconds " \
+    assert result.error == "the local run of 'sleepy-pipeline' did not finish within the time limit of 2 seconds " \
                            "and was stopped"
     assert states(result)["sleep"] in (TaskState.FAILED, TaskState.SKIPPED)
 
