@@ -183,6 +183,7 @@ def _pull_request(delivery_id: str, read: _Reader) -> PullRequestEvent | Ignored
         pull=_pull(read),
         sender=read.get("sender.login", str, check=check_login),
         installation_id=_installation_id(read),
+        label=read.get("label.name", str) if known is PullRequestAction.LABELED else None,
     )
 
 
@@ -326,7 +327,23 @@ def _pull(read: _Reader) -> PullRequestRef:
         base_ref=read.get("pull_request.base.ref", str, check=check_ref),
         draft=read.get("pull_request.draft", bool, default=False),
         author_association=read.get("pull_request.author_association", str, default="NONE"),
+        labels=_labels(read),
     )
+
+
+def _labels(read: _Reader) -> tuple[str, ...]:
+    """The names of the pull request's labels (`autorun.label` waits for one of them)."""
+    names = []
+    for index, item in enumerate(read.get("pull_request.labels", list, default=[])):
+        field = f"pull_request.labels.{index}.name"
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if not isinstance(name, str):
+            raise PayloadError(read.event_name, field, f"should be a string, got {json_type(name)}")
+        try:
+            names.append(check_text(name))
+        except BoundsError as exc:
+            raise PayloadError(read.event_name, field, str(exc)) from None
+    return tuple(names)
 
 
 def _installation_id(read: _Reader) -> int | None:

@@ -87,6 +87,8 @@ class PullRequestAction(enum.Enum):
     REOPENED = "reopened"
     READY_FOR_REVIEW = "ready_for_review"
     CLOSED = "closed"
+    # A label added: the runs `autorun.label` held may start.
+    LABELED = "labeled"
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class PullRequestRef:
     base_ref: str
     draft: bool = False
     author_association: str = "NONE"
+    labels: tuple[str, ...] = ()
 
     def is_fork(self, repo: RepoRef) -> bool:
         """True when the head lives in another repository (a fork)."""
@@ -132,12 +135,16 @@ class PullRequestEvent:
     pull: PullRequestRef
     sender: str
     installation_id: int | None = None
+    # The label added, for `labeled`.
+    label: str | None = None
 
     kind = EventKind.PULL_REQUEST
 
     @property
     def key(self) -> str:
-        return f"pr:{self.repo.full_name}#{self.pull.number}@{self.pull.head_sha}:{self.action.value}"
+        # Each label added is its own event: two labels on one head are two keys.
+        label = f":{self.label}" if self.label is not None else ""
+        return f"pr:{self.repo.full_name}#{self.pull.number}@{self.pull.head_sha}:{self.action.value}{label}"
 
 
 @dataclass(frozen=True)

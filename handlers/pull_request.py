@@ -2,20 +2,31 @@
 
 opened / synchronize / reopened / ready_for_review: remember the head, cancel the runs of older
 heads, check the head out, plan it against the base and create one run per affected pipeline.
-Draft PRs, `autorun: false`, forks and outside contributors get the plan (skipped runs saying
-why) but no run. closed: cancel what is still going.
+Draft PRs, `autorun: false` or an `autorun` rule the PR does not meet (a label, paths), forks
+and outside contributors get the plan (skipped runs saying why) but no run. labeled: a label an
+`autorun.label` waits for starts the runs it held. closed: cancel what is still going.
 """
 
 from __future__ import annotations
 
 from handlers import messages
 from handlers.context import HandlerContext
-from handlers.models import EventKind, PullRequestAction, PullRequestEvent, Trigger
+from handlers.models import (
+    EventKind,
+    PullRequestAction,
+    PullRequestEvent,
+    PullRequestRef,
+    RunState,
+    Trigger,
+    run_id_for,
+)
 from handlers.planning import WAITING, checkout_and_plan, create_runs, evaluate_trust, report_all, runnable, supersede
 from handlers.router import Router
 from handlers.status_reporting import record_failure, safely
 from handlers.trusted import review, show_changes
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.autorun import autorun_hold
+from pipeline_registry.models import PipelinePlan
 from pipeline_registry.repo_config import RepoConfig
 
 router = Router()
@@ -26,6 +37,8 @@ def on_pull_request(event: PullRequestEvent, ctx: HandlerContext) -> None:
     """Dispatch on the action."""
     if event.action is PullRequestAction.CLOSED:
         closed(event, ctx)
+    elif event.action is PullRequestAction.LABELED:
+        labeled(event, ctx)
     else:
         new_head(event, ctx)
 
@@ -45,7 +58,7 @@ def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
         record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")
         report_all(ctx, repo, pull, installation, note=messages.plan_failed(str(exc)))
         return
-    skip = _skip_reasons(ctx, event, [p.name for p in pipelines], view.config)
+    skip = _skip_reasons(ctx, event, pipelines, view.config)
     created = create_runs(ctx, repo, pull, installation, pipelines, trigger=Trigger.AUTORUN,
                           triggered_by=pull.author, id_parts=(), skip_reasons=skip,
                           trusted_changes=view.changes)
@@ -58,8 +71,47 @@ def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
     report_all(ctx, repo, pull, installation, note=messages.head_note(deleted=deleted))
 
 
-def _skip_reasons(ctx: HandlerContext, event: PullRequestEvent, names: list[str],
+def labeled(event: PullRequestEvent, ctx: HandlerContext) -> None:
+    """A label that an `autorun.label` waits for: start the runs of this head it held.
+
+    GitHub sends `labeled` after `opened` for each label a pull request is created with, in
+    either order of processing here: a pipeline whose autorun run exists and was not held is
+    left alone, one not planned yet gets the very run `opened` would create (same id), and one
+    held gets a run of its own."""
+    repo, pull, installation = event.repo, event.pull, event.installation_id
+    try:
+        repo_dir, plan, _ = checkout_and_plan(ctx, repo, pull)
+        pipelines = runnable(plan)
+        view = review(ctx, repo, repo_dir, [p.name for p in pipelines])
+    except KfpBotError as exc:
+        ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
+        record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")
+        report_all(ctx, repo, pull, installation, note=messages.plan_failed(str(exc)))
+        return
+    waiting = [p for p in pipelines if view.config.autorun_for(p.name).label == event.label]
+    skip = _skip_reasons(ctx, event, waiting, view.config)
+    ready = [p for p in waiting if p.name not in skip]
+    if not ready:
+        ctx.log.info("label %r on %s#%s starts no run", event.label, repo.full_name, pull.number)
+        return
+    ctx.store.save_pull(repo, pull, installation)
+    held = {p.name for p in ready if _autorun_run_state(ctx, repo.full_name, pull, p.name) is RunState.SKIPPED}
+    fresh = [p for p in ready if _autorun_run_state(ctx, repo.full_name, pull, p.name) is None]
+    for group, id_parts in ((fresh, ()), ([p for p in ready if p.name in held], ("label", event.label))):
+        if group:
+            create_runs(ctx, repo, pull, installation, group, trigger=Trigger.AUTORUN, triggered_by=event.sender,
+                        id_parts=id_parts, trusted_changes=view.changes)
+    report_all(ctx, repo, pull, installation)
+
+
+def _autorun_run_state(ctx: HandlerContext, repo: str, pull: PullRequestRef, pipeline: str) -> RunState | None:
+    run = ctx.store.get_run(run_id_for(repo, pull.number, pull.head_sha, pipeline, Trigger.AUTORUN.value))
+    return None if run is None else run.state
+
+
+def _skip_reasons(ctx: HandlerContext, event: PullRequestEvent, pipelines: list[PipelinePlan],
                   config: RepoConfig) -> dict[str, str]:
+    names = [p.name for p in pipelines]
     if not names:
         return {}
     if event.pull.draft:
@@ -68,8 +120,9 @@ def _skip_reasons(ctx: HandlerContext, event: PullRequestEvent, names: list[str]
     trust = evaluate_trust(ctx, event.repo, event.pull, event.installation_id, config.allowed_users)
     if not trust.may_run:
         return {name: trust.reason for name in names}
-    return {name: "autorun is off in .kfp-bot.yaml: comment /run " + name
-            for name in names if not config.autorun_for(name)}
+    holds = {p.name: autorun_hold(config.autorun_for(p.name), p.name, labels=event.pull.labels,
+                                  paths=[reason.path for reason in p.reasons]) for p in pipelines}
+    return {name: hold for name, hold in holds.items() if hold is not None}
 
 
 def closed(event: PullRequestEvent, ctx: HandlerContext) -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from pipeline_registry.autorun import ALWAYS, AutorunRule
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.layout_config import ImageSource, PipelineSource
 from pipeline_registry.yamlfile import YamlDocument, parse_yaml, validate_model
@@ -95,7 +96,7 @@ class PipelineOverride(_Strict):
     """Per-pipeline settings under `pipelines.<name>:`."""
 
     target: Target | None = None
-    autorun: bool | None = None
+    autorun: AutorunRule | None = None
     pipeline_file: str | None = None
     slack_channel: str | None = None
     allowed_users: tuple[str, ...] | None = None
@@ -112,7 +113,7 @@ class RepoConfig(_Strict):
     image_registry: str = "gcr.io/my-project"
     build_context: BuildContext = BuildContext.REPOSITORY
     target: Target | None = None
-    autorun: bool = True
+    autorun: AutorunRule = ALWAYS
     allowed_users: tuple[str, ...] = ()
     slack_channel: str | None = None
     compile: CompileConfig = CompileConfig()
@@ -164,7 +165,8 @@ class RepoConfig(_Strict):
         """The per-pipeline override block (empty when none is configured)."""
         return self.pipelines.get(pipeline, PipelineOverride())
 
-    def autorun_for(self, pipeline: str) -> bool:
+    def autorun_for(self, pipeline: str) -> AutorunRule:
+        """The pipeline's autorun: its own `pipelines.<name>.autorun`, else the repository's."""
         value = self.override(pipeline).autorun
         return self.autorun if value is None else value
 

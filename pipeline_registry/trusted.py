@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline_registry.autorun import AutorunRule
 from pipeline_registry.repo_config import CONFIG_FILE, PipelineOverride, RepoConfig
 from pipeline_registry.settings import RunOptions
 
@@ -92,4 +93,6 @@ def run_option_changes(file: str, head: RunOptions, trusted: RunOptions) -> list
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
+    if isinstance(value, AutorunRule):
+        return str(value)
     return getattr(value, "value", value)

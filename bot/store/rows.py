@@ -15,7 +15,8 @@ from handlers.models import PullRequestRef, RepoRef, Run, RunState, Transition, 
 from handlers.ports import StoredPull
 
 _REPO_FIELDS = frozenset(f.name for f in fields(RepoRef))
-_PULL_FIELDS = tuple(f.name for f in fields(PullRequestRef))
+# Labels are not kept: they matter only to the `labeled` event that carries them.
+_PULL_FIELDS = tuple(f.name for f in fields(PullRequestRef) if f.name != "labels")
 
 
 def run_values(run: Run) -> dict[str, Any]:

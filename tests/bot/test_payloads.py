@@ -47,7 +47,29 @@ def test_pull_request_actions_the_bot_acts_on(action: str) -> None:
     assert event.pull.author_association == "OWNER"
     assert event.sender == "Codertocat"
     assert event.installation_id == 1
-    assert event.key == f"pr:Codertocat/Hello-World#2@{HEAD_SHA}:{action}"
+    label = ":bug" if action == "labeled" else ""
+    assert event.key == f"pr:Codertocat/Hello-World#2@{HEAD_SHA}:{action}{label}"
+
+
+def test_a_label_added_and_the_labels_of_the_pull_request() -> None:
+    event = parse_event("pull_request", "d-1", load_payload("pull_request.labeled", {
+        "label.name": "run-pipelines", "pull_request.labels": [{"name": "bug"}, {"name": "run-pipelines"}]}))
+
+    assert isinstance(event, PullRequestEvent)
+    assert event.label == "run-pipelines"
+    assert event.pull.labels == ("bug", "run-pipelines")
+    assert parse_event("pull_request", "d-1", load_payload("pull_request.opened")).pull.labels == ("bug",)
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    ([{"id": 1}], "field 'pull_request.labels.0.name' should be a string, got null"),
+    (["bug"], "field 'pull_request.labels.0.name' should be a string, got null"),
+    ([{"name": "ok"}, {"name": 7}], "field 'pull_request.labels.1.name' should be a string, got a number"),
+    ({"name": "x"}, "field 'pull_request.labels' should be an array"),
+])
+def test_malformed_labels_are_named_by_their_path(labels: object, message: str) -> None:
+    with pytest.raises(PayloadError, match=message.replace(".", r"\.")):
+        parse_event("pull_request", "d-1", load_payload("pull_request.opened", {"pull_request.labels": labels}))
 
 
 def test_pull_request_from_a_fork_and_a_draft() -> None:
@@ -75,9 +97,9 @@ def test_a_deleted_fork_is_still_a_fork_with_no_name() -> None:
 
 
 def test_other_pull_request_actions_are_ignored_with_the_action_named() -> None:
-    outcome = parse_event("pull_request", "d-1", load_payload("pull_request.opened", {"action": "labeled"}))
+    outcome = parse_event("pull_request", "d-1", load_payload("pull_request.opened", {"action": "unlabeled"}))
 
-    assert outcome == Ignored("pull_request action 'labeled' is not handled")
+    assert outcome == Ignored("pull_request action 'unlabeled' is not handled")
 
 
 def test_a_delivery_without_installation_has_no_installation_id() -> None:

@@ -79,8 +79,12 @@ class Bot:
         return head
 
     def open_pull(self, head: str, *, action: str = "opened", author: str = WRITER, draft: bool = False,
-                  fork: str | None = None, number: int = PR, clone_url: str | None = None) -> requests.Response:
-        """A `pull_request` webhook for `head` on main, with GitHub's state updated to match."""
+                  fork: str | None = None, number: int = PR, clone_url: str | None = None,
+                  labels: tuple[str, ...] | None = None, label: str | None = None) -> requests.Response:
+        """A `pull_request` webhook for `head` on main, with GitHub's state updated to match.
+
+        `labels` replaces the example's labels of the pull request; `label` is the one a
+        `labeled` action adds."""
         if fork is not None and fork not in self._forks:
             self.github.add_repo(fork, clone_url=str(self.repo.root))
             self._forks.add(fork)
@@ -90,9 +94,13 @@ class Bot:
             self._pulls.add(number)
         else:
             self.github.update_pull(REPO, number, head_sha=head, draft=draft)
-        return self.deliver("pull_request", pull_request_payload(
-            action, self.repo.root, head, self.base, author=author, draft=draft, fork=fork,
-            number=number, clone_url=clone_url))
+        payload = pull_request_payload(action, self.repo.root, head, self.base, author=author, draft=draft,
+                                       fork=fork, number=number, clone_url=clone_url)
+        if labels is not None:
+            payload["pull_request"]["labels"] = [{"name": name} for name in labels]
+        if label is not None:
+            payload["label"]["name"] = label
+        return self.deliver("pull_request", payload)
 
     def comment(self, body: str, *, author: str = WRITER, number: int = PR) -> tuple[requests.Response, int]:
         """An `issue_comment` `created` webhook on the PR; returns the response and comment id."""

@@ -22,19 +22,19 @@ HEAD = load_repo_config("autorun: true\nallowed_users: [ann, mallory]\nimage_reg
 
 def test_trusted_keys_come_from_the_default_branch_and_the_rest_from_the_head() -> None:
     merged = trusted_config(HEAD, TRUSTED)
-    assert (merged.autorun, merged.target, merged.allowed_users) == (False, Target.VERTEX, ("ann",))
+    assert (merged.autorun.enabled, merged.target, merged.allowed_users) == (False, Target.VERTEX, ("ann",))
     assert (merged.compile.timeout_seconds, merged.compile.memory_mb) == (300, 2048)
     assert merged.compile.requirements == ("kfp==1.8.22",) and merged.image_registry == "eu.gcr.io/p"
-    assert merged.autorun_for("a") is True and merged.target_for("a") is Target.LOCAL
+    assert merged.autorun_for("a").enabled is True and merged.target_for("a") is Target.LOCAL
     assert merged.target_for("b") is Target.VERTEX and merged.override("b").pipeline_file == "b.py"
 
 
 def test_changes_list_every_trusted_key_the_head_changes() -> None:
     keys = {(c.key, str(c.proposed), str(c.in_effect)) for c in config_changes(HEAD, TRUSTED)}
-    assert keys == {("autorun", "True", "False"), ("target", "None", "Target.VERTEX"),
+    assert keys == {("autorun", "true", "false"), ("target", "None", "Target.VERTEX"),
                     ("allowed_users", "('ann', 'mallory')", "('ann',)"),
                     ("compile.timeout_seconds", "3600", "300"), ("compile.memory_mb", "65536", "2048"),
-                    ("pipelines.a.autorun", "None", "True"), ("pipelines.a.target", "None", "Target.LOCAL"),
+                    ("pipelines.a.autorun", "None", "true"), ("pipelines.a.target", "None", "Target.LOCAL"),
                     ("pipelines.b.target", "Target.KFP", "None")}
     assert config_changes(TRUSTED, TRUSTED) == []
     as_json = {c.key: c.to_json() for c in config_changes(HEAD, TRUSTED)}

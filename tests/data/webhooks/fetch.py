@@ -40,6 +40,7 @@ SELECTED: dict[str, tuple[str, int, str | None]] = {
     "pull_request.reopened": ("pull_request", 18, "reopened"),
     "pull_request.closed": ("pull_request", 3, "closed"),
     "pull_request.ready_for_review": ("pull_request", 16, "ready_for_review"),
+    "pull_request.labeled": ("pull_request", 8, "labeled"),
     "issue_comment.created.issue": ("issue_comment", 3, "created"),
     "issue_comment.edited": ("issue_comment", 8, "edited"),
     "ping": ("ping", 2, None),
