@@ -54,16 +54,22 @@ def main(argv: list | None = None) -> int:
         outcome = _run_job(driver, job, batch)
         _write(job["outcome"], outcome)
         _say("done %d" % job["index"])
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # tearing down an interpreter that holds kfp takes longer than the compiles
 
 
 def _warm() -> None:
-    """Import what every compile imports; a failure here is each job's to report (no-sdk)."""
-    for name in ("kfp", "kfp.dsl", "kfp.compiler", "kfp.components"):
+    """Import what every compile imports (with kfp 1.x also its kfp.v2 compiler, which the seed's
+    files use); a failure here is each job's to report (no-sdk)."""
+    names = ["kfp", "kfp.dsl", "kfp.compiler", "kfp.components"]
+    for name in names:
         try:
-            __import__(name)
+            module = __import__(name)
         except Exception:
             return
+        if name == "kfp" and str(getattr(module, "__version__", "2")).split(".")[0] == "1":
+            names += ["kfp.v2", "kfp.v2.dsl", "kfp.v2.compiler"]
 
 
 def _run_job(driver, job: dict, batch: dict) -> dict:

@@ -1,0 +1,165 @@
+"""How long compiling takes: `python -m benchmarks.compile_bench` (`make bench`).
+
+A repository in the seed template's layout with five kfp 1.8 pipelines (`kfp==1.8.22` pinned in
+`.kfp-bot.yaml`; each pipeline loads its own component through `ComponentStore` and a shared one,
+and compiles itself with the `kfp.v2` compiler in its `__main__` block), compiled with the
+environment already cached (built once before timing). Timed as whole processes, median of
+several repetitions, wall-clock and CPU seconds (user + system of the process and its children,
+the sandboxed compilers included):
+
+- `kfp-bot check` of the five pipelines (one sandboxed interpreter compiles all five);
+- the same five compiled one sandboxed interpreter each, as `check` did before batching;
+- the floor: one pipeline's bare compile, `python pipelines/<name>/<name>.py` with the cached
+  environment's Python (an interpreter, `import kfp`, one compile; no sandbox, no bot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from deploy.compiler.environments import ensure_environment
+from pipeline_registry.compile_env import CompileEnvironment
+
+ROOT = Path(__file__).resolve().parent.parent
+KFP18 = "kfp==1.8.22"
+NAMES = ("hello", "dataset", "training", "evaluation", "serving")
+_GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.com", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
+            "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+PIPELINE = '''\
+import kfp
+from kfp.v2 import dsl
+from kfp.v2 import compiler
+
+component_store = kfp.components.ComponentStore(local_search_paths=["pipelines/{name}", "components"])
+train_op = component_store.load_component("train")
+notify_op = component_store.load_component("notify")
+
+
+@dsl.pipeline(name="{name}-pipeline", pipeline_root="gs://bucket/root")
+def pipeline(epochs: int = 5, learning_rate: float = 0.001, owner: str = "ml-team"):
+    trained = train_op(epochs=epochs, learning_rate=learning_rate)
+    notify_op(message=trained.outputs["model"])
+
+
+if __name__ == "__main__":
+    compiler.Compiler().compile(pipeline_func=pipeline, package_path="{name}.json")
+'''
+TRAIN = '''\
+name: Train
+inputs:
+- {name: epochs, type: Integer}
+- {name: learning_rate, type: Float}
+outputs:
+- {name: model, type: String}
+implementation:
+  container:
+    image: gcr.io/project/train:latest
+    command: [python, main.py, --epochs, {inputValue: epochs}, --lr, {inputValue: learning_rate},
+              --model, {outputPath: model}]
+'''
+NOTIFY = '''\
+name: Notify
+inputs:
+- {name: message, type: String}
+implementation:
+  container:
+    image: gcr.io/project/notify:1.0
+    command: [sh, -c, 'echo "$0"', {inputValue: message}]
+'''
+
+# Compiles each pipeline in a sandboxed interpreter of its own, as `check` did before batching.
+ONE_BY_ONE = '''\
+import sys, tempfile
+from pathlib import Path
+from bot.config import Settings
+from bot.sandboxing import command_line_sandbox
+from deploy.compiler.scratch import ScratchTree
+from deploy.pipelines import RepositoryCompiler
+settings = Settings()
+compiler = RepositoryCompiler(settings.cache_dir, sandbox=command_line_sandbox(settings))
+repo = Path(sys.argv[1])
+with tempfile.TemporaryDirectory() as tmp, ScratchTree(repo) as scratch:
+    for name in sys.argv[2:]:
+        compiler.compile(repo, name, None, Path(tmp) / name, scratch=scratch)
+'''
+
+
+def make_template(root: Path) -> Path:
+    """The five-pipeline kfp 1.8 repository, committed."""
+    repo = root / "template"
+    for name in NAMES:
+        folder = repo / "pipelines" / name
+        (folder / "train").mkdir(parents=True)
+        (folder / f"{name}.py").write_text(PIPELINE.format(name=name))
+        (folder / "train" / "component.yaml").write_text(TRAIN)
+        (folder / "train" / "Dockerfile").write_text(f"FROM python:3.11-slim\nCOPY pipelines/{name}/train/* ./\n")
+        (folder / "settings.yaml").write_text("arguments:\n  epochs: 2\n")
+    (repo / "components" / "notify").mkdir(parents=True)
+    (repo / "components" / "notify" / "component.yaml").write_text(NOTIFY)
+    (repo / "components" / "notify" / "Dockerfile").write_text("FROM alpine:3.20\n")
+    (repo / ".kfp-bot.yaml").write_text(f'compile:\n  requirements: ["{KFP18}"]\n')
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "template"]):
+        subprocess.run(["git", *command], cwd=repo, env=_GIT_ENV, check=True)
+    return repo
+
+
+def timed(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one process run to its end; it must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} failed:\n{done.stdout}\n{done.stderr}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def median_of(repeat: int, argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    runs = [timed(argv, cwd=cwd, env=env) for _ in range(repeat)]
+    return statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "kfp-bot-compile-bench",
+                        help="holds the cached kfp 1.8 environment between runs")
+    args = parser.parse_args()
+    cache = args.data_dir / "cache"
+    python = str(ensure_environment(CompileEnvironment((KFP18,), (".kfp-bot.yaml",)), cache_dir=cache,
+                                    python=sys.executable) / "bin" / "python")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(args.data_dir),
+           "KFP_BOT_DATA_DIR": str(args.data_dir), "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-compile-bench-") as tmp:
+        repo = make_template(Path(tmp))
+        check = [str(Path(sys.executable).parent / "kfp-bot"), "check", "--repo", str(repo)]
+        one_by_one = [sys.executable, "-c", ONE_BY_ONE, str(repo), *NAMES]
+        bare = [python, f"pipelines/{NAMES[0]}/{NAMES[0]}.py"]
+        timed(check, cwd=ROOT, env=env)  # warm the page cache and the parse cache once
+        figures = {"check, 5 pipelines, one driver": median_of(args.repeat, check, cwd=ROOT, env=env),
+                   "5 pipelines, one interpreter each (before)": median_of(args.repeat, one_by_one, cwd=ROOT,
+                                                                            env=env),
+                   "bare compile of one pipeline (floor)": median_of(args.repeat, bare, cwd=repo, env=env)}
+    floor_wall, floor_cpu = figures["bare compile of one pipeline (floor)"]
+    print(f"\ncompile: the template's 5 kfp 1.8 pipelines, cached environment, median of {args.repeat} "
+          f"(Python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
+    print(f"{'what':<46} {'wall':>7} {'CPU':>7} {'wall/floor':>11} {'CPU/floor':>10}")
+    for what, (wall, cpu) in figures.items():
+        print(f"{what:<46} {wall:>6.2f}s {cpu:>6.2f}s {wall / floor_wall:>10.1f}x {cpu / floor_cpu:>9.1f}x")
+    wall, cpu = figures["check, 5 pipelines, one driver"]
+    print(f"target: check under 1.5 s: {'holds' if wall < 1.5 else 'misses'} (wall {wall:.2f} s, CPU {cpu:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
