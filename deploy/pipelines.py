@@ -10,9 +10,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from deploy.compiler import CompiledPipeline, compile_pipeline
-from deploy.compiler.batch import Outcome, compile_pipelines
+from deploy.compiler.ahead import CompiledAhead, ahead_key, compile_ahead
+from deploy.compiler.batch import STARTUP_SECONDS, Outcome, compile_pipelines
 from deploy.compiler.scratch import ScratchTree
 from deploy.sandbox import Sandbox
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.errors import ComponentLoadError
 from pipeline_registry.repo_config import RepoConfig
 from pipeline_registry.repository import Repository
@@ -36,23 +38,56 @@ class RepositoryCompiler:
         self.sandbox = sandbox or Sandbox()
         self.max_timeout_seconds = max_timeout_seconds
         self.max_memory_mb = max_memory_mb
+        self.ahead = CompiledAhead()
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
                 out_dir: Path, scratch: ScratchTree | None = None, *,
-                config: RepoConfig | None = None) -> CompiledPipeline:
+                config: RepoConfig | None = None, along: Sequence[str] = ()) -> CompiledPipeline:
         """Compile `pipeline` of the working tree at `repo_dir`; images default to content tags.
         Several compiles of one tree share `scratch` (one copy of it) instead of copying it each.
 
         `config` replaces the checked-out `.kfp-bot.yaml` (a pull request's, with its trusted keys
-        taken from the default branch)."""
+        taken from the default branch). `along` names pipelines of the same checkout whose own
+        compile comes soon (a pull request's other runs): they are compiled in the same sandboxed
+        interpreter now, and their own `compile` takes the package (or the error) from this batch."""
         repository = Repository.open(repo_dir)
         repository.require_resolved_loads(pipeline)
         chosen = dict(images) if images else repository.component_images(pipeline)
         limited = capped_compile(config or repository.config, max_timeout_seconds=self.max_timeout_seconds,
                                  max_memory_mb=self.max_memory_mb)
-        return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=limited,
-                                images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
-                                sandbox=self.sandbox)
+        known = repository.pipelines()
+        siblings = [name for name in dict.fromkeys(along)
+                    if name in known and name != pipeline and self._resolved(repository, name)]
+        images_of = {**{name: repository.component_images(name) for name in siblings}, pipeline: chosen}
+
+        def key(name: str) -> str:
+            return ahead_key(repo_dir, name, images_of[name], limited)
+
+        def batch(names: list[str], folder: Path) -> dict[str, Outcome]:
+            return compile_pipelines(repo_dir, [repository.pipeline(n) for n in names], config=limited,
+                                     images=images_of, out_dir=folder, cache_dir=self.cache_dir,
+                                     sandbox=self.sandbox)
+
+        wait = STARTUP_SECONDS + limited.compile.timeout_seconds * (len(known) + 1)
+        outcome = self.ahead.take(key(pipeline), Path(out_dir), wait)
+        if outcome is None and not siblings:
+            return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=limited, images=chosen,
+                                    out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
+                                    sandbox=self.sandbox)
+        if outcome is None:
+            outcome = compile_ahead(self.ahead, pipeline, siblings, key=key, out_dir=Path(out_dir), batch=batch)
+        if isinstance(outcome, KfpBotError):
+            raise outcome
+        return outcome
+
+    @staticmethod
+    def _resolved(repository: Repository, name: str) -> bool:
+        """Whether a pipeline's component loads resolve (one that does not fails its own compile)."""
+        try:
+            repository.require_resolved_loads(name)
+        except ComponentLoadError:
+            return False
+        return True
 
     def compile_many(self, repo_dir: Path, pipelines: Sequence[str], out_dir: Path,
                      images: Mapping[str, Mapping[str, str]] | None = None, scratch: ScratchTree | None = None, *,

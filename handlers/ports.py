@@ -187,9 +187,11 @@ class Compiler(Protocol):
     """Compiles a pipeline of a checked-out repository with images substituted."""
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str],
-                out_dir: Path, *, config: RepoConfig | None = None) -> CompiledPackage:
+                out_dir: Path, *, config: RepoConfig | None = None, along: Sequence[str] = ()) -> CompiledPackage:
         """The compiled package; raises `CompileError` with a clear message. `config` replaces the
-        checked-out `.kfp-bot.yaml` (trusted keys from the default branch); limits are capped."""
+        checked-out `.kfp-bot.yaml` (trusted keys from the default branch); limits are capped.
+        `along` names pipelines of the same checkout to be compiled soon (a pull request's other
+        runs): a compiler may compile them in the same batch, for their own `compile` to take."""
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         # Trusted keys (identity, target, compile limits) come from the default branch.
         options, config = run_settings(ctx, run, repository)
         package = ctx.compiler.compile(repo_dir, run.pipeline, repository.component_images(run.pipeline),
-                                       run_dir(ctx, run) / "package", config=config)
+                                       run_dir(ctx, run) / "package", config=config, along=siblings(ctx, run))
         parameters = resolve_parameters(repository.settings(run.pipeline), dict(run.overrides),
                                         package.inputs)
         target = options.target or config.target_for(run.pipeline)
@@ -184,6 +184,13 @@ def checkout(ctx: HandlerContext, run: Run) -> Path:
     """The run's commit checked out (from the source cache)."""
     repo = RepoRef(full_name=run.repo, clone_url=run.clone_url or "")
     return ctx.source.checkout(repo, run.clone_url or "", run.sha, base_sha=run.base_sha)
+
+
+def siblings(ctx: HandlerContext, run: Run) -> list[str]:
+    """The pipelines of the run's other runs at its commit that have not reached compiling yet (a
+    pull request's, a `/run all`'s): the compiler may compile them with this one, in one batch."""
+    return sorted({other.pipeline for other in ctx.store.list_runs(repo=run.repo, sha=run.sha, active=True)
+                   if other.id != run.id and other.state in (RunState.QUEUED, RunState.BUILDING)})
 
 
 def run_dir(ctx: HandlerContext, run: Run) -> Path:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -148,10 +148,11 @@ class CloudBuildCompiler:
         self.cloud = cloud
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
-                out_dir: Path, *, config: RepoConfig | None = None) -> CompiledPipeline:
+                out_dir: Path, *, config: RepoConfig | None = None, along: Sequence[str] = ()) -> CompiledPipeline:
         """The package Cloud Build compiled for this commit, pipeline and images; CompileError otherwise.
 
-        `config` replaces the checked-out `.kfp-bot.yaml` (trusted keys from the default branch)."""
+        `config` replaces the checked-out `.kfp-bot.yaml` (trusted keys from the default branch).
+        `along` is ignored: each run's build compiles its own pipeline, in Cloud Build."""
         repository = Repository.open(repo_dir)
         repository.require_resolved_loads(pipeline)  # named here, not as the compile's traceback
         chosen = dict(images) if images else repository.component_images(pipeline)
