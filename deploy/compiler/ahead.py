@@ -19,11 +19,11 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from deploy.compiler.package import CompiledPipeline
-from pipeline_registry.errors import KfpBotError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import RepoConfig
 
 Outcome = CompiledPipeline | KfpBotError

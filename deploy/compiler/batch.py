@@ -278,8 +278,9 @@ def _finish(job: _Job, outcome: dict, work: Path, config: RepoConfig, out_dir: P
     proc = SandboxResult(returncode=int(outcome.get("returncode") or 0), stdout="", stderr=output,
                          timed_out=bool(outcome.get("timed_out")))
     verdict = outcome.get("verdict")
+    verdict = verdict if isinstance(verdict, dict) else None
     try:
-        return finish_compile(job.pipeline.name, job.rel_file, job.mode, proc, verdict if isinstance(verdict, dict) else None,
+        return finish_compile(job.pipeline.name, job.rel_file, job.mode, proc, verdict,
                               produced_in=folder / "out" if job.mode is CompileMode.IMPORT else folder / "written",
                               before={}, out_dir=out_dir, env=job.env, resolved=job.resolved, config=config,
                               images=job.images, repo_dir=repo_dir)

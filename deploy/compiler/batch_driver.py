@@ -42,7 +42,7 @@ def main(argv: list | None = None) -> int:
     with open(args[1], encoding="utf-8") as handle:
         batch = json.load(handle)
     driver_dir = os.path.dirname(os.path.abspath(__file__))
-    import kfp_bot_compile_driver as driver  # the single-pipeline driver, beside this file
+    import kfp_bot_compile_driver as driver  # type: ignore[import-not-found]  # beside this file
 
     # Repository code must not import the drivers: its imports resolve as `python <file>` would.
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != driver_dir]
@@ -50,10 +50,10 @@ def main(argv: list | None = None) -> int:
     _warm()
     _say("ready")
     for job in batch["jobs"]:
-        _say("start %d" % job["index"])
+        _say(f"start {job['index']}")
         outcome = _run_job(driver, job, batch)
         _write(job["outcome"], outcome)
-        _say("done %d" % job["index"])
+        _say(f"done {job['index']}")
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # tearing down an interpreter that holds kfp takes longer than the compiles
@@ -211,7 +211,7 @@ class _Capture:
         tail = bytes(self.tail).decode("utf-8", "replace")
         if not self.dropped:
             return head + tail
-        return "%s\n[... %d bytes of output dropped ...]\n%s" % (head, self.dropped, tail)
+        return f"{head}\n[... {self.dropped} bytes of output dropped ...]\n{tail}"
 
 
 def _packages(root: str, suffixes: list) -> dict:
@@ -262,7 +262,7 @@ def _write(path: str, value: dict) -> None:
 
 
 def _say(line: str) -> None:
-    data = ("%s %s\n" % (PROTOCOL, line)).encode()
+    data = (f"{PROTOCOL} {line}\n").encode()
     while data:
         data = data[os.write(1, data):]
 
