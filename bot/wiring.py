@@ -168,7 +168,7 @@ def _runner(settings: Settings, sandbox):
 
     runners: dict[Target, object] = {}
     if settings.runner is RunnerKind.LOCAL:
-        from deploy.runners.local import LocalRunner
+        from deploy.runners.local_runner import LocalRunner
 
         runners[Target.LOCAL] = LocalRunner(settings.data_dir / "runs",
                                             timeout_seconds=settings.run_timeout_seconds, sandbox=sandbox)

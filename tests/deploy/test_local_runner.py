@@ -215,7 +215,7 @@ def test_file_that_is_not_a_pipeline_is_refused(tmp_path: Path) -> None:
 def test_a_run_cancelled_before_its_process_starts_never_starts(tmp_path: Path) -> None:
     from datetime import datetime
 
-    from deploy.runners.local import LocalRunner
+    from deploy.runners.local_runner import LocalRunner
     from handlers.models import Run, RunState, Trigger
     from handlers.ports import RunRequest
 
