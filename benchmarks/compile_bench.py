@@ -1,8 +1,9 @@
 """How long compiling takes: `python -m benchmarks.compile_bench` (`make bench`).
 
 A repository in the seed template's layout with five kfp 1.8 pipelines (`kfp==1.8.22` pinned in
-`.kfp-bot.yaml`; each pipeline loads its own component through `ComponentStore` and a shared one,
-and compiles itself with the `kfp.v2` compiler in its `__main__` block), compiled with the
+`.kfp-bot.yaml`; each pipeline file is the seed's, as the compiler tests use it: its own component
+loaded through `ComponentStore`, a shared one from `components/`, and a `__main__` block that
+compiles it with the `kfp.v2` compiler), compiled with the
 environment already cached (built once before timing). Timed as whole processes, median of
 several repetitions, wall-clock and CPU seconds (user + system of the process and its children,
 the sandboxed compilers included):
@@ -27,6 +28,8 @@ from pathlib import Path
 
 from deploy.compiler.environments import ensure_environment
 from pipeline_registry.compile_env import CompileEnvironment
+from tests.deploy.conftest import NOTIFY_SPEC, TRAIN_SPEC
+from tests.deploy.test_compiler import SEED_PIPELINE
 
 ROOT = Path(__file__).resolve().parent.parent
 KFP18 = "kfp==1.8.22"
@@ -34,48 +37,6 @@ NAMES = ("hello", "dataset", "training", "evaluation", "serving")
 _GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",
             "GIT_COMMITTER_EMAIL": "bench@example.com", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
             "PATH": "/usr/local/bin:/usr/bin:/bin"}
-
-PIPELINE = '''\
-import kfp
-from kfp.v2 import dsl
-from kfp.v2 import compiler
-
-component_store = kfp.components.ComponentStore(local_search_paths=["pipelines/{name}", "components"])
-train_op = component_store.load_component("train")
-notify_op = component_store.load_component("notify")
-
-
-@dsl.pipeline(name="{name}-pipeline", pipeline_root="gs://bucket/root")
-def pipeline(epochs: int = 5, learning_rate: float = 0.001, owner: str = "ml-team"):
-    trained = train_op(epochs=epochs, learning_rate=learning_rate)
-    notify_op(message=trained.outputs["model"])
-
-
-if __name__ == "__main__":
-    compiler.Compiler().compile(pipeline_func=pipeline, package_path="{name}.json")
-'''
-TRAIN = '''\
-name: Train
-inputs:
-- {name: epochs, type: Integer}
-- {name: learning_rate, type: Float}
-outputs:
-- {name: model, type: String}
-implementation:
-  container:
-    image: gcr.io/project/train:latest
-    command: [python, main.py, --epochs, {inputValue: epochs}, --lr, {inputValue: learning_rate},
-              --model, {outputPath: model}]
-'''
-NOTIFY = '''\
-name: Notify
-inputs:
-- {name: message, type: String}
-implementation:
-  container:
-    image: gcr.io/project/notify:1.0
-    command: [sh, -c, 'echo "$0"', {inputValue: message}]
-'''
 
 # Compiles each pipeline in a sandboxed interpreter of its own, as `check` did before batching.
 ONE_BY_ONE = '''\
@@ -100,12 +61,12 @@ def make_template(root: Path) -> Path:
     for name in NAMES:
         folder = repo / "pipelines" / name
         (folder / "train").mkdir(parents=True)
-        (folder / f"{name}.py").write_text(PIPELINE.format(name=name))
-        (folder / "train" / "component.yaml").write_text(TRAIN)
+        (folder / f"{name}.py").write_text(SEED_PIPELINE.format(name=name))
+        (folder / "train" / "component.yaml").write_text(TRAIN_SPEC)
         (folder / "train" / "Dockerfile").write_text(f"FROM python:3.11-slim\nCOPY pipelines/{name}/train/* ./\n")
         (folder / "settings.yaml").write_text("arguments:\n  epochs: 2\n")
     (repo / "components" / "notify").mkdir(parents=True)
-    (repo / "components" / "notify" / "component.yaml").write_text(NOTIFY)
+    (repo / "components" / "notify" / "component.yaml").write_text(NOTIFY_SPEC)
     (repo / "components" / "notify" / "Dockerfile").write_text("FROM alpine:3.20\n")
     (repo / ".kfp-bot.yaml").write_text(f'compile:\n  requirements: ["{KFP18}"]\n')
     for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "template"]):
