@@ -44,7 +44,7 @@ from deploy.errors import CompileError
 from deploy.sandbox import Sandbox, SandboxResult
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.compile_env import CompileEnvironment, pipeline_environment
-from pipeline_registry.models import Pipeline
+from pipeline_registry.models import INLINE_PREFIX, Pipeline
 from pipeline_registry.repo_config import CompileMode, RepoConfig
 
 BATCH_DRIVER = Path(__file__).with_name("batch_driver.py")
@@ -130,12 +130,21 @@ def _compile_group(repo_dir: Path, jobs: list[_Job], *, config: RepoConfig, out_
     with tempfile.TemporaryDirectory(prefix="kfp-bot-batch-", ignore_cleanup_errors=True) as tmp, \
             _scratch_copy(repo_dir, scratch) as scratch_dir:
         work = Path(tmp)
+        # The group's images agree on every folder: each spec is rewritten once (shared components).
+        # Images named inline in Python code are replaced in one walk of the tree, all together.
+        merged = {k: v for job in jobs for k, v in job.images.items()}
+        inline = {k: v for k, v in merged.items() if k.startswith(INLINE_PREFIX)}
+        refused: dict[str, CompileError] = {}
+        for keys in [[k] for k in sorted(merged) if k not in inline] + ([sorted(inline)] if inline else []):
+            try:
+                substitute_images(scratch_dir, {k: merged[k] for k in keys})
+            except CompileError as exc:
+                refused.update(dict.fromkeys(keys, exc))
         pending = []
         for job in jobs:
-            try:
-                substitute_images(scratch_dir, job.images)
-            except CompileError as exc:
-                outcomes[job.pipeline.name] = exc
+            failed = next((refused[folder] for folder in sorted(job.images) if folder in refused), None)
+            if failed is not None:
+                outcomes[job.pipeline.name] = failed
                 continue
             pending.append(job)
         driver_dir = work / "driver"

@@ -19,6 +19,7 @@ from pipeline_registry.inline_images import reference_pattern
 from pipeline_registry.models import INLINE_PREFIX
 
 SPEC_NAMES = ("component.yaml", "component.yml")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML was built with it
 
 
 def substitute_images(root: Path, images: Mapping[str, str]) -> tuple[str, ...]:
@@ -36,7 +37,7 @@ def substitute_images(root: Path, images: Mapping[str, str]) -> tuple[str, ...]:
         spec = _spec_file(root, folder)
         rel = spec.relative_to(root).as_posix()
         try:
-            documents = list(yaml.safe_load_all(spec.read_text(encoding="utf-8")))
+            documents = list(yaml.load_all(spec.read_text(encoding="utf-8"), Loader=_LOADER))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise CompileError(rel, f"cannot read the component spec to set its image: {exc}",
                                hint="fix the YAML syntax") from None

@@ -150,3 +150,24 @@ def test_kfp_1_8_pipelines_of_both_modes_compile_in_one_driver(git_repo: GitRepo
     for compiled in outcomes.values():
         assert compiled.images == tuple(sorted((NEW_NOTIFY_IMAGE, NEW_TRAIN_IMAGE)))
     assert len(sandbox.started) == 1
+
+
+def test_images_named_inline_reach_every_pipeline_of_the_batch(git_repo: GitRepo, compile_cache: Path,
+                                                               tmp_path: Path) -> None:
+    from deploy.pipelines import RepositoryCompiler
+    from pipeline_registry.repository import Repository
+    from tests.pipeline_registry.layouts.components import FILES
+
+    for path, text in FILES.items():
+        git_repo.write(path, text)
+    git_repo.append(".kfp-bot.yaml", "compile: {use_project_files: false}\n")  # the bot's own kfp 2
+    git_repo.commit("shape 4")
+    repository = Repository.open(git_repo.root)
+    names = sorted(repository.pipelines())
+
+    outcomes = RepositoryCompiler(compile_cache).compile_many(git_repo.root, names, tmp_path / "out")
+
+    assert names == ["data_quality", "training"]
+    for name in names:
+        assert sorted(outcomes[name].images) == sorted(repository.component_images(name).values())
+        assert all(":content-" in ref for ref in outcomes[name].images)
