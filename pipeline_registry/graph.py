@@ -25,7 +25,7 @@ from pipeline_registry.component_loads import (
     resolve_loads,
     unresolved_loads,
 )
-from pipeline_registry.declared import matching_files
+from pipeline_registry.declared import cached_functions, matching_files
 from pipeline_registry.discovery import SPEC_FILES, discover_pipelines, discover_shared_components
 from pipeline_registry.dockerfile import (
     ImageContext,
@@ -354,6 +354,16 @@ class RepoGraph:
                                                       self.default_search_paths(pipeline), self.paths, self.is_dir) \
                 if facts.loads_anything else {}
         return known
+
+    def pipeline_function(self, name: str) -> str | None:
+        """The pipeline's function: the declared one, else the file's only `@dsl.pipeline` function
+        (the template's files define one), so `plan --json` names it for other tools."""
+        pipeline = self.pipelines[name]
+        digest = self.snapshot.digest(pipeline.pipeline_file) if pipeline.pipeline_file else None
+        if pipeline.function or digest is None or pipeline.pipeline_file is None:
+            return pipeline.function
+        found = cached_functions(digest, self.snapshot.read(pipeline.pipeline_file) or b"")
+        return found[0] if len(found) == 1 else None
 
     def unresolved_loads(self, name: str) -> tuple[str, ...]:
         """The pipeline file's component loads that resolve nowhere here (`file:line: ...` each)."""

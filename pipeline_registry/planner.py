@@ -116,7 +116,7 @@ def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, 
                            for c in head.components_of(name))
         pipeline = head.pipelines[name]
         plans.append(PipelinePlan(name=name, change=change, reasons=reasons, components=components,
-                                  file=pipeline.pipeline_file, function=pipeline.function))
+                                  file=pipeline.pipeline_file, function=head.pipeline_function(name)))
     return tuple(plans)
 
 

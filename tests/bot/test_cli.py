@@ -53,6 +53,8 @@ def test_plan_of_the_working_tree_and_of_a_revision_as_json(example_repo: GitRep
     assert [p["name"] for p in committed["pipelines"]] == names
     [reason] = [r for p in committed["pipelines"] if p["name"] == "hello-pipeline" for r in p["reasons"]]
     assert reason["path"] == "utils/naming.py" and reason["rule"] == "python-import"
+    [hello] = [p for p in committed["pipelines"] if p["name"] == "hello-pipeline"]
+    assert (hello["file"], hello["function"]) == ("pipelines/hello-pipeline/hello-pipeline.py", "hello_pipeline")
 
 
 def test_plan_as_a_table(example_repo: GitRepo) -> None:
@@ -265,3 +267,31 @@ def test_a_component_load_that_resolves_nowhere_warns_in_plan_and_fails_check(ex
     assert_clean_failure(result, f"training-pipeline: {notify}", f"dataset-pipeline: {dataset}",
                          "2 of 3 pipeline(s) have problems")
     assert "ok  hello-pipeline" in result.stdout
+
+
+def test_gits_own_warnings_do_not_reach_the_user(example_repo: GitRepo) -> None:
+    for number in range(3):
+        example_repo.write(f"docs/part{number}.md", "".join(f"line {n} of part {number}\n" for n in range(100)))
+    base = example_repo.commit("docs")
+    for number in range(3):
+        example_repo.git("mv", f"docs/part{number}.md", f"docs/chapter{number}.md")
+        example_repo.append(f"docs/chapter{number}.md", "one more line\n")
+    head = example_repo.commit("renamed and edited: inexact renames")
+    example_repo.git("config", "diff.renameLimit", "1")  # git now warns that it skipped rename detection
+
+    for extra in ((), ("--json",)):
+        result = kfp_bot("plan", "--repo", str(example_repo.root), "--base", base, "--head", head, *extra)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        assert "rename" not in result.stdout
+
+
+def test_an_override_naming_an_unknown_pipeline_fails_plan_and_check_naming_the_key(example_repo: GitRepo,
+                                                                                    tmp_path: Path) -> None:
+    base = example_repo.head()
+    example_repo.write(".kfp-bot.yaml", "pipelines:\n  helo-pipeline:\n    autorun: false\n")
+    example_repo.commit("a typo in an override")
+    for args in (("plan", "--base", base), ("check",)):
+        result = kfp_bot(*args, "--repo", str(example_repo.root), data_dir=tmp_path / "data")
+        assert_clean_failure(result, ".kfp-bot.yaml:2: pipelines.helo-pipeline: no pipeline is named "
+                                     "'helo-pipeline'", "hello-pipeline")
