@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.edge_memory
 	$(BIN)/python -m benchmarks.sandbox_memory
 	$(BIN)/python -m benchmarks.burst
+	$(BIN)/python -m benchmarks.burst --rate 200
 	$(BIN)/python -m benchmarks.compile_bench
 	$(BIN)/python -m benchmarks.compile_latency
 

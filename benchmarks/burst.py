@@ -75,14 +75,17 @@ def main() -> None:
         bot = start_bot(work, github, token, args.run_seconds)
         try:
             rss_before = rss_kb(bot.pid)
+            started = time.perf_counter()
             answers = send(bot.url, plan, args.senders, rate=args.rate)
+            elapsed = time.perf_counter() - started
             rss_after_burst = rss_kb(bot.pid)
             database = work / "data" / "kfp-bot.db"
             settled = settle(bot.url, pulls, github, plan, answers, args.timeout, database)
             rss_after = rss_kb(bot.pid)
             mode = (f"open loop, {args.rate:g} deliveries a second due, time counted from when due"
                     if args.rate else "closed loop: each sender posts again as soon as answered")
-            print(f"{args.senders} senders, {mode}")
+            print(f"{args.senders} senders, {mode}: {len(plan)} answered in {elapsed:.1f} s "
+                  f"({len(plan) / elapsed:.0f} a second)")
             report(plan, answers, settled, work / "ends.jsonl", bot.url, pulls, github, database)
             print(f"bot RSS (arbiter, web and processing workers, their children) {rss_before / 1024:.0f} MB "
                   f"before, {rss_after_burst / 1024:.0f} MB after the burst, {rss_after / 1024:.0f} MB "

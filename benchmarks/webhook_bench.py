@@ -22,6 +22,7 @@ import argparse
 import os
 import random
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -50,13 +51,16 @@ def main() -> None:
                 plan = deliveries(pulls, args.requests, rng)
                 web = web_workers(bot.pid)
                 cpu = cpu_seconds(web)
+                started = time.perf_counter()
                 answers = send(bot.url, plan, senders, rate=rate)
+                rate_seen = len(plan) / (time.perf_counter() - started)
                 cpu = cpu_seconds(web) - cpu
                 times = sorted(ms for _, ms in answers)
                 statuses = dict(sorted(Counter(status for status, _ in answers).items()))
                 print(f"{name:<34} p50 {pct(times, 50):6.1f} ms   p99 {pct(times, 99):6.1f} ms   "
-                      f"max {times[-1]:6.1f} ms   web CPU {cpu / len(plan) * 1000:.2f} ms a delivery   "
-                      f"answers {statuses}")
+                      f"max {times[-1]:6.1f} ms   {rate_seen:4.0f}/s   web CPU "
+                      + (f"{cpu / len(plan) * 1000:.2f} ms a delivery" if web else "n/a (no kfp-bot-web process)")
+                      + f"   answers {statuses}")
             print(f"bot RSS {rss_kb(bot.pid) / 1024:.0f} MB")
         finally:
             bot.stop()
