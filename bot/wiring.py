@@ -16,7 +16,7 @@ from bot.services import Services
 from bot.slack_chat import chat_from_settings
 from handlers.context import HandlerContext, Policy
 from handlers.models import PullRequestRef, RepoRef
-from handlers.ports import Store
+from handlers.ports import Runner, Store
 from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from pipeline_registry.repo_config import Target
 
@@ -63,10 +63,11 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
     # Text leaves through the reporter and the chat: secrets are masked there (and in the store).
     reporter = RedactingReporter(reporter, redactor)
     holder: dict[str, HandlerContext] = {}
+    bus = _bus(settings, store, holder)
     builder = _builder(settings)
     runner, runner_decoders = _runner(settings, sandbox)
     context = HandlerContext(
-        store=store, bus=_bus(settings, store, holder),
+        store=store, bus=bus,
         source=GitSource(settings.cache_dir, token_for=clients.token_for if clients else None),
         builder=builder,
         compiler=_compiler(settings, sandbox),
@@ -84,7 +85,7 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
     decoders = tuple(d for d in (builder, *runner_decoders) if hasattr(d, "decode_notification"))
     from bot.github.deliveries import webhook_redeliverer
 
-    return Services(store=store, bus=context.bus, context=context, decoders=decoders,
+    return Services(store=store, bus=bus, context=context, decoders=decoders,
                     redeliverer=webhook_redeliverer(settings, clients), redactor=redactor)
 
 
@@ -127,7 +128,8 @@ def _builder(settings: Settings):
 
         storage = make_gcs_client(settings.gcs_endpoint, settings.gcp_project)
         source = ConnectedRepositorySource(settings.cloudbuild_connection) if settings.cloudbuild_connection else None
-        return CloudBuildBuilder(make_cloudbuild_client(settings.cloudbuild_endpoint), settings.gcp_project,
+        # KFP_BOT_GCP_PROJECT is required with this builder (bot.config refuses to start without it).
+        return CloudBuildBuilder(make_cloudbuild_client(settings.cloudbuild_endpoint), settings.gcp_project or "",
                                  service_account=settings.cloudbuild_service_account, source=source,
                                  upload=StorageUpload(storage, settings.cloudbuild_bucket or "",
                                                       settings.cloudbuild_prefix),
@@ -166,7 +168,7 @@ def _runner(settings: Settings, sandbox):
     """One runner per configured target behind a router; the remote ones also decode events."""
     from deploy.runners.routing import RoutingRunner
 
-    runners: dict[Target, object] = {}
+    runners: dict[Target, Runner] = {}
     if settings.runner is RunnerKind.LOCAL:
         from deploy.runners.local_runner import LocalRunner
 
@@ -273,6 +275,8 @@ def resume(settings: Settings, services: Services) -> None:
 
     if settings.runner is RunnerKind.LOCAL:
         log.info("%d event(s) waiting in the store", services.store.pending_work())
+        return
+    if services.context is None:  # nothing was wired to handle what reconcile finds
         return
     report = reconcile(services.context)
     log.info("reconciled unfinished runs on start: %s", report.to_json())

@@ -42,7 +42,7 @@ def main(argv: list | None = None) -> int:
     with open(args[1], encoding="utf-8") as handle:
         batch = json.load(handle)
     driver_dir = os.path.dirname(os.path.abspath(__file__))
-    import kfp_bot_compile_driver as driver  # type: ignore[import-not-found]  # beside this file
+    import kfp_bot_compile_driver as driver  # beside this file (mypy: see pyproject.toml)
 
     # Repository code must not import the drivers: its imports resolve as `python <file>` would.
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != driver_dir]
