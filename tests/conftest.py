@@ -36,3 +36,19 @@ def git_repo(tmp_path: Path) -> GitRepo:
 def example_repo(tmp_path: Path) -> GitRepo:
     """A git repository whose first commit is examples/kfp-monorepo."""
     return GitRepo.from_tree(tmp_path / "monorepo", EXAMPLE_MONOREPO)
+
+
+@pytest.fixture(scope="session")
+def kfp_distribution(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the real distribution of this machine's kfp: the Cloud Build fake's stand-in
+    for PyPI (`FakeCloudBuild.package_folder`)."""
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    folder = tmp_path_factory.mktemp("packages")
+    got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder),
+                          f"kfp=={metadata.version('kfp')}"], capture_output=True, text=True, timeout=300)
+    if got.returncode != 0:
+        pytest.skip(f"kfp's distribution is not reachable (no package index or cache): {got.stderr[-300:]}")
+    return folder

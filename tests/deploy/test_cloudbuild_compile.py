@@ -179,24 +179,9 @@ def test_with_a_repository_connection_nothing_is_uploaded_and_the_build_still_co
     assert package.package_path.is_file()
 
 
-@pytest.fixture(scope="module")
-def kfp_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding the real distribution of this machine's kfp: the fake's stand-in for PyPI."""
-    import subprocess
-    import sys
-    from importlib import metadata
-
-    folder = tmp_path_factory.mktemp("packages")
-    got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder),
-                          f"kfp=={metadata.version('kfp')}"], capture_output=True, text=True, timeout=300)
-    if got.returncode != 0:
-        pytest.skip(f"kfp's distribution is not reachable (no package index or cache): {got.stderr[-300:]}")
-    return folder
-
-
 def test_a_kfp_pin_that_does_not_install_in_the_step_falls_back_to_the_nearest_patch_release(
         example_repo: GitRepo, fake: FakeCloudBuild, cloud: tuple[CloudBuildBuilder, CloudBuildCompiler],
-        kfp_folder: Path, tmp_path: Path) -> None:
+        kfp_distribution: Path, tmp_path: Path) -> None:
     import platform
     from importlib import metadata
 
@@ -205,7 +190,7 @@ def test_a_kfp_pin_that_does_not_install_in_the_step_falls_back_to_the_nearest_p
     minor, patch = installed.rsplit(".", 1)
     if not patch.isdigit() or int(patch) == 0:
         pytest.skip(f"kfp {installed} has no older patch release to pin")
-    fake.package_folder = kfp_folder  # holds kfp {installed} only: the pinned release is not there
+    fake.package_folder = kfp_distribution  # holds kfp {installed} only: the pinned release is not there
     base = example_repo.head()
     example_repo.write("requirements.txt", f"kfp=={minor}.0\n")
     request = request_for(example_repo, base, example_repo.commit("pin an older patch release"), "hello-pipeline")

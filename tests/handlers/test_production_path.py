@@ -245,3 +245,31 @@ def test_a_vertex_job_past_its_run_timeout_is_cancelled_by_reconcile(cloud_bot: 
     [run] = bot.runs(pr=PR)
     assert run["state"] == "failed" and "run.timeout in settings.yaml" in run["error"]
     assert cloud.vertex.jobs[0].state.name in ("PIPELINE_STATE_CANCELLING", "PIPELINE_STATE_CANCELLED")
+
+
+def test_a_kfp_pin_that_does_not_install_in_cloud_build_falls_back_and_the_check_says_so(
+        cloud_bot: CloudBot, kfp_distribution: Path) -> None:
+    import platform
+    from importlib import metadata
+
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    installed = metadata.version("kfp")
+    minor, patch = installed.rsplit(".", 1)
+    if not patch.isdigit() or int(patch) == 0:
+        pytest.skip(f"kfp {installed} has no older patch release to pin")
+    cloud.cloudbuild.package_folder = kfp_distribution  # kfp {installed} only: the pinned release is not there
+    head = bot.branch("pin", {"requirements.txt": f"kfp=={minor}.0\n"})
+    bot.open_pull(head)
+    bot.settle()
+    for build in cloud.cloudbuild.builds:
+        notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
+        cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
+    bot.settle()
+
+    note = (f"kfp=={minor}.0 (pinned in requirements.txt) does not install on Python {platform.python_version()} "
+            f"of Cloud Build's compile step: compiled with kfp {installed}, the nearest {minor} release that installs")
+    runs = bot.runs(pr=PR)
+    assert runs and all(run["state"] == "running" for run in runs), runs
+    for run in runs:
+        assert note in run["transitions"][-1]["detail"]
+        assert note in bot.checks(head)[f"kfp-bot / {run['pipeline']}"]["output"]["summary"]
