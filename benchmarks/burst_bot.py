@@ -16,11 +16,13 @@ import json
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bot.config import load_settings
 from bot.server import BotServer
+from handlers.context import HandlerContext
 from handlers.models import Run, RunState
 from handlers.ports import RunRequest, RunSubmission
 
@@ -54,8 +56,9 @@ class BurstServer(BotServer):
         self.runner = runner
         super().__init__(load_settings(), "127.0.0.1", 0)
 
-    def adapt(self, services: Any) -> None:
-        services.context.runner = self.runner
+    def override(self, context: HandlerContext) -> HandlerContext:
+        """The handler context `build_services` wires, with the recording runner."""
+        return replace(context, runner=self.runner)
 
     def _announce(self, arbiter: Any) -> None:
         super()._announce(arbiter)

@@ -8,16 +8,16 @@ status, never a traceback (`--debug` shows one for unexpected failures).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bot import __version__
+from bot import cli_commands
+from bot.cli_commands import EXIT_FAILED, EXIT_USAGE
 from bot.config import ConfigurationError, load_settings
 from kfp_bot_errors import KfpBotError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `kfp-bot` and `python -m bot`."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from bot import cli_commands
-
     handlers = {"plan": cli_commands.plan, "check": cli_commands.check, "compile": cli_commands.compile_,
                 "run": cli_commands.run, "serve": cli_commands.serve, "init": cli_commands.init}
     try:
@@ -91,8 +89,3 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_FAILED
 
-
-def print_json(value: object) -> None:
-    """Deterministic, pretty JSON on stdout."""
-    json.dump(value, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")

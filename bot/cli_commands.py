@@ -1,4 +1,4 @@
-"""The bodies of the `kfp-bot` commands; `bot.cli` parses arguments and catches errors.
+"""The bodies of the `kfp-bot` commands; `bot.cli` parses arguments, calls them and catches errors.
 
 Each function takes the parsed arguments and the settings and returns an exit status. Output
 for people goes to stdout, problems to stderr, one line each, naming the file to fix.
@@ -7,12 +7,12 @@ for people goes to stdout, problems to stderr, one line each, naming the file to
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli import EXIT_FAILED, EXIT_OK, print_json
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from pipeline_registry.models import Plan
@@ -26,6 +26,15 @@ from pipeline_registry.snapshot import merge_base, open_snapshot
 
 if TYPE_CHECKING:  # `plan` starts fast: settings, compiler and runners load with the commands that use them
     from bot.config import Settings
+
+# Exit statuses: a command's outcome, or (EXIT_USAGE, from `bot.cli`) bad arguments or settings.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def print_json(value: object) -> None:
+    """Deterministic, pretty JSON on stdout."""
+    json.dump(value, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
 
 
 def plan(args: argparse.Namespace, settings: Settings) -> int:
@@ -64,14 +73,13 @@ def render_plan(result: Plan) -> str:
 
 def check(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot check`: structure, settings and parameters of every (or the named) pipeline."""
-    from bot.sandboxing import command_line_sandbox
     from deploy.compiler.scratch import ScratchTree
-    from deploy.pipelines import RepositoryCompiler
+    from bot.wiring import command_line_compiler
 
     repository = Repository.open(args.repo)
     repository.graph.require_pipelines()  # checking nothing is a failure, never a silent pass
     names = args.names or sorted(repository.pipelines())
-    compiler = RepositoryCompiler(settings.cache_dir, sandbox=command_line_sandbox(settings))
+    compiler = command_line_compiler(settings)
     problems: dict[str, KfpBotError] = {}
     checked: dict[str, PipelineSettings] = {}
     for name in names:
@@ -133,12 +141,12 @@ def _problem_lines(exc: KfpBotError) -> list[str]:
 
 def compile_(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot compile`: the compiled pipeline with the bot's component images."""
-    from bot.sandboxing import command_line_sandbox
-    from deploy.pipelines import RepositoryCompiler, images_with_tag
+    from bot.wiring import command_line_compiler
+    from deploy.pipelines import images_with_tag
 
     repository = Repository.open(args.repo)
     images = images_with_tag(repository.component_images(args.name), args.image_tag)
-    compiler = RepositoryCompiler(settings.cache_dir, sandbox=command_line_sandbox(settings))
+    compiler = command_line_compiler(settings)
     with tempfile.TemporaryDirectory(prefix="kfp-bot-compile-") as tmp:
         compiled = compiler.compile(args.repo, args.name, images, Path(tmp))
         text = compiled.read_text()
@@ -153,13 +161,12 @@ def compile_(args: argparse.Namespace, settings: Settings) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot run`: compile, check parameters and run on the embedded runner (kfp.local)."""
-    from bot.sandboxing import command_line_sandbox
-    from deploy.pipelines import RepositoryCompiler
+    from bot.wiring import command_line_compiler
     from deploy.runners.local import TaskEvent, run_locally
 
     repository = Repository.open(args.repo)
     overrides = parse_assignments(args.param)
-    compiler = RepositoryCompiler(settings.cache_dir, sandbox=command_line_sandbox(settings))
+    compiler = command_line_compiler(settings)
     with tempfile.TemporaryDirectory(prefix="kfp-bot-run-") as tmp:
         compiled = compiler.compile(args.repo, args.name, None, Path(tmp) / "package")
         parameters = resolve_parameters(repository.settings(args.name), overrides, compiled.inputs)
@@ -213,7 +220,9 @@ def init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    """`kfp-bot serve`: the webhook service on embedded defaults, until interrupted."""
-    from bot.wiring import serve_forever
+    """`kfp-bot serve`: the webhook service on gunicorn (`bot.server`) until SIGINT/SIGTERM."""
+    from bot.server import serve as serve_on_gunicorn
+    from bot.startup import prepare_service
 
-    return serve_forever(settings, host=args.host, port=args.port)
+    prepare_service(settings)  # before the worker boots
+    return serve_on_gunicorn(settings, host=args.host, port=args.port)

@@ -36,12 +36,16 @@ import errno
 import os
 import select
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from bot.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from handlers.context import HandlerContext
 
 WORKER_CLASS = "bot.server.ReadTimeoutWorker"
 WORKER_TIMEOUT_SECONDS = 120
@@ -107,6 +111,9 @@ class ReadTimeoutWorker(ThreadWorker):
 class BotServer(BaseApplication):
     """gunicorn running the bot built from `settings` on `host:port` (0: any free port)."""
 
+    # Replaces ports of the handler context as it is built (`build_services`); a benchmark's runner.
+    override: Callable[[HandlerContext], HandlerContext] | None = None
+
     def __init__(self, settings: Settings, host: str, port: int) -> None:
         self.settings = settings
         self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -129,30 +136,26 @@ class BotServer(BaseApplication):
     def load(self) -> Any:
         """In a worker: build the services and return the app; the processing worker also starts
         the bus and picks up unfinished work."""
+        from dataclasses import replace
+
         from bot.app import create_app
-        from bot.logs import configure_logging
-        from bot.redaction import redactor_for
-        from bot.wiring import build_services, resume
+        from bot.startup import configure_service_logging, recover
+        from bot.wiring import build_services
         from kfp_bot_errors import KfpBotError
 
         try:
-            configure_logging(self.settings.log_format, self.settings.log_level,
-                              redact=redactor_for(self.settings))
-            self.services = build_services(self.settings)
-            self.adapt(self.services)
+            configure_service_logging(self.settings)
+            self.services = build_services(self.settings, override=self.override)
             if self.role is Role.PROCESSING:
                 self.services.start()
-                resume(self.settings, self.services)
+                recover(self.settings, self.services)
             else:
-                self.services.bus = WakingBus(self.services.bus, self.wake_write)
+                self.services = replace(self.services, bus=WakingBus(self.services.bus, self.wake_write))
             app = create_app(self.settings, self.services)
         except KfpBotError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             sys.exit(_BOOT_ERROR)
         return app
-
-    def adapt(self, services: Any) -> None:
-        """Change adapters of the services before they start (nothing here; benchmarks do)."""
 
     def wake_processing(self) -> None:
         """In the processing worker: rows were written by a web process, wake the bus workers."""

@@ -2,8 +2,9 @@
 
 `create_app` needs the store (delivery de-duplication, runs for the page and the API) and the
 bus (where accepted webhooks go); the handler context is there for whoever wires the workers.
-Building the concrete adapters from `Settings` is `bot.wiring`'s job; this module only says
-what the service holds and how it starts and stops, so tests can assemble one from parts.
+Building the concrete adapters from `Settings` is `bot.wiring`'s job, starting them in a
+process `bot.startup`'s; this module only says what the service holds and how it starts and
+stops, so tests can assemble one from parts.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ class ManagedBus(Bus, Protocol):
         """Rows `ids` were written to the store's outbox: deliver them soon."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    """The store, the bus and (once wired) the handler context of one running bot."""
+    """The store, the bus and the handler context of one running bot (the context is None only
+    where a test assembles the app from parts without handlers)."""
 
     store: Store
     bus: ManagedBus

@@ -1,29 +1,29 @@
-"""Building the running bot from its settings: adapters behind the ports, the bus, the app.
+"""The composition root: the running bot's services, and the command line's, from the settings.
 
 This is the one place that chooses concrete implementations: the embedded defaults (SQLite,
 in-process bus, git checkouts, local builder, kfp.local) and, with GitHub credentials, the
-PyGithub reporter. Nothing here runs at import time.
+PyGithub reporter; Cloud Build, Vertex AI, a KFP endpoint and Pub/Sub when configured. The
+command line (`kfp-bot check`, `compile`, `run`) takes its compiler from here too. Starting,
+serving and start-up recovery are `bot.startup`'s; nothing here runs at import time, and
+adapters are imported when chosen (the command line starts fast).
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from bot.budget import memory_budget
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
-from bot.services import Services
-from bot.slack_chat import chat_from_settings
+from bot.services import ManagedBus, Services
 from handlers.context import HandlerContext, Policy
-from handlers.models import PullRequestRef, RepoRef
-from handlers.ports import Runner, Store
+from handlers.models import Event, PullRequestRef, RepoRef
+from handlers.ports import Builder, NotificationDecoder, Runner, Store
 from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from pipeline_registry.repo_config import Target
 
 if TYPE_CHECKING:
     from bot.github import GitHubClients
-
-log = logging.getLogger("kfp_bot")
+    from deploy.pipelines import RepositoryCompiler
+    from deploy.sandbox import Sandbox
 
 
 class StoredPulls:
@@ -44,15 +44,22 @@ class AllowListPermissions:
         return False
 
 
-def build_services(settings: Settings, *, github_clients: GitHubClients | None = None) -> Services:
-    """Every adapter for `settings`, wired into a handler context and a bus (not started).
+def build_services(settings: Settings, *, github_clients: GitHubClients | None = None,
+                   override: Callable[[HandlerContext], HandlerContext] | None = None) -> Services:
+    """Every adapter for `settings`, wired into one handler context and a bus (not started).
 
-    `github_clients` replaces the clients built from the settings (tests use fast retries).
+    Read top to bottom: the store, the GitHub side, the backends, the bus, then the context that
+    holds them all, built once and frozen. `github_clients` replaces the clients built from the
+    settings (tests use fast retries); `override` returns the context with some ports replaced
+    (a test's recording notifications, a benchmark's runner) before anything uses it.
     """
+    from bot.github.deliveries import webhook_redeliverer
     from bot.redaction import RedactingChat, RedactingReporter, redactor_for
     from bot.sandboxing import service_sandbox
+    from bot.slack_chat import chat_from_settings
     from bot.store import SqlStore
     from deploy.checkout import GitSource
+    from handlers.routes import dispatch, handle_failure
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     use_disk_cache(settings.cache_dir / PARSES_DIR)  # parses shared with `kfp-bot plan` on this machine
@@ -60,38 +67,52 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
     redactor = redactor_for(settings)
     store = SqlStore(settings.resolved_database_url, redact=redactor)
     reporter, permissions, pulls, clients = _github_side(settings, store, github_clients)
-    # Text leaves through the reporter and the chat: secrets are masked there (and in the store).
-    reporter = RedactingReporter(reporter, redactor)
-    holder: dict[str, HandlerContext] = {}
-    bus = _bus(settings, store, holder)
-    builder = _builder(settings)
+    builder, builder_decoders = _builder(settings)
     runner, runner_decoders = _runner(settings, sandbox)
+    chat = chat_from_settings(settings)
+
+    # The bus's workers hand events to the handlers with the context, and the context publishes
+    # on the bus: the workers look `context` up when an event arrives, which is only after
+    # `Services.start`, long after the assignment below.
+    def handle(event: Event) -> None:
+        dispatch(event, context)
+
+    def fail(event: Event, error: BaseException) -> None:
+        handle_failure(event, error, context)
+
+    bus = _bus(settings, store, handle, fail)
     context = HandlerContext(
         store=store, bus=bus,
         source=GitSource(settings.cache_dir, token_for=clients.token_for if clients else None),
-        builder=builder,
-        compiler=_compiler(settings, sandbox),
-        runner=runner,
-        reporter=reporter, permissions=permissions, pulls=pulls,
+        builder=builder, compiler=_compiler(settings, sandbox), runner=runner,
+        # Text leaves through the reporter and the chat: secrets are masked there (and in the store).
+        reporter=RedactingReporter(reporter, redactor), permissions=permissions, pulls=pulls,
         work_dir=settings.data_dir / "work",
         policy=Policy(allowed_users=settings.allowed_users, allow_local_repos=settings.allow_local_repos,
                       github_host=settings.github_host, bot_login=settings.bot_login,
                       service_accounts=settings.allowed_service_accounts),
+        chat=RedactingChat(chat, redactor) if chat is not None else None,
         templates=_templates(settings), schedules=_schedules(settings),
     )
-    holder["ctx"] = context
-    chat = chat_from_settings(settings)
-    context.chat = RedactingChat(chat, redactor) if chat is not None else None
-    decoders = tuple(d for d in (builder, *runner_decoders) if hasattr(d, "decode_notification"))
-    from bot.github.deliveries import webhook_redeliverer
-
-    return Services(store=store, bus=bus, context=context, decoders=decoders,
+    if override is not None:
+        context = override(context)
+    return Services(store=store, bus=bus, context=context, decoders=(*builder_decoders, *runner_decoders),
                     redeliverer=webhook_redeliverer(settings, clients), redactor=redactor)
 
 
-def _bus(settings: Settings, store, holder: dict[str, HandlerContext]):
-    """The store is the queue: Pub/Sub relays its rows in production; otherwise worker threads
-    (a short lane for bookkeeping, a long one for builds, compiles and runs) handle them here."""
+def command_line_compiler(settings: Settings) -> "RepositoryCompiler":
+    """The compiler `kfp-bot check`, `compile` and `run` use: the service's local compiler (same
+    limits, same parse cache) in the command line's sandbox."""
+    from bot.sandboxing import command_line_sandbox
+
+    return _local_compiler(settings, command_line_sandbox(settings))
+
+
+def _bus(settings: Settings, store: SqlStore, handle: Callable[[Event], None],
+         fail: Callable[[Event, BaseException], None]) -> ManagedBus:
+    """The store is the queue: Pub/Sub relays its rows in production (the push endpoint hands
+    them to the handlers); otherwise worker threads (a short lane for bookkeeping, a long one
+    for builds, compiles and runs) call `handle` here."""
     if settings.bus is BusKind.PUBSUB:
         from bot.pubsub import PubSubBus, make_publisher
         from bot.pubsub.relay import OutboxRelay
@@ -101,10 +122,8 @@ def _bus(settings: Settings, store, holder: dict[str, HandlerContext]):
                            notifications=_notifications_topic(settings, publisher))
     from bot.embedded_bus import OutboxBus
     from bot.store.outbox import Lane
-    from handlers.routes import dispatch, handle_failure
 
-    return OutboxBus(store, dispatch=lambda event: dispatch(event, holder["ctx"]),
-                     on_error=lambda event, error: handle_failure(event, error, holder["ctx"]),
+    return OutboxBus(store, dispatch=handle, on_error=fail,
                      lanes={Lane.SHORT: settings.short_workers, Lane.LONG: settings.workers},
                      lease_seconds=settings.lease_seconds)
 
@@ -117,9 +136,10 @@ def _notifications_topic(settings: Settings, publisher):
     return PubSubBus(publisher, topic_path(settings.gcp_project or "", settings.notifications_topic))
 
 
-def _builder(settings: Settings):
+def _builder(settings: Settings) -> tuple[Builder, tuple[NotificationDecoder, ...]]:
     """Cloud Build (building from the uploaded context, or a repository connection, and compiling),
-    or the local container engine (builds reported skipped without one)."""
+    or the local container engine (builds reported skipped without one); and the decoders of its
+    Pub/Sub notifications."""
     if settings.builder is BuilderKind.CLOUDBUILD:
         from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
         from deploy.builders.cloudbuild_config import ConnectedRepositorySource
@@ -129,15 +149,16 @@ def _builder(settings: Settings):
         storage = make_gcs_client(settings.gcs_endpoint, settings.gcp_project)
         source = ConnectedRepositorySource(settings.cloudbuild_connection) if settings.cloudbuild_connection else None
         # KFP_BOT_GCP_PROJECT is required with this builder (bot.config refuses to start without it).
-        return CloudBuildBuilder(make_cloudbuild_client(settings.cloudbuild_endpoint), settings.gcp_project or "",
+        cloud_build = CloudBuildBuilder(make_cloudbuild_client(settings.cloudbuild_endpoint), settings.gcp_project or "",
                                  service_account=settings.cloudbuild_service_account, source=source,
                                  upload=StorageUpload(storage, settings.cloudbuild_bucket or "",
                                                       settings.cloudbuild_prefix),
                                  compile=_cloud_compile(settings))
+        return cloud_build, (cloud_build,)  # it also decodes Cloud Build's Pub/Sub notifications
     from deploy.builders.local import LocalBuilder
     from deploy.runners.local import container_engine
 
-    return LocalBuilder(container_engine(settings.container_engine.candidates))
+    return LocalBuilder(container_engine(settings.container_engine.candidates)), ()
 
 
 def _cloud_compile(settings: Settings):
@@ -157,6 +178,10 @@ def _compiler(settings: Settings, sandbox):
         from deploy.builders.cloudbuild_compile import CloudBuildCompiler
 
         return CloudBuildCompiler(_cloud_compile(settings))
+    return _local_compiler(settings, sandbox)
+
+
+def _local_compiler(settings: Settings, sandbox: "Sandbox") -> "RepositoryCompiler":
     from deploy.pipelines import RepositoryCompiler
 
     return RepositoryCompiler(settings.cache_dir, sandbox=sandbox,
@@ -164,11 +189,13 @@ def _compiler(settings: Settings, sandbox):
                               max_memory_mb=settings.compile_max_memory_mb)
 
 
-def _runner(settings: Settings, sandbox):
-    """One runner per configured target behind a router; the remote ones also decode events."""
+def _runner(settings: Settings, sandbox: "Sandbox") -> tuple[Runner, tuple[NotificationDecoder, ...]]:
+    """One runner per configured target behind a router; and the decoders of the events of the
+    remote ones (Vertex AI's pipeline-job notifications)."""
     from deploy.runners.routing import RoutingRunner
 
     runners: dict[Target, Runner] = {}
+    decoders: list[NotificationDecoder] = []
     if settings.runner is RunnerKind.LOCAL:
         from deploy.runners.local_runner import LocalRunner
 
@@ -177,16 +204,18 @@ def _runner(settings: Settings, sandbox):
     if settings.gcp_project and settings.pipeline_root:
         from deploy.runners.vertex import VertexRunner, make_pipeline_client
 
-        runners[Target.VERTEX] = VertexRunner(
+        vertex = VertexRunner(
             make_pipeline_client(settings.gcp_region, settings.vertex_endpoint), settings.gcp_project,
             settings.gcp_region, pipeline_root=settings.pipeline_root,
             service_account=settings.pipeline_service_account)
+        runners[Target.VERTEX] = vertex
+        decoders.append(vertex)
     if settings.kfp_host:
         from deploy.runners.kfp_endpoint import KfpEndpointRunner
 
         runners[Target.KFP] = KfpEndpointRunner(settings.kfp_host)
     default = Target(settings.runner.value)
-    return RoutingRunner(runners, default=default), tuple(runners.values())
+    return RoutingRunner(runners, default=default), tuple(decoders)
 
 
 def _templates(settings: Settings):
@@ -235,48 +264,3 @@ def _github_side(settings: Settings, store: Store, clients: GitHubClients | None
     reporter = GitHubReporter(clients, store, bot_login=settings.bot_login)
     permissions = GitHubPermissions(clients, ttl_seconds=settings.permission_cache_seconds)
     return reporter, permissions, GitHubPulls(clients), clients
-
-
-def serve_forever(settings: Settings, *, host: str, port: int) -> int:
-    """`kfp-bot serve`: the app on gunicorn (`bot.server`) until SIGINT/SIGTERM."""
-    from bot.logs import configure_logging
-    from bot.redaction import redactor_for
-    from bot.server import serve
-
-    settings.require_service_settings()
-    configure_logging(settings.log_format, settings.log_level, redact=redactor_for(settings))
-    log.info(memory_budget(settings))  # before the worker boots: the first thing an operator reads
-    return serve(settings, host=host, port=port)
-
-
-def create_production_app():
-    """The WSGI app for gunicorn (`app.yaml`): settings from the environment, bus started."""
-    from bot.app import create_app
-    from bot.config import load_settings
-    from bot.logs import configure_logging
-    from bot.redaction import redactor_for
-
-    settings = load_settings()
-    settings.require_service_settings()
-    configure_logging(settings.log_format, settings.log_level, redact=redactor_for(settings))
-    log.info(memory_budget(settings))
-    services = build_services(settings)
-    services.start()
-    resume(settings, services)
-    return create_app(settings, services)
-
-
-
-def resume(settings: Settings, services: Services) -> None:
-    """Pick up what a previous process left. Embedded work needs nothing here: it is in the
-    store, and steps whose owner stopped are taken over once their leases expire. Runs on
-    remote backends are asked for their state (reconcile), since their events may have been lost."""
-    from handlers.reconcile import reconcile
-
-    if settings.runner is RunnerKind.LOCAL:
-        log.info("%d event(s) waiting in the store", services.store.pending_work())
-        return
-    if services.context is None:  # nothing was wired to handle what reconcile finds
-        return
-    report = reconcile(services.context)
-    log.info("reconciled unfinished runs on start: %s", report.to_json())

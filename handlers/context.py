@@ -49,9 +49,10 @@ class Policy:
     service_accounts: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class HandlerContext:
-    """Ports and policy for handlers; one per running bot."""
+    """Ports and policy for handlers; one per running bot, built in one pass by `bot.wiring` and
+    never changed afterwards (a test that needs another port builds the bot with it)."""
 
     store: Store
     bus: Bus

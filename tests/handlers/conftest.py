@@ -10,7 +10,7 @@ show, and what the bot's API reports.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from bot.app import create_app
 from bot.config import Settings
 from bot.services import Services
 from bot.wiring import build_services
+from handlers.context import HandlerContext
 from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import TOKEN, FakeSlack
 from tests.support.github_clients import APP_ID, INSTALLATION_ID, app_private_key, clients_for
@@ -164,13 +165,24 @@ def pull_request_payload(action: str, root: Path, head: str, base: str, *, autho
         "sender.login": author, "installation.id": INSTALLATION_ID})
 
 
+Ports = Callable[[HandlerContext], HandlerContext]
+
+
 @pytest.fixture
-def bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[Bot]:
+def ports() -> Ports | None:
+    """Ports replaced in the bot's handler context as it is built (`build_services(override=)`);
+    a test module overrides this fixture, or a test parametrizes it, to record or break one."""
+    return None
+
+
+@pytest.fixture
+def bot(tmp_path: Path, example_repo: GitRepo, ports: Ports | None) -> Iterator[Bot]:
     """The embedded bot as a GitHub App on REPO, serving on a real socket."""
     with FakeGitHub() as github:
         key = github.add_app(APP_ID, app_private_key())
         github.add_installation(INSTALLATION_ID, app_id=APP_ID, repos=[REPO])
-        yield from _serve(tmp_path, example_repo, github, github_app_id=APP_ID, github_private_key=key)
+        yield from _serve(tmp_path, example_repo, github, override=ports, github_app_id=APP_ID,
+                          github_private_key=key)
 
 
 @pytest.fixture
@@ -200,11 +212,12 @@ def seed_repo(github: FakeGitHub, example_repo: GitRepo) -> str:
     return base
 
 
-def _serve(tmp_path: Path, example_repo: GitRepo, github: FakeGitHub, **credentials: Any) -> Iterator[Bot]:
+def _serve(tmp_path: Path, example_repo: GitRepo, github: FakeGitHub, *, override: Ports | None = None,
+           **credentials: Any) -> Iterator[Bot]:
     base = seed_repo(github, example_repo)
     settings = Settings(webhook_secret=SECRET, github_api_url=github.api_url, data_dir=tmp_path / "data",
                         allow_local_repos=True, workers=2, run_timeout_seconds=300, **credentials)
-    services = build_services(settings, github_clients=clients_for(settings))
+    services = build_services(settings, github_clients=clients_for(settings), override=override)
     app = create_app(settings, services)
     services.start()
     server = ServedApp(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 
 from deploy.schedules import VertexSchedules, make_schedule_client
 from tests.fakes.vertex import FakeVertexPipelines
-from tests.handlers.conftest import REPO, WRITER, Bot
+from tests.handlers.conftest import REPO, WRITER, Bot, Ports
 from tests.support.github_clients import INSTALLATION_ID
 from tests.support.webhooks import load_payload
 
@@ -48,13 +49,21 @@ def hello_settings(bot: Bot, extra: str = "") -> str:
 
 
 @pytest.fixture
-def vertex(bot: Bot) -> Iterator[FakeVertexPipelines]:
-    """The bot scheduling on a fake Vertex AI (as it does with KFP_BOT_RUNNER=vertex)."""
+def vertex() -> Iterator[FakeVertexPipelines]:
+    """A fake Vertex AI."""
     with FakeVertexPipelines() as fake:
-        bot.services.context.schedules = VertexSchedules(
-            make_schedule_client("europe-west4", fake.endpoint), "my-project", "europe-west4",
-            pipeline_root="gs://my-bucket/root")
         yield fake
+
+
+@pytest.fixture
+def ports(request: pytest.FixtureRequest) -> Ports | None:
+    """A test asking for `vertex` gets a bot scheduling on it (as with KFP_BOT_RUNNER=vertex)."""
+    if "vertex" not in request.fixturenames:
+        return None
+    fake: FakeVertexPipelines = request.getfixturevalue("vertex")
+    return lambda context: replace(context, schedules=VertexSchedules(
+        make_schedule_client("europe-west4", fake.endpoint), "my-project", "europe-west4",
+        pipeline_root="gs://my-bucket/root"))
 
 
 def test_a_push_to_main_deploys_the_changed_pipeline_to_the_template_store(bot: Bot) -> None:
