@@ -144,7 +144,7 @@ def _builder(settings: Settings) -> tuple[Builder, tuple[NotificationDecoder, ..
         from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
         from deploy.builders.cloudbuild_config import ConnectedRepositorySource
         from deploy.builders.cloudbuild_source import StorageUpload
-        from deploy.endpoints import make_gcs_client
+        from deploy.google_clients import make_gcs_client
 
         storage = make_gcs_client(settings.gcs_endpoint, settings.gcp_project)
         source = ConnectedRepositorySource(settings.cloudbuild_connection) if settings.cloudbuild_connection else None
@@ -164,7 +164,7 @@ def _builder(settings: Settings) -> tuple[Builder, tuple[NotificationDecoder, ..
 def _cloud_compile(settings: Settings):
     """Where Cloud Build's compile step puts its artifacts (production: PR code never runs here)."""
     from deploy.builders.cloudbuild_compile import CloudCompile
-    from deploy.endpoints import make_gcs_client
+    from deploy.google_clients import make_gcs_client
 
     return CloudCompile(make_gcs_client(settings.gcs_endpoint, settings.gcp_project), settings.cloudbuild_bucket or "",
                         settings.cloudbuild_prefix, settings.cloudbuild_python_image,

@@ -17,16 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import grpc
 import yaml
 from google.api_core import exceptions as api_exceptions
-from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.credentials import Credentials
 from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1.services.schedule_service.transports import ScheduleServiceGrpcTransport
 from google.protobuf import field_mask_pb2, json_format, struct_pb2
 
-from deploy.endpoints import is_loopback
 from deploy.errors import DeployError
+from deploy.google_clients import CREDENTIALS_HINT, google_client
 from deploy.runners.vertex import DEFAULT_RETRY
 from pipeline_registry.settings import ScheduleOptions
 
@@ -172,10 +171,10 @@ def _label(text: str) -> str:
 
 def make_schedule_client(region: str, endpoint: str | None = None, *,
                          credentials: Credentials | None = None) -> aiplatform_v1.ScheduleServiceClient:
-    """A Vertex AI schedule client; a loopback endpoint (fakes) gets an insecure channel."""
-    endpoint = endpoint or f"{region}-aiplatform.googleapis.com"
-    if is_loopback(endpoint):
-        transport = ScheduleServiceGrpcTransport(channel=grpc.insecure_channel(endpoint),
-                                                 credentials=AnonymousCredentials())
-        return aiplatform_v1.ScheduleServiceClient(transport=transport)
-    return aiplatform_v1.ScheduleServiceClient(client_options={"api_endpoint": endpoint}, credentials=credentials)
+    """A Vertex AI schedule client for `region`; a loopback endpoint (fakes) gets an insecure
+    channel, any other `credentials` or Application Default Credentials (without any,
+    `DeployError` says how to provide them)."""
+    return google_client(aiplatform_v1.ScheduleServiceClient, endpoint or f"{region}-aiplatform.googleapis.com",
+                         transport=ScheduleServiceGrpcTransport, credentials=credentials,
+                         refuse=lambda why: DeployError(f"no Google Cloud credentials for Vertex AI schedules ({why})",
+                                                        hint=CREDENTIALS_HINT))

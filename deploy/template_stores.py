@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from deploy.endpoints import is_loopback, make_gcs_client
+from deploy.endpoints import is_loopback
+from deploy.google_clients import make_gcs_client
 from deploy.errors import DeployError
 
 

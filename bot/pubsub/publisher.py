@@ -15,12 +15,11 @@ import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from bot.config import ConfigurationError
 from bot.embedded_bus import BusUnavailable
 from bot.pubsub.envelope import STEP_ATTRIBUTE
-from deploy.endpoints import is_loopback
+from deploy.google_clients import google_client
 from handlers.models import Event, event_to_dict
 
 if TYPE_CHECKING:
@@ -131,27 +130,14 @@ def make_publisher(endpoint: str | None = None, *,
     default credentials. With no endpoint the library's own defaults apply, which include
     honouring PUBSUB_EMULATOR_HOST.
     """
-    import grpc
-    from google.auth.credentials import AnonymousCredentials
-    from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import pubsub_v1
     from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 
-    if endpoint and is_loopback(endpoint):
-        target = urlsplit(endpoint).netloc if "//" in endpoint else endpoint
-        transport = PublisherGrpcTransport(channel=grpc.insecure_channel(target),
-                                           credentials=AnonymousCredentials())
-        return pubsub_v1.PublisherClient(transport=transport)
-    options: dict[str, Any] = {"client_options": {"api_endpoint": endpoint}} if endpoint else {}
-    if credentials is not None:
-        options["credentials"] = credentials
-    try:
-        return pubsub_v1.PublisherClient(**options)
-    except DefaultCredentialsError as exc:
-        raise ConfigurationError(
-            f"KFP_BOT_BUS=pubsub: no Google Cloud credentials for Pub/Sub: {exc}",
-            hint="run with a service account on Google Cloud, set GOOGLE_APPLICATION_CREDENTIALS, or "
-                 "point KFP_BOT_PUBSUB_ENDPOINT (or PUBSUB_EMULATOR_HOST) at an emulator") from None
+    return google_client(pubsub_v1.PublisherClient, endpoint, transport=PublisherGrpcTransport, credentials=credentials,
+                         refuse=lambda why: ConfigurationError(
+                             f"KFP_BOT_BUS=pubsub: no Google Cloud credentials for Pub/Sub: {why}",
+                             hint="run with a service account on Google Cloud, set GOOGLE_APPLICATION_CREDENTIALS, "
+                                  "or point KFP_BOT_PUBSUB_ENDPOINT (or PUBSUB_EMULATOR_HOST) at an emulator"))
 
 
 def _bounded_library_retry(publisher: PublisherClient, timeout_seconds: float) -> Any:

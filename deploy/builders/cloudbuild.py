@@ -19,11 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import grpc
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as retries
-from google.auth import exceptions as auth_exceptions
-from google.auth.credentials import AnonymousCredentials
 from google.cloud.devtools import cloudbuild_v1
 from google.cloud.devtools.cloudbuild_v1.services.cloud_build.transports import CloudBuildGrpcTransport
 
@@ -31,8 +28,8 @@ from deploy.builders.cloudbuild_compile import CloudCompile, compile_artifacts, 
 from deploy.builders.cloudbuild_config import BuildSource, GitUrlSource, build_for, images_to_build, run_filter
 from deploy.builders.cloudbuild_notifications import FAILED_STATUSES, Status, decode_build_notification, log, outcome_of
 from deploy.builders.cloudbuild_source import StorageUpload, compile_files, image_files, pack
-from deploy.endpoints import is_loopback
 from deploy.errors import BuildError
+from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
 from handlers.models import Event, Run
 from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
 from kfp_bot_errors import KfpBotError
@@ -172,7 +169,7 @@ class CloudBuildBuilder:
 
     def _after_failed_create(self, run_id: str, exc: Exception) -> BuildOutcome:
         # A transient error or a conflict may hide a build that was created after all.
-        cause = _cause(exc)
+        cause = api_cause(exc)
         if isinstance(cause, (*_TRANSIENT, api_exceptions.AlreadyExists)):
             found = self._find_quietly(run_id)
             if found is not None:
@@ -180,8 +177,8 @@ class CloudBuildBuilder:
         return BuildOutcome(BuildState.FAILED, self._explain(exc, "start a build"))
 
     def _explain(self, exc: Exception, action: str) -> str:
-        cause = _cause(exc)
-        said = _first_line(getattr(cause, "message", "") or str(cause))
+        cause = api_cause(exc)
+        said = first_line(cause)
         where = f"in project {self.project}"
         if isinstance(cause, api_exceptions.PermissionDenied):
             account = (f"; builds run as {self.service_account}, so it also needs "
@@ -218,25 +215,6 @@ def make_cloudbuild_client(endpoint: str | None = None) -> cloudbuild_v1.CloudBu
     Other endpoints and the default one use Application Default Credentials; without any,
     `BuildError` says how to provide them.
     """
-    if endpoint and is_loopback(endpoint):
-        transport = CloudBuildGrpcTransport(channel=grpc.insecure_channel(endpoint),
-                                            credentials=AnonymousCredentials())
-        return cloudbuild_v1.CloudBuildClient(transport=transport)
-    options = {"api_endpoint": endpoint} if endpoint else None
-    try:
-        return cloudbuild_v1.CloudBuildClient(client_options=options)
-    except auth_exceptions.DefaultCredentialsError as exc:
-        raise BuildError(f"no Google Cloud credentials for Cloud Build ({_first_line(str(exc))})",
-                         hint="run the bot as a service account, or `gcloud auth application-default "
-                              "login` on a laptop") from None
-
-
-def _cause(exc: Exception) -> BaseException:
-    if isinstance(exc, api_exceptions.RetryError) and exc.cause is not None:
-        return exc.cause
-    return exc
-
-
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line[:300].rstrip(".")
+    return google_client(cloudbuild_v1.CloudBuildClient, endpoint, transport=CloudBuildGrpcTransport,
+                         refuse=lambda why: BuildError(f"no Google Cloud credentials for Cloud Build ({why})",
+                                                       hint=CREDENTIALS_HINT))

@@ -18,15 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import grpc
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as retries
-from google.auth import exceptions as auth_exceptions
-from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.credentials import Credentials
 from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1.services.pipeline_service.transports import PipelineServiceGrpcTransport
 
-from deploy.endpoints import is_loopback
+from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
 from deploy.errors import RunError
 from deploy.runners.vertex_events import parse_pipeline_event, run_state_of
 from deploy.runners.vertex_job import RUN_LABEL, build_job, job_id_for, label_value, run_id_of
@@ -104,7 +102,7 @@ class VertexRunner:
             self.client.cancel_pipeline_job(request=aiplatform_v1.CancelPipelineJobRequest(name=self.job_name(job_id)),
                                             retry=self.retry, timeout=self.call_timeout)
         except (api_exceptions.NotFound, api_exceptions.FailedPrecondition) as exc:
-            log.info("Vertex AI pipeline job %s of run %s not cancelled: %s", job_id, run.id, _first_line(exc))
+            log.info("Vertex AI pipeline job %s of run %s not cancelled: %s", job_id, run.id, first_line(exc))
             return
         except _API_ERRORS as exc:
             error = VertexUnavailable if _is_transient(exc) else RunError
@@ -180,7 +178,7 @@ class VertexRunner:
                 request=aiplatform_v1.GetPipelineJobRequest(name=self.job_name(job_id, location)),
                 retry=None, timeout=min(self.call_timeout, 10.0))
         except _API_ERRORS as exc:
-            log.info("could not read the error of failed pipeline job %s: %s", job_id, _first_line(exc))
+            log.info("could not read the error of failed pipeline job %s: %s", job_id, first_line(exc))
             return ""
         return job.error.message
 
@@ -189,8 +187,8 @@ class VertexRunner:
         return RunSubmission(state, url=self.console_url(job_id), detail=_detail(state, job.error.message))
 
     def _explain(self, exc: Exception, action: str, service_account: str | None) -> str:
-        cause = _cause(exc)
-        said = _first_line(cause)
+        cause = api_cause(exc)
+        said = first_line(cause)
         where = f"in project {self.project} ({self.region})"
         if isinstance(cause, api_exceptions.PermissionDenied):
             account = (f"; jobs run as {service_account}, so the bot also needs roles/iam.serviceAccountUser "
@@ -217,27 +215,6 @@ class VertexRunner:
         return f"Vertex AI could not {action} {where}: {getattr(code, 'name', code) or 'error'} ({said})"
 
 
-def make_pipeline_client(region: str, endpoint: str | None = None, *,
-                         credentials: Credentials | None = None) -> aiplatform_v1.PipelineServiceClient:
-    """A Vertex AI pipeline client for `region` (endpoint `{region}-aiplatform.googleapis.com`).
-
-    A loopback endpoint (fakes, emulators) gets an insecure channel and anonymous credentials;
-    other endpoints use `credentials` or Application Default Credentials, and without any,
-    `RunError` says how to provide them.
-    """
-    endpoint = endpoint or f"{region}-aiplatform.googleapis.com"
-    if is_loopback(endpoint):
-        transport = PipelineServiceGrpcTransport(channel=grpc.insecure_channel(endpoint),
-                                                 credentials=AnonymousCredentials())
-        return aiplatform_v1.PipelineServiceClient(transport=transport)
-    try:
-        return aiplatform_v1.PipelineServiceClient(client_options={"api_endpoint": endpoint}, credentials=credentials)
-    except auth_exceptions.DefaultCredentialsError as exc:
-        raise RunError(f"no Google Cloud credentials for Vertex AI ({_first_line(exc)})",
-                       hint="run the bot as a service account, or `gcloud auth application-default login` "
-                            "on a laptop") from None
-
-
 def _detail(state: RunState, error: str) -> str:
     if state is RunState.SUCCEEDED:
         return "the pipeline succeeded on Vertex AI"
@@ -250,15 +227,18 @@ def _detail(state: RunState, error: str) -> str:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, api_exceptions.RetryError) or isinstance(_cause(exc), _TRANSIENT)
+    return isinstance(exc, api_exceptions.RetryError) or isinstance(api_cause(exc), _TRANSIENT)
 
 
-def _cause(exc: BaseException) -> BaseException:
-    if isinstance(exc, api_exceptions.RetryError) and exc.cause is not None:
-        return exc.cause
-    return exc
+def make_pipeline_client(region: str, endpoint: str | None = None, *,
+                         credentials: Credentials | None = None) -> aiplatform_v1.PipelineServiceClient:
+    """A Vertex AI pipeline client for `region` (endpoint `{region}-aiplatform.googleapis.com`).
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "message", "") or exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300].rstrip(".")
+    A loopback endpoint (fakes, emulators) gets an insecure channel and anonymous credentials;
+    other endpoints use `credentials` or Application Default Credentials, and without any,
+    `RunError` says how to provide them.
+    """
+    return google_client(aiplatform_v1.PipelineServiceClient, endpoint or f"{region}-aiplatform.googleapis.com",
+                         transport=PipelineServiceGrpcTransport, credentials=credentials,
+                         refuse=lambda why: RunError(f"no Google Cloud credentials for Vertex AI ({why})",
+                                                     hint=CREDENTIALS_HINT))

@@ -18,7 +18,8 @@ from bot.app import create_app
 from bot.config import Settings
 from bot.embedded_bus import BusUnavailable
 from bot.payloads import parse_event
-from bot.pubsub.publisher import PubSubBus, is_loopback, make_publisher, topic_path
+from bot.pubsub.publisher import PubSubBus, make_publisher, topic_path
+from deploy.endpoints import is_loopback
 from bot.pubsub.relay import OutboxRelay
 from bot.services import Services
 from bot.store import SqlStore

@@ -11,7 +11,7 @@ from google.cloud.devtools import cloudbuild_v1
 
 from deploy.builders.cloudbuild import CloudBuildBuilder
 from deploy.builders.cloudbuild_source import StorageUpload
-from deploy.endpoints import make_gcs_client
+from deploy.google_clients import make_gcs_client
 from handlers.models import BuildStatus, RunState
 from handlers.ports import BuildRequest, BuildState
 from pipeline_registry.repository import Repository

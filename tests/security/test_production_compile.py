@@ -20,7 +20,7 @@ import pytest
 from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
 from deploy.builders.cloudbuild_compile import CloudBuildCompiler, CloudCompile
 from deploy.builders.cloudbuild_source import StorageUpload
-from deploy.endpoints import make_gcs_client
+from deploy.google_clients import make_gcs_client
 from deploy.errors import CompileError
 from handlers.models import BuildStatus, RunState, run_id_for
 from handlers.ports import BuildRequest, BuildState
