@@ -162,6 +162,27 @@ def api_message(body: bytes | str | None, fallback: str) -> str:
     return text[:500] if text else fallback
 
 
+def experiment_id(name: str, find: Callable[[str], str | None], create: Callable[[], str]) -> str:
+    """The id of experiment `name`, found or else created (`create` returns the new id).
+
+    Two workers may both miss the experiment and create it at once: the endpoint refuses the
+    second with 409 Conflict, and the experiment the first created is found again; any other
+    refusal, or a conflict with nothing to find, is raised.
+    """
+    found = find(name)
+    if found is not None:
+        return found
+    try:
+        return create()
+    except KfpRequestRefused as exc:
+        if exc.status != 409:
+            raise
+        again = find(name)
+        if again is None:
+            raise
+        return again
+
+
 def name_filter(key: str, name: str, *, operation_key: str) -> str:
     """A KFP filter (JSON-serialised `Filter` proto) matching one exact name.
 

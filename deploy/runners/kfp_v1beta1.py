@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from deploy.errors import RunError
-from deploy.runners.kfp_calls import ApiVersion, KfpRequestRefused, RemoteRun, RunSpec, name_filter
+from deploy.runners.kfp_calls import ApiVersion, RemoteRun, RunSpec, experiment_id, name_filter
 from deploy.runners.kfp_http import JsonHttp
 from handlers.models import RunState
 
@@ -63,24 +63,16 @@ class V1Api:
 
     def experiment_id(self, name: str) -> str:
         """The experiment's id; created (in the namespace, multi-user) when there is none."""
-        found = self._find_experiment(name)
-        if found is not None:
-            return found
         body: dict[str, Any] = {"name": name, "description": "Runs started by kfp-bot"}
         if self.namespace:
             body["resource_references"] = [_reference("NAMESPACE", self.namespace)]
-        try:
+
+        def create() -> str:
             created = self.http.call(f"create experiment '{name}'", "POST", f"{_BASE}/experiments", body=body,
                                      recover=lambda: self._find_experiment(name))
-        except KfpRequestRefused as exc:
-            if exc.status != 409:
-                raise
-            # Created concurrently by another worker since the look-up.
-            again = self._find_experiment(name)
-            if again is None:
-                raise
-            return again
-        return created if isinstance(created, str) else str(created["id"])
+            return created if isinstance(created, str) else str(created["id"])
+
+        return experiment_id(name, self._find_experiment, create)
 
     def find_run(self, name: str, experiment_id: str | None = None) -> RemoteRun | None:
         """The run called `name`, in the experiment when given."""

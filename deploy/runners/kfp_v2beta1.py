@@ -44,6 +44,7 @@ from deploy.runners.kfp_calls import (
     T,
     Transient,
     api_message,
+    experiment_id,
     name_filter,
     with_retries,
 )
@@ -80,25 +81,16 @@ class V2Api:
 
     def experiment_id(self, name: str) -> str:
         """The experiment's id; created (in the namespace, multi-user) when there is none."""
-        found = self._find_experiment(name)
-        if found is not None:
-            return found
         experiment = kfp_server_api.V2beta1Experiment(display_name=name, description="Runs started by kfp-bot",
                                                       namespace=self.namespace)
-        try:
-            created = self._call(f"create experiment '{name}'",
-                                 lambda client: client.experiments.experiment_service_create_experiment(
-                                     experiment=experiment, _request_timeout=self._timeout).experiment_id,
-                                 recover=lambda: self._find_experiment(name))
-        except KfpRequestRefused as exc:
-            if exc.status != 409:
-                raise
-            # Created concurrently by another worker since the look-up.
-            again = self._find_experiment(name)
-            if again is None:
-                raise
-            return again
-        return str(created)
+
+        def create() -> str:
+            return str(self._call(f"create experiment '{name}'",
+                                  lambda client: client.experiments.experiment_service_create_experiment(
+                                      experiment=experiment, _request_timeout=self._timeout).experiment_id,
+                                  recover=lambda: self._find_experiment(name)))
+
+        return experiment_id(name, self._find_experiment, create)
 
     def find_run(self, name: str, experiment_id: str | None = None) -> RemoteRun | None:
         """The run called `name`, in the experiment when given."""
