@@ -15,6 +15,7 @@ is alive, or its step will be taken over once the lease expires.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import Counter
 from dataclasses import dataclass
@@ -74,11 +75,8 @@ class ReconcileReport:
     errors: int = 0
 
     def to_json(self) -> dict[str, int]:
-        """The counts as `/tasks/reconcile` answers them."""
-        return {"checked": self.checked, "in_progress": self.in_progress,
-                "builds_finished": self.builds_finished, "runs_finished": self.runs_finished,
-                "resumed": self.resumed, "lost": self.lost, "timed_out": self.timed_out,
-                "unknown": self.unknown, "errors": self.errors}
+        """The counts as `/tasks/reconcile` answers them (every field, in order)."""
+        return dataclasses.asdict(self)
 
 
 def reconcile(ctx: HandlerContext, *, stuck_after: timedelta = DEFAULT_STUCK_AFTER,

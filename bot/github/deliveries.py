@@ -19,6 +19,7 @@ PyGithub (2.x) has no call for the App hook endpoints, so they go through the re
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -106,9 +107,7 @@ class RedeliveryReport:
         """The counts as `/tasks/reconcile` answers them."""
         if self.skipped is not None:
             return {"skipped": self.skipped}
-        return {"listed": self.listed, "failed": self.failed, "redelivered": self.redelivered,
-                "already_recorded": self.already_recorded, "exhausted": self.exhausted,
-                "deferred": self.deferred, "errors": self.errors}
+        return {key: value for key, value in dataclasses.asdict(self).items() if key != "skipped"}
 
 
 class Redeliverer(Protocol):
