@@ -17,6 +17,7 @@ from flask import Blueprint, Response, get_template_attribute, make_response, re
 
 from bot.config import Settings
 from bot.queries import text_arg
+from handlers.messages import format_duration
 from handlers.models import Run, RunState
 from handlers.ports import Store
 
@@ -79,17 +80,6 @@ def safe_link(url: str | None) -> str | None:
         return url
     return None
 
-
-def format_duration(seconds: float) -> str:
-    """`45s`, `2m 05s`, `1h 02m`."""
-    total = max(0, int(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def run_row(run: Run, now: datetime) -> RunRow:

@@ -14,10 +14,11 @@ import requests
 
 from bot.app import create_app
 from bot.config import Settings
-from bot.dashboard import format_duration, github_web_url, group_runs, safe_link
+from bot.dashboard import github_web_url, group_runs, safe_link
 from bot.embedded_bus import OutboxBus
 from bot.services import Services
 from bot.store import SqlStore
+from handlers.messages import format_duration
 from handlers.models import Run, RunState, Trigger
 from tests.support.server import ServedApp, serve
 
@@ -88,7 +89,7 @@ def test_the_page_shows_runs_per_repository_and_pull_request(server: ServedApp, 
     assert "head-pose-pipeline" in ok
     assert '<span class="badge good">succeeded</span>' in ok
     assert "autorun" in ok
-    assert "2m 05s" in ok
+    assert "2m 5s" in ok
     assert '<code title="0123456789abcdef0123456789abcdef01234567">0123456</code>' in ok
     assert '<a href="https://console.cloud.google.com/vertex-ai/pipelines/runs/abc">open run</a>' in ok
     assert '<span class="badge active">running</span>' in _row(html, "run-other-pr")
@@ -154,7 +155,7 @@ def test_an_active_run_shows_its_time_so_far() -> None:
 
     [group] = group_runs([run], web_url="https://github.com", now=T0 + timedelta(seconds=3725))
 
-    assert group.pulls[0].runs[0].duration == "1h 02m so far"
+    assert group.pulls[0].runs[0].duration == "1h 2m so far"
     assert group.pulls[0].runs[0].badge == "active"
 
 
@@ -167,9 +168,10 @@ def test_a_repository_given_as_a_local_path_gets_no_links() -> None:
     assert group.pulls[0].url is None
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59.9, "59s"), (60, "1m 00s"), (3599, "59m 59s"),
-                                               (3600, "1h 00m"), (-5, "0s")])
-def test_format_duration(seconds: float, text: str) -> None:
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59.4, "59s"), (59.9, "1m 0s"), (60, "1m 0s"),
+                                               (125, "2m 5s"), (3599, "59m 59s"), (3600, "1h 0m"), (-5, "0s")])
+def test_a_duration_reads_as_in_the_pull_request_and_slack_messages(seconds: float, text: str) -> None:
+    """One `format_duration` (handlers.messages) for the page, the PR comments and Slack."""
     assert format_duration(seconds) == text
 
 
