@@ -26,8 +26,8 @@ usage: deploy/gcp/deploy-appengine.sh --project ID [options]
 EOF
 }
 
-die() { printf 'deploy-appengine.sh: error: %s\n' "$*" >&2; exit "${EXIT_CODE:-1}"; }
-log() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=options.sh
+source "$(dirname "${BASH_SOURCE[0]}")/options.sh"
 
 PROJECT="${PROJECT:-}"
 APP_YAML="${APP_YAML:-app.yaml}"
@@ -37,25 +37,8 @@ VERSION="${VERSION:-}"
 NO_PROMOTE="${NO_PROMOTE:-0}"
 DRY_RUN="${DRY_RUN:-0}"
 
-while [[ $# -gt 0 ]]; do
-  option="$1"
-  case "$option" in
-    -h|--help) usage; exit 0 ;;
-    --dry-run) DRY_RUN=1; shift; continue ;;
-    --no-promote) NO_PROMOTE=1; shift; continue ;;
-    --*=*) value="${option#*=}"; option="${option%%=*}"; shift ;;
-    --*) [[ $# -ge 2 ]] || EXIT_CODE=2 die "$option needs a value"; value="$2"; shift 2 ;;
-    *) EXIT_CODE=2 die "unexpected argument '$option' (see --help)" ;;
-  esac
-  case "$option" in
-    --project) PROJECT="$value" ;;
-    --app-yaml) APP_YAML="$value" ;;
-    --prefix) PREFIX="$value" ;;
-    --service-account) SERVICE_ACCOUNT="$value" ;;
-    --version) VERSION="$value" ;;
-    *) EXIT_CODE=2 die "unknown option $option (see --help)" ;;
-  esac
-done
+parse_options "--project=PROJECT --app-yaml=APP_YAML --prefix=PREFIX --service-account=SERVICE_ACCOUNT --version=VERSION" \
+  "--dry-run=DRY_RUN --no-promote=NO_PROMOTE" "$@"
 
 [[ -n "$PROJECT" ]] || EXIT_CODE=2 die "--project (or PROJECT) is required"
 [[ -r "$APP_YAML" ]] || EXIT_CODE=2 die "cannot read $APP_YAML (give the service configuration with --app-yaml)"

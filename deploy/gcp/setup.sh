@@ -43,8 +43,8 @@ optional:
 EOF
 }
 
-die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit "${EXIT_CODE:-1}"; }
-log() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=options.sh
+source "$(dirname "${BASH_SOURCE[0]}")/options.sh"
 
 PROJECT="${PROJECT:-}"
 BOT_URL="${BOT_URL:-}"
@@ -63,34 +63,12 @@ TASKS_TOKEN_FILE="${TASKS_TOKEN_FILE:-}"
 DATABASE_URL_FILE="${DATABASE_URL_FILE:-}"
 DRY_RUN="${DRY_RUN:-0}"
 
-while [[ $# -gt 0 ]]; do
-  option="$1"
-  case "$option" in
-    -h|--help) usage; exit 0 ;;
-    --dry-run) DRY_RUN=1; shift; continue ;;
-    --*=*) value="${option#*=}"; option="${option%%=*}"; shift ;;
-    --*) [[ $# -ge 2 ]] || EXIT_CODE=2 die "$option needs a value"; value="$2"; shift 2 ;;
-    *) EXIT_CODE=2 die "unexpected argument '$option' (see --help)" ;;
-  esac
-  case "$option" in
-    --project) PROJECT="$value" ;;
-    --bot-url) BOT_URL="$value" ;;
-    --region) REGION="$value" ;;
-    --prefix) PREFIX="$value" ;;
-    --oidc-audience) OIDC_AUDIENCE="$value" ;;
-    --pipeline-bucket) PIPELINE_BUCKET="$value" ;;
-    --artifact-repo) ARTIFACT_REPO="$value" ;;
-    --cloudbuild-sa) CLOUDBUILD_SA="$value" ;;
-    --max-delivery-attempts) MAX_DELIVERY_ATTEMPTS="$value" ;;
-    --schedule) SCHEDULE="$value" ;;
-    --scheduler-auth) SCHEDULER_AUTH="$value" ;;
-    --webhook-secret-file) WEBHOOK_SECRET_FILE="$value" ;;
-    --github-private-key-file) GITHUB_PRIVATE_KEY_FILE="$value" ;;
-    --tasks-token-file) TASKS_TOKEN_FILE="$value" ;;
-    --database-url-file) DATABASE_URL_FILE="$value" ;;
-    *) EXIT_CODE=2 die "unknown option $option (see --help)" ;;
-  esac
-done
+parse_options "--project=PROJECT --bot-url=BOT_URL --region=REGION --prefix=PREFIX --oidc-audience=OIDC_AUDIENCE
+  --pipeline-bucket=PIPELINE_BUCKET --artifact-repo=ARTIFACT_REPO --cloudbuild-sa=CLOUDBUILD_SA
+  --max-delivery-attempts=MAX_DELIVERY_ATTEMPTS --schedule=SCHEDULE --scheduler-auth=SCHEDULER_AUTH
+  --webhook-secret-file=WEBHOOK_SECRET_FILE --github-private-key-file=GITHUB_PRIVATE_KEY_FILE
+  --tasks-token-file=TASKS_TOKEN_FILE --database-url-file=DATABASE_URL_FILE" \
+  "--dry-run=DRY_RUN" "$@"
 
 [[ -n "$PROJECT" ]] || EXIT_CODE=2 die "--project (or PROJECT) is required"
 [[ -n "$BOT_URL" ]] || EXIT_CODE=2 die "--bot-url (or BOT_URL) is required, e.g. https://PROJECT.uc.r.appspot.com"
