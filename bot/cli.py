@@ -12,12 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import __version__
-from bot import cli_commands
+from bot import __version__, cli_commands
 from bot.cli_commands import EXIT_FAILED, EXIT_USAGE
 from bot.config import ConfigurationError, load_settings
 from kfp_bot_errors import KfpBotError
-
 
 
 def build_parser() -> argparse.ArgumentParser:

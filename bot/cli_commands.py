@@ -73,8 +73,8 @@ def render_plan(result: Plan) -> str:
 
 def check(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot check`: structure, settings and parameters of every (or the named) pipeline."""
-    from deploy.compiler.scratch import ScratchTree
     from bot.wiring import command_line_compiler
+    from deploy.compiler.scratch import ScratchTree
 
     repository = Repository.open(args.repo)
     repository.graph.require_pipelines()  # checking nothing is a failure, never a silent pass

@@ -10,7 +10,8 @@ adapters are imported when chosen (the command line starts fast).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
 from bot.services import ManagedBus, Services
@@ -100,7 +101,7 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
                     redeliverer=webhook_redeliverer(settings, clients), redactor=redactor)
 
 
-def command_line_compiler(settings: Settings) -> "RepositoryCompiler":
+def command_line_compiler(settings: Settings) -> RepositoryCompiler:
     """The compiler `kfp-bot check`, `compile` and `run` use: the service's local compiler (same
     limits, same parse cache) in the command line's sandbox."""
     from bot.sandboxing import command_line_sandbox
@@ -181,7 +182,7 @@ def _compiler(settings: Settings, sandbox):
     return _local_compiler(settings, sandbox)
 
 
-def _local_compiler(settings: Settings, sandbox: "Sandbox") -> "RepositoryCompiler":
+def _local_compiler(settings: Settings, sandbox: Sandbox) -> RepositoryCompiler:
     from deploy.pipelines import RepositoryCompiler
 
     return RepositoryCompiler(settings.cache_dir, sandbox=sandbox,
@@ -189,7 +190,7 @@ def _local_compiler(settings: Settings, sandbox: "Sandbox") -> "RepositoryCompil
                               max_memory_mb=settings.compile_max_memory_mb)
 
 
-def _runner(settings: Settings, sandbox: "Sandbox") -> tuple[Runner, tuple[NotificationDecoder, ...]]:
+def _runner(settings: Settings, sandbox: Sandbox) -> tuple[Runner, tuple[NotificationDecoder, ...]]:
     """One runner per configured target behind a router; and the decoders of the events of the
     remote ones (Vertex AI's pipeline-job notifications)."""
     from deploy.runners.routing import RoutingRunner

@@ -10,7 +10,8 @@ that names the service and says how to provide them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from google.api_core import exceptions as api_exceptions

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from deploy.endpoints import is_loopback
-from deploy.google_clients import make_gcs_client
 from deploy.errors import DeployError
+from deploy.google_clients import make_gcs_client
 
 
 class CompiledPackage(Protocol):

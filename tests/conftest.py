@@ -52,3 +52,11 @@ def kfp_distribution(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if got.returncode != 0:
         pytest.skip(f"kfp's distribution is not reachable (no package index or cache): {got.stderr[-300:]}")
     return folder
+
+
+@pytest.fixture
+def ports() -> object:
+    """Ports replaced in a served bot's handler context as it is built (`build_services(override=)`,
+    tests/handlers/conftest.py); None, unless a test module overrides this fixture or a test
+    parametrizes it to record or break one."""
+    return None

@@ -9,9 +9,9 @@ each is a dependency a reader has to follow), so a lazy import cannot hide an up
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

@@ -24,8 +24,8 @@ from google.auth.credentials import Credentials
 from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1.services.pipeline_service.transports import PipelineServiceGrpcTransport
 
-from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
 from deploy.errors import RunError
+from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
 from deploy.runners.vertex_events import parse_pipeline_event, run_state_of
 from deploy.runners.vertex_job import RUN_LABEL, build_job, job_id_for, label_value, run_id_of
 from handlers.models import Event, Run, RunState, RunStatus

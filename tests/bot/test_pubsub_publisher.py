@@ -19,10 +19,10 @@ from bot.config import Settings
 from bot.embedded_bus import BusUnavailable
 from bot.payloads import parse_event
 from bot.pubsub.publisher import PubSubBus, make_publisher, topic_path
-from deploy.endpoints import is_loopback
 from bot.pubsub.relay import OutboxRelay
 from bot.services import Services
 from bot.store import SqlStore
+from deploy.endpoints import is_loopback
 from handlers.models import BuildStatus, Event, PullRequestEvent, RunState, event_from_dict
 from handlers.notifications import notification_for
 from tests.bot.test_store import make_run

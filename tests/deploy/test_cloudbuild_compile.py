@@ -17,8 +17,8 @@ from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
 from deploy.builders.cloudbuild_compile import COMPILE_STEP_ID, CloudBuildCompiler, CloudCompile
 from deploy.builders.cloudbuild_config import ConnectedRepositorySource
 from deploy.builders.cloudbuild_source import StorageUpload
-from deploy.google_clients import make_gcs_client
 from deploy.errors import CompileError
+from deploy.google_clients import make_gcs_client
 from handlers.models import BuildStatus, RunState, run_id_for
 from handlers.ports import BuildRequest, BuildState
 from pipeline_registry.planner import plan_change

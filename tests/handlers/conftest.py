@@ -165,14 +165,7 @@ def pull_request_payload(action: str, root: Path, head: str, base: str, *, autho
         "sender.login": author, "installation.id": INSTALLATION_ID})
 
 
-Ports = Callable[[HandlerContext], HandlerContext]
-
-
-@pytest.fixture
-def ports() -> Ports | None:
-    """Ports replaced in the bot's handler context as it is built (`build_services(override=)`);
-    a test module overrides this fixture, or a test parametrizes it, to record or break one."""
-    return None
+Ports = Callable[[HandlerContext], HandlerContext]  # the `ports` fixture (tests/conftest.py)
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import pytest
 from deploy.builders.cloudbuild import CloudBuildBuilder, make_cloudbuild_client
 from deploy.builders.cloudbuild_compile import CloudBuildCompiler, CloudCompile
 from deploy.builders.cloudbuild_source import StorageUpload
-from deploy.google_clients import make_gcs_client
 from deploy.errors import CompileError
+from deploy.google_clients import make_gcs_client
 from handlers.models import BuildStatus, RunState, run_id_for
 from handlers.ports import BuildRequest, BuildState
 from tests.fakes.cloudbuild import FakeCloudBuild
