@@ -23,6 +23,7 @@ from pipeline_registry.repo_config import Target
 
 if TYPE_CHECKING:
     from bot.github import GitHubClients
+    from bot.store import SqlStore
     from deploy.pipelines import RepositoryCompiler
     from deploy.sandbox import Sandbox
 
