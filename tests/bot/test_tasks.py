@@ -108,7 +108,7 @@ def test_with_the_token_the_pass_runs_and_answers_its_counts(bot: Bot) -> None:
     assert status == 200, body
     assert body["status"] == "ok"
     assert body["reconcile"] == {"checked": 2, "in_progress": 1, "builds_finished": 0, "runs_finished": 1,
-                                 "resumed": 0, "lost": 0, "unknown": 0, "errors": 0}
+                                 "resumed": 0, "lost": 0, "timed_out": 0, "unknown": 0, "errors": 0}
     assert body["redelivery"] == {"skipped": "webhook redelivery is not configured for this bot"}
     run = bot.store.get_run("run-done")
     assert run is not None and run.state is RunState.SUCCEEDED
