@@ -51,7 +51,9 @@ class CompileMode(enum.Enum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Validators are built on first use: `kfp-bot plan` on a repository without `.kfp-bot.yaml`
+    # never validates one, and its start-up does not pay for building them.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class CompileConfig(_Strict):
@@ -116,7 +118,7 @@ class RepoConfig(_Strict):
     autorun: AutorunRule = ALWAYS
     allowed_users: tuple[str, ...] = ()
     slack_channel: str | None = None
-    compile: CompileConfig = CompileConfig()
+    compile: CompileConfig = Field(default_factory=CompileConfig.model_construct)
     pipelines: dict[str, PipelineOverride] = Field(default_factory=dict)
     # Other layouts: where the pipelines are, when not in `pipelines_dir/<name>/`.
     pipeline_files: tuple[PipelineSource, ...] = ()
@@ -163,7 +165,7 @@ class RepoConfig(_Strict):
 
     def override(self, pipeline: str) -> PipelineOverride:
         """The per-pipeline override block (empty when none is configured)."""
-        return self.pipelines.get(pipeline, PipelineOverride())
+        return self.pipelines.get(pipeline) or _NO_OVERRIDE
 
     def autorun_for(self, pipeline: str) -> AutorunRule:
         """The pipeline's autorun: its own `pipelines.<name>.autorun`, else the repository's."""
@@ -175,10 +177,15 @@ class RepoConfig(_Strict):
         return self.override(pipeline).target or self.target
 
 
+# The defaults, valid by construction: built without running (or building) the validators.
+DEFAULT_CONFIG = RepoConfig.model_construct()
+_NO_OVERRIDE = PipelineOverride.model_construct()
+
+
 def load_repo_config(text: str | bytes | None) -> RepoConfig:
     """Parse and validate `.kfp-bot.yaml` contents; `None` (no file) gives the defaults."""
     if text is None:
-        return RepoConfig()
+        return DEFAULT_CONFIG
     doc = parse_yaml(text, CONFIG_FILE)
     if doc.data is not None and not isinstance(doc.data, dict):
         raise ConfigError(CONFIG_FILE, "must be a mapping of settings", line=1,
