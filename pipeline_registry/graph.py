@@ -429,7 +429,8 @@ class RepoGraph:
         pipeline = self.pipelines[name]
         own = {c.path for c in pipeline.components}
         loaded = [self.components[f] for f in sorted(self.loads(name)) if f in self.components and f not in own]
-        inline = [self.inline_images[image] for image in sorted(self.used_images(name)) if image in self.inline_images]
+        inline = [self.inline_images[image] for image in sorted(self.used_images(name)) if image in self.inline_images] \
+            if self.inline_images else []  # no image to name: no need to read what the files name
         return (*pipeline.components, *loaded, *inline)
 
     def component_at(self, key: str) -> Component | None:

@@ -109,14 +109,26 @@ class LoadIndex:
         """Pipelines that may load one of `folders` (a superset: their loads are then resolved)."""
         defaults = set(default_parents)
         found = set(self.always)
+        by_parent: dict[str, set[str]] = {}
         for folder in folders:
             parent, name = posixpath.split(folder)
             if not _is_word(name):
                 return found | self.callers
-            spelling = set(self.words.get(name, ()))
-            if parent not in defaults and _is_word(posixpath.basename(parent)):
-                spelling &= set(self.words.get(posixpath.basename(parent), ()))
-            found |= spelling
+            by_parent.setdefault(parent, set()).add(name)
+        spelt: dict[str, frozenset[str]] = {}
+
+        def spelling(word: str) -> frozenset[str]:
+            if word not in spelt:
+                spelt[word] = frozenset(self.words.get(word, ()))
+            return spelt[word]
+
+        for parent, names in by_parent.items():
+            base = posixpath.basename(parent)
+            if parent not in defaults and _is_word(base):  # few files spell a folder's parent: start there
+                found.update(p for p in self.words.get(base, ()) if any(p in spelling(n) for n in names))
+            else:
+                for name in names:
+                    found |= spelling(name)
         return found
 
     def replacing(self, old: Mapping[str, Mentions | None], new: Mapping[str, Mentions | None]) -> LoadIndex:
