@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from handlers import messages
-from handlers.messages import HeadNote
+from handlers.messages.checks import (HEAD_CHECK_NAME, HeadNote, as_note, check_name, check_title, head_outcome,
+                                      head_title)
+from handlers.messages.rendering import latest_runs
 from handlers.models import RepoRef, Run
 
 log = logging.getLogger("kfp_bot.report")
@@ -25,8 +26,8 @@ class LogReporter:
 
     def run_changed(self, run: Run) -> None:
         """One line per state change of a run, with the check title as the message."""
-        self.log.info("%s %s@%s: %s: %s", messages.check_name(run.pipeline), run.repo, run.sha[:12],
-                      run.state.value, messages.check_title(run),
+        self.log.info("%s %s@%s: %s: %s", check_name(run.pipeline), run.repo, run.sha[:12],
+                      run.state.value, check_title(run),
                       extra={"event": "run_changed", "run_id": run.id, "repo": run.repo, "pr": run.pr,
                              "sha": run.sha, "pipeline": run.pipeline, "state": run.state.value,
                              "url": run.url, "error": run.error})
@@ -34,16 +35,16 @@ class LogReporter:
     def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
                      installation_id: int | None) -> None:
         """What the aggregate `kfp-bot` check would say."""
-        outcome = messages.head_outcome(runs, note)
-        self.log.info("%s %s@%s: %s", messages.HEAD_CHECK_NAME, repo.full_name, sha[:12],
-                      messages.head_title(runs, note),
+        outcome = head_outcome(runs, note)
+        self.log.info("%s %s@%s: %s", HEAD_CHECK_NAME, repo.full_name, sha[:12],
+                      head_title(runs, note),
                       extra={"event": "head_summary", "repo": repo.full_name, "sha": sha,
-                             "outcome": outcome.value, "runs": [r.id for r in runs], "note": messages.as_note(note).text})
+                             "outcome": outcome.value, "runs": [r.id for r in runs], "note": as_note(note).text})
 
     def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run],
                      installation_id: int | None) -> None:
         """The latest state of each pipeline of the PR, in one line."""
-        latest = messages.latest_runs(runs)
+        latest = latest_runs(runs)
         states = ", ".join(f"{r.pipeline}={r.state.value}" for r in latest) or "no pipelines affected"
         self.log.info("%s#%d: %s", repo.full_name, number, states,
                       extra={"event": "pull_summary", "repo": repo.full_name, "pr": number,

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from pydantic import SecretStr
 
-from handlers.messages import HeadNote
+from handlers.messages.checks import HeadNote
 from handlers.models import RepoRef, Run
 
 if TYPE_CHECKING:

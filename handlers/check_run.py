@@ -1,7 +1,7 @@
 """`check_run` events on the bot's checks: the "Re-run" link and the Run / Cancel buttons.
 
 GitHub sends `rerequested` when someone clicks "Re-run" on a check, and `requested_action` when
-someone presses a button the bot put on it (`messages.check_actions`: "Run" on a skipped
+someone presses a button the bot put on it (`messages.checks.check_actions`: "Run" on a skipped
 pipeline, "Cancel" on an unfinished one). Both act on the run the check shows (its
 `external_id` is the run id):
 
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from handlers import messages
 from handlers.context import HandlerContext
+from handlers.messages.checks import HEAD_CHECK_NAME
+from handlers.messages.replies import check_request_text, command_error, command_refused
 from handlers.models import CheckAction, CheckRunEvent, EventKind, PullRequestRef, RepoRef, Run, RunState, Trigger
 from handlers.planning import checkout_and_plan, create_runs, may_command, pipelines_named, report_all, runnable
 from handlers.router import Router
@@ -38,7 +39,7 @@ def on_check_run(event: CheckRunEvent, ctx: HandlerContext) -> None:
     """Re-run, run or cancel the pipeline run a check of the bot shows."""
     run = ctx.store.get_run(event.external_id) if event.external_id else None
     if run is None or run.repo != event.repo.full_name:
-        if event.name == messages.HEAD_CHECK_NAME and event.action is CheckAction.RERUN:
+        if event.name == HEAD_CHECK_NAME and event.action is CheckAction.RERUN:
             rerun_head(ctx, event.repo, event.head_sha, event.sender, event.pull_numbers, event.installation_id,
                        id_parts=("check_run", event.check_run_id, event.delivery_id))
         else:
@@ -49,7 +50,7 @@ def on_check_run(event: CheckRunEvent, ctx: HandlerContext) -> None:
         ctx.log.warning("check run %s of run %s (delivery %s): runs without a pull request (deploys) are "
                         "not re-run from GitHub", event.check_run_id, run.id, event.delivery_id)
         return
-    text = messages.check_request_text(run.pipeline, _ASKED[event.action])
+    text = check_request_text(run.pipeline, _ASKED[event.action])
     pull = _pull(ctx, event.repo, run.pr, event.installation_id, text, event.delivery_id)
     if pull is None or not _allowed(ctx, event.repo, pull, event.sender, event.installation_id, text):
         return
@@ -59,13 +60,13 @@ def on_check_run(event: CheckRunEvent, ctx: HandlerContext) -> None:
         else:
             _rerun(ctx, event, run, pull)
     except KfpBotError as exc:
-        _reply(ctx, event.repo, pull.number, event.installation_id, messages.command_error(text, [str(exc)], []))
+        _reply(ctx, event.repo, pull.number, event.installation_id, command_error(text, [str(exc)], []))
 
 
 def rerun_head(ctx: HandlerContext, repo: RepoRef, sha: str, sender: str, pull_numbers: tuple[int, ...],
                installation_id: int | None, *, id_parts: tuple[object, ...]) -> None:
     """Run every pipeline the pull request changes at head `sha` again (for `sender`, if allowed)."""
-    text = messages.check_request_text(None, "Re-run")
+    text = check_request_text(None, "Re-run")
     number = _pull_number(ctx, repo, sha, pull_numbers)
     if number is None:
         ctx.log.info("re-run of %s@%s asked by %s: no pull request of the bot has that head; nothing to run",
@@ -80,7 +81,7 @@ def rerun_head(ctx: HandlerContext, repo: RepoRef, sha: str, sender: str, pull_n
         create_runs(ctx, repo, at, installation_id, runnable(plan), trigger=Trigger.COMMAND, triggered_by=sender,
                     id_parts=id_parts)
     except KfpBotError as exc:
-        _reply(ctx, repo, pull.number, installation_id, messages.command_error(text, [str(exc)], []))
+        _reply(ctx, repo, pull.number, installation_id, command_error(text, [str(exc)], []))
         return
     report_all(ctx, repo, at, installation_id)
 
@@ -138,7 +139,7 @@ def _allowed(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, user: str
         ctx.log.error("permission check for %s failed: %s", user, exc)
         allowed = False
     if not allowed:
-        _reply(ctx, repo, pull.number, installation_id, messages.command_refused(
+        _reply(ctx, repo, pull.number, installation_id, command_refused(
             user, f"{text} needs write access to the repository (or being listed in KFP_BOT_ALLOWED_USERS)"))
     return allowed
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from handlers import messages
 from handlers.comment_commands import ALL_PIPELINES, Command, CommandKind, CommandProblem, parse_comment
 from handlers.context import HandlerContext
+from handlers.messages.replies import (approved, cancel_reply, command_error, command_help, command_refused, plan_reply,
+                                       run_accepted)
 from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, RunState, Trigger
 from handlers.planning import (
     checkout_and_plan,
@@ -45,24 +46,24 @@ def on_comment(event: IssueCommentEvent, ctx: HandlerContext) -> None:
         return
     pull = ctx.pulls.get_pull(event.repo, event.number, event.installation_id)
     if pull is None:
-        _reply(ctx, event, messages.command_error(commands[0].text, [
+        _reply(ctx, event, command_error(commands[0].text, [
             f"kfp-bot has not seen pull request #{event.number} yet: push a commit or reopen it"], []))
         return
     for command in commands:
         if isinstance(command, CommandProblem):
-            _reply(ctx, event, messages.command_error(command.text, [command.message], []))
+            _reply(ctx, event, command_error(command.text, [command.message], []))
             continue
         try:
             _execute(command, event, pull, ctx)
         except UnknownPipelineError as exc:
-            _reply(ctx, event, messages.command_error(command.text, [exc.message], exc.known))
+            _reply(ctx, event, command_error(command.text, [exc.message], exc.known))
         except KfpBotError as exc:
-            _reply(ctx, event, messages.command_error(command.text, [str(exc)], []))
+            _reply(ctx, event, command_error(command.text, [str(exc)], []))
 
 
 def _execute(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
     if command.kind.needs_write_access and not _allowed(ctx, event):
-        _reply(ctx, event, messages.command_refused(
+        _reply(ctx, event, command_refused(
             event.author, f"{command.text} needs write access to the repository "
                           "(or being listed in KFP_BOT_ALLOWED_USERS)"))
         return
@@ -70,7 +71,7 @@ def _execute(command: Command, event: IssueCommentEvent, pull: PullRequestRef, c
         _help(event, pull, ctx)
     elif command.kind is CommandKind.PLAN:
         _, plan, _ = checkout_and_plan(ctx, event.repo, pull)
-        _reply(ctx, event, messages.plan_reply(plan.to_json()))
+        _reply(ctx, event, plan_reply(plan.to_json()))
     elif command.kind is CommandKind.RUN:
         _run(command, event, pull, ctx)
     elif command.kind is CommandKind.CANCEL:
@@ -123,7 +124,7 @@ def _help(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -
         names = sorted(Repository.open(repo_dir).pipelines())
     except KfpBotError:
         names = []
-    _reply(ctx, event, messages.command_help(names))
+    _reply(ctx, event, command_help(names))
 
 
 def _run(command: Command, event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext) -> None:
@@ -141,10 +142,10 @@ def _run(command: Command, event: IssueCommentEvent, live: PullRequestRef, ctx: 
                        overrides=command.overrides, trusted_changes=view.changes)
     show_changes(ctx, event.repo, pull.head_sha, view, event.installation_id)
     if not chosen:
-        _reply(ctx, event, messages.command_error(command.text, ["no pipeline is affected by this pull request"],
+        _reply(ctx, event, command_error(command.text, ["no pipeline is affected by this pull request"],
                                                   sorted(Repository.open(repo_dir).pipelines())))
     elif runs:
-        _reply(ctx, event, messages.run_accepted(event.author, runs, head_now=_moved(pull, live)))
+        _reply(ctx, event, run_accepted(event.author, runs, head_now=_moved(pull, live)))
     report_all(ctx, event.repo, live, event.installation_id)
 
 
@@ -170,7 +171,7 @@ def _cancel(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ct
     targets = [r for r in active if command.pipeline in (None, r.pipeline)]
     if not targets:
         names = sorted({r.pipeline for r in active})
-        _reply(ctx, event, messages.command_error(command.text, ["no unfinished run to cancel"
+        _reply(ctx, event, command_error(command.text, ["no unfinished run to cancel"
                                                   + (f" for {command.pipeline}" if command.pipeline else "")],
                                                   names))
         return
@@ -184,7 +185,7 @@ def _cancel(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ct
         moved = move(ctx, run, RunState.CANCELLED, f"cancelled by @{event.author}")
         if moved is not None:
             cancelled.append(moved)
-    _reply(ctx, event, messages.cancel_reply(event.author, cancelled, command.pipeline))
+    _reply(ctx, event, cancel_reply(event.author, cancelled, command.pipeline))
 
 
 def _approve(event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext) -> None:
@@ -200,7 +201,7 @@ def _approve(event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext
                 triggered_by=event.author, id_parts=("ok-to-run", event.comment_id),
                 trusted_changes=view.changes)
     show_changes(ctx, event.repo, pull.head_sha, view, event.installation_id)
-    _reply(ctx, event, messages.approved(event.author, pull.head_sha, [p.name for p in pipelines],
+    _reply(ctx, event, approved(event.author, pull.head_sha, [p.name for p in pipelines],
                                          head_now=_moved(pull, live)))
     report_all(ctx, event.repo, live, event.installation_id)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from handlers import messages
 from handlers.context import HandlerContext, Policy, step_resumed
+from handlers.messages.pull_comment import TRUSTED_CHANGES_KEY
 from handlers.models import PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.status_reporting import report_check, report_head, report_pull
 from kfp_bot_errors import KfpBotError
@@ -115,7 +115,7 @@ def create_runs(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, instal
     nothing twice. `trusted_changes` (trusted keys the head changes) are kept with each run's
     plan, for the line the PR comment shows about them.
     """
-    extra = {messages.TRUSTED_CHANGES_KEY: [c.to_json() for c in trusted_changes]} if trusted_changes else {}
+    extra = {TRUSTED_CHANGES_KEY: [c.to_json() for c in trusted_changes]} if trusted_changes else {}
     now = ctx.clock.now()
     created: list[Run] = []
     skip_reasons = skip_reasons or {}

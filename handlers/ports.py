@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from handlers.messages import HeadNote
+from handlers.messages.checks import HeadNote
 from handlers.models import Event, FailedDelivery, FailureStage, PullRequestRef, RepoRef, Run, RunState
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, Target

@@ -9,8 +9,9 @@ and outside contributors get the plan (skipped runs saying why) but no run. labe
 
 from __future__ import annotations
 
-from handlers import messages
 from handlers.context import HandlerContext
+from handlers.messages.checks import head_note, plan_failed
+from handlers.messages.pull_comment import waiting_for_approval
 from handlers.models import (
     EventKind,
     PullRequestAction,
@@ -32,17 +33,10 @@ from pipeline_registry.repo_config import RepoConfig
 router = Router()
 
 
-@router.on(EventKind.PULL_REQUEST)
-def on_pull_request(event: PullRequestEvent, ctx: HandlerContext) -> None:
-    """Dispatch on the action."""
-    if event.action is PullRequestAction.CLOSED:
-        closed(event, ctx)
-    elif event.action is PullRequestAction.LABELED:
-        labeled(event, ctx)
-    else:
-        new_head(event, ctx)
-
-
+@router.on(EventKind.PULL_REQUEST, action=PullRequestAction.OPENED)
+@router.on(EventKind.PULL_REQUEST, action=PullRequestAction.SYNCHRONIZE)
+@router.on(EventKind.PULL_REQUEST, action=PullRequestAction.REOPENED)
+@router.on(EventKind.PULL_REQUEST, action=PullRequestAction.READY_FOR_REVIEW)
 def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
     """Plan the head and start (or hold) a run per affected pipeline."""
     repo, pull, installation = event.repo, event.pull, event.installation_id
@@ -56,7 +50,7 @@ def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
     except KfpBotError as exc:
         ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
         record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")
-        report_all(ctx, repo, pull, installation, note=messages.plan_failed(str(exc)))
+        report_all(ctx, repo, pull, installation, note=plan_failed(str(exc)))
         return
     skip = _skip_reasons(ctx, event, pipelines, view.config)
     created = create_runs(ctx, repo, pull, installation, pipelines, trigger=Trigger.AUTORUN,
@@ -65,12 +59,13 @@ def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
     show_changes(ctx, repo, pull.head_sha, view, installation)
     if created and any(WAITING in reason for reason in skip.values()):
         safely(ctx, f"{repo.full_name}#{pull.number}", "reply", lambda: ctx.reporter.reply(
-            repo, pull.number, messages.waiting_for_approval(pull.author, pull.head_sha,
+            repo, pull.number, waiting_for_approval(pull.author, pull.head_sha,
                                                              [p.name for p in pipelines]), installation))
     deleted = [p.name for p in plan.pipelines if p not in pipelines]
-    report_all(ctx, repo, pull, installation, note=messages.head_note(deleted=deleted))
+    report_all(ctx, repo, pull, installation, note=head_note(deleted=deleted))
 
 
+@router.on(EventKind.PULL_REQUEST, action=PullRequestAction.LABELED)
 def labeled(event: PullRequestEvent, ctx: HandlerContext) -> None:
     """A label that an `autorun.label` waits for: start the runs of this head it held.
 
@@ -86,7 +81,7 @@ def labeled(event: PullRequestEvent, ctx: HandlerContext) -> None:
     except KfpBotError as exc:
         ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
         record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")
-        report_all(ctx, repo, pull, installation, note=messages.plan_failed(str(exc)))
+        report_all(ctx, repo, pull, installation, note=plan_failed(str(exc)))
         return
     waiting = [p for p in pipelines if view.config.autorun_for(p.name).label == event.label]
     skip = _skip_reasons(ctx, event, waiting, view.config)
@@ -125,6 +120,7 @@ def _skip_reasons(ctx: HandlerContext, event: PullRequestEvent, pipelines: list[
     return {name: hold for name, hold in holds.items() if hold is not None}
 
 
+@router.on(EventKind.PULL_REQUEST, action=PullRequestAction.CLOSED)
 def closed(event: PullRequestEvent, ctx: HandlerContext) -> None:
     """Cancel every unfinished run of a closed (or merged) pull request."""
     ctx.store.save_pull(event.repo, event.pull, event.installation_id)

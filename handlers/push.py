@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from handlers import messages
 from handlers.context import HandlerContext
 from handlers.deploying import remove_schedules
+from handlers.messages.checks import head_note, plan_failed
 from handlers.models import EventKind, PushEvent, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.planning import check_clone_url, runnable, unstarted
 from handlers.router import Router
@@ -40,7 +40,7 @@ def on_push(event: PushEvent, ctx: HandlerContext) -> None:
     except KfpBotError as exc:
         ctx.log.error("cannot plan the push of %s to %s (%s): %s", event.after, event.ref, event.delivery_id, exc)
         record_failure(ctx, event, f"cannot plan the push of {event.after} to {event.ref}: {exc}")
-        report_head(ctx, repo, event.after, installation, note=messages.plan_failed(str(exc)))
+        report_head(ctx, repo, event.after, installation, note=plan_failed(str(exc)))
         return
     pipelines = runnable(plan)
     deleted = [p.name for p in plan.pipelines if p.change is PipelineChange.DELETED]
@@ -48,7 +48,7 @@ def on_push(event: PushEvent, ctx: HandlerContext) -> None:
     created = create_deploy_runs(ctx, event, pipelines)
     ctx.log.info("push %s to %s: %d deploy run(s) created, %d deleted pipeline(s)", event.after[:7], event.ref,
                  len(created), len(deleted))
-    report_head(ctx, repo, event.after, installation, note=messages.head_note(deleted=deleted))
+    report_head(ctx, repo, event.after, installation, note=head_note(deleted=deleted))
 
 
 def plan_push(repo_dir: Path, event: PushEvent) -> Plan:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from handlers import check_run, check_suite, issue_comment, messages, pull_request, push, runs, slack_notifier
+from handlers import check_run, check_suite, issue_comment, pull_request, push, runs, slack_notifier
 from handlers.context import HandlerContext
-from handlers.models import (
-    BuildStatus,
-    CheckRunEvent,
-    CheckSuiteEvent,
-    Event,
-    IssueCommentEvent,
-    PullRequestEvent,
-    PushEvent,
-    RunStart,
-    RunStatus,
-)
-from handlers.router import Router
+from handlers.messages.checks import plan_failed
+from handlers.messages.replies import internal_error
+from handlers.models import (BuildStatus, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
+                             PullRequestEvent, PushEvent, RunStart, RunStatus)
 from handlers.status_reporting import handling, record_failure, report_head, safely
+from handlers.router import Router
 
 ROUTES = Router().include(pull_request.router, issue_comment.router, push.router, runs.router,
                           slack_notifier.router, check_run.router, check_suite.router)
@@ -42,12 +35,12 @@ def handle_failure(event: Event, error: BaseException, ctx: HandlerContext) -> N
         runs.fail_run(ctx, event.run_id, reason)
     elif isinstance(event, PullRequestEvent):
         report_head(ctx, event.repo, event.pull.head_sha, event.installation_id,
-                    note=messages.plan_failed(reason))
+                    note=plan_failed(reason))
     elif isinstance(event, PushEvent) and event.branch is not None:
-        report_head(ctx, event.repo, event.after, event.installation_id, note=messages.plan_failed(reason))
+        report_head(ctx, event.repo, event.after, event.installation_id, note=plan_failed(reason))
     elif isinstance(event, (CheckRunEvent, CheckSuiteEvent)):
-        report_head(ctx, event.repo, event.head_sha, event.installation_id, note=messages.plan_failed(reason))
+        report_head(ctx, event.repo, event.head_sha, event.installation_id, note=plan_failed(reason))
     elif isinstance(event, IssueCommentEvent):
         safely(ctx, event.key, "reply", lambda: ctx.reporter.reply(
-            event.repo, event.number, messages.internal_error(reason), event.installation_id))
+            event.repo, event.number, internal_error(reason), event.installation_id))
     ctx.log.error("event %s failed: %s", event.key, reason)

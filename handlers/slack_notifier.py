@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from handlers import messages
 from handlers.context import HandlerContext
+from handlers.messages.slack_blocks import slack_change, slack_thread
 from handlers.models import EventKind, Notification, Run, RunState, Trigger
 from handlers.ports import Chat, ChatMessage
 from handlers.router import Router
@@ -103,7 +103,7 @@ def notify_slack(event: Notification, ctx: HandlerContext) -> None:
         if posted:
             ctx.log.info("notification %s already posted to Slack", event.key)
             return
-        reply = chat.post(channel or "", messages.slack_change(event))
+        reply = chat.post(channel or "", slack_change(event))
         ctx.store.set_external(POSTED_SCOPE, posted_key, reply.ts or "posted")
         return
     key = thread_key(event, channel)
@@ -114,7 +114,7 @@ def notify_slack(event: Notification, ctx: HandlerContext) -> None:
             ctx.log.info("notification %s already posted to Slack", event.key)
         else:
             # The reply goes out even when editing the parent failed: the change must reach Slack.
-            reply = chat.post(parent.channel, messages.slack_change(event), thread=parent.ts)
+            reply = chat.post(parent.channel, slack_change(event), thread=parent.ts)
             ctx.store.set_external(POSTED_SCOPE, posted_key, reply.ts or "posted")
     if update_failure is not None:
         ctx.log.error("Slack: the thread message %s of %s (run %s) was not updated: %s", parent.ts, key,
@@ -173,7 +173,7 @@ def _update_parent(ctx: HandlerContext, chat: Chat, event: Notification, channel
         runs = [r for r in runs if r.sha == head]
     else:
         runs = [r for r in ctx.store.list_runs(repo=event.repo, sha=event.sha) if r.trigger is Trigger.DEPLOY]
-    message = messages.slack_thread(event, [r for r in runs if channel_of(r) == channel])
+    message = slack_thread(event, [r for r in runs if channel_of(r) == channel])
     parent = ctx.store.get_chat_thread(key)
     if parent is None:
         parent = chat.post(channel, message)

@@ -39,10 +39,9 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
@@ -50,10 +49,13 @@ from github.Repository import Repository
 
 from bot.github import lookups
 from bot.github.client import GitHubClients, GitHubError, GitHubMode
-from handlers import messages
-from handlers.context import UtcClock
-from handlers.messages import HeadNote, HeadOutcome
+from handlers.messages.checks import (HEAD_CHECK_NAME, HeadNote, HeadOutcome, check_actions, check_name, check_summary,
+                                      check_title, head_description, head_outcome, head_summary, head_title,
+                                      status_description, status_text)
+from handlers.messages.pull_comment import pull_comment
+from handlers.messages.rendering import latest_runs, web_url
 from handlers.models import RepoRef, Run, RunState
+from handlers.context import UtcClock
 from handlers.ports import Clock, Store
 
 log = logging.getLogger("kfp_bot.github")
@@ -116,22 +118,22 @@ class GitHubReporter:
 
     def run_changed(self, run: Run) -> None:
         """Show the run on its pipeline's check run (App) or commit status (token)."""
-        name = messages.check_name(run.pipeline)
+        name = check_name(run.pipeline)
         if self.mode is GitHubMode.TOKEN:
             if self._superseded(run):
                 log.info("not reporting run %s of %s: a newer run of %s exists for %s", run.id, run.repo,
                          run.pipeline, run.sha[:12])
                 return
             self._status(run.repo, run.installation_id, run.sha, name, STATUS_STATES[run.state],
-                         messages.status_description(run), messages.web_url(run.url))
+                         status_description(run), web_url(run.url))
             return
         status, conclusion = CHECK_STATES[run.state]
         fields = {"status": status, "external_id": run.id, "started_at": lookups.utc(run.created_at),
-                  "output": {"title": messages.check_title(run), "summary": messages.check_summary(run)},
-                  "actions": messages.check_actions(run)}
+                  "output": {"title": check_title(run), "summary": check_summary(run)},
+                  "actions": check_actions(run)}
         if conclusion:
             fields.update(conclusion=conclusion, completed_at=lookups.utc(run.updated_at))
-        url = messages.web_url(run.url)
+        url = web_url(run.url)
         if url:
             fields["details_url"] = url
         key = f"{run.repo}@{run.sha}/{name}/{run.id}"
@@ -142,19 +144,19 @@ class GitHubReporter:
     def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
                      installation_id: int | None) -> None:
         """The aggregate `kfp-bot` check (or status) of `sha`, which always concludes."""
-        outcome = messages.head_outcome(runs, note)
-        name = messages.HEAD_CHECK_NAME
+        outcome = head_outcome(runs, note)
+        name = HEAD_CHECK_NAME
         if self.mode is GitHubMode.TOKEN:
             self._status(repo.full_name, installation_id, sha, name, HEAD_STATUS_STATES[outcome],
-                         messages.head_description(runs, note), None)
+                         head_description(runs, note), None)
             return
         status, conclusion = HEAD_CHECK_STATES[outcome]
-        latest = messages.latest_runs(runs)
+        latest = latest_runs(runs)
         started = min((r.created_at for r in latest), default=self.clock.now())
         fields: dict[str, Any] = {"status": status, "external_id": f"{repo.full_name}@{sha}",
                                   "started_at": lookups.utc(started),
-                                  "output": {"title": messages.head_title(runs, note),
-                                             "summary": messages.head_summary(runs, note)}}
+                                  "output": {"title": head_title(runs, note),
+                                             "summary": head_summary(runs, note)}}
         if conclusion:
             finished = max((r.updated_at for r in latest), default=self.clock.now())
             fields.update(conclusion=conclusion, completed_at=lookups.utc(finished))
@@ -164,7 +166,7 @@ class GitHubReporter:
     def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run],
                      installation_id: int | None) -> None:
         """The one bot comment of the PR: created once, then edited in place."""
-        body = messages.pull_comment(runs)
+        body = pull_comment(runs)
         key = f"{repo.full_name}#{number}"
         what = f"updating the kfp-bot comment on {key}"
         with self._lock(f"comment:{key}"):
@@ -188,7 +190,7 @@ class GitHubReporter:
         since commit statuses have no neutral state."""
         if self.mode is GitHubMode.TOKEN:
             self._status(repo.full_name, installation_id, sha, name, "success",
-                         messages.status_text(title), None)
+                         status_text(title), None)
             return
         now = lookups.utc(self.clock.now())
         fields: dict[str, Any] = {"status": "completed", "conclusion": "neutral", "external_id": f"{repo.full_name}@{sha}",
@@ -207,7 +209,7 @@ class GitHubReporter:
     def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
         """A new comment on the PR (refusals, errors, plans, help)."""
         gh = self.clients.repo(repo.full_name, installation_id)
-        since = datetime.now(UTC) - _CLOCK_SKEW
+        since = datetime.now(timezone.utc) - _CLOCK_SKEW
         self._create_once(f"replying on {repo.full_name}#{number}",
                           lambda: gh.get_issue(number).create_comment(body).id,
                           lambda: lookups.reply(gh, number, body, since, self.author))

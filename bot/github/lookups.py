@@ -16,7 +16,7 @@ from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
 from github.Repository import Repository
 
-from handlers import messages
+from handlers.messages.pull_comment import SUMMARY_MARKER
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Authorship:
 def summary_comment(gh: Repository, number: int, author: Authorship) -> int | None:
     """The bot's own summary comment of PR `number`: it starts with the hidden marker."""
     for comment in gh.get_issue(number).get_comments():
-        if (comment.body or "").lstrip().startswith(messages.SUMMARY_MARKER) and author.wrote(comment):
+        if (comment.body or "").lstrip().startswith(SUMMARY_MARKER) and author.wrote(comment):
             return comment.id
     return None
 

@@ -16,7 +16,8 @@ import pytest
 
 from bot.github import GitHubClients, GitHubError, GitHubReporter
 from bot.store import SqlStore
-from handlers import messages
+from handlers.messages.pull_comment import SUMMARY_MARKER
+from handlers.messages.replies import command_refused
 from handlers.models import Run, RunState, Trigger
 from tests.fakes.github import FakeGitHub
 from tests.support.github_clients import (
@@ -239,7 +240,7 @@ def test_pull_comment_is_created_once_then_edited(fake: FakeGitHub, request: pyt
     reporter.pull_summary(repo, PR, [make_run(RunState.RUNNING, url=RUN_URL)], INSTALLATION_ID)
     reporter.pull_summary(repo, PR, [make_run(RunState.SUCCEEDED, url=RUN_URL)], INSTALLATION_ID)
     [comment] = fake.comments(REPO, PR)
-    assert comment["body"].startswith(messages.SUMMARY_MARKER)
+    assert comment["body"].startswith(SUMMARY_MARKER)
     assert "| head-pose-pipeline | ✅ succeeded | autorun |" in comment["body"]
     assert comment["user"]["login"] == (BOT_LOGIN if mode == "app" else TOKEN_USER)
     assert len(fake.requests_to("POST", r"/repos/octo/monorepo/issues/7/comments")) == 1
@@ -254,7 +255,7 @@ def test_pull_comment_is_found_by_its_marker_when_the_store_lost_it(fake: FakeGi
     login = None if mode == "app" else TOKEN_USER
     repo = repo_ref(fake)
     # someone quoted the marker first: their comment is not the bot's and must stay untouched
-    quoted = fake.add_comment(REPO, PR, f"{messages.SUMMARY_MARKER}\nwhy is it red?", author="alice")
+    quoted = fake.add_comment(REPO, PR, f"{SUMMARY_MARKER}\nwhy is it red?", author="alice")
     GitHubReporter(clients, store, bot_login=login).pull_summary(repo, PR, [make_run(RunState.RUNNING)],
                                                                  INSTALLATION_ID)
     with SqlStore(f"sqlite:///{tmp_path / 'fresh.db'}") as fresh:
@@ -303,7 +304,7 @@ def test_a_reaction_is_repeated_after_a_5xx_and_stays_one(fake: FakeGitHub, app_
 
 
 def test_reply_adds_a_new_comment(fake: FakeGitHub, app_reporter: GitHubReporter) -> None:
-    body = messages.command_refused("mallory", "only people with write access can run pipelines")
+    body = command_refused("mallory", "only people with write access can run pipelines")
     app_reporter.reply(repo_ref(fake), PR, body, INSTALLATION_ID)
     assert [c["body"] for c in fake.comments(REPO, PR)] == [body]
 
@@ -351,7 +352,7 @@ def test_a_comment_written_before_a_502_is_found_not_written_again(fake: FakeGit
     fake.fail_next("POST", COMMENTS, 502, after=True)
     app_reporter.pull_summary(repo_ref(fake), PR, [make_run(RunState.RUNNING)], INSTALLATION_ID)
     [comment] = fake.comments(REPO, PR)
-    assert comment["body"].startswith(messages.SUMMARY_MARKER)
+    assert comment["body"].startswith(SUMMARY_MARKER)
     assert [r.status for r in fake.requests_to("POST", COMMENTS)] == [502]
 
     fake.fail_next("POST", COMMENTS, 503, after=True)

@@ -12,8 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handlers import messages
-from handlers.messages import HeadOutcome
+from handlers.messages.checks import (HeadOutcome, check_summary, check_title, head_outcome, head_summary, head_title,
+                                      status_description, trusted_settings_summary, trusted_settings_title)
+from handlers.messages.pull_comment import SUMMARY_MARKER, TRUSTED_CHANGES_KEY, pull_comment, waiting_for_approval
+from handlers.messages.rendering import MAX_MARKDOWN_CHARS, MAX_STATUS_CHARS, reproduce_command
+from handlers.messages.replies import (approved, cancel_reply, command_error, command_help, command_refused, plan_reply,
+                                       run_accepted)
 from handlers.models import Run, RunState, Transition, Trigger
 from tests.support.golden import assert_golden
 
@@ -111,7 +115,7 @@ CHECK_SUMMARIES = {
 
 @pytest.mark.parametrize("name", sorted(CHECK_SUMMARIES))
 def test_check_summary(name: str) -> None:
-    assert_golden(messages.check_summary(CHECK_SUMMARIES[name]()), f"messages/{name}")
+    assert_golden(check_summary(CHECK_SUMMARIES[name]()), f"messages/{name}")
 
 
 def test_check_titles_and_status_descriptions_of_every_state() -> None:
@@ -120,25 +124,25 @@ def test_check_titles_and_status_descriptions_of_every_state() -> None:
         run = make_run(state=state, url=VERTEX_URL if state is RunState.RUNNING else None,
                        error="it broke\nsecond line" if state in (RunState.FAILED, RunState.ERROR,
                                                                    RunState.CANCELLED, RunState.SKIPPED) else None)
-        lines.append(f"| {state.value} | {messages.check_title(run)} | {messages.status_description(run)} |")
+        lines.append(f"| {state.value} | {check_title(run)} | {status_description(run)} |")
     assert_golden("\n".join(lines) + "\n", "messages/check_titles.md")
 
 
 def test_head_summary_with_runs() -> None:
     runs = [running_autorun(), failed_command_run(), skipped_run()]
-    text = f"# {messages.head_title(runs)}\n\n{messages.head_summary(runs, '')}"
+    text = f"# {head_title(runs)}\n\n{head_summary(runs, '')}"
     assert_golden(text, "messages/head_summary.md")
 
 
 def test_head_summary_without_affected_pipelines() -> None:
-    text = f"# {messages.head_title([], '')}\n\n{messages.head_summary([], '')}"
+    text = f"# {head_title([], '')}\n\n{head_summary([], '')}"
     assert_golden(text, "messages/head_summary_none.md")
 
 
 def test_head_summary_not_run() -> None:
     note = ("This pull request is a draft: 2 pipelines are affected and will run when it is marked "
             "ready for review.")
-    text = f"# {messages.head_title([], note)}\n\n{messages.head_summary([], note)}"
+    text = f"# {head_title([], note)}\n\n{head_summary([], note)}"
     assert_golden(text, "messages/head_summary_not_run.md")
 
 
@@ -146,31 +150,31 @@ def test_pull_comment() -> None:
     superseded = make_run(state=RunState.SUCCEEDED, run_id="run-0000000000000001", created=T0 - timedelta(hours=1))
     other = replace(running_autorun(), id="run-7777777777777777", pipeline="face-detect-pipeline")
     runs = [superseded, failed_command_run(), other, skipped_run()]
-    assert_golden(messages.pull_comment(runs), "messages/pull_comment.md")
+    assert_golden(pull_comment(runs), "messages/pull_comment.md")
 
 
 def test_pull_comment_without_pipelines() -> None:
-    assert_golden(messages.pull_comment([]), "messages/pull_comment_none.md")
+    assert_golden(pull_comment([]), "messages/pull_comment_none.md")
 
 
 def test_command_replies() -> None:
     plan = {"base": BASE, "head": HEAD, "pipelines": [HEAD_POSE_PLAN, MNIST_PLAN]}
     replies = {
-        "command_help.md": messages.command_help(["mnist-pipeline", "head-pose-pipeline"]),
-        "command_refused.md": messages.command_refused(
+        "command_help.md": command_help(["mnist-pipeline", "head-pose-pipeline"]),
+        "command_refused.md": command_refused(
             "mallory", "only people with write access to octo/monorepo can run pipelines"),
-        "command_error.md": messages.command_error(
+        "command_error.md": command_error(
             "/run head-pose-pipeline epochs=ten lr=0.1",
             ["epochs: expected an integer, got 'ten'", "lr: not a parameter of head-pose-pipeline"],
             ["epochs", "learning_rate", "dataset"], valid_label="Parameters of head-pose-pipeline"),
-        "plan_reply.md": messages.plan_reply(plan),
-        "plan_reply_none.md": messages.plan_reply({"base": BASE, "head": HEAD, "pipelines": []}),
-        "waiting_for_approval.md": messages.waiting_for_approval("outsider", HEAD,
+        "plan_reply.md": plan_reply(plan),
+        "plan_reply_none.md": plan_reply({"base": BASE, "head": HEAD, "pipelines": []}),
+        "waiting_for_approval.md": waiting_for_approval("outsider", HEAD,
                                                                  ["mnist-pipeline", "head-pose-pipeline"]),
-        "run_accepted.md": messages.run_accepted("alice", [failed_command_run(), skipped_run()]),
-        "approved.md": messages.approved("maintainer", HEAD, ["head-pose-pipeline"]),
-        "cancel_reply.md": messages.cancel_reply("alice", [running_autorun()]),
-        "cancel_reply_nothing.md": messages.cancel_reply("alice", [], "mnist-pipeline"),
+        "run_accepted.md": run_accepted("alice", [failed_command_run(), skipped_run()]),
+        "approved.md": approved("maintainer", HEAD, ["head-pose-pipeline"]),
+        "cancel_reply.md": cancel_reply("alice", [running_autorun()]),
+        "cancel_reply_nothing.md": cancel_reply("alice", [], "mnist-pipeline"),
     }
     for name, text in replies.items():
         assert_golden(text, f"messages/{name}")
@@ -181,26 +185,26 @@ def test_command_replies() -> None:
 
 def test_reproduce_command_quotes_overrides_for_the_shell() -> None:
     run = make_run(overrides={"epochs": "1", "note": "it's a test; rm -rf /"})
-    assert messages.reproduce_command(run) == \
+    assert reproduce_command(run) == \
         "kfp-bot run head-pose-pipeline --repo . -p epochs=1 -p 'note=it'\"'\"'s a test; rm -rf /'"
 
 
 def test_autorun_reproduce_command_has_no_overrides() -> None:
-    assert messages.reproduce_command(make_run()) == "kfp-bot run head-pose-pipeline --repo ."
+    assert reproduce_command(make_run()) == "kfp-bot run head-pose-pipeline --repo ."
 
 
 def test_pull_comment_starts_with_marker_and_shows_latest_run_per_pipeline() -> None:
     old = make_run(state=RunState.FAILED, run_id="run-old", created=T0, error="old failure")
     new = make_run(state=RunState.SUCCEEDED, run_id="run-new", created=T0 + timedelta(minutes=1))
-    body = messages.pull_comment([new, old])
-    assert body.splitlines()[0] == messages.SUMMARY_MARKER
+    body = pull_comment([new, old])
+    assert body.splitlines()[0] == SUMMARY_MARKER
     rows = [line for line in body.splitlines() if line.startswith("| head-pose-pipeline |")]
     assert len(rows) == 1 and "✅ succeeded" in rows[0]
     assert "old failure" not in body
 
 
 def test_user_text_cannot_break_tables() -> None:
-    summary = messages.check_summary(error_run())
+    summary = check_summary(error_run())
     row = next(line for line in summary.splitlines() if line.startswith("| note |"))
     # the value's pipe is escaped and its backticks fenced by a longer run, so the row keeps 3 cells
     assert row == "| note | `` a\\|b `c` `` | settings.yaml |"
@@ -209,28 +213,28 @@ def test_user_text_cannot_break_tables() -> None:
 
 def test_status_description_fits_githubs_limit() -> None:
     run = make_run(state=RunState.FAILED, error="x" * 500)
-    description = messages.status_description(run)
-    assert len(description) == messages.MAX_STATUS_CHARS and description.endswith("…")
+    description = status_description(run)
+    assert len(description) == MAX_STATUS_CHARS and description.endswith("…")
 
 
 def test_long_errors_keep_their_end_within_githubs_limit() -> None:
     run = make_run(state=RunState.ERROR, error="boom\n" * 40_000 + "ValueError: the real cause")
-    summary = messages.check_summary(run)
-    assert len(summary) <= messages.MAX_MARKDOWN_CHARS
+    summary = check_summary(run)
+    assert len(summary) <= MAX_MARKDOWN_CHARS
     assert "ValueError: the real cause" in summary
 
 
 def test_long_summaries_are_cut_below_githubs_limit() -> None:
     run = make_run(parameters={f"p{i}": "v" * 100 for i in range(1000)})
-    summary = messages.check_summary(run)
-    assert len(summary) <= messages.MAX_MARKDOWN_CHARS
+    summary = check_summary(run)
+    assert len(summary) <= MAX_MARKDOWN_CHARS
     assert summary.endswith("_… truncated: the full text was longer than GitHub allows._\n")
 
 
 def test_links_only_to_web_urls() -> None:
     run = make_run(url="/tmp/kfp-local/runs/run-1")
-    assert "/tmp/kfp-local" not in messages.check_summary(run)
-    assert "/tmp/kfp-local" not in messages.pull_comment([run])
+    assert "/tmp/kfp-local" not in check_summary(run)
+    assert "/tmp/kfp-local" not in pull_comment([run])
 
 
 @pytest.mark.parametrize(("states", "note", "outcome"), [
@@ -246,14 +250,14 @@ def test_links_only_to_web_urls() -> None:
 ])
 def test_head_outcome(states: tuple[RunState, ...], note: str, outcome: HeadOutcome) -> None:
     runs = [make_run(f"pipeline-{i}", s, run_id=f"run-{i}") for i, s in enumerate(states)]
-    assert messages.head_outcome(runs, note) is outcome
+    assert head_outcome(runs, note) is outcome
 
 
 def test_head_outcome_uses_the_latest_run_of_each_pipeline() -> None:
     failed = make_run(state=RunState.FAILED, run_id="run-a", created=T0)
     rerun = replace(failed, id="run-b", state=RunState.SUCCEEDED, created_at=T0 + timedelta(minutes=3),
                     updated_at=T0 + timedelta(minutes=4))
-    assert messages.head_outcome([failed, rerun], "") is HeadOutcome.SUCCEEDED
+    assert head_outcome([failed, rerun], "") is HeadOutcome.SUCCEEDED
 
 
 # -- trusted settings and commands bound to an older head ------------------------------------------
@@ -268,18 +272,18 @@ TRUSTED_CHANGES = [
 
 def test_trusted_settings_check() -> None:
     allowed = ["pipelines@acme.iam.gserviceaccount.com"]
-    text = (f"{messages.trusted_settings_title(TRUSTED_CHANGES)}\n\n"
-            f"{messages.trusted_settings_summary(TRUSTED_CHANGES, 'main', allowed)}")
+    text = (f"{trusted_settings_title(TRUSTED_CHANGES)}\n\n"
+            f"{trusted_settings_summary(TRUSTED_CHANGES, 'main', allowed)}")
     assert_golden(text, "messages/trusted_settings.md")
 
 
 def test_pull_comment_with_trusted_changes() -> None:
-    run = make_run(plan={**HEAD_POSE_PLAN, messages.TRUSTED_CHANGES_KEY: TRUSTED_CHANGES})
-    assert_golden(messages.pull_comment([run]), "messages/pull_comment_trusted.md")
+    run = make_run(plan={**HEAD_POSE_PLAN, TRUSTED_CHANGES_KEY: TRUSTED_CHANGES})
+    assert_golden(pull_comment([run]), "messages/pull_comment_trusted.md")
 
 
 def test_replies_to_commands_bound_to_an_older_head() -> None:
     moved = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d"
-    text = (messages.run_accepted("maria", [failed_command_run()], head_now=moved) + "\n---\n\n"
-            + messages.approved("maria", HEAD, ["head-pose-pipeline"], head_now=moved))
+    text = (run_accepted("maria", [failed_command_run()], head_now=moved) + "\n---\n\n"
+            + approved("maria", HEAD, ["head-pose-pipeline"], head_now=moved))
     assert_golden(text, "messages/bound_to_older_head.md")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from handlers import messages
+from handlers.messages.slack_blocks import MAX_SLACK_ERROR_CHARS, slack_change, slack_thread
 from handlers.models import Notification, Run, RunState, Trigger
 from tests.fakes.slack import FakeSlack
 from tests.handlers.conftest import PR, REPO, Bot
@@ -98,26 +98,26 @@ def test_golden_thread_parent() -> None:
                  url="https://console.cloud.google.com/vertex-ai/pipelines/runs/hp-1"),
             _run("mnist-pipeline", RunState.SUCCEEDED, url="https://kfp.example.com/#/runs/details/m-1"),
             _run("dataset-pipeline", RunState.RUNNING, url="/tmp/local/run")]
-    message = messages.slack_thread(_note(), runs)
+    message = slack_thread(_note(), runs)
     assert_golden(_json(message), "messages/slack_thread.json")
     text = message["blocks"][0]["text"]["text"]
     assert f"<{PR_URL}|octo/monorepo#42>" in text and "&lt;training&gt; &amp;" in text
 
 
 def test_golden_change_reply() -> None:
-    message = messages.slack_change(_note(trigger=Trigger.COMMAND, triggered_by="bob",
+    message = slack_change(_note(trigger=Trigger.COMMAND, triggered_by="bob",
                                           overrides={"epochs": 1, "lr": "0.01"}))
     assert_golden(_json(message), "messages/slack_change_failed.json")
     assert "`epochs=1`" in message["blocks"][-1]["elements"][0]["text"]
 
 
 def test_golden_deploy_change() -> None:
-    message = messages.slack_change(_note(state=RunState.SUCCEEDED, trigger=Trigger.DEPLOY, triggered_by="maria",
+    message = slack_change(_note(state=RunState.SUCCEEDED, trigger=Trigger.DEPLOY, triggered_by="maria",
                                           pr=None, pr_title=None, pr_author=None, pr_url=None, error=None))
     assert_golden(_json(message), "messages/slack_change_deploy.json")
 
 
 def test_a_long_error_is_cut_to_its_first_line() -> None:
-    message = messages.slack_change(_note(error="x" * 5000 + "\nsecond line"))
+    message = slack_change(_note(error="x" * 5000 + "\nsecond line"))
     error_block = message["blocks"][1]["text"]["text"]
-    assert len(error_block) <= messages.MAX_SLACK_ERROR_CHARS + 2 and "second line" not in error_block
+    assert len(error_block) <= MAX_SLACK_ERROR_CHARS + 2 and "second line" not in error_block

@@ -1,0 +1,191 @@
+"""Check runs and commit statuses: what a pipeline's check, the head's aggregate `kfp-bot` check and
+the trusted-settings notice say (titles, summaries, ≤ 140 character descriptions, buttons).
+
+Rendered from `handlers/templates/` (`check_summary`, `head_summary`, `head_note`, `plan_failed`,
+`trusted_settings`, the one-liners of `short.j2`) through `handlers.messages.rendering`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from handlers.messages.rendering import (MAX_ERROR_CHARS, MAX_MARKDOWN_CHARS, MAX_STATUS_CHARS, MAX_TITLE_CHARS,
+                                         clip, code, fit_bytes, format_value, latest_runs, macro, render, run_view)
+from handlers.models import Run, RunState
+
+HEAD_CHECK_NAME = "kfp-bot"
+# The neutral check a head gets when it changes trusted settings.
+TRUSTED_CHECK_NAME = "kfp-bot / trusted settings"
+# A check run's output summary and text: 65,535 UTF-8 *bytes* (GitHub: "summary exceeds a maximum
+# bytesize of 65535"; https://docs.github.com/en/rest/checks/runs). The templates carry emoji.
+MAX_CHECK_OUTPUT_BYTES = 65_535
+
+
+@dataclass(frozen=True)
+class HeadNote:
+    """What the aggregate check says besides its runs; `failed` concludes it as a failure."""
+
+    text: str = ""
+    failed: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.text.strip())
+
+
+NoteLike = str | HeadNote | None
+
+
+def as_note(note: NoteLike) -> HeadNote:
+    """A `HeadNote` from a plain string (informational), a note, or nothing."""
+    if isinstance(note, HeadNote):
+        return note
+    return HeadNote(text=note or "")
+
+
+def plan_failed(reason: str) -> HeadNote:
+    """The head could not be planned (fetch failed, bad `.kfp-bot.yaml`, ...): a failing note."""
+    return HeadNote(render("plan_failed.md.j2", MAX_ERROR_CHARS, reason=reason), failed=True)
+
+
+def head_note(*, deleted: Sequence[str] = ()) -> HeadNote:
+    """Informational note of a planned head: pipelines the change deleted."""
+    return HeadNote(render("head_note.md.j2", MAX_ERROR_CHARS, deleted=list(deleted)))
+
+
+class HeadOutcome(enum.Enum):
+    """What the runs of one head commit add up to (the aggregate `kfp-bot` check)."""
+
+    NONE_AFFECTED = "none-affected"
+    ACTIVE = "active"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    NOT_RUN = "not-run"
+    SUCCEEDED = "succeeded"
+
+
+def head_outcome(runs: Sequence[Run], note: NoteLike = "") -> HeadOutcome:
+    """The outcome of a head commit's latest runs, first match wins.
+
+    | runs                                  | outcome        |
+    |---------------------------------------|----------------|
+    | none, and no note                      | NONE_AFFECTED  |
+    | none, with a note (why nothing ran)    | NOT_RUN        |
+    | any still queued/building/.../running  | ACTIVE         |
+    | any failed or error                    | FAILED         |
+    | any cancelled                          | CANCELLED      |
+    | all skipped                            | NOT_RUN        |
+    | otherwise (succeeded, maybe skipped)   | SUCCEEDED      |
+    """
+    note = as_note(note)
+    if note.failed:
+        return HeadOutcome.FAILED
+    latest = latest_runs(runs)
+    if not latest:
+        return HeadOutcome.NOT_RUN if note else HeadOutcome.NONE_AFFECTED
+    states = {r.state for r in latest}
+    if any(not s.terminal for s in states):
+        return HeadOutcome.ACTIVE
+    if states & {RunState.FAILED, RunState.ERROR}:
+        return HeadOutcome.FAILED
+    if RunState.CANCELLED in states:
+        return HeadOutcome.CANCELLED
+    if states == {RunState.SKIPPED}:
+        return HeadOutcome.NOT_RUN
+    return HeadOutcome.SUCCEEDED
+
+
+def check_name(pipeline: str) -> str:
+    """The name of a pipeline's check run and commit status context."""
+    return f"{HEAD_CHECK_NAME} / {pipeline}"
+
+
+# Buttons on a pipeline's check run (GitHub App only). GitHub allows at most 3 per check, each with
+# an identifier and a label of at most 20 characters and a description of at most 40
+# (https://docs.github.com/en/rest/checks/runs). Pressing one sends `check_run.requested_action`
+# with the identifier (handlers/check_run.py); the identifiers are `CheckAction` values.
+RUN_ACTION = {"label": "Run", "description": "Run this pipeline at this commit", "identifier": "run"}
+
+CANCEL_ACTION = {"label": "Cancel", "description": "Cancel this pipeline run", "identifier": "cancel"}
+
+
+def check_actions(run: Run) -> list[dict[str, str]]:
+    """The buttons of a run's check: Run on a skipped pipeline, Cancel on an unfinished one, else none
+    (an empty list removes the buttons a check had)."""
+    if run.state is RunState.SKIPPED:
+        return [dict(RUN_ACTION)]
+    if not run.state.terminal:
+        return [dict(CANCEL_ACTION)]
+    return []
+
+
+def check_title(run: Run) -> str:
+    """One line for the check run title: state, and what it is doing or why it stopped."""
+    return clip(macro("short.j2", "check_title", run=run_view(run)), MAX_TITLE_CHARS)
+
+
+def check_summary(run: Run) -> str:
+    """Markdown for a pipeline's check: why affected, images, parameters, state, reproduce."""
+    return fit_bytes(render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=run_view(run)),
+                     MAX_CHECK_OUTPUT_BYTES)
+
+
+def status_description(run: Run) -> str:
+    """The ≤ 140 character description of a pipeline's commit status (token mode)."""
+    return clip(macro("short.j2", "status_description", run=run_view(run)), MAX_STATUS_CHARS)
+
+
+def status_text(text: str) -> str:
+    """Any text clipped to a commit status description's 140 characters."""
+    return clip(text, MAX_STATUS_CHARS)
+
+
+def head_title(runs: Sequence[Run], note: NoteLike = "") -> str:
+    """One line for the aggregate `kfp-bot` check: how many pipelines and where they are."""
+    return clip(macro("short.j2", "head_title", **_head_view(runs, note)), MAX_TITLE_CHARS)
+
+
+def head_description(runs: Sequence[Run], note: NoteLike = "") -> str:
+    """The ≤ 140 character description of the aggregate `kfp-bot` commit status."""
+    return clip(macro("short.j2", "head_title", **_head_view(runs, note)), MAX_STATUS_CHARS)
+
+
+def head_summary(runs: Sequence[Run], note: NoteLike = "") -> str:
+    """Markdown for the aggregate check: a table of every affected pipeline, or why there is none."""
+    return fit_bytes(render("head_summary.md.j2", MAX_MARKDOWN_CHARS, **_head_view(runs, note)),
+                     MAX_CHECK_OUTPUT_BYTES)
+
+
+def _head_view(runs: Sequence[Run], note: NoteLike) -> dict[str, Any]:
+    note = as_note(note)
+    latest = latest_runs(runs)
+    counts: dict[str, int] = {}
+    for run in latest:
+        counts[run.state.value] = counts.get(run.state.value, 0) + 1
+    return {"outcome": head_outcome(runs, note).value, "runs": [run_view(r) for r in latest],
+            "counts": counts, "note": note.text.strip()}
+
+
+def trusted_settings_title(changes: Sequence[Mapping[str, Any]]) -> str:
+    """Title of the neutral check on a head that changes trusted settings."""
+    count = len(changes)
+    return clip(f"{count} trusted setting{'s' if count != 1 else ''} changed: "
+                 "takes effect after merge", MAX_TITLE_CHARS)
+
+
+def trusted_settings_summary(changes: Sequence[Mapping[str, Any]], branch: str,
+                             allowed_accounts: Sequence[str]) -> str:
+    """Summary of that check: each changed key with its proposed and effective value, and service
+    accounts the bot will refuse (`changes` are `TrustedChange.to_json()` mappings)."""
+    rows = [{"file": c["file"], "key": c["key"], "proposed": _shown_setting(c.get("proposed")),
+             "in_effect": _shown_setting(c.get("in_effect"))} for c in changes]
+    refused = [{"file": c["file"], "account": c["proposed"]} for c in changes
+               if c["key"] == "run.service_account" and c.get("proposed")
+               and c["proposed"] not in allowed_accounts]
+    return render("trusted_settings.md.j2", MAX_MARKDOWN_CHARS, changes=rows, branch=branch,
+                   refused=refused, allowed=list(allowed_accounts))
+
+
+def _shown_setting(value: Any) -> str:
+    return "not set" if value is None else code(format_value(value))

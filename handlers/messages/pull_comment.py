@@ -1,0 +1,39 @@
+"""The one bot comment of a pull request, edited in place, and the comment asking a maintainer
+for `/ok-to-run` (`handlers/templates/pull_comment.md.j2`, `trusted_line.md.j2`,
+`waiting_for_approval.md.j2`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from handlers.messages.checks import TRUSTED_CHECK_NAME
+from handlers.messages.rendering import MAX_MARKDOWN_CHARS, latest_runs, render, run_view
+from handlers.models import Run
+
+# The hidden first line by which the bot finds its comment again.
+SUMMARY_MARKER = "<!-- kfp-bot:summary -->"
+# Where a run's plan keeps the trusted settings its head changes (for the comment's line about them).
+TRUSTED_CHANGES_KEY = "trusted_changes"
+
+
+def pull_comment(runs: Sequence[Run]) -> str:
+    """The one bot comment of a PR: hidden marker first, the latest run of each pipeline, how to
+    reproduce, and a line when the newest head changes trusted settings (kept in the runs' plans)."""
+    latest = latest_runs(runs)
+    views = [run_view(r) for r in latest]
+    commands = list(dict.fromkeys(v["reproduce"] for v in views))
+    newest = max(latest, key=lambda r: r.created_at).sha if latest else None
+    trusted = {(c["file"], c["key"]): c for r in latest if r.sha == newest
+               for c in (r.plan or {}).get(TRUSTED_CHANGES_KEY) or ()}
+    line = render("trusted_line.md.j2", MAX_MARKDOWN_CHARS, changes=list(trusted.values()),
+                   check=TRUSTED_CHECK_NAME).strip()
+    body = render("pull_comment.md.j2", MAX_MARKDOWN_CHARS - len(SUMMARY_MARKER) - len(line) - 2,
+                   runs=views, commands=commands, trusted_line=line)
+    return f"{SUMMARY_MARKER}\n{body}"
+
+
+def waiting_for_approval(author: str, sha: str, pipelines: Sequence[str]) -> str:
+    """Comment on a PR from a fork or an outside contributor: runs wait for a maintainer's `/ok-to-run`."""
+    return render("waiting_for_approval.md.j2", MAX_MARKDOWN_CHARS, author=author, sha=sha,
+                   pipelines=sorted(pipelines))
