@@ -10,30 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Callable
 
 from handlers.comment_commands import ALL_PIPELINES, Command, CommandKind, CommandProblem, parse_comment
 from handlers.context import HandlerContext
 from handlers.messages.replies import (approved, cancel_reply, command_error, command_help, command_refused, plan_reply,
                                        run_accepted)
-from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, RunState, Trigger
-from handlers.planning import (
-    checkout_and_plan,
-    create_runs,
-    may_command,
-    pipelines_named,
-    report_all,
-    runnable,
-    supersede,
-)
-from handlers.router import Router
-from handlers.runs import move
+from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, Trigger
+from handlers.planning import (checkout_and_plan, create_runs, may_command, pipelines_named,
+                               report_all, runnable, supersede)
 from handlers.status_reporting import safely
+from handlers.router import CommandRouter, Router
+from handlers.runs import cancel
 from handlers.trusted import default_branch, review, show_changes
-from kfp_bot_errors import KfpBotError
 from pipeline_registry.errors import UnknownPipelineError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.repository import Repository
 
 router = Router()
+CommandHandler = Callable[[Command, IssueCommentEvent, PullRequestRef, HandlerContext], None]
+commands: CommandRouter[CommandKind, CommandHandler] = CommandRouter(CommandKind)
 
 
 @router.on(EventKind.ISSUE_COMMENT)
@@ -41,15 +37,15 @@ def on_comment(event: IssueCommentEvent, ctx: HandlerContext) -> None:
     """Answer every command of a new PR comment."""
     if event.author_is_bot or (ctx.policy.bot_login and event.author == ctx.policy.bot_login):
         return
-    commands = parse_comment(event.body)
-    if not commands:
+    parsed = parse_comment(event.body)
+    if not parsed:
         return
     pull = ctx.pulls.get_pull(event.repo, event.number, event.installation_id)
     if pull is None:
-        _reply(ctx, event, command_error(commands[0].text, [
+        _reply(ctx, event, command_error(parsed[0].text, [
             f"kfp-bot has not seen pull request #{event.number} yet: push a commit or reopen it"], []))
         return
-    for command in commands:
+    for command in parsed:
         if isinstance(command, CommandProblem):
             _reply(ctx, event, command_error(command.text, [command.message], []))
             continue
@@ -67,17 +63,7 @@ def _execute(command: Command, event: IssueCommentEvent, pull: PullRequestRef, c
             event.author, f"{command.text} needs write access to the repository "
                           "(or being listed in KFP_BOT_ALLOWED_USERS)"))
         return
-    if command.kind is CommandKind.HELP:
-        _help(event, pull, ctx)
-    elif command.kind is CommandKind.PLAN:
-        _, plan, _ = checkout_and_plan(ctx, event.repo, pull)
-        _reply(ctx, event, plan_reply(plan.to_json()))
-    elif command.kind is CommandKind.RUN:
-        _run(command, event, pull, ctx)
-    elif command.kind is CommandKind.CANCEL:
-        _cancel(command, event, pull, ctx)
-    elif command.kind is CommandKind.OK_TO_RUN:
-        _approve(event, pull, ctx)
+    commands.handler_for(command.kind)(command, event, pull, ctx)
 
 
 def _allowed(ctx: HandlerContext, event: IssueCommentEvent) -> bool:
@@ -118,7 +104,8 @@ def _bound(ctx: HandlerContext, event: IssueCommentEvent, pull: PullRequestRef) 
     return dataclasses.replace(pull, head_sha=event.head_sha)
 
 
-def _help(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+@commands.on(CommandKind.HELP)
+def _help(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
     try:
         repo_dir, _, _ = checkout_and_plan(ctx, event.repo, pull)
         names = sorted(Repository.open(repo_dir).pipelines())
@@ -127,6 +114,13 @@ def _help(event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -
     _reply(ctx, event, command_help(names))
 
 
+@commands.on(CommandKind.PLAN)
+def _plan(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+    _, plan, _ = checkout_and_plan(ctx, event.repo, pull)
+    _reply(ctx, event, plan_reply(plan.to_json()))
+
+
+@commands.on(CommandKind.RUN)
 def _run(command: Command, event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext) -> None:
     pull = _bound(ctx, event, live)
     _acknowledge(ctx, event)
@@ -166,6 +160,7 @@ def _validate_overrides(ctx: HandlerContext, repo_dir: Path, command: Command, n
     resolve_parameters(repository.settings(name), command.overrides, package.inputs)
 
 
+@commands.on(CommandKind.CANCEL)
 def _cancel(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
     active = ctx.store.list_runs(repo=event.repo.full_name, pr=event.number, active=True)
     targets = [r for r in active if command.pipeline in (None, r.pipeline)]
@@ -176,19 +171,12 @@ def _cancel(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ct
                                                   names))
         return
     _acknowledge(ctx, event)
-    cancelled = []
-    for run in targets:
-        try:
-            ctx.runner.cancel_run(run)
-        except KfpBotError as exc:
-            ctx.log.error("could not cancel run %s: %s", run.id, exc)
-        moved = move(ctx, run, RunState.CANCELLED, f"cancelled by @{event.author}")
-        if moved is not None:
-            cancelled.append(moved)
+    cancelled = cancel(ctx, targets, f"cancelled by @{event.author}")
     _reply(ctx, event, cancel_reply(event.author, cancelled, command.pipeline))
 
 
-def _approve(event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext) -> None:
+@commands.on(CommandKind.OK_TO_RUN)
+def _approve(command: Command, event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext) -> None:
     pull = _bound(ctx, event, live)
     ctx.store.approve(event.repo.full_name, event.number, pull.head_sha, event.author)
     _acknowledge(ctx, event)
