@@ -22,11 +22,12 @@ from dataclasses import replace
 from handlers.context import HandlerContext
 from handlers.messages.checks import HEAD_CHECK_NAME
 from handlers.messages.replies import check_request_text, command_error, command_refused
-from handlers.models import CheckAction, CheckRunEvent, EventKind, PullRequestRef, RepoRef, Run, RunState, Trigger
-from handlers.planning import checkout_and_plan, create_runs, may_command, pipelines_named, report_all, runnable
-from handlers.router import Router
-from handlers.runs import move
+from handlers.models import CheckAction, CheckRunEvent, EventKind, PullRequestRef, RepoRef, Run, Trigger
+from handlers.planning import (checkout_and_plan, create_runs, may_command, pipelines_named, report_all,
+                               runnable)
 from handlers.status_reporting import safely
+from handlers.router import Router
+from handlers.runs import cancel
 from kfp_bot_errors import KfpBotError
 
 router = Router()
@@ -102,11 +103,7 @@ def _cancel(ctx: HandlerContext, event: CheckRunEvent, run: Run, pull: PullReque
         ctx.log.info("cancel of run %s asked by %s (delivery %s): it is %s already", run.id, event.sender,
                      event.delivery_id, run.state.value)
         return
-    try:
-        ctx.runner.cancel_run(run)
-    except KfpBotError as exc:
-        ctx.log.error("could not cancel run %s: %s", run.id, exc)
-    move(ctx, run, RunState.CANCELLED, f"cancelled by @{event.sender}")
+    cancel(ctx, [run], f"cancelled by @{event.sender}")
     report_all(ctx, event.repo, replace(pull, head_sha=run.sha), event.installation_id)
 
 

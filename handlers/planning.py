@@ -154,20 +154,10 @@ def unstarted(ctx: HandlerContext, run_id: str) -> list[Run]:
 def supersede(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, reason: str,
               *, keep_sha: str | None) -> list[Run]:
     """Cancel the PR's unfinished runs of other heads (all of them when keep_sha is None)."""
-    from handlers.runs import move
+    from handlers.runs import cancel
 
-    cancelled = []
-    for run in ctx.store.list_runs(repo=repo.full_name, pr=pull.number, active=True):
-        if keep_sha is not None and run.sha == keep_sha:
-            continue
-        try:
-            ctx.runner.cancel_run(run)
-        except KfpBotError as exc:
-            ctx.log.error("could not cancel run %s: %s", run.id, exc)
-        moved = move(ctx, run, RunState.CANCELLED, reason)
-        if moved is not None:
-            cancelled.append(moved)
-    return cancelled
+    active = ctx.store.list_runs(repo=repo.full_name, pr=pull.number, active=True)
+    return cancel(ctx, [run for run in active if keep_sha is None or run.sha != keep_sha], reason)
 
 
 def report_all(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, installation_id: int | None,

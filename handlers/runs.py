@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterable
 
 from handlers import result_cache
 from handlers.context import HandlerContext, step_resumed, step_taken_over
@@ -178,6 +179,22 @@ def move(ctx: HandlerContext, run: Run, state: RunState, detail: str = "", *,
                      f": {detail}" if detail else "")
         report_run(ctx, moved)
     return moved
+
+
+def cancel(ctx: HandlerContext, runs: Iterable[Run], reason: str) -> list[Run]:
+    """Cancel unfinished runs on their backend and move them to `cancelled` with `reason`; the
+    runs moved. A backend that cannot cancel is logged and the run still ends as cancelled here
+    (the bot stops following it), so the PR never waits on a run nobody wants."""
+    cancelled = []
+    for run in runs:
+        try:
+            ctx.runner.cancel_run(run)
+        except KfpBotError as exc:
+            ctx.log.error("could not cancel run %s: %s", run.id, exc)
+        moved = move(ctx, run, RunState.CANCELLED, reason)
+        if moved is not None:
+            cancelled.append(moved)
+    return cancelled
 
 
 def checkout(ctx: HandlerContext, run: Run) -> Path:
