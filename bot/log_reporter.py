@@ -8,12 +8,9 @@ PR summary, acknowledgement and reply, with the ids as fields (`extra`), never a
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
-from handlers.messages.checks import (HEAD_CHECK_NAME, HeadNote, as_note, check_name, check_title, head_outcome,
-                                      head_title)
-from handlers.messages.rendering import latest_runs
-from handlers.models import RepoRef, Run
+from handlers.models import RepoRef
+from handlers.reports import HeadReport, Notice, PullReport, RunReport
 
 log = logging.getLogger("kfp_bot.report")
 
@@ -24,37 +21,33 @@ class LogReporter:
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.log = logger or log
 
-    def run_changed(self, run: Run) -> None:
+    def run_changed(self, report: RunReport) -> None:
         """One line per state change of a run, with the check title as the message."""
-        self.log.info("%s %s@%s: %s: %s", check_name(run.pipeline), run.repo, run.sha[:12],
-                      run.state.value, check_title(run),
+        run = report.run
+        self.log.info("%s %s@%s: %s: %s", report.name, run.repo, run.sha[:12], run.state.value, report.title,
                       extra={"event": "run_changed", "run_id": run.id, "repo": run.repo, "pr": run.pr,
                              "sha": run.sha, "pipeline": run.pipeline, "state": run.state.value,
                              "url": run.url, "error": run.error})
 
-    def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
-                     installation_id: int | None) -> None:
+    def head_summary(self, report: HeadReport) -> None:
         """What the aggregate `kfp-bot` check would say."""
-        outcome = head_outcome(runs, note)
-        self.log.info("%s %s@%s: %s", HEAD_CHECK_NAME, repo.full_name, sha[:12],
-                      head_title(runs, note),
-                      extra={"event": "head_summary", "repo": repo.full_name, "sha": sha,
-                             "outcome": outcome.value, "runs": [r.id for r in runs], "note": as_note(note).text})
+        repo = report.repo.full_name
+        self.log.info("%s %s@%s: %s", report.name, repo, report.sha[:12], report.title,
+                      extra={"event": "head_summary", "repo": repo, "sha": report.sha,
+                             "outcome": report.outcome.value, "runs": list(report.run_ids), "note": report.note})
 
-    def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run],
-                     installation_id: int | None) -> None:
+    def pull_summary(self, report: PullReport) -> None:
         """The latest state of each pipeline of the PR, in one line."""
-        latest = latest_runs(runs)
-        states = ", ".join(f"{r.pipeline}={r.state.value}" for r in latest) or "no pipelines affected"
-        self.log.info("%s#%d: %s", repo.full_name, number, states,
-                      extra={"event": "pull_summary", "repo": repo.full_name, "pr": number,
-                             "runs": [r.id for r in latest]})
+        repo = report.repo.full_name
+        self.log.info("%s#%d: %s", repo, report.number, report.line,
+                      extra={"event": "pull_summary", "repo": repo, "pr": report.number,
+                             "runs": list(report.run_ids)})
 
-    def notice(self, repo: RepoRef, sha: str, name: str, title: str, summary: str,
-               installation_id: int | None) -> None:
+    def notice(self, notice: Notice) -> None:
         """A neutral check, as one line with its title."""
-        self.log.info("%s %s@%s: %s", name, repo.full_name, sha[:12], title,
-                      extra={"event": "notice", "repo": repo.full_name, "sha": sha, "check": name})
+        repo = notice.repo.full_name
+        self.log.info("%s %s@%s: %s", notice.name, repo, notice.sha[:12], notice.title,
+                      extra={"event": "notice", "repo": repo, "sha": notice.sha, "check": notice.name})
 
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         """Note that a command was accepted."""

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, TypeVar
 from urllib.parse import urlparse
 
 from pydantic import SecretStr
 
-from handlers.messages.checks import HeadNote
 from handlers.models import RepoRef, Run
+from handlers.reports import HeadReport, Notice, PullReport, RunReport
 
 if TYPE_CHECKING:
     from bot.config import Settings
     from handlers.ports import Chat, Reporter
 
+R = TypeVar("R", RunReport, HeadReport, PullReport, Notice)
 MASK = "[redacted]"
 # Shorter values would mask ordinary words; secrets are never this short in practice (the
 # README says so next to KFP_BOT_WEBHOOK_SECRET).
@@ -57,6 +57,17 @@ class Redactor:
             return type(value)(self.deep(v) for v in value)
         return value
 
+    def report(self, report: R) -> R:
+        """A report (`handlers.reports`) whose texts and run are masked."""
+        masked: dict[str, Any] = {}
+        for field in dataclasses.fields(report):
+            value = getattr(report, field.name)
+            if isinstance(value, str):
+                masked[field.name] = self(value)
+            elif isinstance(value, Run):
+                masked[field.name] = self.run(value)
+        return dataclasses.replace(report, **masked)
+
     def run(self, run: Run) -> Run:
         """A run whose error and transition details are masked."""
         return dataclasses.replace(
@@ -64,7 +75,7 @@ class Redactor:
             transitions=tuple(dataclasses.replace(t, detail=self(t.detail)) for t in run.transitions))
 
 
-def secret_values(settings: Settings) -> list[str]:
+def secret_values(settings: "Settings") -> list[str]:
     """Every secret the settings hold: each `SecretStr`, the App key (read from its file when
     given that way) and its lines, and a password in the database URL."""
     values = [getattr(settings, name).get_secret_value() for name in type(settings).model_fields
@@ -84,38 +95,35 @@ def secret_values(settings: Settings) -> list[str]:
     return values
 
 
-def redactor_for(settings: Settings) -> Redactor:
+def redactor_for(settings: "Settings") -> Redactor:
     """The bot's redactor, from its settings (built at start-up, never at import)."""
     return Redactor(secret_values(settings))
 
 
 class RedactingReporter:
-    """A `Reporter` whose runs and texts are masked before the real reporter sends them. Every
-    port method is listed here on purpose (no pass-through): a new one must decide what to mask."""
+    """A `Reporter` whose reports and replies are masked before the real reporter sends them: runs
+    reach the renderer already masked by the store; this masks what else the texts carry (notes,
+    error text). Every port method is listed here on purpose (no pass-through): a new one must
+    decide what to mask."""
 
-    def __init__(self, inner: Reporter, redact: Redactor) -> None:
+    def __init__(self, inner: "Reporter", redact: Redactor) -> None:
         self.inner = inner
         self.redact = redact
 
-    def run_changed(self, run: Run) -> None:
-        self.inner.run_changed(self.redact.run(run))
+    def run_changed(self, report: RunReport) -> None:
+        self.inner.run_changed(self.redact.report(report))
 
-    def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
-                     installation_id: int | None) -> None:
-        masked = (self.redact(note) if isinstance(note, str)
-                  else dataclasses.replace(note, **{f.name: self.redact.deep(getattr(note, f.name))
-                                                     for f in dataclasses.fields(note)}))
-        self.inner.head_summary(repo, sha, [self.redact.run(r) for r in runs], masked, installation_id)
+    def head_summary(self, report: HeadReport) -> None:
+        self.inner.head_summary(self.redact.report(report))
 
-    def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run], installation_id: int | None) -> None:
-        self.inner.pull_summary(repo, number, [self.redact.run(r) for r in runs], installation_id)
+    def pull_summary(self, report: PullReport) -> None:
+        self.inner.pull_summary(self.redact.report(report))
 
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         self.inner.acknowledge(repo, comment_id, installation_id)
 
-    def notice(self, repo: RepoRef, sha: str, name: str, title: str, summary: str,
-               installation_id: int | None) -> None:
-        self.inner.notice(repo, sha, name, self.redact(title), self.redact(summary), installation_id)
+    def notice(self, notice: Notice) -> None:
+        self.inner.notice(self.redact.report(notice))
 
     def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
         self.inner.reply(repo, number, self.redact(body), installation_id)
@@ -124,7 +132,7 @@ class RedactingReporter:
 class RedactingChat:
     """A `Chat` whose messages are masked before they are posted."""
 
-    def __init__(self, inner: Chat, redact: Redactor) -> None:
+    def __init__(self, inner: "Chat", redact: Redactor) -> None:
         self.inner = inner
         self.redact = redact
 

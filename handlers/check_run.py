@@ -1,7 +1,7 @@
 """`check_run` events on the bot's checks: the "Re-run" link and the Run / Cancel buttons.
 
 GitHub sends `rerequested` when someone clicks "Re-run" on a check, and `requested_action` when
-someone presses a button the bot put on it (`messages.checks.check_actions`: "Run" on a skipped
+someone presses a button the bot put on it (`messages.checks.check_buttons`: "Run" on a skipped
 pipeline, "Cancel" on an unfinished one). Both act on the run the check shows (its
 `external_id` is the run id):
 

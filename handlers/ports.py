@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from handlers.messages.checks import HeadNote
 from handlers.models import Event, FailedDelivery, FailureStage, PullRequestRef, RepoRef, Run, RunState
+from handlers.reports import HeadReport, Notice, PullReport, RunReport
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, Target
 from pipeline_registry.settings import RunOptions
@@ -229,28 +229,27 @@ class Runner(Protocol):
 
 
 class Reporter(Protocol):
-    """Shows runs where people look: checks, statuses, the PR comment (GitHub), or the log."""
+    """Shows runs where people look: checks, statuses, the PR comment (GitHub), or the log.
 
-    def run_changed(self, run: Run) -> None:
+    It delivers what the handlers rendered (`handlers.reports`); it never chooses words."""
+
+    def run_changed(self, report: RunReport) -> None:
         """The per-pipeline check (or commit status) of a run."""
 
-    def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
-                     installation_id: int | None) -> None:
+    def head_summary(self, report: HeadReport) -> None:
         """The aggregate `kfp-bot` check of a head commit, which always concludes."""
 
-    def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run],
-                     installation_id: int | None) -> None:
+    def pull_summary(self, report: PullReport) -> None:
         """The one bot comment of a PR, created once and edited in place."""
 
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         """React to an accepted command."""
 
-    def notice(self, repo: RepoRef, sha: str, name: str, title: str, summary: str,
-               installation_id: int | None) -> None:
-        """A neutral, completed check `name` on `sha` (e.g. trusted settings changed by a PR)."""
+    def notice(self, notice: Notice) -> None:
+        """A neutral, completed check on a commit (e.g. trusted settings changed by a PR)."""
 
     def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
-        """Answer a command on the PR (refusals, errors, plans, help)."""
+        """Answer a command on the PR (refusals, errors, plans, help): `body` is rendered markdown."""
 
 
 class Permissions(Protocol):

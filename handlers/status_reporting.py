@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from handlers.context import HandlerContext
-from handlers.messages import HeadNote
+from handlers.messages.checks import NoteLike, head_report, run_report
+from handlers.messages.pull_comment import pull_report
 from handlers.models import Event, FailureStage, RepoRef, Run
 from kfp_bot_errors import KfpBotError
 
@@ -24,7 +25,7 @@ def repo_of(run: Run) -> RepoRef:
     return RepoRef(full_name=run.repo, clone_url=run.clone_url or "")
 
 
-def report_run(ctx: HandlerContext, run: Run, *, note: HeadNote | str = "") -> None:
+def report_run(ctx: HandlerContext, run: Run, *, note: NoteLike = "") -> None:
     """Update the run's check, the aggregate check of its commit and its PR's comment."""
     report_check(ctx, run)
     report_head(ctx, repo_of(run), run.sha, run.installation_id, note=note)
@@ -34,22 +35,24 @@ def report_run(ctx: HandlerContext, run: Run, *, note: HeadNote | str = "") -> N
 
 def report_check(ctx: HandlerContext, run: Run) -> None:
     """Only the run's own check (or commit status)."""
-    safely(ctx, run.id, "check", lambda: ctx.reporter.run_changed(run))
+    safely(ctx, run.id, "check", lambda: ctx.reporter.run_changed(run_report(run)))
 
 
 def report_head(ctx: HandlerContext, repo: RepoRef, sha: str, installation_id: int | None,
-                *, note: HeadNote | str = "") -> None:
+                *, note: NoteLike = "") -> None:
     """The aggregate `kfp-bot` check of one commit, from every run of that commit."""
     runs = ctx.store.list_runs(repo=repo.full_name, sha=sha)
+    latest = latest_per_pipeline(runs)
     safely(ctx, sha, "aggregate check",
-            lambda: ctx.reporter.head_summary(repo, sha, latest_per_pipeline(runs), note, installation_id))
+           lambda: ctx.reporter.head_summary(head_report(repo, sha, latest, note, installation_id)))
 
 
 def report_pull(ctx: HandlerContext, repo: RepoRef, number: int, installation_id: int | None) -> None:
     """The PR's one comment, with the latest run of every pipeline."""
     runs = ctx.store.list_runs(repo=repo.full_name, pr=number)
+    latest = latest_per_pipeline(runs)
     safely(ctx, f"{repo.full_name}#{number}", "PR comment",
-            lambda: ctx.reporter.pull_summary(repo, number, latest_per_pipeline(runs), installation_id))
+           lambda: ctx.reporter.pull_summary(pull_report(repo, number, latest, installation_id)))
 
 
 def latest_per_pipeline(runs: list[Run]) -> list[Run]:

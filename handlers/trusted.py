@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handlers.context import HandlerContext, Policy
-from handlers.messages.checks import TRUSTED_CHECK_NAME, trusted_settings_summary, trusted_settings_title
+from handlers.messages.checks import trusted_settings_notice
 from handlers.models import RepoRef, Run, Trigger
 from handlers.planning import check_clone_url
 from handlers.status_reporting import safely
@@ -84,8 +84,7 @@ def show_changes(ctx: HandlerContext, repo: RepoRef, sha: str, view: TrustedView
         return
     changes = [c.to_json() for c in view.changes]
     safely(ctx, f"{repo.full_name}@{sha[:12]}", "trusted settings check", lambda: ctx.reporter.notice(
-        repo, sha, TRUSTED_CHECK_NAME, trusted_settings_title(changes),
-        trusted_settings_summary(changes, view.branch, ctx.policy.service_accounts), installation_id))
+        trusted_settings_notice(repo, sha, installation_id, changes, view.branch, ctx.policy.service_accounts)))
 
 
 def run_settings(ctx: HandlerContext, run: Run, repository: Repository) -> tuple[RunOptions, RepoConfig]:

@@ -1,8 +1,8 @@
 """The `Reporter` port on GitHub: check runs (App) or commit statuses (token), and one PR comment.
 
-What a reviewer sees on a pull request comes from here; the words come from
-`handlers.messages`. Every remote object is found again rather than duplicated: its id is kept
-in the store (`set_external`) and, when the store has lost it, looked up on GitHub (check runs
+What a reviewer sees on a pull request is delivered from here; the words arrive rendered, in the
+reports of `handlers.reports` (written by `handlers.messages`). Every remote object is found
+again rather than duplicated: its id is kept in the store (`set_external`) and, when the store has lost it, looked up on GitHub (check runs
 by name and external id, the PR comment by its hidden marker) before anything is created, so
 redelivered events and restarts never add a second check or comment. The same look-up follows a
 create that GitHub answered with a 5xx or not at all (GitHub may have done it; the transport never
@@ -24,7 +24,7 @@ RunState → what GitHub shows for the pipeline's check (App) / commit status (t
 | cancelled  | completed    | cancelled        | error         |
 | skipped    | completed    | neutral (the reason is shown, nothing blocks) | success |
 
-The aggregate `kfp-bot` check of a head commit always concludes (see `handlers.messages.head_outcome`):
+The aggregate `kfp-bot` check of a head commit always concludes (see `handlers.messages.checks.head_outcome`):
 none affected → success; any active → in_progress (pending); any failed/error → failure;
 any cancelled → cancelled (error); planned but not run (draft, waiting for `/ok-to-run`, all
 skipped) → neutral (success); otherwise success.
@@ -36,12 +36,13 @@ the aggregate check is recreated when it must go from completed back to in progr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import zlib
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
@@ -49,14 +50,10 @@ from github.Repository import Repository
 
 from bot.github import lookups
 from bot.github.client import GitHubClients, GitHubError, GitHubMode
-from handlers.messages.checks import (HEAD_CHECK_NAME, HeadNote, HeadOutcome, check_actions, check_name, check_summary,
-                                      check_title, head_description, head_outcome, head_summary, head_title,
-                                      status_description, status_text)
-from handlers.messages.pull_comment import pull_comment
-from handlers.messages.rendering import latest_runs, web_url
 from handlers.models import RepoRef, Run, RunState
 from handlers.context import UtcClock
 from handlers.ports import Clock, Store
+from handlers.reports import HeadOutcome, HeadReport, Notice, PullReport, RunReport
 
 log = logging.getLogger("kfp_bot.github")
 T = TypeVar("T")
@@ -92,6 +89,9 @@ HEAD_STATUS_STATES: Mapping[HeadOutcome, str] = {
     HeadOutcome.CANCELLED: "error", HeadOutcome.NOT_RUN: "success", HeadOutcome.SUCCEEDED: "success",
 }
 
+# GitHub refuses a commit status description above 140 characters
+# (https://docs.github.com/en/rest/commits/statuses).
+MAX_STATUS_CHARS = 140
 _LOCK_STRIPES = 64  # bounded: one lock per remote object would grow with every run
 CHECK_SCOPE = "check_run"
 CHECK_STATUS_SCOPE = "check_run_status"
@@ -116,57 +116,49 @@ class GitHubReporter:
 
     # -- Reporter --------------------------------------------------------------------------
 
-    def run_changed(self, run: Run) -> None:
+    def run_changed(self, report: RunReport) -> None:
         """Show the run on its pipeline's check run (App) or commit status (token)."""
-        name = check_name(run.pipeline)
+        run, name = report.run, report.name
         if self.mode is GitHubMode.TOKEN:
             if self._superseded(run):
                 log.info("not reporting run %s of %s: a newer run of %s exists for %s", run.id, run.repo,
                          run.pipeline, run.sha[:12])
                 return
             self._status(run.repo, run.installation_id, run.sha, name, STATUS_STATES[run.state],
-                         status_description(run), web_url(run.url))
+                         report.description, report.url)
             return
         status, conclusion = CHECK_STATES[run.state]
         fields = {"status": status, "external_id": run.id, "started_at": lookups.utc(run.created_at),
-                  "output": {"title": check_title(run), "summary": check_summary(run)},
-                  "actions": check_actions(run)}
+                  "output": {"title": report.title, "summary": report.summary},
+                  "actions": [dataclasses.asdict(button) for button in report.buttons]}
         if conclusion:
             fields.update(conclusion=conclusion, completed_at=lookups.utc(run.updated_at))
-        url = web_url(run.url)
-        if url:
-            fields["details_url"] = url
+        if report.url:
+            fields["details_url"] = report.url
         key = f"{run.repo}@{run.sha}/{name}/{run.id}"
         self._upsert_check(run.repo, run.installation_id, run.sha, name, key, fields,
                            find=lambda check: self.author.owns(check) and check.external_id == run.id,
                            may_create=lambda: not self._superseded(run))
 
-    def head_summary(self, repo: RepoRef, sha: str, runs: Sequence[Run], note: HeadNote | str,
-                     installation_id: int | None) -> None:
-        """The aggregate `kfp-bot` check (or status) of `sha`, which always concludes."""
-        outcome = head_outcome(runs, note)
-        name = HEAD_CHECK_NAME
+    def head_summary(self, report: HeadReport) -> None:
+        """The aggregate `kfp-bot` check (or status) of the head, which always concludes."""
+        repo, sha, name, installation_id = report.repo, report.sha, report.name, report.installation_id
         if self.mode is GitHubMode.TOKEN:
-            self._status(repo.full_name, installation_id, sha, name, HEAD_STATUS_STATES[outcome],
-                         head_description(runs, note), None)
+            self._status(repo.full_name, installation_id, sha, name, HEAD_STATUS_STATES[report.outcome],
+                         report.description, None)
             return
-        status, conclusion = HEAD_CHECK_STATES[outcome]
-        latest = latest_runs(runs)
-        started = min((r.created_at for r in latest), default=self.clock.now())
+        status, conclusion = HEAD_CHECK_STATES[report.outcome]
         fields: dict[str, Any] = {"status": status, "external_id": f"{repo.full_name}@{sha}",
-                                  "started_at": lookups.utc(started),
-                                  "output": {"title": head_title(runs, note),
-                                             "summary": head_summary(runs, note)}}
+                                  "started_at": lookups.utc(report.started_at or self.clock.now()),
+                                  "output": {"title": report.title, "summary": report.summary}}
         if conclusion:
-            finished = max((r.updated_at for r in latest), default=self.clock.now())
-            fields.update(conclusion=conclusion, completed_at=lookups.utc(finished))
+            fields.update(conclusion=conclusion, completed_at=lookups.utc(report.finished_at or self.clock.now()))
         self._upsert_check(repo.full_name, installation_id, sha, name, f"{repo.full_name}@{sha}/{name}", fields,
                            find=self.author.owns, may_create=lambda: True)
 
-    def pull_summary(self, repo: RepoRef, number: int, runs: Sequence[Run],
-                     installation_id: int | None) -> None:
+    def pull_summary(self, report: PullReport) -> None:
         """The one bot comment of the PR: created once, then edited in place."""
-        body = pull_comment(runs)
+        repo, number, installation_id, body = report.repo, report.number, report.installation_id, report.body
         key = f"{repo.full_name}#{number}"
         what = f"updating the kfp-bot comment on {key}"
         with self._lock(f"comment:{key}"):
@@ -184,20 +176,19 @@ class GitHubReporter:
                                         lambda: lookups.summary_comment(gh, number, self.author))
             self.store.set_external(COMMENT_SCOPE, key, str(created))
 
-    def notice(self, repo: RepoRef, sha: str, name: str, title: str, summary: str,
-               installation_id: int | None) -> None:
+    def notice(self, notice: Notice) -> None:
         """A completed check with a neutral conclusion (App); a success status saying it (token),
         since commit statuses have no neutral state."""
+        repo, sha, name = notice.repo, notice.sha, notice.name
         if self.mode is GitHubMode.TOKEN:
-            self._status(repo.full_name, installation_id, sha, name, "success",
-                         status_text(title), None)
+            self._status(repo.full_name, notice.installation_id, sha, name, "success", notice.description, None)
             return
         now = lookups.utc(self.clock.now())
         fields: dict[str, Any] = {"status": "completed", "conclusion": "neutral", "external_id": f"{repo.full_name}@{sha}",
                                   "started_at": now, "completed_at": now,
-                                  "output": {"title": title, "summary": summary}}
-        self._upsert_check(repo.full_name, installation_id, sha, name, f"{repo.full_name}@{sha}/{name}", fields,
-                           find=self.author.owns, may_create=lambda: True)
+                                  "output": {"title": notice.title, "summary": notice.summary}}
+        self._upsert_check(repo.full_name, notice.installation_id, sha, name, f"{repo.full_name}@{sha}/{name}",
+                           fields, find=self.author.owns, may_create=lambda: True)
 
     def acknowledge(self, repo: RepoRef, comment_id: int, installation_id: int | None) -> None:
         """React to the command comment so its author sees at once that it was accepted."""
@@ -262,6 +253,8 @@ class GitHubReporter:
                 description: str, target_url: str | None) -> None:
         gh = self.clients.repo(repo_name, installation_id)
         extra = {"target_url": target_url} if target_url else {}
+        if len(description) > MAX_STATUS_CHARS:  # rendered to fit; masking a secret may lengthen it
+            description = description[:MAX_STATUS_CHARS - 1] + "…"
 
         self._create_once(f"setting commit status '{context}' on {repo_name}@{sha[:12]}",
                           lambda: gh.get_commit(sha).create_status(state=state, description=description,

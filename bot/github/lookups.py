@@ -16,7 +16,7 @@ from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
 from github.Repository import Repository
 
-from handlers.messages.pull_comment import SUMMARY_MARKER
+from handlers.reports import SUMMARY_MARKER
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ Rendered from `handlers/templates/` (`check_summary`, `head_summary`, `head_note
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from handlers.messages.rendering import (MAX_ERROR_CHARS, MAX_MARKDOWN_CHARS, MAX_STATUS_CHARS, MAX_TITLE_CHARS,
-                                         clip, code, fit_bytes, format_value, latest_runs, macro, render, run_view)
-from handlers.models import Run, RunState
+                                         clip, code, fit_bytes, format_value, latest_runs, macro, render, run_view,
+                                         web_url)
+from handlers.models import RepoRef, Run, RunState
+from handlers.reports import CheckButton, HeadOutcome, HeadReport, Notice, RunReport
 
 HEAD_CHECK_NAME = "kfp-bot"
 # The neutral check a head gets when it changes trusted settings.
@@ -52,17 +53,6 @@ def plan_failed(reason: str) -> HeadNote:
 def head_note(*, deleted: Sequence[str] = ()) -> HeadNote:
     """Informational note of a planned head: pipelines the change deleted."""
     return HeadNote(render("head_note.md.j2", MAX_ERROR_CHARS, deleted=list(deleted)))
-
-
-class HeadOutcome(enum.Enum):
-    """What the runs of one head commit add up to (the aggregate `kfp-bot` check)."""
-
-    NONE_AFFECTED = "none-affected"
-    ACTIVE = "active"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    NOT_RUN = "not-run"
-    SUCCEEDED = "succeeded"
 
 
 def head_outcome(runs: Sequence[Run], note: NoteLike = "") -> HeadOutcome:
@@ -105,19 +95,36 @@ def check_name(pipeline: str) -> str:
 # an identifier and a label of at most 20 characters and a description of at most 40
 # (https://docs.github.com/en/rest/checks/runs). Pressing one sends `check_run.requested_action`
 # with the identifier (handlers/check_run.py); the identifiers are `CheckAction` values.
-RUN_ACTION = {"label": "Run", "description": "Run this pipeline at this commit", "identifier": "run"}
+RUN_BUTTON = CheckButton(label="Run", description="Run this pipeline at this commit", identifier="run")
+CANCEL_BUTTON = CheckButton(label="Cancel", description="Cancel this pipeline run", identifier="cancel")
 
-CANCEL_ACTION = {"label": "Cancel", "description": "Cancel this pipeline run", "identifier": "cancel"}
 
-
-def check_actions(run: Run) -> list[dict[str, str]]:
+def check_buttons(run: Run) -> tuple[CheckButton, ...]:
     """The buttons of a run's check: Run on a skipped pipeline, Cancel on an unfinished one, else none
-    (an empty list removes the buttons a check had)."""
+    (none removes the buttons a check had)."""
     if run.state is RunState.SKIPPED:
-        return [dict(RUN_ACTION)]
+        return (RUN_BUTTON,)
     if not run.state.terminal:
-        return [dict(CANCEL_ACTION)]
-    return []
+        return (CANCEL_BUTTON,)
+    return ()
+
+
+def run_report(run: Run) -> RunReport:
+    """Everything a reporter shows for one run's check or commit status, rendered."""
+    return RunReport(run=run, name=check_name(run.pipeline), title=check_title(run), summary=check_summary(run),
+                     description=status_description(run), url=web_url(run.url), buttons=check_buttons(run))
+
+
+def head_report(repo: RepoRef, sha: str, runs: Sequence[Run], note: NoteLike,
+                installation_id: int | None) -> HeadReport:
+    """The aggregate `kfp-bot` check of `sha` from its runs (and a note), rendered."""
+    latest = latest_runs(runs)
+    return HeadReport(repo=repo, sha=sha, installation_id=installation_id, name=HEAD_CHECK_NAME,
+                      outcome=head_outcome(runs, note), title=head_title(runs, note),
+                      summary=head_summary(runs, note), description=head_description(runs, note),
+                      note=as_note(note).text, run_ids=tuple(r.id for r in runs),
+                      started_at=min((r.created_at for r in latest), default=None),
+                      finished_at=max((r.updated_at for r in latest), default=None))
 
 
 def check_title(run: Run) -> str:
@@ -134,11 +141,6 @@ def check_summary(run: Run) -> str:
 def status_description(run: Run) -> str:
     """The ≤ 140 character description of a pipeline's commit status (token mode)."""
     return clip(macro("short.j2", "status_description", run=run_view(run)), MAX_STATUS_CHARS)
-
-
-def status_text(text: str) -> str:
-    """Any text clipped to a commit status description's 140 characters."""
-    return clip(text, MAX_STATUS_CHARS)
 
 
 def head_title(runs: Sequence[Run], note: NoteLike = "") -> str:
@@ -167,11 +169,21 @@ def _head_view(runs: Sequence[Run], note: NoteLike) -> dict[str, Any]:
             "counts": counts, "note": note.text.strip()}
 
 
+def trusted_settings_notice(repo: RepoRef, sha: str, installation_id: int | None,
+                            changes: Sequence[Mapping[str, Any]], branch: str,
+                            allowed_accounts: Sequence[str]) -> Notice:
+    """The neutral `kfp-bot / trusted settings` check of a head that changes trusted settings."""
+    title = trusted_settings_title(changes)
+    return Notice(repo=repo, sha=sha, installation_id=installation_id, name=TRUSTED_CHECK_NAME, title=title,
+                  summary=trusted_settings_summary(changes, branch, allowed_accounts),
+                  description=clip(title, MAX_STATUS_CHARS))
+
+
 def trusted_settings_title(changes: Sequence[Mapping[str, Any]]) -> str:
     """Title of the neutral check on a head that changes trusted settings."""
     count = len(changes)
     return clip(f"{count} trusted setting{'s' if count != 1 else ''} changed: "
-                 "takes effect after merge", MAX_TITLE_CHARS)
+                "takes effect after merge", MAX_TITLE_CHARS)
 
 
 def trusted_settings_summary(changes: Sequence[Mapping[str, Any]], branch: str,
@@ -184,7 +196,7 @@ def trusted_settings_summary(changes: Sequence[Mapping[str, Any]], branch: str,
                if c["key"] == "run.service_account" and c.get("proposed")
                and c["proposed"] not in allowed_accounts]
     return render("trusted_settings.md.j2", MAX_MARKDOWN_CHARS, changes=rows, branch=branch,
-                   refused=refused, allowed=list(allowed_accounts))
+                  refused=refused, allowed=list(allowed_accounts))
 
 
 def _shown_setting(value: Any) -> str:

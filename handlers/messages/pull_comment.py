@@ -9,10 +9,9 @@ from typing import Sequence
 
 from handlers.messages.checks import TRUSTED_CHECK_NAME
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, latest_runs, render, run_view
-from handlers.models import Run
+from handlers.models import RepoRef, Run
+from handlers.reports import SUMMARY_MARKER, PullReport
 
-# The hidden first line by which the bot finds its comment again.
-SUMMARY_MARKER = "<!-- kfp-bot:summary -->"
 # Where a run's plan keeps the trusted settings its head changes (for the comment's line about them).
 TRUSTED_CHANGES_KEY = "trusted_changes"
 
@@ -31,6 +30,14 @@ def pull_comment(runs: Sequence[Run]) -> str:
     body = render("pull_comment.md.j2", MAX_MARKDOWN_CHARS - len(SUMMARY_MARKER) - len(line) - 2,
                    runs=views, commands=commands, trusted_line=line)
     return f"{SUMMARY_MARKER}\n{body}"
+
+
+def pull_report(repo: RepoRef, number: int, runs: Sequence[Run], installation_id: int | None) -> PullReport:
+    """The PR comment of `runs` (the PR's), rendered, with each pipeline's state in one line for a log."""
+    latest = latest_runs(runs)
+    line = ", ".join(f"{r.pipeline}={r.state.value}" for r in latest) or "no pipelines affected"
+    return PullReport(repo=repo, number=number, installation_id=installation_id, body=pull_comment(runs),
+                      line=line, run_ids=tuple(r.id for r in latest))
 
 
 def waiting_for_approval(author: str, sha: str, pipelines: Sequence[str]) -> str:

@@ -16,9 +16,11 @@ import pytest
 
 from bot.github import GitHubClients, GitHubError, GitHubReporter
 from bot.store import SqlStore
-from handlers.messages.pull_comment import SUMMARY_MARKER
+from handlers.messages.checks import head_report, run_report
+from handlers.messages.pull_comment import pull_report
 from handlers.messages.replies import command_refused
 from handlers.models import Run, RunState, Trigger
+from handlers.reports import SUMMARY_MARKER
 from tests.fakes.github import FakeGitHub
 from tests.support.github_clients import (
     BOT_LOGIN,
@@ -82,15 +84,15 @@ PIPELINE_CHECK = "kfp-bot / head-pose-pipeline"
 
 def test_check_run_is_created_once_then_updated_in_place(fake: FakeGitHub, app_reporter: GitHubReporter) -> None:
     for state in (RunState.QUEUED, RunState.BUILDING, RunState.COMPILING):
-        app_reporter.run_changed(make_run(state))
-    app_reporter.run_changed(make_run(RunState.RUNNING, url=RUN_URL))
+        app_reporter.run_changed(run_report(make_run(state)))
+    app_reporter.run_changed(run_report(make_run(RunState.RUNNING, url=RUN_URL)))
     [check] = checks(fake, PIPELINE_CHECK)
     assert (check["status"], check["conclusion"]) == ("in_progress", None)
     assert check["details_url"] == RUN_URL
     assert check["external_id"] == "run-aaaaaaaaaaaaaaaa"
     assert check["output"]["title"] == "Running the pipeline"
 
-    app_reporter.run_changed(make_run(RunState.SUCCEEDED, url=RUN_URL, seconds=125))
+    app_reporter.run_changed(run_report(make_run(RunState.SUCCEEDED, url=RUN_URL, seconds=125)))
     [check] = checks(fake, PIPELINE_CHECK)
     assert (check["status"], check["conclusion"]) == ("completed", "success")
     assert check["output"]["title"] == "Succeeded in 2m 5s"
@@ -117,7 +119,8 @@ def test_check_run_is_created_once_then_updated_in_place(fake: FakeGitHub, app_r
 ])
 def test_run_state_maps_to_check_status(fake: FakeGitHub, app_reporter: GitHubReporter, state: RunState,
                                         status: str, conclusion: str | None) -> None:
-    app_reporter.run_changed(make_run(state, error="settings.yaml:3: bad value" if state is RunState.ERROR else None))
+    error = "settings.yaml:3: bad value" if state is RunState.ERROR else None
+    app_reporter.run_changed(run_report(make_run(state, error=error)))
     [check] = checks(fake, PIPELINE_CHECK)
     assert (check["status"], check["conclusion"]) == (status, conclusion)
     if state is RunState.ERROR:
@@ -127,9 +130,9 @@ def test_run_state_maps_to_check_status(fake: FakeGitHub, app_reporter: GitHubRe
 
 def test_check_run_is_found_again_when_the_store_lost_it(fake: FakeGitHub, app_clients: GitHubClients,
                                                          store: SqlStore, tmp_path: Path) -> None:
-    GitHubReporter(app_clients, store, mode="app").run_changed(make_run(RunState.RUNNING, url=RUN_URL))
+    GitHubReporter(app_clients, store, mode="app").run_changed(run_report(make_run(RunState.RUNNING, url=RUN_URL)))
     with SqlStore(f"sqlite:///{tmp_path / 'fresh.db'}") as fresh:
-        GitHubReporter(app_clients, fresh, mode="app").run_changed(make_run(RunState.FAILED, error="boom"))
+        GitHubReporter(app_clients, fresh, mode="app").run_changed(run_report(make_run(RunState.FAILED, error="boom")))
     [check] = checks(fake, PIPELINE_CHECK)
     assert (check["status"], check["conclusion"]) == ("completed", "failure")
     assert len(fake.requests_to("POST", r"/repos/octo/monorepo/check-runs")) == 1
@@ -138,12 +141,12 @@ def test_check_run_is_found_again_when_the_store_lost_it(fake: FakeGitHub, app_c
 def test_a_new_run_of_the_same_pipeline_gets_its_own_check_run(fake: FakeGitHub,
                                                                app_reporter: GitHubReporter) -> None:
     autorun = make_run(RunState.RUNNING, run_id="run-autorun")
-    app_reporter.run_changed(autorun)
+    app_reporter.run_changed(run_report(autorun))
     rerun = make_run(RunState.BUILDING, run_id="run-command", created=T0 + timedelta(minutes=2),
                      trigger=Trigger.COMMAND, by="alice")
-    app_reporter.run_changed(rerun)
+    app_reporter.run_changed(run_report(rerun))
     # the superseded autorun finishes late: its own check is completed, the rerun's is untouched
-    app_reporter.run_changed(make_run(RunState.CANCELLED, run_id="run-autorun", error="superseded"))
+    app_reporter.run_changed(run_report(make_run(RunState.CANCELLED, run_id="run-autorun", error="superseded")))
     by_run = {c["external_id"]: c for c in checks(fake, PIPELINE_CHECK)}
     assert set(by_run) == {"run-autorun", "run-command"}
     assert (by_run["run-autorun"]["status"], by_run["run-autorun"]["conclusion"]) == ("completed", "cancelled")
@@ -156,27 +159,27 @@ def test_an_older_run_creates_no_check_once_a_newer_run_exists(fake: FakeGitHub,
     old = make_run(RunState.QUEUED, run_id="run-old")
     new = make_run(RunState.QUEUED, run_id="run-new", created=T0 + timedelta(minutes=1))
     assert store.create_run(old) and store.create_run(new)
-    app_reporter.run_changed(new)
-    app_reporter.run_changed(old)
+    app_reporter.run_changed(run_report(new))
+    app_reporter.run_changed(run_report(old))
     assert [c["external_id"] for c in checks(fake, PIPELINE_CHECK)] == ["run-new"]
 
 
 def test_aggregate_check_always_concludes(fake: FakeGitHub, app_reporter: GitHubReporter) -> None:
     repo = repo_ref(fake)
-    app_reporter.head_summary(repo, HEAD, [], "", INSTALLATION_ID)
+    app_reporter.head_summary(head_report(repo, HEAD, [], "", INSTALLATION_ID))
     [head] = checks(fake, "kfp-bot")
     assert (head["status"], head["conclusion"]) == ("completed", "success")
     assert head["output"]["title"] == "No pipelines affected by this change"
     assert "No pipelines affected by this change." in head["output"]["summary"]
 
     running = [make_run(RunState.RUNNING, url=RUN_URL), make_run(RunState.SUCCEEDED, pipeline="mnist", run_id="r2")]
-    app_reporter.head_summary(repo, HEAD, running, "", INSTALLATION_ID)
+    app_reporter.head_summary(head_report(repo, HEAD, running, "", INSTALLATION_ID))
     latest = checks(fake, "kfp-bot")[-1]
     assert (latest["status"], latest["conclusion"]) == ("in_progress", None)
     assert latest["output"]["title"] == "2 pipelines: 1 running, 1 succeeded"
 
     done = [make_run(RunState.FAILED, error="boom"), make_run(RunState.SUCCEEDED, pipeline="mnist", run_id="r2")]
-    app_reporter.head_summary(repo, HEAD, done, "", INSTALLATION_ID)
+    app_reporter.head_summary(head_report(repo, HEAD, done, "", INSTALLATION_ID))
     latest = checks(fake, "kfp-bot")[-1]
     assert (latest["status"], latest["conclusion"]) == ("completed", "failure")
     assert "| head-pose-pipeline | ❌ failed |" in latest["output"]["summary"]
@@ -186,7 +189,7 @@ def test_aggregate_check_always_concludes(fake: FakeGitHub, app_reporter: GitHub
 
 def test_aggregate_check_is_neutral_when_nothing_was_run(fake: FakeGitHub, app_reporter: GitHubReporter) -> None:
     note = "This pull request is a draft: its pipelines run when it is ready for review."
-    app_reporter.head_summary(repo_ref(fake), HEAD, [], note, INSTALLATION_ID)
+    app_reporter.head_summary(head_report(repo_ref(fake), HEAD, [], note, INSTALLATION_ID))
     [head] = checks(fake, "kfp-bot")
     assert (head["status"], head["conclusion"]) == ("completed", "neutral")
     assert note in head["output"]["summary"]
@@ -196,9 +199,9 @@ def test_aggregate_check_is_neutral_when_nothing_was_run(fake: FakeGitHub, app_r
 
 
 def test_token_mode_reports_commit_statuses(fake: FakeGitHub, token_reporter: GitHubReporter) -> None:
-    token_reporter.run_changed(make_run(RunState.RUNNING, url=RUN_URL))
-    token_reporter.run_changed(make_run(RunState.FAILED, url=RUN_URL, error="x" * 400))
-    token_reporter.head_summary(repo_ref(fake), HEAD, [make_run(RunState.FAILED)], "", None)
+    token_reporter.run_changed(run_report(make_run(RunState.RUNNING, url=RUN_URL)))
+    token_reporter.run_changed(run_report(make_run(RunState.FAILED, url=RUN_URL, error="x" * 400)))
+    token_reporter.head_summary(head_report(repo_ref(fake), HEAD, [make_run(RunState.FAILED)], "", None))
     statuses = fake.statuses(REPO, HEAD)
     assert [(s["context"], s["state"]) for s in statuses] == [
         (PIPELINE_CHECK, "pending"), (PIPELINE_CHECK, "failure"), ("kfp-bot", "failure")]
@@ -215,7 +218,7 @@ def test_token_mode_reports_commit_statuses(fake: FakeGitHub, token_reporter: Gi
 ])
 def test_token_mode_state_mapping(fake: FakeGitHub, token_reporter: GitHubReporter, state: RunState,
                                   expected: str) -> None:
-    token_reporter.run_changed(make_run(state))
+    token_reporter.run_changed(run_report(make_run(state)))
     assert [s["state"] for s in fake.statuses(REPO, HEAD)] == [expected]
 
 
@@ -224,8 +227,8 @@ def test_token_mode_does_not_overwrite_a_newer_runs_status(fake: FakeGitHub, sto
     old = make_run(RunState.CANCELLED, run_id="run-old")
     new = make_run(RunState.RUNNING, run_id="run-new", created=T0 + timedelta(minutes=1))
     assert store.create_run(old) and store.create_run(new)
-    token_reporter.run_changed(new)
-    token_reporter.run_changed(old)
+    token_reporter.run_changed(run_report(new))
+    token_reporter.run_changed(run_report(old))
     assert [s["state"] for s in fake.statuses(REPO, HEAD)] == ["pending"]
 
 
@@ -237,8 +240,8 @@ def test_pull_comment_is_created_once_then_edited(fake: FakeGitHub, request: pyt
                                                   mode: str) -> None:
     reporter: GitHubReporter = request.getfixturevalue(f"{mode}_reporter")
     repo = repo_ref(fake)
-    reporter.pull_summary(repo, PR, [make_run(RunState.RUNNING, url=RUN_URL)], INSTALLATION_ID)
-    reporter.pull_summary(repo, PR, [make_run(RunState.SUCCEEDED, url=RUN_URL)], INSTALLATION_ID)
+    reporter.pull_summary(pull_report(repo, PR, [make_run(RunState.RUNNING, url=RUN_URL)], INSTALLATION_ID))
+    reporter.pull_summary(pull_report(repo, PR, [make_run(RunState.SUCCEEDED, url=RUN_URL)], INSTALLATION_ID))
     [comment] = fake.comments(REPO, PR)
     assert comment["body"].startswith(SUMMARY_MARKER)
     assert "| head-pose-pipeline | ✅ succeeded | autorun |" in comment["body"]
@@ -256,11 +259,11 @@ def test_pull_comment_is_found_by_its_marker_when_the_store_lost_it(fake: FakeGi
     repo = repo_ref(fake)
     # someone quoted the marker first: their comment is not the bot's and must stay untouched
     quoted = fake.add_comment(REPO, PR, f"{SUMMARY_MARKER}\nwhy is it red?", author="alice")
-    GitHubReporter(clients, store, bot_login=login).pull_summary(repo, PR, [make_run(RunState.RUNNING)],
-                                                                 INSTALLATION_ID)
+    GitHubReporter(clients, store, bot_login=login).pull_summary(
+        pull_report(repo, PR, [make_run(RunState.RUNNING)], INSTALLATION_ID))
     with SqlStore(f"sqlite:///{tmp_path / 'fresh.db'}") as fresh:
-        GitHubReporter(clients, fresh, bot_login=login).pull_summary(
-            repo, PR, [make_run(RunState.FAILED, error="boom")], INSTALLATION_ID)
+        GitHubReporter(clients, fresh, bot_login=login).pull_summary(pull_report(
+            repo, PR, [make_run(RunState.FAILED, error="boom")], INSTALLATION_ID))
     alice_comment, bot_comment = fake.comments(REPO, PR)
     assert "❌ failed" in bot_comment["body"]
     assert alice_comment["body"] == quoted["body"]
@@ -271,17 +274,17 @@ def test_concurrent_workers_create_one_comment(fake: FakeGitHub, app_reporter: G
     repo = repo_ref(fake)
     runs = [make_run(RunState.RUNNING)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda _: app_reporter.pull_summary(repo, PR, runs, INSTALLATION_ID), range(4)))
+        list(pool.map(lambda _: app_reporter.pull_summary(pull_report(repo, PR, runs, INSTALLATION_ID)), range(4)))
     assert len(fake.comments(REPO, PR)) == 1
 
 
 def test_pull_comment_is_recreated_when_someone_deleted_it(fake: FakeGitHub, app_reporter: GitHubReporter,
                                                            app_clients: GitHubClients) -> None:
     repo = repo_ref(fake)
-    app_reporter.pull_summary(repo, PR, [make_run(RunState.RUNNING)], INSTALLATION_ID)
+    app_reporter.pull_summary(pull_report(repo, PR, [make_run(RunState.RUNNING)], INSTALLATION_ID))
     [first] = fake.comments(REPO, PR)
     app_clients.repo(REPO, INSTALLATION_ID).get_issue(PR).get_comment(first["id"]).delete()
-    app_reporter.pull_summary(repo, PR, [make_run(RunState.SUCCEEDED)], INSTALLATION_ID)
+    app_reporter.pull_summary(pull_report(repo, PR, [make_run(RunState.SUCCEEDED)], INSTALLATION_ID))
     [second] = fake.comments(REPO, PR)
     assert second["id"] != first["id"] and "✅ succeeded" in second["body"]
 
@@ -321,9 +324,9 @@ def test_a_502_is_retried_and_shows_one_result(fake: FakeGitHub, app_reporter: G
 
 def test_persistent_5xx_gives_up_with_a_clear_error(fake: FakeGitHub, app_reporter: GitHubReporter) -> None:
     fake.fail_next("PATCH", r"/repos/octo/monorepo/check-runs/\d+", 503, times=50)
-    app_reporter.run_changed(make_run(RunState.QUEUED))
+    app_reporter.run_changed(run_report(make_run(RunState.QUEUED)))
     with pytest.raises(GitHubError) as caught:
-        app_reporter.run_changed(make_run(RunState.RUNNING))
+        app_reporter.run_changed(run_report(make_run(RunState.RUNNING)))
     message = str(caught.value)
     assert message.startswith("GitHub: updating check run 'kfp-bot / head-pose-pipeline' on "
                               f"octo/monorepo@{HEAD[:12]} failed after 3 retries")
@@ -334,7 +337,7 @@ def test_persistent_5xx_gives_up_with_a_clear_error(fake: FakeGitHub, app_report
 def test_a_missing_permission_is_named(fake: FakeGitHub, store: SqlStore) -> None:
     clients = clients_for(app_settings(fake, checks="read", issues="write", pull_requests="write"))
     with pytest.raises(GitHubError) as caught:
-        GitHubReporter(clients, store).run_changed(make_run(RunState.QUEUED))
+        GitHubReporter(clients, store).run_changed(run_report(make_run(RunState.QUEUED)))
     assert caught.value.status == 403
     assert "creating check run 'kfp-bot / head-pose-pipeline'" in str(caught.value)
     assert "Resource not accessible by integration" in str(caught.value)
@@ -350,7 +353,7 @@ CHECK_RUNS = r"/repos/octo/monorepo/check-runs"
 def test_a_comment_written_before_a_502_is_found_not_written_again(fake: FakeGitHub,
                                                                    app_reporter: GitHubReporter) -> None:
     fake.fail_next("POST", COMMENTS, 502, after=True)
-    app_reporter.pull_summary(repo_ref(fake), PR, [make_run(RunState.RUNNING)], INSTALLATION_ID)
+    app_reporter.pull_summary(pull_report(repo_ref(fake), PR, [make_run(RunState.RUNNING)], INSTALLATION_ID))
     [comment] = fake.comments(REPO, PR)
     assert comment["body"].startswith(SUMMARY_MARKER)
     assert [r.status for r in fake.requests_to("POST", COMMENTS)] == [502]
@@ -364,8 +367,8 @@ def test_a_comment_written_before_a_502_is_found_not_written_again(fake: FakeGit
 def test_a_check_run_created_before_a_500_is_found_and_updated(fake: FakeGitHub,
                                                                app_reporter: GitHubReporter) -> None:
     fake.fail_next("POST", CHECK_RUNS, 500, after=True)
-    app_reporter.run_changed(make_run(RunState.QUEUED))
-    app_reporter.run_changed(make_run(RunState.RUNNING, url=RUN_URL))
+    app_reporter.run_changed(run_report(make_run(RunState.QUEUED)))
+    app_reporter.run_changed(run_report(make_run(RunState.RUNNING, url=RUN_URL)))
     [check] = checks(fake, PIPELINE_CHECK)
     assert (check["status"], check["details_url"]) == ("in_progress", RUN_URL)
     assert [r.status for r in fake.requests_to("POST", CHECK_RUNS)] == [500]
@@ -374,14 +377,14 @@ def test_a_check_run_created_before_a_500_is_found_and_updated(fake: FakeGitHub,
 def test_a_check_run_not_created_before_a_502_is_created_once(fake: FakeGitHub,
                                                               app_reporter: GitHubReporter) -> None:
     fake.fail_next("POST", CHECK_RUNS, 502)
-    app_reporter.run_changed(make_run(RunState.QUEUED))
+    app_reporter.run_changed(run_report(make_run(RunState.QUEUED)))
     assert len(checks(fake, PIPELINE_CHECK)) == 1
     assert [r.status for r in fake.requests_to("POST", CHECK_RUNS)] == [502, 201]
 
 
 def test_a_status_set_before_a_502_is_not_set_again(fake: FakeGitHub, token_reporter: GitHubReporter) -> None:
     fake.fail_next("POST", r"/repos/octo/monorepo/statuses/\w+", 502, after=True)
-    token_reporter.run_changed(make_run(RunState.RUNNING))
+    token_reporter.run_changed(run_report(make_run(RunState.RUNNING)))
     [status] = fake.statuses(REPO, HEAD)
     assert status["state"] == "pending"
     assert len(fake.requests_to("POST", r"/repos/octo/monorepo/statuses/\w+")) == 1
@@ -395,7 +398,7 @@ def test_a_status_set_before_a_502_is_not_set_again(fake: FakeGitHub, token_repo
 def test_a_rate_limited_write_waits_and_is_done_once(fake: FakeGitHub, app_reporter: GitHubReporter,
                                                      status: int, headers: dict[str, str]) -> None:
     fake.fail_next("POST", CHECK_RUNS, status, headers=headers)
-    app_reporter.run_changed(make_run(RunState.QUEUED))
+    app_reporter.run_changed(run_report(make_run(RunState.QUEUED)))
     assert len(checks(fake, PIPELINE_CHECK)) == 1
     assert [r.status for r in fake.requests_to("POST", CHECK_RUNS)] == [status, 201]
 
@@ -418,7 +421,7 @@ def test_a_rate_limit_longer_than_the_step_waits_is_rescheduled(fake: FakeGitHub
 def test_a_summary_over_65535_bytes_is_cut_with_a_visible_note(fake: FakeGitHub,
                                                                 app_reporter: GitHubReporter) -> None:
     error = "💥" * 19_000  # under the bot's character limits (20,000), 76,000 bytes
-    app_reporter.run_changed(make_run(RunState.ERROR, error=error))
+    app_reporter.run_changed(run_report(make_run(RunState.ERROR, error=error)))
     [check] = checks(fake, PIPELINE_CHECK)
     summary = check["output"]["summary"]
     assert 65_000 < len(summary.encode("utf-8")) <= 65_535

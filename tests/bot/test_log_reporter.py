@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.log_reporter import LogReporter
+from handlers.messages.checks import head_report, run_report
+from handlers.messages.pull_comment import pull_report
 from handlers.models import RepoRef, Run, RunState, Trigger
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -25,9 +27,9 @@ def test_every_report_is_one_line_with_fields(caplog: pytest.LogCaptureFixture) 
     reporter = LogReporter()
     caplog.set_level(logging.INFO, logger="kfp_bot.report")
     failed, running = make_run(RunState.FAILED), make_run(RunState.RUNNING, "mnist")
-    reporter.run_changed(failed)
-    reporter.head_summary(REPO, SHA, [failed, running], "", None)
-    reporter.pull_summary(REPO, 7, [failed, running], None)
+    reporter.run_changed(run_report(failed))
+    reporter.head_summary(head_report(REPO, SHA, [failed, running], "", None))
+    reporter.pull_summary(pull_report(REPO, 7, [failed, running], None))
     reporter.acknowledge(REPO, 123, None)
     reporter.reply(REPO, 7, "unknown pipeline 'x'\n", None)
     lines = [r.getMessage() for r in caplog.records]
@@ -46,8 +48,8 @@ def test_every_report_is_one_line_with_fields(caplog: pytest.LogCaptureFixture) 
 
 def test_no_pipelines_affected(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="kfp_bot.report")
-    LogReporter().head_summary(REPO, SHA, [], "", None)
-    LogReporter().pull_summary(REPO, 7, [], None)
+    LogReporter().head_summary(head_report(REPO, SHA, [], "", None))
+    LogReporter().pull_summary(pull_report(REPO, 7, [], None))
     assert [r.getMessage() for r in caplog.records] == [
         "kfp-bot octo/monorepo@4f1c2a9d0e8b: No pipelines affected by this change",
         "octo/monorepo#7: no pipelines affected",
