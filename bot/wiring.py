@@ -18,6 +18,7 @@ from bot.services import ManagedBus, Services
 from handlers.context import HandlerContext, Policy
 from handlers.models import Event, PullRequestRef, RepoRef
 from handlers.ports import Builder, NotificationDecoder, Runner, Store
+from handlers.targets import ByTarget
 from pipeline_registry.cache import PARSES_DIR, use_disk_cache
 from pipeline_registry.repo_config import Target
 
@@ -216,8 +217,7 @@ def _runner(settings: Settings, sandbox: Sandbox) -> tuple[Runner, tuple[Notific
         from deploy.runners.kfp_endpoint import KfpEndpointRunner
 
         runners[Target.KFP] = KfpEndpointRunner(settings.kfp_host)
-    default = Target(settings.runner.value)
-    return RoutingRunner(runners, default=default), tuple(decoders)
+    return RoutingRunner(ByTarget(runners, default=Target(settings.runner.value))), tuple(decoders)
 
 
 def _templates(settings: Settings):
@@ -225,24 +225,24 @@ def _templates(settings: Settings):
     from deploy.template_stores import make_template_store
 
     store = make_template_store(settings.template_store, settings.data_dir)
+    default = Target(settings.runner.value)
     if not settings.kfp_host:
-        return store
-    from deploy.kfp_deploy import KfpPipelineStore, TargetRouted
+        return ByTarget.only(store, default=default)
+    from deploy.kfp_deploy.pipeline_store import KfpPipelineStore
 
-    return TargetRouted({Target.KFP: KfpPipelineStore(settings.kfp_host)}, fallback=store,
-                        default_target=Target(settings.runner.value))
+    return ByTarget({Target.KFP: KfpPipelineStore(settings.kfp_host)}, default=default, fallback=store)
 
 
 def _schedules(settings: Settings):
     """Vertex AI schedules when Vertex AI is configured, KFP recurring runs for `kfp` pipelines when
     KFP_BOT_KFP_HOST is set; otherwise deploys schedule nothing."""
     vertex = _vertex_schedules(settings)
+    default = Target(settings.runner.value)
     if not settings.kfp_host:
-        return vertex
-    from deploy.kfp_deploy import KfpRecurringRuns, TargetRouted
+        return ByTarget.only(vertex, default=default)
+    from deploy.kfp_deploy.recurring_runs import KfpRecurringRuns
 
-    return TargetRouted({Target.KFP: KfpRecurringRuns(settings.kfp_host)}, fallback=vertex,
-                        default_target=Target(settings.runner.value))
+    return ByTarget({Target.KFP: KfpRecurringRuns(settings.kfp_host)}, default=default, fallback=vertex)
 
 
 def _vertex_schedules(settings: Settings):

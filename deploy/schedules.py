@@ -70,19 +70,14 @@ class VertexSchedules:
     def parent(self) -> str:
         return f"projects/{self.project}/locations/{self.region}"
 
-    def apply(self, pipeline: str, template: str, schedule: ScheduleOptions | None, *,
-              parameters: Mapping[str, Any]) -> str | None:
-        """Create or update the pipeline's schedule, or pause/delete it when `schedule` is None.
+    def apply(self, pipeline: str, template: str, schedule: ScheduleOptions, *,
+              parameters: Mapping[str, Any]) -> str:
+        """Create or update the pipeline's schedule (resuming it if paused); its resource name.
 
         `template` is an Artifact Registry template URL (used as the job's `template_uri`) or a
-        compiled package file (its spec is embedded). Returns the schedule's resource name, or
-        None when there is no schedule (any more).
+        compiled package file (its spec is embedded).
         """
         existing = self._find(pipeline)
-        if schedule is None:
-            if existing is not None:
-                self._remove(pipeline, existing)
-            return None
         wanted = aiplatform_v1.Schedule(
             display_name=display_name_for(pipeline), cron=cron_for(schedule),
             max_concurrent_run_count=schedule.max_concurrent_runs,
@@ -110,7 +105,11 @@ class VertexSchedules:
         found = [s for s in pages if s.display_name == name]
         return found[0] if found else None
 
-    def _remove(self, pipeline: str, existing: aiplatform_v1.Schedule) -> None:
+    def remove(self, pipeline: str) -> None:
+        """Pause (or delete, `Removal.DELETE`) the pipeline's schedule; nothing when it has none."""
+        existing = self._find(pipeline)
+        if existing is None:
+            return
         if self.removal is Removal.DELETE:
             operation = self._call("delete the schedule of", pipeline, self.client.delete_schedule,
                                    request=aiplatform_v1.DeleteScheduleRequest(name=existing.name))

@@ -28,6 +28,7 @@ from handlers.ports import (
     Store,
     TemplateStore,
 )
+from handlers.targets import ByTarget
 
 
 class UtcClock:
@@ -66,8 +67,9 @@ class HandlerContext:
     work_dir: Path
     policy: Policy = field(default_factory=Policy)
     chat: Chat | None = None
-    templates: TemplateStore | None = None
-    schedules: Schedules | None = None
+    # Chosen by a pipeline's target (`handlers.targets`); none by default.
+    templates: ByTarget[TemplateStore] = field(default_factory=ByTarget)
+    schedules: ByTarget[Schedules] = field(default_factory=ByTarget)
     clock: UtcClock = field(default_factory=UtcClock)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kfp_bot.handlers"))
 

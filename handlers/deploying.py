@@ -8,33 +8,17 @@ the section is gone). Both steps are idempotent, so a redelivered status deploys
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Mapping
 
 from handlers.context import HandlerContext
 from handlers.models import Run
 from handlers.ports import CompiledPackage
-from kfp_bot_errors import KfpBotError
 from pipeline_registry.errors import ConfigError
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import Target
 from pipeline_registry.settings import PipelineSettings
 
 LATEST_TAG = "latest"
-
-
-@runtime_checkable
-class Routed(Protocol):
-    """A port holding one adapter per pipeline target (`deploy.kfp_deploy.TargetRouted`)."""
-
-    def for_target(self, target: Target | None) -> Any:
-        """The adapter for a pipeline with `target`, or None."""
-
-    def every(self) -> tuple[Any, ...]:
-        """Every adapter."""
-
-
-def _for(port: Any, target: Target | None) -> Any:
-    return port.for_target(target) if isinstance(port, Routed) else port
 
 
 class NoTemplateStore(KfpBotError):
@@ -45,11 +29,11 @@ def deploy_template(ctx: HandlerContext, run: Run, package: CompiledPackage, set
                     parameters: Mapping[str, Any], *, target: Target | None = None) -> str:
     """Upload the run's compiled pipeline and apply its schedule; the template's reference.
 
-    `target` picks the store and scheduler of a routed port (a `kfp` pipeline: a KFP pipeline version).
+    `target` picks the store and scheduler (a `kfp` pipeline: a KFP pipeline version and recurring run).
 
     Raises a `KfpBotError` saying what is wrong (no store, upload refused, bad schedule).
     """
-    templates, schedules = _for(ctx.templates, target), _for(ctx.schedules, target)
+    templates, schedules = ctx.templates.for_target(target), ctx.schedules.for_target(target)
     if templates is None:
         raise NoTemplateStore("this bot has no template store to deploy to",
                               hint="set KFP_BOT_TEMPLATE_STORE (a folder, gs:// path or Artifact Registry URL)")
@@ -63,33 +47,31 @@ def deploy_template(ctx: HandlerContext, run: Run, package: CompiledPackage, set
             ctx.log.warning("run %s: %s asks for a schedule but no scheduler is configured (Vertex AI)",
                             run.id, settings.file)
         return ref
-    scheduled = dict(parameters)
-    if settings.schedule is not None:
-        declared = {i.name for i in package.inputs}
-        unknown = sorted(set(settings.schedule.parameters) - declared)
-        if unknown:
-            raise ConfigError(settings.file, f"schedule.parameters: {', '.join(unknown)} "
-                              f"{'is not an input' if len(unknown) == 1 else 'are not inputs'} of the pipeline",
-                              field="schedule.parameters",
-                              hint=f"valid parameters: {', '.join(sorted(declared)) or 'none'}")
-        scheduled.update(settings.schedule.parameters)
+    if settings.schedule is None:
+        schedules.remove(run.pipeline)
+        return ref
+    declared = {i.name for i in package.inputs}
+    unknown = sorted(set(settings.schedule.parameters) - declared)
+    if unknown:
+        raise ConfigError(settings.file, f"schedule.parameters: {', '.join(unknown)} "
+                          f"{'is not an input' if len(unknown) == 1 else 'are not inputs'} of the pipeline",
+                          field="schedule.parameters",
+                          hint=f"valid parameters: {', '.join(sorted(declared)) or 'none'}")
     # Vertex AI reads a template from Artifact Registry itself; other stores' copies it cannot
     # read, so the schedule embeds the compiled spec instead.
     template = ref if ref.startswith("https://") or target is Target.KFP else str(package.package_path)
-    schedules.apply(run.pipeline, template, settings.schedule, parameters=scheduled)
+    schedules.apply(run.pipeline, template, settings.schedule,
+                    parameters={**parameters, **settings.schedule.parameters})
     return ref
 
 
 def remove_schedules(ctx: HandlerContext, pipelines: list[str]) -> None:
     """Pause/delete the schedules of deleted pipelines (a no-op without a scheduler)."""
-    if ctx.schedules is None:
-        return
     # A deleted pipeline's target is gone with its files: every scheduler is asked.
-    ports = ctx.schedules.every() if isinstance(ctx.schedules, Routed) else (ctx.schedules,)
     for name in pipelines:
-        for port in ports:
+        for port in ctx.schedules.every():
             try:
-                port.apply(name, "", None, parameters={})
+                port.remove(name)
                 ctx.log.info("schedule of deleted pipeline %s removed", name)
             except KfpBotError as exc:
                 ctx.log.error("could not remove the schedule of deleted pipeline %s: %s", name, exc)

@@ -19,7 +19,7 @@ from handlers.models import Event, FailedDelivery, FailureStage, PullRequestRef,
 from handlers.reports import HeadReport, Notice, PullReport, RunReport
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, Target
-from pipeline_registry.settings import RunOptions
+from pipeline_registry.settings import RunOptions, ScheduleOptions
 
 Then = Callable[[Run], Sequence[Event]]
 """What a stored state change causes: the events to queue for the run as it is after the change."""
@@ -288,9 +288,12 @@ class TemplateStore(Protocol):
 class Schedules(Protocol):
     """Recurring runs of deployed templates (Vertex AI schedules, KFP recurring runs)."""
 
-    def apply(self, pipeline: str, template: str, schedule: Any | None, *,
-              parameters: Mapping[str, Any]) -> str | None:
-        """Create or update the pipeline's schedule (pause/delete it when `schedule` is None)."""
+    def apply(self, pipeline: str, template: str, schedule: ScheduleOptions, *,
+              parameters: Mapping[str, Any]) -> str:
+        """Create or update the pipeline's schedule (resumed if it was paused); its id."""
+
+    def remove(self, pipeline: str) -> None:
+        """Pause or delete the pipeline's schedule (as the bot is set up to); nothing when it has none."""
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,16 @@
 """Choosing the runner of each run: the pipeline's target, else the bot's default.
 
 The seed runs production pipelines on Vertex AI and experiments on a KFP cluster; a target set
-in `settings.yaml` (`run.target`) or `.kfp-bot.yaml` picks the runner per pipeline. A target with
-no configured runner ends the run as failed, saying which setting is missing.
+in `settings.yaml` (`run.target`) or `.kfp-bot.yaml` picks the runner per pipeline, through the
+same `handlers.targets.ByTarget` that picks template stores and schedulers. A target with no
+configured runner ends the run as failed, saying which setting is missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from handlers.models import Run, RunState
 from handlers.ports import Runner, RunRequest, RunSubmission
+from handlers.targets import ByTarget
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import Target
 
@@ -21,14 +21,13 @@ _SETTING = {Target.LOCAL: "the embedded runner", Target.VERTEX: "KFP_BOT_GCP_PRO
 class RoutingRunner:
     """The `Runner` port over several runners, one per target."""
 
-    def __init__(self, runners: Mapping[Target, Runner], default: Target) -> None:
-        self.runners = dict(runners)
-        self.default = default
+    def __init__(self, runners: ByTarget[Runner]) -> None:
+        self.runners = runners
 
     def submit_run(self, request: RunRequest) -> RunSubmission:
         """Submit through the runner of the request's target (or the default)."""
-        target = request.target or self.default
-        runner = self.runners.get(target)
+        target = request.target or self.runners.default
+        runner = self.runners.for_target(target)
         if runner is None:
             return RunSubmission(RunState.FAILED, detail=(
                 f"pipeline '{request.run.pipeline}' targets '{target.value}', which this bot is not "
@@ -39,19 +38,20 @@ class RoutingRunner:
         """Ask every runner: only the one that has the run acts on it; one backend's outage
         does not stop the others from cancelling."""
         failures = []
-        for runner in self.runners.values():
+        runners = self.runners.every()
+        for runner in runners:
             try:
                 runner.cancel_run(run)
             except KfpBotError as exc:
                 failures.append(exc)
-        if failures and len(failures) == len(self.runners):
+        if failures and len(failures) == len(runners):
             raise failures[0]
 
     def run_status(self, run: Run) -> RunSubmission | None:
         """The first runner that knows the run answers; an unreachable backend is skipped
         (and its error raised only when no other runner knows the run)."""
         failure: KfpBotError | None = None
-        for runner in self.runners.values():
+        for runner in self.runners.every():
             try:
                 status = runner.run_status(run)
             except KfpBotError as exc:

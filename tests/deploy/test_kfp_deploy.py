@@ -9,9 +9,9 @@ from kfp import compiler, dsl
 
 from deploy.compiler import CompiledPipeline, load_package
 from deploy.errors import DeployError
-from deploy.kfp_deploy import KfpPipelineStore, KfpRecurringRuns, TargetRouted, kfp_cron
+from deploy.kfp_deploy.pipeline_store import KfpPipelineStore
+from deploy.kfp_deploy.recurring_runs import KfpRecurringRuns, kfp_cron
 from deploy.runners.kfp_calls import RetryPolicy
-from pipeline_registry.repo_config import Target
 from pipeline_registry.settings import ScheduleOptions
 from tests.deploy.test_kfp_endpoint import ARGO_WORKFLOW
 from tests.fakes.kfp_api import Api, FakeKfp
@@ -116,7 +116,7 @@ def test_recurring_run_created_updated_and_removed(fake: FakeKfp, kfp2_package) 
     assert updated.body["trigger"]["cron_schedule"]["cron"] == "0 0 * * * *"
 
     # Schedule removed: paused, then resumed by the next deploy that asks for it.
-    assert schedules.apply("head-pose-pipeline", "", None, parameters={}) is None
+    schedules.remove("head-pose-pipeline")
     [paused] = fake.pipeline_routes.recurring_runs()
     assert not paused.enabled
     schedules.apply("head-pose-pipeline", ref2, hourly, parameters={"label": "x"})
@@ -129,7 +129,7 @@ def test_removal_can_delete(fake: FakeKfp, kfp2_package) -> None:
     ref = upload(KfpPipelineStore(fake.url, retry=FAST), kfp2_package, SHA1)
     schedules = KfpRecurringRuns(fake.url, retry=FAST, removal=Removal.DELETE)
     schedules.apply("head-pose-pipeline", ref, ScheduleOptions(cron="5 4 * * 1"), parameters={"label": "a"})
-    schedules.apply("head-pose-pipeline", "", None, parameters={})
+    schedules.remove("head-pose-pipeline")
     assert fake.pipeline_routes.recurring_runs() == []
 
 
@@ -140,7 +140,7 @@ def test_argo_recurring_run_is_a_v1beta1_job(fake: FakeKfp, argo_package) -> Non
     [job] = fake.pipeline_routes.recurring_runs(Api.V1BETA1)
     assert job.name == "kfp-bot-head-pose-pipeline"
     assert job.body["pipeline_spec"]["parameters"] == [{"name": "epochs", "value": "5"}]
-    schedules.apply("head-pose-pipeline", "", None, parameters={})
+    schedules.remove("head-pose-pipeline")
     assert not fake.pipeline_routes.recurring_runs(Api.V1BETA1)[0].enabled
 
 
@@ -153,12 +153,3 @@ def test_cron_and_reference_errors_say_what_to_do(fake: FakeKfp) -> None:
     with pytest.raises(DeployError, match="not a KFP pipeline version"):
         KfpRecurringRuns(fake.url, retry=FAST).apply("p", "/tmp/p.yaml", ScheduleOptions(cron="0 6 * * *"),
                                                      parameters={})
-
-
-def test_target_routed_picks_the_kfp_port() -> None:
-    routed = TargetRouted({Target.KFP: "kfp"}, fallback="folder", default_target=Target.LOCAL)
-    assert routed.for_target(Target.KFP) == "kfp"
-    assert routed.for_target(Target.VERTEX) == "folder"
-    assert routed.for_target(None) == "folder"
-    assert TargetRouted({Target.KFP: "kfp"}, fallback=None, default_target=Target.KFP).for_target(None) == "kfp"
-    assert set(routed.every()) == {"kfp", "folder"}

@@ -83,9 +83,9 @@ def test_a_removed_schedule_is_paused_then_resumed_when_it_comes_back(vertex: Fa
     scheduler = schedules(vertex)
     scheduler.apply("hello-pipeline", str(compiled), ScheduleOptions(cron="0 6 * * *"), parameters={})
 
-    assert scheduler.apply("hello-pipeline", "", None, parameters={}) is None
+    scheduler.remove("hello-pipeline")
     assert vertex.schedules.schedules[0].state == State.PAUSED
-    scheduler.apply("hello-pipeline", "", None, parameters={})  # again: already paused, nothing to do
+    scheduler.remove("hello-pipeline")  # again: already paused, nothing to do
     assert len(vertex.schedules.requests("PauseSchedule")) == 1
 
     scheduler.apply("hello-pipeline", str(compiled), ScheduleOptions(cron="0 8 * * *"), parameters={})
@@ -98,7 +98,7 @@ def test_with_delete_removal_the_schedule_is_deleted(vertex: FakeVertexPipelines
     scheduler.apply("other-pipeline", str(compiled), ScheduleOptions(cron="0 1 * * *"), parameters={})
     scheduler.apply("hello-pipeline", str(compiled), ScheduleOptions(cron="0 6 * * *"), parameters={})
 
-    scheduler.apply("hello-pipeline", "", None, parameters={})
+    scheduler.remove("hello-pipeline")
 
     assert [s.display_name for s in vertex.schedules.schedules] == ["kfp-bot-other-pipeline"]
 

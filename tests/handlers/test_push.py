@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from deploy.schedules import VertexSchedules, make_schedule_client
+from handlers.targets import ByTarget
 from tests.fakes.vertex import FakeVertexPipelines
 from tests.handlers.conftest import REPO, WRITER, Bot, Ports
 from tests.support.github_clients import INSTALLATION_ID
@@ -61,9 +62,9 @@ def ports(request: pytest.FixtureRequest) -> Ports | None:
     if "vertex" not in request.fixturenames:
         return None
     fake: FakeVertexPipelines = request.getfixturevalue("vertex")
-    return lambda context: replace(context, schedules=VertexSchedules(
+    return lambda context: replace(context, schedules=ByTarget.only(VertexSchedules(
         make_schedule_client("europe-west4", fake.endpoint), "my-project", "europe-west4",
-        pipeline_root="gs://my-bucket/root"))
+        pipeline_root="gs://my-bucket/root")))
 
 
 def test_a_push_to_main_deploys_the_changed_pipeline_to_the_template_store(bot: Bot) -> None:
@@ -78,7 +79,7 @@ def test_a_push_to_main_deploys_the_changed_pipeline_to_the_template_store(bot: 
                                                                          "succeeded")
     assert run["triggered_by"] == WRITER
     assert [t["state"] for t in run["transitions"]] == ["queued", "building", "compiling", "succeeded"]
-    folder: Path = bot.services.context.templates.folder / "hello-pipeline"
+    folder: Path = bot.services.context.templates.for_target(None).folder / "hello-pipeline"
     assert run["transitions"][-1]["detail"] == f"deployed {folder / f'{after}.yaml'}"
 
     template = yaml.safe_load((folder / f"{after}.yaml").read_text())
