@@ -106,6 +106,7 @@ def _bound(ctx: HandlerContext, event: IssueCommentEvent, pull: PullRequestRef) 
 
 @commands.on(CommandKind.HELP)
 def _help(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+    """`/help`: every command, and the pipelines of the PR's head."""
     try:
         repo_dir, _, _ = checkout_and_plan(ctx, event.repo, pull)
         names = sorted(Repository.open(repo_dir).pipelines())
@@ -116,12 +117,14 @@ def _help(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx:
 
 @commands.on(CommandKind.PLAN)
 def _plan(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+    """`/plan`: the pipelines the PR affects, and why."""
     _, plan, _ = checkout_and_plan(ctx, event.repo, pull)
     _reply(ctx, event, plan_reply(plan.to_json()))
 
 
 @commands.on(CommandKind.RUN)
 def _run(command: Command, event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext) -> None:
+    """`/run NAME k=v` and `/run all`: runs at the commented head, with the overrides checked first."""
     pull = _bound(ctx, event, live)
     _acknowledge(ctx, event)
     repo_dir, plan, _ = checkout_and_plan(ctx, event.repo, pull)
@@ -162,6 +165,7 @@ def _validate_overrides(ctx: HandlerContext, repo_dir: Path, command: Command, n
 
 @commands.on(CommandKind.CANCEL)
 def _cancel(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
+    """`/cancel [NAME]`: the PR's unfinished runs (of NAME)."""
     active = ctx.store.list_runs(repo=event.repo.full_name, pr=event.number, active=True)
     targets = [r for r in active if command.pipeline in (None, r.pipeline)]
     if not targets:
@@ -177,6 +181,7 @@ def _cancel(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ct
 
 @commands.on(CommandKind.OK_TO_RUN)
 def _approve(command: Command, event: IssueCommentEvent, live: PullRequestRef, ctx: HandlerContext) -> None:
+    """`/ok-to-run`: approve the commented head and start its runs."""
     pull = _bound(ctx, event, live)
     ctx.store.approve(event.repo.full_name, event.number, pull.head_sha, event.author)
     _acknowledge(ctx, event)
