@@ -1,0 +1,123 @@
+"""Check runs and commit statuses: rendered for fixed runs and compared with tests/golden/messages/, and
+the limits GitHub enforces on them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from handlers.messages.checks import (check_summary, check_title, head_outcome, head_summary, head_title,
+                                      status_description, trusted_settings_summary, trusted_settings_title)
+from handlers.messages.pull_comment import pull_comment
+from handlers.messages.rendering import MAX_MARKDOWN_CHARS, MAX_STATUS_CHARS
+from handlers.models import RunState
+from handlers.reports import HeadOutcome
+from tests.handlers.messages.samples import (T0, TRUSTED_CHANGES, VERTEX_URL, error_run, failed_command_run, make_run,
+                                             running_autorun, skipped_run)
+from tests.support.golden import assert_golden
+
+CHECK_SUMMARIES = {
+    "check_summary_running.md": running_autorun,
+    "check_summary_failed_command.md": failed_command_run,
+    "check_summary_skipped.md": skipped_run,
+    "check_summary_error.md": error_run,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECK_SUMMARIES))
+def test_check_summary(name: str) -> None:
+    assert_golden(check_summary(CHECK_SUMMARIES[name]()), f"messages/{name}")
+
+
+def test_check_titles_and_status_descriptions_of_every_state() -> None:
+    lines = ["| state | check title | commit status description |", "|---|---|---|"]
+    for state in RunState:
+        run = make_run(state=state, url=VERTEX_URL if state is RunState.RUNNING else None,
+                       error="it broke\nsecond line" if state in (RunState.FAILED, RunState.ERROR,
+                                                                   RunState.CANCELLED, RunState.SKIPPED) else None)
+        lines.append(f"| {state.value} | {check_title(run)} | {status_description(run)} |")
+    assert_golden("\n".join(lines) + "\n", "messages/check_titles.md")
+
+
+def test_head_summary_with_runs() -> None:
+    runs = [running_autorun(), failed_command_run(), skipped_run()]
+    text = f"# {head_title(runs)}\n\n{head_summary(runs, '')}"
+    assert_golden(text, "messages/head_summary.md")
+
+
+def test_head_summary_without_affected_pipelines() -> None:
+    text = f"# {head_title([], '')}\n\n{head_summary([], '')}"
+    assert_golden(text, "messages/head_summary_none.md")
+
+
+def test_head_summary_not_run() -> None:
+    note = ("This pull request is a draft: 2 pipelines are affected and will run when it is marked "
+            "ready for review.")
+    text = f"# {head_title([], note)}\n\n{head_summary([], note)}"
+    assert_golden(text, "messages/head_summary_not_run.md")
+
+
+def test_user_text_cannot_break_tables() -> None:
+    summary = check_summary(error_run())
+    row = next(line for line in summary.splitlines() if line.startswith("| note |"))
+    # the value's pipe is escaped and its backticks fenced by a longer run, so the row keeps 3 cells
+    assert row == "| note | `` a\\|b `c` `` | settings.yaml |"
+    assert "\n````\n" in summary  # the error's own ``` fence cannot close the block
+
+
+def test_status_description_fits_githubs_limit() -> None:
+    run = make_run(state=RunState.FAILED, error="x" * 500)
+    description = status_description(run)
+    assert len(description) == MAX_STATUS_CHARS and description.endswith("…")
+
+
+def test_long_errors_keep_their_end_within_githubs_limit() -> None:
+    run = make_run(state=RunState.ERROR, error="boom\n" * 40_000 + "ValueError: the real cause")
+    summary = check_summary(run)
+    assert len(summary) <= MAX_MARKDOWN_CHARS
+    assert "ValueError: the real cause" in summary
+
+
+def test_long_summaries_are_cut_below_githubs_limit() -> None:
+    run = make_run(parameters={f"p{i}": "v" * 100 for i in range(1000)})
+    summary = check_summary(run)
+    assert len(summary) <= MAX_MARKDOWN_CHARS
+    assert summary.endswith("_… truncated: the full text was longer than GitHub allows._\n")
+
+
+def test_links_only_to_web_urls() -> None:
+    run = make_run(url="/tmp/kfp-local/runs/run-1")
+    assert "/tmp/kfp-local" not in check_summary(run)
+    assert "/tmp/kfp-local" not in pull_comment([run])
+
+
+@pytest.mark.parametrize(("states", "note", "outcome"), [
+    ((), "", HeadOutcome.NONE_AFFECTED),
+    ((), "draft pull request", HeadOutcome.NOT_RUN),
+    ((RunState.SKIPPED, RunState.SKIPPED), "", HeadOutcome.NOT_RUN),
+    ((RunState.SUCCEEDED, RunState.RUNNING), "", HeadOutcome.ACTIVE),
+    ((RunState.FAILED, RunState.QUEUED), "", HeadOutcome.ACTIVE),
+    ((RunState.SUCCEEDED, RunState.ERROR), "", HeadOutcome.FAILED),
+    ((RunState.FAILED, RunState.CANCELLED), "", HeadOutcome.FAILED),
+    ((RunState.SUCCEEDED, RunState.CANCELLED), "", HeadOutcome.CANCELLED),
+    ((RunState.SUCCEEDED, RunState.SKIPPED), "", HeadOutcome.SUCCEEDED),
+])
+def test_head_outcome(states: tuple[RunState, ...], note: str, outcome: HeadOutcome) -> None:
+    runs = [make_run(f"pipeline-{i}", s, run_id=f"run-{i}") for i, s in enumerate(states)]
+    assert head_outcome(runs, note) is outcome
+
+
+def test_head_outcome_uses_the_latest_run_of_each_pipeline() -> None:
+    failed = make_run(state=RunState.FAILED, run_id="run-a", created=T0)
+    rerun = replace(failed, id="run-b", state=RunState.SUCCEEDED, created_at=T0 + timedelta(minutes=3),
+                    updated_at=T0 + timedelta(minutes=4))
+    assert head_outcome([failed, rerun], "") is HeadOutcome.SUCCEEDED
+
+
+def test_trusted_settings_check() -> None:
+    allowed = ["pipelines@acme.iam.gserviceaccount.com"]
+    text = (f"{trusted_settings_title(TRUSTED_CHANGES)}\n\n"
+            f"{trusted_settings_summary(TRUSTED_CHANGES, 'main', allowed)}")
+    assert_golden(text, "messages/trusted_settings.md")

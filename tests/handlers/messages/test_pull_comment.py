@@ -1,0 +1,40 @@
+"""The PR comment: rendered for fixed runs and compared with tests/golden/messages/; the latest run of
+each pipeline is the one shown."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from handlers.messages.pull_comment import TRUSTED_CHANGES_KEY, pull_comment
+from handlers.models import RunState
+from handlers.reports import SUMMARY_MARKER
+from tests.handlers.messages.samples import (HEAD_POSE_PLAN, T0, TRUSTED_CHANGES, failed_command_run, make_run,
+                                             running_autorun, skipped_run)
+from tests.support.golden import assert_golden
+
+
+def test_pull_comment() -> None:
+    superseded = make_run(state=RunState.SUCCEEDED, run_id="run-0000000000000001", created=T0 - timedelta(hours=1))
+    other = replace(running_autorun(), id="run-7777777777777777", pipeline="face-detect-pipeline")
+    runs = [superseded, failed_command_run(), other, skipped_run()]
+    assert_golden(pull_comment(runs), "messages/pull_comment.md")
+
+
+def test_pull_comment_without_pipelines() -> None:
+    assert_golden(pull_comment([]), "messages/pull_comment_none.md")
+
+
+def test_pull_comment_starts_with_marker_and_shows_latest_run_per_pipeline() -> None:
+    old = make_run(state=RunState.FAILED, run_id="run-old", created=T0, error="old failure")
+    new = make_run(state=RunState.SUCCEEDED, run_id="run-new", created=T0 + timedelta(minutes=1))
+    body = pull_comment([new, old])
+    assert body.splitlines()[0] == SUMMARY_MARKER
+    rows = [line for line in body.splitlines() if line.startswith("| head-pose-pipeline |")]
+    assert len(rows) == 1 and "✅ succeeded" in rows[0]
+    assert "old failure" not in body
+
+
+def test_pull_comment_with_trusted_changes() -> None:
+    run = make_run(plan={**HEAD_POSE_PLAN, TRUSTED_CHANGES_KEY: TRUSTED_CHANGES})
+    assert_golden(pull_comment([run]), "messages/pull_comment_trusted.md")
