@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handlers import issue_comment, pull_request
-from handlers.commands import CommandKind
+from handlers.comment_commands import CommandKind
 from handlers.models import EventKind, PullRequestAction, PullRequestEvent, PullRequestRef, RepoRef, RunStart
 from handlers.router import CommandRouter, Router
 from handlers.routes import ROUTES
