@@ -18,6 +18,7 @@ aggregate `kfp-bot` check re-runs the head's affected pipelines, like `check_sui
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 from handlers.context import HandlerContext
 from handlers.messages.checks import HEAD_CHECK_NAME
@@ -35,17 +36,41 @@ router = Router()
 _ASKED = {CheckAction.RERUN: "Re-run", CheckAction.RUN: "Run", CheckAction.CANCEL: "Cancel"}
 
 
-@router.on(EventKind.CHECK_RUN)
-def on_check_run(event: CheckRunEvent, ctx: HandlerContext) -> None:
-    """Re-run, run or cancel the pipeline run a check of the bot shows."""
+@router.on(EventKind.CHECK_RUN, action=CheckAction.RERUN)
+def rerun(event: CheckRunEvent, ctx: HandlerContext) -> None:
+    """A check's "Re-run": that pipeline again at that commit; on the aggregate check, every affected one."""
+    run = _shown_run(ctx, event)
+    if run is None and event.name == HEAD_CHECK_NAME:
+        rerun_head(ctx, event.repo, event.head_sha, event.sender, event.pull_numbers, event.installation_id,
+                   id_parts=("check_run", event.check_run_id, event.delivery_id))
+        return
+    _act(ctx, event, run, _rerun)
+
+
+@router.on(EventKind.CHECK_RUN, action=CheckAction.RUN)
+def run_button(event: CheckRunEvent, ctx: HandlerContext) -> None:
+    """The "Run" button of a skipped pipeline's check: that pipeline at that commit."""
+    _act(ctx, event, _shown_run(ctx, event), _rerun)
+
+
+@router.on(EventKind.CHECK_RUN, action=CheckAction.CANCEL)
+def cancel_button(event: CheckRunEvent, ctx: HandlerContext) -> None:
+    """The "Cancel" button of an unfinished pipeline's check: that run is cancelled."""
+    _act(ctx, event, _shown_run(ctx, event), _cancel)
+
+
+def _shown_run(ctx: HandlerContext, event: CheckRunEvent) -> Run | None:
+    """The run a check of the bot shows (its external id), if it is one of this repository's."""
     run = ctx.store.get_run(event.external_id) if event.external_id else None
-    if run is None or run.repo != event.repo.full_name:
-        if event.name == HEAD_CHECK_NAME and event.action is CheckAction.RERUN:
-            rerun_head(ctx, event.repo, event.head_sha, event.sender, event.pull_numbers, event.installation_id,
-                       id_parts=("check_run", event.check_run_id, event.delivery_id))
-        else:
-            ctx.log.info("check run %s '%s' (delivery %s) shows no kfp-bot run: ignored", event.check_run_id,
-                         event.name, event.delivery_id)
+    return run if run is not None and run.repo == event.repo.full_name else None
+
+
+def _act(ctx: HandlerContext, event: CheckRunEvent, run: Run | None,
+         act: Callable[[HandlerContext, CheckRunEvent, Run, PullRequestRef], None]) -> None:
+    """Do `act` on the shown run for someone allowed to, answering a refusal or problem on the PR."""
+    if run is None:
+        ctx.log.info("check run %s '%s' (delivery %s) shows no kfp-bot run: ignored", event.check_run_id,
+                     event.name, event.delivery_id)
         return
     if run.pr is None:
         ctx.log.warning("check run %s of run %s (delivery %s): runs without a pull request (deploys) are "
@@ -56,10 +81,7 @@ def on_check_run(event: CheckRunEvent, ctx: HandlerContext) -> None:
     if pull is None or not _allowed(ctx, event.repo, pull, event.sender, event.installation_id, text):
         return
     try:
-        if event.action is CheckAction.CANCEL:
-            _cancel(ctx, event, run, pull)
-        else:
-            _rerun(ctx, event, run, pull)
+        act(ctx, event, run, pull)
     except KfpBotError as exc:
         _reply(ctx, event.repo, pull.number, event.installation_id, command_error(text, [str(exc)], []))
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from handlers import issue_comment, pull_request
+from handlers import check_run, issue_comment, pull_request
 from handlers.comment_commands import CommandKind
-from handlers.models import EventKind, PullRequestAction, PullRequestEvent, PullRequestRef, RepoRef, RunStart
+from handlers.models import (CheckAction, EventKind, PullRequestAction, PullRequestEvent, PullRequestRef, RepoRef,
+                             RunStart)
 from handlers.router import CommandRouter, Router
 from handlers.routes import ROUTES
 
@@ -64,3 +65,9 @@ def test_a_command_registered_twice_is_refused_at_import() -> None:
     commands.on(CommandKind.HELP)(lambda *args: None)
     with pytest.raises(ValueError, match="/help is handled by"):
         commands.on(CommandKind.HELP)(lambda *args: None)
+
+
+def test_each_check_run_action_has_its_own_handler() -> None:
+    handlers = {action: tuple(ROUTES.handlers_for(EventKind.CHECK_RUN, action)) for action in CheckAction}
+    assert handlers == {CheckAction.RERUN: (check_run.rerun,), CheckAction.RUN: (check_run.run_button,),
+                        CheckAction.CANCEL: (check_run.cancel_button,)}
