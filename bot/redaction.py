@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from pydantic import SecretStr
@@ -75,7 +76,7 @@ class Redactor:
             transitions=tuple(dataclasses.replace(t, detail=self(t.detail)) for t in run.transitions))
 
 
-def secret_values(settings: "Settings") -> list[str]:
+def secret_values(settings: Settings) -> list[str]:
     """Every secret the settings hold: each `SecretStr`, the App key (read from its file when
     given that way) and its lines, and a password in the database URL."""
     values = [getattr(settings, name).get_secret_value() for name in type(settings).model_fields
@@ -95,7 +96,7 @@ def secret_values(settings: "Settings") -> list[str]:
     return values
 
 
-def redactor_for(settings: "Settings") -> Redactor:
+def redactor_for(settings: Settings) -> Redactor:
     """The bot's redactor, from its settings (built at start-up, never at import)."""
     return Redactor(secret_values(settings))
 
@@ -106,7 +107,7 @@ class RedactingReporter:
     error text). Every port method is listed here on purpose (no pass-through): a new one must
     decide what to mask."""
 
-    def __init__(self, inner: "Reporter", redact: Redactor) -> None:
+    def __init__(self, inner: Reporter, redact: Redactor) -> None:
         self.inner = inner
         self.redact = redact
 
@@ -132,7 +133,7 @@ class RedactingReporter:
 class RedactingChat:
     """A `Chat` whose messages are masked before they are posted."""
 
-    def __init__(self, inner: "Chat", redact: Redactor) -> None:
+    def __init__(self, inner: Chat, redact: Redactor) -> None:
         self.inner = inner
         self.redact = redact
 

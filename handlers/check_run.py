@@ -17,18 +17,17 @@ aggregate `kfp-bot` check re-runs the head's affected pipelines, like `check_sui
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from handlers.context import HandlerContext
 from handlers.messages.checks import HEAD_CHECK_NAME
 from handlers.messages.replies import check_request_text, command_error, command_refused
 from handlers.models import CheckAction, CheckRunEvent, EventKind, PullRequestRef, RepoRef, Run, Trigger
-from handlers.planning import (checkout_and_plan, create_runs, may_command, pipelines_named, report_all,
-                               runnable)
-from handlers.status_reporting import safely
+from handlers.planning import checkout_and_plan, create_runs, may_command, pipelines_named, report_all, runnable
 from handlers.router import Router
 from handlers.runs import cancel
+from handlers.status_reporting import safely
 from kfp_bot_errors import KfpBotError
 
 router = Router()

@@ -8,13 +8,14 @@ the section is gone). Both steps are idempotent, so a redelivered status deploys
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from handlers.context import HandlerContext
 from handlers.models import Run
 from handlers.ports import CompiledPackage
-from pipeline_registry.errors import ConfigError
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.errors import ConfigError
 from pipeline_registry.repo_config import Target
 from pipeline_registry.settings import PipelineSettings
 

@@ -9,22 +9,36 @@ write access (or KFP_BOT_ALLOWED_USERS).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from handlers.comment_commands import ALL_PIPELINES, Command, CommandKind, CommandProblem, parse_comment
 from handlers.context import HandlerContext
-from handlers.messages.replies import (approved, cancel_reply, command_error, command_help, command_refused, plan_reply,
-                                       run_accepted)
+from handlers.messages.replies import (
+    approved,
+    cancel_reply,
+    command_error,
+    command_help,
+    command_refused,
+    plan_reply,
+    run_accepted,
+)
 from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, Trigger
-from handlers.planning import (checkout_and_plan, create_runs, may_command, pipelines_named,
-                               report_all, runnable, supersede)
-from handlers.status_reporting import safely
+from handlers.planning import (
+    checkout_and_plan,
+    create_runs,
+    may_command,
+    pipelines_named,
+    report_all,
+    runnable,
+    supersede,
+)
 from handlers.router import CommandRouter, Router
 from handlers.runs import cancel
+from handlers.status_reporting import safely
 from handlers.trusted import default_branch, review, show_changes
-from pipeline_registry.errors import UnknownPipelineError
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.errors import UnknownPipelineError
 from pipeline_registry.repository import Repository
 
 router = Router()

@@ -6,10 +6,19 @@ from handlers import check_run, check_suite, issue_comment, pull_request, push, 
 from handlers.context import HandlerContext
 from handlers.messages.checks import plan_failed
 from handlers.messages.replies import internal_error
-from handlers.models import (BuildStatus, CheckRunEvent, CheckSuiteEvent, Event, IssueCommentEvent,
-                             PullRequestEvent, PushEvent, RunStart, RunStatus)
-from handlers.status_reporting import handling, record_failure, report_head, safely
+from handlers.models import (
+    BuildStatus,
+    CheckRunEvent,
+    CheckSuiteEvent,
+    Event,
+    IssueCommentEvent,
+    PullRequestEvent,
+    PushEvent,
+    RunStart,
+    RunStatus,
+)
 from handlers.router import Router
+from handlers.status_reporting import handling, record_failure, report_head, safely
 
 ROUTES = Router().include(pull_request.router, issue_comment.router, push.router, runs.router,
                           slack_notifier.router, check_run.router, check_suite.router)

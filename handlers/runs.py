@@ -13,9 +13,9 @@ owner ends as `error`, never running twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterable
 
 from handlers import result_cache
 from handlers.context import HandlerContext, step_resumed, step_taken_over

@@ -10,8 +10,9 @@ went with its files, asks `every` adapter.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Generic, Mapping, TypeVar
+from typing import Generic, TypeVar
 
 from pipeline_registry.repo_config import Target
 
@@ -28,7 +29,7 @@ class ByTarget(Generic[P]):
         self.fallback = fallback
 
     @classmethod
-    def only(cls, port: P | None, *, default: Target = Target.LOCAL) -> "ByTarget[P]":
+    def only(cls, port: P | None, *, default: Target = Target.LOCAL) -> ByTarget[P]:
         """The same adapter for every target (none at all when `port` is None)."""
         return cls(default=default, fallback=port)
 

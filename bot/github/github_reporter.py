@@ -2,9 +2,10 @@
 
 What a reviewer sees on a pull request is delivered from here; the words arrive rendered, in the
 reports of `handlers.reports` (written by `handlers.messages`). Every remote object is found
-again rather than duplicated: its id is kept in the store (`set_external`) and, when the store has lost it, looked up on GitHub (check runs
-by name and external id, the PR comment by its hidden marker) before anything is created, so
-redelivered events and restarts never add a second check or comment. The same look-up follows a
+again rather than duplicated: its id is kept in the store (`set_external`) and, when the store
+has lost it, looked up on GitHub (check runs by name and external id, the PR comment by its
+hidden marker) before anything is created, so redelivered events and restarts never add a second
+check or comment. The same look-up follows a
 create that GitHub answered with a 5xx or not at all (GitHub may have done it; the transport never
 retries such a POST, see `bot.github.retry.WriteSafeRetry`): the comment by its marker (a reply
 by its author and body), the check run by name, head sha and external id, the commit status by
@@ -40,9 +41,10 @@ import dataclasses
 import logging
 import threading
 import zlib
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
@@ -50,8 +52,8 @@ from github.Repository import Repository
 
 from bot.github import lookups
 from bot.github.client import GitHubClients, GitHubError, GitHubMode
-from handlers.models import RepoRef, Run, RunState
 from handlers.context import UtcClock
+from handlers.models import RepoRef, Run, RunState
 from handlers.ports import Clock, Store
 from handlers.reports import HeadOutcome, HeadReport, Notice, PullReport, RunReport
 
@@ -184,8 +186,8 @@ class GitHubReporter:
             self._status(repo.full_name, notice.installation_id, sha, name, "success", notice.description, None)
             return
         now = lookups.utc(self.clock.now())
-        fields: dict[str, Any] = {"status": "completed", "conclusion": "neutral", "external_id": f"{repo.full_name}@{sha}",
-                                  "started_at": now, "completed_at": now,
+        fields: dict[str, Any] = {"status": "completed", "conclusion": "neutral",
+                                  "external_id": f"{repo.full_name}@{sha}", "started_at": now, "completed_at": now,
                                   "output": {"title": notice.title, "summary": notice.summary}}
         self._upsert_check(repo.full_name, notice.installation_id, sha, name, f"{repo.full_name}@{sha}/{name}",
                            fields, find=self.author.owns, may_create=lambda: True)
@@ -200,7 +202,7 @@ class GitHubReporter:
     def reply(self, repo: RepoRef, number: int, body: str, installation_id: int | None) -> None:
         """A new comment on the PR (refusals, errors, plans, help)."""
         gh = self.clients.repo(repo.full_name, installation_id)
-        since = datetime.now(timezone.utc) - _CLOCK_SKEW
+        since = datetime.now(UTC) - _CLOCK_SKEW
         self._create_once(f"replying on {repo.full_name}#{number}",
                           lambda: gh.get_issue(number).create_comment(body).id,
                           lambda: lookups.reply(gh, number, body, since, self.author))

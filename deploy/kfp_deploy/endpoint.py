@@ -6,14 +6,22 @@ store returns and the recurring runs read back).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import kfp
 import requests
 
 from deploy.errors import DeployError
-from deploy.runners.kfp_calls import (RETRY_STATUSES, KfpRequestRefused, RetryPolicy, Transient, api_message,
-                                      name_filter, with_retries)
+from deploy.runners.kfp_calls import (
+    RETRY_STATUSES,
+    KfpRequestRefused,
+    RetryPolicy,
+    Transient,
+    api_message,
+    name_filter,
+    with_retries,
+)
 from deploy.runners.kfp_http import JsonHttp, _describe, default_session, normalise_host
 from deploy.runners.kfp_v1beta1 import V1Api
 from deploy.runners.kfp_v2beta1 import V2Api

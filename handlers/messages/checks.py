@@ -7,12 +7,25 @@ Rendered from `handlers/templates/` (`check_summary`, `head_summary`, `head_note
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from handlers.messages.rendering import (MAX_ERROR_CHARS, MAX_MARKDOWN_CHARS, MAX_STATUS_CHARS, MAX_TITLE_CHARS,
-                                         clip, code, fit_bytes, format_value, latest_runs, macro, render, run_view,
-                                         web_url)
+from handlers.messages.rendering import (
+    MAX_ERROR_CHARS,
+    MAX_MARKDOWN_CHARS,
+    MAX_STATUS_CHARS,
+    MAX_TITLE_CHARS,
+    clip,
+    code,
+    fit_bytes,
+    format_value,
+    latest_runs,
+    macro,
+    render,
+    run_view,
+    web_url,
+)
 from handlers.models import RepoRef, Run, RunState
 from handlers.reports import CheckButton, HeadOutcome, HeadReport, Notice, RunReport
 

@@ -5,7 +5,7 @@ for `/ok-to-run` (`handlers/templates/pull_comment.md.j2`, `trusted_line.md.j2`,
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from handlers.messages.checks import TRUSTED_CHECK_NAME
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, latest_runs, render, run_view

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import jinja2
 
@@ -134,7 +135,7 @@ def format_duration(seconds: float | None) -> str:
 def format_time(moment: datetime) -> str:
     """A timestamp in UTC, to the second."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

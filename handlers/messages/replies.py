@@ -5,7 +5,8 @@ comments and for the check buttons that act like them (`handlers/templates/comma
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from handlers.messages.checks import HEAD_CHECK_NAME, check_name
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, latest_runs, pipeline_plan_view, render, run_view

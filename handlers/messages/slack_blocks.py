@@ -5,10 +5,20 @@ one parent message per pull request (or deploy commit) and one per state change.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from handlers.messages.rendering import (ENV, STATE_EMOJI, clip, first_line, format_duration, format_value,
-                                         latest_runs, macro, web_url)
+from handlers.messages.rendering import (
+    ENV,
+    STATE_EMOJI,
+    clip,
+    first_line,
+    format_duration,
+    format_value,
+    latest_runs,
+    macro,
+    web_url,
+)
 from handlers.models import Notification, Run, RunState
 
 # Slack refuses section texts above 3,000 characters and messages above 50 blocks.

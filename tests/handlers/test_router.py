@@ -6,8 +6,15 @@ import pytest
 
 from handlers import check_run, issue_comment, pull_request
 from handlers.comment_commands import CommandKind
-from handlers.models import (CheckAction, EventKind, PullRequestAction, PullRequestEvent, PullRequestRef, RepoRef,
-                             RunStart)
+from handlers.models import (
+    CheckAction,
+    EventKind,
+    PullRequestAction,
+    PullRequestEvent,
+    PullRequestRef,
+    RepoRef,
+    RunStart,
+)
 from handlers.router import CommandRouter, Router
 from handlers.routes import ROUTES
 

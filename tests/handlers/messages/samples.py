@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from handlers.models import Run, RunState, Transition, Trigger
 
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 HEAD = "4f1c2a9d0e8b7c6a5f4e3d2c1b0a9f8e7d6c5b4a"
 BASE = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
 REPO = "octo/monorepo"

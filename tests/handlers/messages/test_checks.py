@@ -8,14 +8,30 @@ from datetime import timedelta
 
 import pytest
 
-from handlers.messages.checks import (check_summary, check_title, head_outcome, head_summary, head_title,
-                                      status_description, trusted_settings_summary, trusted_settings_title)
+from handlers.messages.checks import (
+    check_summary,
+    check_title,
+    head_outcome,
+    head_summary,
+    head_title,
+    status_description,
+    trusted_settings_summary,
+    trusted_settings_title,
+)
 from handlers.messages.pull_comment import pull_comment
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, MAX_STATUS_CHARS
 from handlers.models import RunState
 from handlers.reports import HeadOutcome
-from tests.handlers.messages.samples import (T0, TRUSTED_CHANGES, VERTEX_URL, error_run, failed_command_run, make_run,
-                                             running_autorun, skipped_run)
+from tests.handlers.messages.samples import (
+    T0,
+    TRUSTED_CHANGES,
+    VERTEX_URL,
+    error_run,
+    failed_command_run,
+    make_run,
+    running_autorun,
+    skipped_run,
+)
 from tests.support.golden import assert_golden
 
 CHECK_SUMMARIES = {

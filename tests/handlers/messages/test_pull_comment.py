@@ -9,8 +9,15 @@ from datetime import timedelta
 from handlers.messages.pull_comment import TRUSTED_CHANGES_KEY, pull_comment
 from handlers.models import RunState
 from handlers.reports import SUMMARY_MARKER
-from tests.handlers.messages.samples import (HEAD_POSE_PLAN, T0, TRUSTED_CHANGES, failed_command_run, make_run,
-                                             running_autorun, skipped_run)
+from tests.handlers.messages.samples import (
+    HEAD_POSE_PLAN,
+    T0,
+    TRUSTED_CHANGES,
+    failed_command_run,
+    make_run,
+    running_autorun,
+    skipped_run,
+)
 from tests.support.golden import assert_golden
 
 

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from handlers.messages.pull_comment import waiting_for_approval
-from handlers.messages.replies import (approved, cancel_reply, command_error, command_help, command_refused,
-                                       plan_reply, run_accepted)
-from tests.handlers.messages.samples import (BASE, HEAD, HEAD_POSE_PLAN, MNIST_PLAN, failed_command_run,
-                                             running_autorun, skipped_run)
+from handlers.messages.replies import (
+    approved,
+    cancel_reply,
+    command_error,
+    command_help,
+    command_refused,
+    plan_reply,
+    run_accepted,
+)
+from tests.handlers.messages.samples import (
+    BASE,
+    HEAD,
+    HEAD_POSE_PLAN,
+    MNIST_PLAN,
+    failed_command_run,
+    running_autorun,
+    skipped_run,
+)
 from tests.support.golden import assert_golden
 
 
