@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from handlers.context import HandlerContext, Policy, step_resumed
+from handlers.messages.checks import NoteLike
 from handlers.messages.pull_comment import TRUSTED_CHANGES_KEY
 from handlers.models import PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger, run_id_for
 from handlers.status_reporting import report_check, report_head, report_pull
@@ -161,7 +162,7 @@ def supersede(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, reason: 
 
 
 def report_all(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, installation_id: int | None,
-               note: messages.HeadNote | str = "") -> None:
+               note: NoteLike = "") -> None:
     """Refresh the aggregate check of the head and the PR comment."""
     report_head(ctx, repo, pull.head_sha, installation_id, note=note)
     report_pull(ctx, repo, pull.number, installation_id)

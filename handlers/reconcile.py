@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from handlers.context import HandlerContext
-from handlers.messages import format_duration
+from handlers.messages.rendering import format_duration
 from handlers.models import BuildStatus, Event, Run, RunStart, RunState, RunStatus
 from handlers.ports import BuildOutcome, BuildState
 from handlers.runs import DEADLINE_SCOPE
