@@ -57,8 +57,9 @@ def test_an_action_reaches_only_its_handlers_and_those_of_every_action() -> None
 
 
 def test_the_bot_routes_each_pull_request_action_to_one_handler() -> None:
+    special = {PullRequestAction.CLOSED: pull_request.closed, PullRequestAction.LABELED: pull_request.labeled}
     for action in PullRequestAction:
-        expected = pull_request.closed if action is PullRequestAction.CLOSED else pull_request.new_head
+        expected = special.get(action, pull_request.new_head)
         assert tuple(ROUTES.handlers_for(EventKind.PULL_REQUEST, action)) == (expected,)
 
 
