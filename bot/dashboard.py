@@ -17,7 +17,7 @@ from flask import Blueprint, Response, get_template_attribute, make_response, re
 
 from bot.config import Settings
 from bot.queries import text_arg
-from handlers.messages import format_duration
+from handlers.messages.rendering import format_duration
 from handlers.models import Run, RunState
 from handlers.ports import Store
 

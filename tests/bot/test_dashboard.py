@@ -18,7 +18,7 @@ from bot.dashboard import github_web_url, group_runs, safe_link
 from bot.embedded_bus import OutboxBus
 from bot.services import Services
 from bot.store import SqlStore
-from handlers.messages import format_duration
+from handlers.messages.rendering import format_duration
 from handlers.models import Run, RunState, Trigger
 from tests.support.server import ServedApp, serve
 
