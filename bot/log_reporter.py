@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from handlers import messages
 from handlers.messages import HeadNote
-from handlers.models import RepoRef, Run
+from handlers.models import RepoRef
+from handlers.run_models import Run
 
 log = logging.getLogger("kfp_bot.report")
 

@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 from pydantic import SecretStr
 
 from handlers.messages import HeadNote
-from handlers.models import RepoRef, Run
+from handlers.models import RepoRef
+from handlers.run_models import Run
 
 if TYPE_CHECKING:
     from bot.config import Settings

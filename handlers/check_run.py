@@ -21,9 +21,10 @@ from dataclasses import replace
 
 from handlers import messages
 from handlers.context import HandlerContext
-from handlers.models import CheckAction, CheckRunEvent, EventKind, PullRequestRef, RepoRef, Run, RunState, Trigger
+from handlers.models import CheckAction, CheckRunEvent, EventKind, PullRequestRef, RepoRef
 from handlers.planning import checkout_and_plan, create_runs, may_command, pipelines_named, report_all, runnable
 from handlers.router import Router
+from handlers.run_models import Run, RunState, Trigger
 from handlers.runs import move
 from handlers.status_reporting import safely
 from kfp_bot_errors import KfpBotError

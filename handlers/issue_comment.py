@@ -14,7 +14,7 @@ from pathlib import Path
 from handlers import messages
 from handlers.comment_commands import ALL_PIPELINES, Command, CommandKind, CommandProblem, parse_comment
 from handlers.context import HandlerContext
-from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, RunState, Trigger
+from handlers.models import EventKind, IssueCommentEvent, PullRequestRef
 from handlers.planning import (
     checkout_and_plan,
     create_runs,
@@ -25,6 +25,7 @@ from handlers.planning import (
     supersede,
 )
 from handlers.router import Router
+from handlers.run_models import RunState, Trigger
 from handlers.runs import move
 from handlers.status_reporting import safely
 from handlers.trusted import default_branch, review, show_changes

@@ -21,12 +21,12 @@ from typing import Any
 
 import jinja2
 
-from handlers.models import Notification, Run, RunState, Trigger
+from handlers.models import Notification
+from handlers.run_models import PlanComponent, PlanReason, Run, RunPlan, RunState, Trigger
 
 HEAD_CHECK_NAME = "kfp-bot"
-# The neutral check a head gets when it changes trusted settings, and where runs keep that list.
+# The neutral check a head gets when it changes trusted settings (runs keep the list in their plan).
 TRUSTED_CHECK_NAME = "kfp-bot / trusted settings"
-TRUSTED_CHANGES_KEY = "trusted_changes"
 SUMMARY_MARKER = "<!-- kfp-bot:summary -->"
 # GitHub refuses comments above 65,536 characters and statuses above 140
 # (https://docs.github.com/en/rest/issues/comments, https://docs.github.com/en/rest/commits/statuses).
@@ -209,8 +209,7 @@ def pull_comment(runs: Sequence[Run]) -> str:
     views = [_run_view(r) for r in latest]
     commands = list(dict.fromkeys(v["reproduce"] for v in views))
     newest = max(latest, key=lambda r: r.created_at).sha if latest else None
-    trusted = {(c["file"], c["key"]): c for r in latest if r.sha == newest
-               for c in (r.plan or {}).get(TRUSTED_CHANGES_KEY) or ()}
+    trusted = {(c.file, c.key): c for r in latest if r.sha == newest for c in r.plan.trusted_changes}
     line = _render("trusted_line.md.j2", MAX_MARKDOWN_CHARS, changes=list(trusted.values()),
                    check=TRUSTED_CHECK_NAME).strip()
     body = _render("pull_comment.md.j2", MAX_MARKDOWN_CHARS - len(SUMMARY_MARKER) - len(line) - 2,
@@ -298,7 +297,6 @@ def cancel_reply(user: str, cancelled: Sequence[Run], name: str | None = None) -
 
 
 def _run_view(run: Run) -> dict[str, Any]:
-    plan = run.plan or {}
     return {
         "run": run,
         "id": run.id,
@@ -315,8 +313,8 @@ def _run_view(run: Run) -> dict[str, Any]:
         "duration": format_duration(run.duration_seconds),
         "created": format_time(run.created_at),
         "updated": format_time(run.updated_at),
-        "reasons": [_reason_view(r) for r in plan.get("reasons") or ()],
-        "components": [_component_view(c) for c in plan.get("components") or ()],
+        "reasons": [_reason_view(r) for r in run.plan.reasons],
+        "components": [_component_view(c) for c in run.plan.components],
         "parameters": [{"name": k, "value": format_value(v), "override": k in run.overrides}
                        for k, v in run.parameters.items()],
         "overrides": [{"name": k, "value": str(v)} for k, v in run.overrides.items()
@@ -339,23 +337,21 @@ def _head_view(runs: Sequence[Run], note: NoteLike) -> dict[str, Any]:
 
 
 def _pipeline_plan_view(pipeline: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": str(pipeline.get("name", "")), "change": str(pipeline.get("change") or "modified"),
-            "reasons": [_reason_view(r) for r in pipeline.get("reasons") or ()],
-            "components": [_component_view(c) for c in pipeline.get("components") or ()]}
+    plan = RunPlan.from_json(pipeline)  # one pipeline of `Plan.to_json()`: a run's plan's shape
+    return {"name": plan.name, "change": plan.change, "reasons": [_reason_view(r) for r in plan.reasons],
+            "components": [_component_view(c) for c in plan.components]}
 
 
-def _reason_view(reason: Any) -> dict[str, str]:
-    """A reason as a changed path plus how it reaches the pipeline (`Reason.to_json()` or plain text)."""
-    if isinstance(reason, Mapping) and reason.get("path"):
-        return {"path": str(reason["path"]), "detail": str(reason.get("detail") or "")}
-    text = str(reason.get("text", "")) if isinstance(reason, Mapping) else str(reason)
-    return {"path": "", "detail": text}
+def _reason_view(reason: PlanReason) -> dict[str, str]:
+    """A reason as a changed path plus how it reaches the pipeline, or its text alone."""
+    if reason.path:
+        return {"path": reason.path, "detail": reason.detail}
+    return {"path": "", "detail": reason.text}
 
 
-def _component_view(component: Any) -> dict[str, Any]:
-    data = component if isinstance(component, Mapping) else {"name": str(component)}
-    return {"name": str(data.get("name", "")), "image": data.get("image"),
-            "rebuild": bool(data.get("rebuild")), "shared": bool(data.get("shared"))}
+def _component_view(component: PlanComponent) -> dict[str, Any]:
+    return {"name": component.name, "image": component.image, "rebuild": component.rebuild,
+            "shared": component.shared}
 
 
 def web_url(url: str | None) -> str | None:

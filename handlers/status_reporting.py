@@ -13,7 +13,8 @@ from contextvars import ContextVar
 
 from handlers.context import HandlerContext
 from handlers.messages import HeadNote
-from handlers.models import Event, FailureStage, RepoRef, Run
+from handlers.models import Event, RepoRef
+from handlers.run_models import FailureStage, Run
 from kfp_bot_errors import KfpBotError
 
 _current_event: ContextVar[Event | None] = ContextVar("kfp_bot_handled_event", default=None)

@@ -53,8 +53,9 @@ from bot.github.client import GitHubClients, GitHubError, GitHubMode
 from handlers import messages
 from handlers.context import UtcClock
 from handlers.messages import HeadNote, HeadOutcome
-from handlers.models import RepoRef, Run, RunState
+from handlers.models import RepoRef
 from handlers.ports import Clock, Store
+from handlers.run_models import Run, RunState
 
 log = logging.getLogger("kfp_bot.github")
 T = TypeVar("T")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from handlers.models import Run, RunState
 from handlers.ports import Runner, RunRequest, RunSubmission
+from handlers.run_models import Run, RunState
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import Target
 

@@ -17,7 +17,7 @@ import pytest
 from bot.github import GitHubClients, GitHubError, GitHubReporter
 from bot.store import SqlStore
 from handlers import messages
-from handlers.models import Run, RunState, Trigger
+from handlers.run_models import Run, RunPlan, RunState, Trigger
 from tests.fakes.github import FakeGitHub
 from tests.support.github_clients import (
     BOT_LOGIN,
@@ -43,7 +43,7 @@ def make_run(state: RunState, *, pipeline: str = "head-pose-pipeline", run_id: s
              trigger: Trigger = Trigger.AUTORUN, by: str | None = None) -> Run:
     return Run(id=run_id, repo=REPO, pr=PR, sha=HEAD, base_sha=None, pipeline=pipeline, trigger=trigger,
                state=state, created_at=created, updated_at=created + timedelta(seconds=seconds),
-               triggered_by=by, parameters={"epochs": 3}, plan=PLAN, url=url, error=error,
+               triggered_by=by, parameters={"epochs": 3}, plan=RunPlan.from_json(PLAN), url=url, error=error,
                installation_id=INSTALLATION_ID)
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.log_reporter import LogReporter
-from handlers.models import RepoRef, Run, RunState, Trigger
+from handlers.models import RepoRef
+from handlers.run_models import Run, RunState, Trigger
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 REPO = RepoRef(full_name="octo/monorepo", clone_url="file:///tmp/monorepo")

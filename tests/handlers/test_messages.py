@@ -14,7 +14,7 @@ import pytest
 
 from handlers import messages
 from handlers.messages import HeadOutcome
-from handlers.models import Run, RunState, Transition, Trigger
+from handlers.run_models import Run, RunPlan, RunState, Transition, Trigger
 from tests.support.golden import assert_golden
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -62,7 +62,7 @@ def make_run(pipeline: str = "head-pose-pipeline", state: RunState = RunState.SU
         created_at=created, updated_at=created + timedelta(seconds=seconds), triggered_by=by,
         parameters={"epochs": 10, "learning_rate": 0.001, "dataset": "gs://acme-data/head-pose"}
         if parameters is None else parameters,
-        overrides=overrides or {}, plan=HEAD_POSE_PLAN if plan is None else plan, url=url, error=error,
+        overrides=overrides or {}, plan=RunPlan.from_json(HEAD_POSE_PLAN if plan is None else plan), url=url, error=error,
         transitions=transitions,
     )
 
@@ -274,7 +274,7 @@ def test_trusted_settings_check() -> None:
 
 
 def test_pull_comment_with_trusted_changes() -> None:
-    run = make_run(plan={**HEAD_POSE_PLAN, messages.TRUSTED_CHANGES_KEY: TRUSTED_CHANGES})
+    run = make_run(plan={**HEAD_POSE_PLAN, "trusted_changes": TRUSTED_CHANGES})
     assert_golden(messages.pull_comment([run]), "messages/pull_comment_trusted.md")
 
 
