@@ -19,7 +19,7 @@ from tests.deploy.conftest import (
     NEW_TRAIN_IMAGE,
     pipeline_model,
 )
-from tests.deploy.test_compiler import SEED_PIPELINE, V1_PIPELINE, seed_repo, tree_digest
+from tests.deploy.test_compiler import SEED_PIPELINE, V1_PIPELINE, inline_images_repo, seed_repo, tree_digest
 from tests.support.gitrepo import GitRepo
 
 IMAGES = {"pipelines/demo/train": NEW_TRAIN_IMAGE, "components/notify": NEW_NOTIFY_IMAGE}
@@ -156,13 +156,8 @@ def test_images_named_inline_reach_every_pipeline_of_the_batch(git_repo: GitRepo
                                                                tmp_path: Path) -> None:
     from deploy.pipelines import RepositoryCompiler
     from pipeline_registry.repository import Repository
-    from tests.pipeline_registry.layouts.components import FILES
 
-    for path, text in FILES.items():
-        git_repo.write(path, text)
-    git_repo.append(".kfp-bot.yaml", "compile: {use_project_files: false}\n")  # the bot's own kfp 2
-    git_repo.commit("shape 4")
-    repository = Repository.open(git_repo.root)
+    repository = Repository.open(inline_images_repo(git_repo).root)
     names = sorted(repository.pipelines())
 
     outcomes = RepositoryCompiler(compile_cache).compile_many(git_repo.root, names, tmp_path / "out")
