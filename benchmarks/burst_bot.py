@@ -23,8 +23,8 @@ from typing import Any
 from bot.config import load_settings
 from bot.server import BotServer
 from handlers.context import HandlerContext
-from handlers.models import Run, RunState
 from handlers.ports import RunRequest, RunSubmission
+from handlers.run_models import Run, RunState
 
 
 class RecordingRunner:

@@ -34,8 +34,8 @@ from bot.webhook import (
     parse_delivery,
     read_signed_body,
 )
-from handlers.models import FailureStage
 from handlers.receipt import announced_head, stamp
+from handlers.run_models import FailureStage
 
 log = logging.getLogger("kfp_bot.app")
 

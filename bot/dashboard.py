@@ -18,8 +18,8 @@ from flask import Blueprint, Response, get_template_attribute, make_response, re
 from bot.config import Settings
 from bot.queries import text_arg
 from handlers.messages.rendering import format_duration
-from handlers.models import Run, RunState
 from handlers.ports import Store
+from handlers.run_models import Run, RunState
 
 PAGE_LIMIT = 200
 REFRESH_SECONDS = 5

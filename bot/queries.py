@@ -14,7 +14,7 @@ from typing import overload
 from werkzeug.exceptions import BadRequest
 
 from bot.bounds import MAX_NAME, BoundsError, check_text, printable
-from handlers.models import RunState
+from handlers.run_models import RunState
 
 
 @overload

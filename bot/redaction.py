@@ -19,8 +19,9 @@ from urllib.parse import urlparse
 
 from pydantic import SecretStr
 
-from handlers.models import RepoRef, Run
+from handlers.models import RepoRef
 from handlers.reports import HeadReport, Notice, PullReport, RunReport
+from handlers.run_models import Run
 
 if TYPE_CHECKING:
     from bot.config import Settings

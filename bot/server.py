@@ -191,8 +191,8 @@ class BotServer(BaseApplication):
 
 
 class WakingBus:
-    """A web process's view of the bus: it starts no workers, and `notify` wakes the processing
-    process (through the arbiter's pipe) instead of workers of its own."""
+    """A web process's view of the bus: it starts no workers, and `notify` also wakes the
+    processing process (through the arbiter's pipe)."""
 
     def __init__(self, bus: Any, wake_fd: int) -> None:
         self._bus = bus
@@ -205,11 +205,14 @@ class WakingBus:
         """Nothing: the processing process runs the workers."""
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """Nothing was started here."""
-        return True
+        """Stop the bus here (no workers to wait for; the Pub/Sub relay flushes its publisher)."""
+        return bool(self._bus.stop(timeout))
 
     def notify(self, ids: Any = ()) -> None:
-        """Wake the processing process; a full pipe already holds a wake-up, so it is dropped."""
+        """Hand rows `ids` to the bus here (the Pub/Sub relay publishes them at once, as before
+        the 202; the embedded bus has no workers here to wake), then wake the processing
+        process; a full pipe already holds a wake-up, so that one is dropped."""
+        self._bus.notify(ids)
         try:
             os.write(self._fd, b"\x01")
         except OSError as exc:

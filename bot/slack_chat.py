@@ -20,8 +20,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from handlers.models import RunState
 from handlers.ports import ChatMessage
+from handlers.run_models import RunState
 from handlers.slack_notifier import ChatSettings
 from kfp_bot_errors import KfpBotError
 

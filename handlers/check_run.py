@@ -23,9 +23,10 @@ from dataclasses import replace
 from handlers.context import HandlerContext
 from handlers.messages.checks import HEAD_CHECK_NAME
 from handlers.messages.replies import check_request_text, command_error, command_refused
-from handlers.models import CheckAction, CheckRunEvent, EventKind, PullRequestRef, RepoRef, Run, Trigger
+from handlers.models import CheckAction, CheckRunEvent, EventKind, PullRequestRef, RepoRef
 from handlers.planning import checkout_and_plan, create_runs, may_command, pipelines_named, report_all, runnable
 from handlers.router import Router
+from handlers.run_models import Run, Trigger
 from handlers.runs import cancel
 from handlers.status_reporting import safely
 from kfp_bot_errors import KfpBotError

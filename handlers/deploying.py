@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.context import HandlerContext
-from handlers.models import Run
 from handlers.ports import CompiledPackage
+from handlers.run_models import Run
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.repo_config import Target

@@ -23,7 +23,7 @@ from handlers.messages.replies import (
     plan_reply,
     run_accepted,
 )
-from handlers.models import EventKind, IssueCommentEvent, PullRequestRef, Trigger
+from handlers.models import EventKind, IssueCommentEvent, PullRequestRef
 from handlers.planning import (
     checkout_and_plan,
     create_runs,
@@ -34,6 +34,7 @@ from handlers.planning import (
     supersede,
 )
 from handlers.router import CommandRouter, Router
+from handlers.run_models import Trigger
 from handlers.runs import cancel
 from handlers.status_reporting import safely
 from handlers.trusted import default_branch, review, show_changes

@@ -1,57 +1,18 @@
-"""Frozen domain models the handlers work with: events, runs and their states.
+"""The events the handlers work with: frozen, serialisable, each with an idempotency key.
 
-Every input (a webhook, a command, a build or run status) becomes one of these small,
-serialisable events with an idempotency key before any handler sees it; handlers never dig
-in raw payload dicts. Runs are the unit the bot reports on GitHub, in Slack and on its page.
+Every input (a webhook, a command, a build or run status) becomes one of these small events
+before any handler sees it; handlers never dig in raw payload dicts. Runs, their states and
+plans are `handlers.run_models`; the bus carries these events (`event_to_dict`).
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from datetime import datetime
 from typing import Any
 
-
-class RunState(enum.Enum):
-    """Where a run is. Transitions only move forward (see `can_move_to`)."""
-
-    QUEUED = "queued"
-    BUILDING = "building"
-    COMPILING = "compiling"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-    ERROR = "error"
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL
-
-    def can_move_to(self, new: RunState) -> bool:
-        """Forward-only: notifications arrive duplicated and out of order."""
-        if self.terminal:
-            return False
-        return _RANK[new] > _RANK[self]
-
-
-_TERMINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.SKIPPED,
-                       RunState.ERROR})
-_RANK = {RunState.QUEUED: 0, RunState.BUILDING: 1, RunState.COMPILING: 2, RunState.RUNNING: 3,
-         RunState.SUCCEEDED: 9, RunState.FAILED: 9, RunState.CANCELLED: 9, RunState.SKIPPED: 9,
-         RunState.ERROR: 9}
-
-
-class Trigger(enum.Enum):
-    """What started a run."""
-
-    AUTORUN = "autorun"
-    COMMAND = "command"
-    DEPLOY = "deploy"
+from handlers.run_models import RunState, Trigger
 
 
 class EventKind(enum.Enum):
@@ -319,66 +280,6 @@ Event = (PullRequestEvent | IssueCommentEvent | PushEvent | RunStart | BuildStat
          | CheckRunEvent | CheckSuiteEvent)
 
 
-@dataclass(frozen=True)
-class Transition:
-    """One state change of a run, with when and why."""
-
-    state: RunState
-    at: datetime
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One pipeline run for one commit, as stored and as shown on GitHub, Slack and the page."""
-
-    id: str
-    repo: str
-    pr: int | None
-    sha: str
-    base_sha: str | None
-    pipeline: str
-    trigger: Trigger
-    state: RunState
-    created_at: datetime
-    updated_at: datetime
-    triggered_by: str | None = None
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    overrides: Mapping[str, str] = field(default_factory=dict)
-    plan: Mapping[str, Any] = field(default_factory=dict)
-    url: str | None = None
-    error: str | None = None
-    clone_url: str | None = None
-    installation_id: int | None = None
-    transitions: tuple[Transition, ...] = ()
-
-    @property
-    def duration_seconds(self) -> float | None:
-        """Time from creation to the last update for finished runs, to now otherwise."""
-        if not self.state.terminal:
-            return None
-        return (self.updated_at - self.created_at).total_seconds()
-
-    def to_json(self) -> dict[str, Any]:
-        """The run as `/api/runs` shows it."""
-        return {
-            "id": self.id, "repo": self.repo, "pr": self.pr, "sha": self.sha,
-            "pipeline": self.pipeline, "trigger": self.trigger.value,
-            "triggered_by": self.triggered_by, "state": self.state.value,
-            "parameters": dict(self.parameters), "overrides": dict(self.overrides),
-            "url": self.url, "error": self.error,
-            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
-            "transitions": [{"state": t.state.value, "at": t.at.isoformat(), "detail": t.detail}
-                            for t in self.transitions],
-        }
-
-
-def run_id_for(*parts: object) -> str:
-    """A deterministic run id: the same trigger of the same commit always gets the same id."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
-    return f"run-{digest[:16]}"
-
-
 def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-serialisable form of an event, for the bus (in-process or Pub/Sub)."""
     return {"kind": event.kind.value, "data": _encode(asdict(event))}
@@ -427,27 +328,3 @@ def _decode(cls: type, data: Mapping[str, Any]) -> Any:
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)
-
-
-class FailureStage(enum.Enum):
-    """Where a webhook delivery failed: refused at the edge (GitHub saw a 4xx) or in a handler
-    after it was accepted (GitHub saw a 202)."""
-
-    REJECTED = "rejected"
-    HANDLER = "handler"
-
-
-@dataclass(frozen=True)
-class FailedDelivery:
-    """A webhook delivery that did not lead where it should, as `/api/deliveries?failed=1` lists it."""
-
-    delivery_id: str
-    event: str
-    stage: FailureStage
-    reason: str
-    at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        """The failure as the API shows it."""
-        return {"delivery": self.delivery_id, "event": self.event, "stage": self.stage.value,
-                "reason": self.reason, "at": self.at.isoformat()}

@@ -12,8 +12,9 @@ published again), and never fails or blocks the run.
 from __future__ import annotations
 
 from handlers.context import HandlerContext
-from handlers.models import Notification, Run, RunState
+from handlers.models import Notification
 from handlers.ports import StoredPull, Then
+from handlers.run_models import Run, RunState
 
 
 def previous_state(run: Run) -> RunState | None:

@@ -13,8 +13,8 @@ from urllib.parse import urlparse
 
 from handlers.context import HandlerContext, Policy, step_resumed
 from handlers.messages.checks import NoteLike
-from handlers.messages.pull_comment import TRUSTED_CHANGES_KEY
-from handlers.models import PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger, run_id_for
+from handlers.models import PullRequestRef, RepoRef, RunStart
+from handlers.run_models import Run, RunPlan, RunState, Trigger, run_id_for
 from handlers.status_reporting import report_check, report_head, report_pull
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.gitargs import GitArgumentError, check_url
@@ -116,7 +116,6 @@ def create_runs(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, instal
     nothing twice. `trusted_changes` (trusted keys the head changes) are kept with each run's
     plan, for the line the PR comment shows about them.
     """
-    extra = {TRUSTED_CHANGES_KEY: [c.to_json() for c in trusted_changes]} if trusted_changes else {}
     now = ctx.clock.now()
     created: list[Run] = []
     skip_reasons = skip_reasons or {}
@@ -127,7 +126,7 @@ def create_runs(ctx: HandlerContext, repo: RepoRef, pull: PullRequestRef, instal
             repo=repo.full_name, pr=pull.number, sha=pull.head_sha, base_sha=pull.base_sha,
             pipeline=pipeline.name, trigger=trigger, triggered_by=triggered_by,
             state=RunState.QUEUED, created_at=now, updated_at=now,
-            overrides=dict(overrides or {}), plan={**pipeline.to_json(), **extra},
+            overrides=dict(overrides or {}), plan=RunPlan.of(pipeline, trusted_changes),
             clone_url=pull.head_clone_url or repo.clone_url, installation_id=installation_id,
         )
         if not ctx.store.create_run(run):

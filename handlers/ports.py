@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from handlers.models import Event, FailedDelivery, FailureStage, PullRequestRef, RepoRef, Run, RunState
+from handlers.models import Event, PullRequestRef, RepoRef
 from handlers.reports import HeadReport, Notice, PullReport, RunReport
+from handlers.run_models import FailedDelivery, FailureStage, Run, RunPlan, RunState
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, Target
 from pipeline_registry.settings import RunOptions, ScheduleOptions
@@ -96,7 +97,7 @@ class Store(Protocol):
         `then(moved_run)` gives are queued in the same transaction as the change."""
 
     def update_run(self, run_id: str, *, parameters: Mapping[str, Any] | None = None,
-                   url: str | None = None, plan: Mapping[str, Any] | None = None) -> Run | None:
+                   url: str | None = None, plan: RunPlan | None = None) -> Run | None:
         """Update details of a run without changing its state."""
 
     def list_runs(self, *, repo: str | None = None, pr: int | None = None, sha: str | None = None,

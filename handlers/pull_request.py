@@ -12,17 +12,10 @@ from __future__ import annotations
 from handlers.context import HandlerContext
 from handlers.messages.checks import head_note, plan_failed
 from handlers.messages.pull_comment import waiting_for_approval
-from handlers.models import (
-    EventKind,
-    PullRequestAction,
-    PullRequestEvent,
-    PullRequestRef,
-    RunState,
-    Trigger,
-    run_id_for,
-)
+from handlers.models import EventKind, PullRequestAction, PullRequestEvent, PullRequestRef
 from handlers.planning import WAITING, checkout_and_plan, create_runs, evaluate_trust, report_all, runnable, supersede
 from handlers.router import Router
+from handlers.run_models import RunState, Trigger, run_id_for
 from handlers.status_reporting import record_failure, safely
 from handlers.trusted import review, show_changes
 from kfp_bot_errors import KfpBotError

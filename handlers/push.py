@@ -14,9 +14,10 @@ from pathlib import Path
 from handlers.context import HandlerContext
 from handlers.deploying import remove_schedules
 from handlers.messages.checks import head_note, plan_failed
-from handlers.models import EventKind, PushEvent, Run, RunStart, RunState, Trigger, run_id_for
+from handlers.models import EventKind, PushEvent, RunStart
 from handlers.planning import check_clone_url, runnable, unstarted
 from handlers.router import Router
+from handlers.run_models import Run, RunPlan, RunState, Trigger, run_id_for
 from handlers.status_reporting import record_failure, report_check, report_head
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.models import ComponentPlan, PipelineChange, PipelinePlan, Plan
@@ -84,7 +85,7 @@ def create_deploy_runs(ctx: HandlerContext, event: PushEvent, pipelines: list[Pi
         run = Run(id=run_id_for(event.repo.full_name, event.after, pipeline.name, Trigger.DEPLOY.value),
                   repo=event.repo.full_name, pr=None, sha=event.after, base_sha=_base(event),
                   pipeline=pipeline.name, trigger=Trigger.DEPLOY, triggered_by=event.pusher or None,
-                  state=RunState.QUEUED, created_at=now, updated_at=now, plan=pipeline.to_json(),
+                  state=RunState.QUEUED, created_at=now, updated_at=now, plan=RunPlan.of(pipeline),
                   clone_url=event.repo.clone_url, installation_id=event.installation_id)
         created.extend([run] if ctx.store.create_run(run) else unstarted(ctx, run.id))
     for run in created:

@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 
 from handlers.context import HandlerContext
 from handlers.messages.rendering import format_duration
-from handlers.models import BuildStatus, Event, Run, RunStart, RunState, RunStatus
+from handlers.models import BuildStatus, Event, RunStart, RunStatus
 from handlers.ports import BuildOutcome, BuildState
+from handlers.run_models import Run, RunState
 from handlers.runs import DEADLINE_SCOPE
 
 DEFAULT_STUCK_AFTER = timedelta(minutes=15)

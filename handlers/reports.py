@@ -12,7 +12,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from handlers.models import RepoRef, Run
+from handlers.models import RepoRef
+from handlers.run_models import Run
 
 # The hidden first line of the bot's PR comment, by which an adapter finds the comment again.
 SUMMARY_MARKER = "<!-- kfp-bot:summary -->"

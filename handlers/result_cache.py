@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.context import HandlerContext
-from handlers.models import Run, RunState, Trigger
 from handlers.ports import CompiledPackage
+from handlers.run_models import Run, RunState, Trigger
 from pipeline_registry.settings import RunOptions
 
 # run id -> its fingerprint, recorded when it is submitted.

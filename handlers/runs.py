@@ -20,10 +20,11 @@ from pathlib import Path
 from handlers import result_cache
 from handlers.context import HandlerContext, step_resumed, step_taken_over
 from handlers.deploying import deploy_template
-from handlers.models import BuildStatus, EventKind, RepoRef, Run, RunStart, RunState, RunStatus, Trigger
+from handlers.models import BuildStatus, EventKind, RepoRef, RunStart, RunStatus
 from handlers.notifications import notify_change
 from handlers.ports import BuildRequest, BuildState, RunRequest
 from handlers.router import Router
+from handlers.run_models import Run, RunState, Trigger
 from handlers.status_reporting import report_run
 from handlers.trusted import ServiceAccountRefused, run_settings
 from kfp_bot_errors import IsolationUnavailable, KfpBotError
@@ -221,7 +222,7 @@ def components_to_build(run: Run, repo_dir: Path) -> tuple[ComponentPlan, ...]:
     """The run's components with their images; rebuild flags come from the run's plan."""
     repository = Repository.open(repo_dir)
     images = repository.component_images(run.pipeline)
-    planned = {c.get("path"): bool(c.get("rebuild")) for c in run.plan.get("components", [])}
+    planned = {c.path: c.rebuild for c in run.plan.components}
     plans = []
     for component in repository.components_of(run.pipeline):
         image = images.get(component.path)

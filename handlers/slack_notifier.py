@@ -32,9 +32,10 @@ from typing import Protocol
 
 from handlers.context import HandlerContext
 from handlers.messages.slack_blocks import slack_change, slack_thread
-from handlers.models import EventKind, Notification, Run, RunState, Trigger
+from handlers.models import EventKind, Notification
 from handlers.ports import Chat, ChatMessage
 from handlers.router import Router
+from handlers.run_models import Run, RunState, Trigger
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
 

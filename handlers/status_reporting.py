@@ -14,7 +14,8 @@ from contextvars import ContextVar
 from handlers.context import HandlerContext
 from handlers.messages.checks import NoteLike, head_report, run_report
 from handlers.messages.pull_comment import pull_report
-from handlers.models import Event, FailureStage, RepoRef, Run
+from handlers.models import Event, RepoRef
+from handlers.run_models import FailureStage, Run
 from kfp_bot_errors import KfpBotError
 
 _current_event: ContextVar[Event | None] = ContextVar("kfp_bot_handled_event", default=None)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from handlers.context import HandlerContext, Policy
 from handlers.messages.checks import trusted_settings_notice
-from handlers.models import RepoRef, Run, Trigger
+from handlers.models import RepoRef
 from handlers.planning import check_clone_url
+from handlers.run_models import Run, Trigger
 from handlers.status_reporting import safely
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.errors import ConfigError

@@ -53,6 +53,11 @@ def cached_functions(digest: str, text: bytes) -> tuple[str, ...]:
     return _FUNCTIONS.get_or_compute(digest, lambda: pipeline_functions(text))
 
 
+def known_functions(digest: str) -> tuple[str, ...] | None:
+    """The pipeline functions of a file parsed before (None when it has not been: read it)."""
+    return _FUNCTIONS.get(digest)
+
+
 def _is_pipeline_decorator(node: ast.expr) -> bool:
     target = node.func if isinstance(node, ast.Call) else node
     if isinstance(target, ast.Attribute):

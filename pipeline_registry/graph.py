@@ -25,7 +25,7 @@ from pipeline_registry.component_loads import (
     resolve_loads,
     unresolved_loads,
 )
-from pipeline_registry.declared import cached_functions, matching_files
+from pipeline_registry.declared import cached_functions, known_functions, matching_files
 from pipeline_registry.discovery import SPEC_FILES, discover_pipelines, discover_shared_components
 from pipeline_registry.dockerfile import (
     ImageContext,
@@ -362,7 +362,9 @@ class RepoGraph:
         digest = self.snapshot.digest(pipeline.pipeline_file) if pipeline.pipeline_file else None
         if pipeline.function or digest is None or pipeline.pipeline_file is None:
             return pipeline.function
-        found = cached_functions(digest, self.snapshot.read(pipeline.pipeline_file) or b"")
+        known = known_functions(digest)  # read only when never parsed: a blob is read at most once
+        found = known if known is not None else \
+            cached_functions(digest, self.snapshot.read(pipeline.pipeline_file) or b"")
         return found[0] if len(found) == 1 else None
 
     def unresolved_loads(self, name: str) -> tuple[str, ...]:

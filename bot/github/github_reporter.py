@@ -53,9 +53,10 @@ from github.Repository import Repository
 from bot.github import lookups
 from bot.github.client import GitHubClients, GitHubError, GitHubMode
 from handlers.context import UtcClock
-from handlers.models import RepoRef, Run, RunState
+from handlers.models import RepoRef
 from handlers.ports import Clock, Store
 from handlers.reports import HeadOutcome, HeadReport, Notice, PullReport, RunReport
+from handlers.run_models import Run, RunState
 
 log = logging.getLogger("kfp_bot.github")
 T = TypeVar("T")

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from bot.store.errors import StoreError
-from handlers.models import PullRequestRef, RepoRef, Run, RunState, Transition, Trigger
+from handlers.models import PullRequestRef, RepoRef
 from handlers.ports import StoredPull
+from handlers.run_models import Run, RunPlan, RunState, Transition, Trigger
 
 _REPO_FIELDS = frozenset(f.name for f in fields(RepoRef))
 # Labels are not kept: they matter only to the `labeled` event that carries them.
@@ -26,7 +27,7 @@ def run_values(run: Run) -> dict[str, Any]:
         "pipeline": run.pipeline, "trigger": run.trigger.value, "triggered_by": run.triggered_by,
         "state": run.state.value, "parameters": json_value(run.id, "parameters", run.parameters),
         "overrides": json_value(run.id, "overrides", run.overrides),
-        "plan": json_value(run.id, "plan", run.plan), "url": run.url, "error": run.error, "clone_url": run.clone_url,
+        "plan": json_value(run.id, "plan", run.plan.to_json()), "url": run.url, "error": run.error, "clone_url": run.clone_url,
         "installation_id": run.installation_id, "created_at": run.created_at, "updated_at": run.updated_at,
     }
 
@@ -42,7 +43,7 @@ def run_from_row(row: RowMapping, history: Iterable[RowMapping]) -> Run:
         id=row["id"], repo=row["repo"], pr=row["pr"], sha=row["sha"], base_sha=row["base_sha"],
         pipeline=row["pipeline"], trigger=Trigger(row["trigger"]), state=RunState(row["state"]),
         created_at=row["created_at"], updated_at=row["updated_at"], triggered_by=row["triggered_by"],
-        parameters=row["parameters"] or {}, overrides=row["overrides"] or {}, plan=row["plan"] or {},
+        parameters=row["parameters"] or {}, overrides=row["overrides"] or {}, plan=RunPlan.from_json(row["plan"]),
         url=row["url"], error=row["error"], clone_url=row["clone_url"],
         installation_id=row["installation_id"],
         transitions=tuple(Transition(state=RunState(t["state"]), at=t["at"], detail=t["detail"])

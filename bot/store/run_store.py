@@ -22,8 +22,8 @@ from bot.store import rows
 from bot.store.errors import database_errors
 from bot.store.outbox import OutboxStore
 from bot.store.tables import runs, transitions
-from handlers.models import Run, RunState, Transition
 from handlers.ports import Then
+from handlers.run_models import Run, RunPlan, RunState, Transition
 
 _ACTIVE = tuple(s.value for s in RunState if not s.terminal)
 _FINISHED = tuple(s.value for s in RunState if s.terminal)
@@ -99,7 +99,7 @@ class RunStore(OutboxStore):
 
     @database_errors
     def update_run(self, run_id: str, *, parameters: Mapping[str, Any] | None = None,
-                   url: str | None = None, plan: Mapping[str, Any] | None = None) -> Run | None:
+                   url: str | None = None, plan: RunPlan | None = None) -> Run | None:
         """Update details of a run without changing its state; None when there is no such run."""
         values: dict[str, Any] = {}
         if parameters is not None:
@@ -107,7 +107,7 @@ class RunStore(OutboxStore):
         if url is not None:
             values["url"] = url
         if plan is not None:
-            values["plan"] = rows.json_value(run_id, "plan", plan)
+            values["plan"] = rows.json_value(run_id, "plan", plan.to_json())
         if not values:
             return self.get_run(run_id)
         with self._write() as conn:

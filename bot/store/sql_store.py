@@ -37,8 +37,9 @@ from bot.store.tables import (
     messages,
     pulls,
 )
-from handlers.models import FailedDelivery, FailureStage, PullRequestRef, RepoRef
+from handlers.models import PullRequestRef, RepoRef
 from handlers.ports import ChatMessage, StoredPull
+from handlers.run_models import FailedDelivery, FailureStage
 
 Clock = Callable[[], datetime]
 

@@ -30,8 +30,9 @@ from deploy.builders.cloudbuild_notifications import FAILED_STATUSES, Status, de
 from deploy.builders.cloudbuild_source import StorageUpload, compile_files, image_files, pack
 from deploy.errors import BuildError
 from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
-from handlers.models import Event, Run
+from handlers.models import Event
 from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
+from handlers.run_models import Run
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.models import ComponentPlan
 from pipeline_registry.repository import Repository

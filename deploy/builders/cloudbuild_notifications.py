@@ -17,8 +17,9 @@ from google.cloud.devtools import cloudbuild_v1
 from google.protobuf import json_format
 
 from deploy.builders.cloudbuild_config import COMPILE_STEP_ID, COMPONENT_ENV, IMAGE_ENV, RUN_ID_KEY, TOOL_TAG
-from handlers.models import BuildStatus, RunState
+from handlers.models import BuildStatus
 from handlers.ports import BuildOutcome, BuildState, Ignored
+from handlers.run_models import RunState
 
 log = logging.getLogger("kfp_bot.cloudbuild")
 

@@ -28,7 +28,7 @@ import yaml
 from deploy.errors import RunError
 from deploy.runners.kfp_calls import ApiVersion, RemoteRun, RunSpec, experiment_id, name_filter
 from deploy.runners.kfp_http import JsonHttp
-from handlers.models import RunState
+from handlers.run_models import RunState
 
 _BASE = "/apis/v1beta1"
 _MAX_CACHE_STALENESS = "pipelines.kubeflow.org/max_cache_staleness"

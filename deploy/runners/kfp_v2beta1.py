@@ -49,7 +49,7 @@ from deploy.runners.kfp_calls import (
     with_retries,
 )
 from deploy.runners.kfp_http import JsonHttp
-from handlers.models import RunState
+from handlers.run_models import RunState
 
 ClientFactory = Callable[[], kfp.Client]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from deploy.errors import RunError
 from deploy.runners.local import TaskState, run_locally
 from deploy.sandbox import Sandbox, SandboxUnavailable
-from handlers.models import Run, RunState
 from handlers.ports import RunRequest, RunSubmission
+from handlers.run_models import Run, RunState
 
 
 class LocalRunner:

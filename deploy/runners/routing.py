@@ -8,8 +8,8 @@ configured runner ends the run as failed, saying which setting is missing.
 
 from __future__ import annotations
 
-from handlers.models import Run, RunState
 from handlers.ports import Runner, RunRequest, RunSubmission
+from handlers.run_models import Run, RunState
 from handlers.targets import ByTarget
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import Target

@@ -28,8 +28,9 @@ from deploy.errors import RunError
 from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
 from deploy.runners.vertex_events import parse_pipeline_event, run_state_of
 from deploy.runners.vertex_job import RUN_LABEL, build_job, job_id_for, label_value, run_id_of
-from handlers.models import Event, Run, RunState, RunStatus
+from handlers.models import Event, RunStatus
 from handlers.ports import RunRequest, RunSubmission
+from handlers.run_models import Run, RunState
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from urllib.parse import unquote
 
 from google.cloud import aiplatform_v1
 
-from handlers.models import RunState
+from handlers.run_models import RunState
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from google.protobuf import json_format, struct_pb2
 
 from deploy.compiler.package import PackageFormat
 from deploy.errors import RunError
-from handlers.models import Run
 from handlers.ports import RunRequest
+from handlers.run_models import Run
 from pipeline_registry.settings import RunOptions
 
 JOB_ID_MAX = 127

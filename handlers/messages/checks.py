@@ -26,8 +26,9 @@ from handlers.messages.rendering import (
     run_view,
     web_url,
 )
-from handlers.models import RepoRef, Run, RunState
+from handlers.models import RepoRef
 from handlers.reports import CheckButton, HeadOutcome, HeadReport, Notice, RunReport
+from handlers.run_models import Run, RunState
 
 HEAD_CHECK_NAME = "kfp-bot"
 # The neutral check a head gets when it changes trusted settings.

@@ -9,11 +9,9 @@ from collections.abc import Sequence
 
 from handlers.messages.checks import TRUSTED_CHECK_NAME
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, latest_runs, render, run_view
-from handlers.models import RepoRef, Run
+from handlers.models import RepoRef
 from handlers.reports import SUMMARY_MARKER, PullReport
-
-# Where a run's plan keeps the trusted settings its head changes (for the comment's line about them).
-TRUSTED_CHANGES_KEY = "trusted_changes"
+from handlers.run_models import Run
 
 
 def pull_comment(runs: Sequence[Run]) -> str:
@@ -23,8 +21,7 @@ def pull_comment(runs: Sequence[Run]) -> str:
     views = [run_view(r) for r in latest]
     commands = list(dict.fromkeys(v["reproduce"] for v in views))
     newest = max(latest, key=lambda r: r.created_at).sha if latest else None
-    trusted = {(c["file"], c["key"]): c for r in latest if r.sha == newest
-               for c in (r.plan or {}).get(TRUSTED_CHANGES_KEY) or ()}
+    trusted = {(c.file, c.key): c for r in latest if r.sha == newest for c in r.plan.trusted_changes}
     line = render("trusted_line.md.j2", MAX_MARKDOWN_CHARS, changes=list(trusted.values()),
                    check=TRUSTED_CHECK_NAME).strip()
     body = render("pull_comment.md.j2", MAX_MARKDOWN_CHARS - len(SUMMARY_MARKER) - len(line) - 2,

@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 
-from handlers.models import Run, RunState, Trigger
+from handlers.run_models import PlanComponent, PlanReason, Run, RunPlan, RunState, Trigger
 
 # GitHub refuses comments above 65,536 characters and statuses above 140
 # (https://docs.github.com/en/rest/issues/comments, https://docs.github.com/en/rest/commits/statuses).
@@ -54,7 +54,6 @@ def reproduce_command(run: Run) -> str:
 
 def run_view(run: Run) -> dict[str, Any]:
     """A run as the templates see it: plain values, links only when they are web links."""
-    plan = run.plan or {}
     return {
         "run": run,
         "id": run.id,
@@ -71,8 +70,8 @@ def run_view(run: Run) -> dict[str, Any]:
         "duration": format_duration(run.duration_seconds),
         "created": format_time(run.created_at),
         "updated": format_time(run.updated_at),
-        "reasons": [_reason_view(r) for r in plan.get("reasons") or ()],
-        "components": [_component_view(c) for c in plan.get("components") or ()],
+        "reasons": [_reason_view(r) for r in run.plan.reasons],
+        "components": [_component_view(c) for c in run.plan.components],
         "parameters": [{"name": k, "value": format_value(v), "override": k in run.overrides}
                        for k, v in run.parameters.items()],
         "overrides": [{"name": k, "value": str(v)} for k, v in run.overrides.items()
@@ -86,23 +85,21 @@ def run_view(run: Run) -> dict[str, Any]:
 
 def pipeline_plan_view(pipeline: Mapping[str, Any]) -> dict[str, Any]:
     """One pipeline of a `Plan.to_json()` mapping, as the templates see it."""
-    return {"name": str(pipeline.get("name", "")), "change": str(pipeline.get("change") or "modified"),
-            "reasons": [_reason_view(r) for r in pipeline.get("reasons") or ()],
-            "components": [_component_view(c) for c in pipeline.get("components") or ()]}
+    plan = RunPlan.from_json(pipeline)  # one pipeline of `Plan.to_json()`: a run's plan's shape
+    return {"name": plan.name, "change": plan.change, "reasons": [_reason_view(r) for r in plan.reasons],
+            "components": [_component_view(c) for c in plan.components]}
 
 
-def _reason_view(reason: Any) -> dict[str, str]:
-    """A reason as a changed path plus how it reaches the pipeline (`Reason.to_json()` or plain text)."""
-    if isinstance(reason, Mapping) and reason.get("path"):
-        return {"path": str(reason["path"]), "detail": str(reason.get("detail") or "")}
-    text = str(reason.get("text", "")) if isinstance(reason, Mapping) else str(reason)
-    return {"path": "", "detail": text}
+def _reason_view(reason: PlanReason) -> dict[str, str]:
+    """A reason as a changed path plus how it reaches the pipeline, or its text alone."""
+    if reason.path:
+        return {"path": reason.path, "detail": reason.detail}
+    return {"path": "", "detail": reason.text}
 
 
-def _component_view(component: Any) -> dict[str, Any]:
-    data = component if isinstance(component, Mapping) else {"name": str(component)}
-    return {"name": str(data.get("name", "")), "image": data.get("image"),
-            "rebuild": bool(data.get("rebuild")), "shared": bool(data.get("shared"))}
+def _component_view(component: PlanComponent) -> dict[str, Any]:
+    return {"name": component.name, "image": component.image, "rebuild": component.rebuild,
+            "shared": component.shared}
 
 
 def web_url(url: str | None) -> str | None:

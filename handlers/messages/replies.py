@@ -10,7 +10,7 @@ from typing import Any
 
 from handlers.messages.checks import HEAD_CHECK_NAME, check_name
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, latest_runs, pipeline_plan_view, render, run_view
-from handlers.models import Run
+from handlers.run_models import Run
 
 
 def internal_error(reason: str) -> str:

@@ -19,7 +19,8 @@ from handlers.messages.rendering import (
     macro,
     web_url,
 )
-from handlers.models import Notification, Run, RunState
+from handlers.models import Notification
+from handlers.run_models import Run, RunState
 
 # Slack refuses section texts above 3,000 characters and messages above 50 blocks.
 MAX_SLACK_SECTION_CHARS = 3_000

@@ -24,16 +24,8 @@ from bot.logs import configure_logging
 from bot.payloads import parse_event
 from bot.services import Services
 from bot.store import SqlStore, StoreError
-from handlers.models import (
-    Event,
-    FailureStage,
-    IssueCommentEvent,
-    PullRequestAction,
-    PullRequestEvent,
-    Run,
-    RunState,
-    Trigger,
-)
+from handlers.models import Event, IssueCommentEvent, PullRequestAction, PullRequestEvent
+from handlers.run_models import FailureStage, Run, RunState, Trigger
 from tests.support.server import ServedApp, serve
 from tests.support.webhooks import delivery_headers, load_payload
 

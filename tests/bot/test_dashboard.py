@@ -19,7 +19,7 @@ from bot.embedded_bus import OutboxBus
 from bot.services import Services
 from bot.store import SqlStore
 from handlers.messages.rendering import format_duration
-from handlers.models import Run, RunState, Trigger
+from handlers.run_models import Run, RunState, Trigger
 from tests.support.server import ServedApp, serve
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -16,7 +16,8 @@ from bot.payloads import parse_event
 from bot.store import SqlStore
 from bot.store.outbox import Lane
 from handlers.context import step_resumed
-from handlers.models import Event, RunStart, RunState, RunStatus
+from handlers.models import Event, RunStart, RunStatus
+from handlers.run_models import RunState
 from tests.support.webhooks import load_payload
 
 WAIT = 10.0

@@ -19,8 +19,8 @@ from bot.store import SqlStore
 from handlers.messages.checks import head_report, run_report
 from handlers.messages.pull_comment import pull_report
 from handlers.messages.replies import command_refused
-from handlers.models import Run, RunState, Trigger
 from handlers.reports import SUMMARY_MARKER
+from handlers.run_models import Run, RunPlan, RunState, Trigger
 from tests.fakes.github import FakeGitHub
 from tests.support.github_clients import (
     BOT_LOGIN,
@@ -46,7 +46,7 @@ def make_run(state: RunState, *, pipeline: str = "head-pose-pipeline", run_id: s
              trigger: Trigger = Trigger.AUTORUN, by: str | None = None) -> Run:
     return Run(id=run_id, repo=REPO, pr=PR, sha=HEAD, base_sha=None, pipeline=pipeline, trigger=trigger,
                state=state, created_at=created, updated_at=created + timedelta(seconds=seconds),
-               triggered_by=by, parameters={"epochs": 3}, plan=PLAN, url=url, error=error,
+               triggered_by=by, parameters={"epochs": 3}, plan=RunPlan.from_json(PLAN), url=url, error=error,
                installation_id=INSTALLATION_ID)
 
 

@@ -10,7 +10,8 @@ import pytest
 from bot.log_reporter import LogReporter
 from handlers.messages.checks import head_report, run_report
 from handlers.messages.pull_comment import pull_report
-from handlers.models import RepoRef, Run, RunState, Trigger
+from handlers.models import RepoRef
+from handlers.run_models import Run, RunState, Trigger
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 REPO = RepoRef(full_name="octo/monorepo", clone_url="file:///tmp/monorepo")

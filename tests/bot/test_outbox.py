@@ -14,7 +14,8 @@ from typing import Any
 
 from bot.store import SqlStore
 from bot.store.outbox import Lane, lane_for
-from handlers.models import BuildStatus, Notification, PushEvent, RepoRef, RunStart, RunState, RunStatus, Trigger
+from handlers.models import BuildStatus, Notification, PushEvent, RepoRef, RunStart, RunStatus
+from handlers.run_models import RunState, Trigger
 from tests.bot.conftest import ManualClock
 from tests.bot.test_store import make_run
 

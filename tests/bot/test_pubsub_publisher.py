@@ -23,8 +23,9 @@ from bot.pubsub.relay import OutboxRelay
 from bot.services import Services
 from bot.store import SqlStore
 from deploy.endpoints import is_loopback
-from handlers.models import BuildStatus, Event, PullRequestEvent, RunState, event_from_dict
+from handlers.models import BuildStatus, Event, PullRequestEvent, event_from_dict
 from handlers.notifications import notification_for
+from handlers.run_models import RunState
 from tests.bot.test_store import make_run
 from tests.fakes.pubsub import FakePubSub
 from tests.support.server import ServedApp, serve

@@ -12,8 +12,9 @@ import threading
 import pytest
 
 from bot.store import SqlStore
-from handlers.models import Notification, Run, RunState
+from handlers.models import Notification
 from handlers.notifications import notification_for
+from handlers.run_models import Run, RunState
 from tests.bot.test_store import make_run
 
 

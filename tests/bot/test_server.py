@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from bot.webhook import sign
+from tests.fakes.pubsub import FakePubSub
 from tests.support.botprocess import descendants
 from tests.support.webhooks import load_payload
 
@@ -138,3 +139,43 @@ def test_a_request_line_over_gunicorns_limit_is_refused(served: tuple[str, int])
     response = requests.get(f"{url}/api/runs?repo={'x' * 9000}", timeout=10)
 
     assert response.status_code == 400
+
+
+def test_with_pubsub_the_web_process_publishes_an_accepted_delivery_before_its_202(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_") and k != "PUBSUB_EMULATOR_HOST"}
+    with FakePubSub() as pubsub:
+        env.update({"KFP_BOT_WEBHOOK_SECRET": "server-test", "KFP_BOT_DATA_DIR": str(tmp_path),
+                    "KFP_BOT_LOG_LEVEL": "WARNING", "KFP_BOT_BUS": "pubsub", "KFP_BOT_GCP_PROJECT": pubsub.project,
+                    "KFP_BOT_PUBSUB_ENDPOINT": pubsub.endpoint, "KFP_BOT_PUBSUB_VERIFY_TOKEN": "0"})
+        process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                found = re.search(r"kfp-bot listening on (http://127\.0\.0\.1:\d+)", line)
+                if found:
+                    break
+            else:
+                pytest.fail("kfp-bot serve exited before listening")
+            url = found.group(1)
+            body = json.dumps(load_payload("issue_comment.created", {"comment.body": "thanks"})).encode()
+            headers = {"Content-Type": "application/json", "X-GitHub-Event": "issue_comment",
+                       "X-GitHub-Delivery": "served-pubsub-1", "X-Hub-Signature-256": sign("server-test", body)}
+            for _ in range(300):  # the web process may still be loading the app
+                try:
+                    answer = requests.post(f"{url}/github/webhook", data=body, headers=headers, timeout=30)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+
+            assert answer.status_code == 202
+            # Published by the web process before it answered, not left to the relay's retry loop.
+            [message] = pubsub.messages_on(pubsub.topic("kfp-bot-events"))
+            assert message.json["data"]["delivery_id"] == "served-pubsub-1"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                assert process.wait(timeout=40) == 0
+            finally:
+                if process.poll() is None:
+                    process.kill()

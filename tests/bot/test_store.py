@@ -23,8 +23,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy import inspect as sa_inspect
 
 from bot.store import SCHEMA_VERSION, SqlStore, StoreError
-from handlers.models import PullRequestRef, RepoRef, Run, RunState, Transition, Trigger
+from handlers.models import PullRequestRef, RepoRef
 from handlers.ports import Store, StoredPull
+from handlers.run_models import PlanComponent, PlanTrustedChange, Run, RunPlan, RunState, Transition, Trigger
 from tests.bot.conftest import ManualClock
 from tests.support.ports import refusing_port
 
@@ -38,7 +39,7 @@ def make_run(run_id: str = "run-1", *, created_at: datetime = T0, **changes: Any
         id=run_id, repo=REPO, pr=7, sha=SHA, base_sha="b" * 40, pipeline="head-pose-pipeline",
         trigger=Trigger.AUTORUN, state=RunState.QUEUED, created_at=created_at, updated_at=created_at,
         triggered_by="octocat", parameters={"epochs": 3, "lr": 0.01, "layers": [64, 32]},
-        overrides={"epochs": "3"}, plan={"components": [{"name": "training", "build": True}]},
+        overrides={"epochs": "3"}, plan=RunPlan(components=(PlanComponent(name="training", rebuild=True),)),
         clone_url="https://github.com/octo-org/ml-monorepo.git", installation_id=4242)
     fields.update(changes)
     return Run(**fields)
@@ -157,7 +158,7 @@ def test_a_created_run_comes_back_with_its_initial_state_as_first_transition(sto
 
 def test_a_deploy_run_without_pull_request_or_details_round_trips(store: SqlStore) -> None:
     run = make_run("deploy-1", pr=None, base_sha=None, trigger=Trigger.DEPLOY, triggered_by=None,
-                   parameters={}, overrides={}, plan={}, clone_url=None, installation_id=None)
+                   parameters={}, overrides={}, plan=RunPlan(), clone_url=None, installation_id=None)
     store.create_run(run)
     assert store.get_run("deploy-1") == replace(run, transitions=(Transition(RunState.QUEUED, T0),))
 
@@ -193,7 +194,8 @@ def test_a_run_that_cannot_be_stored_raises_a_store_error_and_stores_nothing(sto
     assert store.get_run("run-1") is None
     store.create_run(make_run())
     with pytest.raises(StoreError, match="run run-1: its plan cannot be stored"):
-        store.update_run("run-1", plan={"when": datetime}, url="https://never.example")
+        store.update_run("run-1", plan=RunPlan(trusted_changes=(PlanTrustedChange("f", "k", proposed=datetime),)),
+                         url="https://never.example")
     assert store.get_run("run-1") == replace(make_run(), transitions=(Transition(RunState.QUEUED, T0),))
 
 
@@ -311,8 +313,8 @@ def test_update_run_changes_only_what_is_given(store: SqlStore, clock: ManualClo
     updated = store.update_run("run-1", parameters={"epochs": 1})
     assert updated is not None and dict(updated.parameters) == {"epochs": 1}
     assert updated.url == "https://console.cloud.google.com/cloud-build/builds/9"
-    updated = store.update_run("run-1", plan={"components": []})
-    assert updated is not None and dict(updated.plan) == {"components": []}
+    updated = store.update_run("run-1", plan=RunPlan(name="head-pose-pipeline"))
+    assert updated is not None and updated.plan == RunPlan(name="head-pose-pipeline")
     assert (updated.state, updated.updated_at, updated.transitions) == (
         before.state, before.updated_at, before.transitions)
     assert store.update_run("run-1") == updated

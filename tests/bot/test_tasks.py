@@ -19,9 +19,10 @@ from bot.github.deliveries import webhook_redeliverer
 from bot.services import Services
 from bot.store import SqlStore
 from bot.tasks import RECONCILE_PATH, tasks_blueprint
-from handlers.models import BuildStatus, Event, IssueCommentEvent, RunState, RunStatus
+from handlers.models import BuildStatus, Event, IssueCommentEvent, RunStatus
 from handlers.ports import RunSubmission
 from handlers.routes import dispatch
+from handlers.run_models import RunState
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
 from tests.support.github_clients import APP_ID, app_settings, clients_for

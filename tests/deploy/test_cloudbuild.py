@@ -27,8 +27,9 @@ from deploy.builders.cloudbuild import DEFAULT_RETRY, CloudBuildBuilder, make_cl
 from deploy.builders.cloudbuild_config import ConnectedRepositorySource, GitUrlSource, build_tags
 from deploy.errors import BuildError
 from deploy.runners.vertex import VertexRunner, make_pipeline_client
-from handlers.models import BuildStatus, Run, RunState, Trigger, run_id_for
+from handlers.models import BuildStatus
 from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
+from handlers.run_models import Run, RunState, Trigger, run_id_for
 from pipeline_registry.planner import plan_change
 from tests.fakes.cloudbuild import FailureType, FakeCloudBuild
 from tests.fakes.cloudbuild_rules import TAG_RULE

@@ -12,8 +12,9 @@ from google.cloud.devtools import cloudbuild_v1
 from deploy.builders.cloudbuild import CloudBuildBuilder
 from deploy.builders.cloudbuild_source import StorageUpload
 from deploy.google_clients import make_gcs_client
-from handlers.models import BuildStatus, RunState
+from handlers.models import BuildStatus
 from handlers.ports import BuildRequest, BuildState
+from handlers.run_models import RunState
 from pipeline_registry.repository import Repository
 from tests.deploy.conftest import BUCKET
 from tests.deploy.test_cloudbuild import (

@@ -8,7 +8,7 @@ import pytest
 from deploy.compiler import CompiledPipeline, PackageFormat, compile_pipeline
 from deploy.compiler.batch import compile_pipelines
 from deploy.errors import CompileError
-from deploy.sandbox import Sandbox, SandboxResult
+from deploy.sandbox import Isolation, Sandbox, SandboxResult
 from pipeline_registry.compile_env import CompileEnvironment
 from pipeline_registry.models import ParameterType, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
@@ -19,7 +19,7 @@ from tests.deploy.conftest import (
     NEW_TRAIN_IMAGE,
     pipeline_model,
 )
-from tests.deploy.test_compiler import SEED_PIPELINE, V1_PIPELINE, seed_repo, tree_digest
+from tests.deploy.test_compiler import SEED_PIPELINE, V1_PIPELINE, inline_images_repo, seed_repo, tree_digest
 from tests.support.gitrepo import GitRepo
 
 IMAGES = {"pipelines/demo/train": NEW_TRAIN_IMAGE, "components/notify": NEW_NOTIFY_IMAGE}
@@ -156,13 +156,8 @@ def test_images_named_inline_reach_every_pipeline_of_the_batch(git_repo: GitRepo
                                                                tmp_path: Path) -> None:
     from deploy.pipelines import RepositoryCompiler
     from pipeline_registry.repository import Repository
-    from tests.pipeline_registry.layouts.components import FILES
 
-    for path, text in FILES.items():
-        git_repo.write(path, text)
-    git_repo.append(".kfp-bot.yaml", "compile: {use_project_files: false}\n")  # the bot's own kfp 2
-    git_repo.commit("shape 4")
-    repository = Repository.open(git_repo.root)
+    repository = Repository.open(inline_images_repo(git_repo).root)
     names = sorted(repository.pipelines())
 
     outcomes = RepositoryCompiler(compile_cache).compile_many(git_repo.root, names, tmp_path / "out")
@@ -171,3 +166,17 @@ def test_images_named_inline_reach_every_pipeline_of_the_batch(git_repo: GitRepo
     for name in names:
         assert sorted(outcomes[name].images) == sorted(repository.component_images(name).values())
         assert all(":content-" in ref for ref in outcomes[name].images)
+
+
+def test_without_isolation_where_it_is_waived_the_batch_still_compiles_each_alone(
+        kfp2_repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kfp-bot check` on one's own repository where bubblewrap is missing: no PID namespace, so
+    the driver ends only each pipeline's own process group, and a pipeline that exits still fails alone."""
+    monkeypatch.setattr("deploy.sandbox.isolation", lambda: Isolation(False, "no bubblewrap here"))
+    add_pipeline(kfp2_repo, "quits", "import os\nos._exit(4)\n")
+
+    outcomes = compile_batch(kfp2_repo, tmp_path, ["quits", "demo"], sandbox=Sandbox(allow_unsandboxed=True))
+
+    assert outcomes["quits"].message == ("pipelines/quits/quits.py: the compiler process ended without a result "
+                                         "(exit status 4)")
+    assert isinstance(outcomes["demo"], CompiledPipeline)

@@ -526,17 +526,24 @@ def test_kfp_1_8_pipeline_body_failing_in_the_compiler(git_repo: GitRepo, tmp_pa
                                     "RuntimeError: bucket not configured")
 
 
+def inline_images_repo(repo: GitRepo) -> GitRepo:
+    """Shape 4 of the layouts (flat pipeline files naming their images inline), on the bot's kfp 2."""
+    from tests.pipeline_registry.layouts.components import FILES
+
+    for path, text in FILES.items():
+        repo.write(path, text)
+    repo.append(".kfp-bot.yaml", "compile: {use_project_files: false}\n")  # the bot's own kfp 2
+    repo.commit("shape 4")
+    return repo
+
+
 def test_images_named_inline_are_replaced_by_the_built_ones(git_repo: GitRepo, compile_cache: Path,
                                                             tmp_path: Path) -> None:
     from deploy.pipelines import RepositoryCompiler
     from pipeline_registry.repository import Repository
-    from tests.pipeline_registry.layouts.components import FILES, REGISTRY
+    from tests.pipeline_registry.layouts.components import REGISTRY
 
-    for path, text in FILES.items():
-        git_repo.write(path, text)
-    git_repo.append(".kfp-bot.yaml", "compile: {use_project_files: false}\n")  # the bot's own kfp 2
-    git_repo.commit("shape 4")
-    images = Repository.open(git_repo.root).component_images("training")
+    images = Repository.open(inline_images_repo(git_repo).root).component_images("training")
     assert sorted(images) == [f"image:{REGISTRY}/data-quality", f"image:{REGISTRY}/trainer"]
 
     compiled = RepositoryCompiler(compile_cache).compile(git_repo.root, "training", None, tmp_path / "out")

@@ -216,8 +216,8 @@ def test_a_run_cancelled_before_its_process_starts_never_starts(tmp_path: Path) 
     from datetime import datetime
 
     from deploy.runners.local_runner import LocalRunner
-    from handlers.models import Run, RunState, Trigger
     from handlers.ports import RunRequest
+    from handlers.run_models import Run, RunState, Trigger
 
     now = datetime.now(UTC)
     run = Run(id="run-early", repo="o/r", pr=1, sha="a" * 40, base_sha=None, pipeline="hello-pipeline",

@@ -11,7 +11,7 @@ from kfp import compiler
 from deploy.compiler import CompiledPipeline, load_package
 from deploy.runners.routing import RoutingRunner
 from deploy.runners.vertex import VertexRunner, make_pipeline_client
-from handlers.models import RunState
+from handlers.run_models import RunState
 from handlers.targets import ByTarget
 from pipeline_registry.repo_config import Target
 from tests.deploy.test_vertex import FAST_RETRY, PROJECT, REGION, ROOT, demo, make_run, request

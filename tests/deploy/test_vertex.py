@@ -27,8 +27,9 @@ from deploy.errors import RunError
 from deploy.runners.vertex import DEFAULT_RETRY, VertexRunner, VertexUnavailable, make_pipeline_client
 from deploy.runners.vertex_events import log_sink_filter
 from deploy.runners.vertex_job import JOB_ID_RULE, job_id_for, run_id_of, vertex_labels
-from handlers.models import Run, RunState, RunStatus, Trigger, run_id_for
+from handlers.models import RunStatus
 from handlers.ports import RunRequest
+from handlers.run_models import Run, RunState, Trigger, run_id_for
 from handlers.runs import labels_for
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.settings import RunOptions

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from bot.store import SqlStore
-from handlers.models import BuildStatus, RunStart, RunState, RunStatus
+from handlers.models import BuildStatus, RunStart, RunStatus
 from handlers.ports import BuildOutcome, BuildState, RunSubmission
 from handlers.reconcile import DEFAULT_LOST_AFTER, DEFAULT_STUCK_AFTER, ReconcileReport, reconcile
 from handlers.routes import dispatch
+from handlers.run_models import RunState
 from handlers.runs import DEADLINE_SCOPE
 from tests.support.status_ports import (
     FixedBuilder,

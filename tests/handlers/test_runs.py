@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 
 from bot.store.tables import outbox
-from handlers.models import BuildStatus, Event, PullRequestRef, RepoRef, Run, RunStart, RunState, Trigger
+from handlers.models import BuildStatus, Event, PullRequestRef, RepoRef, RunStart
+from handlers.run_models import Run, RunPlan, RunState, Trigger
 from tests.handlers.conftest import PR, REPO, Bot
 from tests.handlers.test_pull_request import SLOW_PIPELINE, change_hello
 from tests.support.github_clients import INSTALLATION_ID
@@ -19,7 +20,7 @@ def left_behind(bot: Bot, head: str, run_id: str, state: RunState) -> Run:
     run = Run(id=run_id, repo=REPO, pr=PR, sha=head, base_sha=bot.base, pipeline="hello-pipeline",
               trigger=Trigger.AUTORUN, state=RunState.QUEUED, created_at=now, updated_at=now,
               clone_url=str(bot.repo.root), installation_id=INSTALLATION_ID,
-              plan={"name": "hello-pipeline", "components": []})
+              plan=RunPlan(name="hello-pipeline"))
     assert bot.services.store.create_run(run)
     # The previous process stored the pull request when it planned it: a PR run's trusted
     # settings are read from that repository's default branch.

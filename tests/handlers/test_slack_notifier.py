@@ -10,7 +10,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from handlers.messages.slack_blocks import MAX_SLACK_ERROR_CHARS, slack_change, slack_thread
-from handlers.models import Notification, Run, RunState, Trigger
+from handlers.models import Notification
+from handlers.run_models import Run, RunState, Trigger
 from tests.fakes.slack import FakeSlack
 from tests.handlers.conftest import PR, REPO, Bot
 from tests.support.golden import assert_golden

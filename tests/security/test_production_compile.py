@@ -22,8 +22,9 @@ from deploy.builders.cloudbuild_compile import CloudBuildCompiler, CloudCompile
 from deploy.builders.cloudbuild_source import StorageUpload
 from deploy.errors import CompileError
 from deploy.google_clients import make_gcs_client
-from handlers.models import BuildStatus, RunState, run_id_for
+from handlers.models import BuildStatus
 from handlers.ports import BuildRequest, BuildState
+from handlers.run_models import RunState, run_id_for
 from tests.fakes.cloudbuild import FakeCloudBuild
 from tests.fakes.template_stores import FakeGcs
 from tests.handlers.test_production_path import CloudBot

@@ -17,8 +17,9 @@ from bot.wiring import AllowListPermissions, StoredPulls
 from deploy.checkout import GitSource
 from deploy.pipelines import RepositoryCompiler
 from handlers.context import HandlerContext
-from handlers.models import Event, Run, RunState, Trigger
+from handlers.models import Event
 from handlers.ports import BuildOutcome, BuildRequest, RunRequest, RunSubmission
+from handlers.run_models import Run, RunState, Trigger
 
 REPO = "octo/monorepo"
 SHA = "a" * 40

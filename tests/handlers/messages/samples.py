@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from handlers.models import Run, RunState, Transition, Trigger
+from handlers.run_models import Run, RunPlan, RunState, Transition, Trigger
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 HEAD = "4f1c2a9d0e8b7c6a5f4e3d2c1b0a9f8e7d6c5b4a"
@@ -52,7 +52,7 @@ def make_run(pipeline: str = "head-pose-pipeline", state: RunState = RunState.SU
         created_at=created, updated_at=created + timedelta(seconds=seconds), triggered_by=by,
         parameters={"epochs": 10, "learning_rate": 0.001, "dataset": "gs://acme-data/head-pose"}
         if parameters is None else parameters,
-        overrides=overrides or {}, plan=HEAD_POSE_PLAN if plan is None else plan, url=url, error=error,
+        overrides=overrides or {}, plan=RunPlan.from_json(HEAD_POSE_PLAN if plan is None else plan), url=url, error=error,
         transitions=transitions,
     )
 

@@ -20,8 +20,8 @@ from handlers.messages.checks import (
 )
 from handlers.messages.pull_comment import pull_comment
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, MAX_STATUS_CHARS
-from handlers.models import RunState
 from handlers.reports import HeadOutcome
+from handlers.run_models import RunState
 from tests.handlers.messages.samples import (
     T0,
     TRUSTED_CHANGES,

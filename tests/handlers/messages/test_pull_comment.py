@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from handlers.messages.pull_comment import TRUSTED_CHANGES_KEY, pull_comment
-from handlers.models import RunState
+from handlers.messages.pull_comment import pull_comment
 from handlers.reports import SUMMARY_MARKER
+from handlers.run_models import RunState
 from tests.handlers.messages.samples import (
     HEAD_POSE_PLAN,
     T0,
@@ -43,5 +43,5 @@ def test_pull_comment_starts_with_marker_and_shows_latest_run_per_pipeline() -> 
 
 
 def test_pull_comment_with_trusted_changes() -> None:
-    run = make_run(plan={**HEAD_POSE_PLAN, TRUSTED_CHANGES_KEY: TRUSTED_CHANGES})
+    run = make_run(plan={**HEAD_POSE_PLAN, "trusted_changes": TRUSTED_CHANGES})
     assert_golden(pull_comment([run]), "messages/pull_comment_trusted.md")
