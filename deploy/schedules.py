@@ -25,7 +25,7 @@ from google.cloud.aiplatform_v1.services.schedule_service.transports import Sche
 from google.protobuf import field_mask_pb2, json_format, struct_pb2
 
 from deploy.errors import DeployError
-from deploy.google_clients import CREDENTIALS_HINT, google_client
+from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
 from deploy.runners.vertex import DEFAULT_RETRY
 from pipeline_registry.settings import ScheduleOptions
 
@@ -143,11 +143,11 @@ class VertexSchedules:
         try:
             return method(**kwargs, retry=DEFAULT_RETRY, timeout=self.call_timeout)
         except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as exc:
-            said = str(getattr(exc, "message", "") or exc).strip().splitlines()[0][:300]
+            cause = api_cause(exc)
             hint = ("grant the bot's service account roles/aiplatform.user on the project"
-                    if isinstance(exc, api_exceptions.PermissionDenied) else None)
+                    if isinstance(cause, api_exceptions.PermissionDenied) else None)
             raise DeployError(f"Vertex AI could not {action} '{pipeline}' in project {self.project} "
-                              f"({self.region}): {said}", hint=hint) from None
+                              f"({self.region}): {first_line(cause)}", hint=hint) from None
 
 
 def _read_spec(pipeline: str, path: Path) -> dict[str, Any]:

@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
-from handlers.context import HandlerContext, Policy, step_resumed
+from handlers.clone_urls import check_clone_url
+from handlers.context import HandlerContext, step_resumed
 from handlers.messages.checks import NoteLike
 from handlers.models import PullRequestRef, RepoRef, RunStart
 from handlers.run_models import Run, RunPlan, RunState, Trigger, run_id_for
 from handlers.status_reporting import report_check, report_head, report_pull
 from kfp_bot_errors import KfpBotError
-from pipeline_registry.gitargs import GitArgumentError, check_url
 from pipeline_registry.models import PipelineChange, PipelinePlan, Plan
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
@@ -28,34 +27,12 @@ from pipeline_registry.trusted import TrustedChange
 WAITING = "a maintainer must comment /ok-to-run"
 
 
-class CloneUrlRefused(KfpBotError):
-    """A payload's clone URL that the bot's policy does not allow."""
-
-
 @dataclass(frozen=True)
 class Trust:
     """Whether a PR's head may run without a maintainer's approval, and why."""
 
     may_run: bool
     reason: str
-
-
-def check_clone_url(url: str, policy: Policy) -> None:
-    """Only https (or ssh) URLs of the configured GitHub host, or absolute local paths and file
-    URLs when explicitly allowed; never a value git could read as an option."""
-    try:
-        check_url(url, "clone URL")
-    except GitArgumentError as exc:
-        raise CloneUrlRefused(str(exc), hint=exc.hint) from None
-    parsed = urlparse(url)
-    if parsed.scheme in ("https", "ssh") and parsed.hostname == policy.github_host:
-        return
-    if policy.allow_local_repos and (parsed.scheme == "file" or (not parsed.scheme and url.startswith("/"))):
-        return
-    raise CloneUrlRefused(f"clone URL {url!r} is not allowed",
-                          hint=f"only https://{policy.github_host}/ repositories are cloned"
-                               + ("" if policy.allow_local_repos else
-                                  " (set KFP_BOT_ALLOW_LOCAL_REPOS=1 for local paths)"))
 
 
 def may_command(ctx: HandlerContext, repo: RepoRef, user: str, installation_id: int | None,

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from handlers.clone_urls import check_clone_url
 from handlers.context import HandlerContext
 from handlers.deploying import remove_schedules
 from handlers.messages.checks import head_note, plan_failed
 from handlers.models import EventKind, PushEvent, RunStart
-from handlers.planning import check_clone_url, runnable, unstarted
+from handlers.planning import runnable, unstarted
 from handlers.router import Router
 from handlers.run_models import Run, RunPlan, RunState, Trigger, run_id_for
 from handlers.status_reporting import record_failure, report_check, report_head

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from handlers.clone_urls import check_clone_url
 from handlers.context import HandlerContext, Policy
 from handlers.messages.checks import trusted_settings_notice
 from handlers.models import RepoRef
-from handlers.planning import check_clone_url
 from handlers.run_models import Run, Trigger
 from handlers.status_reporting import safely
 from kfp_bot_errors import KfpBotError

@@ -1,4 +1,4 @@
-"""The import graph of kfp-bot's own code: layers that point one way, and no cycle in `bot/`.
+"""The import graph of kfp-bot's own code: layers that point one way, and no module cycles.
 
 `bot` → `deploy` → `handlers` → `pipeline_registry` → `kfp_bot_errors` (README, "Layout"): a
 module may import its own layer and the layers below it, never one above. Imports are read from
@@ -18,8 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Bottom first: each layer may import the ones before it.
 LAYERS = ("kfp_bot_errors", "pipeline_registry", "handlers", "deploy", "bot")
-# Packages whose modules must not import each other in a circle.
-ACYCLIC = ("bot",)
+# Packages whose modules must not import each other in a circle (pipeline_registry still has one:
+# cache -> tree_index -> component_loads -> dockerfile -> cache, through imports inside functions).
+ACYCLIC = ("kfp_bot_errors", "handlers", "deploy", "bot")
 
 
 def module_name(path: Path) -> str:

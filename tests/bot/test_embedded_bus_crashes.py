@@ -12,6 +12,8 @@ PostgreSQL (skipped with the reason when its server programs are missing).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ import requests
 from bot.store import SqlStore
 from handlers.models import Notification
 from tests.fakes.github import FakeGitHub
-from tests.support.botprocess import BotProcess
+from tests.support.botprocess import BotProcess, descendants
 from tests.support.gitrepo import GitRepo
 from tests.support.webhooks import delivery_headers, load_payload
 
@@ -229,3 +231,32 @@ def test_when_one_of_two_instances_dies_mid_run_the_other_ends_the_run_once(worl
     assert run["state"] == "error" and "stopped before it finished" in run["error"], run
     assert world.executions() == 1
     assert world.shows("failure", "error")
+
+
+def test_an_instance_paused_past_its_lease_keeps_its_run(world: World) -> None:
+    # A loaded machine can stall a process longer than its lease; the other instance on the same
+    # machine sees the process is still there and renews its rows instead of taking them over.
+    first, second = world.start("first"), world.start("second")
+    assert world.open_pull(first).status_code == 202
+    world.wait_for(first, lambda runs: in_state("running")(runs) and world.executions() == 1, "execution")
+    owner = next(bot for bot in world.bots if list(bot.data_dir.glob("runs/*/outputs/hello-pipeline-*")))
+    other = second if owner is first else first
+    paused = [owner.process.pid, *descendants(owner.process.pid)]
+    for pid in paused:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        # Wait on the other instance having found the lease expired, not on a length of time.
+        deadline = time.monotonic() + WAIT
+        while "is still running; its lease is renewed" not in other.tail(400) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
+    assert "is still running; its lease is renewed" in other.tail(400), other.tail()
+
+    run = world.final(other)
+
+    assert run["state"] == "succeeded", run
+    assert world.executions() == 1
+    assert world.shows("success")
+    assert not any("taking over" in bot.tail(400) for bot in world.bots)

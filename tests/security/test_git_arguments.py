@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from deploy.checkout import GitSource
+from handlers.clone_urls import CloneUrlRefused, check_clone_url
 from handlers.context import Policy
 from handlers.models import RepoRef
-from handlers.planning import CloneUrlRefused, check_clone_url
 from pipeline_registry.errors import RepositoryError
 from tests.handlers.conftest import PR, REPO, Bot, pull_request_payload
 from tests.support.gitrepo import GitRepo
