@@ -143,11 +143,17 @@ def _merge(into: dict[str, dict[str, Any]], segment: dict[str, dict[str, Any]]) 
 
 
 def _write_segment(folder: Path, data: dict[str, dict[str, Any]]) -> None:
+    write_pickle(folder, data)
+
+
+def write_pickle(folder: Path, value: Any, name: str | None = None) -> None:
+    """Pickle `value` into `folder` as `name` (default: a new segment's name), written under a
+    temporary name (`tmp-*`) and renamed into place: a reader never sees half a file."""
     handle = tempfile.NamedTemporaryFile(dir=folder, prefix="tmp-", suffix=".pickle", delete=False)
     try:
         with handle:
-            pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(handle.name, folder / f"seg-{os.getpid()}-{os.path.basename(handle.name)[4:]}")
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(handle.name, folder / (name or f"seg-{os.getpid()}-{os.path.basename(handle.name)[4:]}"))
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise

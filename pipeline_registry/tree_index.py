@@ -13,11 +13,9 @@ edited files alone (`RepoGraph.share_structure`): a warm plan's cost follows the
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import posixpath
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -25,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline_registry.disk_cache import write_pickle
 from pipeline_registry.globs import has_wildcard, literal_prefix
 
 if TYPE_CHECKING:  # `cache` imports this module and these import `cache`
@@ -223,14 +222,7 @@ class TreeStore:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handle = tempfile.NamedTemporaryFile(dir=self.folder, prefix="tmp-", suffix=".pickle", delete=False)
-            try:
-                with handle:
-                    pickle.dump((_FORMAT, facts), handle, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(handle.name, self.folder / f"{facts.tree}.pickle")
-            except BaseException:
-                Path(handle.name).unlink(missing_ok=True)
-                raise
+            write_pickle(self.folder, (_FORMAT, facts), f"{facts.tree}.pickle")
             _prune(self.folder)
         except OSError:
             pass  # a store that cannot be written only costs time
