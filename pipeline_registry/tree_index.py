@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # `cache` imports this module and these import `cache`
     from pipeline_registry.dockerfile import ImageContext
 
 _FORMAT = 1
-_KEEP_FILES = 16  # trees kept on disk (newest first); each is a few MB at 45,000 files
-_KEEP_MEMORY = 4
+_KEEP_FILES = 4  # trees kept on disk (newest first): about 9 MB each at 45,000 files
+_KEEP_MEMORY = 2  # in the service: tens of MB each at 45,000 files
 _WORD = re.compile(r"[A-Za-z0-9_.\-]+")  # what `component_loads` counts as one spelt word
 
 
