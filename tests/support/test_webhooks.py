@@ -10,7 +10,7 @@ EXPECTED = {
     "pull_request.opened", "pull_request.synchronize", "pull_request.reopened", "pull_request.closed",
     "pull_request.ready_for_review", "issue_comment.created", "issue_comment.created.issue",
     "issue_comment.edited", "ping", "push", "check_run.rerequested", "check_run.requested_action",
-    "check_suite.rerequested",
+    "check_suite.rerequested", "pull_request.labeled",
 }
 
 
