@@ -54,7 +54,7 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
     Read top to bottom: the store, the GitHub side, the backends, the bus, then the context that
     holds them all, built once and frozen. `github_clients` replaces the clients built from the
     settings (tests use fast retries); `override` returns the context with some ports replaced
-    (a test's recording notifications, a benchmark's runner) before anything uses it.
+    (a test's Vertex AI schedules, a benchmark's runner) before anything uses it.
     """
     from bot.github.deliveries import webhook_redeliverer
     from bot.redaction import RedactingChat, RedactingReporter, redactor_for
@@ -105,7 +105,7 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
 
 def command_line_compiler(settings: Settings) -> RepositoryCompiler:
     """The compiler `kfp-bot check`, `compile` and `run` use: the service's local compiler (same
-    limits, same parse cache) in the command line's sandbox."""
+    limits) in the command line's sandbox."""
     from bot.sandboxing import command_line_sandbox
 
     return _local_compiler(settings, command_line_sandbox(settings))
