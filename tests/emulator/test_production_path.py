@@ -74,7 +74,7 @@ def test_a_pull_request_travels_the_production_path_over_the_emulator(cloud: Emu
 def test_a_503_from_the_bot_is_redelivered_by_the_emulator(cloud: EmulatedCloud) -> None:
     # Vertex AI answers UNAVAILABLE for a while; the runner's own retry (short here) gives up,
     # the push is answered 503, and the emulator pushes the build notification again.
-    vertex = cloud.bot.services.context.runner.runners[Target.VERTEX]
+    vertex = cloud.bot.services.context.runner.runners.for_target(Target.VERTEX)
     vertex.retry = retries.Retry(predicate=retries.if_exception_type(api_exceptions.ServiceUnavailable),
                                  initial=0.05, maximum=0.1, timeout=0.3)
     cloud.vertex.fail("CreatePipelineJob", grpc.StatusCode.UNAVAILABLE, times=None)
