@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,16 +30,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("serve")
 
 
-@pytest.fixture(scope="module")
-def served(data_dir: Path) -> Iterator[tuple[str, int]]:
-    """`python -m bot serve --port 0` with a one-second read timeout, shared by the module's tests."""
-    tmp_path = data_dir
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_")}
-    env.update({"KFP_BOT_WEBHOOK_SECRET": "server-test", "KFP_BOT_DATA_DIR": str(tmp_path),
-                "KFP_BOT_READ_TIMEOUT_SECONDS": "1", "KFP_BOT_LOG_LEVEL": "WARNING"})
+@contextmanager
+def serving(env_vars: dict[str, str]) -> Iterator[tuple[str, int, int]]:
+    """`python -m bot serve --port 0` with `env_vars` (and no other KFP_BOT_ variable) until the
+    block ends, then SIGTERM (which must end it cleanly); its URL, port and pid once it answers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_") and k != "PUBSUB_EMULATOR_HOST"}
+    env.update(env_vars)
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    served_pids.append(process.pid)
     try:
         assert process.stdout is not None
         for line in process.stdout:
@@ -54,7 +53,8 @@ def served(data_dir: Path) -> Iterator[tuple[str, int]]:
                 break
             except requests.RequestException:  # the worker is still booting
                 assert process.poll() is None
-        yield url, port
+                time.sleep(0.1)
+        yield url, port, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -62,6 +62,15 @@ def served(data_dir: Path) -> Iterator[tuple[str, int]]:
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+@pytest.fixture(scope="module")
+def served(data_dir: Path) -> Iterator[tuple[str, int]]:
+    """`python -m bot serve --port 0` with a one-second read timeout, shared by the module's tests."""
+    with serving({"KFP_BOT_WEBHOOK_SECRET": "server-test", "KFP_BOT_DATA_DIR": str(data_dir),
+                  "KFP_BOT_READ_TIMEOUT_SECONDS": "1", "KFP_BOT_LOG_LEVEL": "WARNING"}) as (url, port, pid):
+        served_pids.append(pid)
+        yield url, port
 
 
 served_pids: list[int] = []
@@ -142,40 +151,16 @@ def test_a_request_line_over_gunicorns_limit_is_refused(served: tuple[str, int])
 
 
 def test_with_pubsub_the_web_process_publishes_an_accepted_delivery_before_its_202(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_") and k != "PUBSUB_EMULATOR_HOST"}
-    with FakePubSub() as pubsub:
-        env.update({"KFP_BOT_WEBHOOK_SECRET": "server-test", "KFP_BOT_DATA_DIR": str(tmp_path),
-                    "KFP_BOT_LOG_LEVEL": "WARNING", "KFP_BOT_BUS": "pubsub", "KFP_BOT_GCP_PROJECT": pubsub.project,
-                    "KFP_BOT_PUBSUB_ENDPOINT": pubsub.endpoint, "KFP_BOT_PUBSUB_VERIFY_TOKEN": "0"})
-        process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                found = re.search(r"kfp-bot listening on (http://127\.0\.0\.1:\d+)", line)
-                if found:
-                    break
-            else:
-                pytest.fail("kfp-bot serve exited before listening")
-            url = found.group(1)
-            body = json.dumps(load_payload("issue_comment.created", {"comment.body": "thanks"})).encode()
-            headers = {"Content-Type": "application/json", "X-GitHub-Event": "issue_comment",
-                       "X-GitHub-Delivery": "served-pubsub-1", "X-Hub-Signature-256": sign("server-test", body)}
-            for _ in range(300):  # the web process may still be loading the app
-                try:
-                    answer = requests.post(f"{url}/github/webhook", data=body, headers=headers, timeout=30)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
+    body = json.dumps(load_payload("issue_comment.created", {"comment.body": "thanks"})).encode()
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": "issue_comment",
+               "X-GitHub-Delivery": "served-pubsub-1", "X-Hub-Signature-256": sign("server-test", body)}
+    with FakePubSub() as pubsub, serving({
+            "KFP_BOT_WEBHOOK_SECRET": "server-test", "KFP_BOT_DATA_DIR": str(tmp_path), "KFP_BOT_LOG_LEVEL": "WARNING",
+            "KFP_BOT_BUS": "pubsub", "KFP_BOT_GCP_PROJECT": pubsub.project, "KFP_BOT_PUBSUB_ENDPOINT": pubsub.endpoint,
+            "KFP_BOT_PUBSUB_VERIFY_TOKEN": "0"}) as (url, _, _):
+        answer = requests.post(f"{url}/github/webhook", data=body, headers=headers, timeout=30)
 
-            assert answer.status_code == 202
-            # Published by the web process before it answered, not left to the relay's retry loop.
-            [message] = pubsub.messages_on(pubsub.topic("kfp-bot-events"))
-            assert message.json["data"]["delivery_id"] == "served-pubsub-1"
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                assert process.wait(timeout=40) == 0
-            finally:
-                if process.poll() is None:
-                    process.kill()
+        assert answer.status_code == 202
+        # Published by the web process before it answered, not left to the relay's retry loop.
+        [message] = pubsub.messages_on(pubsub.topic("kfp-bot-events"))
+        assert message.json["data"]["delivery_id"] == "served-pubsub-1"
