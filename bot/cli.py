@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a settings.yaml parameter (repeatable)")
     run.add_argument("--timeout", type=float, default=None, help="seconds before the run is stopped")
 
+    diff = commands.add_parser("diff", help="what a change does to compiled pipelines (structural diff)")
+    diff.add_argument("names", nargs="+", metavar="NAME", help="pipelines to compare")
+    diff.add_argument("--repo", type=Path, default=Path("."), help="repository folder (default: .)")
+    diff.add_argument("--base", required=True, help="base revision; compared from its merge base with the head")
+    diff.add_argument("--head", default=None, help="head revision (default: the working tree)")
+    diff.add_argument("--json", action="store_true", help="print one JSON object")
+
     init = commands.add_parser("init", help="write a starting .kfp-bot.yaml by looking at the repository")
     init.add_argument("--repo", type=Path, default=Path("."), help="repository folder (default: .)")
     init.add_argument("--force", action="store_true", help="replace an existing .kfp-bot.yaml")
@@ -67,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"plan": cli_commands.plan, "check": cli_commands.check, "compile": cli_commands.compile_,
-                "run": cli_commands.run, "serve": cli_commands.serve, "init": cli_commands.init}
+                "run": cli_commands.run, "serve": cli_commands.serve, "init": cli_commands.init,
+                "diff": cli_commands.diff}
     try:
         settings = load_settings()
         return handlers[args.command](args, settings)

@@ -159,6 +159,21 @@ def compile_(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def diff(args: argparse.Namespace, settings: Settings) -> int:
+    """`kfp-bot diff`: each pipeline compiled at the base and the head, compared structurally."""
+    from bot.wiring import command_line_compiler
+    from deploy.pipeline_diffs import PipelineDiffer
+    from handlers.messages.pipeline_diff import diff_text
+
+    differ = PipelineDiffer(command_line_compiler(settings), settings.cache_dir)
+    diffs = [differ.diff(args.repo, name, args.base, args.head) for name in args.names]
+    if args.json:
+        print_json({"base": args.base, "head": args.head, "pipelines": [d.to_json() for d in diffs]})
+    else:
+        sys.stdout.write(diff_text(diffs, base=args.base, head=args.head or "working tree"))
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot run`: compile, check parameters and run on the embedded runner (kfp.local)."""
     from bot.wiring import command_line_compiler
