@@ -20,7 +20,8 @@ from bot.config import ConfigurationError
 from bot.embedded_bus import BusUnavailable
 from bot.pubsub.envelope import STEP_ATTRIBUTE
 from deploy.google_clients import google_client
-from handlers.models import Event, event_to_dict
+from handlers.event_codec import event_to_dict
+from handlers.models import Event
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials

@@ -65,7 +65,8 @@ from bot.logs import log_context
 from bot.pubsub.envelope import MalformedEnvelope, PushMessage, message_key, parse_envelope
 from bot.pubsub.steps import StepRunner, Wait
 from bot.store.errors import StoreError
-from handlers.models import Event, EventKind, event_from_dict
+from handlers.event_codec import event_from_dict
+from handlers.models import Event, EventKind
 from handlers.ports import Ignored, NotificationDecoder
 from kfp_bot_errors import KfpBotError
 

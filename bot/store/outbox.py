@@ -38,7 +38,8 @@ from bot.store.accept import INSERT_OUTBOX_ROWS, Acceptance, GroupCommit, delive
 from bot.store.errors import database_errors
 from bot.store.rows import pull_values
 from bot.store.tables import externals, outbox, runs
-from handlers.models import BuildStatus, Event, EventKind, RunStart, RunStatus, event_from_dict, event_to_dict
+from handlers.event_codec import event_from_dict, event_to_dict
+from handlers.models import BuildStatus, Event, EventKind, RunStart, RunStatus
 from handlers.ports import StoredPull
 from handlers.run_models import RunState
 

@@ -27,7 +27,8 @@ from bot.config import Settings
 from bot.services import Services
 from bot.store import SqlStore
 from bot.webhook import WebhookRejected, read_delivery
-from handlers.models import Event, event_from_dict, event_to_dict
+from handlers.event_codec import event_from_dict, event_to_dict
+from handlers.models import Event
 from tests.support.server import ServedApp
 from tests.support.webhooks import available_payloads, delivery_headers, load_payload
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.payloads import Ignored, PayloadError, parse_event
+from handlers.event_codec import event_from_dict, event_to_dict
 from handlers.models import (
     CheckAction,
     CheckRunEvent,
@@ -14,8 +15,6 @@ from handlers.models import (
     PullRequestEvent,
     PushEvent,
     RepoRef,
-    event_from_dict,
-    event_to_dict,
 )
 from tests.support.webhooks import load_payload
 

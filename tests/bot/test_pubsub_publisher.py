@@ -23,7 +23,8 @@ from bot.pubsub.relay import OutboxRelay
 from bot.services import Services
 from bot.store import SqlStore
 from deploy.endpoints import is_loopback
-from handlers.models import BuildStatus, Event, PullRequestEvent, event_from_dict
+from handlers.event_codec import event_from_dict
+from handlers.models import BuildStatus, Event, PullRequestEvent
 from handlers.notifications import notification_for
 from handlers.run_models import RunState
 from tests.bot.test_store import make_run

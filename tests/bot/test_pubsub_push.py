@@ -33,7 +33,8 @@ from bot.pubsub.relay import OutboxRelay
 from bot.services import Services
 from bot.store import SqlStore, StoreError
 from deploy.errors import RunError
-from handlers.models import BuildStatus, Event, PullRequestEvent, RunStart, event_to_dict
+from handlers.event_codec import event_to_dict
+from handlers.models import BuildStatus, Event, PullRequestEvent, RunStart
 from handlers.run_models import RunState
 from tests.fakes.oidc import OidcSigner
 from tests.fakes.pubsub import DEFAULT_PUSH_ACCOUNT, FakePubSub

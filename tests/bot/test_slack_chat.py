@@ -16,7 +16,8 @@ from bot.slack_chat import SlackChat, SlackRejected, SlackUnavailable, SlackWebh
 from bot.store import SqlStore
 from handlers import slack_notifier as notifier
 from handlers.context import HandlerContext
-from handlers.models import Notification, event_to_dict
+from handlers.event_codec import event_to_dict
+from handlers.models import Notification
 from handlers.run_models import RunState, Trigger
 from handlers.slack_notifier import ChatSettings
 from tests.fakes.slack import TOKEN, WEBHOOK_CHANNEL, FakeSlack

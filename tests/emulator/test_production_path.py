@@ -15,7 +15,8 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as retries
 
 from bot.pubsub.publisher import message_attributes
-from handlers.models import RunStart, event_to_dict
+from handlers.event_codec import event_to_dict
+from handlers.models import RunStart
 from pipeline_registry.repo_config import Target
 from tests.emulator.conftest import EmulatedCloud, wait_until
 

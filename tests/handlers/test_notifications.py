@@ -8,7 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from handlers.models import Notification, event_to_dict
+from handlers.event_codec import event_to_dict
+from handlers.models import Notification
 from tests.handlers.conftest import PR, REPO, WRITER, Bot
 from tests.handlers.test_pull_request import change_hello
 
