@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_registry.cache import clear_all_caches
+from pipeline_registry.cache_control import clear_all_caches
 from pipeline_registry.planner import plan_change
 
 COMPONENTS = ("preprocess", "train", "evaluate")

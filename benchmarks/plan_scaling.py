@@ -81,7 +81,7 @@ def _path_filter(root: Path, base: str, head: str) -> set[str]:
 def _in_service(root: Path, base: str, earlier: str, head: str, data_dir: Path, repeat: int) -> float:
     """Median CPU seconds of `plan_change` in a long-running process (the service) that planned
     an earlier change on the same base before: its memory caches are warm, the head is new."""
-    from pipeline_registry.cache import clear_all_caches, use_disk_cache
+    from pipeline_registry.cache_control import clear_all_caches, use_disk_cache
     from pipeline_registry.planner import plan_change
 
     use_disk_cache(data_dir)

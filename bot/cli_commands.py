@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kfp_bot_errors import KfpBotError
-from pipeline_registry.cache import PARSES_DIR, use_disk_cache
+from pipeline_registry.cache_control import PARSES_DIR, use_disk_cache
 from pipeline_registry.models import Plan
 from pipeline_registry.parameters import parse_assignments, resolve_parameters
 from pipeline_registry.planner import plan_change

@@ -19,7 +19,7 @@ from handlers.context import HandlerContext, Policy
 from handlers.models import Event, PullRequestRef, RepoRef
 from handlers.ports import Builder, NotificationDecoder, Runner, Store
 from handlers.targets import ByTarget
-from pipeline_registry.cache import PARSES_DIR, use_disk_cache
+from pipeline_registry.cache_control import PARSES_DIR, use_disk_cache
 from pipeline_registry.repo_config import Target
 
 if TYPE_CHECKING:

@@ -3,9 +3,9 @@
 What is parsed out of a file (its `COPY` sources, its import statements, the components it
 loads) depends only on its bytes, and git names bytes by their blob id. Keying on the id lets a
 long-running service reuse every parse across revisions and requests: planning a new push only
-parses the files the push changed. With `use_disk_cache(folder)` the parses also outlive the
-process (`pipeline_registry.disk_cache`), so a fresh `kfp-bot plan` reads and parses only the
-blobs no earlier plan (command line or service) has seen.
+parses the files the push changed. With a disk store (`pipeline_registry.cache_control`) the parses also
+outlive the process (`pipeline_registry.disk_cache`), so a fresh `kfp-bot plan` reads and parses
+only the blobs no earlier plan (command line or service) has seen.
 """
 
 from __future__ import annotations
@@ -14,50 +14,30 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pipeline_registry.disk_cache import DiskCache
-from pipeline_registry.tree_index import TreeStore
 
 T = TypeVar("T")
 
-# The folder of the parse cache inside the data folder's cache (`<data dir>/cache/parses`).
-PARSES_DIR = "parses"
-TREES_DIR = "trees"
 _ALL: weakref.WeakSet[DigestCache[object]] = weakref.WeakSet()
 _DISK: DiskCache | None = None
-_TREES = TreeStore(None)
 
 
-def clear_all_caches() -> None:
-    """Empty every digest cache of the process (benchmarks and tests use it to act as a new process)."""
-    for cache in list(_ALL):
-        cache.clear()
-    if _DISK is not None:
-        _DISK.forget_loaded()
-    _TREES.forget()
+def all_caches() -> list[DigestCache[object]]:
+    """Every digest cache of the process."""
+    return list(_ALL)
 
 
-def tree_store() -> TreeStore:
-    """Facts of whole trees by tree id (`tree_index`): in memory, and next to the parses on disk."""
-    return _TREES
+def disk() -> DiskCache | None:
+    """The on-disk store the digest caches read through and write to (None: memory only)."""
+    return _DISK
 
 
-def use_disk_cache(folder: Path | None) -> None:
-    """Keep parses in `folder` across processes (None: memory only). The CLI and the service
-    pass `<data dir>/cache/parses`, so both share one cache."""
-    global _DISK, _TREES
-    if _DISK is not None and folder is not None and _DISK.folder == Path(folder):
-        return
-    _DISK = DiskCache(Path(folder)) if folder is not None else None
-    _TREES = TreeStore(_DISK.dir / TREES_DIR if _DISK is not None else None)
-
-
-def flush_disk_cache() -> None:
-    """Write the parses made since the last flush (planning calls it when a plan is done)."""
-    if _DISK is not None:
-        _DISK.flush()
+def set_disk(store: DiskCache | None) -> None:
+    """Make every digest cache read through and write to `store` (`cache_control` decides which)."""
+    global _DISK
+    _DISK = store
 
 
 class DigestCache(Generic[T]):

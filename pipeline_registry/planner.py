@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_registry.cache import flush_disk_cache, tree_store
+from pipeline_registry.cache_control import flush_disk_cache, tree_store
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.gitcli import ChangeStatus, raw_diff, resolve_all, tree_ids
 from pipeline_registry.graph import RepoGraph, load_config

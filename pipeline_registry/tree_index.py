@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline_registry.disk_cache import write_pickle
 from pipeline_registry.globs import has_wildcard, literal_prefix
 
-if TYPE_CHECKING:  # `cache` imports this module and these import `cache`
+if TYPE_CHECKING:  # annotations only: the parsers are not needed to load a tree's facts
     from pipeline_registry.component_loads import Mentions
     from pipeline_registry.dockerfile import ImageContext
 

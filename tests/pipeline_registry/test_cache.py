@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_registry import disk_cache
-from pipeline_registry.cache import clear_all_caches, use_disk_cache
+from pipeline_registry.cache_control import clear_all_caches, use_disk_cache
 from pipeline_registry.disk_cache import DiskCache
 from pipeline_registry.gitcli import BLOB_READS
 from pipeline_registry.planner import plan_change

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_registry.cache import clear_all_caches, tree_store, use_disk_cache
+from pipeline_registry.cache_control import clear_all_caches, tree_store, use_disk_cache
 from pipeline_registry.gitcli import BLOB_READS, tree_ids
 from pipeline_registry.models import Plan
 from pipeline_registry.planner import plan_change
