@@ -55,6 +55,19 @@ class Change:
         return {"kind": self.kind.name.lower(), "subject": self.subject,
                 "before": self.before, "after": self.after}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Change:
+        """The change `to_json` wrote; ValueError naming the field when `data` is not one."""
+        try:
+            kind = ChangeKind[str(data["kind"]).upper()]
+            subject = data["subject"]
+        except KeyError as exc:
+            raise ValueError(f"not a pipeline change: unknown or missing {exc}") from None
+        before, after = data.get("before"), data.get("after")
+        if not isinstance(subject, str) or not all(v is None or isinstance(v, str) for v in (before, after)):
+            raise ValueError("not a pipeline change: subject, before and after must be text")
+        return cls(kind, subject, before, after)
+
 
 @dataclass(frozen=True)
 class PipelineDiff:
@@ -77,6 +90,17 @@ class PipelineDiff:
         return {"pipeline": self.pipeline, "unchanged": self.unchanged, "added": self.added,
                 "removed": self.removed, "note": self.note,
                 "changes": [change.to_json() for change in self.changes]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PipelineDiff:
+        """The diff `to_json` wrote (kept per run by the service); ValueError when it is not one."""
+        pipeline, changes = data.get("pipeline"), data.get("changes", [])
+        if not isinstance(pipeline, str) or not isinstance(changes, list):
+            raise ValueError("not a pipeline diff: `pipeline` must be text and `changes` a list")
+        return cls(pipeline, tuple(Change.from_json(change) for change in changes),
+                   added=bool(data.get("added")), removed=bool(data.get("removed")),
+                   note=str(data.get("note") or ""))
+
 
 def diff_specs(base: _Doc, head: _Doc) -> tuple[Change, ...]:
     """Every structural difference between two compiled packages, base first."""

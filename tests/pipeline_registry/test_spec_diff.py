@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_registry.spec_diff import Change, ChangeKind, diff_settings, diff_specs, flatten_settings
+from pipeline_registry.spec_diff import Change, ChangeKind, PipelineDiff, diff_settings, diff_specs, flatten_settings
 
 kfp_compiler = pytest.importorskip("kfp.compiler")
 
@@ -131,3 +131,18 @@ def test_settings_values_pipeline_root_and_service_account():
         Change(ChangeKind.PIPELINE_ROOT, "run.pipeline_root", "gs://a", "gs://b"),
         Change(ChangeKind.SERVICE_ACCOUNT, "run.service_account", "x@p.iam", "y@p.iam"),
     )
+
+
+def test_a_diff_read_back_from_its_json_is_equal() -> None:
+    diff = PipelineDiff("demo", (Change(ChangeKind.TASK_REMOVED, "old", "gcr.io/p/old:1", None),
+                                 Change(ChangeKind.RESOURCES, "train.cpu_limit", "1", "2")), note="")
+    assert PipelineDiff.from_json(diff.to_json()) == diff
+    added = PipelineDiff("demo", added=True)
+    assert PipelineDiff.from_json(added.to_json()) == added
+
+
+def test_json_that_is_not_a_diff_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        PipelineDiff.from_json({"pipeline": "demo", "changes": [{"subject": "x"}]})
+    with pytest.raises(ValueError, match="pipeline"):
+        PipelineDiff.from_json({"changes": []})
