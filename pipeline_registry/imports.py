@@ -1,10 +1,8 @@
 """Which repository Python files a Python file imports, directly and transitively.
 
 A pipeline file or a component's code that imports `utils.io` must be re-tested when
-`utils/io.py` changes. Imports are read statically, nothing from the repository is executed: a
-regular expression finds the import statements and only those are parsed (ordinary ones by a
-strict pattern, anything else with `ast`; the whole file goes to `ast` only when an import hides
-behind `;` or `if x: import y`), so large files cost little. Statements are memoised by blob id.
+`utils/io.py` changes. Imports are read statically, nothing from the repository is executed
+(`import_statements`).
 A module is searched from the repository root and from the importing file's folder, and resolves
 to `a/b.py` or `a/b/__init__.py` plus the `__init__.py` of every parent package; a statement
 whose top-level name is no repository module (`numpy`, `os`) is dropped after two set lookups.
@@ -14,127 +12,17 @@ imports mention, so only candidate files are resolved.
 
 from __future__ import annotations
 
-import ast
 import posixpath
-import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from pipeline_registry.cache import DigestCache
-from pipeline_registry.snapshot import Snapshot, parse_many
-
-_START = re.compile(rb"^[ \t]*(from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])", re.M)
-_INLINE = re.compile(rb"[;:][ \t]*(?:from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])")
-
-_COMMENT = re.compile(r"#[^\n]*")
-_IDENT = r"[^\W\d]\w*"
-_DOTTED = rf"{_IDENT}(?: ?\. ?{_IDENT})*"
-_ALIAS = re.compile(rf"({_DOTTED})(?: as {_IDENT})?")
-_IMPORT = re.compile(r"import (.+)")
-_FROM = re.compile(rf"from ((?:\. ?)*)((?:{_DOTTED})?) import (.+)")
+from pipeline_registry.import_statements import ImportStmt, statements_of
+from pipeline_registry.snapshot import Snapshot
 
 _TOKENS: DigestCache[frozenset[str]] = DigestCache("import_tokens")
-
-
-@dataclass(frozen=True)
-class ImportStmt:
-    """`import a.b` is (0, "a.b", ()); `from ..x import y, z` is (2, "x", ("y", "z"))."""
-
-    level: int
-    module: str
-    names: tuple[str, ...] = ()
-
-    @property
-    def tokens(self) -> set[str]:
-        """Every identifier the statement names (to find who may import a given module)."""
-        return {part for part in self.module.split(".") if part} | {n for n in self.names if n != "*"}
-
-
-# On disk as plain tuples (ten times faster to load than pickled dataclasses).
-_STATEMENTS: DigestCache[tuple[ImportStmt, ...]] = DigestCache(
-    "import_statements", encode=lambda stmts: tuple((s.level, s.module, s.names) for s in stmts),
-    decode=lambda rows: tuple(ImportStmt(*row) for row in rows))
-
-
-def extract_imports(text: bytes) -> tuple[ImportStmt, ...]:
-    """The import statements of a Python source, in order (duplicates removed)."""
-    found: list[ImportStmt] = []
-    if _INLINE.search(text):
-        try:
-            found = _from_tree(ast.parse(text))
-        except (SyntaxError, ValueError):
-            found = []
-    if not found:
-        for match in _START.finditer(text):
-            snippet = _statement(text, match.start(1))
-            simple = _simple(snippet)
-            if simple is not None:
-                found.extend(simple)
-                continue
-            try:
-                found.extend(_from_tree(ast.parse(snippet)))
-            except (SyntaxError, ValueError):
-                continue  # an import-looking line inside a string
-    return tuple(dict.fromkeys(found))
-
-
-def _statement(text: bytes, start: int) -> bytes:
-    """The source of the statement starting at `start`: to the end of its line, its `)`, or past `\\`."""
-    end = text.find(b"\n", start)
-    end = len(text) if end == -1 else end
-    line = text[start:end].split(b"#", 1)[0]
-    if b"(" in line and b")" not in line:
-        close = text.find(b")", start)
-        return text[start:] if close == -1 else text[start:close + 1]
-    while line.rstrip().endswith(b"\\") and end < len(text):
-        following = text.find(b"\n", end + 1)
-        end = len(text) if following == -1 else following
-        line = text[start:end]
-    return text[start:end]
-
-
-def _simple(snippet: bytes) -> list[ImportStmt] | None:
-    """Parse an ordinary import statement by hand; None sends anything unusual to `ast`."""
-    try:
-        source = snippet.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    source = _COMMENT.sub("", source).replace("\\\n", " ").replace("\\\r\n", " ")
-    source = " ".join(source.replace("(", " ").replace(")", " ").split())
-    plain = _IMPORT.fullmatch(source)
-    if plain:
-        modules = [_ALIAS.fullmatch(item.strip()) for item in plain.group(1).split(",")]
-        if not all(modules):
-            return None
-        return [ImportStmt(0, m.group(1).replace(" ", "")) for m in modules if m]
-    relative = _FROM.fullmatch(source)
-    if relative is None:
-        return None
-    items = [item.strip() for item in relative.group(3).split(",")]
-    if items and not items[-1]:
-        items.pop()
-    if items == ["*"]:
-        names = ["*"]
-    else:
-        matches = [_ALIAS.fullmatch(item) for item in items]
-        if not items or not all(m and "." not in m.group(1) for m in matches):
-            return None
-        names = [m.group(1) for m in matches if m]
-    dots = relative.group(1).replace(" ", "")
-    return [ImportStmt(len(dots), relative.group(2).replace(" ", ""), tuple(names))]
-
-
-def _from_tree(tree: ast.AST) -> list[ImportStmt]:
-    found: list[ImportStmt] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.extend(ImportStmt(0, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            found.append(ImportStmt(node.level or 0, node.module or "", tuple(a.name for a in node.names)))
-    return found
 
 
 def package_dirs(paths: Iterable[str]) -> frozenset[str]:
@@ -332,7 +220,7 @@ class ImportGraph:
 
     def statements(self, paths: Iterable[str]) -> dict[str, tuple[ImportStmt, ...]]:
         """Import statements of several files, reading only those not parsed before."""
-        return parse_many(self.snapshot, paths, _STATEMENTS, extract_imports)
+        return statements_of(self.snapshot, paths)
 
     def direct(self, path: str) -> frozenset[str]:
         """Repository files `path` imports itself."""

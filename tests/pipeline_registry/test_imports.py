@@ -1,49 +1,14 @@
-"""Import statements of Python files and the repository files they resolve to."""
+"""Which repository files import statements resolve to, and who imports a changed module."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline_registry.imports import ImportGraph, ImportStmt, extract_imports, package_dirs, resolve_import
+from pipeline_registry.import_statements import ImportStmt
+from pipeline_registry.imports import ImportGraph, package_dirs, resolve_import
 from pipeline_registry.snapshot import open_snapshot
 from tests.pipeline_registry.conftest import write_files
 from tests.support.gitrepo import GitRepo
-
-
-def test_plain_from_relative_and_aliased_imports() -> None:
-    text = (b"import os, utils.io as uio\n"
-            b"from utils import metrics, plots as p\n"
-            b"from . import sibling\n"
-            b"from ..pkg.mod import *\n"
-            b"from __future__ import annotations\n")
-    assert extract_imports(text) == (
-        ImportStmt(0, "os"), ImportStmt(0, "utils.io"),
-        ImportStmt(0, "utils", ("metrics", "plots")),
-        ImportStmt(1, "", ("sibling",)),
-        ImportStmt(2, "pkg.mod", ("*",)),
-        ImportStmt(0, "__future__", ("annotations",)),
-    )
-
-
-def test_multi_line_imports_and_imports_inside_functions() -> None:
-    text = (b"from utils.io import (\n    read,  # reader\n    write,\n)\n"
-            b"import a \\\n    , b\n"
-            b"def component():\n    import numpy as np\n    from lib import scoring\n")
-    assert extract_imports(text) == (
-        ImportStmt(0, "utils.io", ("read", "write")), ImportStmt(0, "a"), ImportStmt(0, "b"),
-        ImportStmt(0, "numpy"), ImportStmt(0, "lib", ("scoring",)))
-
-
-def test_imports_after_semicolons_and_colons_are_found() -> None:
-    text = b"import os; import lib.a\nif True: from lib import b\ntry: import lib.c\nexcept ImportError: pass\n"
-    assert set(extract_imports(text)) == {ImportStmt(0, "os"), ImportStmt(0, "lib.a"),
-                                          ImportStmt(0, "lib", ("b",)), ImportStmt(0, "lib.c")}
-
-
-def test_import_words_in_prose_are_not_imports() -> None:
-    text = b'"""\nfrom the data import nothing\nimport-ant notes\n"""\nx = "import os"\n'
-    assert extract_imports(text) == ()
-
 
 PATHS = frozenset({
     "utils/__init__.py", "utils/io.py", "utils/deep/__init__.py", "utils/deep/x.py",
