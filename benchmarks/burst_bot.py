@@ -23,7 +23,7 @@ from typing import Any
 from bot.config import load_settings
 from bot.server import BotServer
 from handlers.context import HandlerContext
-from handlers.ports import RunRequest, RunSubmission
+from handlers.ports import CollectedResults, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
 
 
@@ -42,6 +42,10 @@ class RecordingRunner:
         return RunSubmission(RunState.SUCCEEDED, detail="recorded")
 
     def run_status(self, run: Run) -> RunSubmission | None:
+        return None
+
+    def run_results(self, run: Run) -> CollectedResults | None:
+        """A recorded run produces nothing."""
         return None
 
     def cancel_run(self, run: Run) -> None:

@@ -216,6 +216,18 @@ class RunSubmission:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class CollectedResults:
+    """What a finished run produced, as its backend reports it: numeric metrics (from artifacts
+    of the types `system.Metrics` and `system.ClassificationMetrics`, name → number, in the
+    order the tasks reported them) and scalar outputs (name → JSON value). `note` says what
+    could not be read (e.g. a task whose outputs were unreadable)."""
+
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
 class Runner(Protocol):
     """Submits and cancels pipeline runs (kfp.local, Vertex AI, KFP endpoint)."""
 
@@ -227,6 +239,10 @@ class Runner(Protocol):
 
     def run_status(self, run: Run) -> RunSubmission | None:
         """Where the run is now on the backend (reconcile); None when the backend does not know it."""
+
+    def run_results(self, run: Run) -> CollectedResults | None:
+        """The outputs and metrics of a run that ended; None when this backend does not know the
+        run or does not report results. Raises `KfpBotError` when it cannot be asked."""
 
 
 class Reporter(Protocol):

@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
-from handlers import result_cache
+from handlers import result_cache, run_results
 from handlers.context import HandlerContext, step_resumed, step_taken_over
 from handlers.deploying import deploy_template
+from handlers.messages.results import gate_failure
 from handlers.models import BuildStatus, EventKind, RepoRef, RunStart, RunStatus
 from handlers.notifications import notify_change
 from handlers.ports import BuildRequest, BuildState, RunRequest
@@ -115,6 +116,8 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         move(ctx, moved, RunState.FAILED, "could not compile", error=str(exc))
         return
     ctx.store.update_run(run.id, parameters=parameters)
+    if options.gates:  # trusted: the default branch's gates, held when the run ends
+        run_results.remember_gates(ctx.store, run.id, options.gates)
     if run.trigger is Trigger.DEPLOY:
         settings = repository.settings(run.pipeline)
         try:
@@ -128,6 +131,11 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
     executed = result_cache.fingerprint(package, parameters, target, options)
     earlier = result_cache.earlier_success(ctx, moved, executed)
     if earlier is not None:
+        reused = run_results.reuse(ctx, moved, earlier)
+        if reused is not None and not reused.passed:
+            failure = gate_failure(reused)
+            move(ctx, moved, RunState.FAILED, failure, url=earlier.url, error=failure)
+            return
         move(ctx, moved, RunState.SUCCEEDED, f"unchanged since run {earlier.id} (succeeded)",
              url=earlier.url)
         return
@@ -160,8 +168,14 @@ def run_status(event: RunStatus, ctx: HandlerContext) -> None:
     if run is None:
         ctx.log.warning("status %s for unknown run %s ignored", event.state.value, event.run_id)
         return
-    error = event.detail if event.state in (RunState.FAILED, RunState.ERROR) else None
-    moved = move(ctx, run, event.state, event.detail, url=event.url, error=error)
+    state, detail = event.state, event.detail
+    if state is RunState.SUCCEEDED and run.state.can_move_to(state):
+        # Results are kept before the move, so the check, comment and Slack show them with it.
+        results = run_results.conclude(ctx, run)
+        if not results.passed:
+            state, detail = RunState.FAILED, gate_failure(results)
+    error = detail if state in (RunState.FAILED, RunState.ERROR) else None
+    moved = move(ctx, run, state, detail, url=event.url, error=error)
     if moved is not None and moved.state is RunState.SUCCEEDED:
         result_cache.record_success(ctx, moved)
     if moved is None and run.state is event.state and step_taken_over():

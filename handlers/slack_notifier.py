@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from handlers.context import HandlerContext
+from handlers.messages.results import headline
 from handlers.messages.slack_blocks import slack_change, slack_thread
 from handlers.models import EventKind, Notification
 from handlers.ports import Chat, ChatMessage
 from handlers.router import Router
 from handlers.run_models import Run, RunState, Trigger
+from handlers.run_results import load_results
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
 
@@ -104,7 +106,7 @@ def notify_slack(event: Notification, ctx: HandlerContext) -> None:
         if posted:
             ctx.log.info("notification %s already posted to Slack", event.key)
             return
-        reply = chat.post(channel or "", slack_change(event))
+        reply = chat.post(channel or "", slack_change(event, _headline(ctx, event.run_id, event.state)))
         ctx.store.set_external(POSTED_SCOPE, posted_key, reply.ts or "posted")
         return
     key = thread_key(event, channel)
@@ -115,12 +117,18 @@ def notify_slack(event: Notification, ctx: HandlerContext) -> None:
             ctx.log.info("notification %s already posted to Slack", event.key)
         else:
             # The reply goes out even when editing the parent failed: the change must reach Slack.
-            reply = chat.post(parent.channel, slack_change(event), thread=parent.ts)
+            reply = chat.post(parent.channel, slack_change(event, _headline(ctx, event.run_id, event.state)),
+                              thread=parent.ts)
             ctx.store.set_external(POSTED_SCOPE, posted_key, reply.ts or "posted")
     if update_failure is not None:
         ctx.log.error("Slack: the thread message %s of %s (run %s) was not updated: %s", parent.ts, key,
                       event.run_id, update_failure)
         raise update_failure
+
+
+def _headline(ctx: HandlerContext, run_id: str, state: RunState) -> str:
+    """The headline metric of a finished run (`handlers.run_results`), or nothing."""
+    return headline(load_results(ctx.store, run_id)) if state.terminal else ""
 
 
 def chat_settings(chat: Chat) -> ChatSettings:
@@ -174,7 +182,8 @@ def _update_parent(ctx: HandlerContext, chat: Chat, event: Notification, channel
         runs = [r for r in runs if r.sha == head]
     else:
         runs = [r for r in ctx.store.list_runs(repo=event.repo, sha=event.sha) if r.trigger is Trigger.DEPLOY]
-    message = slack_thread(event, [r for r in runs if channel_of(r) == channel])
+    shown = [r for r in runs if channel_of(r) == channel]
+    message = slack_thread(event, shown, {r.id: _headline(ctx, r.id, r.state) for r in shown})
     parent = ctx.store.get_chat_thread(key)
     if parent is None:
         parent = chat.post(channel, message)

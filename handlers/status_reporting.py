@@ -16,6 +16,7 @@ from handlers.messages.checks import NoteLike, head_report, run_report
 from handlers.messages.pull_comment import pull_report
 from handlers.models import Event, RepoRef
 from handlers.run_models import FailureStage, Run
+from handlers.run_results import load_results
 from kfp_bot_errors import KfpBotError
 
 _current_event: ContextVar[Event | None] = ContextVar("kfp_bot_handled_event", default=None)
@@ -36,7 +37,8 @@ def report_run(ctx: HandlerContext, run: Run, *, note: NoteLike = "") -> None:
 
 def report_check(ctx: HandlerContext, run: Run) -> None:
     """Only the run's own check (or commit status)."""
-    safely(ctx, run.id, "check", lambda: ctx.reporter.run_changed(run_report(run)))
+    results = load_results(ctx.store, run.id) if run.state.terminal else None
+    safely(ctx, run.id, "check", lambda: ctx.reporter.run_changed(run_report(run, results)))
 
 
 def report_head(ctx: HandlerContext, repo: RepoRef, sha: str, installation_id: int | None,
@@ -52,8 +54,10 @@ def report_pull(ctx: HandlerContext, repo: RepoRef, number: int, installation_id
     """The PR's one comment, with the latest run of every pipeline."""
     runs = ctx.store.list_runs(repo=repo.full_name, pr=number)
     latest = latest_per_pipeline(runs)
+    results = {r.id: found for r in latest if r.state.terminal
+               and (found := load_results(ctx.store, r.id)) is not None}
     safely(ctx, f"{repo.full_name}#{number}", "PR comment",
-           lambda: ctx.reporter.pull_summary(pull_report(repo, number, latest, installation_id)))
+           lambda: ctx.reporter.pull_summary(pull_report(repo, number, latest, installation_id, results)))
 
 
 def latest_per_pipeline(runs: list[Run]) -> list[Run]:

@@ -4,7 +4,7 @@ The seed template writes top-level sections (such as `arguments:`), each a mappi
 parameters; they are merged into one set. Three section names are reserved for run options and
 never passed to the pipeline:
 
-- `run:` target, service account, pipeline root, caching, experiment, timeout;
+- `run:` target, service account, pipeline root, caching, experiment, timeout, quality gates;
 - `schedule:` cron, time zone and parameter overrides for deployed pipelines;
 - `deploy:` what happens after a merge (e.g. `run: true` to run once).
 
@@ -16,11 +16,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from pipeline_registry.errors import ConfigError
+from pipeline_registry.gates import parse_gate
 from pipeline_registry.repo_config import Target
 from pipeline_registry.yamlfile import YamlDocument, parse_yaml, validate_model
 
@@ -29,6 +30,15 @@ RESERVED_SECTIONS = ("run", "schedule", "deploy")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _gate_text(value: Any) -> str:
+    """A `run.gates` condition, checked when the file is read (ValueError names what is wrong)."""
+    parse_gate("", value)
+    return " ".join(str(value).split())
+
+
+GateText = Annotated[str, BeforeValidator(_gate_text)]
 
 
 class RunOptions(_Strict):
@@ -41,6 +51,8 @@ class RunOptions(_Strict):
     experiment: str | None = None
     # Seconds; written as a number of seconds or a duration such as "90m", "2h" or "1h30m".
     timeout: int | None = Field(default=None, gt=0)
+    # Quality gates: metric name -> condition (`pipeline_registry.gates`); trusted.
+    gates: dict[str, GateText] | None = None
 
     @field_validator("timeout", mode="before")
     @classmethod

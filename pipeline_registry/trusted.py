@@ -12,7 +12,7 @@ Trusted keys (the README has the same table):
 |---|---|
 | `.kfp-bot.yaml` | `allowed_users`, `autorun`, `target`, `compile.timeout_seconds`, `compile.memory_mb` |
 | `.kfp-bot.yaml` | `pipelines.<name>.allowed_users`, `.autorun`, `.target` |
-| `settings.yaml` | `run.service_account`, `run.target`, `run.pipeline_root`, `run.timeout` |
+| `settings.yaml` | `run.service_account`, `run.target`, `run.pipeline_root`, `run.timeout`, `run.gates` |
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pipeline_registry.settings import RunOptions
 CONFIG_KEYS = ("allowed_users", "autorun", "target")
 COMPILE_KEYS = ("timeout_seconds", "memory_mb")
 PIPELINE_KEYS = ("allowed_users", "autorun", "target")
-RUN_KEYS = ("service_account", "target", "pipeline_root", "timeout")
+RUN_KEYS = ("service_account", "target", "pipeline_root", "timeout", "gates")
 
 
 @dataclass(frozen=True)

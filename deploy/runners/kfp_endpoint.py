@@ -43,7 +43,7 @@ from deploy.runners.kfp_calls import (
 from deploy.runners.kfp_http import JsonHttp, default_session, normalise_host
 from deploy.runners.kfp_v1beta1 import V1Api
 from deploy.runners.kfp_v2beta1 import V2Api
-from handlers.ports import CompiledPackage, RunRequest, RunSubmission
+from handlers.ports import CollectedResults, CompiledPackage, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState, Trigger
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.settings import RunOptions
@@ -121,6 +121,12 @@ class KfpEndpointRunner:
         if remote is None:
             return None
         return self._submission(remote, f"KFP run '{remote.name}'")
+
+    def run_results(self, run: Run) -> CollectedResults | None:
+        """Not read from KFP endpoints: their run details do not carry the tasks' artifacts (the
+        v2beta1 API leaves `task_details[].outputs` empty, kubeflow/pipelines#9858), so the run's
+        results say that this backend reports none."""
+        return None
 
     def cancel_run(self, run: Run) -> None:
         """Terminate the run if it is still going on the endpoint; a no-op otherwise.

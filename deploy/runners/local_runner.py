@@ -12,8 +12,9 @@ from pathlib import Path
 
 from deploy.errors import RunError
 from deploy.runners.local import TaskState, run_locally
+from deploy.runners.local_results import collect, keep_outputs
 from deploy.sandbox import Sandbox, SandboxUnavailable
-from handlers.ports import RunRequest, RunSubmission
+from handlers.ports import CollectedResults, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
 
 
@@ -59,6 +60,7 @@ class LocalRunner:
         if cancel.is_set():
             return RunSubmission(RunState.CANCELLED, detail="cancelled")
         if result.succeeded:
+            keep_outputs(self.runs_dir / run_id, result.outputs)
             outputs = ", ".join(f"{k}={v!r}" for k, v in sorted(result.outputs.items()))
             return RunSubmission(RunState.SUCCEEDED, detail=f"outputs: {outputs}" if outputs else "")
         failed = next((t for t in result.tasks if t.state is TaskState.FAILED), None)
@@ -81,6 +83,10 @@ class LocalRunner:
                 "the bot process running this local run stopped before it finished, and the run "
                 f"ended with it; start it again with /run {run.pipeline}"))
         return None
+
+    def run_results(self, run: Run) -> CollectedResults | None:
+        """The metrics and outputs the run left in its folder (None: it did not run here)."""
+        return collect(self.runs_dir / run.id)
 
     def cancel_run(self, run: Run) -> None:
         """Stop the run's processes if it is running here."""

@@ -8,7 +8,7 @@ configured runner ends the run as failed, saying which setting is missing.
 
 from __future__ import annotations
 
-from handlers.ports import Runner, RunRequest, RunSubmission
+from handlers.ports import CollectedResults, Runner, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
 from handlers.targets import ByTarget
 from kfp_bot_errors import KfpBotError
@@ -59,6 +59,22 @@ class RoutingRunner:
                 continue
             if status is not None:
                 return status
+        if failure is not None:
+            raise failure
+        return None
+
+    def run_results(self, run: Run) -> CollectedResults | None:
+        """The results from the first runner that knows the run (an unreachable backend is
+        skipped, and its error raised only when no other runner knows the run)."""
+        failure: KfpBotError | None = None
+        for runner in self.runners.every():
+            try:
+                results = runner.run_results(run)
+            except KfpBotError as exc:
+                failure = exc
+                continue
+            if results is not None:
+                return results
         if failure is not None:
             raise failure
         return None

@@ -28,8 +28,9 @@ from deploy.errors import RunError
 from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
 from deploy.runners.vertex_events import parse_pipeline_event, run_state_of
 from deploy.runners.vertex_job import RUN_LABEL, build_job, job_id_for, label_value, run_id_of
+from deploy.runners.vertex_results import job_results
 from handlers.models import Event, RunStatus
-from handlers.ports import RunRequest, RunSubmission
+from handlers.ports import CollectedResults, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,12 @@ class VertexRunner:
         job_id = job_id_for(run)
         job = self._get(job_id)
         return None if job is None else self._submission(job_id, job)
+
+    def run_results(self, run: Run) -> CollectedResults | None:
+        """The metrics of the run's job from its task details (`vertex_results`); None when Vertex
+        AI has no job for the run. Raises like `run_status` when it cannot be asked."""
+        job = self._get(job_id_for(run))
+        return None if job is None else job_results(job)
 
     def cancel_run(self, run: Run) -> None:
         """Cancel the run's job; a no-op when there is none or it has already finished."""

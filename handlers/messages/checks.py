@@ -26,9 +26,11 @@ from handlers.messages.rendering import (
     run_view,
     web_url,
 )
+from handlers.messages.results import results_section
 from handlers.models import RepoRef
 from handlers.reports import CheckButton, HeadOutcome, HeadReport, Notice, RunReport
 from handlers.run_models import Run, RunState
+from handlers.run_results import RunResults
 
 HEAD_CHECK_NAME = "kfp-bot"
 # The neutral check a head gets when it changes trusted settings.
@@ -123,9 +125,10 @@ def check_buttons(run: Run) -> tuple[CheckButton, ...]:
     return ()
 
 
-def run_report(run: Run) -> RunReport:
-    """Everything a reporter shows for one run's check or commit status, rendered."""
-    return RunReport(run=run, name=check_name(run.pipeline), title=check_title(run), summary=check_summary(run),
+def run_report(run: Run, results: RunResults | None = None) -> RunReport:
+    """Everything a reporter shows for one run's check or commit status (with its results), rendered."""
+    return RunReport(run=run, name=check_name(run.pipeline), title=check_title(run),
+                     summary=check_summary(run, results),
                      description=status_description(run), url=web_url(run.url), buttons=check_buttons(run))
 
 
@@ -146,10 +149,11 @@ def check_title(run: Run) -> str:
     return clip(macro("short.j2", "check_title", run=run_view(run)), MAX_TITLE_CHARS)
 
 
-def check_summary(run: Run) -> str:
-    """Markdown for a pipeline's check: why affected, images, parameters, state, reproduce."""
-    return fit_bytes(render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=run_view(run)),
-                     MAX_CHECK_OUTPUT_BYTES)
+def check_summary(run: Run, results: RunResults | None = None) -> str:
+    """Markdown for a pipeline's check: state, results beside the baseline, why affected, images,
+    parameters, reproduce."""
+    return fit_bytes(render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=run_view(run),
+                            results=results_section(results).strip()), MAX_CHECK_OUTPUT_BYTES)
 
 
 def status_description(run: Run) -> str:

@@ -5,20 +5,23 @@ for `/ok-to-run` (`handlers/templates/pull_comment.md.j2`, `trusted_line.md.j2`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from handlers.messages.checks import TRUSTED_CHECK_NAME
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, latest_runs, render, run_view
+from handlers.messages.results import results_view
 from handlers.models import RepoRef
 from handlers.reports import SUMMARY_MARKER, PullReport
 from handlers.run_models import Run
+from handlers.run_results import RunResults
 
 
-def pull_comment(runs: Sequence[Run]) -> str:
-    """The one bot comment of a PR: hidden marker first, the latest run of each pipeline, how to
-    reproduce, and a line when the newest head changes trusted settings (kept in the runs' plans)."""
+def pull_comment(runs: Sequence[Run], results: Mapping[str, RunResults] | None = None) -> str:
+    """The one bot comment of a PR: hidden marker first, the latest run of each pipeline, their
+    results beside the baseline (`results`: run id → results), how to reproduce, and a line when
+    the newest head changes trusted settings (kept in the runs' plans)."""
     latest = latest_runs(runs)
-    views = [run_view(r) for r in latest]
+    views = [{**run_view(r), "results": results_view((results or {}).get(r.id))} for r in latest]
     commands = list(dict.fromkeys(v["reproduce"] for v in views))
     newest = max(latest, key=lambda r: r.created_at).sha if latest else None
     trusted = {(c.file, c.key): c for r in latest if r.sha == newest for c in r.plan.trusted_changes}
@@ -29,11 +32,12 @@ def pull_comment(runs: Sequence[Run]) -> str:
     return f"{SUMMARY_MARKER}\n{body}"
 
 
-def pull_report(repo: RepoRef, number: int, runs: Sequence[Run], installation_id: int | None) -> PullReport:
+def pull_report(repo: RepoRef, number: int, runs: Sequence[Run], installation_id: int | None,
+                results: Mapping[str, RunResults] | None = None) -> PullReport:
     """The PR comment of `runs` (the PR's), rendered, with each pipeline's state in one line for a log."""
     latest = latest_runs(runs)
     line = ", ".join(f"{r.pipeline}={r.state.value}" for r in latest) or "no pipelines affected"
-    return PullReport(repo=repo, number=number, installation_id=installation_id, body=pull_comment(runs),
+    return PullReport(repo=repo, number=number, installation_id=installation_id, body=pull_comment(runs, results),
                       line=line, run_ids=tuple(r.id for r in latest))
 
 

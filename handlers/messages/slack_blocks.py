@@ -5,7 +5,7 @@ one parent message per pull request (or deploy commit) and one per state change.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from handlers.messages.rendering import (
@@ -29,13 +29,15 @@ MAX_SLACK_SECTION_CHARS = 3_000
 MAX_SLACK_ERROR_CHARS = 280
 
 
-def slack_thread(note: Notification, runs: Sequence[Run]) -> dict[str, Any]:
+def slack_thread(note: Notification, runs: Sequence[Run], headlines: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The one parent message of a PR (or deploy commit): the PR link and each pipeline's latest state.
 
-    `note` is the change that caused this update (it names the PR); `runs` are the PR's runs.
+    `note` is the change that caused this update (it names the PR); `runs` are the PR's runs;
+    `headlines` (run id → line) each finished run's headline metric (`messages.results.headline`).
     """
-    view = _slack_view(note)
-    view["pipelines"] = [_slack_run_view(r) for r in latest_runs(runs)] or [view["change"]]
+    view = _slack_view(note, (headlines or {}).get(note.run_id, ""))
+    view["pipelines"] = [_slack_run_view(r, (headlines or {}).get(r.id, ""))
+                         for r in latest_runs(runs)] or [view["change"]]
     lines = "\n".join(macro("slack.j2", "pipeline_line", p=p) for p in view["pipelines"])
     blocks = [
         _section(macro("slack.j2", "subject", s=view) + "\n" + macro("slack.j2", "byline", s=view)),
@@ -45,10 +47,10 @@ def slack_thread(note: Notification, runs: Sequence[Run]) -> dict[str, Any]:
             "blocks": blocks}
 
 
-def slack_change(note: Notification) -> dict[str, Any]:
+def slack_change(note: Notification, headline: str = "") -> dict[str, Any]:
     """One state change: a reply in the PR's thread, or a message of its own (incoming webhooks),
-    so it names the PR and commit too."""
-    view = _slack_view(note)
+    so it names the PR and commit too; `headline` is the run's headline metric, once it ended."""
+    view = _slack_view(note, headline)
     blocks = [_section(macro("slack.j2", "change_title", s=view))]
     if view["change"]["error"]:
         blocks.append(_section(f"> {_slack_escape(view['change']['error'])}"))
@@ -58,7 +60,7 @@ def slack_change(note: Notification) -> dict[str, Any]:
             "blocks": blocks}
 
 
-def _slack_view(note: Notification) -> dict[str, Any]:
+def _slack_view(note: Notification, headline: str = "") -> dict[str, Any]:
     pr_url = web_url(note.pr_url)
     label = f"{note.repo}#{note.pr}"
     return {
@@ -69,15 +71,16 @@ def _slack_view(note: Notification) -> dict[str, Any]:
         "overrides": sorted((str(k), format_value(v)) for k, v in note.overrides.items()),
         "change": {"pipeline": note.pipeline, "state": note.state.value, "emoji": STATE_EMOJI[note.state],
                    "duration": format_duration(note.duration_seconds) if note.duration_seconds is not None
-                   else "", "url": web_url(note.url), "error": _slack_error(note.error)},
+                   else "", "url": web_url(note.url), "error": _slack_error(note.error),
+                   "headline": headline},
     }
 
 
-def _slack_run_view(run: Run) -> dict[str, Any]:
+def _slack_run_view(run: Run, headline: str = "") -> dict[str, Any]:
     failed = run.state in (RunState.FAILED, RunState.ERROR, RunState.CANCELLED, RunState.SKIPPED)
     return {"pipeline": run.pipeline, "state": run.state.value, "emoji": STATE_EMOJI[run.state],
             "duration": format_duration(run.duration_seconds) if run.duration_seconds is not None else "",
-            "url": web_url(run.url), "error": _slack_error(run.error) if failed else ""}
+            "url": web_url(run.url), "error": _slack_error(run.error) if failed else "", "headline": headline}
 
 
 def _slack_error(error: str | None) -> str:
