@@ -1,10 +1,11 @@
-"""The bot's HTTP edge: the GitHub webhook, the runs API, health, and the dashboard.
+"""The bot's HTTP edge: the GitHub webhook, the runs API, health, the dashboard and each run's page.
 
 `create_app` builds a Flask app around already-built services; importing this module does
 nothing (no environment, no clients, no threads). The webhook answers in milliseconds: verify,
 parse, record the delivery and queue its event in one transaction (the outbox), wake the bus,
 answer 202; everything slow happens on the bus.
-Every error on these routes is JSON with a reason, never an HTML page or a traceback.
+Every error on these routes is JSON with a reason, never a traceback; the pages (dashboard, a
+run's page) answer an unknown run with an HTML 404 page.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.edge import DeadlineStream, client_socket, stop_reading
 from bot.logs import log_context
 from bot.payloads import Ignored
 from bot.queries import bool_arg, int_arg, state_arg, text_arg, text_value
+from bot.run_page import run_page_blueprint
 from bot.services import Services
 from bot.webhook import (
     DELIVERY_HEADER,
@@ -96,6 +98,7 @@ def create_app(settings: Settings, services: Services) -> Flask:
         return jsonify(run.to_json()), HTTPStatus.OK
 
     app.register_blueprint(dashboard_blueprint(services.store, settings))
+    app.register_blueprint(run_page_blueprint(services.store, settings))
     from bot.tasks import tasks_blueprint
 
     app.register_blueprint(tasks_blueprint(settings, services, redeliverer=services.redeliverer,

@@ -247,6 +247,11 @@ class Settings(BaseSettings):
         """Checkouts and compile environments."""
         return self.data_dir / "cache"
 
+    @property
+    def runs_dir(self) -> Path:
+        """Local (kfp.local) runs: one folder per run, and its log beside it (read by the run's page)."""
+        return self.data_dir / "runs"
+
     def private_key_pem(self) -> str | None:
         """The GitHub App private key, read from the variable or the file."""
         if self.github_private_key is not None:

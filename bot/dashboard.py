@@ -1,4 +1,5 @@
-"""The bot's web page: recent runs grouped per repository and pull request.
+"""The bot's web page: recent runs grouped per repository and pull request, each linking to its
+own page (`bot.run_page`).
 
 Runs are turned into small view values here (short sha, duration, badge, safe links) and
 rendered by `templates/dashboard.html` (the runs themselves by `templates/_runs.html`) with Jinja's autoescaping: run errors and PR titles can
@@ -24,7 +25,7 @@ from handlers.run_models import Run, RunState
 PAGE_LIMIT = 200
 REFRESH_SECONDS = 5
 
-_BADGES = {
+BADGES = {
     RunState.QUEUED: "queued", RunState.BUILDING: "active", RunState.COMPILING: "active",
     RunState.RUNNING: "active", RunState.SUCCEEDED: "good", RunState.FAILED: "bad",
     RunState.ERROR: "bad", RunState.CANCELLED: "neutral", RunState.SKIPPED: "neutral",
@@ -81,6 +82,16 @@ def safe_link(url: str | None) -> str | None:
     return None
 
 
+def html_response(html: str, nonce: str) -> Response:
+    """A page of the bot: its own nonce'd script and style may run, nothing else."""
+    response = make_response(html)
+    # Defence in depth: even a missed escape could not run a script without the nonce.
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
 
 def run_row(run: Run, now: datetime) -> RunRow:
     """The view of one run at time `now`."""
@@ -89,7 +100,7 @@ def run_row(run: Run, now: datetime) -> RunRow:
     else:
         duration = format_duration((now - run.created_at).total_seconds()) + " so far"
     trigger = run.trigger.value + (f" by {run.triggered_by}" if run.triggered_by else "")
-    return RunRow(id=run.id, pipeline=run.pipeline, state=run.state.value, badge=_BADGES[run.state],
+    return RunRow(id=run.id, pipeline=run.pipeline, state=run.state.value, badge=BADGES[run.state],
                   trigger=trigger, duration=duration, sha=run.sha, short_sha=run.sha[:7],
                   url=safe_link(run.url), raw_url=run.url, error=run.error,
                   updated=run.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
@@ -127,13 +138,7 @@ def dashboard_blueprint(store: Store, settings: Settings) -> Blueprint:
         nonce = secrets.token_urlsafe(16)
         html = render_template("dashboard.html", groups=current_groups(), nonce=nonce,
                                refresh_seconds=REFRESH_SECONDS, repo=text_arg(request.args, "repo") or "")
-        response = make_response(html)
-        # Defence in depth: even a missed escape could not run a script without the nonce.
-        response.headers["Content-Security-Policy"] = (
-            f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-            "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'")
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return html_response(html, nonce)
 
     @blueprint.get("/dashboard/runs")
     def fragment() -> Response:

@@ -202,7 +202,7 @@ def _runner(settings: Settings, sandbox: Sandbox) -> tuple[Runner, tuple[Notific
     if settings.runner is RunnerKind.LOCAL:
         from deploy.runners.local_runner import LocalRunner
 
-        runners[Target.LOCAL] = LocalRunner(settings.data_dir / "runs",
+        runners[Target.LOCAL] = LocalRunner(settings.runs_dir,
                                             timeout_seconds=settings.run_timeout_seconds, sandbox=sandbox)
     if settings.gcp_project and settings.pipeline_root:
         from deploy.runners.vertex import VertexRunner, make_pipeline_client

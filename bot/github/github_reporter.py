@@ -101,6 +101,11 @@ CHECK_STATUS_SCOPE = "check_run_status"
 COMMENT_SCOPE = "pr_comment"
 
 
+def check_key(run: Run, name: str) -> str:
+    """The store key (scope CHECK_SCOPE) of the id of check run `name` showing `run`."""
+    return f"{run.repo}@{run.sha}/{name}/{run.id}"
+
+
 class GitHubReporter:
     """`Reporter` on GitHub: checks or statuses per pipeline and head, one edited comment per PR."""
 
@@ -138,7 +143,7 @@ class GitHubReporter:
             fields.update(conclusion=conclusion, completed_at=lookups.utc(run.updated_at))
         if report.url:
             fields["details_url"] = report.url
-        key = f"{run.repo}@{run.sha}/{name}/{run.id}"
+        key = check_key(run, name)
         self._upsert_check(run.repo, run.installation_id, run.sha, name, key, fields,
                            find=lambda check: self.author.owns(check) and check.external_id == run.id,
                            may_create=lambda: not self._superseded(run))

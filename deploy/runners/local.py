@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.errors import RunError
+from deploy.runners.local_logs import LogFile
 from deploy.runners.local_spec import container_components, read_ir, task_names
 from deploy.sandbox import Sandbox
 
@@ -95,13 +96,15 @@ def run_locally(
     cancel: threading.Event | None = None,
     sandbox: Sandbox | None = None,
     limit_set_by: str = "",
+    log_file: Path | None = None,
 ) -> LocalRunResult:
     """Run the compiled pipeline `package` with `parameters` (already checked) under kfp.local.
 
     Raises RunError when the run cannot start (not a kfp 2 package, container components and
     no container engine), SandboxUnavailable when `sandbox` may not run it; everything that
     happens once it started, a failed task or the time limit included, is in the result.
-    `on_event` sees task state changes as they happen.
+    `on_event` sees task state changes as they happen; `log_file` (outside `workdir`) receives the
+    run's log (kfp.local's and the components' output) as it is written.
     """
     sandbox = sandbox or Sandbox()
     isolated = sandbox.check().available  # SandboxUnavailable: pull-request code may not run here
@@ -138,9 +141,15 @@ def run_locally(
         raise RunError(f"parameters of pipeline '{pipeline}' cannot be passed to a run: {exc}") from None
 
     tracker = _Tracker(task_names(spec), on_event)
-    result = sandbox.run([python, str(inside / DRIVER.name), str(request)], cwd=workdir,
-                         limits=sandbox.limits(timeout_seconds, memory_mb), writable=[workdir],
-                         env=_TASK_ENV, on_line=tracker.line, cancel=cancel)
+    log = LogFile(log_file) if log_file is not None else None
+    try:
+        result = sandbox.run([python, str(inside / DRIVER.name), str(request)], cwd=workdir,
+                             limits=sandbox.limits(timeout_seconds, memory_mb), writable=[workdir],
+                             env=_TASK_ENV, on_line=tracker.line, cancel=cancel,
+                             on_stderr=log.write if log is not None else None)
+    finally:
+        if log is not None:
+            log.close()
     log_tail = "\n".join(_ANSI.sub("", result.stderr).rstrip().splitlines()[-_LOG_TAIL_LINES:])
     if result.cancelled:
         return tracker.finish(False, {}, f"the local run of '{pipeline}' was cancelled", log_tail,

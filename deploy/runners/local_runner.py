@@ -1,8 +1,9 @@
 """The `Runner` port on the embedded runner (kfp.local in the sandbox, `deploy.runners.local`).
 
 A run is executed synchronously in the calling worker thread; its end becomes the submission's
-state. Cancelling stops the run's process tree, and a run the store has as `running` that this
-process is not running ended with the process that ran it.
+state, and its log is kept in `<runs dir>/<run id>.log` (`local_logs`) for the run's page.
+Cancelling stops the run's process tree, and a run the store has as `running` that this process
+is not running ended with the process that ran it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from deploy.errors import RunError
 from deploy.runners.local import TaskState, run_locally
+from deploy.runners.local_logs import log_path
 from deploy.runners.local_results import collect, keep_outputs
 from deploy.sandbox import Sandbox, SandboxUnavailable
 from handlers.ports import CollectedResults, RunRequest, RunSubmission
@@ -48,7 +50,7 @@ class LocalRunner:
         try:
             result = run_locally(request.package.package_path, request.parameters,
                                  workdir=self.runs_dir / run_id, timeout_seconds=limit,
-                                 cancel=cancel, sandbox=self.sandbox,
+                                 cancel=cancel, sandbox=self.sandbox, log_file=log_path(self.runs_dir, run_id),
                                  limit_set_by="run.timeout in settings.yaml" if limit != self.timeout_seconds else "")
         except SandboxUnavailable as exc:  # the machine, not the pipeline, is at fault
             return RunSubmission(RunState.ERROR, detail=str(exc))

@@ -18,8 +18,10 @@ CHUNK = 64 * 1024
 class BoundedStream:
     """The head and tail of one stream, fed chunk by chunk."""
 
-    def __init__(self, limit: int, on_line: Callable[[str], None] | None = None) -> None:
+    def __init__(self, limit: int, on_line: Callable[[str], None] | None = None,
+                 sink: Callable[[bytes], None] | None = None) -> None:
         self.limit = max(limit, 1)
+        self.sink = sink
         self.head = bytearray()
         self.tail: collections.deque[bytes] = collections.deque()
         self.tail_size = 0
@@ -29,7 +31,13 @@ class BoundedStream:
         self._line_cut = False
 
     def feed(self, chunk: bytes) -> None:
-        """Keep what fits in the head, then roll the rest through the tail; count what falls out."""
+        """Keep what fits in the head, then roll the rest through the tail; count what falls out.
+        `sink` (a run's log file) sees every chunk as it arrives."""
+        if self.sink is not None:
+            try:
+                self.sink(chunk)
+            except Exception:  # a full disk must not kill the run whose log it is
+                self.sink = None
         if self.on_line is not None:
             self._lines(chunk)
         room = self.limit - len(self.head)

@@ -61,9 +61,11 @@ class SandboxResult:
 
 def launch(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], limits: Limits,
            cgroup: PidsCgroup | None, on_line: Callable[[str], None] | None,
-           cancel: threading.Event | None, limit_in_child: bool = False) -> SandboxResult:
+           cancel: threading.Event | None, limit_in_child: bool = False,
+           on_stderr: Callable[[bytes], None] | None = None) -> SandboxResult:
     """Run `command` to its end (or its limit) and return its bounded output. `limit_in_child`
-    applies memory and cgroup in a preexec function (only without bubblewrap, whose shim does it)."""
+    applies memory and cgroup in a preexec function (only without bubblewrap, whose shim does it);
+    `on_stderr` sees stderr's chunks as they arrive (a run's log file)."""
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
@@ -77,7 +79,7 @@ def launch(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], limits:
     os.close(out_write)
     os.close(err_write)
     bound = limits.output_kb * 1024
-    stdout, stderr = BoundedStream(bound, on_line), BoundedStream(bound)
+    stdout, stderr = BoundedStream(bound, on_line), BoundedStream(bound, sink=on_stderr)
     readers = [threading.Thread(target=pump, args=(out_read, stdout), daemon=True),
                threading.Thread(target=pump, args=(err_read, stderr), daemon=True)]
     for reader in readers:

@@ -14,6 +14,7 @@ from kfp import compiler, dsl
 
 from deploy.errors import RunError
 from deploy.runners.local import LocalRunResult, TaskEvent, TaskState, container_engine, run_locally
+from deploy.runners.local_logs import read_tail
 from tests.conftest import EXAMPLE_MONOREPO
 from tests.test_examples import compile_example
 
@@ -69,7 +70,7 @@ def test_hello_pipeline_runs_end_to_end_with_the_given_parameters(hello_package:
     name, punctuation, repeat, factor = "Ada Lovelace", "?", 4, 0.25
     result = run_locally(hello_package, {"name": name, "punctuation": punctuation, "repeat": repeat,
                                          "factor": factor, "shout": True},
-                         workdir=tmp_path / "run", on_event=seen.append)
+                         workdir=tmp_path / "run", on_event=seen.append, log_file=tmp_path / "run.log")
 
     greeting = f"Hello, {name}{punctuation}".upper()
     assert result.error is None
@@ -83,6 +84,12 @@ def test_hello_pipeline_runs_end_to_end_with_the_given_parameters(hello_package:
     assert states(result) == {"greet": TaskState.SUCCEEDED, "count-words": TaskState.SUCCEEDED,
                               "scale": TaskState.SUCCEEDED}
     assert result.log_tail.splitlines()[-1].endswith("Pipeline 'hello-pipeline' finished with status SUCCESS")
+    # The whole log, as the run's page shows it: kfp.local's lines and the components' own output.
+    log = read_tail(tmp_path / "run.log")
+    assert log is not None and not log.cut
+    assert "Executing task 'greet'" in log.text and "Executing task 'scale'" in log.text
+    assert log.text.rstrip().endswith("Pipeline 'hello-pipeline' finished with status SUCCESS")
+    assert "\x1b[" not in log.text
 
 
 def test_package_pinned_to_another_kfp_2_release_runs_with_the_installed_kfp(
