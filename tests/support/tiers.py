@@ -41,6 +41,8 @@ def _tiers() -> list[Tier]:
     return [
         Tier("Pub/Sub emulator (tests/emulator, Google's emulator)", lambda node: node.startswith("tests/emulator/")),
         Tier("sandbox + hostile suite (tests/security, bubblewrap)", lambda node: node.startswith("tests/security/")),
+        Tier("headless Chromium (tests/browser, Debian chromium + chromium-driver)",
+             lambda node: node.startswith("tests/browser/")),
         Tier("PostgreSQL (store tests on a throwaway server)", lambda node: "postgresql" in node.split("[", 1)[-1]
              if "[" in node else False),
         # The fakes' own tests check the fakes against the services' documented behaviour; they are
