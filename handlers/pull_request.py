@@ -17,10 +17,10 @@ from handlers.planning import WAITING, checkout_and_plan, create_runs, evaluate_
 from handlers.router import Router
 from handlers.run_models import RunState, Trigger, run_id_for
 from handlers.status_reporting import record_failure, safely
-from handlers.trusted import review, show_changes
+from handlers.trusted import TrustedView, review, show_changes
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.autorun import autorun_hold
-from pipeline_registry.models import PipelinePlan
+from pipeline_registry.models import PipelinePlan, Plan
 from pipeline_registry.repo_config import RepoConfig
 
 router = Router()
@@ -35,16 +35,10 @@ def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
     repo, pull, installation = event.repo, event.pull, event.installation_id
     ctx.store.save_pull(repo, pull, installation)
     supersede(ctx, repo, pull, f"superseded by {pull.head_sha[:7]}", keep_sha=pull.head_sha)
-    try:
-        repo_dir, plan, _ = checkout_and_plan(ctx, repo, pull)
-        pipelines = runnable(plan)
-        # autorun, allowed users, limits and identities: the default branch's, not the PR's.
-        view = review(ctx, repo, repo_dir, [p.name for p in pipelines])
-    except KfpBotError as exc:
-        ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
-        record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")
-        report_all(ctx, repo, pull, installation, note=plan_failed(str(exc)))
+    planned = _plan_and_review(ctx, event)
+    if planned is None:
         return
+    plan, pipelines, view = planned
     skip = _skip_reasons(ctx, event, pipelines, view.config)
     created = create_runs(ctx, repo, pull, installation, pipelines, trigger=Trigger.AUTORUN,
                           triggered_by=pull.author, id_parts=(), skip_reasons=skip,
@@ -67,15 +61,10 @@ def labeled(event: PullRequestEvent, ctx: HandlerContext) -> None:
     left alone, one not planned yet gets the very run `opened` would create (same id), and one
     held gets a run of its own."""
     repo, pull, installation = event.repo, event.pull, event.installation_id
-    try:
-        repo_dir, plan, _ = checkout_and_plan(ctx, repo, pull)
-        pipelines = runnable(plan)
-        view = review(ctx, repo, repo_dir, [p.name for p in pipelines])
-    except KfpBotError as exc:
-        ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
-        record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")
-        report_all(ctx, repo, pull, installation, note=plan_failed(str(exc)))
+    planned = _plan_and_review(ctx, event)
+    if planned is None:
         return
+    _, pipelines, view = planned
     waiting = [p for p in pipelines if view.config.autorun_for(p.name).label == event.label]
     skip = _skip_reasons(ctx, event, waiting, view.config)
     ready = [p for p in waiting if p.name not in skip]
@@ -90,6 +79,23 @@ def labeled(event: PullRequestEvent, ctx: HandlerContext) -> None:
             create_runs(ctx, repo, pull, installation, group, trigger=Trigger.AUTORUN, triggered_by=event.sender,
                         id_parts=id_parts, trusted_changes=view.changes)
     report_all(ctx, repo, pull, installation)
+
+
+def _plan_and_review(ctx: HandlerContext, event: PullRequestEvent
+                     ) -> tuple[Plan, list[PipelinePlan], TrustedView] | None:
+    """The head's plan, its runnable pipelines and the default branch's view of them (autorun,
+    allowed users, limits and identities: the default branch's, not the PR's); None when the
+    head cannot be planned, which the head's check then says."""
+    repo, pull = event.repo, event.pull
+    try:
+        repo_dir, plan, _ = checkout_and_plan(ctx, repo, pull)
+        pipelines = runnable(plan)
+        return plan, pipelines, review(ctx, repo, repo_dir, [p.name for p in pipelines])
+    except KfpBotError as exc:
+        ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
+        record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")
+        report_all(ctx, repo, pull, event.installation_id, note=plan_failed(str(exc)))
+        return None
 
 
 def _autorun_run_state(ctx: HandlerContext, repo: str, pull: PullRequestRef, pipeline: str) -> RunState | None:
