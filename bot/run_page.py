@@ -1,9 +1,10 @@
 """A run's own page (`/runs/<id>`): what it did, why, with what, and its log.
 
 The view of a run is built here as small frozen values (timeline with durations, reasons, images
-built or reused, parameters and overrides, links, queue position, the log's end) and rendered by
-`templates/run.html` (the parts that change while the run goes on by `templates/_run_live.html`,
-which the page polls at `/runs/<id>/live` until the run ends). Everything a pull request controls
+built or reused, parameters and overrides, links, queue position, the log's end; the pipeline diff
+and the results beside the baseline in the views `handlers.messages` gives the checks) and
+rendered by `templates/run.html` (the parts that change while the run goes on by
+`templates/_run_live.html`, which the page polls at `/runs/<id>/live` until the run ends). Everything a pull request controls
 (pipeline names, reasons, parameter values, errors, log lines) goes through Jinja's autoescaping,
 and links are only ever http(s) (`dashboard.safe_link`). An unknown run is a 404 page.
 """
@@ -25,9 +26,13 @@ from bot.github.github_reporter import CHECK_SCOPE, check_key
 from bot.queries import text_value
 from deploy.runners.local_logs import LogTail, log_path, read_tail
 from handlers.messages.checks import check_name
+from handlers.messages.pipeline_diff import diff_view
 from handlers.messages.rendering import format_duration, format_time
+from handlers.messages.results import results_view
 from handlers.ports import Store
+from handlers.run_diffs import load_diff
 from handlers.run_models import Run, RunState
+from handlers.run_results import load_results
 
 LIVE_REFRESH_SECONDS = 2
 QUEUE_LOOKUP_LIMIT = 500
@@ -96,6 +101,8 @@ class RunView:
     raw_url: str | None
     queue_position: int | None
     log: LogTail | None
+    diff: dict[str, Any] | None
+    results: dict[str, Any] | None
 
 
 def timeline(run: Run, now: datetime) -> tuple[Step, ...]:
@@ -180,7 +187,13 @@ def run_view(run: Run, *, store: Store, web_url: str, runs_dir: Path, now: datet
         created=format_time(run.created_at), duration=duration, error=run.error,
         steps=timeline(run, now), reasons=reasons(run), images=images(run), parameters=parameters(run),
         links=links(run, web_url, check_id), console_url=safe_link(run.url), raw_url=run.url,
-        queue_position=queue_position(run, store), log=read_tail(path) if path is not None else None)
+        queue_position=queue_position(run, store), log=read_tail(path) if path is not None else None,
+        diff=_diff(store, run.id), results=results_view(load_results(store, run.id)))
+
+
+def _diff(store: Store, run_id: str) -> dict[str, Any] | None:
+    diff = load_diff(store, run_id)
+    return diff_view(diff) if diff is not None else None
 
 
 def run_page_blueprint(store: Store, settings: Settings) -> Blueprint:

@@ -15,13 +15,13 @@ _TEXT_LIMIT = 10_000_000
 
 def diff_markdown(diffs: Sequence[PipelineDiff], *, collapsed: bool = False) -> str:
     """Each pipeline's diff as a markdown table; `collapsed` wraps each in `<details>` (PR comment)."""
-    return render("pipeline_diff.md.j2", MAX_MARKDOWN_CHARS, diffs=[_view(d) for d in diffs],
+    return render("pipeline_diff.md.j2", MAX_MARKDOWN_CHARS, diffs=[diff_view(d) for d in diffs],
                   collapsed=collapsed)
 
 
 def diff_text(diffs: Sequence[PipelineDiff], *, base: str, head: str) -> str:
     """`kfp-bot diff` output: a headline per pipeline, then one line per change."""
-    return render("pipeline_diff.txt.j2", _TEXT_LIMIT, diffs=[_view(d) for d in diffs], base=base, head=head)
+    return render("pipeline_diff.txt.j2", _TEXT_LIMIT, diffs=[diff_view(d) for d in diffs], base=base, head=head)
 
 
 def headline(diff: PipelineDiff) -> str:
@@ -36,7 +36,8 @@ def headline(diff: PipelineDiff) -> str:
     return "unchanged" if count == 0 else f"{count} change{'s' if count != 1 else ''}"
 
 
-def _view(diff: PipelineDiff) -> dict[str, Any]:
+def diff_view(diff: PipelineDiff) -> dict[str, Any]:
+    """A diff as the templates see it (these, and the run's page in bot/templates)."""
     return {"pipeline": diff.pipeline, "headline": headline(diff), "added": diff.added,
             "removed": diff.removed, "note": diff.note,
             "changes": [{"kind": c.kind.value, "subject": c.subject, "before": c.before, "after": c.after}

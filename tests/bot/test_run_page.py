@@ -22,7 +22,11 @@ from bot.github.github_reporter import CHECK_SCOPE, check_key
 from bot.services import Services
 from bot.store import SqlStore
 from handlers.messages.checks import check_name
+from handlers.run_diffs import save_diff
 from handlers.run_models import PlanComponent, PlanReason, Run, RunPlan, RunState, Transition, Trigger
+from handlers.run_results import Comparison, GateOutcome, RunResults, save_results
+from pipeline_registry.gates import GateVerdict
+from pipeline_registry.spec_diff import Change, ChangeKind, PipelineDiff
 from tests.bot.test_dashboard import EVIL, T0, make_run
 from tests.support.server import ServedApp, serve
 
@@ -115,6 +119,39 @@ def test_pull_request_controlled_text_is_escaped_and_only_http_links_are_links(
     assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
     assert 'href="javascript:' not in html
     assert "<code>javascript:alert(1)</code>" in section(html, "logs")
+
+
+def test_the_page_shows_the_pipeline_diff_and_the_results_beside_the_baseline(
+        server: ServedApp, store: SqlStore) -> None:
+    assert store.create_run(finished_run())
+    save_diff(store, "run-done", PipelineDiff("head-pose-pipeline", changes=(
+        Change(ChangeKind.IMAGE, "train", "gcr.io/p/train:content-1111", "gcr.io/p/train:content-1234"),
+        Change(ChangeKind.SETTING, "arguments.epochs", "1", EVIL))))
+    save_results(store, RunResults(
+        run_id="run-done", metrics={"accuracy": 0.93}, outputs={"model": EVIL}, baseline_run_id="run-base",
+        comparisons=(Comparison("accuracy", 0.93, 0.9),),
+        gates=(GateOutcome("accuracy", ">= 0.90", GateVerdict.PASSED, value=0.93, limit=0.9),)))
+
+    html = requests.get(f"{server.url}/runs/run-done", timeout=30).text
+
+    diff = section(html, "diff")
+    assert re.search(r"<td>image</td><td>train</td><td><code>gcr.io/p/train:content-1111</code></td>"
+                     r"<td><code>gcr.io/p/train:content-1234</code></td>", diff)
+    assert "<td>arguments.epochs</td><td><code>1</code></td><td><code>&lt;script&gt;" in diff
+    assert "Pipeline diff <span class=\"note\">2 changes</span>" in html
+    results = section(html, "results")
+    assert '<a href="/runs/run-base"><code>run-base</code></a>' in results
+    assert "<tr><td>accuracy</td><td>0.93</td><td>0.9</td><td>+0.03 (+3.3%)</td></tr>" in section(html, "metrics")
+    assert "<td>model</td><td><code>&lt;script&gt;" in section(html, "outputs")
+    assert "<td><code>accuracy &gt;= 0.90</code></td><td>0.93</td><td>0.9</td><td>✅ passed</td>" in section(html, "gates")
+
+
+def test_a_run_without_diff_or_results_has_neither_section(server: ServedApp, store: SqlStore) -> None:
+    assert store.create_run(finished_run())
+
+    html = requests.get(f"{server.url}/runs/run-done", timeout=30).text
+
+    assert 'id="diff"' not in html and 'id="results"' not in html
 
 
 def test_an_unknown_run_is_a_404_page_naming_it(server: ServedApp) -> None:

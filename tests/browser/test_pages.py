@@ -40,7 +40,10 @@ def slow_hello() -> str:
 
 
 def texts(driver: Any, selector: str) -> list[str]:
-    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, selector)]
+    """The rendered text of every element matching `selector`, read in one step (the page swaps
+    its live parts while it follows the run)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText.trim());", selector)
 
 
 def log_text(driver: Any) -> str:
@@ -73,7 +76,7 @@ def test_a_pull_requests_run_is_followed_from_the_runs_list_to_its_page(bot: Bot
     wait_until(page, lambda d: last_tick(log_text(d)) >= 1, timeout=180, what="the pipeline's first ticks in the log")
     seen = log_text(page)
     assert "Executing task 'count-words'" in seen
-    assert page.find_element(By.ID, "state").text == "running"
+    assert texts(page, "#state") == ["running"]
     wait_until(page, lambda d: last_tick(log_text(d)) > last_tick(seen), timeout=60,
                what="the log to grow while the run runs")
     wait_until(page, lambda d: texts(d, "#state") == ["succeeded"], timeout=120, what="the run to succeed")
@@ -85,7 +88,7 @@ def test_a_pull_requests_run_is_followed_from_the_runs_list_to_its_page(bot: Bot
     timeline = [row.split()[0] for row in texts(page, "#timeline tbody tr")]
     assert timeline[0] in ("queued", "building", "compiling") and timeline[-2:] == ["running", "succeeded"]
     assert "pipelines/hello-pipeline/hello-pipeline.py" in page.find_element(By.ID, "reasons").text
-    parameters = texts(page, "#parameters tbody tr")
+    parameters = [" ".join(row.split()) for row in texts(page, "#parameters tbody tr")]
     assert "name kfp-bot settings.yaml" in parameters and "repeat 3 settings.yaml" in parameters
     web = github_web_url(bot.github.api_url)
     check = bot.checks(head)["kfp-bot / hello-pipeline"]
