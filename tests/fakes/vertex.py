@@ -24,6 +24,7 @@ from google.rpc import status_pb2
 from tests.fakes.grpc_fake import Fault, RecordingGrpcService
 from tests.fakes.vertex_rules import Rejection, job_filter, validate_job
 from tests.fakes.vertex_schedules import FakeVertexSchedules
+from tests.fakes.vertex_tasks import Logged, job_detail
 
 SERVICE = "google.cloud.aiplatform.v1.PipelineService"
 PipelineState = aiplatform_v1.PipelineState
@@ -111,11 +112,18 @@ class FakeVertexPipelines(RecordingGrpcService):
             return aiplatform_v1.PipelineJob(self._by_id(job_id).job)
 
     def set_state(self, job_id: str, state: PipelineState | str, error: str | None = None, *,
-                  code: int = 9) -> PipelineEventMessage:
-        """Move a job to `state` (with `error` as `job.error`); returns its pipeline state event."""
+                  code: int = 9, logged: Logged | None = None) -> PipelineEventMessage:
+        """Move a job to `state` (with `error` as `job.error`); returns its pipeline state event.
+
+        A final state fills the job's `job_detail.task_details` (`vertex_tasks`); `logged` (task →
+        output → metadata) is what its components logged in their output artifacts."""
         state = PipelineState[state] if isinstance(state, str) else PipelineState(state)
         with self._lock:
-            job = self._by_id(job_id).job
+            stored = self._by_id(job_id)
+            job = stored.job
+            if state in TERMINAL:
+                job.job_detail = job_detail(job, self.project_number, stored.location, state.name, logged or {},
+                                            _now())
             job.state = state
             job.update_time = _now()
             if state != PipelineState.PIPELINE_STATE_QUEUED and not job.start_time:
