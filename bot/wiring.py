@@ -17,7 +17,7 @@ from bot.config import BuilderKind, BusKind, RunnerKind, Settings
 from bot.services import ManagedBus, Services
 from handlers.context import HandlerContext, Policy
 from handlers.models import Event, PullRequestRef, RepoRef
-from handlers.ports import Builder, NotificationDecoder, Runner, Store
+from handlers.ports import Builder, NotificationDecoder, PipelineDiffs, Runner, Store
 from handlers.targets import ByTarget
 from pipeline_registry.cache_control import PARSES_DIR, use_disk_cache
 from pipeline_registry.repo_config import Target
@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from bot.store import SqlStore
     from deploy.pipelines import RepositoryCompiler
     from deploy.sandbox import Sandbox
+
+
+# Why a check on the Cloud Build path has no pipeline diff (its build compiles the head only).
+CLOUD_BUILD_NO_DIFF = ("No pipeline diff: with the Cloud Build compiler the run's build compiles the head only, "
+                       "and the service never compiles repository code itself; "
+                       "`kfp-bot diff NAME --repo . --base <base>` shows it on a laptop.")
 
 
 class StoredPulls:
@@ -88,6 +94,7 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
         store=store, bus=bus,
         source=GitSource(settings.cache_dir, token_for=clients.token_for if clients else None),
         builder=builder, compiler=_compiler(settings, sandbox), runner=runner,
+        diffs=_diffs(settings, sandbox),
         # Text leaves through the reporter and the chat: secrets are masked there (and in the store).
         reporter=RedactingReporter(reporter, redactor), permissions=permissions, pulls=pulls,
         work_dir=settings.data_dir / "work",
@@ -182,6 +189,19 @@ def _compiler(settings: Settings, sandbox):
 
         return CloudBuildCompiler(_cloud_compile(settings))
     return _local_compiler(settings, sandbox)
+
+
+def _diffs(settings: Settings, sandbox: Sandbox) -> PipelineDiffs:
+    """The `PipelineDiffs` port: the base compiled by the sandboxed local compiler (cached by tree
+    in the cache dir); with Cloud Build, a plain statement that there is no diff, since the
+    service never compiles pull-request or base code and the build compiles the head only."""
+    if settings.builder is BuilderKind.CLOUDBUILD:
+        from deploy.pipeline_diffs import UnavailableDiffs
+
+        return UnavailableDiffs(CLOUD_BUILD_NO_DIFF)
+    from deploy.pipeline_diffs import PipelineDiffer
+
+    return PipelineDiffer(_local_compiler(settings, sandbox), settings.cache_dir)
 
 
 def _local_compiler(settings: Settings, sandbox: Sandbox) -> RepositoryCompiler:

@@ -1,6 +1,7 @@
 """Compile a pipeline at a base and a head revision and diff the compiled specs.
 
-Used by `kfp-bot diff`. Each side is checked out into its own temporary clone (sharing the
+Used by `kfp-bot diff` and, as the `PipelineDiffs` port, by the service (each run's compile step
+and `/plan`). Each side is checked out into its own temporary clone (sharing the
 repository's objects, so nothing is copied from the network) and compiled by the same
 `RepositoryCompiler` the service uses, with the images its own revision would build (content
 tags), so an image change shows as the tag a run would use. A committed revision's compiled
@@ -54,17 +55,19 @@ class PipelineDiffer:
 
         `base` is compared as the merge base of the two, as a pull request's changes are."""
         base = merge_base(repo_dir, base, head or "HEAD")
-        before = self._side(repo_dir, name, base)
-        after = self._side(repo_dir, name, head)
-        if before.document is None and after.document is None:
-            raise CompileError(name, before.note or after.note or "the pipeline exists on neither side",
-                               hint="check the name with `kfp-bot plan`")
-        if before.document is None:
-            return PipelineDiff(name, diff_settings({}, after.settings), added=True)
-        if after.document is None:
-            return PipelineDiff(name, removed=True, note=after.note)
-        return PipelineDiff(name, diff_specs(before.document, after.document)
-                            + diff_settings(before.settings, after.settings))
+        return _compared(name, self._side(repo_dir, name, base), self._side(repo_dir, name, head))
+
+    def diff_against_base(self, repo_dir: Path, pipeline: str, base_sha: str, *,
+                          head_package: Path | None = None) -> PipelineDiff:
+        """The `PipelineDiffs` port: the checkout at `repo_dir` against the merge base of `base_sha`
+        and its HEAD. The head's package is read as compiled (`head_package`) or compiled here
+        (`/plan`, cached by tree like the base)."""
+        if head_package is None:
+            return self.diff(repo_dir, pipeline, base_sha, "HEAD")
+        base = merge_base(repo_dir, base_sha, "HEAD")
+        settings = flatten_settings(_settings_document(Repository.open(repo_dir), pipeline))
+        after = CompiledSide(yaml.safe_load(Path(head_package).read_text(encoding="utf-8")), settings)
+        return _compared(pipeline, self._side(repo_dir, pipeline, base), after)
 
     def _side(self, repo_dir: Path, name: str, revision: str | None) -> CompiledSide:
         if revision is None:
@@ -87,9 +90,11 @@ class PipelineDiffer:
             text = self.compiler.compile(folder, name, images, Path(tmp)).read_text()
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(".partial")
-            partial.write_text(text, encoding="utf-8")
-            partial.replace(cached)
+            # One partial file per writer: two runs of one base may compile it at the same time.
+            with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=cached.parent, suffix=".partial",
+                                             delete=False) as partial:
+                partial.write(text)
+            Path(partial.name).replace(cached)
         return CompiledSide(yaml.safe_load(text), settings)
 
     def _cache_path(self, tree: str | None, name: str, images: dict[str, str]) -> Path | None:
@@ -98,6 +103,31 @@ class PipelineDiffer:
         # The interpreter's version is part of the key: the default compile environment follows it.
         key = json.dumps([tree, name, sorted(images.items()), sys.version_info[:2]])
         return self.specs_dir / f"{hashlib.sha256(key.encode()).hexdigest()}.yaml"
+
+
+def _compared(name: str, before: CompiledSide, after: CompiledSide) -> PipelineDiff:
+    if before.document is None and after.document is None:
+        raise CompileError(name, before.note or after.note or "the pipeline exists on neither side",
+                           hint="check the name with `kfp-bot plan`")
+    if before.document is None:
+        return PipelineDiff(name, diff_settings({}, after.settings), added=True)
+    if after.document is None:
+        return PipelineDiff(name, removed=True, note=after.note)
+    return PipelineDiff(name, diff_specs(before.document, after.document)
+                        + diff_settings(before.settings, after.settings))
+
+
+class UnavailableDiffs:
+    """The `PipelineDiffs` port where the service may not compile at all (Cloud Build compiles
+    pull-request code, never the service): every diff is a note saying why there is none."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def diff_against_base(self, repo_dir: Path, pipeline: str, base_sha: str, *,
+                          head_package: Path | None = None) -> PipelineDiff:
+        """No diff, and why."""
+        return PipelineDiff(pipeline, note=self.reason)
 
 
 def _settings_document(repository: Repository, name: str) -> dict[str, Any]:

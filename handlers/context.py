@@ -20,6 +20,7 @@ from handlers.ports import (
     Chat,
     Compiler,
     Permissions,
+    PipelineDiffs,
     PullRequests,
     Reporter,
     Runner,
@@ -67,6 +68,9 @@ class HandlerContext:
     work_dir: Path
     policy: Policy = field(default_factory=Policy)
     chat: Chat | None = None
+    # What a change does to each compiled pipeline (check summaries, the PR comment, /plan);
+    # None: not wired, and the check says so.
+    diffs: PipelineDiffs | None = None
     # Chosen by a pipeline's target (`handlers.targets`); none by default.
     templates: ByTarget[TemplateStore] = field(default_factory=ByTarget)
     schedules: ByTarget[Schedules] = field(default_factory=ByTarget)

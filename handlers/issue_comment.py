@@ -27,6 +27,7 @@ from handlers.models import EventKind, IssueCommentEvent, PullRequestRef
 from handlers.planning import (
     checkout_and_plan,
     create_runs,
+    evaluate_trust,
     may_command,
     pipelines_named,
     report_all,
@@ -34,6 +35,7 @@ from handlers.planning import (
     supersede,
 )
 from handlers.router import CommandRouter, Router
+from handlers.run_diffs import pipeline_diff
 from handlers.run_models import Trigger
 from handlers.runs import cancel
 from handlers.status_reporting import safely
@@ -41,6 +43,7 @@ from handlers.trusted import default_branch, review, show_changes
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.errors import UnknownPipelineError
 from pipeline_registry.repository import Repository
+from pipeline_registry.spec_diff import PipelineDiff
 
 router = Router()
 CommandHandler = Callable[[Command, IssueCommentEvent, PullRequestRef, HandlerContext], None]
@@ -132,9 +135,18 @@ def _help(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx:
 
 @commands.on(CommandKind.PLAN)
 def _plan(command: Command, event: IssueCommentEvent, pull: PullRequestRef, ctx: HandlerContext) -> None:
-    """`/plan`: the pipelines the PR affects, and why."""
-    _, plan, _ = checkout_and_plan(ctx, event.repo, pull)
-    _reply(ctx, event, plan_reply(plan.to_json()))
+    """`/plan`: the pipelines the PR affects, why, and what the change does to each compiled one
+    (compiled at the head and the merge base when the head may run: a fork's or an outside
+    contributor's code is compiled only once a maintainer approved that commit)."""
+    repo_dir, plan, _ = checkout_and_plan(ctx, event.repo, pull)
+    names = [p.name for p in runnable(plan)]
+    trust = evaluate_trust(ctx, event.repo, pull, event.installation_id, _trusted_users(ctx, event))
+    if trust.may_run:
+        diffs = [pipeline_diff(ctx, repo_dir, name, pull.base_sha) for name in names]
+    else:
+        diffs = [PipelineDiff(name, note=f"No pipeline diff: this head's code is not compiled until it may run "
+                                         f"({trust.reason}).") for name in names]
+    _reply(ctx, event, plan_reply(plan.to_json(), diffs))
 
 
 @commands.on(CommandKind.RUN)

@@ -21,6 +21,7 @@ from handlers.run_models import FailedDelivery, FailureStage, Run, RunPlan, RunS
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, Target
 from pipeline_registry.settings import RunOptions, ScheduleOptions
+from pipeline_registry.spec_diff import PipelineDiff
 
 Then = Callable[[Run], Sequence[Event]]
 """What a stored state change causes: the events to queue for the run as it is after the change."""
@@ -193,6 +194,18 @@ class Compiler(Protocol):
         checked-out `.kfp-bot.yaml` (trusted keys from the default branch); limits are capped.
         `along` names pipelines of the same checkout to be compiled soon (a pull request's other
         runs): a compiler may compile them in the same batch, for their own `compile` to take."""
+
+
+class PipelineDiffs(Protocol):
+    """What a change does to a compiled pipeline: its structural diff against the merge base."""
+
+    def diff_against_base(self, repo_dir: Path, pipeline: str, base_sha: str, *,
+                          head_package: Path | None = None) -> PipelineDiff:
+        """`pipeline` of the checkout at `repo_dir` against the merge base of `base_sha` and its
+        HEAD, the base compiled like the head (same compiler, sandbox and limits; cached by
+        content). `head_package` is the head's package when it is compiled already. A diff that
+        cannot be made here at all is a diff with a `note` saying why; a side that fails to
+        compile raises a `KfpBotError` naming it."""
 
 
 @dataclass(frozen=True)

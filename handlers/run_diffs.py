@@ -10,8 +10,12 @@ check then says in one line why there is no diff instead of staying silent.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from handlers.context import HandlerContext
 from handlers.ports import Store
+from handlers.run_models import Run
+from kfp_bot_errors import KfpBotError
 from pipeline_registry.spec_diff import PipelineDiff
 
 # run id -> the run's PipelineDiff as JSON (PipelineDiff.to_json).
@@ -41,3 +45,35 @@ def load_diff(store: Store, run_id: str) -> PipelineDiff | None:
     except ValueError as exc:
         pipeline = data.get("pipeline")
         return PipelineDiff(pipeline if isinstance(pipeline, str) else "", note=f"the stored diff is unreadable: {exc}")
+
+
+def diff_run(ctx: HandlerContext, run: Run, repo_dir: Path, head_package: Path) -> PipelineDiff | None:
+    """In the run's compile step: its pipeline diff against its merge base, kept with the run; None
+    for a run with no base (a push that created its branch). Never raises: a diff that cannot be
+    made is kept as its reason, and the run goes on."""
+    if not run.base_sha:
+        return None
+    diff = pipeline_diff(ctx, repo_dir, run.pipeline, run.base_sha, head_package=head_package)
+    save_diff(ctx.store, run.id, diff)
+    return diff
+
+
+def pipeline_diff(ctx: HandlerContext, repo_dir: Path, pipeline: str, base_sha: str, *,
+                  head_package: Path | None = None) -> PipelineDiff:
+    """`pipeline`'s diff against the merge base of `base_sha` through the `PipelineDiffs` port, or
+    a diff whose note says in one line why there is none (the port missing or failing)."""
+    if ctx.diffs is None:
+        return PipelineDiff(pipeline, note="No pipeline diff: this kfp-bot compares no compiled pipelines.")
+    try:
+        return ctx.diffs.diff_against_base(repo_dir, pipeline, base_sha, head_package=head_package)
+    except KfpBotError as exc:
+        return PipelineDiff(pipeline, note=f"No pipeline diff against the merge base: {_one_line(str(exc))}")
+    except Exception as exc:  # a diff is extra information: its failure must not fail the run
+        ctx.log.exception("pipeline diff of %s failed", pipeline)
+        return PipelineDiff(pipeline, note=f"No pipeline diff: kfp-bot failed to compare ({type(exc).__name__}; "
+                                           "see the bot's log).")
+
+
+def _one_line(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else "no reason given"
+    return first if len(first) <= 300 else first[:299] + "…"

@@ -25,6 +25,7 @@ from handlers.models import BuildStatus, EventKind, RepoRef, RunStart, RunStatus
 from handlers.notifications import notify_change
 from handlers.ports import BuildRequest, BuildState, RunRequest
 from handlers.router import Router
+from handlers.run_diffs import diff_run
 from handlers.run_models import Run, RunState, Trigger
 from handlers.status_reporting import report_run
 from handlers.trusted import ServiceAccountRefused, run_settings
@@ -118,6 +119,8 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
     ctx.store.update_run(run.id, parameters=parameters)
     if options.gates:  # trusted: the default branch's gates, held when the run ends
         run_results.remember_gates(ctx.store, run.id, options.gates)
+    # What the change does to the compiled pipeline, shown by every report from here on.
+    diff_run(ctx, moved, repo_dir, package.package_path)
     if run.trigger is Trigger.DEPLOY:
         settings = repository.settings(run.pipeline)
         try:

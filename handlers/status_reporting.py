@@ -15,6 +15,7 @@ from handlers.context import HandlerContext
 from handlers.messages.checks import NoteLike, head_report, run_report
 from handlers.messages.pull_comment import pull_report
 from handlers.models import Event, RepoRef
+from handlers.run_diffs import load_diff
 from handlers.run_models import FailureStage, Run
 from handlers.run_results import load_results
 from kfp_bot_errors import KfpBotError
@@ -36,9 +37,14 @@ def report_run(ctx: HandlerContext, run: Run, *, note: NoteLike = "") -> None:
 
 
 def report_check(ctx: HandlerContext, run: Run) -> None:
-    """Only the run's own check (or commit status)."""
-    results = load_results(ctx.store, run.id) if run.state.terminal else None
-    safely(ctx, run.id, "check", lambda: ctx.reporter.run_changed(run_report(run, results)))
+    """Only the run's own check (or commit status), with its results once it ended and its
+    pipeline diff once it has one."""
+
+    def check() -> None:
+        results = load_results(ctx.store, run.id) if run.state.terminal else None
+        ctx.reporter.run_changed(run_report(run, results, load_diff(ctx.store, run.id)))
+
+    safely(ctx, run.id, "check", check)
 
 
 def report_head(ctx: HandlerContext, repo: RepoRef, sha: str, installation_id: int | None,
@@ -51,13 +57,17 @@ def report_head(ctx: HandlerContext, repo: RepoRef, sha: str, installation_id: i
 
 
 def report_pull(ctx: HandlerContext, repo: RepoRef, number: int, installation_id: int | None) -> None:
-    """The PR's one comment, with the latest run of every pipeline."""
+    """The PR's one comment, with the latest run of every pipeline and their pipeline diffs."""
     runs = ctx.store.list_runs(repo=repo.full_name, pr=number)
     latest = latest_per_pipeline(runs)
-    results = {r.id: found for r in latest if r.state.terminal
-               and (found := load_results(ctx.store, r.id)) is not None}
-    safely(ctx, f"{repo.full_name}#{number}", "PR comment",
-           lambda: ctx.reporter.pull_summary(pull_report(repo, number, latest, installation_id, results)))
+
+    def comment() -> None:
+        results = {r.id: found for r in latest if r.state.terminal
+                   and (found := load_results(ctx.store, r.id)) is not None}
+        diffs = {r.id: diff for r in latest if (diff := load_diff(ctx.store, r.id)) is not None}
+        ctx.reporter.pull_summary(pull_report(repo, number, latest, installation_id, results, diffs))
+
+    safely(ctx, f"{repo.full_name}#{number}", "PR comment", comment)
 
 
 def latest_per_pipeline(runs: list[Run]) -> list[Run]:

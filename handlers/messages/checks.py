@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.messages.pipeline_diff import diff_markdown
 from handlers.messages.rendering import (
     MAX_ERROR_CHARS,
     MAX_MARKDOWN_CHARS,
@@ -31,6 +32,7 @@ from handlers.models import RepoRef
 from handlers.reports import CheckButton, HeadOutcome, HeadReport, Notice, RunReport
 from handlers.run_models import Run, RunState
 from handlers.run_results import RunResults
+from pipeline_registry.spec_diff import PipelineDiff
 
 HEAD_CHECK_NAME = "kfp-bot"
 # The neutral check a head gets when it changes trusted settings.
@@ -125,10 +127,11 @@ def check_buttons(run: Run) -> tuple[CheckButton, ...]:
     return ()
 
 
-def run_report(run: Run, results: RunResults | None = None) -> RunReport:
-    """Everything a reporter shows for one run's check or commit status (with its results), rendered."""
+def run_report(run: Run, results: RunResults | None = None, diff: PipelineDiff | None = None) -> RunReport:
+    """Everything a reporter shows for one run's check or commit status (with its results and its
+    pipeline diff, when it has them), rendered."""
     return RunReport(run=run, name=check_name(run.pipeline), title=check_title(run),
-                     summary=check_summary(run, results),
+                     summary=check_summary(run, results, diff),
                      description=status_description(run), url=web_url(run.url), buttons=check_buttons(run))
 
 
@@ -149,11 +152,17 @@ def check_title(run: Run) -> str:
     return clip(macro("short.j2", "check_title", run=run_view(run)), MAX_TITLE_CHARS)
 
 
-def check_summary(run: Run, results: RunResults | None = None) -> str:
-    """Markdown for a pipeline's check: state, results beside the baseline, why affected, images,
-    parameters, reproduce."""
-    return fit_bytes(render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=run_view(run),
-                            results=results_section(results).strip()), MAX_CHECK_OUTPUT_BYTES)
+def check_summary(run: Run, results: RunResults | None = None, diff: PipelineDiff | None = None) -> str:
+    """Markdown for a pipeline's check: state, results beside the baseline, why affected, the
+    pipeline diff against the merge base (in the room the rest leaves), images, parameters,
+    reproduce."""
+    view = run_view(run)
+    section = results_section(results).strip()
+    rest = render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=view, results=section, diff="")
+    table = diff_markdown([diff], limit=MAX_MARKDOWN_CHARS - len(rest) - 2) if diff is not None else ""
+    summary = render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=view, results=section,
+                     diff=table) if table else rest
+    return fit_bytes(summary, MAX_CHECK_OUTPUT_BYTES)
 
 
 def status_description(run: Run) -> str:

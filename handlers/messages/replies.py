@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from handlers.messages.checks import HEAD_CHECK_NAME, check_name
+from handlers.messages.pipeline_diff import diff_markdown
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, latest_runs, pipeline_plan_view, render, run_view
 from handlers.run_models import Run
+from pipeline_registry.spec_diff import PipelineDiff
 
 
 def internal_error(reason: str) -> str:
@@ -41,11 +43,14 @@ def command_error(command_text: str, problems: Sequence[str], valid: Sequence[st
                    problems=list(problems), valid=list(valid), valid_label=valid_label)
 
 
-def plan_reply(plan: Mapping[str, Any]) -> str:
-    """Reply to `/plan`: the affected pipelines of a `Plan.to_json()`-shaped mapping, and why."""
-    pipelines = [pipeline_plan_view(p) for p in plan.get("pipelines") or ()]
-    return render("plan_reply.md.j2", MAX_MARKDOWN_CHARS, pipelines=pipelines,
-                   base=str(plan.get("base") or ""), head=str(plan.get("head") or ""))
+def plan_reply(plan: Mapping[str, Any], diffs: Sequence[PipelineDiff] = ()) -> str:
+    """Reply to `/plan`: the affected pipelines of a `Plan.to_json()`-shaped mapping, and why, with
+    each one's pipeline diff against the merge base collapsed (in the room the rest leaves)."""
+    values = {"pipelines": [pipeline_plan_view(p) for p in plan.get("pipelines") or ()],
+              "base": str(plan.get("base") or ""), "head": str(plan.get("head") or "")}
+    reply = render("plan_reply.md.j2", MAX_MARKDOWN_CHARS, diffs="", **values)
+    collapsed = diff_markdown(diffs, collapsed=True, limit=MAX_MARKDOWN_CHARS - len(reply) - 2) if diffs else ""
+    return render("plan_reply.md.j2", MAX_MARKDOWN_CHARS, diffs=collapsed, **values) if collapsed else reply
 
 
 def run_accepted(user: str, runs: Sequence[Run], *, head_now: str | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from handlers.run_models import Run, RunPlan, RunState, Transition, Trigger
+from pipeline_registry.spec_diff import Change, ChangeKind, PipelineDiff
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 HEAD = "4f1c2a9d0e8b7c6a5f4e3d2c1b0a9f8e7d6c5b4a"
@@ -93,3 +94,13 @@ TRUSTED_CHANGES = [
     {"file": "pipelines/head-pose-pipeline/settings.yaml", "key": "run.service_account",
      "proposed": "owner@acme.iam.gserviceaccount.com", "in_effect": None},
 ]
+
+
+# What head-pose-pipeline's change does to its compiled pipeline (a run's diff), and mnist-pipeline's.
+HEAD_POSE_DIFF = PipelineDiff("head-pose-pipeline", (
+    Change(ChangeKind.IMAGE, "training", "europe-docker.pkg.dev/acme/ml/head-pose-pipeline-training:0b1c2d3e",
+           "europe-docker.pkg.dev/acme/ml/head-pose-pipeline-training:3f2a9c1d"),
+    Change(ChangeKind.RESOURCES, "training.accelerator", None, "NVIDIA_TESLA_T4 × 1"),
+    Change(ChangeKind.SETTING, "parameters.epochs", "10", "20"),
+))
+MNIST_DIFF = PipelineDiff("mnist-pipeline", added=True)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from handlers.messages.checks import (
+    MAX_CHECK_OUTPUT_BYTES,
     check_summary,
     check_title,
     head_outcome,
@@ -22,7 +23,9 @@ from handlers.messages.pull_comment import pull_comment
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, MAX_STATUS_CHARS
 from handlers.reports import HeadOutcome
 from handlers.run_models import RunState
+from pipeline_registry.spec_diff import Change, ChangeKind, PipelineDiff
 from tests.handlers.messages.samples import (
+    HEAD_POSE_DIFF,
     T0,
     TRUSTED_CHANGES,
     VERTEX_URL,
@@ -45,6 +48,29 @@ CHECK_SUMMARIES = {
 @pytest.mark.parametrize("name", sorted(CHECK_SUMMARIES))
 def test_check_summary(name: str) -> None:
     assert_golden(check_summary(CHECK_SUMMARIES[name]()), f"messages/{name}")
+
+
+def test_check_summary_with_the_pipeline_diff() -> None:
+    assert_golden(check_summary(running_autorun(), diff=HEAD_POSE_DIFF), "messages/check_summary_diff.md")
+
+
+def test_a_pipeline_diff_too_long_for_the_check_shows_its_first_changes_and_the_rest_fits() -> None:
+    huge = PipelineDiff("head-pose-pipeline", tuple(
+        Change(ChangeKind.TASK_ADDED, f"task-{i:05d}", None, "x" * 200) for i in range(2000)))
+    summary = check_summary(running_autorun(), diff=huge)
+    assert len(summary.encode()) <= MAX_CHECK_OUTPUT_BYTES
+    assert "### Reproduce locally" in summary and "truncated" not in summary  # the rest of the check whole
+    assert "| task added | `task-00000` |" in summary
+    shown = summary.count("| task added |")
+    assert 0 < shown < 2000
+    assert f"… and {2000 - shown} more changes, too many to show here" in summary
+
+
+def test_without_a_base_to_compare_the_check_says_why_in_one_line() -> None:
+    summary = check_summary(running_autorun(), diff=PipelineDiff("head-pose-pipeline", note="No pipeline diff: why.\nmore"))
+    section = summary[summary.index("#### Pipeline diff"):]
+    assert section.splitlines()[:3] == ["#### Pipeline diff: `head-pose-pipeline` (not compared)", "",
+                                        "No pipeline diff: why."]
 
 
 def test_check_titles_and_status_descriptions_of_every_state() -> None:

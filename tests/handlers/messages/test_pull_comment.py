@@ -7,10 +7,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 from handlers.messages.pull_comment import pull_comment
+from handlers.messages.rendering import MAX_MARKDOWN_CHARS
 from handlers.reports import SUMMARY_MARKER
 from handlers.run_models import RunState
+from pipeline_registry.spec_diff import Change, ChangeKind, PipelineDiff
 from tests.handlers.messages.samples import (
+    HEAD_POSE_DIFF,
     HEAD_POSE_PLAN,
+    MNIST_DIFF,
     T0,
     TRUSTED_CHANGES,
     failed_command_run,
@@ -45,3 +49,20 @@ def test_pull_comment_starts_with_marker_and_shows_latest_run_per_pipeline() -> 
 def test_pull_comment_with_trusted_changes() -> None:
     run = make_run(plan={**HEAD_POSE_PLAN, "trusted_changes": TRUSTED_CHANGES})
     assert_golden(pull_comment([run]), "messages/pull_comment_trusted.md")
+
+
+def test_pull_comment_with_collapsed_pipeline_diffs() -> None:
+    head_pose = running_autorun()
+    mnist = replace(skipped_run(), id="run-mnist", pipeline="mnist-pipeline")
+    body = pull_comment([head_pose, mnist], diffs={head_pose.id: HEAD_POSE_DIFF, mnist.id: MNIST_DIFF})
+    assert_golden(body, "messages/pull_comment_diff.md")
+
+
+def test_pipeline_diffs_too_long_for_the_comment_leave_the_runs_whole() -> None:
+    runs = [replace(running_autorun(), id=f"run-{i}", pipeline=f"p-{i}") for i in range(40)]
+    huge = {run.id: PipelineDiff(run.pipeline, tuple(Change(ChangeKind.TASK_ADDED, f"t{j}", None, "y" * 300)
+                                                     for j in range(50))) for run in runs}
+    body = pull_comment(runs, diffs=huge)
+    assert len(body) <= MAX_MARKDOWN_CHARS
+    assert all(f"| p-{i} |" in body for i in range(40)) and "Reproduce locally" in body
+    assert body.count("<details>") == body.count("</details>") > 0  # no <details> cut open

@@ -15,7 +15,9 @@ from handlers.messages.replies import (
 from tests.handlers.messages.samples import (
     BASE,
     HEAD,
+    HEAD_POSE_DIFF,
     HEAD_POSE_PLAN,
+    MNIST_DIFF,
     MNIST_PLAN,
     failed_command_run,
     running_autorun,
@@ -35,6 +37,7 @@ def test_command_replies() -> None:
             ["epochs: expected an integer, got 'ten'", "lr: not a parameter of head-pose-pipeline"],
             ["epochs", "learning_rate", "dataset"], valid_label="Parameters of head-pose-pipeline"),
         "plan_reply.md": plan_reply(plan),
+        "plan_reply_diff.md": plan_reply(plan, [HEAD_POSE_DIFF, MNIST_DIFF]),
         "plan_reply_none.md": plan_reply({"base": BASE, "head": HEAD, "pipelines": []}),
         "waiting_for_approval.md": waiting_for_approval("outsider", HEAD,
                                                                  ["mnist-pipeline", "head-pose-pipeline"]),
