@@ -24,7 +24,7 @@ from bot.store import SqlStore
 from handlers.run_models import PlanComponent, PlanReason, RunPlan, RunState, Transition
 from tests.bot.test_dashboard import T0, make_run
 from tests.handlers.conftest import PR, REPO, Bot
-from tests.support.browser import wait_until
+from tests.support.browser import console_errors, wait_until
 from tests.support.server import ServedApp, serve
 
 HELLO = Path(__file__).resolve().parents[2] / "examples/kfp-monorepo/pipelines/hello-pipeline/hello-pipeline.py"
@@ -108,6 +108,7 @@ def test_a_pull_requests_run_is_followed_from_the_runs_list_to_its_page(bot: Bot
     assert page.find_element(By.ID, "state").text == "succeeded"
     page.find_element(By.LINK_TEXT, "← all runs").click()
     wait_until(page, lambda d: d.current_url == f"{bot.url}/", timeout=30, what="the runs list")
+    assert console_errors(page) == []  # the pages' own scripts and styles ran, nothing was blocked
 
 
 HOSTILE = "<script>window.pwned = 'script'</script>"
@@ -145,6 +146,8 @@ def test_text_a_pull_request_controls_is_shown_inert(hostile_server: ServedApp, 
         assert [a for a in page.find_elements(By.TAG_NAME, "a")
                 if not (a.get_attribute("href") or "").startswith("http")] == []
 
+    # The 404 page logs its status; nothing else may (no script or style was blocked or failed).
+    assert [e for e in console_errors(page) if "404 (NOT FOUND)" not in e] == []
     page.get(hostile_server.url + "/runs/run-hostile")
     body = page.find_element(By.TAG_NAME, "body").text
     assert page.find_element(By.ID, "pipeline").text == f"p{HOSTILE}"

@@ -52,12 +52,20 @@ def headless_chromium(width: int = 1280, height: int = 1000) -> Iterator[Any]:
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--disable-extensions", "--no-first-run", f"--window-size={width},{height}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for `console_errors`
     driver = webdriver.Chrome(service=Service(executable_path=_first(DRIVERS)), options=options)
     driver.set_page_load_timeout(60)
     try:
         yield driver
     finally:
         driver.quit()
+
+
+def console_errors(driver: Any) -> list[str]:
+    """Errors the pages logged to the console since the last call (a script or style the content
+    security policy blocked, a failed fetch), except the favicon the bot does not serve."""
+    return [entry["message"] for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]]
 
 
 def wait_until(driver: Any, condition: Callable[[Any], T], *, timeout: float, what: str) -> T:
