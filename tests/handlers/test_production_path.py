@@ -15,7 +15,7 @@ from google.protobuf import json_format
 
 from bot.app import create_app
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
-from bot.wiring import build_services
+from bot.wiring import CLOUD_BUILD_NO_DIFF, build_services
 from tests.fakes.cloudbuild import FakeCloudBuild
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
@@ -115,6 +115,10 @@ def test_a_pull_request_travels_the_whole_production_path(cloud_bot: CloudBot) -
     assert job_id.startswith("kfp-bot-training-pipeline-")
     running = bot.runs(pr=PR)[0]
     assert running["state"] == "running" and job_id in running["url"]
+    # no pipeline diff on this path (the build compiles the head only), and the check says why
+    summary = bot.checks(head)["kfp-bot / training-pipeline"]["output"]["summary"]
+    assert "#### Pipeline diff: `training-pipeline` (not compared)" in summary
+    assert CLOUD_BUILD_NO_DIFF in summary
 
     event = cloud.vertex.set_state(job_id, "PIPELINE_STATE_SUCCEEDED")
     cloud.pubsub.deliver(event.data, event.attributes, topic="pipeline-events")
