@@ -124,7 +124,7 @@ def follow_runs(base_url: str) -> list[dict]:
     raise SystemExit(f"the runs did not finish within {TIMEOUT_SECONDS} s")
 
 
-def screenshot(url: str, path: Path, *, width: int = 1200, height: int = 1750) -> None:
+def screenshot(url: str, path: Path, *, width: int = 1200, height: int = 1850) -> None:
     """Save the page at `url` as a PNG with headless Chromium (its own command line, no driver)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

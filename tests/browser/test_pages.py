@@ -88,6 +88,10 @@ def test_a_pull_requests_run_is_followed_from_the_runs_list_to_its_page(bot: Bot
     timeline = [row.split()[0] for row in texts(page, "#timeline tbody tr")]
     assert timeline[0] in ("queued", "building", "compiling") and timeline[-2:] == ["running", "succeeded"]
     assert "pipelines/hello-pipeline/hello-pipeline.py" in page.find_element(By.ID, "reasons").text
+    [change] = [row.split("\t") for row in texts(page, "#diff tbody tr")]
+    assert change[:2] == ["component command", "count-words"] and change[2] != change[3]
+    outputs = [row.split("\t") for row in texts(page, "#outputs tbody tr")]
+    assert outputs == [["greeting", "Hello, kfp-bot!"], ["score", "3.0"]]
     parameters = [" ".join(row.split()) for row in texts(page, "#parameters tbody tr")]
     assert "name kfp-bot settings.yaml" in parameters and "repeat 3 settings.yaml" in parameters
     web = github_web_url(bot.github.api_url)
