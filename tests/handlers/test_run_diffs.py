@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,24 +128,22 @@ def test_a_base_that_does_not_compile_says_why_and_the_run_goes_on(bot: Bot) -> 
     assert why.startswith("No pipeline diff against the merge base:") and "Missing" in why
 
 
-def test_plan_replies_with_each_pipelines_diff(bot: Bot) -> None:
-    head = _edit_hello(bot, "planned", repeat=5)
-    bot.open_pull(head, action="opened", labels=())
+def _plan_reply(bot: Bot, head: str, **pull: Any) -> str:
+    """The bot's reply to a reader's `/plan` on a pull request of `head`."""
+    bot.open_pull(head, **pull)
     bot.settle()
     bot.comment("/plan", author=READER)
     bot.settle()
-    reply = bot.replies()[-1]
-    assert "hello-pipeline" in reply
+    return bot.replies()[-1]
+
+
+def test_plan_replies_with_each_pipelines_diff(bot: Bot) -> None:
+    reply = _plan_reply(bot, _edit_hello(bot, "planned", repeat=5))
     assert "<details><summary>Pipeline diff of <code>hello-pipeline</code>: 1 change</summary>" in reply
     assert "| settings.yaml | `parameters.repeat` | `3` | `5` |" in reply
 
 
 def test_plan_on_a_fork_compiles_nothing_and_says_why(bot: Bot) -> None:
-    head = _edit_hello(bot, "forked", repeat=5)
-    bot.open_pull(head, fork="stranger/kfp-monorepo", author=READER)
-    bot.settle()
-    bot.comment("/plan", author=READER)
-    bot.settle()
-    reply = bot.replies()[-1]
+    reply = _plan_reply(bot, _edit_hello(bot, "forked", repeat=5), fork="stranger/kfp-monorepo", author=READER)
     assert "<details><summary>Pipeline diff of <code>hello-pipeline</code>: not compared</summary>" in reply
     assert "No pipeline diff: this head's code is not compiled until it may run (the head is in a fork" in reply
