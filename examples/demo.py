@@ -5,14 +5,11 @@
 3. starts `kfp-bot serve` (in-process bus, SQLite, kfp.local) on a free local port;
 4. sends it a signed `pull_request` `opened` webhook for the branch, as GitHub would;
 5. follows the run through the API until it ends, prints it and the page's address;
-6. with `--screenshot FILE`, has headless Chromium (Debian `chromium`) save the run's page as a
-   PNG (how README's docs/run-page.png is made: `python -m examples.demo --screenshot docs/run-page.png`);
-7. stops the server. Exit status 0 only if every run succeeded.
+6. stops the server. Exit status 0 only if every run succeeded.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import json
@@ -124,23 +121,7 @@ def follow_runs(base_url: str) -> list[dict]:
     raise SystemExit(f"the runs did not finish within {TIMEOUT_SECONDS} s")
 
 
-def screenshot(url: str, path: Path, *, width: int = 1200, height: int = 1850) -> None:
-    """Save the page at `url` as a PNG with headless Chromium (its own command line, no driver)."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        raise SystemExit("--screenshot needs Chromium (Debian package chromium)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # --no-sandbox: Chromium's own sandbox needs a non-root user or user namespaces it may not have.
-    subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--window-size={width},{height}", f"--screenshot={path.resolve()}", url],
-                   check=True, capture_output=True, timeout=120)
-    print(f"== the run's page saved as {path}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--screenshot", type=Path, help="save the run's page as this PNG (headless Chromium)")
-    args = parser.parse_args(argv)
+def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kfp-bot-demo-") as tmp:
         root = Path(tmp)
         repo, base, head = make_repository(root)
@@ -174,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
                                                       "parameters", "error")}, indent=2))
             print(f"\nThe page: {base_url}/ and each run's own page, e.g. {base_url}/runs/{runs[0]['id']} "
                   "(they stop with the demo)")
-            if args.screenshot is not None:
-                screenshot(f"{base_url}/runs/{runs[0]['id']}", args.screenshot)
             return 0 if all(r["state"] == "succeeded" for r in runs) else 1
         finally:
             server.send_signal(signal.SIGTERM)

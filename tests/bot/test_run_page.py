@@ -143,7 +143,8 @@ def test_the_page_shows_the_pipeline_diff_and_the_results_beside_the_baseline(
     assert '<a href="/runs/run-base"><code>run-base</code></a>' in results
     assert "<tr><td>accuracy</td><td>0.93</td><td>0.9</td><td>+0.03 (+3.3%)</td></tr>" in section(html, "metrics")
     assert "<td>model</td><td><code>&lt;script&gt;" in section(html, "outputs")
-    assert "<td><code>accuracy &gt;= 0.90</code></td><td>0.93</td><td>0.9</td><td>✅ passed</td>" in section(html, "gates")
+    assert ('<td><code>accuracy &gt;= 0.90</code></td><td>0.93</td><td>0.9</td>'
+            '<td><span class="badge good">passed</span></td>') in section(html, "gates")
 
 
 def test_a_run_without_diff_or_results_has_neither_section(server: ServedApp, store: SqlStore) -> None:
