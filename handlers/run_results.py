@@ -187,9 +187,9 @@ def conclude(ctx: HandlerContext, run: Run) -> RunResults:
     try:
         collected = ctx.runner.run_results(run)
     except KfpBotError as exc:
-        collected = CollectedResults(note=f"outputs and metrics could not be read: {exc}")
+        collected = CollectedResults(note=f"Outputs and metrics could not be read: {exc}")
     if collected is None:
-        collected = CollectedResults(note="this backend does not report outputs and metrics")
+        collected = CollectedResults(note="This backend does not report outputs and metrics.")
     baseline = baseline_for(ctx.store, run)
     results = evaluate(run.id, collected, baseline, gates_of(ctx.store, run.id))
     save_results(ctx.store, results)
