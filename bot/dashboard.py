@@ -93,15 +93,27 @@ def html_response(html: str, nonce: str) -> Response:
     return response
 
 
+def run_duration(run: Run, now: datetime) -> str:
+    """How long the run took, or has taken so far at time `now`."""
+    if run.duration_seconds is not None:
+        return format_duration(run.duration_seconds)
+    return format_duration((now - run.created_at).total_seconds()) + " so far"
+
+
+def trigger_text(run: Run) -> str:
+    """What started the run, and who: `command by alice`."""
+    return run.trigger.value + (f" by {run.triggered_by}" if run.triggered_by else "")
+
+
+def repo_web_url(web_url: str, repo: str) -> str | None:
+    """The repository's web page; None for a repository given as a local path (embedded demo)."""
+    return safe_link(f"{web_url}/{repo}") if "/" in repo and not repo.startswith("/") else None
+
+
 def run_row(run: Run, now: datetime) -> RunRow:
     """The view of one run at time `now`."""
-    if run.duration_seconds is not None:
-        duration = format_duration(run.duration_seconds)
-    else:
-        duration = format_duration((now - run.created_at).total_seconds()) + " so far"
-    trigger = run.trigger.value + (f" by {run.triggered_by}" if run.triggered_by else "")
     return RunRow(id=run.id, pipeline=run.pipeline, state=run.state.value, badge=BADGES[run.state],
-                  trigger=trigger, duration=duration, sha=run.sha, short_sha=run.sha[:7],
+                  trigger=trigger_text(run), duration=run_duration(run, now), sha=run.sha, short_sha=run.sha[:7],
                   url=safe_link(run.url), raw_url=run.url, error=run.error,
                   updated=run.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
@@ -113,8 +125,7 @@ def group_runs(runs: list[Run], *, web_url: str, now: datetime) -> list[RepoGrou
         repos.setdefault(run.repo, {}).setdefault(run.pr, []).append(run_row(run, now))
     groups = []
     for repo, pulls in repos.items():
-        # A repository given as a local path (embedded demo) has no web page.
-        repo_url = safe_link(f"{web_url}/{repo}") if "/" in repo and not repo.startswith("/") else None
+        repo_url = repo_web_url(web_url, repo)
         groups.append(RepoGroup(
             repo=repo, url=repo_url,
             pulls=tuple(PullGroup(number=number,

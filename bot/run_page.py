@@ -21,7 +21,7 @@ from typing import Any
 from flask import Blueprint, Response, get_template_attribute, make_response, render_template
 
 from bot.config import Settings
-from bot.dashboard import BADGES, github_web_url, html_response, safe_link
+from bot.dashboard import BADGES, github_web_url, html_response, repo_web_url, run_duration, safe_link, trigger_text
 from bot.github.github_reporter import CHECK_SCOPE, check_key
 from bot.queries import text_value
 from deploy.runners.local_logs import LogTail, log_path, read_tail
@@ -150,7 +150,7 @@ def reasons(run: Run) -> tuple[str, ...]:
 def links(run: Run, web_url: str, check_id: str | None) -> tuple[Link, ...]:
     """The pull request, the commit, the pipeline's check and the remote run, where they exist."""
     found: list[Link] = []
-    repo_url = safe_link(f"{web_url}/{run.repo}") if "/" in run.repo and not run.repo.startswith("/") else None
+    repo_url = repo_web_url(web_url, run.repo)
     if repo_url:
         if run.pr is not None:
             found.append(Link(f"pull request #{run.pr}", f"{repo_url}/pull/{run.pr}"))
@@ -174,17 +174,13 @@ def queue_position(run: Run, store: Store) -> int | None:
 
 def run_view(run: Run, *, store: Store, web_url: str, runs_dir: Path, now: datetime) -> RunView:
     """The page's view of `run` at time `now`."""
-    if run.duration_seconds is not None:
-        duration = format_duration(run.duration_seconds)
-    else:
-        duration = format_duration((now - run.created_at).total_seconds()) + " so far"
     check_id = store.get_external(CHECK_SCOPE, check_key(run, check_name(run.pipeline)))
     path = log_path(runs_dir, run.id)
     return RunView(
         id=run.id, repo=run.repo, pipeline=run.pipeline, pr=run.pr, sha=run.sha, state=run.state.value,
         badge=BADGES[run.state], terminal=run.state.terminal,
-        trigger=run.trigger.value + (f" by {run.triggered_by}" if run.triggered_by else ""),
-        created=format_time(run.created_at), duration=duration, error=run.error,
+        trigger=trigger_text(run), created=format_time(run.created_at), duration=run_duration(run, now),
+        error=run.error,
         steps=timeline(run, now), reasons=reasons(run), images=images(run), parameters=parameters(run),
         links=links(run, web_url, check_id), console_url=safe_link(run.url), raw_url=run.url,
         queue_position=queue_position(run, store), log=read_tail(path) if path is not None else None,
