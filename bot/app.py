@@ -36,8 +36,9 @@ from bot.webhook import (
     parse_delivery,
     read_signed_body,
 )
+from handlers.queue_view import queue_spot
 from handlers.receipt import announced_head, stamp
-from handlers.run_models import FailureStage
+from handlers.run_models import FailureStage, Run, RunState
 
 log = logging.getLogger("kfp_bot.app")
 
@@ -77,7 +78,7 @@ def create_app(settings: Settings, services: Services) -> Flask:
             active=bool_arg(args, "active"),
             limit=int_arg(args, "limit", default=DEFAULT_RUN_LIMIT, low=1, high=MAX_RUN_LIMIT),
         )
-        return jsonify(runs=[run.to_json() for run in runs])
+        return jsonify(runs=[_run_json(services, run) for run in runs])
 
     @app.get("/api/deliveries")
     def list_deliveries() -> Response:
@@ -95,7 +96,7 @@ def create_app(settings: Settings, services: Services) -> Flask:
         run = services.store.get_run(text_value("run id", run_id))
         if run is None:
             return _error(HTTPStatus.NOT_FOUND, f"run '{run_id}' not found")
-        return jsonify(run.to_json()), HTTPStatus.OK
+        return jsonify(_run_json(services, run)), HTTPStatus.OK
 
     app.register_blueprint(dashboard_blueprint(services.store, settings))
     app.register_blueprint(run_page_blueprint(services.store, settings))
@@ -173,6 +174,17 @@ def _record_rejection(services: Services, reason: str) -> None:
         services.store.record_delivery_failure(delivery_id, event, FailureStage.REJECTED, reason)
     except Exception:
         log.exception("could not record the rejection of delivery %s", delivery_id)
+
+
+def _run_json(services: Services, run: Run) -> dict[str, Any]:
+    """A run as the API shows it; a run waiting for a slot also has its `queue` place (position,
+    runs holding the repository's slots, limits)."""
+    shown = run.to_json()
+    ctx = services.context
+    spot = queue_spot(ctx, run) if ctx is not None and run.state is RunState.QUEUED else None
+    if spot is not None:
+        shown["queue"] = spot.to_json()
+    return shown
 
 
 def _error(status: int, reason: str, **extra: Any) -> tuple[Response, int]:

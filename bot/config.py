@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.limits import RunLimits
 
 ENV_PREFIX = "KFP_BOT_"
 
@@ -100,6 +101,11 @@ class Settings(BaseSettings):
     http_workers: int | None = Field(default=None, ge=1, le=32)
     http_threads: int = Field(default=4, ge=1, le=256)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
+    # Ceilings on any repository's `.kfp-bot.yaml` `limits:` (trusted settings; README "Guardrails").
+    max_concurrent_runs: int = Field(default=20, ge=1, le=10_000)
+    max_concurrent_runs_per_pr: int = Field(default=10, ge=1, le=10_000)
+    max_runs_per_day: int = Field(default=1000, ge=0, le=1_000_000)
+    max_runs_per_pr_per_day: int = Field(default=200, ge=0, le=1_000_000)
     # Caps on what any repository's `.kfp-bot.yaml` `compile:` may ask for (trusted settings).
     compile_max_timeout_seconds: int = Field(default=900, ge=5)
     compile_max_memory_mb: int = Field(default=8192, ge=256)
@@ -153,6 +159,12 @@ class Settings(BaseSettings):
     run_service_accounts: Annotated[tuple[str, ...], NoDecode] = ()
     kfp_host: str | None = None
     tasks_token: SecretStr | None = None
+
+    @property
+    def limits_ceiling(self) -> RunLimits:
+        """The most any repository's `.kfp-bot.yaml` `limits:` may allow (KFP_BOT_MAX_CONCURRENT_RUNS, ...)."""
+        return RunLimits(concurrent_runs=self.max_concurrent_runs, concurrent_runs_per_pr=self.max_concurrent_runs_per_pr,
+                         runs_per_day=self.max_runs_per_day, runs_per_pr_per_day=self.max_runs_per_pr_per_day)
 
     @field_validator("allowed_users", "slack_notify_states", "deploy_branches", "run_service_accounts",
                      mode="before")

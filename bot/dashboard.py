@@ -10,6 +10,7 @@ rendering of the runs (`/dashboard/runs`) every few seconds, so there is one pla
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -18,8 +19,10 @@ from flask import Blueprint, Response, get_template_attribute, make_response, re
 
 from bot.config import Settings
 from bot.queries import text_arg
+from handlers.messages.guardrails import queue_place
 from handlers.messages.rendering import format_duration
 from handlers.ports import Store
+from handlers.queue_view import place_in_line
 from handlers.run_models import Run, RunState
 
 PAGE_LIMIT = 200
@@ -48,6 +51,8 @@ class RunRow:
     raw_url: str | None
     error: str | None
     updated: str
+    queue: str = ""
+    """A waiting run's place in its repository's line (`2nd in line for acme/repo, 3 running`)."""
 
 
 @dataclass(frozen=True)
@@ -110,19 +115,21 @@ def repo_web_url(web_url: str, repo: str) -> str | None:
     return safe_link(f"{web_url}/{repo}") if "/" in repo and not repo.startswith("/") else None
 
 
-def run_row(run: Run, now: datetime) -> RunRow:
-    """The view of one run at time `now`."""
+def run_row(run: Run, now: datetime, queue: str = "") -> RunRow:
+    """The view of one run at time `now` (`queue`: its place in line while it waits for a slot)."""
     return RunRow(id=run.id, pipeline=run.pipeline, state=run.state.value, badge=BADGES[run.state],
                   trigger=trigger_text(run), duration=run_duration(run, now), sha=run.sha, short_sha=run.sha[:7],
                   url=safe_link(run.url), raw_url=run.url, error=run.error,
-                  updated=run.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+                  updated=run.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), queue=queue)
 
 
-def group_runs(runs: list[Run], *, web_url: str, now: datetime) -> list[RepoGroup]:
-    """Runs (newest first) grouped per repository, then pull request, most recent activity first."""
+def group_runs(runs: list[Run], *, web_url: str, now: datetime,
+               queues: Mapping[str, str] | None = None) -> list[RepoGroup]:
+    """Runs (newest first) grouped per repository, then pull request, most recent activity first;
+    `queues`: run id → place in line of the runs waiting for a slot."""
     repos: dict[str, dict[int | None, list[RunRow]]] = {}
     for run in runs:
-        repos.setdefault(run.repo, {}).setdefault(run.pr, []).append(run_row(run, now))
+        repos.setdefault(run.repo, {}).setdefault(run.pr, []).append(run_row(run, now, (queues or {}).get(run.id, "")))
     groups = []
     for repo, pulls in repos.items():
         repo_url = repo_web_url(web_url, repo)
@@ -142,7 +149,10 @@ def dashboard_blueprint(store: Store, settings: Settings) -> Blueprint:
 
     def current_groups() -> list[RepoGroup]:
         runs = store.list_runs(repo=text_arg(request.args, "repo"), limit=PAGE_LIMIT)
-        return group_runs(runs, web_url=web_url, now=datetime.now(UTC))
+        spots = {run.id: place_in_line(store, run, settings.limits_ceiling)
+                 for run in runs if run.state is RunState.QUEUED}
+        queues = {run_id: queue_place(spot) for run_id, spot in spots.items() if spot is not None}
+        return group_runs(runs, web_url=web_url, now=datetime.now(UTC), queues=queues)
 
     @blueprint.get("/")
     def page() -> Response:

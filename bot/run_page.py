@@ -26,16 +26,18 @@ from bot.github.github_reporter import CHECK_SCOPE, check_key
 from bot.queries import text_value
 from deploy.runners.local_logs import LogTail, log_path, read_tail
 from handlers.messages.checks import check_name
+from handlers.messages.guardrails import queue_line
 from handlers.messages.pipeline_diff import diff_view
 from handlers.messages.rendering import format_duration, format_time
 from handlers.messages.results import results_view
 from handlers.ports import Store
+from handlers.queue_view import place_in_line
 from handlers.run_diffs import load_diff
-from handlers.run_models import Run, RunState
+from handlers.run_models import Run
 from handlers.run_results import load_results
+from pipeline_registry.limits import RunLimits
 
 LIVE_REFRESH_SECONDS = 2
-QUEUE_LOOKUP_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class RunView:
     links: tuple[Link, ...]
     console_url: str | None
     raw_url: str | None
-    queue_position: int | None
+    queue: str | None
     log: LogTail | None
     diff: dict[str, Any] | None
     results: dict[str, Any] | None
@@ -163,16 +165,15 @@ def links(run: Run, web_url: str, check_id: str | None) -> tuple[Link, ...]:
     return tuple(found)
 
 
-def queue_position(run: Run, store: Store) -> int | None:
-    """1 for the next queued run of the repository to start; None unless the run is queued."""
-    if run.state is not RunState.QUEUED:
-        return None
-    queued = store.list_runs(repo=run.repo, state=RunState.QUEUED, limit=QUEUE_LOOKUP_LIMIT)
-    order = [r.id for r in sorted(queued, key=lambda r: (r.created_at, r.id))]
-    return order.index(run.id) + 1 if run.id in order else None
+def queue_text(run: Run, store: Store, ceiling: RunLimits) -> str | None:
+    """A run waiting for a slot: its place in its repository's line (`queued: 2nd in line for
+    acme/repo, 3 running`); None for any other run."""
+    spot = place_in_line(store, run, ceiling)
+    return queue_line(spot) if spot is not None else None
 
 
-def run_view(run: Run, *, store: Store, web_url: str, runs_dir: Path, now: datetime) -> RunView:
+def run_view(run: Run, *, store: Store, web_url: str, runs_dir: Path, now: datetime,
+             ceiling: RunLimits | None = None) -> RunView:
     """The page's view of `run` at time `now`."""
     check_id = store.get_external(CHECK_SCOPE, check_key(run, check_name(run.pipeline)))
     path = log_path(runs_dir, run.id)
@@ -183,7 +184,7 @@ def run_view(run: Run, *, store: Store, web_url: str, runs_dir: Path, now: datet
         error=run.error,
         steps=timeline(run, now), reasons=reasons(run), images=images(run), parameters=parameters(run),
         links=links(run, web_url, check_id), console_url=safe_link(run.url), raw_url=run.url,
-        queue_position=queue_position(run, store), log=read_tail(path) if path is not None else None,
+        queue=queue_text(run, store, ceiling or RunLimits()), log=read_tail(path) if path is not None else None,
         diff=_diff(store, run.id), results=results_view(load_results(store, run.id)))
 
 
@@ -201,7 +202,8 @@ def run_page_blueprint(store: Store, settings: Settings) -> Blueprint:
         run = store.get_run(text_value("run id", run_id))
         if run is None:
             return None
-        return run_view(run, store=store, web_url=web_url, runs_dir=settings.runs_dir, now=datetime.now(UTC))
+        return run_view(run, store=store, web_url=web_url, runs_dir=settings.runs_dir, now=datetime.now(UTC),
+                        ceiling=settings.limits_ceiling)
 
     @blueprint.get("/runs/<run_id>")
     def page(run_id: str) -> Response:

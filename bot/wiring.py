@@ -100,7 +100,8 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
         work_dir=settings.data_dir / "work",
         policy=Policy(allowed_users=settings.allowed_users, allow_local_repos=settings.allow_local_repos,
                       github_host=settings.github_host, bot_login=settings.bot_login,
-                      service_accounts=settings.allowed_service_accounts),
+                      service_accounts=settings.allowed_service_accounts,
+                      limits_ceiling=settings.limits_ceiling),
         chat=RedactingChat(chat, redactor) if chat is not None else None,
         templates=_templates(settings), schedules=_schedules(settings),
     )

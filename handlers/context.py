@@ -30,6 +30,7 @@ from handlers.ports import (
     TemplateStore,
 )
 from handlers.targets import ByTarget
+from pipeline_registry.limits import RunLimits
 
 
 class UtcClock:
@@ -49,6 +50,8 @@ class Policy:
     bot_login: str | None = None
     # Service accounts a settings.yaml `run.service_account` may name (KFP_BOT_RUN_SERVICE_ACCOUNTS).
     service_accounts: tuple[str, ...] = ()
+    # The most any repository's `limits:` may allow (KFP_BOT_MAX_CONCURRENT_RUNS, ...).
+    limits_ceiling: RunLimits = field(default_factory=RunLimits)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from handlers.comment_commands import ALL_PIPELINES, Command, CommandKind, CommandProblem, parse_comment
 from handlers.context import HandlerContext
+from handlers.messages.guardrails import budget_reply
 from handlers.messages.replies import (
     approved,
     cancel_reply,
@@ -37,6 +38,7 @@ from handlers.planning import (
 from handlers.router import CommandRouter, Router
 from handlers.run_diffs import pipeline_diff
 from handlers.run_models import Trigger
+from handlers.run_queue import budget_refusal, remember_limits
 from handlers.runs import cancel
 from handlers.status_reporting import safely
 from handlers.trusted import default_branch, review, show_changes
@@ -161,6 +163,11 @@ def _run(command: Command, event: IssueCommentEvent, live: PullRequestRef, ctx: 
         chosen = pipelines_named(repo_dir, [command.pipeline or ""], plan)
         _validate_overrides(ctx, repo_dir, command, chosen[0].name)
     view = review(ctx, event.repo, repo_dir, [p.name for p in chosen])
+    limits = remember_limits(ctx, event.repo.full_name, view.config)
+    refusal = budget_refusal(ctx, event.repo.full_name, pull.number, len(chosen), limits) if chosen else None
+    if refusal is not None:  # beyond a day's budget: nothing runs, the reply says when it resets
+        _reply(ctx, event, budget_reply(event.author, command.text, len(chosen), refusal))
+        return
     runs = create_runs(ctx, event.repo, pull, event.installation_id, chosen, trigger=Trigger.COMMAND,
                        triggered_by=event.author, id_parts=(event.comment_id,),
                        overrides=command.overrides, trusted_changes=view.changes)
@@ -217,6 +224,7 @@ def _approve(command: Command, event: IssueCommentEvent, live: PullRequestRef, c
     repo_dir, plan, _ = checkout_and_plan(ctx, event.repo, pull)
     pipelines = runnable(plan)
     view = review(ctx, event.repo, repo_dir, [p.name for p in pipelines])
+    remember_limits(ctx, event.repo.full_name, view.config)
     create_runs(ctx, event.repo, pull, event.installation_id, pipelines, trigger=Trigger.AUTORUN,
                 triggered_by=event.author, id_parts=("ok-to-run", event.comment_id),
                 trusted_changes=view.changes)

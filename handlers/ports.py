@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from handlers.models import Event, PullRequestRef, RepoRef
+from handlers.queue_models import SlotClaim
 from handlers.reports import HeadReport, Notice, PullReport, RunReport
 from handlers.run_models import FailedDelivery, FailureStage, Run, RunPlan, RunState
+from pipeline_registry.limits import RunLimits
 from pipeline_registry.models import ComponentPlan, PipelineInput
 from pipeline_registry.repo_config import RepoConfig, Target
 from pipeline_registry.settings import RunOptions, ScheduleOptions
@@ -96,6 +98,15 @@ class Store(Protocol):
                    error: str | None = None, then: Then | None = None) -> Run | None:
         """Move a run forward; None (and no change) when the move is not forward. The events
         `then(moved_run)` gives are queued in the same transaction as the change."""
+
+    def claim_slot(self, run_id: str, limits: RunLimits, *, day_start: datetime, detail: str = "",
+                   then: Then | None = None) -> SlotClaim:
+        """Move the queued run to building when its repository has a slot free for it (oldest
+        queued first, per-PR limit, budgets counted since `day_start`), atomically across workers
+        and instances; otherwise say why it waits or must not start."""
+
+    def count_started(self, repo: str, *, since: datetime, pr: int | None = None) -> int:
+        """Runs of `repo` (of pull request `pr`) that started building since `since`, deploys not counted."""
 
     def update_run(self, run_id: str, *, parameters: Mapping[str, Any] | None = None,
                    url: str | None = None, plan: RunPlan | None = None) -> Run | None:

@@ -1,7 +1,7 @@
 """`pull_request` events: plan every new head and run the affected pipelines.
 
 opened / synchronize / reopened / ready_for_review: remember the head, cancel the runs of older
-heads, check the head out, plan it against the base and create one run per affected pipeline.
+heads (queued ones are dropped from the line), check the head out, plan it against the base and create one run per affected pipeline.
 Draft PRs, `autorun: false` or an `autorun` rule the PR does not meet (a label, paths), forks
 and outside contributors get the plan (skipped runs saying why) but no run. labeled: a label an
 `autorun.label` waits for starts the runs it held. closed: cancel what is still going.
@@ -16,6 +16,7 @@ from handlers.models import EventKind, PullRequestAction, PullRequestEvent, Pull
 from handlers.planning import WAITING, checkout_and_plan, create_runs, evaluate_trust, report_all, runnable, supersede
 from handlers.router import Router
 from handlers.run_models import RunState, Trigger, run_id_for
+from handlers.run_queue import remember_limits
 from handlers.status_reporting import record_failure, safely
 from handlers.trusted import TrustedView, review, show_changes
 from kfp_bot_errors import KfpBotError
@@ -90,7 +91,9 @@ def _plan_and_review(ctx: HandlerContext, event: PullRequestEvent
     try:
         repo_dir, plan, _ = checkout_and_plan(ctx, repo, pull)
         pipelines = runnable(plan)
-        return plan, pipelines, review(ctx, repo, repo_dir, [p.name for p in pipelines])
+        view = review(ctx, repo, repo_dir, [p.name for p in pipelines])
+        remember_limits(ctx, repo.full_name, view.config)
+        return plan, pipelines, view
     except KfpBotError as exc:
         ctx.log.error("cannot plan %s#%s at %s: %s", repo.full_name, pull.number, pull.head_sha, exc)
         record_failure(ctx, event, f"cannot plan {repo.full_name}#{pull.number} at {pull.head_sha}: {exc}")

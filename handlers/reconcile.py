@@ -5,7 +5,8 @@ lost or arrive while the bot is down; a run would then wait forever for an event
 comes. This pass, called periodically (`POST /tasks/reconcile`) and on start-up, looks at every
 run the store still thinks is active and publishes the event that was lost: a `BuildStatus` for
 a build that finished, a `RunStatus` for a pipeline run that finished, a fresh `RunStart` or
-`BuildStatus(COMPILING)` for a run stuck before its backend ever heard of it.
+`BuildStatus(COMPILING)` for a run stuck before its backend ever heard of it. Runs waiting in
+their repository's line (`handlers.run_queue`) are started when a slot is free for them.
 
 It never moves a run itself: it only publishes events, and the handlers apply forward-only
 transitions, so it is safe to run concurrently with the events it stands in for (a duplicate
@@ -25,7 +26,9 @@ from handlers.context import HandlerContext
 from handlers.messages.rendering import format_duration
 from handlers.models import BuildStatus, Event, RunStart, RunStatus
 from handlers.ports import BuildOutcome, BuildState
+from handlers.queue_view import WAITING_SCOPE
 from handlers.run_models import Run, RunState
+from handlers.run_queue import start_next, takes_slot
 from handlers.runs import DEADLINE_SCOPE
 
 DEFAULT_STUCK_AFTER = timedelta(minutes=15)
@@ -101,6 +104,13 @@ def reconcile(ctx: HandlerContext, *, stuck_after: timedelta = DEFAULT_STUCK_AFT
                           run.state.value, type(exc).__name__, exc)
             finding = Finding.ERROR
         found[finding] += 1
+    # Runs waiting in line get a slot that freed while nobody was listening (a crash between a run's
+    # end and the start of the next): the line of every repository with waiting runs moves on.
+    for repo in sorted({run.repo for run in runs if run.state is RunState.QUEUED and takes_slot(run)}):
+        try:
+            start_next(ctx, repo)
+        except Exception as exc:  # the next pass tries again
+            ctx.log.error("reconcile: could not move the line of %s on: %s: %s", repo, type(exc).__name__, exc)
     report = ReconcileReport(checked=len(runs), **{f.value: found[f] for f in Finding})
     if report.checked:
         ctx.log.info("reconcile: %s", ", ".join(f"{k} {v}" for k, v in report.to_json().items() if v))
@@ -113,8 +123,8 @@ def _reconcile_run(ctx: HandlerContext, run: Run, stuck_after: timedelta, lost_a
         return _building(ctx, run, ctx.builder.build_status(run), age >= lost_after)
     if run.state is RunState.RUNNING:
         return _running(ctx, run, age, lost_after)
-    if age < stuck_after:
-        return Finding.IN_PROGRESS
+    if age < stuck_after or (run.state is RunState.QUEUED and ctx.store.get_external(WAITING_SCOPE, run.id)):
+        return Finding.IN_PROGRESS  # a run waiting in line is started by `start_next` when a slot frees
     if run.state is RunState.COMPILING:
         _publish(ctx, run, BuildStatus(run_id=run.id, state=RunState.COMPILING,
                                        detail="resumed by reconcile"), "compile again")

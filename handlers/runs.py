@@ -17,13 +17,15 @@ from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
-from handlers import result_cache, run_results
+from handlers import result_cache, run_queue, run_results
 from handlers.context import HandlerContext, step_resumed, step_taken_over
 from handlers.deploying import deploy_template
+from handlers.messages.guardrails import dropped
 from handlers.messages.results import gate_failure
 from handlers.models import BuildStatus, EventKind, RepoRef, RunStart, RunStatus
 from handlers.notifications import notify_change
 from handlers.ports import BuildRequest, BuildState, RunRequest
+from handlers.queue_models import SlotOutcome
 from handlers.router import Router
 from handlers.run_diffs import diff_run
 from handlers.run_models import Run, RunState, Trigger
@@ -51,7 +53,10 @@ def start_run(event: RunStart, ctx: HandlerContext) -> None:
     run = ctx.store.get_run(event.run_id)
     if run is None or run.state.terminal or run.state in (RunState.COMPILING, RunState.RUNNING):
         return
-    moved = move(ctx, run, RunState.BUILDING, "building images")
+    if run.state is RunState.QUEUED and run_queue.takes_slot(run):
+        moved = _take_slot(ctx, run)
+    else:
+        moved = move(ctx, run, RunState.BUILDING, "building images")
     if moved is None and not (run.state is RunState.BUILDING and step_resumed()):
         return  # another event started this run, and is building it
     run = moved or run
@@ -66,6 +71,24 @@ def start_run(event: RunStart, ctx: HandlerContext) -> None:
         return
     ctx.bus.publish(BuildStatus(run_id=run.id, state=_BUILD_TO_RUN[outcome.state],
                                 detail=outcome.detail, url=outcome.url))
+
+
+def _take_slot(ctx: HandlerContext, run: Run) -> Run | None:
+    """Move a pull request's queued run to building when its repository has a slot for it; None
+    when it waits in line (its check says where) or is beyond a day's budget (then it ends
+    skipped, saying which budget and when it resets)."""
+    answer = run_queue.claim(ctx, run, "building images", then=notify_change(ctx, run))
+    if answer.outcome is SlotOutcome.OVER_BUDGET:
+        reason = run_queue.over_budget_text(ctx, run, answer)
+        move(ctx, answer.run or run, RunState.SKIPPED, reason, error=reason)
+        return None
+    if answer.outcome is not SlotOutcome.STARTED or answer.run is None:
+        return None
+    ctx.log.info("run %s (%s) is building: took a slot of %s (%d running)", run.id, run.pipeline, run.repo,
+                 answer.running)
+    report_run(ctx, answer.run)
+    run_queue.show_line(ctx, run.repo)  # the runs behind it moved up
+    return answer.run
 
 
 @router.on(EventKind.BUILD_STATUS)
@@ -196,6 +219,8 @@ def move(ctx: HandlerContext, run: Run, state: RunState, detail: str = "", *,
         ctx.log.info("run %s (%s) is %s%s", run.id, run.pipeline, state.value,
                      f": {detail}" if detail else "")
         report_run(ctx, moved)
+        if moved.state.terminal and run_queue.takes_slot(moved):
+            run_queue.start_next(ctx, moved.repo)  # a slot may have freed
     return moved
 
 
@@ -209,7 +234,8 @@ def cancel(ctx: HandlerContext, runs: Iterable[Run], reason: str) -> list[Run]:
             ctx.runner.cancel_run(run)
         except KfpBotError as exc:
             ctx.log.error("could not cancel run %s: %s", run.id, exc)
-        moved = move(ctx, run, RunState.CANCELLED, reason)
+        # A run still in line never started: say it was dropped, not stopped.
+        moved = move(ctx, run, RunState.CANCELLED, dropped(reason) if run.state is RunState.QUEUED else reason)
         if moved is not None:
             cancelled.append(moved)
     return cancelled

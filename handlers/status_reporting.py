@@ -15,6 +15,7 @@ from handlers.context import HandlerContext
 from handlers.messages.checks import NoteLike, head_report, run_report
 from handlers.messages.pull_comment import pull_report
 from handlers.models import Event, RepoRef
+from handlers.queue_view import queue_spot
 from handlers.run_diffs import load_diff
 from handlers.run_models import FailureStage, Run
 from handlers.run_results import load_results
@@ -42,7 +43,8 @@ def report_check(ctx: HandlerContext, run: Run) -> None:
 
     def check() -> None:
         results = load_results(ctx.store, run.id) if run.state.terminal else None
-        ctx.reporter.run_changed(run_report(run, results, load_diff(ctx.store, run.id)))
+        ctx.reporter.run_changed(run_report(run, results, load_diff(ctx.store, run.id),
+                                                   queue=queue_spot(ctx, run)))
 
     safely(ctx, run.id, "check", check)
 

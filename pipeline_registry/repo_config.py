@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pipeline_registry.autorun import ALWAYS, AutorunRule
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.layout_config import ImageSource, PipelineSource
+from pipeline_registry.limits import LimitsConfig
 from pipeline_registry.yamlfile import YamlDocument, parse_yaml, validate_model
 
 CONFIG_FILE = ".kfp-bot.yaml"
@@ -119,6 +120,8 @@ class RepoConfig(_Strict):
     allowed_users: tuple[str, ...] = ()
     slack_channel: str | None = None
     compile: CompileConfig = Field(default_factory=CompileConfig.model_construct)
+    # Concurrent runs and daily budgets (trusted: the default branch's apply).
+    limits: LimitsConfig = Field(default_factory=LimitsConfig.model_construct)
     pipelines: dict[str, PipelineOverride] = Field(default_factory=dict)
     # Other layouts: where the pipelines are, when not in `pipelines_dir/<name>/`.
     pipeline_files: tuple[PipelineSource, ...] = ()

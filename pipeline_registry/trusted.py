@@ -10,7 +10,7 @@ Trusted keys (the README has the same table):
 
 | file | key |
 |---|---|
-| `.kfp-bot.yaml` | `allowed_users`, `autorun`, `target`, `compile.timeout_seconds`, `compile.memory_mb` |
+| `.kfp-bot.yaml` | `allowed_users`, `autorun`, `target`, `limits`, `compile.timeout_seconds`, `compile.memory_mb` |
 | `.kfp-bot.yaml` | `pipelines.<name>.allowed_users`, `.autorun`, `.target` |
 | `settings.yaml` | `run.service_account`, `run.target`, `run.pipeline_root`, `run.timeout`, `run.gates` |
 """
@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline_registry.autorun import AutorunRule
+from pipeline_registry.limits import LimitsConfig
 from pipeline_registry.repo_config import CONFIG_FILE, PipelineOverride, RepoConfig
 from pipeline_registry.settings import RunOptions
 
-CONFIG_KEYS = ("allowed_users", "autorun", "target")
+CONFIG_KEYS = ("allowed_users", "autorun", "target", "limits")
 COMPILE_KEYS = ("timeout_seconds", "memory_mb")
 PIPELINE_KEYS = ("allowed_users", "autorun", "target")
 RUN_KEYS = ("service_account", "target", "pipeline_root", "timeout", "gates")
@@ -95,4 +96,6 @@ def _plain(value: Any) -> Any:
         return list(value)
     if isinstance(value, AutorunRule):
         return str(value)
+    if isinstance(value, LimitsConfig):
+        return value.model_dump()
     return getattr(value, "value", value)

@@ -75,27 +75,40 @@ class RunStore(OutboxStore):
                 current = conn.execute(select(runs.c.state).where(runs.c.id == run_id)).scalar()
                 if current is None or not RunState(current).can_move_to(state):
                     return None
-                now = self._clock()
-                values: dict[str, Any] = {"state": state.value, "updated_at": now}
-                if url is not None:
-                    values["url"] = url
-                if error is not None:
-                    values["error"] = self._redact(error)
-                moved = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.state == current)
-                                     .values(**values))
-                if moved.rowcount != 1:
+                done = self._move_in(conn, run_id, RunState(current), state, detail=detail, url=url,
+                                     error=error, then=then)
+                if done is None:
                     continue
-                # The row lock taken by the update keeps other writers of this run waiting.
-                seq = conn.execute(select(func.coalesce(func.max(transitions.c.seq) + 1, 0))
-                                   .where(transitions.c.run_id == run_id)).scalar_one()
-                conn.execute(insert(transitions).values(**rows.transition_values(run_id, seq, state, now,
-                                                                                 self._redact(detail))))
-                run = self._load(conn, select(runs).where(runs.c.id == run_id))[0]
-                caused = tuple(then(run)) if then is not None else ()
-                queued = self._enqueue(conn, caused, now, parent_repo=run.repo) if caused else ()
+            run, queued = done
             self._queued(queued)
             return run
         return None
+
+    def _move_in(self, conn: Connection, run_id: str, current: RunState, state: RunState, *, detail: str = "",
+                 url: str | None = None, error: str | None = None,
+                 then: Then | None = None) -> tuple[Run, tuple[int, ...]] | None:
+        """Within the write transaction `conn`: move the run from `current` to `state` with its
+        transition and the events `then` gives; the moved run and the outbox rows queued (to be
+        announced once committed), or None when the run is no longer in `current`."""
+        now = self._clock()
+        values: dict[str, Any] = {"state": state.value, "updated_at": now}
+        if url is not None:
+            values["url"] = url
+        if error is not None:
+            values["error"] = self._redact(error)
+        moved = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.state == current.value)
+                             .values(**values))
+        if moved.rowcount != 1:
+            return None
+        # The row lock taken by the update keeps other writers of this run waiting.
+        seq = conn.execute(select(func.coalesce(func.max(transitions.c.seq) + 1, 0))
+                           .where(transitions.c.run_id == run_id)).scalar_one()
+        conn.execute(insert(transitions).values(**rows.transition_values(run_id, seq, state, now,
+                                                                         self._redact(detail))))
+        run = self._load(conn, select(runs).where(runs.c.id == run_id))[0]
+        caused = tuple(then(run)) if then is not None else ()
+        queued = self._enqueue(conn, caused, now, parent_repo=run.repo) if caused else ()
+        return run, queued
 
     @database_errors
     def update_run(self, run_id: str, *, parameters: Mapping[str, Any] | None = None,

@@ -5,7 +5,7 @@ meet here, from several threads and processes at once, so every write that must 
 decided by the database itself: inserts rely on primary keys (the loser gets an
 IntegrityError, never a check-then-insert race) and state changes are compare-and-set updates.
 Runs live in `bot.store.run_store`, the outbox in `bot.store.outbox`, leases in
-`bot.store.leases`; this module opens the database and keeps the rest (deliveries, pull
+`bot.store.leases`, run slots in `bot.store.slots`; this module opens the database and keeps the rest (deliveries, pull
 requests, approvals, ids of remote objects, chat threads).
 """
 
@@ -27,6 +27,7 @@ from bot.store.engine import open_engines
 from bot.store.errors import StoreError, database_errors
 from bot.store.leases import LeaseMixin
 from bot.store.run_store import RunStore
+from bot.store.slots import SlotMixin
 from bot.store.tables import (
     approvals,
     chat_threads,
@@ -56,7 +57,7 @@ def _storable(text: str, limit: int) -> str:
     return safe if len(safe) <= limit else safe[:limit - 1] + "…"
 
 
-class SqlStore(RunStore, LeaseMixin):
+class SqlStore(RunStore, LeaseMixin, SlotMixin):
     """Runs, deliveries, pull requests, approvals, external ids, the outbox and step leases in a SQL database.
 
     `url` is `sqlite:///path/to/file.db` (the folder is created) or a PostgreSQL URL

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.messages.guardrails import queue_place
 from handlers.messages.pipeline_diff import diff_markdown
 from handlers.messages.rendering import (
     MAX_ERROR_CHARS,
@@ -29,6 +30,7 @@ from handlers.messages.rendering import (
 )
 from handlers.messages.results import results_section
 from handlers.models import RepoRef
+from handlers.queue_models import QueueSpot
 from handlers.reports import CheckButton, HeadOutcome, HeadReport, Notice, RunReport
 from handlers.run_models import Run, RunState
 from handlers.run_results import RunResults
@@ -127,12 +129,16 @@ def check_buttons(run: Run) -> tuple[CheckButton, ...]:
     return ()
 
 
-def run_report(run: Run, results: RunResults | None = None, diff: PipelineDiff | None = None) -> RunReport:
+def run_report(run: Run, results: RunResults | None = None, diff: PipelineDiff | None = None, *,
+               queue: QueueSpot | None = None) -> RunReport:
     """Everything a reporter shows for one run's check or commit status (with its results and its
-    pipeline diff, when it has them), rendered."""
-    return RunReport(run=run, name=check_name(run.pipeline), title=check_title(run),
-                     summary=check_summary(run, results, diff),
-                     description=status_description(run), url=web_url(run.url), buttons=check_buttons(run))
+    pipeline diff, when it has them), rendered; `queue`: where a waiting run stands in its
+    repository's line."""
+    place = queue_place(queue) if queue is not None else ""
+    return RunReport(run=run, name=check_name(run.pipeline), title=check_title(run, queue=place),
+                     summary=check_summary(run, results, diff, queue=place),
+                     description=status_description(run, queue=place), url=web_url(run.url),
+                     buttons=check_buttons(run))
 
 
 def head_report(repo: RepoRef, sha: str, runs: Sequence[Run], note: NoteLike,
@@ -147,16 +153,17 @@ def head_report(repo: RepoRef, sha: str, runs: Sequence[Run], note: NoteLike,
                       finished_at=max((r.updated_at for r in latest), default=None))
 
 
-def check_title(run: Run) -> str:
+def check_title(run: Run, *, queue: str = "") -> str:
     """One line for the check run title: state, and what it is doing or why it stopped."""
-    return clip(macro("short.j2", "check_title", run=run_view(run)), MAX_TITLE_CHARS)
+    return clip(macro("short.j2", "check_title", run=run_view(run, queue=queue)), MAX_TITLE_CHARS)
 
 
-def check_summary(run: Run, results: RunResults | None = None, diff: PipelineDiff | None = None) -> str:
-    """Markdown for a pipeline's check: state, results beside the baseline, why affected, the
+def check_summary(run: Run, results: RunResults | None = None, diff: PipelineDiff | None = None, *,
+                  queue: str = "") -> str:
+    """Markdown for a pipeline's check: state (a waiting run's place in line), results beside the baseline, why affected, the
     pipeline diff against the merge base (in the room the rest leaves), images, parameters,
     reproduce."""
-    view = run_view(run)
+    view = run_view(run, queue=queue)
     section = results_section(results).strip()
     rest = render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=view, results=section, diff="")
     table = diff_markdown([diff], limit=MAX_MARKDOWN_CHARS - len(rest) - 2) if diff is not None else ""
@@ -165,9 +172,9 @@ def check_summary(run: Run, results: RunResults | None = None, diff: PipelineDif
     return fit_bytes(summary, MAX_CHECK_OUTPUT_BYTES)
 
 
-def status_description(run: Run) -> str:
+def status_description(run: Run, *, queue: str = "") -> str:
     """The ≤ 140 character description of a pipeline's commit status (token mode)."""
-    return clip(macro("short.j2", "status_description", run=run_view(run)), MAX_STATUS_CHARS)
+    return clip(macro("short.j2", "status_description", run=run_view(run, queue=queue)), MAX_STATUS_CHARS)
 
 
 def head_title(runs: Sequence[Run], note: NoteLike = "") -> str:

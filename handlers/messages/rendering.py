@@ -52,8 +52,9 @@ def reproduce_command(run: Run) -> str:
 # --- views: plain values the templates lay out -------------------------------------------------
 
 
-def run_view(run: Run) -> dict[str, Any]:
-    """A run as the templates see it: plain values, links only when they are web links."""
+def run_view(run: Run, *, queue: str = "") -> dict[str, Any]:
+    """A run as the templates see it: plain values, links only when they are web links; `queue`
+    is a waiting run's place in line (`messages.guardrails.queue_place`)."""
     return {
         "run": run,
         "id": run.id,
@@ -80,6 +81,7 @@ def run_view(run: Run) -> dict[str, Any]:
                          "detail": t.detail} for t in run.transitions],
         "reproduce": reproduce_command(run),
         "is_command": run.trigger is Trigger.COMMAND,
+        "queue": queue if run.state is RunState.QUEUED else "",
     }
 
 
@@ -174,6 +176,12 @@ def first_line(value: Any) -> str:
     return lines[0] if lines else ""
 
 
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, …"""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
 def _short_sha(sha: Any) -> str:
     return str(sha or "")[:7]
 
@@ -213,7 +221,8 @@ ENV = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
-ENV.filters.update(cell=_cell, code=code, fenced=_fenced, first_line=first_line, short_sha=_short_sha)
+ENV.filters.update(cell=_cell, code=code, fenced=_fenced, first_line=first_line, short_sha=_short_sha,
+                   ordinal=ordinal)
 
 
 def render(template: str, limit: int, **values: Any) -> str:

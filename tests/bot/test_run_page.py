@@ -22,6 +22,7 @@ from bot.github.github_reporter import CHECK_SCOPE, check_key
 from bot.services import Services
 from bot.store import SqlStore
 from handlers.messages.checks import check_name
+from handlers.queue_view import WAITING_SCOPE
 from handlers.run_diffs import save_diff
 from handlers.run_models import PlanComponent, PlanReason, Run, RunPlan, RunState, Transition, Trigger
 from handlers.run_results import Comparison, GateOutcome, RunResults, save_results
@@ -172,11 +173,13 @@ def test_a_queued_run_shows_its_place_in_the_repositorys_queue(server: ServedApp
     for run in (make_run("run-first", 1), make_run("run-second", 2), make_run("run-third", 3, state=RunState.RUNNING),
                 make_run("run-other-repo", 0, repo="org/other")):
         assert store.create_run(run)
+        if run.state is RunState.QUEUED:
+            store.set_external(WAITING_SCOPE, run.id, run.created_at.isoformat())  # refused a slot
 
     second = requests.get(f"{server.url}/runs/run-second", timeout=30).text
     running = requests.get(f"{server.url}/runs/run-third", timeout=30).text
 
-    assert "position 2 in the queue of org/monorepo" in second
+    assert "queued: 2nd in line for org/monorepo, 1 running" in second
     assert "queue-position" not in running
     assert "follows the run every 2 s" in second
     assert 'var url = "/runs/run-second/live";' in second

@@ -208,8 +208,9 @@ def seed_repo(github: FakeGitHub, example_repo: GitRepo) -> str:
 def _serve(tmp_path: Path, example_repo: GitRepo, github: FakeGitHub, *, override: Ports | None = None,
            **credentials: Any) -> Iterator[Bot]:
     base = seed_repo(github, example_repo)
-    settings = Settings(webhook_secret=SECRET, github_api_url=github.api_url, data_dir=tmp_path / "data",
-                        allow_local_repos=True, workers=2, run_timeout_seconds=300, **credentials)
+    # `credentials` may also replace these (e.g. more workers, for runs that hold theirs).
+    settings = Settings(**{"webhook_secret": SECRET, "github_api_url": github.api_url, "data_dir": tmp_path / "data",
+                           "allow_local_repos": True, "workers": 2, "run_timeout_seconds": 300, **credentials})
     services = build_services(settings, github_clients=clients_for(settings), override=override)
     app = create_app(settings, services)
     services.start()

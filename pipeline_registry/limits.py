@@ -1,0 +1,68 @@
+"""`limits:` in `.kfp-bot.yaml`: how many runs a repository may have going at once, and per day.
+
+    limits:
+      concurrent_runs: 4          # runs of the repository building, compiling or running at once
+      concurrent_runs_per_pr: 2   # of those, for one pull request
+      runs_per_day: 100           # runs the repository may start in a UTC day
+      runs_per_pr_per_day: 20     # runs one pull request may start in a UTC day
+
+A run beyond a concurrency limit waits in the queue (`queued`) until a slot frees; a run beyond a
+day's budget does not start. Deploys on merge are neither queued nor budgeted. `limits` is a
+trusted key: the default branch's values apply, never a pull request's, and the bot's own
+settings cap every value (`capped`). This module is pure configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_CONCURRENT_RUNS = 4
+DEFAULT_CONCURRENT_RUNS_PER_PR = 2
+DEFAULT_RUNS_PER_DAY = 100
+DEFAULT_RUNS_PER_PR_PER_DAY = 20
+
+
+class LimitsConfig(BaseModel):
+    """`limits:` of `.kfp-bot.yaml`; a key left out takes the default above (then the bot's cap)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrent_runs: int = Field(default=DEFAULT_CONCURRENT_RUNS, ge=1, le=10_000)
+    concurrent_runs_per_pr: int = Field(default=DEFAULT_CONCURRENT_RUNS_PER_PR, ge=1, le=10_000)
+    runs_per_day: int = Field(default=DEFAULT_RUNS_PER_DAY, ge=0, le=1_000_000)
+    runs_per_pr_per_day: int = Field(default=DEFAULT_RUNS_PER_PR_PER_DAY, ge=0, le=1_000_000)
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """The limits in effect for one repository: its `limits:` capped by the bot's settings."""
+
+    concurrent_runs: int = DEFAULT_CONCURRENT_RUNS
+    concurrent_runs_per_pr: int = DEFAULT_CONCURRENT_RUNS_PER_PR
+    runs_per_day: int = DEFAULT_RUNS_PER_DAY
+    runs_per_pr_per_day: int = DEFAULT_RUNS_PER_PR_PER_DAY
+
+    def to_json(self) -> dict[str, int]:
+        """The limits as stored and shown (`/api/runs/<id>`)."""
+        return {"concurrent_runs": self.concurrent_runs, "concurrent_runs_per_pr": self.concurrent_runs_per_pr,
+                "runs_per_day": self.runs_per_day, "runs_per_pr_per_day": self.runs_per_pr_per_day}
+
+    @classmethod
+    def from_json(cls, data: object) -> RunLimits | None:
+        """Limits stored by `to_json`; None for anything else (then the caller's default applies)."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(**{key: int(data[key]) for key in cls().to_json()})
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def capped(config: LimitsConfig, ceiling: RunLimits) -> RunLimits:
+    """`config` with no value above the bot's `ceiling` (its settings; a repository can only lower them)."""
+    return RunLimits(concurrent_runs=min(config.concurrent_runs, ceiling.concurrent_runs),
+                     concurrent_runs_per_pr=min(config.concurrent_runs_per_pr, ceiling.concurrent_runs_per_pr),
+                     runs_per_day=min(config.runs_per_day, ceiling.runs_per_day),
+                     runs_per_pr_per_day=min(config.runs_per_pr_per_day, ceiling.runs_per_pr_per_day))
