@@ -8,6 +8,7 @@ can assert on the run as the API would show it.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from handlers.reconcile import DEFAULT_LOST_AFTER, DEFAULT_STUCK_AFTER, Reconcil
 from handlers.routes import dispatch
 from handlers.run_models import RunState
 from handlers.runs import DEADLINE_SCOPE
+from pipeline_registry.limits import RunLimits
 from tests.support.status_ports import (
     FixedBuilder,
     FixedRunner,
@@ -249,3 +251,23 @@ def test_the_real_notification_and_the_reconciled_one_apply_once(backends: Backe
     assert after_first is not None and after_first.state is RunState.SUCCEEDED
     assert after_both == after_first
     assert [t.state for t in after_both.transitions].count(RunState.SUCCEEDED) == 1
+
+
+def test_runs_waiting_in_line_start_when_a_slot_freed_while_nobody_listened(backends: Backends) -> None:
+    from handlers.queue_view import LIMITS_SCOPE, WAITING_SCOPE
+    from tests.support.status_ports import REPO
+
+    backends.store.set_external(LIMITS_SCOPE, REPO, json.dumps(RunLimits(concurrent_runs=1).to_json()))
+    backends.run("run-holding", RunState.BUILDING)
+    for run_id in ("run-first", "run-second"):
+        backends.clock.advance(timedelta(seconds=1))
+        backends.run(run_id, RunState.QUEUED)
+        backends.store.set_external(WAITING_SCOPE, run_id, backends.clock.now().isoformat())
+    # The holding run ends, and the bot stops before starting the next in line.
+    assert backends.store.transition("run-holding", RunState.SUCCEEDED) is not None
+    backends.clock.advance(DEFAULT_STUCK_AFTER * 2)
+
+    report = reconcile(backends.ctx)
+
+    assert report == ReconcileReport(checked=2, in_progress=2)  # waiting is not being stuck
+    assert backends.bus.published == [RunStart(run_id="run-first")]  # one slot: the oldest in line
