@@ -6,6 +6,7 @@ runs, the slow pipeline holding its slot until it is cancelled."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from tests.fakes.github import FakeGitHub
-from tests.handlers.conftest import PR, REPO, Bot, _serve, install_app
+from tests.handlers.conftest import PR, REPO, TERMINAL, Bot, _serve, install_app
 from tests.handlers.test_pull_request import SLOW_PIPELINE, change_hello
 from tests.support.github_clients import APP_ID
 from tests.support.gitrepo import GitRepo
@@ -185,3 +186,24 @@ def test_beyond_the_daily_budget_run_gets_a_reply_and_autorun_a_skipped_check(qu
     assert check["output"]["title"].startswith(
         "Skipped: not started: the budget of pull request #12 (1 run a day, limits.runs_per_pr_per_day) "
         "is used up (1 started today); it resets at ")
+
+
+@pytest.mark.parametrize("limits", ["  concurrent_runs_per_pr: 1\n"], indirect=True)
+def test_a_pull_request_at_its_own_limit_runs_its_pipelines_one_after_another(queue_bot: Bot) -> None:
+    bot = queue_bot
+    settings = {f"pipelines/{name}/settings.yaml": (bot.repo.root / f"pipelines/{name}/settings.yaml").read_text()
+                + "\n# touched\n" for name in ("dataset-pipeline", "hello-pipeline", "training-pipeline")}
+    head = bot.branch("every-pipeline", settings)
+    bot.open_pull(head, draft=True)  # planned, not run: /run all then starts the three at once
+    bot.settle()
+    bot.comment("/run all")
+    bot.settle()
+
+    runs = [r for r in bot.runs(pr=PR) if r["trigger"] == "command"]
+    assert len(runs) == 3 and all(r["state"] in TERMINAL for r in runs)
+    assert all(states(r)[:2] == ["queued", "building"] for r in runs)
+    spans = sorted((r["transitions"][1]["at"], r["transitions"][-1]["at"]) for r in runs)
+    for (_, ended), (started, _) in itertools.pairwise(spans):
+        assert started >= ended  # one slot for the pull request: never two at once
+    titles = [t for r in runs for t in titles_shown(bot, head, f"kfp-bot / {r['pipeline']}")]
+    assert any(t.endswith("; pull request #12 is at its limit of 1 concurrent run") for t in titles)
