@@ -7,6 +7,7 @@ saying since which run; `/run NAME` still runs it for real.
 
 from __future__ import annotations
 
+from handlers.run_results import load_results
 from tests.handlers.conftest import PR, Bot
 from tests.handlers.test_pull_request import HELLO_SETTINGS, change_hello
 
@@ -37,6 +38,11 @@ def test_a_head_that_compiles_to_a_succeeded_run_is_not_run_again(bot: Bot) -> N
     check = bot.checks(second)["kfp-bot / hello-pipeline"]
     assert check["conclusion"] == "success"
     assert f"unchanged since run {ran['id']}" in check["output"]["summary"] + check["output"]["title"]
+    # It shows the results of the run it reuses.
+    reused, original = load_results(bot.services.store, latest["id"]), load_results(bot.services.store, ran["id"])
+    assert original is not None and dict(original.outputs) == {"greeting": "Hello, kfp-bot!", "score": 4.0}
+    assert reused is not None and reused.outputs == original.outputs and ran["id"] in reused.note
+    assert "| score | `4.0` |" in check["output"]["summary"]
 
     bot.comment("/run hello-pipeline")
     bot.settle()
