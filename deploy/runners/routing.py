@@ -8,11 +8,16 @@ configured runner ends the run as failed, saying which setting is missing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from handlers.ports import CollectedResults, Runner, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
 from handlers.targets import ByTarget
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.repo_config import Target
+
+T = TypeVar("T")
 
 _SETTING = {Target.LOCAL: "the embedded runner", Target.VERTEX: "KFP_BOT_GCP_PROJECT and KFP_BOT_PIPELINE_ROOT",
             Target.KFP: "KFP_BOT_KFP_HOST"}
@@ -50,31 +55,22 @@ class RoutingRunner:
     def run_status(self, run: Run) -> RunSubmission | None:
         """The first runner that knows the run answers; an unreachable backend is skipped
         (and its error raised only when no other runner knows the run)."""
-        failure: KfpBotError | None = None
-        for runner in self.runners.every():
-            try:
-                status = runner.run_status(run)
-            except KfpBotError as exc:
-                failure = exc
-                continue
-            if status is not None:
-                return status
-        if failure is not None:
-            raise failure
-        return None
+        return self._first_known(lambda runner: runner.run_status(run))
 
     def run_results(self, run: Run) -> CollectedResults | None:
-        """The results from the first runner that knows the run (an unreachable backend is
-        skipped, and its error raised only when no other runner knows the run)."""
+        """The results from the first runner that knows the run, as `run_status` asks."""
+        return self._first_known(lambda runner: runner.run_results(run))
+
+    def _first_known(self, ask: Callable[[Runner], T | None]) -> T | None:
         failure: KfpBotError | None = None
         for runner in self.runners.every():
             try:
-                results = runner.run_results(run)
+                answer = ask(runner)
             except KfpBotError as exc:
                 failure = exc
                 continue
-            if results is not None:
-                return results
+            if answer is not None:
+                return answer
         if failure is not None:
             raise failure
         return None

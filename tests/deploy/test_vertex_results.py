@@ -2,18 +2,16 @@
 Vertex AI's `job_detail.task_details`: the metrics artifacts' numbers, each artifact once."""
 # No `from __future__ import annotations`: kfp reads the components' annotations as types.
 
-from collections.abc import Iterator
-
 import pytest
 from google.cloud import aiplatform_v1
 from kfp import compiler, dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Metrics, Output
 
 from deploy.compiler import CompiledPipeline, load_package
-from deploy.runners.vertex import VertexRunner, make_pipeline_client
+from deploy.runners.vertex import VertexRunner
 from deploy.runners.vertex_job import job_id_for
 from deploy.runners.vertex_results import job_results
-from tests.deploy.test_vertex import FAST_RETRY, PROJECT, REGION, ROOT, make_run, request
+from tests.deploy.test_vertex import client, fake, make_run, request, runner  # noqa: F401 (fixtures)
 from tests.fakes.vertex import FakeVertexPipelines
 
 
@@ -40,20 +38,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> CompiledPipeline:
     return load_package(path, "scored-pipeline")
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeVertexPipelines]:
-    with FakeVertexPipelines(project_number=987654321) as server:
-        yield server
-
-
-@pytest.fixture
-def runner(fake: FakeVertexPipelines) -> Iterator[VertexRunner]:
-    client = make_pipeline_client(REGION, fake.endpoint)
-    yield VertexRunner(client, PROJECT, REGION, pipeline_root=ROOT, retry=FAST_RETRY)
-    client.transport.close()
-
-
-def test_the_metrics_artifacts_of_a_succeeded_job_are_its_metrics(fake: FakeVertexPipelines, runner: VertexRunner,
+def test_the_metrics_artifacts_of_a_succeeded_job_are_its_metrics(fake: FakeVertexPipelines, runner: VertexRunner,  # noqa: F811
                                                                    package: CompiledPipeline) -> None:
     run = make_run(pipeline="scored-pipeline")
     runner.submit_run(request(run, package, {}))
@@ -74,7 +59,7 @@ def test_the_metrics_artifacts_of_a_succeeded_job_are_its_metrics(fake: FakeVert
         "system.Dataset", "system.Metrics", "system.ClassificationMetrics"}
 
 
-def test_a_job_vertex_does_not_know_has_no_results(runner: VertexRunner) -> None:
+def test_a_job_vertex_does_not_know_has_no_results(runner: VertexRunner) -> None:  # noqa: F811
     assert runner.run_results(make_run(pipeline="scored-pipeline", pr=8)) is None
 
 

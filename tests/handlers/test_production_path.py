@@ -49,6 +49,16 @@ class CloudBot(Bot):
     def settle(self, timeout: float = 180) -> None:
         assert self.cloud.pubsub.wait_idle(timeout), "Pub/Sub still has messages to push"
 
+    def pull_built(self, head: str, status: str = "SUCCESS") -> None:
+        """Open the PR at `head`, let its one build end with `status` (Cloud Build's notification
+        through Pub/Sub) and wait for what follows."""
+        self.open_pull(head)
+        self.settle()
+        [build] = self.cloud.cloudbuild.builds
+        notification = self.cloud.cloudbuild.finish(build.id, status)
+        self.cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
+        self.settle()
+
 
 @pytest.fixture
 def cloud_bot(tmp_path: Path, example_repo: GitRepo) -> Iterator[CloudBot]:

@@ -23,12 +23,7 @@ def test_a_vertex_run_below_its_gate_fails_with_the_numbers(cloud_bot: CloudBot)
     bot.base = main
 
     head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# faster\n"})
-    bot.open_pull(head)
-    bot.settle()
-    [build] = cloud.cloudbuild.builds
-    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
-    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
-    bot.settle()
+    bot.pull_built(head)
     [job] = cloud.vertex.jobs
     job_id = job.name.rsplit("/", 1)[-1]
 
