@@ -161,3 +161,12 @@ def test_text_a_pull_request_controls_is_shown_inert(hostile_server: ServedApp, 
     assert page.find_element(By.ID, "raw-url").text == "javascript:window.pwned='link'"  # shown, not linked
     page.get(hostile_server.url + "/runs/<img src=x onerror=alert(1)>")
     assert page.find_element(By.ID, "missing-run").text == "<img src=x onerror=alert(1)>"
+
+
+def test_the_readme_screenshot_script_still_finds_what_it_builds_on() -> None:
+    # benchmarks/run_page_screenshot.py (docs/run-page.png) reuses the tests' bot and scored
+    # pipeline; nothing else runs it, so a rename there must fail here, not on the next screenshot.
+    from benchmarks import run_page_screenshot
+
+    assert run_page_screenshot.deploy_baseline.__module__ == "tests.handlers.test_results_end_to_end"
+    assert run_page_screenshot.PIPELINE == "scored-pipeline"
