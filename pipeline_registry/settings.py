@@ -54,6 +54,13 @@ class RunOptions(_Strict):
     # Quality gates: metric name -> condition (`pipeline_registry.gates`); trusted.
     gates: dict[str, GateText] | None = None
 
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _gates_mapping(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, dict):
+            raise ValueError('must map metric names to conditions, e.g. accuracy: ">= 0.9"')
+        return value
+
     @field_validator("timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from deploy.errors import RunError
 from deploy.runners.local_spec import read_ir, task_names
 from handlers.ports import CollectedResults
 
+T = TypeVar("T")
 METRICS_TYPES = ("system.Metrics", "system.ClassificationMetrics")
 OUTPUTS_FILE = "pipeline-outputs.json"
 _EXECUTOR_OUTPUT = "executor_output.json"
@@ -109,8 +110,8 @@ def _metrics(executor_output: Any, types: Mapping[str, str]) -> list[tuple[str, 
     return metrics
 
 
-def named_metrics(found: list[tuple[str, str, float]]) -> dict[str, float]:
-    """Metric name → value; a name two tasks report is told apart by its task (`task.name`)."""
+def named_metrics(found: Sequence[tuple[str, str, T]]) -> dict[str, T]:
+    """Name → value; a name two tasks report is told apart by its task (`task.name`)."""
     counts: dict[str, int] = {}
     for _, name, _ in found:
         counts[name] = counts.get(name, 0) + 1

@@ -21,8 +21,9 @@ def train(data: Output[Dataset], metrics: Output[Metrics]) -> None:
 
 
 @dsl.component(base_image="python:3.11-slim")
-def evaluate(metrics: Output[Metrics], matrix: Output[ClassificationMetrics]) -> None:
+def evaluate(metrics: Output[Metrics], matrix: Output[ClassificationMetrics]) -> str:
     metrics.log_metric("accuracy", 0.93)
+    return "gs://models/7"
 
 
 @dsl.pipeline(name="scored-pipeline")
@@ -45,18 +46,23 @@ def test_the_metrics_artifacts_of_a_succeeded_job_are_its_metrics(fake: FakeVert
     fake.set_state(job_id_for(run), "PIPELINE_STATE_SUCCEEDED", logged={
         "train": {"metrics": {"loss": 0.2}, "data": {"rows": 100}},
         "evaluate": {"metrics": {"accuracy": 0.93, "note": "text is not a metric"},
-                     "matrix": {"confusionMatrix": {"rows": [{"row": [1, 2]}]}, "auroc": 0.97}}})
+                     "matrix": {"confusionMatrix": {"rows": [{"row": [1, 2]}]}, "auroc": 0.97},
+                     "Output": "gs://models/7"}})
 
     results = runner.run_results(run)
 
     assert results is not None
     # Only system.Metrics and system.ClassificationMetrics count: the Dataset's metadata is not a metric.
     assert dict(results.metrics) == {"loss": 0.2, "accuracy": 0.93, "auroc": 0.97}
+    # Output parameters are the `output:<name>` entries of the task's execution metadata.
+    assert dict(results.outputs) == {"Output": "gs://models/7"}
     job = fake.job(job_id_for(run))
     [root, *tasks] = job.job_detail.task_details
     assert root.task_name == "scored-pipeline" and {t.parent_task_id for t in tasks} == {root.task_id}
     assert {a.schema_title for t in tasks for o in t.outputs.values() for a in o.artifacts} == {
         "system.Dataset", "system.Metrics", "system.ClassificationMetrics"}
+    by_name = {t.task_name: t for t in tasks}
+    assert dict(by_name["evaluate"].execution.metadata) == {"output:Output": "gs://models/7"}
 
 
 def test_a_job_vertex_does_not_know_has_no_results(runner: VertexRunner) -> None:  # noqa: F811

@@ -9,8 +9,12 @@ name in the project's default metadata store), `display_name`, `uri` under the p
 component logged (`Metrics.log_metric` writes name → number there)
 (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.pipelineJobs#PipelineTaskDetail,
 https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.metadataStores.artifacts#Artifact).
-The fake fills it when a job reaches a final state, from the job's compiled spec; the metadata a
-test gives (task → output → metadata) stands for what the components logged.
+A task's output parameters are in its `execution.metadata` under `output:<name>` (Vertex AI
+Pipelines records them so; the REST reference describes `metadata` only as a Struct, and code
+reading finished jobs looks them up as `task.execution.metadata["output:endpoint"]`).
+The fake fills it when a job reaches a final state, from the job's compiled spec; what a test
+gives (task → output → the artifact's metadata, or the parameter's value) stands for what the
+components logged and returned.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from google.cloud import aiplatform_v1
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 TaskState = aiplatform_v1.PipelineTaskDetail.State
-Logged = Mapping[str, Mapping[str, Mapping[str, Any]]]
-"""task name → output name → the artifact's metadata."""
+Logged = Mapping[str, Mapping[str, Any]]
+"""task name → output name → the artifact's metadata (a mapping), or the output parameter's value."""
 
 _ids = itertools.count(1_000_001)
 _TASK_STATE = {"PIPELINE_STATE_SUCCEEDED": TaskState.SUCCEEDED, "PIPELINE_STATE_FAILED": TaskState.FAILED,
@@ -62,7 +66,13 @@ def job_detail(job: aiplatform_v1.PipelineJob, project_number: int, location: st
                 schema_title=str((definition.get("artifactType") or {}).get("schemaTitle", "system.Artifact")),
                 state=aiplatform_v1.Artifact.State.LIVE, metadata=metadata)
             outputs[output] = aiplatform_v1.PipelineTaskDetail.ArtifactList(artifacts=[artifact])
+        parameters = (component.get("outputDefinitions") or {}).get("parameters") or {}
+        execution = struct_pb2.Struct()
+        execution.update({f"output:{output}": value for output, value in (logged.get(name) or {}).items()
+                          if output in parameters})
         details.append(aiplatform_v1.PipelineTaskDetail(
             task_id=next(_ids), parent_task_id=root_id, task_name=name, state=state, create_time=now,
-            start_time=now, end_time=now, outputs=outputs))
+            start_time=now, end_time=now, outputs=outputs,
+            execution=aiplatform_v1.Execution(display_name=name, schema_title="system.ContainerExecution",
+                                              state=aiplatform_v1.Execution.State.COMPLETE, metadata=execution)))
     return aiplatform_v1.PipelineJobDetail(task_details=details)

@@ -28,7 +28,8 @@ def test_a_vertex_run_below_its_gate_fails_with_the_numbers(cloud_bot: CloudBot)
     job_id = job.name.rsplit("/", 1)[-1]
 
     event = cloud.vertex.set_state(job_id, "PIPELINE_STATE_SUCCEEDED",
-                                   logged={"evaluate": {"metrics": {"accuracy": 0.85, "f1": 0.8}}})
+                                   logged={"evaluate": {"metrics": {"accuracy": 0.85, "f1": 0.8},
+                                                        "summary": "accuracy 0.850 (passed, minimum 0.8)"}})
     cloud.pubsub.deliver(event.data, event.attributes, topic="pipeline-events")
     bot.settle()
 
@@ -43,4 +44,5 @@ def test_a_vertex_run_below_its_gate_fails_with_the_numbers(cloud_bot: CloudBot)
     assert "No baseline yet" in summary
     assert "| accuracy | 0.85 | — | — |" in summary and "| f1 | 0.8 | — | — |" in summary
     assert "| `accuracy >= 0.9` | 0.85 | 0.9 | ❌ failed |" in summary
+    assert "| summary | `accuracy 0.850 (passed, minimum 0.8)` |" in summary
     assert bot.checks(head)["kfp-bot"]["conclusion"] == "failure"

@@ -53,6 +53,12 @@ def test_a_gate_that_is_not_understood_names_file_line_and_field(written: str, l
     assert "'>= 0.9' or '<= baseline * 1.05'" in message
 
 
+def test_gates_that_are_not_a_mapping_say_what_to_write() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_settings("run:\n  gates: [accuracy]\n", FILE)
+    assert str(raised.value).startswith(f"{FILE}:2: run.gates: must map metric names to conditions")
+
+
 def test_a_pull_request_cannot_loosen_its_own_gates() -> None:
     trusted = parse_settings('run:\n  gates:\n    accuracy: ">= 0.9"\n', FILE).run
     proposed = parse_settings('run:\n  gates:\n    accuracy: ">= 0.1"\n', FILE).run
