@@ -178,6 +178,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot run`: compile, check parameters and run on the embedded runner (kfp.local)."""
     from bot.wiring import command_line_compiler
     from deploy.runners.local import TaskEvent, run_locally
+    from deploy.runners.local_results import collect
 
     repository = Repository.open(args.repo)
     overrides = parse_assignments(args.param)
@@ -194,10 +195,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         timeout = args.timeout or settings.run_timeout_seconds
         result = run_locally(compiled.package_path, parameters, workdir=Path(tmp) / "run",
                              timeout_seconds=timeout, on_event=progress, sandbox=compiler.sandbox)
+        # What the service would compare with the baseline and hold to `run.gates`.
+        metrics = collect(Path(tmp) / "run") if result.succeeded else None
     if result.succeeded:
         print(f"succeeded: {args.name}")
         for key, value in sorted(result.outputs.items()):
             print(f"  output {key} = {value!r}")
+        for key, number in (metrics.metrics.items() if metrics else ()):
+            print(f"  metric {key} = {number:g}")
         return EXIT_OK
     print(f"failed: {args.name}: {result.error or 'see the log above'}", file=sys.stderr)
     if result.log_tail:

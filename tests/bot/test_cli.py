@@ -148,6 +148,16 @@ def test_run_locally_with_overrides(example_repo: GitRepo, tmp_path: Path) -> No
     assert "score = 2.0" in result.stdout
 
 
+def test_run_prints_the_metrics_the_pipeline_logged(example_repo: GitRepo, tmp_path: Path) -> None:
+    from tests.handlers.test_results_end_to_end import CODE, PIPELINE
+
+    example_repo.write(f"pipelines/{PIPELINE}/{PIPELINE}.py", CODE)
+    result = kfp_bot("run", PIPELINE, "--repo", str(example_repo.root), "-p", "accuracy=0.93",
+                     data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert "  metric accuracy = 0.93\n  metric loss = 0.2\n" in result.stdout
+
+
 def test_run_with_a_mistyped_parameter(example_repo: GitRepo, tmp_path: Path) -> None:
     result = kfp_bot("run", "hello-pipeline", "--repo", str(example_repo.root), "-p", "repeat=many",
                      data_dir=tmp_path / "data")
