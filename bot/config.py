@@ -102,10 +102,10 @@ class Settings(BaseSettings):
     http_threads: int = Field(default=4, ge=1, le=256)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     # Ceilings on any repository's `.kfp-bot.yaml` `limits:` (trusted settings; README "Guardrails").
-    max_concurrent_runs: int = Field(default=20, ge=1, le=10_000)
-    max_concurrent_runs_per_pr: int = Field(default=10, ge=1, le=10_000)
-    max_runs_per_day: int = Field(default=1000, ge=0, le=1_000_000)
-    max_runs_per_pr_per_day: int = Field(default=200, ge=0, le=1_000_000)
+    max_concurrent_runs: int = Field(default=50, ge=1, le=10_000)
+    max_concurrent_runs_per_pr: int = Field(default=20, ge=1, le=10_000)
+    max_runs_per_day: int = Field(default=2000, ge=0, le=1_000_000)
+    max_runs_per_pr_per_day: int = Field(default=500, ge=0, le=1_000_000)
     # Caps on what any repository's `.kfp-bot.yaml` `compile:` may ask for (trusted settings).
     compile_max_timeout_seconds: int = Field(default=900, ge=5)
     compile_max_memory_mb: int = Field(default=8192, ge=256)

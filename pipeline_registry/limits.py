@@ -1,10 +1,10 @@
 """`limits:` in `.kfp-bot.yaml`: how many runs a repository may have going at once, and per day.
 
     limits:
-      concurrent_runs: 4          # runs of the repository building, compiling or running at once
-      concurrent_runs_per_pr: 2   # of those, for one pull request
-      runs_per_day: 100           # runs the repository may start in a UTC day
-      runs_per_pr_per_day: 20     # runs one pull request may start in a UTC day
+      concurrent_runs: 10         # runs of the repository building, compiling or running at once
+      concurrent_runs_per_pr: 5   # of those, for one pull request
+      runs_per_day: 200           # runs the repository may start in a UTC day
+      runs_per_pr_per_day: 50     # runs one pull request may start in a UTC day
 
 A run beyond a concurrency limit waits in the queue (`queued`) until a slot frees; a run beyond a
 day's budget does not start. Deploys on merge are neither queued nor budgeted. `limits` is a
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DEFAULT_CONCURRENT_RUNS = 4
-DEFAULT_CONCURRENT_RUNS_PER_PR = 2
-DEFAULT_RUNS_PER_DAY = 100
-DEFAULT_RUNS_PER_PR_PER_DAY = 20
+DEFAULT_CONCURRENT_RUNS = 10
+DEFAULT_CONCURRENT_RUNS_PER_PR = 5
+DEFAULT_RUNS_PER_DAY = 200
+DEFAULT_RUNS_PER_PR_PER_DAY = 50
 
 
 class LimitsConfig(BaseModel):

@@ -14,9 +14,9 @@ CEILING = RunLimits(concurrent_runs=20, concurrent_runs_per_pr=10, runs_per_day=
 
 
 def test_limits_have_defaults_and_a_repository_may_set_each() -> None:
-    assert capped(load_repo_config(None).limits, CEILING) == RunLimits(4, 2, 100, 20)
+    assert capped(load_repo_config(None).limits, CEILING) == RunLimits(10, 5, 200, 50)
     config = load_repo_config("limits:\n  concurrent_runs: 8\n  runs_per_pr_per_day: 5\n")
-    assert capped(config.limits, CEILING) == RunLimits(8, 2, 100, 5)
+    assert capped(config.limits, CEILING) == RunLimits(8, 5, 200, 5)
 
 
 def test_the_bots_settings_cap_every_value() -> None:
@@ -41,8 +41,8 @@ def test_limits_are_trusted_the_default_branchs_apply_and_a_change_is_listed() -
     assert trusted_config(head, trusted).limits == trusted.limits
     [change] = config_changes(head, trusted)
     assert change.key == "limits"
-    assert change.to_json()["proposed"] == {"concurrent_runs": 50, "concurrent_runs_per_pr": 2,
-                                            "runs_per_day": 10000, "runs_per_pr_per_day": 20}
+    assert change.to_json()["proposed"] == {"concurrent_runs": 50, "concurrent_runs_per_pr": 5,
+                                            "runs_per_day": 10000, "runs_per_pr_per_day": 50}
 
 
 def test_stored_limits_read_back_and_anything_else_is_refused() -> None:
