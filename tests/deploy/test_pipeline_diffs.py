@@ -6,9 +6,11 @@ image whose inputs changed, the settings value, nothing for a comment-only edit.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from deploy.pipeline_diffs import PipelineDiffer
+from deploy.pipeline_diffs import PipelineDiffer, UnavailableDiffs
 from deploy.pipelines import RepositoryCompiler
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.spec_diff import ChangeKind
@@ -77,3 +79,29 @@ def test_an_unknown_revision_or_pipeline_is_a_clear_error(example_repo, differ):
         differ.diff(example_repo.root, PIPELINE, "no-such-branch", None)
     with pytest.raises(KfpBotError, match="nope"):
         differ.diff(example_repo.root, "nope", "HEAD", None)
+
+
+def test_against_the_base_the_head_side_is_the_package_the_run_compiled(example_repo, differ, tmp_path):
+    base = example_repo.head()
+    example_repo.write(f"pipelines/{PIPELINE}/settings.yaml",
+                       (example_repo.root / f"pipelines/{PIPELINE}/settings.yaml").read_text()
+                       .replace("epochs: 2", "epochs: 4"))
+    example_repo.commit("tune training")
+    package = differ.compiler.compile(example_repo.root, PIPELINE, None, tmp_path / "run").package_path
+
+    diff = differ.diff_against_base(example_repo.root, PIPELINE, base, head_package=package)
+    assert [(c.kind, c.subject, c.before, c.after) for c in diff.changes] == \
+        [(ChangeKind.SETTING, "parameters.epochs", "2", "4")]
+
+    # what the run compiled is what is compared (nothing is compiled again at the head)
+    text = package.read_text()
+    image = next(word for word in text.split() if "training-pipeline-train:content-" in word).strip("'\"")
+    package.write_text(text.replace(image, "gcr.io/elsewhere/train:other"))
+    changed = differ.diff_against_base(example_repo.root, PIPELINE, base, head_package=package)
+    assert (ChangeKind.IMAGE, "train", image, "gcr.io/elsewhere/train:other") in \
+        [(c.kind, c.subject, c.before, c.after) for c in changed.changes]
+
+
+def test_where_nothing_may_be_compiled_the_diff_says_why():
+    diff = UnavailableDiffs("No pipeline diff: not here.").diff_against_base(Path("unused"), PIPELINE, "abc")
+    assert diff.note == "No pipeline diff: not here." and not diff.unchanged
