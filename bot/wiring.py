@@ -29,9 +29,10 @@ if TYPE_CHECKING:
     from deploy.sandbox import Sandbox
 
 
-# Why a check on the Cloud Build path has no pipeline diff (its build compiles the head only).
-CLOUD_BUILD_NO_DIFF = ("No pipeline diff: with the Cloud Build compiler the run's build compiles the head only, "
-                       "and the service never compiles repository code itself; "
+# Why a check has no pipeline diff when Cloud Build builds from a repository connection (its
+# source is the head's commit only, so the build cannot compile the merge base).
+CLOUD_BUILD_NO_DIFF = ("No pipeline diff: Cloud Build builds from the repository connection (the head's commit "
+                       "only) and the service never compiles repository code itself; "
                        "`kfp-bot diff NAME --repo . --base <base>` shows it on a laptop.")
 
 
@@ -194,12 +195,17 @@ def _compiler(settings: Settings, sandbox):
 
 def _diffs(settings: Settings, sandbox: Sandbox) -> PipelineDiffs:
     """The `PipelineDiffs` port: the base compiled by the sandboxed local compiler (cached by tree
-    in the cache dir); with Cloud Build, a plain statement that there is no diff, since the
-    service never compiles pull-request or base code and the build compiles the head only."""
-    if settings.builder is BuilderKind.CLOUDBUILD:
+    in the cache dir); with Cloud Build, the base compiled by the run's own build (the service
+    never compiles repository code), except from a repository connection, whose build has only
+    the head's files: there, a plain statement that there is no diff."""
+    if settings.builder is BuilderKind.CLOUDBUILD and settings.cloudbuild_connection:
         from deploy.pipeline_diffs import UnavailableDiffs
 
         return UnavailableDiffs(CLOUD_BUILD_NO_DIFF)
+    if settings.builder is BuilderKind.CLOUDBUILD:
+        from deploy.builders.cloudbuild_diffs import CloudBuildDiffs
+
+        return CloudBuildDiffs(_cloud_compile(settings))
     from deploy.pipeline_diffs import PipelineDiffer
 
     return PipelineDiffer(_local_compiler(settings, sandbox), settings.cache_dir)

@@ -55,7 +55,7 @@ class PipelineDiffer:
 
         `base` is compared as the merge base of the two, as a pull request's changes are."""
         base = merge_base(repo_dir, base, head or "HEAD")
-        return _compared(name, self._side(repo_dir, name, base), self._side(repo_dir, name, head))
+        return compared(name, self._side(repo_dir, name, base), self._side(repo_dir, name, head))
 
     def diff_against_base(self, repo_dir: Path, pipeline: str, base_sha: str, *,
                           head_package: Path | None = None) -> PipelineDiff:
@@ -65,23 +65,23 @@ class PipelineDiffer:
         if head_package is None:
             return self.diff(repo_dir, pipeline, base_sha, "HEAD")
         base = merge_base(repo_dir, base_sha, "HEAD")
-        settings = flatten_settings(_settings_document(Repository.open(repo_dir), pipeline))
+        settings = settings_side(Repository.open(repo_dir), pipeline)
         after = CompiledSide(yaml.safe_load(Path(head_package).read_text(encoding="utf-8")), settings)
-        return _compared(pipeline, self._side(repo_dir, pipeline, base), after)
+        return compared(pipeline, self._side(repo_dir, pipeline, base), after)
 
     def _side(self, repo_dir: Path, name: str, revision: str | None) -> CompiledSide:
         if revision is None:
             return self._compiled(Path(repo_dir), name, key=None)
         sha = resolve_revision(repo_dir, revision)
         tree = _git(repo_dir, "rev-parse", "--verify", "--quiet", f"{sha}^{{tree}}")
-        with _checkout(Path(repo_dir), sha) as folder:
+        with revision_checkout(Path(repo_dir), sha) as folder:
             return self._compiled(folder, name, key=tree)
 
     def _compiled(self, folder: Path, name: str, key: str | None) -> CompiledSide:
         repository = Repository.open(folder)
         if name not in repository.pipelines():
             return CompiledSide(None, {}, note=f"no pipeline `{name}` at {repository.revision or 'the working tree'}")
-        settings = flatten_settings(_settings_document(repository, name))
+        settings = settings_side(repository, name)
         images = repository.component_images(name)
         cached = self._cache_path(key, name, images)
         if cached is not None and cached.is_file():
@@ -105,7 +105,8 @@ class PipelineDiffer:
         return self.specs_dir / f"{hashlib.sha256(key.encode()).hexdigest()}.yaml"
 
 
-def _compared(name: str, before: CompiledSide, after: CompiledSide) -> PipelineDiff:
+def compared(name: str, before: CompiledSide, after: CompiledSide) -> PipelineDiff:
+    """The diff of two compiled sides (a side without a document: the pipeline is not there)."""
     if before.document is None and after.document is None:
         raise CompileError(name, before.note or after.note or "the pipeline exists on neither side",
                            hint="check the name with `kfp-bot plan`")
@@ -130,6 +131,11 @@ class UnavailableDiffs:
         return PipelineDiff(pipeline, note=self.reason)
 
 
+def settings_side(repository: Repository, name: str) -> dict[str, Any]:
+    """A pipeline's `settings.yaml` parameters and run options, flattened for `diff_settings`."""
+    return flatten_settings(_settings_document(repository, name))
+
+
 def _settings_document(repository: Repository, name: str) -> dict[str, Any]:
     settings = repository.settings(name)
     document: dict[str, Any] = {"parameters": dict(settings.parameters)}
@@ -140,7 +146,7 @@ def _settings_document(repository: Repository, name: str) -> dict[str, Any]:
 
 
 @contextmanager
-def _checkout(repo_dir: Path, sha: str) -> Iterator[Path]:
+def revision_checkout(repo_dir: Path, sha: str) -> Iterator[Path]:
     """A throwaway clone of `repo_dir` at commit `sha`, sharing its objects (nothing downloaded)."""
     with tempfile.TemporaryDirectory(prefix="kfp-bot-rev-") as tmp:
         folder = Path(tmp) / "repo"

@@ -167,6 +167,9 @@ class BuildRequest:
     pipeline: str
     repo_dir: Path
     components: tuple[ComponentPlan, ...]
+    # The run's base (a pull request's base branch commit): a builder that compiles may compile
+    # the pipeline at the merge base too, for the run's pipeline diff.
+    base_sha: str | None = None
 
 
 @dataclass(frozen=True)

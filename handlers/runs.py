@@ -64,7 +64,7 @@ def start_run(event: RunStart, ctx: HandlerContext) -> None:
     components = components_to_build(run, repo_dir)
     outcome = ctx.builder.build(BuildRequest(run_id=run.id, repo=run.repo, sha=run.sha, pr=run.pr,
                                              pipeline=run.pipeline, repo_dir=repo_dir,
-                                             components=components))
+                                             components=components, base_sha=run.base_sha))
     if outcome.state is BuildState.STARTED:
         if outcome.url:
             ctx.store.update_run(run.id, url=outcome.url)

@@ -17,25 +17,35 @@ idempotent), but after a transient error the run's build is looked up once more.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as retries
 from google.cloud.devtools import cloudbuild_v1
 from google.cloud.devtools.cloudbuild_v1.services.cloud_build.transports import CloudBuildGrpcTransport
 
-from deploy.builders.cloudbuild_compile import CloudCompile, compile_artifacts, compile_step
+from deploy.builders.cloudbuild_compile import (
+    BASE_DIR,
+    CloudCompile,
+    base_compile_step,
+    compile_artifacts,
+    compile_step,
+)
 from deploy.builders.cloudbuild_config import BuildSource, GitUrlSource, build_for, images_to_build, run_filter
 from deploy.builders.cloudbuild_notifications import FAILED_STATUSES, Status, decode_build_notification, log, outcome_of
 from deploy.builders.cloudbuild_source import StorageUpload, compile_files, image_files, pack
 from deploy.errors import BuildError
 from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
+from deploy.pipeline_diffs import revision_checkout
 from handlers.models import Event
 from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
 from handlers.run_models import Run
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.models import ComponentPlan
 from pipeline_registry.repository import Repository
+from pipeline_registry.snapshot import merge_base
 
 EDITOR_ROLE = "roles/cloudbuild.builds.editor"
 _TRANSIENT = (api_exceptions.ServiceUnavailable, api_exceptions.DeadlineExceeded)
@@ -79,15 +89,17 @@ class CloudBuildBuilder:
         if existing is not None:
             return outcome_of(existing)
         try:
-            with Repository.open(request.repo_dir) as repository:
+            with Repository.open(request.repo_dir) as repository, self._base(request) as base:
                 context = repository.config.build_context
                 step, artifacts = self._compile_parts(request, repository)
-                source = self._source(request, repository, plans)
+                base_step = self._base_step(request, base)
+                source = self._source(request, repository, plans, base if base_step else None)
         except KfpBotError as exc:
             return BuildOutcome(BuildState.FAILED, str(exc))
         config = build_for(request, plans, source=source, context=context,
                            service_account=self.service_account, project=self.project,
-                           timeout_seconds=self.timeout_seconds, compile_step=step, artifacts=artifacts)
+                           timeout_seconds=self.timeout_seconds, compile_step=step, artifacts=artifacts,
+                           base_step=base_step)
         try:
             operation = self.client.create_build(request=cloudbuild_v1.CreateBuildRequest(
                 project_id=self.project, build=config, parent=self._parent()), timeout=self.call_timeout)
@@ -116,15 +128,47 @@ class CloudBuildBuilder:
                             max_timeout_seconds=self.compile.max_timeout_seconds)
         return step, compile_artifacts(self.compile.location(request.sha, request.pipeline, images))
 
+    @contextmanager
+    def _base(self, request: BuildRequest) -> Iterator[Repository | None]:
+        """The run's merge base checked out (files only, nothing runs here) when this build also
+        compiles it for the run's pipeline diff: with `compile`, an uploaded source and a base
+        that has the pipeline. A base that cannot be had costs the diff, never the build."""
+        if self.compile is None or self.upload is None or not request.base_sha:
+            yield None
+            return
+        with ExitStack() as stack:
+            found = None
+            try:
+                base = merge_base(request.repo_dir, request.base_sha, request.sha)
+                repository = Repository.open(stack.enter_context(revision_checkout(Path(request.repo_dir), base)))
+                found = repository if request.pipeline in repository.pipelines() else None
+            except KfpBotError as exc:
+                log.warning("run %s: the merge base is not compiled for its diff: %s", request.run_id, exc)
+            yield found
+
+    def _base_step(self, request: BuildRequest, base: Repository | None) -> cloudbuild_v1.BuildStep | None:
+        """The step compiling the merge base (its own images' content tags), when there is a base."""
+        if base is None or self.compile is None:
+            return None
+        try:
+            return base_compile_step(base, request.pipeline, base.component_images(request.pipeline),
+                                     image=self.compile.python_image,
+                                     max_timeout_seconds=self.compile.max_timeout_seconds)
+        except KfpBotError as exc:
+            log.warning("run %s: the merge base is not compiled for its diff: %s", request.run_id, exc)
+            return None
+
     def _source(self, request: BuildRequest, repository: Repository,
-                plans: tuple[ComponentPlan, ...]) -> cloudbuild_v1.Source:
-        """The configured source, or the run's build context uploaded from the bot's checkout."""
+                plans: tuple[ComponentPlan, ...], base: Repository | None = None) -> cloudbuild_v1.Source:
+        """The configured source, or the run's build context uploaded from the bot's checkout (with
+        the merge base's compile files under `BASE_DIR` when the base is compiled too)."""
         if self.upload is None:
             return self.source.source_for(request.repo, request.sha)
         files = image_files(repository, plans)
         if self.compile is not None:
             files |= compile_files(repository, request.pipeline)
-        return self.upload.upload(request.run_id, pack(request.repo_dir, files))
+        also = (base.root, BASE_DIR, compile_files(base, request.pipeline)) if base is not None else None
+        return self.upload.upload(request.run_id, pack(request.repo_dir, files, also=also))
 
     def build_status(self, run: Run) -> BuildOutcome | None:
         """The run's build as it is now, for reconcile; None when there is none.

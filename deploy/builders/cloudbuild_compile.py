@@ -44,6 +44,8 @@ from pipeline_registry.repository import Repository
 from pipeline_registry.trusted import capped_compile
 
 OUT_DIR = ".kfp-bot/out"
+# The merge base's files in the build's source, and its compile's outputs among the head's.
+BASE_DIR, BASE_PREFIX, BASE_STEP_ID = ".kfp-bot/base", "base-", "kfp-bot-compile-base"
 RESULT, OUTPUT = "result.json", "compile-output.log"
 SCRIPT_PREFIX = "script-"
 INSTALL_SECONDS = 900
@@ -86,6 +88,11 @@ if [ "$$mode" = script ]; then
 fi
 tail -c """ + str(_OUTPUT_BYTES) + """ "$$out/all-output.log" > "$$out/compile-output.log"
 rm -f "$$out/all-output.log" "$$out/install.log"
+"""
+
+# Run in BASE_DIR after the script: its outputs move beside the head's, named base-*.
+_BASE_COLLECT = """mkdir -p ../out
+for f in "$$out"/*; do if [ -e "$$f" ]; then mv "$$f" "../out/""" + BASE_PREFIX + """$${f##*/}"; fi; done
 """
 
 
@@ -135,6 +142,21 @@ def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str
         timeout=duration_pb2.Duration(seconds=int(config.compile.timeout_seconds) + INSTALL_SECONDS))
 
 
+def base_compile_step(repository: Repository, pipeline: str, images: Mapping[str, str], *,
+                      image: str, max_timeout_seconds: int | None = None) -> cloudbuild_v1.BuildStep:
+    """The step that compiles `pipeline` at the run's merge base, for its pipeline diff: the base's
+    files are in the source under `BASE_DIR` (`repository` is the base's checkout), compiled by
+    the same script and image as the head; its outputs join the head's as `base-*` artifacts. It
+    may fail without failing the build (`allowFailure`,
+    https://cloud.google.com/build/docs/build-config-file-schema#allow_failure): a base that
+    does not compile costs the run its diff, never the run."""
+    step = compile_step(repository, pipeline, images, wait_for=["-"], image=image,
+                        max_timeout_seconds=max_timeout_seconds)
+    step.id, step.dir_, step.allow_failure = BASE_STEP_ID, BASE_DIR, True  # `dir`: relative to /workspace
+    step.args[1] = _STEP_SCRIPT + _BASE_COLLECT
+    return step
+
+
 def compile_artifacts(location: str) -> cloudbuild_v1.Artifacts:
     """The compile step's outputs, uploaded to `location` when the build succeeds."""
     return cloudbuild_v1.Artifacts(objects=cloudbuild_v1.Artifacts.ArtifactObjects(
@@ -158,7 +180,7 @@ class CloudBuildCompiler:
         chosen = dict(images) if images else repository.component_images(pipeline)
         config = config or repository.config
         rel_file = pipeline_file(Path(repo_dir), repository.pipeline(pipeline), config)
-        folder = self.cloud.folder(_head(Path(repo_dir)), pipeline, chosen)
+        folder = self.cloud.folder(head_commit(Path(repo_dir)), pipeline, chosen)
         where = f"gs://{self.cloud.bucket}/{folder}"
         verdict_bytes = self._read(folder + RESULT, rel_file)
         if verdict_bytes is None:
@@ -175,14 +197,7 @@ class CloudBuildCompiler:
         env = pipeline_environment(repository.snapshot.read, config, repository.pipeline(pipeline))
         if not verdict.get("ok"):
             raise describe_failure(rel_file, verdict, env=env, config=config, output=_tail(output, 40))
-        source = (repository.snapshot.read(rel_file) or b"").decode("utf-8", "replace")
-        mode = resolve_mode(config.compile.mode, source, rel_file)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if mode is CompileMode.IMPORT:
-            compiled = self._driver_package(folder, rel_file, pipeline, out_dir)
-        else:
-            compiled = self._script_package(folder, rel_file, pipeline, out_dir)
+        compiled = self.package_in(folder, repository, pipeline, config, out_dir)
         if not compiled.sdk_version and verdict.get("sdk_version"):
             compiled = replace(compiled, sdk_version=str(verdict["sdk_version"]))
         note = self._fallback_note(folder, rel_file, env.source_files)
@@ -190,6 +205,28 @@ class CloudBuildCompiler:
             compiled = replace(compiled, notes=(*compiled.notes, note))
         check_images(compiled, chosen, rel_file)
         return compiled
+
+    def package_in(self, folder: str, repository: Repository, pipeline: str, config: RepoConfig,
+                   out_dir: Path) -> CompiledPipeline:
+        """The package the compile step left in `folder` (an object name prefix: `<folder>base-` for
+        the merge base's) for `pipeline` of `repository`, written to `out_dir`; CompileError otherwise."""
+        rel_file = pipeline_file(repository.root, repository.pipeline(pipeline), config)
+        source = (repository.snapshot.read(rel_file) or b"").decode("utf-8", "replace")
+        mode = resolve_mode(config.compile.mode, source, rel_file)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if mode is CompileMode.IMPORT:
+            return self._driver_package(folder, rel_file, pipeline, out_dir)
+        return self._script_package(folder, rel_file, pipeline, out_dir)
+
+    def verdict_in(self, folder: str, rel_file: str) -> dict[str, Any] | None:
+        """The compile step's verdict in `folder` (`{"ok": ...}`); None when it left none."""
+        data = self._read(folder + RESULT, rel_file)
+        try:
+            verdict = json.loads(data) if data is not None else None
+        except ValueError:
+            return None
+        return verdict if isinstance(verdict, dict) else None
 
     def _fallback_note(self, folder: str, rel_file: str, source_files: tuple[str, ...]) -> str | None:
         """The note for an exact kfp pin the step replaced by the nearest release that installs."""
@@ -260,7 +297,7 @@ def _loaded(path: Path, pipeline: str, rel_file: str) -> CompiledPipeline:
         raise CompileError(rel_file, f"Cloud Build's compile step wrote an unreadable package: {exc.message}") from None
 
 
-def _head(repo_dir: Path) -> str:
+def head_commit(repo_dir: Path) -> str:
     """The commit checked out in `repo_dir` (the compile's artifacts are keyed by it)."""
     done = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "--verify", "HEAD^{commit}"],
                           capture_output=True, text=True, timeout=60)

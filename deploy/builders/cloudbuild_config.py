@@ -153,9 +153,11 @@ def images_to_build(request: BuildRequest) -> tuple[ComponentPlan, ...]:
 def build_for(request: BuildRequest, plans: tuple[ComponentPlan, ...], *, source: cloudbuild_v1.Source,
               context: BuildContext, service_account: str | None, project: str,
               timeout_seconds: int, compile_step: cloudbuild_v1.BuildStep | None = None,
-              artifacts: cloudbuild_v1.Artifacts | None = None) -> cloudbuild_v1.Build:
+              artifacts: cloudbuild_v1.Artifacts | None = None,
+              base_step: cloudbuild_v1.BuildStep | None = None) -> cloudbuild_v1.Build:
     """The whole `Build` of one run: one parallel step per image, both tags pushed after all steps,
-    then the compile step (waiting for every image step) when there is one."""
+    then the compile step (waiting for every image step) when there is one, and the merge base's
+    compile (waiting for nothing) when there is one."""
     substitutions = {RUN_ID_KEY: request.run_id, "_KFP_BOT_REPO": request.repo,
                      "_KFP_BOT_COMMIT": request.sha, "_KFP_BOT_PIPELINE": request.pipeline}
     if request.pr is not None:
@@ -180,6 +182,9 @@ def build_for(request: BuildRequest, plans: tuple[ComponentPlan, ...], *, source
         compile_step.wait_for = [step.id for step in steps] or ["-"]
         compile_step.env = list(shared_env)
         steps.append(compile_step)
+    if base_step is not None:
+        base_step.env = list(shared_env)
+        steps.append(base_step)
     # Cloud Build refuses a user-chosen service account with the legacy logs bucket.
     options = (cloudbuild_v1.BuildOptions(logging=cloudbuild_v1.BuildOptions.LoggingMode.CLOUD_LOGGING_ONLY)
                if service_account else cloudbuild_v1.BuildOptions())

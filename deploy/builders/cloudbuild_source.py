@@ -61,23 +61,30 @@ def compile_files(repository: Repository, pipeline: str) -> set[str]:
     return {path for path in repository.graph.paths if not any(path.startswith(o) for o in others)}
 
 
-def pack(repo_dir: Path, files: Iterable[str]) -> bytes:
-    """A deterministic `.tar.gz` of `files` (repository-relative) read from `repo_dir`."""
-    root = Path(repo_dir).resolve()
+def pack(repo_dir: Path, files: Iterable[str], *, also: tuple[Path, str, Iterable[str]] | None = None) -> bytes:
+    """A deterministic `.tar.gz` of `files` (repository-relative) read from `repo_dir`; `also`
+    adds the files of another checkout (folder, prefix in the archive, its files)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as archive:
-        for name in sorted(set(files)):
-            path = root / name
-            # A symlink could point outside the checkout: Cloud Build gets regular files only.
-            if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root):
-                continue
-            info = tarfile.TarInfo(name)
-            info.size = path.stat().st_size
-            info.mtime = _MTIME
-            info.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-            with path.open("rb") as handle:
-                archive.addfile(info, handle)
+        _add(archive, Path(repo_dir), files, "")
+        if also is not None:
+            _add(archive, Path(also[0]), also[2], also[1].rstrip("/") + "/")
     return buffer.getvalue()
+
+
+def _add(archive: tarfile.TarFile, repo_dir: Path, files: Iterable[str], prefix: str) -> None:
+    root = repo_dir.resolve()
+    for name in sorted(set(files)):
+        path = root / name
+        # A symlink could point outside the checkout: Cloud Build gets regular files only.
+        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root):
+            continue
+        info = tarfile.TarInfo(prefix + name)
+        info.size = path.stat().st_size
+        info.mtime = _MTIME
+        info.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+        with path.open("rb") as handle:
+            archive.addfile(info, handle)
 
 
 def compile_overlay(repo_dir: Path, images: Mapping[str, str]) -> dict[str, str]:

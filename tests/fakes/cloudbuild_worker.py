@@ -16,7 +16,10 @@ substitutions applied, in the build's workspace (the extracted source), through 
 sandbox (`deploy.sandbox.run_isolated`) with this machine's Python standing in for the image and
 no package index (pip only finds what is installed, and the distributions in `package_folder`
 when a test gives one). Docker steps are not run (no container engine here) and count as
-succeeded. After a successful build, the files matching `artifacts.objects.paths` are uploaded
+succeeded. A step runs in `dir` below the workspace when it names one ("a relative path to the
+/workspace directory", https://cloud.google.com/build/docs/build-config-file-schema#dir); a step
+with `allowFailure` that fails does not fail the build, the next steps run
+(https://cloud.google.com/build/docs/build-config-file-schema#allow_failure). After a successful build, the files matching `artifacts.objects.paths` are uploaded
 under `artifacts.objects.location` by their base name, with the `artifacts-<build id>.json`
 manifest Cloud Build writes
 (https://cloud.google.com/build/docs/building/store-artifacts-in-cloud-storage).
@@ -108,8 +111,15 @@ def run_steps(steps: list[cloudbuild_v1.BuildStep], workspace: Path,
         if package_folder is not None:
             env["PIP_FIND_LINKS"] = str(package_folder)
         timeout = float(step.timeout.seconds or 600)
-        result = run_isolated(argv, cwd=workspace, limits=Limits(timeout, None), env=env,
+        cwd = (workspace / step.dir_).resolve()
+        if not cwd.is_relative_to(workspace.resolve()):
+            return StepFailure(step.id or step.name, 1, f"dir {step.dir_!r} is outside /workspace")
+        cwd.mkdir(parents=True, exist_ok=True)
+        # Every step sees the whole /workspace, writable, whatever its `dir`.
+        result = run_isolated(argv, cwd=cwd, limits=Limits(timeout, None), env=env, writable=[workspace],
                               read_only=[package_folder] if package_folder is not None else [])
+        if not result.ok and step.allow_failure:
+            continue
         if not result.ok:
             code = result.returncode if not result.timed_out else 124
             return StepFailure(step.id or step.name, code, (result.stdout + result.stderr)[-2000:])

@@ -18,6 +18,7 @@ from google.cloud.devtools import cloudbuild_v1
 
 from deploy.builders.cloudbuild import make_cloudbuild_client
 from tests.fakes.cloudbuild import FailureType, FakeCloudBuild
+from tests.fakes.cloudbuild_worker import run_steps
 
 Status = cloudbuild_v1.Build.Status
 PROJECT = "proj"
@@ -206,3 +207,20 @@ def test_permission_denied_names_the_permission(fake: FakeCloudBuild, client: cl
     with pytest.raises(api_exceptions.PermissionDenied, match="cloudbuild.builds.create"):
         client.create_build(project_id=PROJECT, build=cloudbuild_v1.Build(steps=[step()]))
     assert fake.builds == []
+
+
+def test_steps_run_in_their_dir_on_the_shared_workspace_and_may_be_allowed_to_fail(tmp_path) -> None:
+    def step(step_id: str, script: str, **fields) -> cloudbuild_v1.BuildStep:
+        return cloudbuild_v1.BuildStep(id=step_id, name="python:3.11-slim", entrypoint="bash",
+                                       args=["-c", script], **fields)
+
+    allowed = step("may-fail", "exit 3", allow_failure=True)
+    in_dir = step("in-dir", 'pwd > ../seen-from-sub && echo made > ../../made-in-workspace-root', dir_="a/sub")
+    assert run_steps([allowed, in_dir], tmp_path) is None
+    assert (tmp_path / "a/seen-from-sub").read_text().strip().endswith("/a/sub")
+    assert (tmp_path / "made-in-workspace-root").read_text() == "made\n"
+
+    failed = run_steps([step("must-pass", "echo boom; exit 4")], tmp_path)
+    assert failed is not None and (failed.step_id, failed.exit_code) == ("must-pass", 4) and "boom" in failed.output
+    outside = run_steps([step("escape", "true", dir_="../elsewhere")], tmp_path)
+    assert outside is not None and "outside /workspace" in outside.output

@@ -15,7 +15,7 @@ from google.protobuf import json_format
 
 from bot.app import create_app
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
-from bot.wiring import CLOUD_BUILD_NO_DIFF, build_services
+from bot.wiring import build_services
 from tests.fakes.cloudbuild import FakeCloudBuild
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
@@ -101,8 +101,10 @@ def test_a_pull_request_travels_the_whole_production_path(cloud_bot: CloudBot) -
     # one build, for the changed component only, with both tags, then the compile; from the
     # context the bot uploaded, not from the repository
     [build] = cloud.cloudbuild.builds
-    step, compile_step = build.steps
+    step, compile_step, base_step = build.steps
     assert "training-pipeline-train" in step.id and compile_step.id == "kfp-bot-compile"
+    # ...and the merge base's compile, for the pipeline diff, from its files uploaded beside the head's
+    assert (base_step.id, base_step.dir_, base_step.allow_failure) == ("kfp-bot-compile-base", ".kfp-bot/base", True)
     assert build.source.storage_source.bucket == BUCKET
     train_images = [image for image in build.images if "training-pipeline-train" in image]
     content_image = next(image for image in train_images if ":content-" in image)
@@ -125,10 +127,13 @@ def test_a_pull_request_travels_the_whole_production_path(cloud_bot: CloudBot) -
     assert job_id.startswith("kfp-bot-training-pipeline-")
     running = bot.runs(pr=PR)[0]
     assert running["state"] == "running" and job_id in running["url"]
-    # no pipeline diff on this path (the build compiles the head only), and the check says why
+    # the pipeline diff, from the base the build compiled: the train image's content tag moved
     summary = bot.checks(head)["kfp-bot / training-pipeline"]["output"]["summary"]
-    assert "#### Pipeline diff: `training-pipeline` (not compared)" in summary
-    assert CLOUD_BUILD_NO_DIFF in summary
+    assert "#### Pipeline diff: `training-pipeline` (1 change)" in summary
+    [row] = [line for line in summary.splitlines() if line.startswith("| image | `train` |")]
+    assert row.endswith(f"| `{content_image}` |") and "training-pipeline-train:content-" in row.split("|")[3]
+    assert "<details><summary>Pipeline diff of <code>training-pipeline</code>: 1 change</summary>" in \
+        bot.replies()[0]
 
     event = cloud.vertex.set_state(job_id, "PIPELINE_STATE_SUCCEEDED")
     cloud.pubsub.deliver(event.data, event.attributes, topic="pipeline-events")
@@ -287,3 +292,26 @@ def test_a_kfp_pin_that_does_not_install_in_cloud_build_falls_back_and_the_check
     for run in runs:
         assert note in run["transitions"][-1]["detail"]
         assert note in bot.checks(head)[f"kfp-bot / {run['pipeline']}"]["output"]["summary"]
+
+
+def test_a_merge_base_that_does_not_compile_costs_the_diff_not_the_run(cloud_bot: CloudBot) -> None:
+    bot, cloud = cloud_bot, cloud_bot.cloud
+    pipeline_file = "pipelines/training-pipeline/training-pipeline.py"
+    original = (bot.repo.root / pipeline_file).read_text()
+    bot.repo.write(pipeline_file, original + "\nraise RuntimeError('broken on main')\n")
+    bot.base = bot.repo.commit("break training-pipeline on main")
+    bot.github.add_commit(REPO, bot.base, branch="main")
+    head = bot.branch("fix", {pipeline_file: original + "\n# fixed\n"})
+    bot.open_pull(head)
+    bot.settle()
+    [build] = cloud.cloudbuild.builds
+    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")  # the base's step failed, allowed to
+    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
+    bot.settle()
+
+    [run] = bot.runs(pr=PR)
+    assert run["state"] == "running"
+    summary = bot.checks(head)["kfp-bot / training-pipeline"]["output"]["summary"]
+    section = summary[summary.index("#### Pipeline diff"):].splitlines()
+    assert section[0] == "#### Pipeline diff: `training-pipeline` (not compared)"
+    assert section[2].startswith("No pipeline diff against the merge base:") and "broken on main" in section[2]
