@@ -26,14 +26,9 @@ from google.api_core import retry as retries
 from google.cloud.devtools import cloudbuild_v1
 from google.cloud.devtools.cloudbuild_v1.services.cloud_build.transports import CloudBuildGrpcTransport
 
-from deploy.builders.cloudbuild_compile import (
-    BASE_DIR,
-    CloudCompile,
-    base_compile_step,
-    compile_artifacts,
-    compile_step,
-)
+from deploy.builders.cloudbuild_compile import CloudCompile, compile_artifacts, compile_step
 from deploy.builders.cloudbuild_config import BuildSource, GitUrlSource, build_for, images_to_build, run_filter
+from deploy.builders.cloudbuild_diffs import BASE_DIR, base_compile_step
 from deploy.builders.cloudbuild_notifications import FAILED_STATUSES, Status, decode_build_notification, log, outcome_of
 from deploy.builders.cloudbuild_source import StorageUpload, compile_files, image_files, pack
 from deploy.errors import BuildError

@@ -44,8 +44,6 @@ from pipeline_registry.repository import Repository
 from pipeline_registry.trusted import capped_compile
 
 OUT_DIR = ".kfp-bot/out"
-# The merge base's files in the build's source, and its compile's outputs among the head's.
-BASE_DIR, BASE_PREFIX, BASE_STEP_ID = ".kfp-bot/base", "base-", "kfp-bot-compile-base"
 RESULT, OUTPUT = "result.json", "compile-output.log"
 SCRIPT_PREFIX = "script-"
 INSTALL_SECONDS = 900
@@ -90,12 +88,6 @@ tail -c """ + str(_OUTPUT_BYTES) + """ "$$out/all-output.log" > "$$out/compile-o
 rm -f "$$out/all-output.log" "$$out/install.log"
 """
 
-# Run in BASE_DIR after the script: its outputs move beside the head's, named base-*.
-_BASE_COLLECT = """mkdir -p ../out
-for f in "$$out"/*; do if [ -e "$$f" ]; then mv "$$f" "../out/""" + BASE_PREFIX + """$${f##*/}"; fi; done
-"""
-
-
 @dataclass(frozen=True)
 class CloudCompile:
     """Where compile artifacts go (`gs://<bucket>/<prefix>/compiled/...`) and the step's image."""
@@ -117,10 +109,12 @@ class CloudCompile:
 
 
 def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str], *,
-                 wait_for: list[str], image: str, max_timeout_seconds: int | None = None) -> cloudbuild_v1.BuildStep:
+                 wait_for: list[str], image: str, max_timeout_seconds: int | None = None,
+                 then: str = "") -> cloudbuild_v1.BuildStep:
     """The build step that compiles `pipeline` of the build's source with `images` substituted
     (the driver and the rewritten component specs travel in the step's arguments); its timeout is
-    the repository's `compile.timeout_seconds`, never above `max_timeout_seconds`."""
+    the repository's `compile.timeout_seconds`, never above `max_timeout_seconds`. `then` is shell
+    run after the compile (escaped for Cloud Build like the script)."""
     config = repository.config
     if max_timeout_seconds is not None:
         config = capped_compile(config, max_timeout_seconds=max_timeout_seconds,
@@ -135,26 +129,11 @@ def compile_step(repository: Repository, pipeline: str, images: Mapping[str, str
     return cloudbuild_v1.BuildStep(
         id=COMPILE_STEP_ID, name=_literal(image), entrypoint="bash", wait_for=wait_for or ["-"],
         env=[_literal(f"{key}={value}") for key, value in sorted(config.compile.env.items())],
-        args=["-c", _STEP_SCRIPT, "kfp-bot-compile", mode.value, _literal(rel_file),
+        args=["-c", _STEP_SCRIPT + then, "kfp-bot-compile", mode.value, _literal(rel_file),
               _literal(json.dumps(compile_overlay(repository.root, images), sort_keys=True)),
               _literal(json.dumps(driver_options(chosen, config, repository.root))),
               str(pin[0]) if pin else "-", *(_literal(r) for r in requirements)],
         timeout=duration_pb2.Duration(seconds=int(config.compile.timeout_seconds) + INSTALL_SECONDS))
-
-
-def base_compile_step(repository: Repository, pipeline: str, images: Mapping[str, str], *,
-                      image: str, max_timeout_seconds: int | None = None) -> cloudbuild_v1.BuildStep:
-    """The step that compiles `pipeline` at the run's merge base, for its pipeline diff: the base's
-    files are in the source under `BASE_DIR` (`repository` is the base's checkout), compiled by
-    the same script and image as the head; its outputs join the head's as `base-*` artifacts. It
-    may fail without failing the build (`allowFailure`,
-    https://cloud.google.com/build/docs/build-config-file-schema#allow_failure): a base that
-    does not compile costs the run its diff, never the run."""
-    step = compile_step(repository, pipeline, images, wait_for=["-"], image=image,
-                        max_timeout_seconds=max_timeout_seconds)
-    step.id, step.dir_, step.allow_failure = BASE_STEP_ID, BASE_DIR, True  # `dir`: relative to /workspace
-    step.args[1] = _STEP_SCRIPT + _BASE_COLLECT
-    return step
 
 
 def compile_artifacts(location: str) -> cloudbuild_v1.Artifacts:

@@ -11,11 +11,13 @@ the two `settings.yaml` files, read from git. A `/plan` has no build, so it has 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
+from google.cloud.devtools import cloudbuild_v1
 
-from deploy.builders.cloudbuild_compile import BASE_PREFIX, CloudBuildCompiler, CloudCompile, head_commit
+from deploy.builders.cloudbuild_compile import OUT_DIR, CloudBuildCompiler, CloudCompile, compile_step, head_commit
 from deploy.compiler.compile import pipeline_file
 from deploy.compiler.failures import describe_failure
 from deploy.pipeline_diffs import CompiledSide, compared, revision_checkout, settings_side
@@ -24,6 +26,12 @@ from pipeline_registry.repository import Repository
 from pipeline_registry.snapshot import merge_base
 from pipeline_registry.spec_diff import PipelineDiff
 
+# The merge base's files in the build's source, and its compile's outputs among the head's.
+BASE_DIR, BASE_PREFIX, BASE_STEP_ID = ".kfp-bot/base", "base-", "kfp-bot-compile-base"
+# Run in BASE_DIR after the compile: its outputs move beside the head's, named base-*.
+_BASE_COLLECT = """mkdir -p ../out
+for f in """ + OUT_DIR + """/*; do if [ -e "$$f" ]; then mv "$$f" "../out/""" + BASE_PREFIX + """$${f##*/}"; fi; done
+"""
 # Why a /plan reply has no diff on this path.
 NO_BUILD = ("No pipeline diff: with the Cloud Build compiler the diff comes from a run's build, and /plan "
             "starts none; the pipeline's check shows it once the pipeline runs.")
@@ -66,3 +74,17 @@ class CloudBuildDiffs:
                 package = self.compiler.package_in(folder, at_base, pipeline, config, Path(tmp))
                 document = yaml.safe_load(package.package_path.read_text(encoding="utf-8"))
             return compared(pipeline, CompiledSide(document, settings_side(at_base, pipeline)), head)
+
+
+def base_compile_step(repository: Repository, pipeline: str, images: Mapping[str, str], *,
+                      image: str, max_timeout_seconds: int | None = None) -> cloudbuild_v1.BuildStep:
+    """The step that compiles `pipeline` at the run's merge base, for its pipeline diff: the base's
+    files are in the source under `BASE_DIR` (`repository` is the base's checkout), compiled by
+    the same script and image as the head; its outputs join the head's as `base-*` artifacts. It
+    may fail without failing the build (`allowFailure`,
+    https://cloud.google.com/build/docs/build-config-file-schema#allow_failure): a base that
+    does not compile costs the run its diff, never the run."""
+    step = compile_step(repository, pipeline, images, wait_for=["-"], image=image,
+                        max_timeout_seconds=max_timeout_seconds, then=_BASE_COLLECT)
+    step.id, step.dir_, step.allow_failure = BASE_STEP_ID, BASE_DIR, True  # `dir`: relative to /workspace
+    return step
