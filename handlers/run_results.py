@@ -183,15 +183,20 @@ def evaluate(run_id: str, collected: CollectedResults, baseline: RunResults | No
 def conclude(ctx: HandlerContext, run: Run) -> RunResults:
     """Collect, compare, gate and keep the results of `run`, which its backend says succeeded.
 
-    A default-branch run (no pull request) whose gates hold becomes its pipeline's baseline."""
+    A default-branch run (no pull request) whose gates hold becomes its pipeline's baseline. A
+    backend that reports no results (a KFP endpoint) keeps nothing, unless gates need them: then
+    they fail as missing, saying why."""
     try:
         collected = ctx.runner.run_results(run)
     except KfpBotError as exc:
         collected = CollectedResults(note=f"Outputs and metrics could not be read: {exc}")
+    gates = gates_of(ctx.store, run.id)
     if collected is None:
         collected = CollectedResults(note="This backend does not report outputs and metrics.")
+        if not gates:  # nothing to show or hold: the check stays as it was
+            return RunResults(run_id=run.id, note=collected.note)
     baseline = baseline_for(ctx.store, run)
-    results = evaluate(run.id, collected, baseline, gates_of(ctx.store, run.id))
+    results = evaluate(run.id, collected, baseline, gates)
     save_results(ctx.store, results)
     if run.pr is None and results.passed and not results.empty:
         ctx.store.set_external(BASELINE_SCOPE, _baseline_key(run), run.id)

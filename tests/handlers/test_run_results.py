@@ -4,17 +4,21 @@ read back (`load_results` is what the run page shows)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bot.store import SqlStore
+from deploy.errors import RunError
 from handlers.ports import CollectedResults
+from handlers.run_models import Run, RunState
 from handlers.run_results import (
     BASELINE_SCOPE,
     RESULTS_SCOPE,
     RunResults,
     baseline_for,
+    conclude,
     evaluate,
     gates_of,
     load_results,
@@ -23,6 +27,7 @@ from handlers.run_results import (
 )
 from pipeline_registry.gates import GateVerdict
 from tests.handlers.messages.samples import make_run
+from tests.support.status_ports import FixedBuilder, FixedRunner, RecordingBus, SteppingClock, make_context, stored_run
 
 
 @pytest.fixture
@@ -92,3 +97,31 @@ def test_the_baseline_is_the_pipelines_default_branch_run_never_the_run_itself(s
     assert baseline_for(store, run) == BASELINE
     store.set_external(BASELINE_SCOPE, f"{run.repo}:{run.pipeline}", "run-1")
     assert baseline_for(store, run) is None
+
+
+class BrokenResults(FixedRunner):
+    """A backend that cannot be asked for results."""
+
+    def run_results(self, run: Run) -> CollectedResults | None:
+        raise RunError("Vertex AI is unavailable")
+
+
+def test_a_backend_without_results_keeps_nothing_unless_gates_need_them(tmp_path: Path) -> None:
+    clock = SteppingClock()
+    with SqlStore(f"sqlite:///{tmp_path / 'bot.db'}", clock=clock) as store:
+        ctx = make_context(store, tmp_path, clock, builder=FixedBuilder(), runner=FixedRunner(), bus=RecordingBus())
+        quiet = stored_run(store, clock, "run-quiet", RunState.RUNNING)
+        assert conclude(ctx, quiet).passed and load_results(store, "run-quiet") is None
+
+        gated = stored_run(store, clock, "run-gated", RunState.RUNNING)
+        remember_gates(store, "run-gated", {"accuracy": ">= 0.9"})
+        results = conclude(ctx, gated)
+        assert not results.passed and results.gates[0].verdict is GateVerdict.MISSING
+        assert load_results(store, "run-gated") == results and "does not report" in results.note
+
+        broken = replace(ctx, runner=BrokenResults())
+        unread = stored_run(store, clock, "run-unread", RunState.RUNNING)
+        remember_gates(store, "run-unread", {"accuracy": ">= 0.9"})
+        results = conclude(broken, unread)
+        assert not results.passed
+        assert results.note == "Outputs and metrics could not be read: Vertex AI is unavailable"
