@@ -5,8 +5,9 @@ and `/plan`). Each side is checked out into its own temporary clone (sharing the
 repository's objects, so nothing is copied from the network) and compiled by the same
 `RepositoryCompiler` the service uses, with the images its own revision would build (content
 tags), so an image change shows as the tag a run would use. A committed revision's compiled
-package is cached by its tree id, the pipeline and the images, so the base side of a pull
-request is compiled once however often its head moves.
+package is kept with its settings by its tree id and the pipeline (a tree decides its images),
+so the base side of a pull request is compiled once however often its head moves, and read
+back without a checkout.
 """
 
 from __future__ import annotations
@@ -71,38 +72,49 @@ class PipelineDiffer:
 
     def _side(self, repo_dir: Path, name: str, revision: str | None) -> CompiledSide:
         if revision is None:
-            return self._compiled(Path(repo_dir), name, key=None)
+            return self._compiled(Path(repo_dir), name)
         sha = resolve_revision(repo_dir, revision)
         tree = _git(repo_dir, "rev-parse", "--verify", "--quiet", f"{sha}^{{tree}}")
+        cached = self._cache_path(tree, name)
+        kept = _read_kept(cached)
+        if kept is not None:  # no checkout at all: a run's base is read from here after its first run
+            return kept
         with revision_checkout(Path(repo_dir), sha) as folder:
-            return self._compiled(folder, name, key=tree)
-
-    def _compiled(self, folder: Path, name: str, key: str | None) -> CompiledSide:
-        repository = Repository.open(folder)
-        if name not in repository.pipelines():
-            return CompiledSide(None, {}, note=f"no pipeline `{name}` at {repository.revision or 'the working tree'}")
-        settings = settings_side(repository, name)
-        images = repository.component_images(name)
-        cached = self._cache_path(key, name, images)
-        if cached is not None and cached.is_file():
-            return CompiledSide(yaml.safe_load(cached.read_text(encoding="utf-8")), settings)
-        with tempfile.TemporaryDirectory(prefix="kfp-bot-diff-") as tmp:
-            text = self.compiler.compile(folder, name, images, Path(tmp)).read_text()
-        if cached is not None:
+            side = self._compiled(folder, name)
+        if side.document is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             # One partial file per writer: two runs of one base may compile it at the same time.
             with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=cached.parent, suffix=".partial",
                                              delete=False) as partial:
-                partial.write(text)
+                yaml.safe_dump({"document": side.document, "settings": side.settings}, partial, sort_keys=False)
             Path(partial.name).replace(cached)
-        return CompiledSide(yaml.safe_load(text), settings)
+        return side
 
-    def _cache_path(self, tree: str | None, name: str, images: dict[str, str]) -> Path | None:
-        if tree is None:
-            return None
-        # The interpreter's version is part of the key: the default compile environment follows it.
-        key = json.dumps([tree, name, sorted(images.items()), sys.version_info[:2]])
+    def _compiled(self, folder: Path, name: str) -> CompiledSide:
+        repository = Repository.open(folder)
+        if name not in repository.pipelines():
+            return CompiledSide(None, {}, note=f"no pipeline `{name}` at {repository.revision or 'the working tree'}")
+        with tempfile.TemporaryDirectory(prefix="kfp-bot-diff-") as tmp:
+            text = self.compiler.compile(folder, name, repository.component_images(name), Path(tmp)).read_text()
+        return CompiledSide(yaml.safe_load(text), settings_side(repository, name))
+
+    def _cache_path(self, tree: str, name: str) -> Path:
+        # A tree decides its images (content tags) and settings; the interpreter's version decides
+        # the default compile environment.
+        key = json.dumps([tree, name, sys.version_info[:2]])
         return self.specs_dir / f"{hashlib.sha256(key.encode()).hexdigest()}.yaml"
+
+
+def _read_kept(path: Path) -> CompiledSide | None:
+    """A side kept by `_side`; None when there is none (or it is unreadable: compiled again)."""
+    try:
+        kept = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(kept, dict) or not isinstance(kept.get("document"), dict) \
+            or not isinstance(kept.get("settings"), dict):
+        return None
+    return CompiledSide(kept["document"], kept["settings"])
 
 
 def compared(name: str, before: CompiledSide, after: CompiledSide) -> PipelineDiff:
@@ -119,8 +131,8 @@ def compared(name: str, before: CompiledSide, after: CompiledSide) -> PipelineDi
 
 
 class UnavailableDiffs:
-    """The `PipelineDiffs` port where the service may not compile at all (Cloud Build compiles
-    pull-request code, never the service): every diff is a note saying why there is none."""
+    """The `PipelineDiffs` port where there is no compiled base to compare with (Cloud Build
+    building from a repository connection): every diff is a note saying why there is none."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
