@@ -186,3 +186,19 @@ def test_github_web_url(api: str, web: str) -> None:
                                            ("file:///tmp/run", False), ("/relative", False), (None, False)])
 def test_only_web_addresses_become_links(url: str | None, safe: bool) -> None:
     assert safe_link(url) == (url if safe else None)
+
+
+def test_a_run_waiting_for_a_slot_shows_its_place_in_line(server: ServedApp, store: SqlStore) -> None:
+    from handlers.queue_view import WAITING_SCOPE
+
+    for run in (make_run("run-holding", 0, state=RunState.RUNNING), make_run("run-first", 1),
+                make_run("run-second", 2), make_run("run-fresh", 3)):
+        assert store.create_run(run)
+    for run_id in ("run-first", "run-second"):  # refused a slot; run-fresh was never tried yet
+        store.set_external(WAITING_SCOPE, run_id, T0.isoformat())
+
+    html = requests.get(server.url + "/", timeout=30).text
+
+    assert '<span class="queue">2nd in line for org/monorepo, 1 running</span>' in _row(html, "run-second")
+    assert '<span class="queue">1st in line for org/monorepo, 1 running</span>' in _row(html, "run-first")
+    assert 'class="queue"' not in _row(html, "run-fresh") + _row(html, "run-holding")
