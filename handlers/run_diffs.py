@@ -49,8 +49,8 @@ def load_diff(store: Store, run_id: str) -> PipelineDiff | None:
 
 def diff_run(ctx: HandlerContext, run: Run, repo_dir: Path, head_package: Path) -> PipelineDiff | None:
     """In the run's compile step: its pipeline diff against its merge base, kept with the run; None
-    for a run with no base (a push that created its branch). Never raises: a diff that cannot be
-    made is kept as its reason, and the run goes on."""
+    for a run with no base (a push that created its branch). A diff that cannot be made raises
+    nothing: it is kept as its reason, and the run goes on."""
     if not run.base_sha:
         return None
     diff = pipeline_diff(ctx, repo_dir, run.pipeline, run.base_sha, head_package=head_package)
