@@ -16,6 +16,7 @@ from google.protobuf import json_format
 from bot.app import create_app
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
 from bot.wiring import build_services
+from deploy.builders.cloudbuild_diffs import NO_BUILD
 from tests.fakes.cloudbuild import FakeCloudBuild
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_hooks import AppWebhook
@@ -315,3 +316,15 @@ def test_a_merge_base_that_does_not_compile_costs_the_diff_not_the_run(cloud_bot
     section = summary[summary.index("#### Pipeline diff"):].splitlines()
     assert section[0] == "#### Pipeline diff: `training-pipeline` (not compared)"
     assert section[2].startswith("No pipeline diff against the merge base:") and "broken on main" in section[2]
+
+
+def test_plan_on_the_production_path_says_why_it_has_no_diff(cloud_bot: CloudBot) -> None:
+    bot = cloud_bot
+    head = bot.branch("train", {TRAIN_MAIN: (bot.repo.root / TRAIN_MAIN).read_text() + "\n# plan me\n"})
+    bot.open_pull(head)
+    bot.settle()
+    bot.comment("/plan")
+    bot.settle()
+    reply = bot.replies()[-1]
+    assert "<details><summary>Pipeline diff of <code>training-pipeline</code>: not compared</summary>" in reply
+    assert NO_BUILD in reply  # nothing of the pull request was compiled in the service for it
