@@ -130,7 +130,11 @@ def test_a_bot_killed_in_the_middle_of_a_push_gets_the_message_again_after_resta
     processed = wait_until(lambda: re.findall(rf"processed message (\S+) \(run-start:{started}\)", bots.log()),
                            what=lambda: f"run.start to be pushed to the new process:\n{bots.log()}")
     assert len(processed) == 1
-    assert "'resumed': 0" in bots.log()  # the start-up reconcile started nothing: it was the redelivery
+    # The push can reach the web process before the processing process has logged its start-up
+    # reconcile: wait for that line, then check it started nothing (it was the redelivery).
+    [reconciled] = wait_until(lambda: re.findall(r"reconciled unfinished runs on start: (.*)", bots.log()),
+                              what=lambda: f"the start-up reconcile:\n{bots.log()}")
+    assert "'resumed': 0" in reconciled
     assert f"processed message {processed[0]} (run-start:{started})" not in bots.log(0)
 
     [run] = bot.runs()
