@@ -106,7 +106,11 @@ def reconcile(ctx: HandlerContext, *, stuck_after: timedelta = DEFAULT_STUCK_AFT
         found[finding] += 1
     # Runs waiting in line get a slot that freed while nobody was listening (a crash between a run's
     # end and the start of the next): the line of every repository with waiting runs moves on.
-    for repo in sorted({run.repo for run in runs if run.state is RunState.QUEUED and takes_slot(run)}):
+    # Only runs refused a slot wait in line; a queued run never asked yet is its own RunStart's
+    # (still in the outbox, or resumed above once stuck), so it is not started a second way here.
+    waiting = {run.repo for run in runs if run.state is RunState.QUEUED and takes_slot(run)
+               and ctx.store.get_external(WAITING_SCOPE, run.id)}
+    for repo in sorted(waiting):
         try:
             start_next(ctx, repo)
         except Exception as exc:  # the next pass tries again
