@@ -48,7 +48,8 @@ def results_view(results: RunResults | None) -> dict[str, Any] | None:
         "note": results.note,
         "metrics": [{"metric": c.metric, "value": format_number(c.value), "baseline": format_number(c.baseline),
                      "delta": format_delta(c)} for c in results.comparisons],
-        "outputs": [{"name": name, "value": format_value(value)} for name, value in results.outputs.items()],
+        # By name: runners report outputs in no fixed order, and a table should not reshuffle.
+        "outputs": [{"name": name, "value": format_value(value)} for name, value in sorted(results.outputs.items())],
         "gates": [_gate_view(g) for g in results.gates],
         "passed": results.passed,
         "headline": headline(results),
