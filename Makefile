@@ -18,9 +18,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
+# Test processes (pytest-xdist). More than the cores: most of a test's time is spent waiting on the
+# processes it starts (bot instances, sandboxed compiles and runs, the emulator), not on the CPU.
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 4
+
 # Lint and types first: they take seconds, the suite minutes.
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
