@@ -56,7 +56,12 @@ class CloudBot(Bot):
         self.open_pull(head)
         self.settle()
         [build] = self.cloud.cloudbuild.builds
-        notification = self.cloud.cloudbuild.finish(build.id, status)
+        self.build_ends(build.id, status)
+
+    def build_ends(self, build_id: str, status: str = "SUCCESS") -> None:
+        """Let build `build_id` end with `status` (Cloud Build's notification through Pub/Sub) and wait for
+        what follows."""
+        notification = self.cloud.cloudbuild.finish(build_id, status)
         self.cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
         self.settle()
 
@@ -112,9 +117,7 @@ def test_a_pull_request_travels_the_whole_production_path(cloud_bot: CloudBot) -
     assert any(image.endswith(f":{head}") for image in train_images)
     assert f"commit-{head}" in build.tags
 
-    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
-    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
-    bot.settle()
+    bot.build_ends(build.id)
 
     # compiled with the built image and submitted to Vertex AI with settings.yaml's parameters
     [job] = cloud.vertex.jobs
@@ -183,9 +186,7 @@ def test_a_failed_build_fails_the_run_with_the_step_and_the_log(cloud_bot: Cloud
     bot.open_pull(head)
     bot.settle()
     [build] = cloud.cloudbuild.builds
-    notification = cloud.cloudbuild.finish(build.id, "FAILURE")
-    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
-    bot.settle()
+    bot.build_ends(build.id, "FAILURE")
     [run] = bot.runs(pr=PR)
     assert run["state"] == "failed"
     assert "training-pipeline-train" in run["error"] and build.log_url in run["error"]
@@ -201,9 +202,7 @@ def test_a_refused_job_and_a_failed_job_are_shown(cloud_bot: CloudBot) -> None:
     bot.open_pull(head)
     bot.settle()
     [build] = cloud.cloudbuild.builds
-    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
-    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
-    bot.settle()
+    bot.build_ends(build.id)
     [run] = bot.runs(pr=PR)
     assert run["state"] == "failed" and "no aiplatform.user" in run["error"]
 
@@ -250,9 +249,7 @@ def test_a_vertex_job_past_its_run_timeout_is_cancelled_by_reconcile(cloud_bot: 
     bot.open_pull(head)
     bot.settle()
     [build] = cloud.cloudbuild.builds
-    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
-    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
-    bot.settle()
+    bot.build_ends(build.id)
     [job] = cloud.vertex.jobs
     assert bot.runs(pr=PR)[0]["state"] == "running"
 
@@ -282,9 +279,7 @@ def test_a_kfp_pin_that_does_not_install_in_cloud_build_falls_back_and_the_check
     bot.open_pull(head)
     bot.settle()
     for build in cloud.cloudbuild.builds:
-        notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
-        cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
-    bot.settle()
+        bot.build_ends(build.id)
 
     note = (f"kfp=={minor}.0 (pinned in requirements.txt) does not install on Python {platform.python_version()} "
             f"of Cloud Build's compile step: compiled with kfp {installed}, the nearest {minor} release that installs")
@@ -306,9 +301,7 @@ def test_a_merge_base_that_does_not_compile_costs_the_diff_not_the_run(cloud_bot
     bot.open_pull(head)
     bot.settle()
     [build] = cloud.cloudbuild.builds
-    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")  # the base's step failed, allowed to
-    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
-    bot.settle()
+    bot.build_ends(build.id)  # the base's step failed, allowed to
 
     [run] = bot.runs(pr=PR)
     assert run["state"] == "running"

@@ -159,9 +159,7 @@ def test_on_the_production_path_vertex_ai_gets_the_default_branchs_identity(clou
     bot.open_pull(head)
     bot.settle()
     [build] = cloud.cloudbuild.builds
-    notification = cloud.cloudbuild.finish(build.id, "SUCCESS")
-    cloud.pubsub.deliver(notification.data, notification.attributes, topic="cloud-builds")
-    bot.settle()
+    bot.build_ends(build.id)
 
     [job] = cloud.vertex.jobs
     assert job.service_account == ""  # the bot's default identity (none configured here), not OTHER_SA
