@@ -1,7 +1,7 @@
 """`make demo`: the bot's main job, end to end, on embedded defaults.
 
 1. makes a git repository from `examples/kfp-monorepo` with a branch that changes one pipeline;
-2. shows `kfp-bot plan` for that branch;
+2. shows `kfp-bot plan` for that branch, and `kfp-bot diff`: what it does to the compiled pipeline;
 3. starts `kfp-bot serve` (in-process bus, SQLite, kfp.local) on a free local port;
 4. sends it a signed `pull_request` `opened` webhook for the branch, as GitHub would;
 5. follows the run through the API until it ends, prints it and the page's address;
@@ -128,6 +128,9 @@ def main() -> int:
         print(f"== A pull request that changes hello-pipeline ({head[:7]} on {base[:7]})\n")
         subprocess.run([sys.executable, "-m", "bot", "plan", "--repo", str(repo), "--base", base,
                         "--head", head], check=True)
+        print("\n== What the change does to the compiled pipeline (kfp-bot diff)\n")
+        subprocess.run([sys.executable, "-m", "bot", "diff", "hello-pipeline", "--repo", str(repo), "--base", base,
+                        "--head", head], check=True, env={**os.environ, "KFP_BOT_DATA_DIR": str(root / "data")})
         port = free_port()
         secret = secrets.token_hex(16)
         env = {**os.environ, "KFP_BOT_WEBHOOK_SECRET": secret, "KFP_BOT_ALLOW_LOCAL_REPOS": "1",
