@@ -112,6 +112,8 @@ def run_steps(steps: list[cloudbuild_v1.BuildStep], workspace: Path,
             env["PIP_FIND_LINKS"] = str(package_folder)
         timeout = float(step.timeout.seconds or 600)
         cwd = (workspace / step.dir_).resolve()
+        # Cloud Build also runs a step in an absolute `dir` outside /workspace (its files are then
+        # not kept between steps); the bot never writes one, so the fake has no such folder to give.
         if not cwd.is_relative_to(workspace.resolve()):
             return StepFailure(step.id or step.name, 1, f"dir {step.dir_!r} is outside /workspace")
         cwd.mkdir(parents=True, exist_ok=True)
