@@ -50,8 +50,10 @@ def test_a_pull_request_travels_the_production_path_over_the_emulator(cloud: Emu
     cloud.publish("cloud-builds", notification.data, notification.attributes)
 
     job_id = one_job_id(cloud)
-    running = cloud.run(state="running")
-    assert job_id in running["url"]
+    cloud.run(state="running")
+    # The run is `running` from its submission on; its URL becomes the job's once Vertex AI answered.
+    wait_until(lambda: job_id in (cloud.bot.runs()[0]["url"] or ""),
+               what=lambda: f"the run to link Vertex AI job {job_id}: {cloud.bot.runs()}")
     event = cloud.vertex.set_state(job_id, "PIPELINE_STATE_SUCCEEDED")
     cloud.publish("kfp-bot-pipeline-events", event.data, event.attributes)
 
