@@ -179,6 +179,15 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        # Checks, PR comments and Slack link run pages under it: GitHub refuses a details_url
+        # that is not http(s), and a bare host would make every link relative.
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be the bot's web address, starting with https:// (e.g. https://kfp-bot.example.com)")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.github_app_id is not None and self.github_token is not None:

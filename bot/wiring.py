@@ -18,6 +18,7 @@ from bot.services import ManagedBus, Services
 from handlers.context import HandlerContext, Policy
 from handlers.models import Event, PullRequestRef, RepoRef
 from handlers.ports import Builder, NotificationDecoder, PipelineDiffs, Runner, Store
+from handlers.reports import RunPages
 from handlers.targets import ByTarget
 from pipeline_registry.cache_control import PARSES_DIR, use_disk_cache
 from pipeline_registry.repo_config import Target
@@ -105,6 +106,7 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
                       limits_ceiling=settings.limits_ceiling),
         chat=RedactingChat(chat, redactor) if chat is not None else None,
         templates=_templates(settings), schedules=_schedules(settings),
+        pages=RunPages(settings.public_url),
     )
     if override is not None:
         context = override(context)

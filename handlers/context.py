@@ -29,6 +29,7 @@ from handlers.ports import (
     Store,
     TemplateStore,
 )
+from handlers.reports import RunPages
 from handlers.targets import ByTarget
 from pipeline_registry.limits import RunLimits
 
@@ -78,6 +79,8 @@ class HandlerContext:
     templates: ByTarget[TemplateStore] = field(default_factory=ByTarget)
     schedules: ByTarget[Schedules] = field(default_factory=ByTarget)
     clock: UtcClock = field(default_factory=UtcClock)
+    # Where the bot shows each run (KFP_BOT_PUBLIC_URL); checks, the PR comment and Slack link it.
+    pages: RunPages = field(default_factory=RunPages)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kfp_bot.handlers"))
 
 

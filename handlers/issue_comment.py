@@ -176,7 +176,7 @@ def _run(command: Command, event: IssueCommentEvent, live: PullRequestRef, ctx: 
         _reply(ctx, event, command_error(command.text, ["no pipeline is affected by this pull request"],
                                                   sorted(Repository.open(repo_dir).pipelines())))
     elif runs:
-        _reply(ctx, event, run_accepted(event.author, runs, head_now=_moved(pull, live)))
+        _reply(ctx, event, run_accepted(event.author, runs, head_now=_moved(pull, live), pages=ctx.pages))
     report_all(ctx, event.repo, live, event.installation_id)
 
 

@@ -11,9 +11,28 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from handlers.models import RepoRef
 from handlers.run_models import Run
+
+
+@dataclass(frozen=True)
+class RunPages:
+    """Where each run's own page is: `/runs/<id>` under the bot's public address
+    (KFP_BOT_PUBLIC_URL). Checks, commit statuses, the PR comment and Slack link to it, since the
+    page shows everything about a run (timeline, logs, results, diff) and links on to the backend.
+    Without a public address the bot cannot know where it is reached: no page is linked, and the
+    backend's own link (Vertex AI console, KFP UI) is shown instead."""
+
+    base: str | None = None
+
+    def url(self, run_id: str) -> str | None:
+        """The page of run `run_id`, or None when the bot has no public address."""
+        if not self.base:
+            return None
+        return f"{self.base.rstrip('/')}/runs/{quote(run_id, safe='')}"
+
 
 # The hidden first line of the bot's PR comment, by which an adapter finds the comment again.
 SUMMARY_MARKER = "<!-- kfp-bot:summary -->"

@@ -106,7 +106,7 @@ def notify_slack(event: Notification, ctx: HandlerContext) -> None:
         if posted:
             ctx.log.info("notification %s already posted to Slack", event.key)
             return
-        reply = chat.post(channel or "", slack_change(event, _headline(ctx, event.run_id, event.state)))
+        reply = chat.post(channel or "", slack_change(event, _headline(ctx, event.run_id, event.state), pages=ctx.pages))
         ctx.store.set_external(POSTED_SCOPE, posted_key, reply.ts or "posted")
         return
     key = thread_key(event, channel)
@@ -117,7 +117,7 @@ def notify_slack(event: Notification, ctx: HandlerContext) -> None:
             ctx.log.info("notification %s already posted to Slack", event.key)
         else:
             # The reply goes out even when editing the parent failed: the change must reach Slack.
-            reply = chat.post(parent.channel, slack_change(event, _headline(ctx, event.run_id, event.state)),
+            reply = chat.post(parent.channel, slack_change(event, _headline(ctx, event.run_id, event.state), pages=ctx.pages),
                               thread=parent.ts)
             ctx.store.set_external(POSTED_SCOPE, posted_key, reply.ts or "posted")
     if update_failure is not None:
@@ -183,7 +183,7 @@ def _update_parent(ctx: HandlerContext, chat: Chat, event: Notification, channel
     else:
         runs = [r for r in ctx.store.list_runs(repo=event.repo, sha=event.sha) if r.trigger is Trigger.DEPLOY]
     shown = [r for r in runs if channel_of(r) == channel]
-    message = slack_thread(event, shown, {r.id: _headline(ctx, r.id, r.state) for r in shown})
+    message = slack_thread(event, shown, {r.id: _headline(ctx, r.id, r.state) for r in shown}, pages=ctx.pages)
     parent = ctx.store.get_chat_thread(key)
     if parent is None:
         parent = chat.post(channel, message)

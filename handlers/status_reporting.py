@@ -44,7 +44,7 @@ def report_check(ctx: HandlerContext, run: Run) -> None:
     def check() -> None:
         results = load_results(ctx.store, run.id) if run.state.terminal else None
         ctx.reporter.run_changed(run_report(run, results, load_diff(ctx.store, run.id),
-                                                   queue=queue_spot(ctx, run)))
+                                                 queue=queue_spot(ctx, run), pages=ctx.pages))
 
     safely(ctx, run.id, "check", check)
 
@@ -55,7 +55,8 @@ def report_head(ctx: HandlerContext, repo: RepoRef, sha: str, installation_id: i
     runs = ctx.store.list_runs(repo=repo.full_name, sha=sha)
     latest = latest_per_pipeline(runs)
     safely(ctx, sha, "aggregate check",
-           lambda: ctx.reporter.head_summary(head_report(repo, sha, latest, note, installation_id)))
+           lambda: ctx.reporter.head_summary(head_report(repo, sha, latest, note, installation_id,
+                                                             pages=ctx.pages)))
 
 
 def report_pull(ctx: HandlerContext, repo: RepoRef, number: int, installation_id: int | None) -> None:
@@ -67,7 +68,8 @@ def report_pull(ctx: HandlerContext, repo: RepoRef, number: int, installation_id
         results = {r.id: found for r in latest if r.state.terminal
                    and (found := load_results(ctx.store, r.id)) is not None}
         diffs = {r.id: diff for r in latest if (diff := load_diff(ctx.store, r.id)) is not None}
-        ctx.reporter.pull_summary(pull_report(repo, number, latest, installation_id, results, diffs))
+        ctx.reporter.pull_summary(pull_report(repo, number, latest, installation_id, results, diffs,
+                                                    pages=ctx.pages))
 
     safely(ctx, f"{repo.full_name}#{number}", "PR comment", comment)
 

@@ -18,6 +18,7 @@ from handlers.messages.rendering import (
     MAX_MARKDOWN_CHARS,
     MAX_STATUS_CHARS,
     MAX_TITLE_CHARS,
+    NO_PAGES,
     clip,
     code,
     fit_bytes,
@@ -31,7 +32,7 @@ from handlers.messages.rendering import (
 from handlers.messages.results import results_section
 from handlers.models import RepoRef
 from handlers.queue_models import QueueSpot
-from handlers.reports import CheckButton, HeadOutcome, HeadReport, Notice, RunReport
+from handlers.reports import CheckButton, HeadOutcome, HeadReport, Notice, RunPages, RunReport
 from handlers.run_models import Run, RunState
 from handlers.run_results import RunResults
 from pipeline_registry.spec_diff import PipelineDiff
@@ -130,24 +131,25 @@ def check_buttons(run: Run) -> tuple[CheckButton, ...]:
 
 
 def run_report(run: Run, results: RunResults | None = None, diff: PipelineDiff | None = None, *,
-               queue: QueueSpot | None = None) -> RunReport:
+               queue: QueueSpot | None = None, pages: RunPages = NO_PAGES) -> RunReport:
     """Everything a reporter shows for one run's check or commit status (with its results and its
     pipeline diff, when it has them), rendered; `queue`: where a waiting run stands in its
-    repository's line."""
+    repository's line; `pages`: where its page is (the check's link: else the backend's)."""
     place = queue_place(queue) if queue is not None else ""
     return RunReport(run=run, name=check_name(run.pipeline), title=check_title(run, queue=place),
-                     summary=check_summary(run, results, diff, queue=place),
-                     description=status_description(run, queue=place), url=web_url(run.url),
+                     summary=check_summary(run, results, diff, queue=place, pages=pages),
+                     description=status_description(run, queue=place),
+                     url=pages.url(run.id) or web_url(run.url),
                      buttons=check_buttons(run))
 
 
 def head_report(repo: RepoRef, sha: str, runs: Sequence[Run], note: NoteLike,
-                installation_id: int | None) -> HeadReport:
+                installation_id: int | None, *, pages: RunPages = NO_PAGES) -> HeadReport:
     """The aggregate `kfp-bot` check of `sha` from its runs (and a note), rendered."""
     latest = latest_runs(runs)
     return HeadReport(repo=repo, sha=sha, installation_id=installation_id, name=HEAD_CHECK_NAME,
                       outcome=head_outcome(runs, note), title=head_title(runs, note),
-                      summary=head_summary(runs, note), description=head_description(runs, note),
+                      summary=head_summary(runs, note, pages=pages), description=head_description(runs, note),
                       note=as_note(note).text, run_ids=tuple(r.id for r in runs),
                       started_at=min((r.created_at for r in latest), default=None),
                       finished_at=max((r.updated_at for r in latest), default=None))
@@ -159,11 +161,11 @@ def check_title(run: Run, *, queue: str = "") -> str:
 
 
 def check_summary(run: Run, results: RunResults | None = None, diff: PipelineDiff | None = None, *,
-                  queue: str = "") -> str:
+                  queue: str = "", pages: RunPages = NO_PAGES) -> str:
     """Markdown for a pipeline's check: state (a waiting run's place in line), results beside the baseline, why affected, the
     pipeline diff against the merge base (in the room the rest leaves), images, parameters,
     reproduce."""
-    view = run_view(run, queue=queue)
+    view = run_view(run, queue=queue, pages=pages)
     section = results_section(results).strip()
     rest = render("check_summary.md.j2", MAX_MARKDOWN_CHARS, run=view, results=section, diff="")
     table = diff_markdown([diff], limit=MAX_MARKDOWN_CHARS - len(rest) - 2) if diff is not None else ""
@@ -187,19 +189,20 @@ def head_description(runs: Sequence[Run], note: NoteLike = "") -> str:
     return clip(macro("short.j2", "head_title", **_head_view(runs, note)), MAX_STATUS_CHARS)
 
 
-def head_summary(runs: Sequence[Run], note: NoteLike = "") -> str:
-    """Markdown for the aggregate check: a table of every affected pipeline, or why there is none."""
-    return fit_bytes(render("head_summary.md.j2", MAX_MARKDOWN_CHARS, **_head_view(runs, note)),
+def head_summary(runs: Sequence[Run], note: NoteLike = "", *, pages: RunPages = NO_PAGES) -> str:
+    """Markdown for the aggregate check: a table of every affected pipeline (each linked to its
+    page, else its backend), or why there is none."""
+    return fit_bytes(render("head_summary.md.j2", MAX_MARKDOWN_CHARS, **_head_view(runs, note, pages)),
                      MAX_CHECK_OUTPUT_BYTES)
 
 
-def _head_view(runs: Sequence[Run], note: NoteLike) -> dict[str, Any]:
+def _head_view(runs: Sequence[Run], note: NoteLike, pages: RunPages = NO_PAGES) -> dict[str, Any]:
     note = as_note(note)
     latest = latest_runs(runs)
     counts: dict[str, int] = {}
     for run in latest:
         counts[run.state.value] = counts.get(run.state.value, 0) + 1
-    return {"outcome": head_outcome(runs, note).value, "runs": [run_view(r) for r in latest],
+    return {"outcome": head_outcome(runs, note).value, "runs": [run_view(r, pages=pages) for r in latest],
             "counts": counts, "note": note.text.strip()}
 
 

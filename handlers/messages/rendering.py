@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from handlers.reports import RunPages
 from handlers.run_models import PlanComponent, PlanReason, Run, RunPlan, RunState, Trigger
 
 # GitHub refuses comments above 65,536 characters and statuses above 140
@@ -49,12 +50,18 @@ def reproduce_command(run: Run) -> str:
     return " ".join(words)
 
 
+NO_PAGES = RunPages()
+"""No public address: runs are linked to their backend only."""
+
+
 # --- views: plain values the templates lay out -------------------------------------------------
 
 
-def run_view(run: Run, *, queue: str = "") -> dict[str, Any]:
+def run_view(run: Run, *, queue: str = "", pages: RunPages = NO_PAGES) -> dict[str, Any]:
     """A run as the templates see it: plain values, links only when they are web links; `queue`
-    is a waiting run's place in line (`messages.guardrails.queue_place`)."""
+    is a waiting run's place in line (`messages.guardrails.queue_place`); `pages` where its page
+    is (`link` is the page, else the backend's link)."""
+    page = pages.url(run.id)
     return {
         "run": run,
         "id": run.id,
@@ -67,6 +74,8 @@ def run_view(run: Run, *, queue: str = "") -> dict[str, Any]:
         "sha": run.sha,
         "pr": run.pr,
         "url": web_url(run.url),
+        "page": page,
+        "link": page or web_url(run.url),
         "error": _tail((run.error or "").strip(), MAX_ERROR_CHARS),
         "duration": format_duration(run.duration_seconds),
         "created": format_time(run.created_at),

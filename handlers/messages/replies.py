@@ -10,7 +10,15 @@ from typing import Any
 
 from handlers.messages.checks import HEAD_CHECK_NAME, check_name
 from handlers.messages.pipeline_diff import diff_markdown
-from handlers.messages.rendering import MAX_MARKDOWN_CHARS, latest_runs, pipeline_plan_view, render, run_view
+from handlers.messages.rendering import (
+    MAX_MARKDOWN_CHARS,
+    NO_PAGES,
+    latest_runs,
+    pipeline_plan_view,
+    render,
+    run_view,
+)
+from handlers.reports import RunPages
 from handlers.run_models import Run
 from pipeline_registry.spec_diff import PipelineDiff
 
@@ -53,11 +61,13 @@ def plan_reply(plan: Mapping[str, Any], diffs: Sequence[PipelineDiff] = ()) -> s
     return render("plan_reply.md.j2", MAX_MARKDOWN_CHARS, diffs=collapsed, **values) if collapsed else reply
 
 
-def run_accepted(user: str, runs: Sequence[Run], *, head_now: str | None = None) -> str:
-    """Reply to `/run` and `/run all`: which runs started, with which overrides, where to follow them.
+def run_accepted(user: str, runs: Sequence[Run], *, head_now: str | None = None,
+                 pages: RunPages = NO_PAGES) -> str:
+    """Reply to `/run` and `/run all`: which runs started, with which overrides, where to follow them
+    (each run's page, when the bot has a public address).
 
     `head_now`: the PR's head moved after the comment; the runs stay on the commented head."""
-    views = [run_view(r) for r in latest_runs(runs)]
+    views = [run_view(r, pages=pages) for r in latest_runs(runs)]
     return render("run_accepted.md.j2", MAX_MARKDOWN_CHARS, user=user, runs=views, head_now=head_now,
                    bound=views[0]["sha"] if views else "")
 

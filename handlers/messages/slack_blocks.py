@@ -10,6 +10,7 @@ from typing import Any
 
 from handlers.messages.rendering import (
     ENV,
+    NO_PAGES,
     STATE_EMOJI,
     clip,
     first_line,
@@ -20,6 +21,7 @@ from handlers.messages.rendering import (
     web_url,
 )
 from handlers.models import Notification
+from handlers.reports import RunPages
 from handlers.run_models import Run, RunState
 
 # Slack refuses section texts above 3,000 characters and messages above 50 blocks.
@@ -29,14 +31,16 @@ MAX_SLACK_SECTION_CHARS = 3_000
 MAX_SLACK_ERROR_CHARS = 280
 
 
-def slack_thread(note: Notification, runs: Sequence[Run], headlines: Mapping[str, str] | None = None) -> dict[str, Any]:
+def slack_thread(note: Notification, runs: Sequence[Run], headlines: Mapping[str, str] | None = None, *,
+                 pages: RunPages = NO_PAGES) -> dict[str, Any]:
     """The one parent message of a PR (or deploy commit): the PR link and each pipeline's latest state.
 
     `note` is the change that caused this update (it names the PR); `runs` are the PR's runs;
-    `headlines` (run id → line) each finished run's headline metric (`messages.results.headline`).
+    `headlines` (run id → line) each finished run's headline metric (`messages.results.headline`);
+    each run links to its page (`pages`), else to its backend.
     """
-    view = _slack_view(note, (headlines or {}).get(note.run_id, ""))
-    view["pipelines"] = [_slack_run_view(r, (headlines or {}).get(r.id, ""))
+    view = _slack_view(note, (headlines or {}).get(note.run_id, ""), pages)
+    view["pipelines"] = [_slack_run_view(r, (headlines or {}).get(r.id, ""), pages)
                          for r in latest_runs(runs)] or [view["change"]]
     lines = "\n".join(macro("slack.j2", "pipeline_line", p=p) for p in view["pipelines"])
     blocks = [
@@ -47,10 +51,11 @@ def slack_thread(note: Notification, runs: Sequence[Run], headlines: Mapping[str
             "blocks": blocks}
 
 
-def slack_change(note: Notification, headline: str = "") -> dict[str, Any]:
+def slack_change(note: Notification, headline: str = "", *, pages: RunPages = NO_PAGES) -> dict[str, Any]:
     """One state change: a reply in the PR's thread, or a message of its own (incoming webhooks),
-    so it names the PR and commit too; `headline` is the run's headline metric, once it ended."""
-    view = _slack_view(note, headline)
+    so it names the PR and commit too; `headline` is the run's headline metric, once it ended; the
+    run links to its page (`pages`), else to its backend."""
+    view = _slack_view(note, headline, pages)
     blocks = [_section(macro("slack.j2", "change_title", s=view))]
     if view["change"]["error"]:
         blocks.append(_section(f"> {_slack_escape(view['change']['error'])}"))
@@ -60,7 +65,7 @@ def slack_change(note: Notification, headline: str = "") -> dict[str, Any]:
             "blocks": blocks}
 
 
-def _slack_view(note: Notification, headline: str = "") -> dict[str, Any]:
+def _slack_view(note: Notification, headline: str = "", pages: RunPages = NO_PAGES) -> dict[str, Any]:
     pr_url = web_url(note.pr_url)
     label = f"{note.repo}#{note.pr}"
     return {
@@ -71,16 +76,16 @@ def _slack_view(note: Notification, headline: str = "") -> dict[str, Any]:
         "overrides": sorted((str(k), format_value(v)) for k, v in note.overrides.items()),
         "change": {"pipeline": note.pipeline, "state": note.state.value, "emoji": STATE_EMOJI[note.state],
                    "duration": format_duration(note.duration_seconds) if note.duration_seconds is not None
-                   else "", "url": web_url(note.url), "error": _slack_error(note.error),
+                   else "", "url": pages.url(note.run_id) or web_url(note.url), "error": _slack_error(note.error),
                    "headline": headline},
     }
 
 
-def _slack_run_view(run: Run, headline: str = "") -> dict[str, Any]:
+def _slack_run_view(run: Run, headline: str = "", pages: RunPages = NO_PAGES) -> dict[str, Any]:
     failed = run.state in (RunState.FAILED, RunState.ERROR, RunState.CANCELLED, RunState.SKIPPED)
     return {"pipeline": run.pipeline, "state": run.state.value, "emoji": STATE_EMOJI[run.state],
             "duration": format_duration(run.duration_seconds) if run.duration_seconds is not None else "",
-            "url": web_url(run.url), "error": _slack_error(run.error) if failed else "", "headline": headline}
+            "url": pages.url(run.id) or web_url(run.url), "error": _slack_error(run.error) if failed else "", "headline": headline}
 
 
 def _slack_error(error: str | None) -> str:

@@ -43,6 +43,7 @@ def test_lists_and_urls_are_read_from_the_environment(monkeypatch: pytest.Monkey
      "not both"),
     ({"KFP_BOT_WORKERS": "many"}, "KFP_BOT_WORKERS"),
     ({"KFP_BOT_BUS": "kafka"}, "KFP_BOT_BUS"),
+    ({"KFP_BOT_PUBLIC_URL": "kfp-bot.example.com"}, "KFP_BOT_PUBLIC_URL.*starting with https://"),
 ])
 def test_contradictory_or_invalid_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict,
                                                              message: str) -> None:

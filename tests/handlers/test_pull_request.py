@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.handlers.conftest import MAINTAINER, PR, READER, REPO, TERMINAL, Bot
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from tests.fakes.github import FakeGitHub
+from tests.handlers.conftest import MAINTAINER, PR, READER, REPO, TERMINAL, Bot, _serve, install_app
+from tests.support.github_clients import APP_ID
+from tests.support.gitrepo import GitRepo
 
 HELLO_SETTINGS = "pipelines/hello-pipeline/settings.yaml"
 SLOW_PIPELINE = '''
@@ -49,6 +57,26 @@ def test_a_pull_request_runs_the_pipeline_it_changes_and_shows_it(bot: Bot) -> N
     [comment] = bot.replies()
     assert "hello-pipeline" in comment and "succeeded" in comment
     assert "kfp-bot run hello-pipeline" in comment
+
+
+def test_with_a_public_address_the_check_and_comment_lead_to_the_run_page_the_bot_serves(
+        tmp_path: Path, example_repo: GitRepo) -> None:
+    with FakeGitHub() as github:
+        key = install_app(github)
+        for bot in _serve(tmp_path, example_repo, github, github_app_id=APP_ID, github_private_key=key,
+                          public_url="https://kfp-bot.example.com/"):
+            head = change_hello(bot)
+            bot.open_pull(head)
+            bot.settle()
+
+            [run] = bot.runs(pr=PR)
+            link = bot.checks(head)["kfp-bot / hello-pipeline"]["details_url"]
+            assert link == f"https://kfp-bot.example.com/runs/{run['id']}"
+            [comment] = bot.replies()
+            assert f"[open]({link})" in comment
+            page = requests.get(bot.url + urlsplit(link).path, timeout=10)
+            assert page.status_code == 200
+            assert run["id"] in page.text and "hello-pipeline" in page.text and "succeeded" in page.text
 
 
 def test_the_pr_comment_is_edited_in_place_for_a_new_head(bot: Bot) -> None:

@@ -15,13 +15,14 @@ from handlers.messages.checks import (
     head_outcome,
     head_summary,
     head_title,
+    run_report,
     status_description,
     trusted_settings_summary,
     trusted_settings_title,
 )
 from handlers.messages.pull_comment import pull_comment
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS, MAX_STATUS_CHARS
-from handlers.reports import HeadOutcome
+from handlers.reports import HeadOutcome, RunPages
 from handlers.run_models import RunState
 from pipeline_registry.spec_diff import Change, ChangeKind, PipelineDiff
 from tests.handlers.messages.samples import (
@@ -163,3 +164,30 @@ def test_trusted_settings_check() -> None:
     text = (f"{trusted_settings_title(TRUSTED_CHANGES)}\n\n"
             f"{trusted_settings_summary(TRUSTED_CHANGES, 'main', allowed)}")
     assert_golden(text, "messages/trusted_settings.md")
+
+
+PAGES = RunPages("https://kfp-bot.example.com")
+
+
+def test_with_a_public_address_the_check_links_the_run_page_and_keeps_the_backend_link() -> None:
+    run = running_autorun()
+    report = run_report(run, pages=PAGES)
+    assert report.url == f"https://kfp-bot.example.com/runs/{run.id}"
+    assert_golden(report.summary, "messages/check_summary_page.md")
+
+
+def test_without_a_public_address_the_check_links_the_backend() -> None:
+    run = running_autorun()
+    assert run_report(run).url == VERTEX_URL
+    assert "Run page" not in run_report(run).summary
+
+
+def test_the_aggregate_check_links_each_run_page() -> None:
+    runs = [running_autorun(), failed_command_run(), skipped_run()]
+    assert_golden(head_summary(runs, "", pages=PAGES), "messages/head_summary_pages.md")
+
+
+def test_a_run_page_address_escapes_the_run_id() -> None:
+    assert PAGES.url("a b/c") == "https://kfp-bot.example.com/runs/a%20b%2Fc"
+    assert RunPages("https://kfp-bot.example.com/").url("r1") == "https://kfp-bot.example.com/runs/r1"
+    assert RunPages().url("r1") is None

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from handlers.messages.pull_comment import pull_comment
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS
-from handlers.reports import SUMMARY_MARKER
+from handlers.reports import SUMMARY_MARKER, RunPages
 from handlers.run_models import RunState
 from pipeline_registry.spec_diff import Change, ChangeKind, PipelineDiff
 from tests.handlers.messages.samples import (
@@ -66,3 +66,9 @@ def test_pipeline_diffs_too_long_for_the_comment_leave_the_runs_whole() -> None:
     assert len(body) <= MAX_MARKDOWN_CHARS
     assert all(f"| p-{i} |" in body for i in range(40)) and "Reproduce locally" in body
     assert body.count("<details>") == body.count("</details>") > 0  # no <details> cut open
+
+
+def test_with_a_public_address_each_run_links_its_page() -> None:
+    runs = [failed_command_run(), skipped_run()]
+    body = pull_comment(runs, pages=RunPages("https://kfp-bot.example.com"))
+    assert_golden(body, "messages/pull_comment_pages.md")

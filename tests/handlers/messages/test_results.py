@@ -14,6 +14,7 @@ from handlers.messages.results import format_delta, format_number, gate_failure,
 from handlers.messages.slack_blocks import slack_change, slack_thread
 from handlers.models import Notification
 from handlers.ports import CollectedResults
+from handlers.reports import RunPages
 from handlers.run_models import RunState, Trigger
 from handlers.run_results import Comparison, RunResults, evaluate
 from tests.handlers.messages.samples import HEAD, REPO, VERTEX_URL, make_run, running_autorun
@@ -80,6 +81,16 @@ def test_slack_shows_the_headline_metric() -> None:
                           {results.run_id: headline(results)})
     assert_golden(json.dumps({"reply": change, "thread": thread}, indent=2, ensure_ascii=False) + "\n",
                   "messages/slack_results.json")
+
+
+def test_with_a_public_address_slack_links_each_run_page() -> None:
+    pages = RunPages("https://kfp-bot.example.com")
+    note = _note(RunState.FAILED, "run-fedcba9876543210")
+    change = slack_change(note, pages=pages)
+    thread = slack_thread(note, [make_run(url=VERTEX_URL), make_run("mnist-pipeline", RunState.FAILED,
+                                                                    run_id="run-fedcba9876543210")], pages=pages)
+    assert_golden(json.dumps({"reply": change, "thread": thread}, indent=2, ensure_ascii=False) + "\n",
+                  "messages/slack_pages.json")
 
 
 def test_numbers_read_the_same_everywhere() -> None:
