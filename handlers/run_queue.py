@@ -25,7 +25,7 @@ from handlers.ports import Then
 from handlers.queue_models import HOLDING_SLOT, BudgetRefusal, LimitScope, SlotClaim, SlotOutcome
 from handlers.queue_view import LIMITS_SCOPE, MAX_ACTIVE, WAITING_SCOPE, limits_for
 from handlers.run_models import Run, RunState, Trigger
-from handlers.status_reporting import report_check
+from handlers.status_reporting import repo_of, report_check, report_pull
 from pipeline_registry.limits import RunLimits, capped
 from pipeline_registry.repo_config import RepoConfig
 
@@ -63,7 +63,7 @@ def claim(ctx: HandlerContext, run: Run, detail: str, then: Then) -> SlotClaim:
             ctx.store.set_external(WAITING_SCOPE, run.id, now.isoformat())
         ctx.log.info("run %s (%s) waits for a slot of %s: %s in line, %d running", run.id, run.pipeline,
                      run.repo, answer.position, answer.running)
-        report_check(ctx, answer.run or run)
+        show_places(ctx, [answer.run or run])
     return answer
 
 
@@ -85,20 +85,33 @@ def start_next(ctx: HandlerContext, repo: str) -> None:
     limits = limits_for(ctx, repo)
     holding = [r for r in active if r.state in HOLDING_SLOT]
     taken, by_pr = len(holding), Counter(r.pr for r in holding)
+    moved_up = []
     for run in line:
         if taken < limits.concurrent_runs and by_pr[run.pr] < limits.concurrent_runs_per_pr:
             taken += 1
             by_pr[run.pr] += 1
             ctx.bus.publish(RunStart(run_id=run.id))
         elif ctx.store.get_external(WAITING_SCOPE, run.id) is not None:
-            report_check(ctx, run)  # its place in line moved up
+            moved_up.append(run)
+    show_places(ctx, moved_up)
 
 
 def show_line(ctx: HandlerContext, repo: str) -> None:
     """Show every run waiting in `repo`'s line its place now (after a run left the line)."""
-    for run in ctx.store.list_runs(repo=repo, state=RunState.QUEUED, limit=MAX_ACTIVE):
-        if takes_slot(run) and ctx.store.get_external(WAITING_SCOPE, run.id) is not None:
-            report_check(ctx, run)
+    show_places(ctx, [run for run in ctx.store.list_runs(repo=repo, state=RunState.QUEUED, limit=MAX_ACTIVE)
+                      if takes_slot(run) and ctx.store.get_external(WAITING_SCOPE, run.id) is not None])
+
+
+def show_places(ctx: HandlerContext, waiting: list[Run]) -> None:
+    """Show waiting runs their place in line: each one's check, and each of their pull requests'
+    comment once."""
+    pulls: dict[tuple[str, int], Run] = {}
+    for run in waiting:
+        report_check(ctx, run)
+        if run.pr is not None:
+            pulls.setdefault((run.repo, run.pr), run)
+    for (_, number), run in pulls.items():
+        report_pull(ctx, repo_of(run), number, run.installation_id)
 
 
 def budget_refusal(ctx: HandlerContext, repo: str, pr: int, count: int, limits: RunLimits) -> BudgetRefusal | None:

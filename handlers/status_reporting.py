@@ -60,7 +60,8 @@ def report_head(ctx: HandlerContext, repo: RepoRef, sha: str, installation_id: i
 
 
 def report_pull(ctx: HandlerContext, repo: RepoRef, number: int, installation_id: int | None) -> None:
-    """The PR's one comment, with the latest run of every pipeline and their pipeline diffs."""
+    """The PR's one comment, with the latest run of every pipeline, their pipeline diffs and a
+    waiting run's place in line."""
     runs = ctx.store.list_runs(repo=repo.full_name, pr=number)
     latest = latest_per_pipeline(runs)
 
@@ -68,8 +69,9 @@ def report_pull(ctx: HandlerContext, repo: RepoRef, number: int, installation_id
         results = {r.id: found for r in latest if r.state.terminal
                    and (found := load_results(ctx.store, r.id)) is not None}
         diffs = {r.id: diff for r in latest if (diff := load_diff(ctx.store, r.id)) is not None}
+        queues = {r.id: spot for r in latest if (spot := queue_spot(ctx, r)) is not None}
         ctx.reporter.pull_summary(pull_report(repo, number, latest, installation_id, results, diffs,
-                                                    pages=ctx.pages))
+                                              pages=ctx.pages, queues=queues))
 
     safely(ctx, f"{repo.full_name}#{number}", "PR comment", comment)
 

@@ -110,6 +110,8 @@ def test_a_third_run_waits_in_line_with_its_place_and_starts_when_a_slot_frees(q
     assert check["status"] == "queued"
     assert check["output"]["title"] == f"Queued: 2nd in line for {REPO}, 2 running"
     assert f"🕒 queued: 2nd in line for {REPO}, 2 running" in check["output"]["summary"]
+    wait_until("the fourth PR's comment with its place", lambda: any(
+        f"🕒 queued: 2nd in line for {REPO}, 2 running" in body for body in bot.replies(PR + 3)))
     waiting = run_of(bot, fourth)
     assert waiting is not None and waiting["state"] == "queued"
     api = requests.get(f"{bot.url}/api/runs/{waiting['id']}", timeout=10).json()

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from handlers.messages.pull_comment import pull_comment
 from handlers.messages.rendering import MAX_MARKDOWN_CHARS
+from handlers.queue_models import QueueSpot
 from handlers.reports import SUMMARY_MARKER, RunPages
 from handlers.run_models import RunState
 from pipeline_registry.spec_diff import Change, ChangeKind, PipelineDiff
@@ -72,3 +73,10 @@ def test_with_a_public_address_each_run_links_its_page() -> None:
     runs = [failed_command_run(), skipped_run()]
     body = pull_comment(runs, pages=RunPages("https://kfp-bot.example.com"))
     assert_golden(body, "messages/pull_comment_pages.md")
+
+
+def test_a_waiting_run_shows_its_place_in_line() -> None:
+    waiting = replace(running_autorun(), state=RunState.QUEUED)
+    spot = QueueSpot(repo=waiting.repo, pr=waiting.pr, position=2, running=3, limit=3, pr_running=1, pr_limit=2)
+    body = pull_comment([waiting, skipped_run()], queues={waiting.id: spot})
+    assert_golden(body, "messages/pull_comment_queued.md")
