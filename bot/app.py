@@ -37,7 +37,7 @@ from bot.webhook import (
     read_signed_body,
 )
 from handlers.queue_view import queue_spot
-from handlers.receipt import announced_head, stamp
+from handlers.receipt import announced_head
 from handlers.run_models import FailureStage, Run, RunState
 
 log = logging.getLogger("kfp_bot.app")
@@ -143,7 +143,6 @@ def _handle_webhook(settings: Settings, services: Services, secret: str) -> tupl
         log.info("%s ignored: %s", delivery.event_name, outcome.reason)
         return jsonify(status="ignored", reason=outcome.reason, delivery=delivery.delivery_id), HTTPStatus.OK
     try:
-        outcome = stamp(outcome, services.store)
         rows = services.store.accept_delivery(delivery.delivery_id, delivery.event_name, outcome,
                                               head=announced_head(outcome))
     except Exception:

@@ -61,8 +61,9 @@ class Store(Protocol):
 
     def accept_delivery(self, delivery_id: str, event_name: str, event: Event, *,
                         head: StoredPull | None = None) -> tuple[int, ...] | None:
-        """Record a delivery, queue its event and remember the pull request `head` it announces,
-        in one transaction; None (and nothing stored) for a delivery seen before."""
+        """Record a delivery, queue its event (a comment bound to its pull request's stored head,
+        `handlers.receipt`) and remember the pull request `head` it announces, in one
+        transaction; None (and nothing stored) for a delivery seen before."""
 
     def run_has_work(self, run_id: str) -> bool:
         """True while a step of the run is queued or owned by a live worker."""

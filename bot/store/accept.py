@@ -4,69 +4,128 @@ A webhook is answered 202 only once its delivery id, its event (an outbox row) a
 request, the head it announces are committed together. Under a burst, many request threads want
 that commit at the same moment; one transaction each would queue them on the database's single
 writer one after the other. Instead a request puts its delivery on a list and then waits for the
-commit lock: whichever thread gets the lock commits everything listed so far in one transaction
-(three statements whatever the number of deliveries), and the threads whose deliveries were in
-it find them committed when their turn comes. No thread answers before its own commit, and a
-burst of N requests costs about one transaction per request in flight rather than N.
+commit lock: whichever thread gets the lock commits everything listed so far in one transaction,
+and the threads whose deliveries were in it find them committed when their turn comes. No
+thread answers before its own commit, and a burst of N requests costs about one transaction per
+request in flight rather than N.
 
-Duplicates are decided by the database (insert-or-ignore on the delivery id) and, inside one
-batch, by the first of the same id. If a batch fails as a whole, each of its deliveries is
-tried again in a transaction of its own, so one bad delivery fails only itself.
+In that transaction each delivery, in arrival order: its id is inserted unless known (the
+database decides duplicates, insert-or-ignore; inside one batch the first of the same id wins);
+a new comment reads the head stored for its pull request and is bound to it
+(`handlers.receipt`); its outbox row is inserted; a pull request's announced head is upserted.
+A duplicate therefore stores nothing, and never moves a head.
+
+This is the hottest path of the webhook, so its statements are plain SQL run on the driver's
+own cursor (`dbapi_transaction`): SQLAlchemy's per-statement work (cache keys, events,
+execution contexts) cost more than SQLite's execution itself. Values still go through the
+columns' SQLAlchemy bind processors, so they are stored exactly as the rest of the store writes
+and reads them, on SQLite and PostgreSQL alike. If a batch fails as a whole, each of its
+deliveries is tried again in a transaction of its own, so one bad delivery fails only itself.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 
 from bot.store.tables import deliveries, outbox, pulls
+from handlers.event_codec import event_to_dict
+from handlers.models import Event
+from handlers.receipt import comment_pull, stamped
 
-# Built once per dialect: statement construction is most of SQLAlchemy's cost per call.
-_RECORD_DELIVERIES = {
-    postgres: dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["delivery_id"])
-    .returning(deliveries.c.delivery_id)
-    for postgres, dialect in ((False, sqlite), (True, postgresql))
-}
 INSERT_OUTBOX_ROWS = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
-
-
-def _pull_upsert(dialect: Any) -> Any:
-    statement = dialect.insert(pulls)
-    keys = {"repo", "number"}
-    return statement.on_conflict_do_update(
-        index_elements=["repo", "number"],
-        set_={c.name: statement.excluded[c.name] for c in pulls.columns if c.name not in keys})
-
-
-_SAVE_PULLS = {False: _pull_upsert(sqlite), True: _pull_upsert(postgresql)}
 
 
 @dataclass
 class Acceptance:
-    """One delivery to accept: its `deliveries` row, its `outbox` row and maybe a `pulls` row."""
+    """One delivery to accept: its `deliveries` row, its `outbox` row and maybe a `pulls` row.
+
+    `comment_on` (repository, number) asks for the event to be bound to the head stored for that
+    pull request: `stamp(head_sha)` then gives the outbox row's new `event` value.
+    """
 
     delivery: dict[str, Any]
     row: dict[str, Any]
     pull: dict[str, Any] | None = None
+    comment_on: tuple[str, int] | None = None
+    stamp: Callable[[str], Any] | None = None
     done: bool = False
     result: tuple[int, ...] | None = None
     error: BaseException | None = None
-    _ready: threading.Event = field(default_factory=threading.Event)
+
+
+class _Statements:
+    """The accept path's SQL for one dialect, with each column's bind processor."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.columns = {table.name: [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect))
+                                     for c in table.columns if c.name != "id" or table is not outbox]
+                        for table in (deliveries, outbox, pulls)}
+
+        def insert_into(table: Table) -> str:
+            names = [name for name, _ in self.columns[table.name]]
+            return (f"INSERT INTO {table.name} ({', '.join(_quoted(n) for n in names)}) "
+                    f"VALUES ({', '.join(mark for _ in names)})")
+
+        self.record = insert_into(deliveries) + " ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id"
+        self.queue = insert_into(outbox) + " RETURNING id"
+        updated = [n for n, _ in self.columns["pulls"] if n not in ("repo", "number")]
+        self.save_pull = (insert_into(pulls) + " ON CONFLICT (repo, number) DO UPDATE SET "
+                          + ", ".join(f"{_quoted(n)} = excluded.{_quoted(n)}" for n in updated))
+        self.head = f"SELECT head_sha FROM pulls WHERE repo = {mark} AND {_quoted('number')} = {mark}"
+
+    def values(self, table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
+        """`row`'s values in the statement's column order, as the driver takes them."""
+        return tuple(row[name] if process is None else process(row[name])
+                     for name, process in self.columns[table.name])
+
+
+def _quoted(name: str) -> str:
+    return f'"{name}"'
+
+
+@contextmanager
+def dbapi_transaction(engine: Engine, lock: threading.RLock | None) -> Iterator[Any]:
+    """A write transaction on a pooled connection, yielding the driver's own cursor; committed
+    when the block ends, rolled back if it raises. On SQLite it is `BEGIN IMMEDIATE` under the
+    process's write `lock`, as every write of the store (`bot.store.engine`). Driver errors are
+    raised as SQLAlchemy's (`IntegrityError`, `OperationalError`...), as the rest of the store's."""
+    dbapi = engine.dialect.loaded_dbapi
+    with lock if lock is not None else nullcontext():
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                if engine.dialect.name == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+        finally:
+            connection.close()
 
 
 class GroupCommit:
-    """Commits `Acceptance`s in batches on `write()` transactions; `accept` waits for its own."""
+    """Commits `Acceptance`s in batches on `write()` transactions (a driver cursor each, of a
+    database with `dialect`); `accept` waits for its own."""
 
-    def __init__(self, write: Callable[[], AbstractContextManager[Connection]], *, max_batch: int = 256) -> None:
+    def __init__(self, write: Callable[[], AbstractContextManager[Any]], dialect: Dialect, *,
+                 max_batch: int = 256) -> None:
         self._write = write
+        self._sql = _Statements(dialect)
         self._max_batch = max_batch
         self._pending: list[Acceptance] = []
         self._pending_lock = threading.Lock()
@@ -101,29 +160,43 @@ class GroupCommit:
             for item in batch:
                 self._commit([item])
             return
-        for item, result in zip(batch, results, strict=False):
+        for item, result in zip(batch, results, strict=True):
             item.result, item.done = result, True
 
     def _transaction(self, batch: Sequence[Acceptance]) -> list[tuple[int, ...] | None]:
-        first: dict[str, Acceptance] = {}
-        for item in batch:
-            first.setdefault(item.delivery["delivery_id"], item)
-        with self._write() as conn:
-            postgres = conn.dialect.name == "postgresql"
-            records = [item.delivery for item in first.values()]
-            if len(records) == 1:  # psycopg's rowcount is -1 here: RETURNING says whether it was new
-                new = set(conn.execute(_RECORD_DELIVERIES[postgres], records[0]).scalars())
-            else:
-                new = set(conn.execute(_RECORD_DELIVERIES[postgres], records).scalars())
-            accepted = [item for item in first.values() if item.delivery["delivery_id"] in new]
-            ids: dict[int, tuple[int, ...]] = {}
-            if accepted:
-                row_ids = list(conn.execute(INSERT_OUTBOX_ROWS, [item.row for item in accepted]).scalars())
-                ids = {id(item): (row_id,) for item, row_id in zip(accepted, row_ids, strict=False)}
-                heads = [item.pull for item in accepted if item.pull is not None]
-                if heads:
-                    conn.execute(_SAVE_PULLS[postgres], heads)
-        return [ids.get(id(item)) if first[item.delivery["delivery_id"]] is item else None for item in batch]
+        sql = self._sql
+        results: list[tuple[int, ...] | None] = []
+        seen: set[str] = set()
+        with self._write() as cursor:
+            for item in batch:
+                delivery_id = item.delivery["delivery_id"]
+                if delivery_id in seen:
+                    results.append(None)
+                    continue
+                seen.add(delivery_id)
+                cursor.execute(sql.record, sql.values(deliveries, item.delivery))
+                if cursor.fetchone() is None:  # seen before: nothing of it is stored
+                    results.append(None)
+                    continue
+                if item.comment_on is not None and item.stamp is not None:
+                    cursor.execute(sql.head, item.comment_on)
+                    head = cursor.fetchone()
+                    if head is not None:
+                        item.row["event"] = item.stamp(head[0])
+                cursor.execute(sql.queue, sql.values(outbox, item.row))
+                results.append((cursor.fetchone()[0],))
+                if item.pull is not None:
+                    cursor.execute(sql.save_pull, sql.values(pulls, item.pull))
+        return results
+
+
+def acceptance(delivery: dict[str, Any], event: Event, row: dict[str, Any],
+               pull: dict[str, Any] | None) -> Acceptance:
+    """What to commit for `event`: a comment is bound to its pull request's stored head."""
+    comment_on = comment_pull(event)
+    if comment_on is None:
+        return Acceptance(delivery, row, pull)
+    return Acceptance(delivery, row, pull, comment_on, lambda sha: event_to_dict(stamped(event, sha)))
 
 
 def delivery_record(delivery_id: str, event_name: str, now: datetime) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from bot.store.accept import INSERT_OUTBOX_ROWS, Acceptance, GroupCommit, delivery_record
+from bot.store.accept import INSERT_OUTBOX_ROWS, GroupCommit, acceptance, delivery_record
 from bot.store.errors import database_errors
 from bot.store.rows import pull_values
 from bot.store.tables import externals, outbox, runs
@@ -121,7 +121,7 @@ class OutboxStore:
         """
         now = self._clock()
         # Everything but the statements happens before the commit lock is taken.
-        item = Acceptance(delivery_record(delivery_id, event_name, now), self._row(None, event, now, None),
+        item = acceptance(delivery_record(delivery_id, event_name, now), event, self._row(None, event, now, None),
                           pull_values(head.repo, head.pull, head.installation_id, now) if head else None)
         return self._acceptor.accept(item)
 

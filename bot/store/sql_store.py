@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.store import rows
-from bot.store.accept import GroupCommit
+from bot.store.accept import GroupCommit, dbapi_transaction
 from bot.store.engine import open_engines
 from bot.store.errors import StoreError, database_errors
 from bot.store.leases import LeaseMixin
@@ -77,7 +77,8 @@ class SqlStore(RunStore, LeaseMixin, SlotMixin):
         self._reader: Engine = engines.reader
         self._writer: Engine = engines.writer
         self._write_lock = engines.write_lock
-        self._acceptor = GroupCommit(self._write)
+        self._acceptor = GroupCommit(lambda: dbapi_transaction(self._engine, self._write_lock),
+                                     self._engine.dialect)
         self.url = engines.display_url
         try:
             with self._writer.begin() as conn:

@@ -1,7 +1,8 @@
 """Accepting deliveries with group commits, on real databases (a SQLite file and PostgreSQL).
 
 What the webhook's 202 relies on: the delivery, its event and the pull request head it announces
-are committed together before `accept_delivery` returns; deliveries accepted at the same moment
+are committed together before `accept_delivery` returns; a comment is bound to the head stored
+when it is accepted (in arrival order within a batch); deliveries accepted at the same moment
 share one transaction without losing or doubling any of them; a delivery that breaks a shared
 transaction fails alone.
 """
@@ -18,7 +19,9 @@ import pytest
 
 from bot.store import SqlStore
 from bot.store.accept import Acceptance, GroupCommit, delivery_record
-from handlers.models import PullRequestAction, PullRequestEvent
+from bot.store.accept import acceptance as acceptance_of
+from bot.store.rows import pull_values
+from handlers.models import IssueCommentEvent, PullRequestAction, PullRequestEvent
 from handlers.ports import StoredPull
 from tests.bot.test_outbox import all_at_once, push
 from tests.bot.test_store import make_pull
@@ -93,7 +96,7 @@ def acceptance(store: SqlStore, delivery_id: str) -> Acceptance:
 
 def test_deliveries_queued_together_share_one_transaction(store: SqlStore) -> None:
     transactions = []
-    committer = GroupCommit(lambda: (transactions.append(1), store._write())[1])
+    committer = GroupCommit(lambda: (transactions.append(1), store._acceptor._write())[1], store._engine.dialect)
     items = [acceptance(store, f"d-{i}") for i in range(5)] + [acceptance(store, "d-2")]
 
     outcomes = accept_in_one_batch(committer, items)
@@ -105,7 +108,7 @@ def test_deliveries_queued_together_share_one_transaction(store: SqlStore) -> No
 
 
 def test_a_delivery_that_breaks_the_batch_fails_alone(store: SqlStore) -> None:
-    committer = GroupCommit(store._write)
+    committer = GroupCommit(store._acceptor._write, store._engine.dialect)
     items = [acceptance(store, f"d-{i}") for i in range(4)]
     items[2].row["kind"] = None  # NOT NULL: this row cannot be stored
 
@@ -121,9 +124,52 @@ def test_a_delivery_that_breaks_the_batch_fails_alone(store: SqlStore) -> None:
 @pytest.mark.parametrize("count", [1, 3])
 def test_accept_returns_only_after_the_commit(open_store: Callable[[], SqlStore], count: int) -> None:
     store, other = open_store(), open_store()  # `other`: another process's connection
-    committer = GroupCommit(store._write)
+    committer = GroupCommit(store._acceptor._write, store._engine.dialect)
     items = [acceptance(store, f"d-{i}") for i in range(count)]
 
     accept_in_one_batch(committer, items)
 
     assert all(other.has_delivery(f"d-{i}") for i in range(count))
+
+
+def comment(delivery_id: str, number: int) -> IssueCommentEvent:
+    repo, _ = make_pull(number=number, head_sha="0" * 40)
+    return IssueCommentEvent(delivery_id=delivery_id, repo=repo, number=number, comment_id=1, body="/run",
+                             author="octocat", author_is_bot=False, installation_id=42)
+
+
+def test_a_comment_is_queued_bound_to_the_head_stored_when_it_is_accepted(store: SqlStore) -> None:
+    pr = opened("d-pr", number=7, head_sha="1" * 40)
+    store.accept_delivery("d-pr", "pull_request", pr, head=head_of(pr))
+
+    store.accept_delivery("d-c1", "issue_comment", comment("d-c1", 7))
+    store.accept_delivery("d-c2", "issue_comment", comment("d-c2", 8))  # a pull request the bot never saw
+    assert store.accept_delivery("d-c1", "issue_comment", comment("d-c1", 7)) is None
+
+    queued = {e.delivery_id: e for e in store.queued_events()}
+    assert len(queued) == 3
+    assert isinstance(queued["d-c1"], IssueCommentEvent) and queued["d-c1"].head_sha == "1" * 40
+    assert isinstance(queued["d-c2"], IssueCommentEvent) and queued["d-c2"].head_sha is None
+
+
+def test_in_one_batch_a_comment_sees_the_heads_of_the_deliveries_before_it(store: SqlStore) -> None:
+    first = opened("d-1", number=7, head_sha="1" * 40)
+    store.accept_delivery("d-1", "pull_request", first, head=head_of(first))
+    moved = opened("d-2", number=7, head_sha="2" * 40)
+    committer = store._acceptor
+    now = datetime.now(UTC)
+
+    def item(delivery_id: str, event: Any, head: StoredPull | None = None) -> Acceptance:
+        pull = pull_values(head.repo, head.pull, head.installation_id, now) if head else None
+        return acceptance_of(delivery_record(delivery_id, "x", now), event, store._row(None, event, now, None), pull)
+
+    outcomes = accept_in_one_batch(committer, [item("d-c1", comment("d-c1", 7)),
+                                               item("d-2", moved, head_of(moved)),
+                                               item("d-c2", comment("d-c2", 7)),
+                                               item("d-1", first, head_of(first))])  # a redelivery
+
+    assert [o is None for o in outcomes] == [False, False, False, True]
+    queued = {e.delivery_id: e for e in store.queued_events()}
+    assert [getattr(queued[d], "head_sha", None) for d in ("d-c1", "d-c2")] == ["1" * 40, "2" * 40]
+    stored = store.get_pull(first.repo.full_name, 7)
+    assert stored is not None and stored.pull.head_sha == "2" * 40  # the redelivery did not move it back
