@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     http_workers: int | None = Field(default=None, ge=1, le=32)
     http_threads: int = Field(default=4, ge=1, le=256)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
+    # Local runs' folders and logs are removed this many days after they were last written (0: kept).
+    run_files_keep_days: float = Field(default=14.0, ge=0)
     # Ceilings on any repository's `.kfp-bot.yaml` `limits:` (trusted settings; README "Guardrails").
     max_concurrent_runs: int = Field(default=50, ge=1, le=10_000)
     max_concurrent_runs_per_pr: int = Field(default=20, ge=1, le=10_000)

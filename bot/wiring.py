@@ -11,6 +11,7 @@ adapters are imported when chosen (the command line starts fast).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
@@ -229,10 +230,13 @@ def _runner(settings: Settings, sandbox: Sandbox) -> tuple[Runner, tuple[Notific
     runners: dict[Target, Runner] = {}
     decoders: list[NotificationDecoder] = []
     if settings.runner is RunnerKind.LOCAL:
+        from deploy.runners.local_retention import RunFilesRetention
         from deploy.runners.local_runner import LocalRunner
 
+        keep = timedelta(days=settings.run_files_keep_days) if settings.run_files_keep_days else None
         runners[Target.LOCAL] = LocalRunner(settings.runs_dir,
-                                            timeout_seconds=settings.run_timeout_seconds, sandbox=sandbox)
+                                            timeout_seconds=settings.run_timeout_seconds, sandbox=sandbox,
+                                            retention=RunFilesRetention(settings.runs_dir, keep))
     if settings.gcp_project and settings.pipeline_root:
         from deploy.runners.vertex import VertexRunner, make_pipeline_client
 

@@ -3,7 +3,8 @@
 A run is executed synchronously in the calling worker thread; its end becomes the submission's
 state, and its log is kept in `<runs dir>/<run id>.log` (`local_logs`) for the run's page.
 Cancelling stops the run's process tree, and a run the store has as `running` that this process
-is not running ended with the process that ran it.
+is not running ended with the process that ran it. After each run, the files of runs older than
+the retention (`local_retention`) are removed, at most once an hour.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from deploy.errors import RunError
 from deploy.runners.local import TaskState, run_locally
 from deploy.runners.local_logs import log_path
 from deploy.runners.local_results import collect, keep_outputs
+from deploy.runners.local_retention import RunFilesRetention
 from deploy.sandbox import Sandbox, SandboxUnavailable
 from handlers.ports import CollectedResults, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
@@ -27,8 +29,10 @@ class LocalRunner:
     is already `cancelled` in the store (states only move forward).
     """
 
-    def __init__(self, runs_dir: Path, *, timeout_seconds: float = 3600.0, sandbox: Sandbox | None = None) -> None:
+    def __init__(self, runs_dir: Path, *, timeout_seconds: float = 3600.0, sandbox: Sandbox | None = None,
+                 retention: RunFilesRetention | None = None) -> None:
         self.runs_dir = runs_dir
+        self.retention = retention
         self.timeout_seconds = timeout_seconds
         self.sandbox = sandbox or Sandbox()
         self._cancels: dict[str, threading.Event] = {}
@@ -59,6 +63,9 @@ class LocalRunner:
         finally:
             with self._guard:
                 self._cancels.pop(run_id, None)
+                running = set(self._cancels)
+            if self.retention is not None:
+                self.retention.maybe_prune(running)
         if cancel.is_set():
             return RunSubmission(RunState.CANCELLED, detail="cancelled")
         if result.succeeded:

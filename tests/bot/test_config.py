@@ -44,6 +44,7 @@ def test_lists_and_urls_are_read_from_the_environment(monkeypatch: pytest.Monkey
     ({"KFP_BOT_WORKERS": "many"}, "KFP_BOT_WORKERS"),
     ({"KFP_BOT_BUS": "kafka"}, "KFP_BOT_BUS"),
     ({"KFP_BOT_PUBLIC_URL": "kfp-bot.example.com"}, "KFP_BOT_PUBLIC_URL.*starting with https://"),
+    ({"KFP_BOT_RUN_FILES_KEEP_DAYS": "-1"}, "KFP_BOT_RUN_FILES_KEEP_DAYS"),
 ])
 def test_contradictory_or_invalid_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict,
                                                              message: str) -> None:
