@@ -7,6 +7,7 @@ for people goes to stdout, problems to stderr, one line each, naming the file to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -26,6 +27,8 @@ from pipeline_registry.snapshot import merge_base, open_snapshot
 
 if TYPE_CHECKING:  # `plan` starts fast: settings, compiler and runners load with the commands that use them
     from bot.config import Settings
+    from deploy.compiler.scratch import ScratchTree
+    from deploy.compiler.warm import DriverPool
 
 # Exit statuses: a command's outcome, or (EXIT_USAGE, from `bot.cli`) bad arguments or settings.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -73,13 +76,32 @@ def render_plan(result: Plan) -> str:
 
 def check(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot check`: structure, settings and parameters of every (or the named) pipeline."""
-    from bot.wiring import command_line_compiler
+    from bot.sandboxing import command_line_sandbox
     from deploy.compiler.scratch import ScratchTree
+    from deploy.compiler.warm import DriverPool, start_remembered
+
+    if not Path(args.repo).is_dir():  # named by the repository's own check, below
+        return _check(args, settings, None, None, Path())
+    sandbox = command_line_sandbox(settings)
+    with tempfile.TemporaryDirectory(prefix="kfp-bot-check-") as tmp, ScratchTree(args.repo) as scratch, \
+            contextlib.closing(DriverPool(sandbox)) as drivers:
+        # The sandboxed interpreters the last check of this repository used start first and import
+        # kfp while the bot loads its models, reads the repository and checks the settings.
+        start_remembered(drivers, settings.cache_dir, args.repo, writable=[scratch.root])
+        return _check(args, settings, scratch, drivers, Path(tmp))
+
+
+def _check(args: argparse.Namespace, settings: Settings, scratch: ScratchTree | None, drivers: DriverPool | None,
+           tmp: Path) -> int:
+    from bot.wiring import command_line_compiler
 
     repository = Repository.open(args.repo)
     repository.graph.require_pipelines()  # checking nothing is a failure, never a silent pass
     names = args.names or sorted(repository.pipelines())
-    compiler = command_line_compiler(settings)
+    compiler = command_line_compiler(settings, drivers.sandbox if drivers else None)
+    # Every pipeline in one sandboxed interpreter per compile environment, one copy of the tree; the
+    # interpreters not started yet start now and import kfp while the settings are checked.
+    compiler.start_drivers(args.repo, names, scratch, pool=drivers)
     problems: dict[str, KfpBotError] = {}
     checked: dict[str, PipelineSettings] = {}
     for name in names:
@@ -92,13 +114,12 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
             _check_run_options(repository, name, checked[name].run, settings)
         except KfpBotError as exc:
             problems[name] = exc
-    # Every pipeline in one sandboxed interpreter per compile environment, one copy of the tree.
     to_compile = [name for name in names if name not in problems]
-    with tempfile.TemporaryDirectory(prefix="kfp-bot-check-") as tmp, ScratchTree(args.repo) as scratch:
-        try:
-            outcomes = compiler.compile_many(args.repo, to_compile, Path(tmp), scratch=scratch) if to_compile else {}
-        except KfpBotError as exc:  # nothing compiled (no sandbox): every pipeline says why
-            outcomes = dict.fromkeys(to_compile, exc)
+    try:
+        outcomes = compiler.compile_many(args.repo, to_compile, tmp, scratch=scratch,
+                                         drivers=drivers) if to_compile else {}
+    except KfpBotError as exc:  # nothing compiled (no sandbox): every pipeline says why
+        outcomes = dict.fromkeys(to_compile, exc)
     for name in names:
         outcome = problems.get(name) or outcomes[name]
         try:

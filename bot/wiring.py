@@ -115,12 +115,12 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
                     redeliverer=webhook_redeliverer(settings, clients), redactor=redactor)
 
 
-def command_line_compiler(settings: Settings) -> RepositoryCompiler:
+def command_line_compiler(settings: Settings, sandbox: Sandbox | None = None) -> RepositoryCompiler:
     """The compiler `kfp-bot check`, `compile` and `run` use: the service's local compiler (same
-    limits) in the command line's sandbox."""
+    limits) in the command line's sandbox (`sandbox`, when the command made it already)."""
     from bot.sandboxing import command_line_sandbox
 
-    return _local_compiler(settings, command_line_sandbox(settings))
+    return _local_compiler(settings, sandbox or command_line_sandbox(settings))
 
 
 def _bus(settings: Settings, store: SqlStore, handle: Callable[[Event], None],

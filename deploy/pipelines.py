@@ -11,8 +11,9 @@ from pathlib import Path
 
 from deploy.compiler import CompiledPipeline, compile_pipeline
 from deploy.compiler.ahead import CompiledAhead, ahead_key, compile_ahead
-from deploy.compiler.batch import STARTUP_SECONDS, Outcome, compile_pipelines
+from deploy.compiler.batch import STARTUP_SECONDS, Outcome, compile_pipelines, start_drivers
 from deploy.compiler.scratch import ScratchTree
+from deploy.compiler.warm import DriverPool
 from deploy.sandbox import Sandbox
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.errors import ComponentLoadError
@@ -89,12 +90,26 @@ class RepositoryCompiler:
             return False
         return True
 
+    def start_drivers(self, repo_dir: Path, pipelines: Sequence[str], scratch: ScratchTree | None = None,
+                      pool: DriverPool | None = None) -> DriverPool:
+        """Start the sandboxed drivers a `compile_many` of `pipelines` will use (one per compile
+        environment, those `pool` lacks) now, so that they import kfp while the caller does its
+        own work; pass the pool to `compile_many` and close it after."""
+        repository = Repository.open(repo_dir)
+        known = repository.pipelines()
+        limited = capped_compile(repository.config, max_timeout_seconds=self.max_timeout_seconds,
+                                 max_memory_mb=self.max_memory_mb)
+        return start_drivers(repo_dir, [repository.pipeline(name) for name in pipelines if name in known],
+                             config=limited, cache_dir=self.cache_dir, sandbox=self.sandbox, scratch=scratch,
+                             pool=pool)
+
     def compile_many(self, repo_dir: Path, pipelines: Sequence[str], out_dir: Path,
                      images: Mapping[str, Mapping[str, str]] | None = None, scratch: ScratchTree | None = None, *,
-                     config: RepoConfig | None = None) -> dict[str, Outcome]:
+                     config: RepoConfig | None = None, drivers: DriverPool | None = None) -> dict[str, Outcome]:
         """Compile several pipelines of one working tree with one sandboxed interpreter per compile
         environment (`<out_dir>/<name>.yaml`); each gets its package or its error, in order.
-        `images` maps a pipeline to its images (content tags for a pipeline it does not name)."""
+        `images` maps a pipeline to its images (content tags for a pipeline it does not name);
+        `drivers` holds drivers `start_drivers` started ahead."""
         repository = Repository.open(repo_dir)
         unresolved: dict[str, Outcome] = {}
         for name in pipelines:  # named here, not as a compile's traceback
@@ -108,5 +123,5 @@ class RepositoryCompiler:
                                  max_memory_mb=self.max_memory_mb)
         compiled = compile_pipelines(repo_dir, [repository.pipeline(name) for name in rest], config=limited,
                                      images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
-                                     sandbox=self.sandbox) if rest else {}
+                                     sandbox=self.sandbox, drivers=drivers) if rest else {}
         return {name: unresolved.get(name) or compiled[name] for name in pipelines}

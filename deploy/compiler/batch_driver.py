@@ -11,10 +11,14 @@ Like `driver.py` this file is copied out of the package (as `kfp_bot_batch_drive
 `kfp_bot_compile_driver.py`) and run by the compile environment's own Python, so it imports only
 the standard library and keeps to syntax every supported interpreter accepts.
 
-Protocol: the jobs come as a JSON file (`--jobs`); each job's outcome is written to its own JSON
-file as soon as the job ends (so a later crash loses nothing already done) and announced on
-stdout as `kfp-bot-batch start <i>` / `kfp-bot-batch done <i>` lines, after `kfp-bot-batch ready`
-once kfp is imported. The orchestrator (`batch.py`) trusts none of it beyond "which job ran":
+Protocol: the driver is started before its work is known (`--wait`), imports kfp, says
+`kfp-bot-batch ready` and reads one line from stdin: the path of a JSON file holding the jobs and
+the folder to compile in (end of file instead: it ends, unused). Until then it has run nothing but
+the standard library and kfp, so a driver started early (while the bot still plans, copies the
+tree and resolves images) carries nothing from any repository; it compiles that one batch and
+ends. Each job's outcome is written to its own JSON file as soon as the job ends (so a later crash
+loses nothing already done) and announced on stdout as `kfp-bot-batch start <i>` /
+`kfp-bot-batch done <i>` lines. The orchestrator (`batch.py`) trusts none of it beyond "which job ran":
 every package is found and read on disk. All jobs of a batch come from one repository at one
 commit, so a pipeline that fakes these lines or files can only confuse its own repository's check.
 """
@@ -36,11 +40,9 @@ CHUNK = 64 * 1024
 
 def main(argv: list | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[0] != "--jobs":
-        sys.stderr.write("usage: kfp_bot_batch_driver.py --jobs JOBS.json\n")
+    if args != ["--wait"]:
+        sys.stderr.write("usage: kfp_bot_batch_driver.py --wait  (then the jobs file's path on stdin)\n")
         return 2
-    with open(args[1], encoding="utf-8") as handle:
-        batch = json.load(handle)
     driver_dir = os.path.dirname(os.path.abspath(__file__))
     import kfp_bot_compile_driver as driver  # beside this file (mypy: see pyproject.toml)
 
@@ -49,6 +51,13 @@ def main(argv: list | None = None) -> int:
     del sys.modules["kfp_bot_compile_driver"]
     _warm()
     _say("ready")
+    jobs_file = sys.stdin.readline().strip()  # the one batch this driver will ever compile
+    _no_stdin()
+    if not jobs_file:  # closed without work: the bot did not need this driver
+        os._exit(0)
+    with open(jobs_file, encoding="utf-8") as handle:
+        batch = json.load(handle)
+    os.chdir(batch["root"])  # the repository's scratch copy, made while kfp was being imported
     for job in batch["jobs"]:
         _say(f"start {job['index']}")
         outcome = _run_job(driver, job, batch)
@@ -57,6 +66,13 @@ def main(argv: list | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # tearing down an interpreter that holds kfp takes longer than the compiles
+
+
+def _no_stdin() -> None:
+    """Pipelines read nothing from the bot: stdin becomes /dev/null for every child."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
 
 
 def _warm() -> None:

@@ -100,11 +100,11 @@ class Sandbox:
     def run(self, argv: Sequence[str], *, cwd: Path, limits: Limits, writable: Sequence[Path] = (),
             read_only: Sequence[Path] = (), network: bool = False, env: Mapping[str, str] | None = None,
             on_line: Callable[[str], None] | None = None, cancel: threading.Event | None = None,
-            on_stderr: Callable[[bytes], None] | None = None) -> SandboxResult:
+            on_stderr: Callable[[bytes], None] | None = None, stdin: int | None = None) -> SandboxResult:
         """Run `argv` in `cwd` under `limits`; `writable` are the only folders it may write (cwd among
         them), `read_only` what it may read besides the system and Python. `on_line` gets stdout
-        lines as they arrive, `on_stderr` stderr's bytes as they arrive; a timeout or `cancel` ends the whole process tree and is reported in the
-        result, not raised."""
+        lines as they arrive, `on_stderr` stderr's bytes as they arrive, `stdin` (a pipe's read end) what
+        it reads; a timeout or `cancel` ends the whole process tree and is reported in the result, not raised."""
         status = self.check()
         step_env = dict(_BASE_ENV)
         step_env["HOME"] = "/tmp"
@@ -117,7 +117,7 @@ class Sandbox:
                 with tempfile.TemporaryDirectory(prefix="kfp-bot-unsandboxed-") as home:
                     step_env.update({"HOME": home, "TMPDIR": home, **(env or {})})
                     return launch(argv, cwd=cwd, env=step_env, limits=limits, cgroup=cgroup, on_line=on_line,
-                                  cancel=cancel, limit_in_child=True, on_stderr=on_stderr)
+                                  cancel=cancel, limit_in_child=True, on_stderr=on_stderr, stdin=stdin)
             shim = limits_shim(sys.executable, limits.max_processes, limits.memory_mb)
             visible = [*python_paths([argv[0], sys.executable]), *read_only]
             if network:
@@ -125,7 +125,7 @@ class Sandbox:
             command = bwrap_command(bwrap_path() or "bwrap", [*shim, *argv], cwd=cwd, writable=list(writable),
                                     read_only=visible, network=network, env=step_env)
             return launch([*cgroup_prefix(cgroup), *command], cwd=cwd, env={}, limits=limits, cgroup=cgroup,
-                          on_line=on_line, cancel=cancel, on_stderr=on_stderr)
+                          on_line=on_line, cancel=cancel, on_stderr=on_stderr, stdin=stdin)
         finally:
             if cgroup is not None:
                 cgroup.close()

@@ -1,0 +1,147 @@
+"""Sandboxed drivers started ahead of their work (`deploy/compiler/warm.py`, `start_drivers`)."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from deploy.compiler import CompiledPipeline
+from deploy.compiler.batch import compile_pipelines, start_drivers
+from deploy.compiler.scratch import ScratchTree
+from deploy.compiler.warm import HINTS_DIR, DriverKey, DriverPool, start_remembered
+from pipeline_registry.repo_config import RepoConfig, load_repo_config
+from tests.deploy.conftest import pipeline_model
+from tests.deploy.test_compile_batch import IMAGES, CountingSandbox
+from tests.security.hostile import survivors
+from tests.support.gitrepo import GitRepo
+
+# A pipeline that says, in its compiled name, what the interpreter held when it was imported.
+TELLS = """\
+import os
+import sys
+from kfp import dsl
+
+LEFT = sorted(m for m in sys.modules if m.startswith("telltale"))
+SEEN = "-".join(["x", *LEFT, os.environ.get("STAGE", "unset")]).replace("_", "-")
+import telltale_{name}
+
+
+@dsl.container_component
+def hello():
+    return dsl.ContainerSpec(image="alpine:3.20", command=["echo", "hi"])
+
+
+@dsl.pipeline(name=SEEN)
+def tells():
+    hello()
+"""
+
+
+def tells_repo(repo: GitRepo, names: list[str], kfp_bot_yaml: str = "") -> list:
+    for name in names:
+        repo.write(f"pipelines/{name}/{name}.py", TELLS.format(name=name))
+        repo.write(f"pipelines/{name}/telltale_{name}.py", "VALUE = 1\n")
+    if kfp_bot_yaml:
+        repo.write(".kfp-bot.yaml", kfp_bot_yaml)
+    repo.commit("pipelines that tell what they saw")
+    return [pipeline_model(name, f"pipelines/{name}/{name}.py") for name in names]
+
+
+def test_a_driver_started_ahead_compiles_the_batch_and_none_other_starts(git_repo: GitRepo, tmp_path: Path) -> None:
+    pipelines = tells_repo(git_repo, ["one", "two"])
+    sandbox = CountingSandbox()
+    with ScratchTree(git_repo.root) as scratch:
+        pool = start_drivers(git_repo.root, pipelines, config=RepoConfig(), cache_dir=tmp_path / "cache",
+                             sandbox=sandbox, scratch=scratch)
+        try:
+            outcomes = compile_pipelines(git_repo.root, pipelines, config=RepoConfig(), images={},
+                                         out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", scratch=scratch,
+                                         sandbox=sandbox, drivers=pool)
+        finally:
+            pool.close()
+
+    assert len(sandbox.started) == 1
+    # Each pipeline found nothing of the repository in the interpreter it was imported in.
+    assert [o.name for o in outcomes.values()] == ["x-unset", "x-unset"], outcomes
+
+
+def test_a_driver_nobody_takes_ends_with_its_pool(tmp_path: Path) -> None:
+    pool = DriverPool(CountingSandbox())
+    key = DriverKey(python=sys.executable, environment=None)
+    pool.start(key, seconds=60)
+    [driver] = pool._drivers
+    assert driver.ready.wait(60)
+    marker = str(driver.work)
+    assert survivors(marker)
+
+    pool.close()
+
+    assert survivors(marker) == []
+    assert not driver.work.exists()
+
+
+def test_a_driver_compiles_one_batch_only(kfp2_repo: GitRepo, tmp_path: Path) -> None:
+    """A driver that has run a repository's code is never handed to another compile."""
+    sandbox = CountingSandbox()
+    pool = DriverPool(sandbox)
+    key = DriverKey(python=sys.executable, environment=None, memory_mb=RepoConfig().compile.memory_mb)
+    pool.start(key, seconds=3600)
+    pool.start(key, seconds=3600)  # one unused driver per key is enough
+    pipelines = [pipeline_model("demo", "pipelines/demo/demo.py")]
+    try:
+        for round_ in ("first", "second"):
+            outcomes = compile_pipelines(kfp2_repo.root, pipelines, config=RepoConfig(), images={"demo": IMAGES},
+                                         out_dir=tmp_path / round_, cache_dir=tmp_path / "cache", sandbox=sandbox,
+                                         drivers=pool)
+            assert isinstance(outcomes["demo"], CompiledPipeline), outcomes
+            assert pool.take(key, seconds=1, scratch=None) is None
+    finally:
+        pool.close()
+    assert len(sandbox.started) == 2  # the one started ahead, then a fresh one
+
+
+def test_the_drivers_of_the_last_compile_start_before_the_repository_is_read(git_repo: GitRepo,
+                                                                            tmp_path: Path) -> None:
+    pipelines = tells_repo(git_repo, ["one"], "compile:\n  env:\n    STAGE: first\n")
+    cache = tmp_path / "cache"
+    sandbox = CountingSandbox()
+    config = load_repo_config((git_repo.root / ".kfp-bot.yaml").read_text())
+    start_drivers(git_repo.root, pipelines, config=config, cache_dir=cache, sandbox=sandbox).close()
+
+    # The configuration changed since: the guess is started, the right driver too, and the guess ends unused.
+    git_repo.write(".kfp-bot.yaml", "compile:\n  env:\n    STAGE: second\n")
+    git_repo.commit("another stage")
+    config = load_repo_config((git_repo.root / ".kfp-bot.yaml").read_text())
+    pool = DriverPool(sandbox)
+    start_remembered(pool, cache, git_repo.root, writable=[])
+    [guess] = pool._drivers
+    assert guess.key.env == (("STAGE", "first"),)
+    start_drivers(git_repo.root, pipelines, config=config, cache_dir=cache, sandbox=sandbox, pool=pool)
+    try:
+        outcomes = compile_pipelines(git_repo.root, pipelines, config=config, images={}, out_dir=tmp_path / "out",
+                                     cache_dir=cache, sandbox=sandbox, drivers=pool)
+    finally:
+        pool.close()
+
+    assert outcomes["one"].name == "x-second", outcomes
+    assert len(sandbox.started) == 3  # the first compile's, the guess, the right one
+    deadline = time.monotonic() + 10
+    while survivors(str(guess.work)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert survivors(str(guess.work)) == []
+
+
+def test_a_remembered_interpreter_is_started_only_if_the_bot_knows_it(git_repo: GitRepo, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    start_drivers(git_repo.root, tells_repo(git_repo, ["one"]), config=RepoConfig(), cache_dir=cache,
+                  sandbox=CountingSandbox()).close()
+    [hints] = (cache / HINTS_DIR).iterdir()
+    [item] = json.loads(hints.read_text())
+    assert item["python"] == sys.executable and item["environment"] is None
+    for python, environment in (("/bin/sh", None), (str(tmp_path / "envs/x/bin/python"), str(tmp_path / "envs/x"))):
+        hints.write_text(json.dumps([{**item, "python": python, "environment": environment}]))
+        sandbox = CountingSandbox()
+        pool = DriverPool(sandbox)
+        start_remembered(pool, cache, git_repo.root, writable=[])
+        pool.close()
+        assert sandbox.started == []
