@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot import __version__, cli_commands
 from bot.cli_commands import EXIT_FAILED, EXIT_USAGE
-from bot.config import ConfigurationError, load_settings
+from bot.config import ConfigurationError, load_command_line_settings
 from kfp_bot_errors import KfpBotError
 
 
@@ -73,12 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `kfp-bot` and `python -m bot`."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"plan": cli_commands.plan, "check": cli_commands.check, "compile": cli_commands.compile_,
+    handlers = {"check": cli_commands.check, "compile": cli_commands.compile_,
                 "run": cli_commands.run, "serve": cli_commands.serve, "init": cli_commands.init,
                 "diff": cli_commands.diff}
     try:
-        settings = load_settings()
-        return handlers[args.command](args, settings)
+        if args.command == "plan":  # its one setting, read without pydantic: `plan` starts fast
+            return cli_commands.plan(args, load_command_line_settings())
+        from bot.config import load_settings
+
+        return handlers[args.command](args, load_settings())
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

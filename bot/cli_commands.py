@@ -26,7 +26,7 @@ from pipeline_registry.settings import PipelineSettings, RunOptions
 from pipeline_registry.snapshot import merge_base, open_snapshot
 
 if TYPE_CHECKING:  # `plan` starts fast: settings, compiler and runners load with the commands that use them
-    from bot.config import Settings
+    from bot.config import CommandLineSettings, Settings
     from deploy.compiler.scratch import ScratchTree
     from deploy.compiler.warm import DriverPool
 
@@ -40,7 +40,7 @@ def print_json(value: object) -> None:
     sys.stdout.write("\n")
 
 
-def plan(args: argparse.Namespace, settings: Settings) -> int:
+def plan(args: argparse.Namespace, settings: CommandLineSettings | Settings) -> int:
     """`kfp-bot plan`: affected pipelines, reasons and images, as a table or JSON."""
     # Like `git diff base...head`: what the branch changed since it left `base`.
     use_disk_cache(settings.cache_dir / PARSES_DIR)  # parses shared with the service and later runs

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import BusKind, ConfigurationError, load_settings
+from bot.config import BusKind, ConfigurationError, load_command_line_settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -115,3 +115,22 @@ def test_unsigned_pushes_are_accepted_only_from_a_local_emulator(monkeypatch: py
     assert not load_settings().pubsub_verify_token
     assert load_settings(pubsub_verify_token=True, pubsub_push_audience="https://bot.example",
                          pubsub_push_service_account="push@p.iam.gserviceaccount.com").pubsub_verify_token
+
+
+@pytest.mark.parametrize("variables", [
+    {},
+    {"KFP_BOT_DATA_DIR": "/srv/kfp-bot"},
+    {"KFP_BOT_DATA_DIR": "relative/data"},
+    {"KFP_BOT_DATA_DIR": "~/not-expanded"},
+    {"KFP_BOT_DATA_DIR": ""},
+    {"kfp_bot_data_dir": "/lower/case"},
+    {"Kfp_Bot_Data_Dir": "/mixed/case", "KFP_BOT_WORKERS": "3"},
+])
+def test_the_command_lines_data_folder_is_the_one_the_full_settings_read(
+        monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
+    # `kfp-bot plan` reads its one setting without pydantic-settings: the same variable, the same value.
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    narrow = load_command_line_settings()
+    assert narrow.data_dir == load_settings().data_dir
+    assert narrow.cache_dir == load_settings().cache_dir

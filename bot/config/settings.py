@@ -1,13 +1,13 @@
-"""Configuration of kfp-bot, from `KFP_BOT_*` environment variables, validated at start-up.
+"""Every setting of kfp-bot, from `KFP_BOT_*` environment variables, validated at start-up.
 
-This is the only module that reads the environment. A missing or contradictory setting stops
+With `bot.config`, the only code that reads the environment (imported on first use: pydantic-settings
+costs more than `kfp-bot plan`'s whole start-up). A missing or contradictory setting stops
 start-up with a message naming the variable; secrets are `SecretStr` so they never appear in a
 log line, a repr or an error message.
 """
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
@@ -15,56 +15,17 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from kfp_bot_errors import KfpBotError
+from bot.config.base import (
+    ENV_PREFIX,
+    BuilderKind,
+    BusKind,
+    ConfigurationError,
+    ContainerEngine,
+    LogFormat,
+    RunnerKind,
+    default_data_dir,
+)
 from pipeline_registry.limits import RunLimits
-
-ENV_PREFIX = "KFP_BOT_"
-
-
-class ConfigurationError(KfpBotError):
-    """The bot's own configuration is missing or contradictory; names the variable."""
-
-
-class BusKind(enum.Enum):
-    INPROCESS = "inprocess"
-    PUBSUB = "pubsub"
-
-
-class BuilderKind(enum.Enum):
-    LOCAL = "local"
-    CLOUDBUILD = "cloudbuild"
-
-
-class ContainerEngine(enum.Enum):
-    """Which engine the local builder builds images with: the first of docker and podman whose
-    daemon answers (auto), exactly one of them, or none (builds are reported skipped)."""
-
-    AUTO = "auto"
-    DOCKER = "docker"
-    PODMAN = "podman"
-    NONE = "none"
-
-    @property
-    def candidates(self) -> tuple[str, ...]:
-        """The engines to try, in order."""
-        if self is ContainerEngine.AUTO:
-            return ("docker", "podman")
-        return () if self is ContainerEngine.NONE else (self.value,)
-
-
-class RunnerKind(enum.Enum):
-    LOCAL = "local"
-    VERTEX = "vertex"
-    KFP = "kfp"
-
-
-class LogFormat(enum.Enum):
-    JSON = "json"
-    TEXT = "text"
-
-
-def _default_data_dir() -> Path:
-    return Path.home() / ".cache" / "kfp-bot"
 
 
 class Settings(BaseSettings):
@@ -82,7 +43,7 @@ class Settings(BaseSettings):
     github_max_rate_limit_wait: float = Field(default=60.0, ge=0, le=540)
     bot_login: str | None = None
     database_url: str | None = None
-    data_dir: Path = Field(default_factory=_default_data_dir)
+    data_dir: Path = Field(default_factory=default_data_dir)
     allowed_users: Annotated[tuple[str, ...], NoDecode] = ()
     allow_local_repos: bool = False
     bus: BusKind = BusKind.INPROCESS
