@@ -16,19 +16,17 @@ from typing import TYPE_CHECKING
 
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.cache_control import PARSES_DIR, use_disk_cache
-from pipeline_registry.models import Plan
-from pipeline_registry.parameters import parse_assignments, resolve_parameters
 from pipeline_registry.planner import plan_change
-from pipeline_registry.proposal import propose
-from pipeline_registry.repo_config import CONFIG_FILE, Target
-from pipeline_registry.repository import Repository
-from pipeline_registry.settings import PipelineSettings, RunOptions
-from pipeline_registry.snapshot import merge_base, open_snapshot
+from pipeline_registry.snapshot import merge_base
 
-if TYPE_CHECKING:  # `plan` starts fast: settings, compiler and runners load with the commands that use them
+# `plan` starts fast: settings, settings.yaml models, compiler and runners load with the commands that use them.
+if TYPE_CHECKING:
     from bot.config import CommandLineSettings, Settings
     from deploy.compiler.scratch import ScratchTree
     from deploy.compiler.warm import DriverPool
+    from pipeline_registry.models import Plan
+    from pipeline_registry.repository import Repository
+    from pipeline_registry.settings import PipelineSettings, RunOptions
 
 # Exit statuses: a command's outcome, or (EXIT_USAGE, from `bot.cli`) bad arguments or settings.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -94,6 +92,8 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
 def _check(args: argparse.Namespace, settings: Settings, scratch: ScratchTree | None, drivers: DriverPool | None,
            tmp: Path) -> int:
     from bot.wiring import command_line_compiler
+    from pipeline_registry.parameters import resolve_parameters
+    from pipeline_registry.repository import Repository
 
     repository = Repository.open(args.repo)
     repository.graph.require_pipelines()  # checking nothing is a failure, never a silent pass
@@ -143,6 +143,8 @@ def _check(args: argparse.Namespace, settings: Settings, scratch: ScratchTree | 
 
 def _check_run_options(repository: Repository, name: str, options: RunOptions, settings: Settings) -> None:
     """Refuse run options the pipeline's target cannot honour (as the runner would at submission)."""
+    from pipeline_registry.repo_config import Target
+
     target = options.target or repository.config.target_for(name) or Target(settings.runner.value)
     if target is Target.VERTEX:
         from deploy.runners.vertex_job import refuse_unsupported
@@ -164,6 +166,7 @@ def compile_(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot compile`: the compiled pipeline with the bot's component images."""
     from bot.wiring import command_line_compiler
     from deploy.pipelines import images_with_tag
+    from pipeline_registry.repository import Repository
 
     repository = Repository.open(args.repo)
     images = images_with_tag(repository.component_images(args.name), args.image_tag)
@@ -200,6 +203,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.wiring import command_line_compiler
     from deploy.runners.local import TaskEvent, run_locally
     from deploy.runners.local_results import collect
+    from pipeline_registry.parameters import parse_assignments, resolve_parameters
+    from pipeline_registry.repository import Repository
 
     repository = Repository.open(args.repo)
     overrides = parse_assignments(args.param)
@@ -240,6 +245,11 @@ def _describe(parameters: dict) -> str:
 def init(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot init`: propose a `.kfp-bot.yaml` from what the repository holds, write it, and
     show that the bot then finds the pipelines."""
+    from pipeline_registry.proposal import propose
+    from pipeline_registry.repo_config import CONFIG_FILE
+    from pipeline_registry.repository import Repository
+    from pipeline_registry.snapshot import open_snapshot
+
     with open_snapshot(args.repo, None) as snapshot:
         proposal = propose(snapshot)
     for finding in proposal.findings:
