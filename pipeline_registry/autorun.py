@@ -18,48 +18,46 @@ branch's value applies to a pull request.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
-
+from pipeline_registry.config_rules import STRICT, After, Before
 from pipeline_registry.globs import clean_pattern, glob_regex
 
 
-class AutorunRule(BaseModel):
+def _switch(value: Any) -> Any:
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if not isinstance(value, Mapping):
+        raise ValueError("must be true, false, or a rule with `label` and/or `paths`")
+    return value
+
+
+def _label(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must be the name of a label (e.g. run-pipelines)")
+    return value.strip() if value is not None else None
+
+
+def _paths(value: tuple[str, ...]) -> tuple[str, ...]:
+    cleaned = tuple(clean_pattern(pattern) for pattern in value)
+    if any(not pattern for pattern in cleaned):
+        raise ValueError("each path must be a glob pattern such as 'pipelines/training/**'")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class AutorunRule:
     """`autorun`: on or off, and when on, only with a label and/or when the change reaches `paths`.
 
     `autorun: true` / `false` in the file are rules too (`enabled`), so every form is one model
     and an error in a rule names its key (`autorun.label`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    __pydantic_config__ = STRICT
 
     enabled: bool = True
-    label: str | None = None
-    paths: tuple[str, ...] = ()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _switch(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            return {"enabled": value}
-        if not isinstance(value, Mapping):
-            raise ValueError("must be true, false, or a rule with `label` and/or `paths`")
-        return value
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must be the name of a label (e.g. run-pipelines)")
-        return value.strip() if value is not None else None
-
-    @field_validator("paths")
-    @classmethod
-    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = tuple(clean_pattern(pattern) for pattern in value)
-        if any(not pattern for pattern in cleaned):
-            raise ValueError("each path must be a glob pattern such as 'pipelines/training/**'")
-        return cleaned
+    label: Annotated[str | None, After(_label)] = None
+    paths: Annotated[tuple[str, ...], After(_paths)] = ()
 
     def __str__(self) -> str:
         if not self.enabled or (self.label is None and not self.paths):
@@ -68,6 +66,9 @@ class AutorunRule(BaseModel):
                                                                      if self.paths else [])
         return "; ".join(parts)
 
+
+# `autorun` as written in the file: `true` and `false` stand for `{enabled: ...}`.
+Autorun = Annotated[AutorunRule, Before(_switch)]
 
 ALWAYS = AutorunRule()
 

@@ -10,9 +10,10 @@ a plain string in `pipeline_files` is a glob with the defaults.
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pipeline_registry.config_rules import STRICT, After, Before
 
 PLACEHOLDERS = ("stem", "folder", "function", "path")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -20,12 +21,34 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-class _Strict(BaseModel):
-    # Validators are built on first use (see `repo_config._Strict`).
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+def _inside(value: str | None) -> str | None:
+    if value is None:
+        return None
+    cleaned = value.strip()
+    while cleaned.startswith("./"):
+        cleaned = cleaned[2:]
+    if not cleaned or cleaned.startswith(("/", "../")) or "/../" in cleaned:
+        raise ValueError("must be a path inside the repository, relative to its root")
+    return cleaned
 
 
-class PipelineSource(_Strict):
+def _naming_rule(value: str) -> str:
+    if value in ("stem", "folder", "function"):
+        return value
+    unknown = [p for p in _PLACEHOLDER.findall(value) if p not in PLACEHOLDERS]
+    literal = _PLACEHOLDER.sub("x", value)
+    if unknown or not NAME_PATTERN.match(literal):
+        raise ValueError("must be 'stem', 'folder', 'function', a pattern using "
+                         + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + " or a pipeline name")
+    return value
+
+
+def _short_form(value: Any) -> Any:
+    return {"glob": value} if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class PipelineSource:
     """One entry of `pipeline_files:`: a glob (or one file), its naming rule and choices.
 
     `name` is `stem` (the file name without `.py`, the default), `folder` (the folder holding
@@ -36,47 +59,18 @@ class PipelineSource(_Strict):
     the rule names `{function}`, its name is `<name>-<function>`.
     """
 
-    glob: str | None = None
-    file: str | None = None
+    __pydantic_config__ = STRICT
+
+    glob: Annotated[str | None, After(_inside)] = None
+    file: Annotated[str | None, After(_inside)] = None
     function: str | None = None
-    name: str = "stem"
+    name: Annotated[str, After(_naming_rule)] = "stem"
     exclude: tuple[str, ...] = ()
-    settings: str | None = None
+    settings: Annotated[str | None, After(_inside)] = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _short_form(cls, value: Any) -> Any:
-        return {"glob": value} if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _one_of(self) -> PipelineSource:
+    def __post_init__(self) -> None:
         if (self.glob is None) == (self.file is None):
             raise ValueError("give either 'glob' (a pattern) or 'file' (one pipeline file)")
-        return self
-
-    @field_validator("glob", "file", "settings")
-    @classmethod
-    def _relative(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        cleaned = value.strip()
-        while cleaned.startswith("./"):
-            cleaned = cleaned[2:]
-        if not cleaned or cleaned.startswith(("/", "../")) or "/../" in cleaned:
-            raise ValueError("must be a path inside the repository, relative to its root")
-        return cleaned
-
-    @field_validator("name")
-    @classmethod
-    def _naming_rule(cls, value: str) -> str:
-        if value in ("stem", "folder", "function"):
-            return value
-        unknown = [p for p in _PLACEHOLDER.findall(value) if p not in PLACEHOLDERS]
-        literal = _PLACEHOLDER.sub("x", value)
-        if unknown or not NAME_PATTERN.match(literal):
-            raise ValueError("must be 'stem', 'folder', 'function', a pattern using "
-                             + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + " or a pipeline name")
-        return value
 
     @property
     def pattern(self) -> str:
@@ -93,20 +87,26 @@ class PipelineSource(_Strict):
         return self.name == "function" or "{function}" in self.name
 
 
-class ImageSource(_Strict):
+# An entry of `pipeline_files` as written in the file: a plain string is a glob with the defaults.
+PipelineEntry = Annotated[PipelineSource, Before(_short_form)]
+
+
+def _context(value: str | None) -> str | None:
+    if value is None:
+        return None
+    cleaned = value.strip().rstrip("/") or "."
+    while cleaned.startswith("./"):
+        cleaned = cleaned[2:]
+    if cleaned.startswith(("/", "../")) or "/../" in cleaned:
+        raise ValueError("must be a path inside the repository, relative to its root")
+    return cleaned or "."
+
+
+@dataclass(frozen=True)
+class ImageSource:
     """One entry of `images:`: how the image named `<key>` in pipeline code is built."""
 
-    dockerfile: str
-    context: str | None = None
+    __pydantic_config__ = STRICT
 
-    @field_validator("dockerfile", "context")
-    @classmethod
-    def _relative(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        cleaned = value.strip().rstrip("/") or "."
-        while cleaned.startswith("./"):
-            cleaned = cleaned[2:]
-        if cleaned.startswith(("/", "../")) or "/../" in cleaned:
-            raise ValueError("must be a path inside the repository, relative to its root")
-        return cleaned or "."
+    dockerfile: Annotated[str, After(_context)]
+    context: Annotated[str | None, After(_context)] = None

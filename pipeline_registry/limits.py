@@ -9,14 +9,16 @@
 A run beyond a concurrency limit waits in the queue (`queued`) until a slot frees; a run beyond a
 day's budget does not start. Deploys on merge are neither queued nor budgeted. `limits` is a
 trusted key: the default branch's values apply, never a pull request's, and the bot's own
-settings cap every value (`capped`). This module is pure configuration.
+settings cap every value (`capped`). This module is pure configuration (no pydantic at import:
+see `config_rules`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pipeline_registry.config_rules import STRICT, Limits
 
 DEFAULT_CONCURRENT_RUNS = 10
 DEFAULT_CONCURRENT_RUNS_PER_PR = 5
@@ -24,15 +26,16 @@ DEFAULT_RUNS_PER_DAY = 200
 DEFAULT_RUNS_PER_PR_PER_DAY = 50
 
 
-class LimitsConfig(BaseModel):
+@dataclass(frozen=True)
+class LimitsConfig:
     """`limits:` of `.kfp-bot.yaml`; a key left out takes the default above (then the bot's cap)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    __pydantic_config__ = STRICT
 
-    concurrent_runs: int = Field(default=DEFAULT_CONCURRENT_RUNS, ge=1, le=10_000)
-    concurrent_runs_per_pr: int = Field(default=DEFAULT_CONCURRENT_RUNS_PER_PR, ge=1, le=10_000)
-    runs_per_day: int = Field(default=DEFAULT_RUNS_PER_DAY, ge=0, le=1_000_000)
-    runs_per_pr_per_day: int = Field(default=DEFAULT_RUNS_PER_PR_PER_DAY, ge=0, le=1_000_000)
+    concurrent_runs: Annotated[int, Limits(ge=1, le=10_000)] = DEFAULT_CONCURRENT_RUNS
+    concurrent_runs_per_pr: Annotated[int, Limits(ge=1, le=10_000)] = DEFAULT_CONCURRENT_RUNS_PER_PR
+    runs_per_day: Annotated[int, Limits(ge=0, le=1_000_000)] = DEFAULT_RUNS_PER_DAY
+    runs_per_pr_per_day: Annotated[int, Limits(ge=0, le=1_000_000)] = DEFAULT_RUNS_PER_PR_PER_DAY
 
 
 @dataclass(frozen=True)

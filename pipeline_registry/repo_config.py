@@ -3,22 +3,31 @@
 With no file, the defaults describe the seed template exactly: `pipelines/`, `components/`,
 the repository root as the Docker build context, autorun on. Unknown keys are an error with a
 suggestion, so a typo never silently turns a setting off.
+
+The models are frozen dataclasses that pydantic validates only when a file is read
+(`config_rules`), and a validated file is kept by its git blob id, in memory and in the data
+folder's parse cache: a plan whose `.kfp-bot.yaml` is absent or already validated (by any earlier
+plan, command line or service) imports neither pydantic nor a YAML parser.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import hashlib
 import re
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
-
-from pipeline_registry.autorun import ALWAYS, AutorunRule
+from pipeline_registry.autorun import ALWAYS, Autorun, AutorunRule
+from pipeline_registry.cache import DigestCache
+from pipeline_registry.config_rules import STRICT, After, Limits
 from pipeline_registry.errors import ConfigError
-from pipeline_registry.layout_config import ImageSource, PipelineSource
+from pipeline_registry.layout_config import ImageSource, PipelineEntry
 from pipeline_registry.limits import LimitsConfig
-from pipeline_registry.yamlfile import YamlDocument, parse_yaml, validate_model
+
+if TYPE_CHECKING:
+    from pipeline_registry.yamlfile import YamlDocument
 
 CONFIG_FILE = ".kfp-bot.yaml"
 
@@ -51,85 +60,101 @@ class CompileMode(enum.Enum):
     SCRIPT = "script"
 
 
-class _Strict(BaseModel):
-    # Validators are built on first use: `kfp-bot plan` on a repository without `.kfp-bot.yaml`
-    # never validates one, and its start-up does not pay for building them.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+def _variables(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+            raise ValueError(f"'{name}' is not an environment variable name")
+        if name.upper() in _RESERVED_ENV or name.upper().startswith(("KFP_BOT_", "LD_", "PYTHON")):
+            raise ValueError(f"'{name}' is set by the bot's sandbox and cannot be changed")
+    return value
 
 
-class CompileConfig(_Strict):
+def _folders(value: tuple[str, ...]) -> tuple[str, ...]:
+    cleaned = tuple(v.strip().strip("/") for v in value)
+    for folder in cleaned:
+        if not folder or folder.startswith("..") or "/../" in folder:
+            raise ValueError(f"'{folder}' must be a folder inside the repository")
+    return cleaned
+
+
+def _relative_dir(value: str) -> str:
+    cleaned = value.strip().strip("/")
+    if not cleaned or cleaned.startswith("..") or value.startswith("/"):
+        raise ValueError("must be a folder inside the repository")
+    return cleaned
+
+
+def _registry(value: str) -> str:
+    cleaned = value.strip().rstrip("/")
+    if not cleaned or any(ch.isspace() for ch in cleaned) or ":" in cleaned.split("/")[-1]:
+        raise ValueError("must be an image registry path such as 'europe-docker.pkg.dev/proj/repo'")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class CompileConfig:
     """The compile environment and limits (`compile:` in `.kfp-bot.yaml`)."""
+
+    __pydantic_config__ = STRICT
 
     requirements: tuple[str, ...] = ()
     requirements_file: str | None = None
     use_project_files: bool = True
     mode: CompileMode = CompileMode.AUTO
-    timeout_seconds: int = Field(default=300, ge=5, le=3600)
-    memory_mb: int = Field(default=4096, ge=256, le=65536)
+    timeout_seconds: Annotated[int, Limits(ge=5, le=3600)] = 300
+    memory_mb: Annotated[int, Limits(ge=256, le=65536)] = 4096
     # Folders put on the import path when compiling and when following imports (`src`,
     # `components/*/src`): the repository's own packages, imported the way the repository runs.
-    python_path: tuple[str, ...] = ()
+    python_path: Annotated[tuple[str, ...], After(_folders)] = ()
     # An exact kfp pin that does not install on the bot's Python falls back to the nearest
     # release of the same minor version that does (said on the check).
     fallback_to_nearest_patch: bool = True
     # Non-secret variables a pipeline file reads when imported (`os.environ["PROJECT_ID"]`).
-    env: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("env")
-    @classmethod
-    def _variables(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
-                raise ValueError(f"'{name}' is not an environment variable name")
-            if name.upper() in _RESERVED_ENV or name.upper().startswith(("KFP_BOT_", "LD_", "PYTHON")):
-                raise ValueError(f"'{name}' is set by the bot's sandbox and cannot be changed")
-        return value
-
-    @field_validator("python_path")
-    @classmethod
-    def _folders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = tuple(v.strip().strip("/") for v in value)
-        for folder in cleaned:
-            if not folder or folder.startswith("..") or "/../" in folder:
-                raise ValueError(f"'{folder}' must be a folder inside the repository")
-        return cleaned
+    env: Annotated[dict[str, str], After(_variables)] = field(default_factory=dict)
 
 
-class PipelineOverride(_Strict):
+@dataclass(frozen=True)
+class PipelineOverride:
     """Per-pipeline settings under `pipelines.<name>:`."""
 
+    __pydantic_config__ = STRICT
+
     target: Target | None = None
-    autorun: AutorunRule | None = None
+    autorun: Autorun | None = None
     pipeline_file: str | None = None
     slack_channel: str | None = None
     allowed_users: tuple[str, ...] | None = None
 
 
-class RepoConfig(_Strict):
+@dataclass(frozen=True)
+class RepoConfig:
     """The whole `.kfp-bot.yaml`, with the seed template's layout as defaults."""
 
+    __pydantic_config__ = STRICT
+
     version: Literal[1] = 1
-    pipelines_dir: str = "pipelines"
-    components_dir: str = "components"
+    pipelines_dir: Annotated[str, After(_relative_dir)] = "pipelines"
+    components_dir: Annotated[str, After(_relative_dir)] = "components"
     global_files: tuple[str, ...] = ()
     ignore: tuple[str, ...] = DEFAULT_IGNORE
-    image_registry: str = "gcr.io/my-project"
+    image_registry: Annotated[str, After(_registry)] = "gcr.io/my-project"
     build_context: BuildContext = BuildContext.REPOSITORY
     target: Target | None = None
-    autorun: AutorunRule = ALWAYS
+    autorun: Autorun = ALWAYS
     allowed_users: tuple[str, ...] = ()
     slack_channel: str | None = None
-    compile: CompileConfig = Field(default_factory=CompileConfig.model_construct)
+    compile: CompileConfig = field(default_factory=CompileConfig)
     # Concurrent runs and daily budgets (trusted: the default branch's apply).
-    limits: LimitsConfig = Field(default_factory=LimitsConfig.model_construct)
-    pipelines: dict[str, PipelineOverride] = Field(default_factory=dict)
+    limits: LimitsConfig = LimitsConfig()
+    pipelines: dict[str, PipelineOverride] = field(default_factory=dict)
     # Other layouts: where the pipelines are, when not in `pipelines_dir/<name>/`.
-    pipeline_files: tuple[PipelineSource, ...] = ()
+    pipeline_files: tuple[PipelineEntry, ...] = ()
     exclude: tuple[str, ...] = ()
     # Images named inline in pipeline code -> the Dockerfile (and build context) that builds them.
-    images: dict[str, ImageSource] = Field(default_factory=dict)
-    # Line of each key of the file, by key path: errors found after validation name it too.
-    _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)
+    images: dict[str, ImageSource] = field(default_factory=dict)
+    # Line of each key of the file, by key path: errors found after validation name it too. Not a
+    # key of the file (pydantic refuses it there), nor part of what the configuration says.
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def declares_pipelines(self) -> bool:
@@ -140,8 +165,8 @@ class RepoConfig(_Strict):
         """The line of the key at `path` in `.kfp-bot.yaml` (or of its nearest parent)."""
         key = tuple(str(p) for p in path)
         while key:
-            if key in self._lines:
-                return self._lines[key]
+            if key in self.lines:
+                return self.lines[key]
             key = key[:-1]
         return None
 
@@ -150,21 +175,12 @@ class RepoConfig(_Strict):
         return ConfigError(CONFIG_FILE, message, line=self.line_of(*path),
                            field=".".join(str(p) for p in path) or None, hint=hint)
 
-    @field_validator("pipelines_dir", "components_dir")
-    @classmethod
-    def _relative_dir(cls, value: str) -> str:
-        cleaned = value.strip().strip("/")
-        if not cleaned or cleaned.startswith("..") or value.startswith("/"):
-            raise ValueError("must be a folder inside the repository")
-        return cleaned
-
-    @field_validator("image_registry")
-    @classmethod
-    def _registry(cls, value: str) -> str:
-        cleaned = value.strip().rstrip("/")
-        if not cleaned or any(ch.isspace() for ch in cleaned) or ":" in cleaned.split("/")[-1]:
-            raise ValueError("must be an image registry path such as 'europe-docker.pkg.dev/proj/repo'")
-        return cleaned
+    def replace(self, **changes: Any) -> RepoConfig:
+        """A copy with `changes` (taken from validated configurations, so not validated again),
+        keeping the key lines of this file."""
+        copy = dataclasses.replace(self, **changes)
+        object.__setattr__(copy, "lines", self.lines)
+        return copy
 
     def override(self, pipeline: str) -> PipelineOverride:
         """The per-pipeline override block (empty when none is configured)."""
@@ -180,26 +196,42 @@ class RepoConfig(_Strict):
         return self.override(pipeline).target or self.target
 
 
-# The defaults, valid by construction: built without running (or building) the validators.
-DEFAULT_CONFIG = RepoConfig.model_construct()
-_NO_OVERRIDE = PipelineOverride.model_construct()
+DEFAULT_CONFIG = RepoConfig()
+_NO_OVERRIDE = PipelineOverride()
+# Validated files by blob id: what the file says depends only on its bytes.
+_VALIDATED: DigestCache[RepoConfig] = DigestCache("repo-config", maxsize=256)
 
 
 def load_repo_config(text: str | bytes | None) -> RepoConfig:
-    """Parse and validate `.kfp-bot.yaml` contents; `None` (no file) gives the defaults."""
+    """Parse and validate `.kfp-bot.yaml` contents; `None` (no file) gives the defaults.
+
+    A valid file is kept by its git blob id (in memory, and on disk when planning keeps its parses
+    there): the same bytes are parsed and validated once. An invalid one is never kept, so every
+    read names the file, line and field again."""
     if text is None:
         return DEFAULT_CONFIG
+    data = text.encode() if isinstance(text, str) else text
+    digest = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return _VALIDATED.get_or_compute(digest, lambda: _validated(data))
+
+
+def _validated(text: bytes) -> RepoConfig:
+    # YAML and pydantic load here only: a plan with a known (or no) configuration needs neither.
+    from pipeline_registry.yamlfile import parse_yaml, validate_model
+
     doc = parse_yaml(text, CONFIG_FILE)
     if doc.data is not None and not isinstance(doc.data, dict):
         raise ConfigError(CONFIG_FILE, "must be a mapping of settings", line=1,
                           hint="see the README's '.kfp-bot.yaml' section")
     config = validate_model(RepoConfig, doc)
-    config._lines = _key_lines(doc)
+    object.__setattr__(config, "lines", _key_lines(doc))  # frozen: set once, before anyone sees it
     return config
 
 
 def _key_lines(doc: YamlDocument) -> dict[tuple[str, ...], int]:
     """Every key path of the document (list items by index) with its 1-based line."""
+    import yaml
+
     lines: dict[tuple[str, ...], int] = {}
 
     def walk(node: yaml.Node | None, path: tuple[str, ...]) -> None:

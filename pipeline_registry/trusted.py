@@ -17,10 +17,11 @@ Trusted keys (the README has the same table):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline_registry.autorun import AutorunRule
+from pipeline_registry.config_rules import plain
 from pipeline_registry.limits import LimitsConfig
 from pipeline_registry.repo_config import CONFIG_FILE, PipelineOverride, RepoConfig
 from pipeline_registry.settings import RunOptions
@@ -52,18 +53,17 @@ def trusted_config(head: RepoConfig, trusted: RepoConfig) -> RepoConfig:
     for name in sorted(set(head.pipelines) | set(trusted.pipelines)):
         mine = head.pipelines.get(name, PipelineOverride())
         theirs = trusted.pipelines.get(name, PipelineOverride())
-        pipelines[name] = mine.model_copy(update={key: getattr(theirs, key) for key in PIPELINE_KEYS})
-    compile_ = head.compile.model_copy(update={key: getattr(trusted.compile, key) for key in COMPILE_KEYS})
-    return head.model_copy(update={**{key: getattr(trusted, key) for key in CONFIG_KEYS},
-                                   "compile": compile_, "pipelines": pipelines})
+        pipelines[name] = replace(mine, **{key: getattr(theirs, key) for key in PIPELINE_KEYS})
+    compile_ = replace(head.compile, **{key: getattr(trusted.compile, key) for key in COMPILE_KEYS})
+    return head.replace(**{key: getattr(trusted, key) for key in CONFIG_KEYS}, compile=compile_, pipelines=pipelines)
 
 
 def capped_compile(config: RepoConfig, *, max_timeout_seconds: int, max_memory_mb: int) -> RepoConfig:
     """`config` with its compile limits no higher than the bot's caps."""
     limits = config.compile
-    capped = limits.model_copy(update={"timeout_seconds": min(limits.timeout_seconds, max_timeout_seconds),
-                                       "memory_mb": min(limits.memory_mb, max_memory_mb)})
-    return config.model_copy(update={"compile": capped})
+    capped = replace(limits, timeout_seconds=min(limits.timeout_seconds, max_timeout_seconds),
+                     memory_mb=min(limits.memory_mb, max_memory_mb))
+    return config.replace(compile=capped)
 
 
 def trusted_run_options(head: RunOptions, trusted: RunOptions) -> RunOptions:
@@ -97,5 +97,5 @@ def _plain(value: Any) -> Any:
     if isinstance(value, AutorunRule):
         return str(value)
     if isinstance(value, LimitsConfig):
-        return value.model_dump()
+        return plain(value)
     return getattr(value, "value", value)

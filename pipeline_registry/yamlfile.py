@@ -2,20 +2,25 @@
 
 Repository files are user input: an error must name the file, the line and the field. PyYAML's
 node tree keeps positions; `YamlDocument.line_of` maps a path of keys back to a line, and pydantic
-validation errors are turned into `ConfigError`s that point at that line.
+validation errors are turned into `ConfigError`s that point at that line. The models are pydantic
+models or (`.kfp-bot.yaml`) dataclasses pydantic validates (`config_rules`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pipeline_registry.errors import ConfigError
+
+# Unknown keys: in a pydantic model, in a dataclass.
+_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def parse_yaml(text: str | bytes, file: str) -> YamlDocument:
     return YamlDocument(file=file, data=data, node=node)
 
 
-def validate_model(model: type[BaseModel], doc: YamlDocument, data: Any | None = None,
+def validate_model(model: type, doc: YamlDocument, data: Any | None = None,
                    prefix: Sequence[str | int] = ()) -> Any:
     """Validate `data` (default: the whole document) against `model`.
 
@@ -74,7 +79,7 @@ def validate_model(model: type[BaseModel], doc: YamlDocument, data: Any | None =
     """
     payload = doc.data if data is None else data
     try:
-        return model.model_validate(payload if payload is not None else {})
+        return _adapter(model).validate_python(payload if payload is not None else {})
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
@@ -82,27 +87,48 @@ def validate_model(model: type[BaseModel], doc: YamlDocument, data: Any | None =
         field_path = ".".join(str(p) for p in loc) or None
         hint = None
         message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
+        if first["type"] in _UNKNOWN_KEY:
             message = "unknown key"
             hint = _suggestion(str(loc[-1]), _allowed_keys(model, list(first["loc"])[:-1]))
         raise ConfigError(doc.file, message, line=doc.line_of(loc), field=field_path, hint=hint) from None
 
 
-def _allowed_keys(model: type[BaseModel], parent: list[Any]) -> list[str]:
+def _adapter(model: type) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:  # built once per model: building one costs more than validating a file
+        adapter = _ADAPTERS[model] = TypeAdapter(model)
+    return adapter
+
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
+def _allowed_keys(model: type, parent: list[Any]) -> list[str]:
     current: Any = model
     for key in parent:
-        fields = getattr(current, "model_fields", None)
-        if not fields or str(key) not in fields:
+        fields = _fields(current)
+        if str(key) not in fields:
             return []
-        annotation = fields[str(key)].annotation
-        current = _model_in(annotation)
+        current = _model_in(fields[str(key)])
         if current is None:
             return []
-    return list(getattr(current, "model_fields", {}).keys()) if current is not None else []
+    return list(_fields(current))
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+def _fields(model: type) -> dict[str, Any]:
+    """Field name -> annotation (resolved) of a pydantic model or a dataclass."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return {name: info.annotation for name, info in model.model_fields.items()}
+    if dataclasses.is_dataclass(model):
+        import typing
+
+        hints = typing.get_type_hints(model)
+        return {f.name: hints[f.name] for f in dataclasses.fields(model) if f.init}
+    return {}
+
+
+def _model_in(annotation: Any) -> type | None:
+    if isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)):
         return annotation
     for arg in getattr(annotation, "__args__", ()) or ():
         found = _model_in(arg)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from deploy.compiler.package import CompiledPipeline
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.config_rules import plain
 from pipeline_registry.repo_config import RepoConfig
 
 Outcome = CompiledPipeline | KfpBotError
@@ -33,7 +34,7 @@ def ahead_key(repo_dir: Path, pipeline: str, images: Mapping[str, str], config: 
     """What decides a compile's outcome, as one string: the checkout (trees are per commit), the
     pipeline, its images and the (trusted) configuration."""
     text = json.dumps([str(Path(repo_dir).resolve()), pipeline, sorted(images.items()),
-                       config.model_dump(mode="json")], sort_keys=True, default=str)
+                       plain(config)], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

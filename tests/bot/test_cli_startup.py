@@ -67,3 +67,39 @@ def test_the_look_at_the_modules_sees_what_another_command_imports(git_repo: Git
     git_repo.commit("a flow")
     modules = command_modules(tmp_path, "init", "--repo", str(git_repo.root))
     assert {"bot.config.settings", "pydantic_settings", "asyncio"} <= set(imported(modules, NEVER))
+
+
+# Validating `.kfp-bot.yaml` needs a YAML parser and pydantic; a plan that knows the file needs neither.
+VALIDATION = ("pydantic", "pydantic_core", "yaml", "pipeline_registry.yamlfile")
+
+
+def test_a_repository_without_configuration_imports_no_validation(example_repo: GitRepo, tmp_path: Path) -> None:
+    example_repo.append("utils/naming.py", "# tuned\n")
+    example_repo.commit("tune")
+    modules = command_modules(tmp_path, "plan", "--repo", str(example_repo.root), "--base", "HEAD~1", "--json")
+    assert imported(modules, VALIDATION) == []
+
+
+def test_a_configuration_is_validated_once_then_read_from_the_data_folder(example_repo: GitRepo,
+                                                                         tmp_path: Path) -> None:
+    example_repo.write(".kfp-bot.yaml", "image_registry: europe-docker.pkg.dev/proj/repo\nautorun: false\n")
+    example_repo.commit("configure")
+    example_repo.append("utils/naming.py", "# tuned\n")
+    example_repo.commit("tune")
+    args = ("plan", "--repo", str(example_repo.root), "--base", "HEAD~1", "--head", "HEAD", "--json")
+    first = command_modules(tmp_path, *args)
+    assert "pydantic" in first and "yaml" in first  # validated
+    again = command_modules(tmp_path, *args)
+    assert imported(again, VALIDATION + NEVER) == []  # the validated file, by its blob id
+
+
+def test_an_invalid_configuration_is_named_on_every_plan(example_repo: GitRepo, tmp_path: Path) -> None:
+    example_repo.write(".kfp-bot.yaml", "image_registry: europe-docker.pkg.dev/proj/repo\n"
+                                        "compile:\n  timeout_seconds: 2\n")
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("KFP_BOT_")}
+    env["KFP_BOT_DATA_DIR"] = str(tmp_path / "data")
+    for _ in range(2):  # a failure is never cached: the second plan names the file and field again
+        result = subprocess.run([sys.executable, "-m", "bot", "plan", "--repo", str(example_repo.root),
+                                 "--base", "HEAD"], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert ".kfp-bot.yaml:3: compile.timeout_seconds: Input should be greater than or equal to 5" in result.stderr

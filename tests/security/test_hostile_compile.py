@@ -42,8 +42,7 @@ def evil():
 
 def small(timeout_seconds: float = 20, memory_mb: int = 1024, mode: CompileMode = CompileMode.IMPORT) -> RepoConfig:
     """Limits below what `.kfp-bot.yaml` accepts (2 s, 64 MB), so the attacks end fast."""
-    return RepoConfig(compile=CompileConfig.model_construct(timeout_seconds=timeout_seconds, memory_mb=memory_mb,
-                                                            mode=mode))
+    return RepoConfig(compile=CompileConfig(timeout_seconds=timeout_seconds, memory_mb=memory_mb, mode=mode))
 
 
 def compile_hostile(repo: GitRepo, tmp_path: Path, source: str, config: RepoConfig,
