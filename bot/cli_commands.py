@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.cache_control import PARSES_DIR, use_disk_cache
+from pipeline_registry.json_text import pretty_json
 from pipeline_registry.planner import plan_change
 from pipeline_registry.snapshot import merge_base
 
@@ -33,9 +33,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def print_json(value: object) -> None:
-    """Deterministic, pretty JSON on stdout."""
-    json.dump(value, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    """Deterministic, pretty JSON on stdout (`json.dumps(value, indent=2)`, built faster)."""
+    sys.stdout.write(pretty_json(value) + "\n")
 
 
 def plan(args: argparse.Namespace, settings: CommandLineSettings | Settings) -> int:

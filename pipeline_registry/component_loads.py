@@ -224,7 +224,16 @@ class FolderIndex:
         return any(parent != own_folder and any(said(n) for n in self.groups[parent]) for parent in parents)
 
 
+def _join(base: str, name: str) -> str:
+    """`posixpath.join(base, name)` for a folder and a name, without its generality (a hot path)."""
+    if not base or name.startswith("/"):
+        return name
+    return base + name if base.endswith("/") else f"{base}/{name}"
+
+
 def _normalise(path: str) -> str | None:
+    if path and "\\" not in path and "." not in path and "//" not in path and path[0] != "/" and path[-1] != "/":
+        return path  # already normal (the usual `pipelines/x` or `train`): normpath would return it as it is
     cleaned = posixpath.normpath(path.replace("\\", "/"))
     if cleaned.startswith("/") or cleaned == ".." or cleaned.startswith("../"):
         return None
@@ -240,7 +249,7 @@ def _search_folders(facts: LoadFacts, here: str, default_search: Iterable[str],
     folders: list[str] = []
     for entry in search:
         for base in ("", here):
-            folder = _normalise(posixpath.join(base, entry) if base else entry)
+            folder = _normalise(_join(base, entry))
             if folder is not None and folder not in folders and is_dir(folder):
                 folders.append(folder)
     return folders
@@ -250,11 +259,11 @@ def _resolve_name(name: str, folders: list[str], here: str, paths: frozenset[str
     """Component folders one loaded name resolves to: a store name in a search folder, or a file."""
     found: dict[str, str] = {}
     for folder in folders:
-        candidate = _normalise(posixpath.join(folder, name) if folder else name)
+        candidate = _normalise(_join(folder, name))
         if candidate is not None and f"{candidate}/component.yaml" in paths:
             found.setdefault(candidate, f'load_component("{name}")')
     for base in ("", here):
-        candidate = _normalise(posixpath.join(base, name) if base else name)
+        candidate = _normalise(_join(base, name))
         if candidate is not None and candidate in paths:
             found.setdefault(posixpath.dirname(candidate), f'load_component_from_file("{name}")')
     return found
@@ -293,10 +302,10 @@ def unresolved_loads(facts: LoadFacts, pipeline_file: str, default_search: Itera
     folders = _search_folders(facts, here, defaults, is_dir)
     missing_search = [(value, line) for call, value, line in facts.sites if call == "ComponentStore" and
                       not any(is_dir(f) for base in ("", here)
-                              if (f := _normalise(posixpath.join(base, value) if base else value)) is not None)]
+                              if (f := _normalise(_join(base, value))) is not None)]
     problems: list[str] = []
     for call, name, line in facts.sites:
-        inside = [f for base in ("", here) if (f := _normalise(posixpath.join(base, name) if base else name))]
+        inside = [f for base in ("", here) if (f := _normalise(_join(base, name)))]
         if call == "ComponentStore" or "://" in name or not inside or \
                 (call == "load_component" and facts.unknown_search_paths):
             continue

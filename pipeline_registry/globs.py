@@ -123,9 +123,14 @@ class GlobSet:
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(p for p in (clean_pattern(p) for p in patterns) if p)
         self._compiled = tuple((p, glob_regex(p)) for p in self.patterns)
+        # One regex for "does any pattern match": most paths match none, found in one call.
+        self._any = re.compile("|".join(f"(?:{regex.pattern})" for _, regex in self._compiled), re.DOTALL) \
+            if self._compiled else None
 
     def match(self, path: str) -> str | None:
         """The first pattern matching `path` (or a folder containing it), else None."""
+        if self._any is None or self._any.match(path) is None:
+            return None
         for pattern, regex in self._compiled:
             if regex.match(path):
                 return pattern

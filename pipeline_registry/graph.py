@@ -80,6 +80,8 @@ class RepoGraph:
         self._used: dict[str, frozenset[str]] = {}
         # Content hash of each component's image, by folder (filled by `hashing.component_hash`).
         self.hashes: dict[str, str | None] = {}
+        # What each `COPY` source puts into a content hash (`hashing._source_lines`).
+        self.hash_lines: dict[tuple[str, str | None, str | None], tuple[tuple[str, tuple[str, bytes]], ...]] = {}
         self._ignored: dict[str, bool] = {}
         self._twin: RepoGraph | None = None
         # The paths whose contents differ from the twin's, when known (the diff of a plan).
@@ -144,9 +146,20 @@ class RepoGraph:
             return False  # pipeline functions are read from the files: an edit may add or remove one
         for name in _STRUCTURE:
             self.__dict__[name] = getattr(other, name)
+        # Same files: what a `COPY` source selects is the same on both sides.
+        self._selected = other._selected
         self._twin = other
         self._edited = edited
         return True
+
+    def edited_from(self, other: RepoGraph) -> frozenset[str] | None:
+        """The paths whose contents may differ from `other`'s, when one graph shares the other's
+        layout (same files, same configuration) and the change is known; else None."""
+        if self._twin is other:
+            return self._edited
+        if other._twin is self:
+            return other._edited
+        return None
 
     def _same_as(self, other: RepoGraph, path: str) -> bool:
         return other.snapshot.digest(path) == self.snapshot.digest(path)
@@ -279,7 +292,9 @@ class RepoGraph:
     def preload_dockerfiles(self, components: Iterable[Component] | None = None) -> None:
         """Parse the Dockerfiles (of every component by default) not parsed before, in one stream."""
         chosen = self.components.values() if components is None else components
-        missing = [c.dockerfile for c in chosen if c.dockerfile and c.key not in self._contexts]
+        # A Dockerfile the twin has too is described by the twin's context (`image_context`).
+        missing = [c.dockerfile for c in chosen if c.dockerfile and c.key not in self._contexts
+                   and not self._same_file(c.dockerfile)]
         digests = {path: self.snapshot.digest(path) for path in missing}
         unread = [p for p, d in digests.items() if d is not None and not is_parsed(d)]
         for path, text in read_many(self.snapshot, unread).items():
@@ -325,6 +340,14 @@ class RepoGraph:
         keys = self.copy_index.candidates(changed)
         found = [self.components[k] for k in sorted(keys) if k in self.components]
         return [*found, *self.inline_images.values()]
+
+    def selected(self, context: str, pattern: str) -> list[str]:
+        """The files a `COPY` source (relative to `context`) selects, memoised: many images share one."""
+        key = (context, pattern)
+        found = self._selected.get(key)
+        if found is None:
+            found = self._selected[key] = select(self.sorted_paths, context, pattern)
+        return found
 
     def image_inputs(self, component: Component) -> frozenset[str]:
         """Every file that goes into the component's image, minus ignored ones."""
@@ -471,7 +494,8 @@ class RepoGraph:
         context = self.image_context(component)
         if context is None:
             return []
-        return missing_copy_warnings(component, context.sources, self.sorted_paths, context.context, select)
+        return missing_copy_warnings(component, context.sources, self.sorted_paths, context.context,
+                                     lambda _, folder, pattern: self.selected(folder, pattern))
 
     def image_users(self, key: str) -> tuple[str, ...]:
         """Pipelines that use the inline image known by `key` (`image:<name>`)."""

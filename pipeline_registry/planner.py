@@ -96,6 +96,8 @@ def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, 
     head_hits, base_hits = head_impact.pipelines, base_impact.pipelines
     # With the same configuration, an image no change reaches on either side keeps its hash.
     touched = None if base.config != head.config else head_impact.images | base_impact.images
+    # When every changed file has a new blob, an image taking one in has a new content hash.
+    blobs_differ = all(head.snapshot.digest(c.path) != base.snapshot.digest(c.path) for c in changes)
     deleted = set(base.pipelines) - set(head.pipelines)
     plans: list[PipelinePlan] = []
     for name in sorted(set(head_hits) | set(base_hits) | deleted):
@@ -112,7 +114,8 @@ def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, 
         if not reasons:
             continue
         change = PipelineChange.ADDED if name not in base.pipelines else PipelineChange.MODIFIED
-        components = tuple(component_plan(c, head, base, unchanged=touched is not None and c.key not in touched)
+        components = tuple(component_plan(c, head, base, unchanged=touched is not None and c.key not in touched,
+                                          inputs_changed=blobs_differ and touched is not None and c.key in touched)
                            for c in head.components_of(name))
         pipeline = head.pipelines[name]
         plans.append(PipelinePlan(name=name, change=change, reasons=reasons, components=components,

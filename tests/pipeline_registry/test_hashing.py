@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline_registry.hashing import content_hash, image_tag
+from pipeline_registry.hashing import component_hash, content_hash, image_tag
 from pipeline_registry.models import ComponentPlan
 from pipeline_registry.planner import plan_change
 from pipeline_registry.repo_config import BuildContext
@@ -87,3 +87,41 @@ def test_a_new_image_registry_rebuilds_every_image(seed: GitRepo) -> None:
     plan = plan_change(seed.root, base, seed.commit("registry"))
     train = _components(plan, "alpha")["train"]
     assert train.rebuild and train.image.startswith("europe-docker.pkg.dev/proj/images/alpha-train:content-")
+
+
+def _by_definition(repository: Repository, component) -> str:
+    """`content_hash` of the image inputs, pair by pair: what `component_hash` must equal."""
+    graph = repository.graph
+    context = graph.image_context(component)
+    pairs = [(context.relative(p) or p, graph.snapshot.digest(p)) for p in graph.image_inputs(component)]
+    return content_hash(pairs, graph.config.build_context)
+
+
+def test_image_hashes_equal_the_hash_of_their_inputs_pair_by_pair(seed: GitRepo) -> None:
+    # Own build contexts, a `.dockerignore` with an exception, a file two sources select, an
+    # ignored file copied, a glob: each image's hash is still that of its inputs.
+    write_files(seed, {
+        ".kfp-bot.yaml": "build_context: component\n",
+        "pipelines/alpha/train/.dockerignore": "*.txt\n!keep.txt\n",
+        "pipelines/alpha/train/keep.txt": "k\n", "pipelines/alpha/train/drop.txt": "d\n",
+        "pipelines/alpha/train/Dockerfile": "FROM x\nCOPY . /app\nCOPY main.py keep.txt /app/\nCOPY NOTES.md /\n",
+        "pipelines/alpha/train/NOTES.md": "n\n",
+        "pipelines/alpha/evaluate/Dockerfile": "FROM x\nCOPY *.py /app/\n",
+    })
+    seed.commit("contexts")
+    with Repository.open(seed.root, "HEAD") as repository:
+        graph = repository.graph
+        components = [c for c in graph.components.values() if c.builds_image]
+        assert len(components) >= 4
+        for component in components:
+            assert component_hash(graph, component) == _by_definition(repository, component), component.path
+
+
+def test_a_mode_change_of_an_image_input_keeps_its_image(seed: GitRepo) -> None:
+    # The diff names the file, but its blob is the same: the image's content is unchanged.
+    base = seed.head()
+    seed.git("update-index", "--chmod=+x", "utils/settings.json")
+    seed.git("commit", "-q", "-m", "chmod")
+    components = _components(plan_change(seed.root, base, seed.head()), "alpha")
+    assert components["train"].rebuild is False
+    assert components["train"].image == _images(seed, base, "alpha")["pipelines/alpha/train"]
