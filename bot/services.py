@@ -51,5 +51,9 @@ class Services:
         self.bus.start()
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the bus, finishing queued work within `timeout`; True when it stopped cleanly."""
-        return self.bus.stop(timeout)
+        """Stop the bus, finishing queued work within `timeout`; True when it stopped cleanly. The
+        compiler's warmed-up interpreters end with it."""
+        stopped = self.bus.stop(timeout)
+        if self.context is not None:
+            self.context.compiler.close()
+        return stopped

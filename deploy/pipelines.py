@@ -6,20 +6,34 @@ on a laptop produces exactly what the bot submits for a pull request.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from deploy.compiler import CompiledPipeline, compile_pipeline
 from deploy.compiler.ahead import CompiledAhead, ahead_key, compile_ahead
-from deploy.compiler.batch import STARTUP_SECONDS, Outcome, compile_pipelines, start_drivers
+from deploy.compiler.batch import (
+    STARTUP_SECONDS,
+    Outcome,
+    batch_seconds,
+    compile_pipelines,
+    driver_key,
+    start_drivers,
+)
+from deploy.compiler.environments import ResolvedEnvironment
 from deploy.compiler.scratch import ScratchTree
 from deploy.compiler.warm import DriverPool
 from deploy.sandbox import Sandbox
 from kfp_bot_errors import KfpBotError
+from pipeline_registry.compile_env import CompileEnvironment
 from pipeline_registry.errors import ComponentLoadError
 from pipeline_registry.repo_config import RepoConfig
 from pipeline_registry.repository import Repository
 from pipeline_registry.trusted import capped_compile
+
+# A warmed-up interpreter nobody takes ends after this; it may compile a batch of this many pipelines.
+WARM_IDLE_SECONDS = 60.0
+WARM_BATCH = 50
 
 
 def images_with_tag(images: Mapping[str, str], tag: str | None) -> dict[str, str]:
@@ -40,6 +54,27 @@ class RepositoryCompiler:
         self.max_timeout_seconds = max_timeout_seconds
         self.max_memory_mb = max_memory_mb
         self.ahead = CompiledAhead()
+        self.drivers = DriverPool(self.sandbox)  # started by `warm_up`, each taken by one compile
+
+    def warm_up(self) -> None:
+        """Start a sandboxed interpreter of the default compile environment (the bot's kfp) that
+        imports kfp now, for a compile likely to come soon (a pull request's new head is being
+        checked out and planned): that compile then skips the interpreter's start. It has run no
+        repository code until a compile takes it, compiles that one batch only, and ends unused
+        after WARM_IDLE_SECONDS. Nothing happens where repository code may not run."""
+        try:
+            self.sandbox.check()
+        except KfpBotError:
+            return  # the compile itself says why nothing runs
+        config = capped_compile(RepoConfig(), max_timeout_seconds=self.max_timeout_seconds,
+                                max_memory_mb=self.max_memory_mb)
+        key = driver_key(ResolvedEnvironment(sys.executable), CompileEnvironment(), config)
+        self.drivers.start(key, seconds=WARM_IDLE_SECONDS + batch_seconds(config, WARM_BATCH),
+                           idle_seconds=WARM_IDLE_SECONDS)
+
+    def close(self) -> None:
+        """End the warmed-up interpreters no compile took."""
+        self.drivers.close()
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
                 out_dir: Path, scratch: ScratchTree | None = None, *,
@@ -67,11 +102,11 @@ class RepositoryCompiler:
         def batch(names: list[str], folder: Path) -> dict[str, Outcome]:
             return compile_pipelines(repo_dir, [repository.pipeline(n) for n in names], config=limited,
                                      images=images_of, out_dir=folder, cache_dir=self.cache_dir,
-                                     sandbox=self.sandbox)
+                                     sandbox=self.sandbox, drivers=self.drivers)
 
         wait = STARTUP_SECONDS + limited.compile.timeout_seconds * (len(known) + 1)
         outcome = self.ahead.take(key(pipeline), Path(out_dir), wait)
-        if outcome is None and not siblings:
+        if outcome is None and not siblings and not self.drivers.waiting():
             return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=limited, images=chosen,
                                     out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
                                     sandbox=self.sandbox)

@@ -210,6 +210,13 @@ class Compiler(Protocol):
         `along` names pipelines of the same checkout to be compiled soon (a pull request's other
         runs): a compiler may compile them in the same batch, for their own `compile` to take."""
 
+    def warm_up(self) -> None:
+        """A compile is likely soon (a pull request's new head is being planned): start now what
+        it will need, so that its start-up overlaps the checkout and the plan. Never raises."""
+
+    def close(self) -> None:
+        """End whatever `warm_up` started and no compile took (the service is stopping)."""
+
 
 class PipelineDiffs(Protocol):
     """What a change does to a compiled pipeline: its structural diff against the merge base."""

@@ -148,6 +148,12 @@ class CloudBuildCompiler:
     def __init__(self, cloud: CloudCompile) -> None:
         self.cloud = cloud
 
+    def warm_up(self) -> None:
+        """Nothing to start here: Cloud Build compiles in the run's build."""
+
+    def close(self) -> None:
+        """Nothing was started here."""
+
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
                 out_dir: Path, *, config: RepoConfig | None = None, along: Sequence[str] = ()) -> CompiledPipeline:
         """The package Cloud Build compiled for this commit, pipeline and images; CompileError otherwise.

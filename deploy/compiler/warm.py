@@ -149,13 +149,32 @@ class DriverPool:
         self._drivers: list[Driver] = []
         self._lock = threading.Lock()
 
-    def start(self, key: DriverKey, *, seconds: float, writable: Iterable[Path] = ()) -> None:
-        """Start a driver for `key` unless an unused one is already waiting."""
+    def start(self, key: DriverKey, *, seconds: float, writable: Iterable[Path] = (),
+              idle_seconds: float | None = None) -> None:
+        """Start a driver for `key` unless an unused one is already waiting; one nobody takes
+        within `idle_seconds` is ended then."""
         with self._lock:
             self._prune()
             if any(d.key == key and d.alive for d in self._drivers):
                 return
-            self._drivers.append(Driver(key, sandbox=self.sandbox, seconds=seconds, writable=list(writable)))
+            driver = Driver(key, sandbox=self.sandbox, seconds=seconds, writable=list(writable))
+            self._drivers.append(driver)
+        if idle_seconds is not None:
+            timer = threading.Timer(idle_seconds, self._expire, args=(driver,))
+            timer.daemon = True
+            timer.start()
+
+    def waiting(self) -> bool:
+        """Whether any driver waits for work."""
+        with self._lock:
+            return any(d.alive for d in self._drivers)
+
+    def _expire(self, driver: Driver) -> None:
+        with self._lock:
+            if driver not in self._drivers:
+                return  # taken: its compile owns it now
+            self._drivers.remove(driver)
+        driver.close()
 
     def take(self, key: DriverKey, *, seconds: float, scratch: Path | None) -> Driver | None:
         """An unused driver for `key` that lives at least `seconds` more and may write `scratch`

@@ -145,3 +145,38 @@ def test_a_remembered_interpreter_is_started_only_if_the_bot_knows_it(git_repo: 
         start_remembered(pool, cache, git_repo.root, writable=[])
         pool.close()
         assert sandbox.started == []
+
+
+def test_a_compile_takes_the_interpreter_warmed_up_for_it(kfp2_repo: GitRepo, tmp_path: Path) -> None:
+    """The service warms up when a pull request's head arrives; its run's compile then starts nothing."""
+    from deploy.pipelines import RepositoryCompiler
+
+    sandbox = CountingSandbox()
+    compiler = RepositoryCompiler(tmp_path / "cache", sandbox=sandbox)
+    compiler.warm_up()
+    compiler.warm_up()  # a second head of the same moment finds it waiting
+    try:
+        compiled = compiler.compile(kfp2_repo.root, "demo", IMAGES, tmp_path / "out")
+    finally:
+        compiler.close()
+
+    assert compiled.name == "demo-pipeline" and compiled.package_path.parent == tmp_path / "out"
+    assert len(sandbox.started) == 1
+    assert not compiler.drivers.waiting()
+
+
+def test_a_warmed_up_interpreter_nobody_takes_ends_when_idle(tmp_path: Path) -> None:
+    sandbox = CountingSandbox()
+    pool = DriverPool(sandbox)
+    pool.start(DriverKey(python=sys.executable, environment=None), seconds=600, idle_seconds=1)
+    [driver] = pool._drivers
+    marker = str(driver.work)
+
+    deadline = time.monotonic() + 30
+    while (pool.waiting() or survivors(marker) or driver.work.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert len(sandbox.started) == 1
+    assert not pool.waiting() and pool._drivers == []
+    assert survivors(marker) == [] and not driver.work.exists()
+    pool.close()
