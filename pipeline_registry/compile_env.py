@@ -14,7 +14,6 @@ import hashlib
 import json
 import posixpath
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -135,6 +134,8 @@ def _normalise(name: str) -> str:
 
 
 def _from_pyproject(data: bytes, file: str = "pyproject.toml") -> tuple[str, ...]:
+    import tomllib  # only for repositories that have these files: `plan` starts without it
+
     try:
         doc = tomllib.loads(data.decode(errors="replace"))
     except tomllib.TOMLDecodeError as exc:
@@ -151,6 +152,8 @@ def _from_pyproject(data: bytes, file: str = "pyproject.toml") -> tuple[str, ...
 
 def _from_pipfile(data: bytes, file: str) -> tuple[str, ...]:
     """SDK requirements of a Pipfile's `[packages]` (`kfp = "==1.8.22"`, `{version = "*"}`)."""
+    import tomllib  # only for repositories that have these files: `plan` starts without it
+
     try:
         doc = tomllib.loads(data.decode(errors="replace"))
     except tomllib.TOMLDecodeError as exc:
@@ -178,6 +181,8 @@ def _pipfile_locked(lock: bytes) -> dict[str, str]:
 def _locked_versions(lock: bytes, file: str = "poetry.lock") -> dict[str, str]:
     """SDK versions pinned by `poetry.lock`: a caret range alone may pick a release the
     repository never used (kfp 1.8.24 dropped `kfp.v2`)."""
+    import tomllib  # only for repositories that have these files: `plan` starts without it
+
     try:
         doc = tomllib.loads(lock.decode(errors="replace"))
     except tomllib.TOMLDecodeError as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-import tomllib
 from collections.abc import Callable, Iterable
 
 from pipeline_registry.cache import DigestCache
@@ -113,6 +112,8 @@ def _from_requirements(text: str) -> list[str]:
 
 
 def _from_toml(text: str) -> list[str]:
+    import tomllib  # only for repositories that have these files: `plan` starts without it
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
