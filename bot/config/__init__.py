@@ -39,5 +39,6 @@ def __getattr__(name: str) -> Any:
     if name in ("Settings", "load_settings"):
         from bot.config import settings
 
-        return getattr(settings, name)
+        value = globals()[name] = getattr(settings, name)  # looked up here once
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
