@@ -44,6 +44,7 @@ from pipeline_registry.gitargs import GitArgumentError, check_url
 T = TypeVar("T")
 
 _MISSING = object()
+_PARTS: dict[str, tuple[str, ...]] = {}  # dotted paths, split once (the code names a few dozen)
 ZERO_SHA = "0" * 40
 
 
@@ -79,11 +80,10 @@ class _Reader:
         must be valid text and every number an id in GitHub's range.
         """
         value: Any = self._payload
-        walked: list[str] = []
-        for part in path.split("."):
-            if not isinstance(value, Mapping):
-                raise PayloadError(self._event_name, ".".join(walked), "is not an object")
-            walked.append(part)
+        parts = _PARTS.get(path) or _PARTS.setdefault(path, tuple(path.split(".")))
+        for depth, part in enumerate(parts):
+            if type(value) is not dict and not isinstance(value, Mapping):
+                raise PayloadError(self._event_name, ".".join(parts[:depth]), "is not an object")
             value = value.get(part, _MISSING)
             if value is _MISSING or value is None:
                 if value is None and nullable:
@@ -92,7 +92,7 @@ class _Reader:
                     return default
                 raise PayloadError(self._event_name, path, "is missing" if value is _MISSING else "is null")
         # bool is an int in Python; a JSON true where a number belongs is still the wrong type.
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        if type(value) is not kind and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
             raise PayloadError(self._event_name, path,
                                f"should be {_TYPE_NAMES.get(kind, kind.__name__)}, "
                                f"got {json_type(value)}")

@@ -18,6 +18,7 @@ import json
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -105,7 +106,10 @@ def read_signed_body(stream: BodyStream, *, length: int | None, limit: int, secr
                                                        "must be configured with the bot's secret")
     key = secret.encode() if isinstance(secret, str) else secret
     mac = hmac.new(key, digestmod=hashlib.sha256)
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+    # A body announced small enough is kept as its chunks; one of unknown length is spooled.
+    small = length is not None and length <= SPOOL_BYTES
+    chunks: list[bytes] = []
+    with nullcontext() if small else tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         total = 0
         while True:
             wanted = CHUNK_BYTES if length is None else min(CHUNK_BYTES, length - total)
@@ -123,11 +127,16 @@ def read_signed_body(stream: BodyStream, *, length: int | None, limit: int, secr
                 raise WebhookRejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                                       f"body is larger than the limit of {limit} bytes")
             mac.update(chunk)
-            spool.write(chunk)
+            if spool is None:
+                chunks.append(chunk)
+            else:
+                spool.write(chunk)
         if length is not None and total < length:
             raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"body ended after {total} of the {length} "
                                                           "bytes announced")
         _compare(mac.hexdigest(), header)
+        if spool is None:
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         spool.seek(0)
         return spool.read()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import typing
 from collections.abc import Mapping
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from handlers.models import (
@@ -26,6 +26,8 @@ from handlers.models import (
     RunStatus,
 )
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 _KINDS: dict[str, type] = {cls.kind.value: cls for cls in (
     PullRequestEvent, IssueCommentEvent, PushEvent, RunStart, BuildStatus, RunStatus, Notification,
     CheckRunEvent, CheckSuiteEvent)}
@@ -33,10 +35,21 @@ _KINDS: dict[str, type] = {cls.kind.value: cls for cls in (
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-serialisable form of an event, for the bus (in-process or Pub/Sub)."""
-    return {"kind": event.kind.value, "data": _encode(asdict(event))}
+    return {"kind": event.kind.value, "data": _encode(event)}
 
 
 def _encode(value: Any) -> Any:
+    """What `dataclasses.asdict` gives, enums as their values; walks the fields directly (every
+    webhook's event is encoded while it is answered, and `asdict` deep-copies every leaf)."""
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+    if names is not None:
+        encoded = {}
+        for name in names:
+            field_value = getattr(value, name)
+            encoded[name] = field_value if type(field_value) in _PLAIN else _encode(field_value)
+        return encoded
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):

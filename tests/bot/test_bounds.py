@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.bounds import (
     MAX_DEPTH,
@@ -100,3 +102,27 @@ def test_logins_and_repository_names(check, good: list[str], bad: list[str]) -> 
     for value in bad:
         with pytest.raises(BoundsError):
             check(value)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+_TRICKY_TEXT = st.text(alphabet='[]{}"\\ab', max_size=6)
+_JSON = st.recursive(st.none() | st.integers() | _TRICKY_TEXT,
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TRICKY_TEXT, inner, max_size=3),
+                     max_leaves=12)
+
+
+@given(_JSON, st.integers(min_value=0, max_value=4))
+def test_the_depth_is_that_of_the_parsed_value_whatever_the_strings_hold(value: object, limit: int) -> None:
+    body = json.dumps(value).encode()
+    if _depth(value) <= limit:
+        check_depth(body, limit)
+    else:
+        with pytest.raises(BoundsError, match=rf"\({_depth(value)}\)$"):
+            check_depth(body, limit)
