@@ -26,6 +26,7 @@ deliveries is tried again in a transaction of its own, so one bad delivery fails
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -116,6 +117,65 @@ def dbapi_transaction(engine: Engine, lock: threading.RLock | None) -> Iterator[
             raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
         finally:
             connection.close()
+
+
+class SqliteWriter:
+    """The accept path's own SQLite connection, with a busy wait that does not sleep for long.
+
+    Only the thread holding the group commit's lock writes through it, so one connection is
+    enough and no pool is involved. SQLite's own busy handler sleeps in steps of up to 100 ms
+    while another process (the processing process, another web process) holds the write lock;
+    here `BEGIN IMMEDIATE` is retried after pauses of 0.1 ms doubling up to 2 ms, so a webhook
+    waits about as long as the other writer's transaction, for at most `timeout` seconds.
+    """
+
+    def __init__(self, engine: Engine, lock: threading.RLock | None, timeout: float) -> None:
+        self._engine = engine
+        self._lock = lock if lock is not None else threading.RLock()
+        self._timeout = timeout
+        self._connection: Any = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction on the kept connection (see `dbapi_transaction`)."""
+        dbapi = self._engine.dialect.loaded_dbapi
+        with self._lock:
+            try:
+                if self._connection is None:
+                    connection = self._engine.raw_connection()
+                    connection.detach()  # ours for good: closed by `close`, never pooled
+                    connection.cursor().execute("PRAGMA busy_timeout = 0")
+                    self._connection = connection
+                cursor = self._connection.cursor()
+                self._begin(cursor, dbapi)
+                try:
+                    yield cursor
+                    self._connection.commit()
+                except BaseException:
+                    self._connection.rollback()
+                    raise
+            except dbapi.Error as exc:
+                raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+
+    def _begin(self, cursor: Any, dbapi: Any) -> None:
+        deadline = time.monotonic() + self._timeout
+        pause = 0.0001
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except dbapi.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
+
+    def close(self) -> None:
+        """Close the kept connection (the next transaction opens another)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 class GroupCommit:

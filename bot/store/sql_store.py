@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.store import rows
-from bot.store.accept import GroupCommit, dbapi_transaction
+from bot.store.accept import GroupCommit, SqliteWriter, dbapi_transaction
 from bot.store.engine import open_engines
 from bot.store.errors import StoreError, database_errors
 from bot.store.leases import LeaseMixin
@@ -77,8 +77,12 @@ class SqlStore(RunStore, LeaseMixin, SlotMixin):
         self._reader: Engine = engines.reader
         self._writer: Engine = engines.writer
         self._write_lock = engines.write_lock
-        self._acceptor = GroupCommit(lambda: dbapi_transaction(self._engine, self._write_lock),
-                                     self._engine.dialect)
+        if self._engine.dialect.name == "sqlite":
+            self._accept_writer: SqliteWriter | None = SqliteWriter(self._engine, self._write_lock, busy_timeout)
+            self._acceptor = GroupCommit(self._accept_writer.transaction, self._engine.dialect)
+        else:
+            self._accept_writer = None
+            self._acceptor = GroupCommit(lambda: dbapi_transaction(self._engine, None), self._engine.dialect)
         self.url = engines.display_url
         try:
             with self._writer.begin() as conn:
@@ -103,7 +107,9 @@ class SqlStore(RunStore, LeaseMixin, SlotMixin):
         return self._engine.dialect.name
 
     def close(self) -> None:
-        """Close every pooled connection (SQLite checkpoints its WAL when the last one closes)."""
+        """Close every connection (SQLite checkpoints its WAL when the last one closes)."""
+        if self._accept_writer is not None:
+            self._accept_writer.close()
         self._engine.dispose()
 
     def __enter__(self) -> SqlStore:

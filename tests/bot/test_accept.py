@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from bot.store import SqlStore
 from bot.store.accept import Acceptance, GroupCommit, delivery_record
 from bot.store.accept import acceptance as acceptance_of
+from bot.store.errors import StoreError
 from bot.store.rows import pull_values
 from handlers.models import IssueCommentEvent, PullRequestAction, PullRequestEvent
 from handlers.ports import StoredPull
@@ -173,3 +175,31 @@ def test_in_one_batch_a_comment_sees_the_heads_of_the_deliveries_before_it(store
     assert [getattr(queued[d], "head_sha", None) for d in ("d-c1", "d-c2")] == ["1" * 40, "2" * 40]
     stored = store.get_pull(first.repo.full_name, 7)
     assert stored is not None and stored.pull.head_sha == "2" * 40  # the redelivery did not move it back
+
+
+def test_a_delivery_waits_for_another_writer_then_commits(open_store: Callable[[], SqlStore]) -> None:
+    store, other = open_store(), open_store()  # `other`: another process holding the write lock
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with other._write():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    threading.Timer(0.05, release.set).start()
+    rows = store.accept_delivery("d-1", "push", push(n=1))
+    holder.join()
+
+    assert rows is not None and other.has_delivery("d-1")
+
+
+def test_a_write_lock_held_past_the_busy_timeout_fails_the_delivery_alone(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    with SqlStore(url, busy_timeout=0.05) as store, SqlStore(url) as other:
+        with other._write():  # held for longer than the store waits
+            with pytest.raises(StoreError, match="accept_delivery failed .*locked"):
+                store.accept_delivery("d-1", "push", push(n=1))
+        assert store.accept_delivery("d-1", "push", push(n=1)) is not None  # its redelivery is accepted
