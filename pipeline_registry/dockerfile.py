@@ -49,7 +49,7 @@ def parse_copy_sources(text: str) -> tuple[CopySource, ...]:
     """Every build-context source the Dockerfile copies, in file order."""
     variables: dict[str, str] = {}
     found: list[CopySource] = []
-    for line, logical in _logical_lines(text):
+    for line, logical in (_logical_lines(text) if "\\" in text or "`" in text or "<<" in text else _plain_lines(text)):
         word, _, rest = logical.strip().replace("\t", " ").partition(" ")
         instruction = word.upper()
         if instruction in ("ARG", "ENV"):
@@ -70,6 +70,14 @@ def cached_copy_sources(digest: str, text: bytes) -> tuple[CopySource, ...]:
 def is_parsed(digest: str) -> bool:
     """True when the Dockerfile with this blob id was parsed before (no need to read it)."""
     return _PARSED.get(digest) is not None
+
+
+def _plain_lines(text: str) -> Iterator[tuple[int, str]]:
+    """`_logical_lines` of a Dockerfile without escape characters or heredocs: each line is one."""
+    for number, raw in enumerate(text.splitlines(), 1):
+        logical = raw.strip()
+        if logical and logical[0] != "#":
+            yield number, logical
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -120,6 +128,8 @@ def _remember(instruction: str, rest: str, variables: dict[str, str]) -> None:
 
 
 def _substitute(text: str, variables: dict[str, str]) -> str:
+    if "$" not in text:
+        return text
     def value(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(3)
         if name in variables:

@@ -252,9 +252,9 @@ def _read_object(stdout: IO[bytes], blob: str) -> bytes:
     parts = header.split()
     if len(parts) != 3 or not parts[2].isdigit():
         raise RepositoryError(f"cannot read blob {blob}: {header.decode(errors='replace').strip() or 'git stopped'}")
-    data = stdout.read(int(parts[2]))
-    stdout.read(1)
-    return data
+    size = int(parts[2])
+    data = stdout.read(size + 1)  # the object and the newline after it, in one call
+    return data[:size]
 
 
 def _write_all(stream: IO[bytes], data: bytes) -> None:

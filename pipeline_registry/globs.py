@@ -17,6 +17,8 @@ from functools import lru_cache
 def clean_pattern(pattern: str) -> str:
     """Normalise a pattern the way docker does: no leading `/` or `./`, no `a/../b`."""
     text = pattern.strip().replace("\\/", "/")
+    if text and text[0] not in "./" and text[-1] != "/" and "//" not in text and "/." not in text:
+        return text  # already clean (`utils`, `pipelines/a/train/*`): normpath would return it as it is
     while text.startswith("./"):
         text = text[2:]
     text = text.lstrip("/")

@@ -17,6 +17,14 @@ from pipeline_registry.cache import DigestCache
 from pipeline_registry.snapshot import Snapshot, parse_many
 
 _START = re.compile(rb"^[ \t]*(from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])", re.M)
+# A whole one-line statement of ASCII names (what nearly every file holds), to its comment.
+_NAME = rb"[A-Za-z_][A-Za-z0-9_]*"
+_AS = rf"(?:[ \t]+as[ \t]+{_NAME.decode()})?".encode()
+_MODULE = rb"%s(?:\.%s)*" % (_NAME, _NAME)
+_LINE = re.compile(
+    rb"^[ \t]*(import[ \t]+(?P<modules>%(m)s%(a)s(?:[ \t]*,[ \t]*%(m)s%(a)s)*)"
+    rb"|from[ \t]+(?P<dots>\.*)(?P<module>%(m)s)?[ \t]+import[ \t]+(?P<names>\*|%(n)s%(a)s(?:[ \t]*,[ \t]*%(n)s%(a)s)*))"
+    rb"[ \t]*(?:#[^\r\n]*)?\r?$" % {b"m": _MODULE, b"a": _AS, b"n": _NAME}, re.M)
 _INLINE = re.compile(rb"[;:][ \t]*(?:from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])")
 
 _COMMENT = re.compile(r"#[^\n]*")
@@ -55,24 +63,49 @@ def statements_of(snapshot: Snapshot, paths: Iterable[str]) -> dict[str, tuple[I
 
 def extract_imports(text: bytes) -> tuple[ImportStmt, ...]:
     """The import statements of a Python source, in order (duplicates removed)."""
-    found: list[ImportStmt] = []
+    found: list[ImportStmt] | None = []
     if _INLINE.search(text):
         try:
             found = _from_tree(ast.parse(text))
         except (SyntaxError, ValueError):
             found = []
     if not found:
-        for match in _START.finditer(text):
-            snippet = _statement(text, match.start(1))
-            simple = _simple(snippet)
-            if simple is not None:
-                found.extend(simple)
-                continue
-            try:
-                found.extend(_from_tree(ast.parse(snippet)))
-            except (SyntaxError, ValueError):
-                continue  # an import-looking line inside a string
-    return tuple(dict.fromkeys(found))
+        found = _one_line_statements(text)
+    return tuple(dict.fromkeys(found if found is not None else _scan(text)))
+
+
+def _one_line_statements(text: bytes) -> list[ImportStmt] | None:
+    """The statements when every one is a plain one-line `import a.b as c, d` or `from .a import b`
+    (ASCII names, no parentheses or continuations): one regex pass. None: parse them one by one."""
+    starts = [match.start(1) for match in _START.finditer(text)]
+    lines = list(_LINE.finditer(text))
+    if [line.start(1) for line in lines] != starts:
+        return None
+    found: list[ImportStmt] = []
+    for line in lines:
+        plain = line.group("modules")
+        if plain is not None:
+            found.extend(ImportStmt(0, item.split()[0].decode()) for item in plain.split(b","))
+        else:
+            names = tuple(item.split()[0].decode() for item in line.group("names").split(b","))
+            found.append(ImportStmt(len(line.group("dots")), (line.group("module") or b"").decode(), names))
+    return found
+
+
+def _scan(text: bytes) -> list[ImportStmt]:
+    """Each statement `_START` finds, parsed by hand when ordinary, else by `ast`."""
+    found: list[ImportStmt] = []
+    for match in _START.finditer(text):
+        snippet = _statement(text, match.start(1))
+        simple = _simple(snippet)
+        if simple is not None:
+            found.extend(simple)
+            continue
+        try:
+            found.extend(_from_tree(ast.parse(snippet)))
+        except (SyntaxError, ValueError):
+            continue  # an import-looking line inside a string
+    return found
 
 
 def _statement(text: bytes, start: int) -> bytes:

@@ -43,13 +43,28 @@ def _join(base: str, name: str) -> str:
 
 
 def resolve_import(stmt: ImportStmt, importer: str, paths: frozenset[str], dirs: frozenset[str],
-                   roots: tuple[str, ...] = ()) -> set[str]:
+                   roots: tuple[str, ...] = (), memo: dict[ImportStmt, frozenset[str]] | None = None) -> set[str]:
     """The repository files one import statement of `importer` loads (empty for third-party modules).
 
     Absolute imports are searched from the repository root, the `roots` (the repository's
     import path: `compile.python_path`, packages it installs from itself) and the file's folder.
+    `memo` keeps what an absolute statement finds from the root and the `roots`, the same for
+    every importer (thousands of files import one `utils` module) for these paths and roots.
     """
     folder = posixpath.dirname(importer)
+    if not stmt.level and memo is not None:
+        parts = [p for p in stmt.module.split(".") if p]
+        shared = memo.get(stmt)
+        if shared is None:
+            from_roots: set[str] = set()
+            for base in dict.fromkeys(["", *roots]):
+                _resolve_from(base, parts, stmt.names, paths, dirs, from_roots)
+            shared = memo[stmt] = frozenset(from_roots)
+        resolved = set(shared)
+        if folder and folder not in roots:
+            _resolve_from(folder, parts, stmt.names, paths, dirs, resolved)
+        resolved.discard(importer)
+        return resolved
     found: set[str] = set()
     parts = [p for p in stmt.module.split(".") if p]
     if stmt.level:
@@ -115,6 +130,7 @@ class ImportGraph:
         # The Python files that differ from the twin's, when the caller knows them (the diff).
         self.edited: frozenset[str] | None = None
         self._direct: dict[str, frozenset[str]] = {}
+        self._resolved: dict[ImportStmt, frozenset[str]] = {}  # `resolve_import`'s memo
         self._importers: dict[str, tuple[str, ...]] = {}
 
     @cached_property
@@ -233,7 +249,7 @@ class ImportGraph:
             stmts = self.statements([path]).get(path, ())
             resolved: set[str] = set()
             for stmt in stmts:
-                resolved |= resolve_import(stmt, path, self.paths, self.dirs, self.roots)
+                resolved |= resolve_import(stmt, path, self.paths, self.dirs, self.roots, self._resolved)
             known = self._direct[path] = frozenset(resolved)
         return known
 

@@ -8,7 +8,6 @@ process; blob ids come from the listing, so a digest never needs a read.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -114,7 +113,7 @@ def parse_many(snapshot: Snapshot, paths: Iterable[str], cache: DigestCache[T],
             result[path] = cached
     if missing:
         for path, text in read_many(snapshot, missing).items():
-            result[path] = cache.get_or_compute(missing[path], functools.partial(parse, text))
+            result[path] = cache.put(missing[path], parse(text))  # looked up just above: a miss
     return result
 
 
@@ -196,7 +195,8 @@ class GitSnapshot:
 
     def digest(self, path: str) -> str | None:
         """The blob id from the listing: no read needed."""
-        return self.entries().get(path)
+        entries = self._entries if self._entries is not None else self.entries()
+        return entries.get(path)
 
     def read(self, path: str) -> bytes | None:
         """The file's bytes, through the shared `cat-file` process."""

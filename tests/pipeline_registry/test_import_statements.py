@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline_registry.import_statements import ImportStmt, extract_imports
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline_registry.import_statements import _INLINE, ImportStmt, _one_line_statements, _scan, extract_imports
 
 
 def test_plain_from_relative_and_aliased_imports() -> None:
@@ -38,3 +41,25 @@ def test_imports_after_semicolons_and_colons_are_found() -> None:
 def test_import_words_in_prose_are_not_imports() -> None:
     text = b'"""\nfrom the data import nothing\nimport-ant notes\n"""\nx = "import os"\n'
     assert extract_imports(text) == ()
+
+
+_LINES = ["import a", "import a.b as c, d", "  import os  # (comment", "from . import x", "from ..p.q import y as z, w",
+          "from m import *", "from m import (a,", "    b)", "import a \\", "    , b", "x = 'import s'",
+          "from .m import a as b as c", "import e . f", "from m import a,", "if x: import y", "import é",
+          "from\tm\timport\tn", "import a\r", '"""', "from m import a  # b \\", "import as", "def f():",
+          "    from .a.b import c", "from . . x import y", ""]
+
+
+@given(st.lists(st.sampled_from(_LINES), max_size=8))
+def test_one_line_statements_read_as_the_statement_parser_reads_them(lines: list[str]) -> None:
+    text = "\n".join(lines).encode()
+    fast = _one_line_statements(text)
+    assert fast is None or fast == _scan(text)
+    if not _INLINE.search(text):
+        assert extract_imports(text) == tuple(dict.fromkeys(_scan(text)))
+
+
+def test_a_component_file_is_read_in_one_pass() -> None:
+    text = b'"""Doc."""\nimport argparse\nfrom pathlib import Path\r\nfrom utils.io_helpers import read, write\n'
+    assert _one_line_statements(text) == [ImportStmt(0, "argparse"), ImportStmt(0, "pathlib", ("Path",)),
+                                          ImportStmt(0, "utils.io_helpers", ("read", "write"))]
