@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from pipeline_registry.cache import DigestCache
 from pipeline_registry.static_strings import StringEvaluator, callee
 
-_FACTS: DigestCache[LoadFacts] = DigestCache("component_loads")
+# On disk as plain tuples: a warm plan of every pipeline decodes thousands of them.
+_FACTS: DigestCache[LoadFacts] = DigestCache(
+    "component_loads", encode=lambda f: (f.search_paths, f.unknown_search_paths, f.has_store, f.names, f.dynamic,
+                                         tuple(sorted(f.words)), f.sites),
+    decode=lambda row: LoadFacts(row[0], row[1], row[2], row[3], row[4], frozenset(row[5]), row[6]))
 _CALLEES = ("ComponentStore", "load_component", "load_component_from_file")
 _CALL = re.compile(rb"(?<!\w)(ComponentStore|load_component_from_file|load_component)\s*\(")
 _QUOTES = (b"'", b'"')
@@ -255,8 +259,21 @@ def _search_folders(facts: LoadFacts, here: str, default_search: Iterable[str],
     return folders
 
 
-def _resolve_name(name: str, folders: list[str], here: str, paths: frozenset[str]) -> dict[str, str]:
-    """Component folders one loaded name resolves to: a store name in a search folder, or a file."""
+Memo = dict[tuple[str, tuple[str, ...], str], dict[str, str]]
+
+
+def _resolve_name(name: str, folders: list[str], here: str, paths: frozenset[str],
+                  memo: Memo | None = None) -> dict[str, str]:
+    """Component folders one loaded name resolves to: a store name in a search folder, or a file.
+
+    `memo` keeps the answers for one set of paths: `plan` resolves each pipeline's loads, then
+    checks the same names for warnings."""
+    if memo is not None:
+        key = (name, tuple(folders), here)
+        known = memo.get(key)
+        if known is None:
+            known = memo[key] = _resolve_name(name, folders, here, paths)
+        return known
     found: dict[str, str] = {}
     for folder in folders:
         candidate = _normalise(_join(folder, name))
@@ -270,13 +287,13 @@ def _resolve_name(name: str, folders: list[str], here: str, paths: frozenset[str
 
 
 def resolve_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable[str],
-                  paths: frozenset[str], is_dir: Callable[[str], bool]) -> dict[str, str]:
+                  paths: frozenset[str], is_dir: Callable[[str], bool], memo: Memo | None = None) -> dict[str, str]:
     """Component folders the facts load, each with how (e.g. `load_component("training")`)."""
     here = posixpath.dirname(pipeline_file)
     folders = _search_folders(facts, here, default_search, is_dir)
     found: dict[str, str] = {}
     for name in facts.names:
-        for folder, how in _resolve_name(name, folders, here, paths).items():
+        for folder, how in _resolve_name(name, folders, here, paths, memo).items():
             found.setdefault(folder, how)
     if facts.dynamic:
         for folder in folders:
@@ -290,7 +307,7 @@ def resolve_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable
 
 
 def unresolved_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable[str],
-                     paths: frozenset[str], is_dir: Callable[[str], bool]) -> tuple[str, ...]:
+                     paths: frozenset[str], is_dir: Callable[[str], bool], memo: Memo | None = None) -> tuple[str, ...]:
     """One line per component load that resolves nowhere in the snapshot (`file:line: what`).
 
     A renamed search path or component folder leaves a load that only fails when the pipeline
@@ -309,7 +326,7 @@ def unresolved_loads(facts: LoadFacts, pipeline_file: str, default_search: Itera
         if call == "ComponentStore" or "://" in name or not inside or \
                 (call == "load_component" and facts.unknown_search_paths):
             continue
-        if _resolve_name(name, folders, here, paths):
+        if _resolve_name(name, folders, here, paths, memo):
             continue
         if call == "load_component" and facts.has_store:
             where = ", ".join(f"'{value}' (line {at})" for value, at in missing_search)

@@ -17,6 +17,7 @@ from pipeline_registry.compile_env import compile_environment
 from pipeline_registry.component_loads import (
     NO_LOADS,
     LoadFacts,
+    Memo,
     Mentions,
     cached_loads,
     cached_mentions,
@@ -88,6 +89,7 @@ class RepoGraph:
         self._edited: frozenset[str] | None = None
         self._adopted: TreeFacts | None = None
         self._selected: dict[tuple[str, str], list[str]] = {}
+        self._names: Memo = {}  # what loaded component names resolve to (`component_loads`)
 
     # -- facts kept by tree id (`tree_index`) -----------------------------------------------------
     def adopt(self, facts: TreeFacts | None) -> bool:
@@ -146,8 +148,8 @@ class RepoGraph:
             return False  # pipeline functions are read from the files: an edit may add or remove one
         for name in _STRUCTURE:
             self.__dict__[name] = getattr(other, name)
-        # Same files: what a `COPY` source selects is the same on both sides.
-        self._selected = other._selected
+        # Same files: what a `COPY` source selects and what a component name resolves to are the same.
+        self._selected, self._names = other._selected, other._names
         self._twin = other
         self._edited = edited
         return True
@@ -374,7 +376,8 @@ class RepoGraph:
         if known is None:
             facts = self._facts(pipeline)
             known = self._loads[name] = resolve_loads(facts, pipeline.pipeline_file or pipeline.path,
-                                                      self.default_search_paths(pipeline), self.paths, self.is_dir) \
+                                                      self.default_search_paths(pipeline), self.paths, self.is_dir,
+                                                      self._names) \
                 if facts.loads_anything else {}
         return known
 
@@ -397,7 +400,7 @@ class RepoGraph:
         if not facts.sites or not pipeline.pipeline_file:
             return ()
         return unresolved_loads(facts, pipeline.pipeline_file, self.default_search_paths(pipeline), self.paths,
-                                self.is_dir)
+                                self.is_dir, self._names)
 
     def _facts(self, pipeline: Pipeline) -> LoadFacts:
         if not pipeline.pipeline_file:

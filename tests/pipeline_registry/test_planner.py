@@ -343,3 +343,24 @@ def test_a_malformed_configuration_at_base_does_not_block_its_fix(seed: GitRepo)
     write_files(seed, {".kfp-bot.yaml": "ignore: []\n"})
     plan = plan_change(seed.root, base, seed.commit("fixed"))
     assert names(plan) == ["alpha", "beta", "gamma"]
+
+
+def test_planning_leaves_garbage_collection_as_it_found_it(seed: GitRepo) -> None:
+    # Collection pauses while plans run (in threads too) and resumes after the last one, never
+    # when it was off before.
+    import gc
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = seed.head()
+    seed.append("utils/metrics.py", "# tuned\n")
+    head = seed.commit("tuned")
+    assert gc.isenabled()
+    with ThreadPoolExecutor(4) as pool:
+        plans = list(pool.map(lambda _: plan_change(seed.root, base, head), range(8)))
+    assert gc.isenabled() and len({p.pipelines for p in plans}) == 1 and plans[0].pipelines
+    gc.disable()
+    try:
+        plan_change(seed.root, base, head)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
