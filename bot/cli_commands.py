@@ -90,7 +90,7 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check(args: argparse.Namespace, settings: Settings, scratch: ScratchTree | None, drivers: DriverPool | None,
            tmp: Path) -> int:
-    from bot.wiring import command_line_compiler
+    from bot.sandboxing import command_line_compiler
     from pipeline_registry.parameters import resolve_parameters
     from pipeline_registry.repository import Repository
 
@@ -163,7 +163,7 @@ def _problem_lines(exc: KfpBotError) -> list[str]:
 
 def compile_(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot compile`: the compiled pipeline with the bot's component images."""
-    from bot.wiring import command_line_compiler
+    from bot.sandboxing import command_line_compiler
     from deploy.pipelines import images_with_tag
     from pipeline_registry.repository import Repository
 
@@ -184,7 +184,7 @@ def compile_(args: argparse.Namespace, settings: Settings) -> int:
 
 def diff(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot diff`: each pipeline compiled at the base and the head, compared structurally."""
-    from bot.wiring import command_line_compiler
+    from bot.sandboxing import command_line_compiler
     from deploy.pipeline_diffs import PipelineDiffer
     from handlers.messages.pipeline_diff import diff_text
 
@@ -199,7 +199,7 @@ def diff(args: argparse.Namespace, settings: Settings) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """`kfp-bot run`: compile, check parameters and run on the embedded runner (kfp.local)."""
-    from bot.wiring import command_line_compiler
+    from bot.sandboxing import command_line_compiler
     from deploy.runners.local import TaskEvent, run_locally
     from deploy.runners.local_results import collect
     from pipeline_registry.parameters import parse_assignments, resolve_parameters

@@ -4,16 +4,21 @@ The service (`kfp-bot serve`, the WSGI app) executes pull-request code only behi
 when isolation is unavailable it logs why at start-up, and every compile and embedded run then
 ends in a visible error naming the cause, unless the unsafe KFP_BOT_ALLOW_UNSANDBOXED is set.
 The command line runs one's own repository: without isolation it says so once on stderr and
-goes on.
+goes on. The local compiler (the service's unless Cloud Build compiles, and the command line's)
+is built here too, without the service's wiring: `kfp-bot check` starts fast.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from deploy.sandbox import Sandbox, isolation
+
+if TYPE_CHECKING:
+    from deploy.pipelines import RepositoryCompiler
 
 log = logging.getLogger("kfp_bot")
 
@@ -43,3 +48,18 @@ def command_line_sandbox(settings: Settings) -> Sandbox:
         print(f"note: running your repository's code without isolation: {status.reason}", file=sys.stderr)
     return Sandbox(allow_unsandboxed=True, max_processes=settings.sandbox_max_processes,
                    output_kb=settings.sandbox_output_kb)
+
+
+def local_compiler(settings: Settings, sandbox: Sandbox) -> RepositoryCompiler:
+    """The sandboxed local compiler, with the bot's caps on every repository's compile limits."""
+    from deploy.pipelines import RepositoryCompiler
+
+    return RepositoryCompiler(settings.cache_dir, sandbox=sandbox,
+                              max_timeout_seconds=settings.compile_max_timeout_seconds,
+                              max_memory_mb=settings.compile_max_memory_mb)
+
+
+def command_line_compiler(settings: Settings, sandbox: Sandbox | None = None) -> RepositoryCompiler:
+    """The compiler `kfp-bot check`, `compile` and `run` use: the service's local compiler (same
+    limits) in the command line's sandbox (`sandbox`, when the command made it already)."""
+    return local_compiler(settings, sandbox or command_line_sandbox(settings))

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.config import BuilderKind, BusKind, RunnerKind, Settings
+from bot.sandboxing import local_compiler
 from bot.services import ManagedBus, Services
 from handlers.context import HandlerContext, Policy
 from handlers.models import Event, PullRequestRef, RepoRef
@@ -27,7 +28,6 @@ from pipeline_registry.repo_config import Target
 if TYPE_CHECKING:
     from bot.github import GitHubClients
     from bot.store import SqlStore
-    from deploy.pipelines import RepositoryCompiler
     from deploy.sandbox import Sandbox
 
 
@@ -115,14 +115,6 @@ def build_services(settings: Settings, *, github_clients: GitHubClients | None =
                     redeliverer=webhook_redeliverer(settings, clients), redactor=redactor)
 
 
-def command_line_compiler(settings: Settings, sandbox: Sandbox | None = None) -> RepositoryCompiler:
-    """The compiler `kfp-bot check`, `compile` and `run` use: the service's local compiler (same
-    limits) in the command line's sandbox (`sandbox`, when the command made it already)."""
-    from bot.sandboxing import command_line_sandbox
-
-    return _local_compiler(settings, sandbox or command_line_sandbox(settings))
-
-
 def _bus(settings: Settings, store: SqlStore, handle: Callable[[Event], None],
          fail: Callable[[Event, BaseException], None]) -> ManagedBus:
     """The store is the queue: Pub/Sub relays its rows in production (the push endpoint hands
@@ -193,7 +185,7 @@ def _compiler(settings: Settings, sandbox):
         from deploy.builders.cloudbuild_compile import CloudBuildCompiler
 
         return CloudBuildCompiler(_cloud_compile(settings))
-    return _local_compiler(settings, sandbox)
+    return local_compiler(settings, sandbox)
 
 
 def _diffs(settings: Settings, sandbox: Sandbox) -> PipelineDiffs:
@@ -211,15 +203,7 @@ def _diffs(settings: Settings, sandbox: Sandbox) -> PipelineDiffs:
         return CloudBuildDiffs(_cloud_compile(settings))
     from deploy.pipeline_diffs import PipelineDiffer
 
-    return PipelineDiffer(_local_compiler(settings, sandbox), settings.cache_dir)
-
-
-def _local_compiler(settings: Settings, sandbox: Sandbox) -> RepositoryCompiler:
-    from deploy.pipelines import RepositoryCompiler
-
-    return RepositoryCompiler(settings.cache_dir, sandbox=sandbox,
-                              max_timeout_seconds=settings.compile_max_timeout_seconds,
-                              max_memory_mb=settings.compile_max_memory_mb)
+    return PipelineDiffer(local_compiler(settings, sandbox), settings.cache_dir)
 
 
 def _runner(settings: Settings, sandbox: Sandbox) -> tuple[Runner, tuple[NotificationDecoder, ...]]:
