@@ -1,9 +1,9 @@
 """The bot's HTTP edge: the GitHub webhook, the runs API, health, the dashboard and each run's page.
 
 `create_app` builds a Flask app around already-built services; importing this module does
-nothing (no environment, no clients, no threads). The webhook answers in milliseconds: verify,
-parse, record the delivery and queue its event in one transaction (the outbox), wake the bus,
-answer 202; everything slow happens on the bus.
+nothing (no environment, no clients, no threads). The webhook answers in milliseconds, in front
+of Flask (`bot.webhook_endpoint`): verify, parse, record the delivery and queue its event in one
+transaction (the outbox), wake the bus, answer 202; everything slow happens on the bus.
 Every error on these routes is JSON with a reason, never a traceback; the pages (dashboard, a
 run's page) answer an unknown run with an HTML 404 page.
 """
@@ -17,32 +17,23 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot import __version__
 from bot.bounds import MAX_NUMBER
 from bot.config import BusKind, Settings
 from bot.dashboard import dashboard_blueprint
-from bot.edge import DeadlineStream, client_socket, stop_reading
 from bot.logs import log_context
-from bot.payloads import Ignored
 from bot.queries import bool_arg, int_arg, state_arg, text_arg, text_value
 from bot.run_page import run_page_blueprint
 from bot.services import Services
-from bot.webhook import (
-    DELIVERY_HEADER,
-    EVENT_HEADER,
-    SIGNATURE_HEADER,
-    WebhookRejected,
-    parse_delivery,
-    read_signed_body,
-)
+from bot.webhook import DELIVERY_HEADER, EVENT_HEADER
+from bot.webhook_endpoint import WEBHOOK_PATH, handle_webhook, webhook_wsgi
 from handlers.queue_view import queue_spot
-from handlers.receipt import announced_head
-from handlers.run_models import FailureStage, Run, RunState
+from handlers.run_models import Run, RunState
 
 log = logging.getLogger("kfp_bot.app")
 
-WEBHOOK_PATH = "/github/webhook"
 DEFAULT_RUN_LIMIT = 50
 MAX_RUN_LIMIT = 500
 
@@ -57,10 +48,13 @@ def create_app(settings: Settings, services: Services) -> Flask:
 
     _register_request_logging(app)
     _register_error_handlers(app, settings)
+    # The webhook is answered in front of Flask (`bot.webhook_endpoint`); the rule is kept so
+    # that Flask knows the route (405 for other methods) and answers alike if called directly.
+    app.wsgi_app = webhook_wsgi(app.wsgi_app, settings, services)  # type: ignore[method-assign,assignment]
 
     @app.post(WEBHOOK_PATH)
-    def github_webhook() -> tuple[Response, int]:
-        return _handle_webhook(settings, services, secret)
+    def github_webhook() -> WerkzeugResponse:
+        return handle_webhook(request, settings, services, secret)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -109,70 +103,6 @@ def create_app(settings: Settings, services: Services) -> Flask:
 
         app.register_blueprint(push_blueprint_for_services(settings, services, services.decoders))
     return app
-
-
-def _handle_webhook(settings: Settings, services: Services, secret: str) -> tuple[Response, int]:
-    """Verify, parse, de-duplicate and publish one delivery; the status GitHub should see."""
-    if not secret:
-        log.error("webhook refused: KFP_BOT_WEBHOOK_SECRET is not configured")
-        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "the bot has no webhook secret configured")
-    sock = client_socket(request.environ)
-    stream = DeadlineStream(lambda: request.stream, sock, settings.read_timeout_seconds)
-    try:
-        body = read_signed_body(stream, length=request.content_length, limit=settings.max_body_bytes,
-                                secret=secret, header=request.headers.get(SIGNATURE_HEADER))
-    except WebhookRejected as exc:
-        log.warning("webhook rejected (%d): %s", exc.status, exc)
-        ended = exc.status != HTTPStatus.REQUEST_TIMEOUT and stream.drain(request.content_length)
-        stream.restore()
-        response, status = _error(exc.status, str(exc))
-        if not ended:  # close instead of reading (or waiting for) the rest of the body
-            response.headers["Connection"] = "close"
-            stop_reading(sock)
-        return response, status
-    stream.restore()
-    try:
-        delivery = parse_delivery(request.headers, body, bot_login=settings.bot_login,
-                                  deploy_branches=settings.deploy_branches)
-    except WebhookRejected as exc:
-        log.warning("webhook rejected (%d): %s", exc.status, exc)
-        _record_rejection(services, str(exc))
-        return _error(exc.status, str(exc))
-    outcome = delivery.outcome
-    if isinstance(outcome, Ignored):
-        log.info("%s ignored: %s", delivery.event_name, outcome.reason)
-        return jsonify(status="ignored", reason=outcome.reason, delivery=delivery.delivery_id), HTTPStatus.OK
-    try:
-        rows = services.store.accept_delivery(delivery.delivery_id, delivery.event_name, outcome,
-                                              head=announced_head(outcome))
-    except Exception:
-        log.exception("could not record delivery of %s", outcome.key)
-        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "could not record the delivery; redeliver it later")
-    if rows is None:
-        log.info("duplicate delivery of %s", outcome.key)
-        return jsonify(status="duplicate", delivery=delivery.delivery_id), HTTPStatus.OK
-    try:
-        services.bus.notify(rows)
-    except Exception as exc:  # the event is in the store: a worker or the relay picks it up later
-        log.warning("accepted %s, but could not wake the bus: %s: %s", outcome.key, type(exc).__name__, exc)
-    log.info("accepted %s", outcome.key)
-    return jsonify(status="accepted", delivery=delivery.delivery_id,
-                   event=outcome.kind.value), HTTPStatus.ACCEPTED
-
-
-def _record_rejection(services: Services, reason: str) -> None:
-    """Keep a signed but refused delivery queryable (GitHub signed it: not a stranger's spam).
-
-    Only once its headers were found well formed: the delivery id is what the list is keyed by.
-    """
-    if reason.startswith(("missing ", DELIVERY_HEADER, EVENT_HEADER)):
-        return
-    delivery_id = (request.headers.get(DELIVERY_HEADER) or "").strip()
-    event = (request.headers.get(EVENT_HEADER) or "").strip()
-    try:
-        services.store.record_delivery_failure(delivery_id, event, FailureStage.REJECTED, reason)
-    except Exception:
-        log.exception("could not record the rejection of delivery %s", delivery_id)
 
 
 def _run_json(services: Services, run: Run) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""The GitHub webhook's HTTP endpoint, answered in front of Flask.
+
+The webhook is the bot's hot path: a burst of deliveries must each be answered in a few
+milliseconds on a machine whose cores also process the events. Flask's per-request machinery
+(request and app contexts, URL matching, hooks, sessions, `jsonify`) cost about as much as
+verifying and parsing a delivery, so `webhook_wsgi` answers `POST /github/webhook` itself on
+Werkzeug's plain request and response objects, and hands every other request to Flask. What
+Flask's hooks and error handlers do for the other routes is done here too: every line logged
+while a delivery is answered carries its delivery id, one access line is logged per request
+(INFO, ERROR for a 5xx), and every error is JSON with a reason, never a traceback.
+
+Per request: verify the signature while reading the body (`bot.webhook.read_signed_body`),
+parse and bound it, then record the delivery and queue its event in one transaction (the
+outbox, `Store.accept_delivery`), wake the bus and answer 202; everything slow happens on the bus.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
+
+from bot.config import Settings
+from bot.edge import DeadlineStream, client_socket, stop_reading
+from bot.logs import log_context
+from bot.payloads import Ignored
+from bot.services import Services
+from bot.webhook import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    WebhookRejected,
+    parse_delivery,
+    read_signed_body,
+)
+from handlers.receipt import announced_head
+from handlers.run_models import FailureStage
+
+log = logging.getLogger("kfp_bot.app")
+
+WEBHOOK_PATH = "/github/webhook"
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def webhook_wsgi(other: WsgiApp, settings: Settings, services: Services) -> WsgiApp:
+    """A WSGI app answering `POST` on `WEBHOOK_PATH` and passing every other request to `other`."""
+    # Werkzeug also refuses a body announced over the limit when the stream is opened (413).
+    request_class = type("WebhookRequest", (Request,), {"max_content_length": settings.max_body_bytes})
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != WEBHOOK_PATH or environ.get("REQUEST_METHOD") != "POST":
+            return other(environ, start_response)
+        started = time.monotonic()
+        request = request_class(environ)
+        delivery = (request.headers.get(DELIVERY_HEADER) or "")[:100] or None
+        with log_context(delivery_id=delivery):
+            try:
+                response = handle_webhook(request, settings, services, secret)
+            except HTTPException as exc:
+                response = _http_error(exc, settings)
+            except Exception:
+                log.exception("unexpected error on POST %s", WEBHOOK_PATH)
+                response = json_answer(HTTPStatus.INTERNAL_SERVER_ERROR, status="error",
+                                       reason="internal error; the bot's log has the details")
+            status = response.status_code
+            log.log(logging.ERROR if status >= 500 else logging.INFO, "POST %s %d", WEBHOOK_PATH, status,
+                    extra={"http_method": "POST", "path": WEBHOOK_PATH, "status": status,
+                           "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                           "github_event": request.headers.get(EVENT_HEADER)})
+        return response(environ, start_response)
+
+    return app
+
+
+def handle_webhook(request: Request, settings: Settings, services: Services, secret: str) -> Response:
+    """Verify, parse, de-duplicate and queue one delivery; the answer GitHub should see."""
+    if not secret:
+        log.error("webhook refused: KFP_BOT_WEBHOOK_SECRET is not configured")
+        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "the bot has no webhook secret configured")
+    sock = client_socket(request.environ)
+    stream = DeadlineStream(lambda: request.stream, sock, settings.read_timeout_seconds)
+    length = request.content_length
+    try:
+        body = read_signed_body(stream, length=length, limit=settings.max_body_bytes,
+                                secret=secret, header=request.headers.get(SIGNATURE_HEADER))
+    except WebhookRejected as exc:
+        log.warning("webhook rejected (%d): %s", exc.status, exc)
+        ended = exc.status != HTTPStatus.REQUEST_TIMEOUT and stream.drain(length)
+        stream.restore()
+        response = _error(exc.status, str(exc))
+        if not ended:  # close instead of reading (or waiting for) the rest of the body
+            response.headers["Connection"] = "close"
+            stop_reading(sock)
+        return response
+    stream.restore()
+    try:
+        delivery = parse_delivery(request.headers, body, bot_login=settings.bot_login,
+                                  deploy_branches=settings.deploy_branches)
+    except WebhookRejected as exc:
+        log.warning("webhook rejected (%d): %s", exc.status, exc)
+        _record_rejection(request, services, str(exc))
+        return _error(exc.status, str(exc))
+    outcome = delivery.outcome
+    if isinstance(outcome, Ignored):
+        log.info("%s ignored: %s", delivery.event_name, outcome.reason)
+        return json_answer(HTTPStatus.OK, status="ignored", reason=outcome.reason, delivery=delivery.delivery_id)
+    try:
+        rows = services.store.accept_delivery(delivery.delivery_id, delivery.event_name, outcome,
+                                              head=announced_head(outcome))
+    except Exception:
+        log.exception("could not record delivery of %s", outcome.key)
+        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "could not record the delivery; redeliver it later")
+    if rows is None:
+        log.info("duplicate delivery of %s", outcome.key)
+        return json_answer(HTTPStatus.OK, status="duplicate", delivery=delivery.delivery_id)
+    try:
+        services.bus.notify(rows)
+    except Exception as exc:  # the event is in the store: a worker or the relay picks it up later
+        log.warning("accepted %s, but could not wake the bus: %s: %s", outcome.key, type(exc).__name__, exc)
+    log.info("accepted %s", outcome.key)
+    return json_answer(HTTPStatus.ACCEPTED, status="accepted", delivery=delivery.delivery_id,
+                       event=outcome.kind.value)
+
+
+def _record_rejection(request: Request, services: Services, reason: str) -> None:
+    """Keep a signed but refused delivery queryable (GitHub signed it: not a stranger's spam).
+
+    Only once its headers were found well formed: the delivery id is what the list is keyed by.
+    """
+    if reason.startswith(("missing ", DELIVERY_HEADER, EVENT_HEADER)):
+        return
+    delivery_id = (request.headers.get(DELIVERY_HEADER) or "").strip()
+    event = (request.headers.get(EVENT_HEADER) or "").strip()
+    try:
+        services.store.record_delivery_failure(delivery_id, event, FailureStage.REJECTED, reason)
+    except Exception:
+        log.exception("could not record the rejection of delivery %s", delivery_id)
+
+
+def json_answer(code: int, /, **payload: Any) -> Response:
+    """A JSON response as Flask's `jsonify` writes it (compact, keys in order, a final newline)."""
+    return Response(json.dumps(payload, separators=(",", ":")) + "\n", status=int(code),
+                    mimetype="application/json")
+
+
+def _error(status: int, reason: str) -> Response:
+    return json_answer(status, status="error", reason=reason)
+
+
+def _http_error(exc: HTTPException, settings: Settings) -> Response:
+    """What the app's error handlers answer for an HTTP error raised while reading the request."""
+    if exc.code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+        return _error(exc.code, f"body is larger than the limit of {settings.max_body_bytes} bytes")
+    return _error(exc.code or HTTPStatus.INTERNAL_SERVER_ERROR, exc.description or exc.name)
