@@ -53,17 +53,29 @@ def installed_packages(paths: frozenset[str], read_many: Callable[[list[str]], d
     key = tuple(digests.items()) if digest is not None else None
     if key is not None and key in _RECENT:
         return _RECENT[key]  # both sides of a plan usually declare the same files
-    missing = []
+    # Files never parsed, grouped by content (a requirements file per component is often the
+    # same `numpy` line): each content is read and parsed once.
+    missing: dict[tuple[str, bool], list[str]] = {}
+    looked_up: dict[str, tuple[str, ...] | None] = {}
     for path in declaring:
-        known = _TARGETS.get(digests[path] or "") if digests.get(path) else None
+        blob = digests.get(path)
+        if blob and blob not in looked_up:
+            looked_up[blob] = _TARGETS.get(blob)
+        known = looked_up[blob] if blob else None
         if known is None:
-            missing.append(path)
+            missing.setdefault((blob or path, path.endswith(".txt")), []).append(path)
         else:
             targets_of[path] = known
-    for path, data in read_many(missing).items():
+    texts = read_many([group[0] for group in missing.values()])
+    for group in missing.values():
+        data = texts.get(group[0])
+        if data is None:
+            continue
         text = data.decode("utf-8", "replace")
-        targets = tuple(_from_requirements(text) if path.endswith(".txt") else _from_toml(text))
-        targets_of[path] = _TARGETS.put(known_digest, targets) if (known_digest := digests.get(path)) else targets
+        targets = tuple(_from_requirements(text) if group[0].endswith(".txt") else _from_toml(text))
+        if (known_digest := digests.get(group[0])) is not None:
+            targets = _TARGETS.put(known_digest, targets)
+        targets_of.update(dict.fromkeys(group, targets))
     found: list[str] = []
     for path, targets in sorted(targets_of.items()):
         base = posixpath.dirname(path)
