@@ -43,14 +43,17 @@ def set_disk(store: DiskCache | None) -> None:
 class DigestCache(Generic[T]):
     """Least-recently-used map from blob id to a value computed from the blob's bytes.
 
-    `name` identifies the kind of parse on disk. `encode` turns a value into plain tuples and
-    strings for the disk and `decode` back: unpickling thousands of dataclasses costs ten times
-    more than unpickling tuples, and only the entries a plan looks up are decoded.
+    `name` identifies the kind of parse on disk (`persist=False`: memory only). `encode` turns a
+    value into plain tuples and strings for the disk and `decode` back: unpickling thousands of
+    dataclasses costs ten times more than unpickling tuples, and only the entries a plan looks up
+    are decoded.
     """
 
     def __init__(self, name: str, maxsize: int = 50_000, *, encode: Callable[[T], Any] | None = None,
-                 decode: Callable[[Any], T] | None = None) -> None:
+                 decode: Callable[[Any], T] | None = None, persist: bool = True) -> None:
         self.name = name
+        # False: memory only, for values cheaper to derive again than to store (and load).
+        self.persist = persist
         self.maxsize = maxsize
         self._encode = encode
         self._decode = decode
@@ -66,7 +69,7 @@ class DigestCache(Generic[T]):
                 self._items.move_to_end(digest)
                 return value
         disk = _DISK
-        if disk is None:
+        if disk is None or not self.persist:
             return None
         stored = disk.lookup(self.name, digest)
         if stored is None:
@@ -78,7 +81,7 @@ class DigestCache(Generic[T]):
     def put(self, digest: str, value: T) -> T:
         """Store `value` for `digest` (and on disk at the next flush) and return it."""
         self._remember(digest, value)
-        if _DISK is not None:
+        if _DISK is not None and self.persist:
             _DISK.add(self.name, digest, self._encode(value) if self._encode is not None else value)
         return value
 

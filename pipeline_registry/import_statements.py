@@ -17,14 +17,15 @@ from pipeline_registry.cache import DigestCache
 from pipeline_registry.snapshot import Snapshot, parse_many
 
 _START = re.compile(rb"^[ \t]*(from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])", re.M)
+_START_LINE = re.compile(_START.pattern[1:])  # the same, matched at the start of one line
 # A whole one-line statement of ASCII names (what nearly every file holds), to its comment.
 _NAME = rb"[A-Za-z_][A-Za-z0-9_]*"
 _AS = rf"(?:[ \t]+as[ \t]+{_NAME.decode()})?".encode()
 _MODULE = rb"%s(?:\.%s)*" % (_NAME, _NAME)
 _LINE = re.compile(
-    rb"^[ \t]*(import[ \t]+(?P<modules>%(m)s%(a)s(?:[ \t]*,[ \t]*%(m)s%(a)s)*)"
+    rb"[ \t]*(import[ \t]+(?P<modules>%(m)s%(a)s(?:[ \t]*,[ \t]*%(m)s%(a)s)*)"
     rb"|from[ \t]+(?P<dots>\.*)(?P<module>%(m)s)?[ \t]+import[ \t]+(?P<names>\*|%(n)s%(a)s(?:[ \t]*,[ \t]*%(n)s%(a)s)*))"
-    rb"[ \t]*(?:#[^\r\n]*)?\r?$" % {b"m": _MODULE, b"a": _AS, b"n": _NAME}, re.M)
+    rb"[ \t]*(?:#[^\r\n]*)?\r?" % {b"m": _MODULE, b"a": _AS, b"n": _NAME})
 _INLINE = re.compile(rb"[;:][ \t]*(?:from[ \t]+\.*[\w.]*[ \t]+import\b|import[ \t]+[A-Za-z_])")
 
 _COMMENT = re.compile(r"#[^\n]*")
@@ -79,13 +80,15 @@ def extract_imports(text: bytes) -> tuple[ImportStmt, ...]:
 
 def _one_line_statements(text: bytes) -> list[ImportStmt] | None:
     """The statements when every one is a plain one-line `import a.b as c, d` or `from .a import b`
-    (ASCII names, no parentheses or continuations): one regex pass. None: parse them one by one."""
-    starts = [match.start(1) for match in _START.finditer(text)]
-    lines = list(_LINE.finditer(text))
-    if [line.start(1) for line in lines] != starts:
-        return None
+    (ASCII names, no parentheses or continuations), read line by line: only lines that contain
+    `import` are matched, never every position of the file. None: parse them one by one."""
     found: list[ImportStmt] = []
-    for line in lines:
+    for text_line in text.split(b"\n"):
+        if b"import" not in text_line or _START_LINE.match(text_line) is None:
+            continue  # what `_START` finds starts a line that contains `import`
+        line = _LINE.fullmatch(text_line)
+        if line is None:
+            return None
         plain = line.group("modules")
         if plain is not None:
             found.extend(ImportStmt(0, item.split()[0].decode()) for item in plain.split(b","))

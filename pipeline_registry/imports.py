@@ -22,7 +22,8 @@ from pipeline_registry.cache import DigestCache
 from pipeline_registry.import_statements import ImportStmt, statements_of
 from pipeline_registry.snapshot import Snapshot
 
-_TOKENS: DigestCache[frozenset[str]] = DigestCache("import_tokens")
+# Derived from the statements (kept on disk) in a few microseconds: not worth a disk entry each.
+_TOKENS: DigestCache[frozenset[str]] = DigestCache("import_tokens", persist=False)
 
 
 def package_dirs(paths: Iterable[str]) -> frozenset[str]:

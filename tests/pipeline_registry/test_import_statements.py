@@ -47,7 +47,8 @@ _LINES = ["import a", "import a.b as c, d", "  import os  # (comment", "from . i
           "from m import *", "from m import (a,", "    b)", "import a \\", "    , b", "x = 'import s'",
           "from .m import a as b as c", "import e . f", "from m import a,", "if x: import y", "import é",
           "from\tm\timport\tn", "import a\r", '"""', "from m import a  # b \\", "import as", "def f():",
-          "    from .a.b import c", "from . . x import y", ""]
+          "    from .a.b import c", "from . . x import y", "importlib.reload(x)", "from_x import y", "  # import z",
+          "import a\r", "\timport b.c as d", ""]
 
 
 @given(st.lists(st.sampled_from(_LINES), max_size=8))
