@@ -130,7 +130,7 @@ def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, 
     """The affected pipelines, sorted by name, for changes between two analysed snapshots."""
     changed = frozenset(path for change in changes for path in change.paths)
     head_impact = affected_pipelines(head, changed)
-    base_impact = _base_impact(base, changed)
+    base_impact = head_impact if _same_rules(base, head) else _base_impact(base, changed)
     head_hits, base_hits = head_impact.pipelines, base_impact.pipelines
     # With the same configuration, an image no change reaches on either side keeps its hash.
     touched = None if base.config != head.config else head_impact.images | base_impact.images
@@ -159,6 +159,31 @@ def plan_pipelines(base: RepoGraph, head: RepoGraph, changes: tuple[FileChange, 
         plans.append(PipelinePlan(name=name, change=change, reasons=reasons, components=components,
                                   file=pipeline.pipeline_file, function=head.pipeline_function(name)))
     return tuple(plans)
+
+
+def _same_rules(base: RepoGraph, head: RepoGraph) -> bool:
+    """True when the dependency rules give the same answers on both sides, so base's impact is
+    head's: one side shares the other's layout (same files, same configuration) and no edited file
+    is one whose contents a rule reads. Those are the Dockerfiles and ignore files of images,
+    pipeline files (component loads), Python files whose imports now resolve elsewhere, and the
+    files that declare the compile environment (global, never ignored) or install packages (import
+    roots); images named inline (read from pipeline code) are not followed here. Every other rule
+    depends on paths and configuration alone: the usual push edits module or component code."""
+    edited = head.edited_from(base)
+    if edited is None or head.inline_images:
+        return False
+    try:
+        if head.compile_env_files != base.compile_env_files or head.installed != base.installed:
+            return False
+    except ConfigError:
+        return False
+    direct = head.copy_index.direct
+    for path in edited:
+        if path in direct or path in head.pipeline_files or path in base.pipeline_files:
+            return False
+        if path.endswith(".py") and head.imports.direct(path) != base.imports.direct(path):
+            return False
+    return True
 
 
 def _base_impact(base: RepoGraph, changed: frozenset[str]) -> Impact:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -364,3 +365,50 @@ def test_planning_leaves_garbage_collection_as_it_found_it(seed: GitRepo) -> Non
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _replace(path: str, old: str, new: str) -> Callable[[GitRepo], None]:
+    def edit(repo: GitRepo) -> None:
+        text = repo.root.joinpath(path).read_text()
+        assert old in text
+        repo.write(path, text.replace(old, new))
+    return edit
+
+
+def _append(path: str, text: str) -> Callable[[GitRepo], None]:
+    return lambda repo: repo.append(path, text)
+
+
+# Changes that only edit files; those with two edits reach a pipeline at base only (a copy, an
+# import or a load the change removes), which a plan must still name.
+_EDITS: dict[str, tuple[Callable[[GitRepo], None], ...]] = {
+    "a module every image copies": (_append("utils/metrics.py", "\n# tuned\n"),),
+    "a module whose imports change": (_append("lib/scoring.py", "\nfrom lib.messages import GREETING\n"),),
+    "component code": (_append("pipelines/alpha/evaluate/evaluate.py", "\nimport common.naming\n"),),
+    "settings": (_append("pipelines/beta/settings.yaml", "# more\n"),),
+    "a module no longer imported": (_replace("utils/metrics.py", "from utils.io_helpers import read\n", ""),
+                                    _append("utils/io_helpers.py", "# tuned\n")),
+    "a file no longer copied": (_replace("components/notify/Dockerfile", "COPY utils/notify_template.txt /app/\n", ""),
+                                _append("utils/notify_template.txt", "more\n")),
+    "a component no longer loaded": (_replace("pipelines/gamma/pipeline.py", "notify_op = ", "# notify_op = "),
+                                     _append("components/notify/notify.py", "# tuned\n")),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(_EDITS))
+def test_a_plan_sharing_one_side_equals_a_plan_of_two_separate_sides(seed: GitRepo, edit: str) -> None:
+    # plan_change shares the layout (and, when no rule reads an edited file, the impact) between
+    # the sides of a change that only edits files; two graphs analysed apart must agree with it.
+    from pipeline_registry.graph import RepoGraph, load_config
+    from pipeline_registry.planner import plan_pipelines
+    from pipeline_registry.snapshot import changed_files, open_snapshot
+
+    base = seed.head()
+    for step in _EDITS[edit]:
+        step(seed)
+    head = seed.commit(edit)
+    with open_snapshot(seed.root, base) as before, open_snapshot(seed.root, head) as after:
+        apart = plan_pipelines(RepoGraph(before, load_config(before)), RepoGraph(after, load_config(after)),
+                               changed_files(seed.root, base, head))
+    shared = plan_change(seed.root, base, head).pipelines
+    assert shared == apart and shared
