@@ -73,12 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `kfp-bot` and `python -m bot`."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"check": cli_commands.check, "compile": cli_commands.compile_,
+    handlers = {"compile": cli_commands.compile_,
                 "run": cli_commands.run, "serve": cli_commands.serve, "init": cli_commands.init,
                 "diff": cli_commands.diff}
     try:
         if args.command == "plan":  # its one setting, read without pydantic: `plan` starts fast
             return cli_commands.plan(args, load_command_line_settings())
+        if args.command == "check":  # starts its sandboxed compilers first, then loads the settings
+            return cli_commands.check(args, load_command_line_settings())
         from bot.config import load_settings
 
         return handlers[args.command](args, load_settings())

@@ -71,20 +71,30 @@ def render_plan(result: Plan) -> str:
     return "\n".join(lines)
 
 
-def check(args: argparse.Namespace, settings: Settings) -> int:
+def check(args: argparse.Namespace, early: CommandLineSettings) -> int:
     """`kfp-bot check`: structure, settings and parameters of every (or the named) pipeline."""
-    from bot.sandboxing import command_line_sandbox
     from deploy.compiler.scratch import ScratchTree
     from deploy.compiler.warm import DriverPool, start_remembered
 
     if not Path(args.repo).is_dir():  # named by the repository's own check, below
-        return _check(args, settings, None, None, Path())
-    sandbox = command_line_sandbox(settings)
+        from bot.config import load_settings
+
+        return _check(args, load_settings(), None, None, Path())
     with tempfile.TemporaryDirectory(prefix="kfp-bot-check-") as tmp, ScratchTree(args.repo) as scratch, \
-            contextlib.closing(DriverPool(sandbox)) as drivers:
+            contextlib.ExitStack() as closing:
         # The sandboxed interpreters the last check of this repository used start first and import
-        # kfp while the bot loads its models, reads the repository and checks the settings.
-        start_remembered(drivers, settings.cache_dir, args.repo, writable=[scratch.root])
+        # kfp while the bot loads its settings and models, reads the repository and checks the
+        # pipelines' settings. A guess: in another sandbox (other settings) they go unused.
+        guessed = start_remembered(early.cache_dir, args.repo, allow_unsandboxed=True, writable=[scratch.root])
+        if guessed is not None:
+            closing.callback(guessed.close)
+        from bot.config import load_settings
+        from bot.sandboxing import command_line_sandbox
+
+        settings = load_settings()
+        sandbox = command_line_sandbox(settings)
+        drivers = guessed if guessed is not None and guessed.sandbox == sandbox else DriverPool(sandbox)
+        closing.callback(drivers.close)
         return _check(args, settings, scratch, drivers, Path(tmp))
 
 

@@ -117,7 +117,7 @@ def start_drivers(repo_dir: Path, pipelines: Sequence[Pipeline], *, config: Repo
     starts = {key: AHEAD_SECONDS + batch_seconds(config, count) for key, count in counts.items()}
     for key, seconds in starts.items():
         pool.start(key, seconds=seconds, writable=[scratch.root] if scratch else [])
-    remember(cache_dir, repo_dir, starts)
+    remember(cache_dir, repo_dir, pool.sandbox, starts)
     return pool
 
 

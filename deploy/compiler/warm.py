@@ -201,29 +201,37 @@ class DriverPool:
             driver.close()
 
 
-def remember(cache_dir: Path, repo_dir: Path, starts: Mapping[DriverKey, float]) -> None:
-    """Note which drivers (and for how long) a compile of `repo_dir` started, for `start_remembered`."""
+def remember(cache_dir: Path, repo_dir: Path, sandbox: Sandbox, starts: Mapping[DriverKey, float]) -> None:
+    """Note which drivers (and for how long, in which sandbox) a compile of `repo_dir` started,
+    for `start_remembered`."""
     items = [{"python": key.python, "environment": str(key.environment) if key.environment else None,
               "env": [list(pair) for pair in key.env], "memory_mb": key.memory_mb, "seconds": seconds}
              for key, seconds in starts.items()]
+    limits = {"max_processes": sandbox.max_processes, "output_kb": sandbox.output_kb}
     path = _hints(cache_dir, repo_dir)
     with contextlib.suppress(OSError):  # a hint is only ever a head start
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(items[:MAX_GUESSES]), encoding="utf-8")
+        partial.write_text(json.dumps({"sandbox": limits, "drivers": items[:MAX_GUESSES]}), encoding="utf-8")
         os.replace(partial, path)
 
 
-def start_remembered(pool: DriverPool, cache_dir: Path, repo_dir: Path, *, writable: Sequence[Path]) -> None:
-    """Start the drivers the last compile of `repo_dir` used, before the repository is even read
-    (its configuration and compile environments load while kfp is imported). It is a guess: the
-    compile starts the driver it needs where the guess was wrong, and the pool ends the unused one.
-    Only the bot's own Python or a cached environment's interpreter is ever started."""
+def start_remembered(cache_dir: Path, repo_dir: Path, *, allow_unsandboxed: bool,
+                     writable: Sequence[Path]) -> DriverPool | None:
+    """Start the drivers the last compile of `repo_dir` used, in a pool of the sandbox it used,
+    before the settings are loaded or the repository is read (they load while kfp is imported).
+    It is a guess: where it was wrong (other settings, another compile environment) the compile
+    starts the driver it needs, and closing the pool ends the unused ones. Only the bot's own
+    Python or a cached environment's interpreter is ever started; None when nothing is remembered."""
     try:
-        items = json.loads(_hints(cache_dir, repo_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    for item in items[:MAX_GUESSES] if isinstance(items, list) else []:
+        hints = json.loads(_hints(cache_dir, repo_dir).read_text(encoding="utf-8"))
+        sandbox = Sandbox(allow_unsandboxed=allow_unsandboxed, max_processes=int(hints["sandbox"]["max_processes"]),
+                          output_kb=int(hints["sandbox"]["output_kb"]))
+        items = list(hints["drivers"])[:MAX_GUESSES]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    pool = DriverPool(sandbox)
+    for item in items:
         try:
             key = DriverKey(python=str(item["python"]),
                             environment=Path(item["environment"]) if item["environment"] else None,
@@ -234,6 +242,7 @@ def start_remembered(pool: DriverPool, cache_dir: Path, repo_dir: Path, *, writa
             continue
         if _known_interpreter(key, Path(cache_dir)):
             pool.start(key, seconds=seconds, writable=writable)
+    return pool
 
 
 def _known_interpreter(key: DriverKey, cache_dir: Path) -> bool:

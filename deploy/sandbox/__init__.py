@@ -14,7 +14,6 @@ line does it for one's own repository after saying so.
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -52,9 +51,31 @@ class Isolation:
     reason: str = ""
 
 
-@functools.lru_cache(maxsize=1)
-def isolation() -> Isolation:
-    """Probe once (cached): start a real bubblewrap sandbox running the bot's Python."""
+class _Isolation:
+    """`isolation()`: the probe's answer, probed once; callers in other threads meanwhile wait for
+    that one probe (`kfp-bot check` starts a driver in a thread while it loads its settings)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status: Isolation | None = None
+
+    def __call__(self) -> Isolation:
+        with self._lock:
+            if self._status is None:
+                self._status = _probe()
+            return self._status
+
+    def cache_clear(self) -> None:
+        """Probe again next time (tests that take bubblewrap away)."""
+        with self._lock:
+            self._status = None
+
+
+isolation = _Isolation()
+
+
+def _probe() -> Isolation:
+    """Start a real bubblewrap sandbox running the bot's Python."""
     bwrap = bwrap_path()
     if bwrap is None:
         return Isolation(False, "bubblewrap (bwrap) is not installed; install the 'bubblewrap' package")
