@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.cache_control import PARSES_DIR, use_disk_cache
-from pipeline_registry.json_text import pretty_json
+from pipeline_registry.json_text import plan_json, pretty_json
 from pipeline_registry.planner import plan_change
 from pipeline_registry.snapshot import merge_base
 
@@ -44,7 +44,7 @@ def plan(args: argparse.Namespace, settings: CommandLineSettings | Settings) -> 
     base = merge_base(args.repo, args.base, args.head or "HEAD")
     result = plan_change(args.repo, base, args.head)
     if args.json:
-        print_json(result.to_json())
+        sys.stdout.write(plan_json(result) + "\n")  # print_json(result.to_json()), written straight from the plan
     else:
         print(render_plan(result))
     return EXIT_OK

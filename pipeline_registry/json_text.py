@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline_registry.models import Plan
 
 _INDENT = "  "
 
@@ -80,3 +83,36 @@ def _encode(value: Any, newline: str, out: list[str]) -> None:
         out.append(newline + "]")
     else:
         raise _Unknown
+
+
+def plan_json(plan: Plan) -> str:
+    """`pretty_json(plan.to_json())`, written straight from the plan: `plan --json` prints thousands
+    of pipelines, and building their dictionaries first cost as much as printing them."""
+    text = encode_basestring_ascii
+    out = [f'{{\n  "base": {text(plan.base)},\n  "head": {_scalar(plan.head)},\n  "pipelines": ']
+    if not plan.pipelines:
+        out.append("[]")
+    for index, pipeline in enumerate(plan.pipelines):
+        out.append(f'{"," if index else "["}\n    {{\n      "name": {text(pipeline.name)},\n'
+                   f'      "file": {_scalar(pipeline.file)},\n      "function": {_scalar(pipeline.function)},\n'
+                   f'      "change": {text(pipeline.change.value)},\n      "reasons": ')
+        out.append(_list([f'{{\n          "path": {text(r.path)},\n          "rule": {text(r.kind.value)},\n'
+                          f'          "detail": {text(r.detail)},\n          "text": {text(r.text)}\n        }}'
+                          for r in pipeline.reasons]))
+        out.append(',\n      "components": ')
+        out.append(_list([f'{{\n          "name": {text(c.component.name)},\n'
+                          f'          "path": {text(c.component.path)},\n'
+                          f'          "shared": {_scalar(c.component.shared)},\n          "image": {_scalar(c.image)},\n'
+                          f'          "rebuild": {_scalar(c.rebuild)}\n        }}' for c in pipeline.components]))
+        out.append("\n    }")
+    if plan.pipelines:
+        out.append("\n  ]")
+    out.append(',\n  "warnings": ')
+    out.append(_list([text(w) for w in plan.warnings], "\n    ", "\n  "))
+    out.append("\n}")
+    return "".join(out)
+
+
+def _list(items: list[str], inner: str = "\n        ", outer: str = "\n      ") -> str:
+    """A JSON list of items already written, at the depth `inner`/`outer` give."""
+    return f"[{inner}{(',' + inner).join(items)}{outer}]" if items else "[]"

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline_registry.json_text import pretty_json
+from tests.support.gitrepo import GitRepo
 
 _SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 _VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
@@ -34,3 +35,19 @@ def test_a_plan_prints_as_before() -> None:
          "components": [{"name": "train", "path": "pipelines/p/train", "shared": False, "image": None,
                          "rebuild": True}]}]}
     assert pretty_json(plan) == json.dumps(plan, indent=2)
+
+
+def test_plans_print_as_their_json_would(seed: GitRepo) -> None:
+    # A real plan (reasons, own, shared and image-less components), a deleted pipeline, none at all.
+    from pipeline_registry.json_text import plan_json
+    from pipeline_registry.models import PipelineChange, PipelinePlan, Plan, Reason, ReasonKind
+    from pipeline_registry.planner import plan_change
+
+    base = seed.head()
+    seed.append("utils/metrics.py", "# tuned\n")
+    seed.append("components/validate/component.yaml", "# v2\n")
+    changed = plan_change(seed.root, base, seed.commit("tuned"))
+    assert len(changed.pipelines) >= 2
+    gone = PipelinePlan("old", PipelineChange.DELETED, (Reason("pipelines/old", ReasonKind.DELETED, "é \"x\""),))
+    for plan in (changed, Plan("a" * 40, None), Plan("a" * 40, "b" * 40, (gone,), ("a warning", "ünïcode"))):
+        assert plan_json(plan) == json.dumps(plan.to_json(), indent=2)
