@@ -17,6 +17,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline_registry.cache import DigestCache
 from pipeline_registry.static_strings import StringEvaluator, callee
@@ -259,7 +260,20 @@ def _search_folders(facts: LoadFacts, here: str, default_search: Iterable[str],
     return folders
 
 
-Memo = dict[tuple[str, tuple[str, ...], str], dict[str, str]]
+# What loaded names and search paths resolve to, for one set of paths (`_resolve_name`, `_folders`).
+Memo = dict[tuple[Any, ...], Any]
+
+
+def _folders(facts: LoadFacts, here: str, default_search: tuple[str, ...], is_dir: Callable[[str], bool],
+             memo: Memo | None) -> list[str]:
+    """`_search_folders`, kept in `memo`: thousands of pipelines search the same few folders."""
+    if memo is None:
+        return _search_folders(facts, here, default_search, is_dir)
+    key = (facts.search_paths, facts.unknown_search_paths, facts.has_store, here, default_search)
+    known = memo.get(key)
+    if known is None:
+        known = memo[key] = _search_folders(facts, here, default_search, is_dir)
+    return known
 
 
 def _resolve_name(name: str, folders: list[str], here: str, paths: frozenset[str],
@@ -290,7 +304,7 @@ def resolve_loads(facts: LoadFacts, pipeline_file: str, default_search: Iterable
                   paths: frozenset[str], is_dir: Callable[[str], bool], memo: Memo | None = None) -> dict[str, str]:
     """Component folders the facts load, each with how (e.g. `load_component("training")`)."""
     here = posixpath.dirname(pipeline_file)
-    folders = _search_folders(facts, here, default_search, is_dir)
+    folders = _folders(facts, here, tuple(default_search), is_dir, memo)
     found: dict[str, str] = {}
     for name in facts.names:
         for folder, how in _resolve_name(name, folders, here, paths, memo).items():
@@ -315,20 +329,20 @@ def unresolved_loads(facts: LoadFacts, pipeline_file: str, default_search: Itera
     cannot be evaluated, leave the repository or are URLs are not judged.
     """
     here = posixpath.dirname(pipeline_file)
-    defaults = tuple(default_search)
-    folders = _search_folders(facts, here, defaults, is_dir)
-    missing_search = [(value, line) for call, value, line in facts.sites if call == "ComponentStore" and
-                      not any(is_dir(f) for base in ("", here)
-                              if (f := _normalise(_join(base, value))) is not None)]
+    folders = _folders(facts, here, tuple(default_search), is_dir, memo)
     problems: list[str] = []
     for call, name, line in facts.sites:
-        inside = [f for base in ("", here) if (f := _normalise(_join(base, name)))]
-        if call == "ComponentStore" or "://" in name or not inside or \
-                (call == "load_component" and facts.unknown_search_paths):
+        if call == "ComponentStore" or "://" in name or (call == "load_component" and facts.unknown_search_paths):
             continue
         if _resolve_name(name, folders, here, paths, memo):
             continue
+        inside = [f for base in ("", here) if (f := _normalise(_join(base, name)))]
+        if not inside:
+            continue
         if call == "load_component" and facts.has_store:
+            missing_search = [(value, at) for kind, value, at in facts.sites if kind == "ComponentStore" and
+                              not any(is_dir(f) for base in ("", here)
+                                      if (f := _normalise(_join(base, value))) is not None)]
             where = ", ".join(f"'{value}' (line {at})" for value, at in missing_search)
             searched = ", ".join(folders) or "no existing folder"
             why = f"the search path {where} does not exist" if missing_search else \

@@ -271,10 +271,14 @@ class ImportGraph:
     def _token_index(self) -> dict[str, tuple[str, ...]]:
         index: dict[str, list[str]] = defaultdict(list)
         files = sorted(self.reachable)
-        missing = [p for p in files if _TOKENS.get(self.snapshot.digest(p) or "") is None]
-        self.statements(missing)
+        digests = {p: self.snapshot.digest(p) or "" for p in files}
+        known = {p: _TOKENS.get(d) for p, d in digests.items()}
+        parsed = self.statements([p for p, tokens in known.items() if tokens is None])  # in one stream
         for path in files:
-            for token in self._tokens_of(path):
+            tokens = known[path]
+            if tokens is None:
+                tokens = _TOKENS.put(digests[path], frozenset(t for s in parsed.get(path, ()) for t in s.tokens))
+            for token in tokens:
                 index[token].append(path)
         return {token: tuple(files) for token, files in index.items()}
 
