@@ -8,7 +8,9 @@ environment already cached (built once before timing). Timed as whole processes,
 several repetitions, wall-clock and CPU seconds (user + system of the process and every descendant,
 the sandboxed compilers included, counted by a cgroup v1 `cpuacct` group where one can be made):
 
-- `kfp-bot check` of the five pipelines (one sandboxed interpreter compiles all five);
+- `kfp-bot check` of the five pipelines (one sandboxed interpreter compiles all five; it starts
+  before the settings load, as the untimed first check left the hint of which one to start, as any
+  earlier check of the repository does);
 - the same five compiled one sandboxed interpreter each, as `check` did before batching;
 - the floor: one pipeline's bare compile, `python pipelines/<name>/<name>.py` with the cached
   environment's Python (an interpreter, `import kfp`, one compile; no sandbox, no bot).

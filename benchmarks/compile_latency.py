@@ -4,7 +4,8 @@ The embedded service (`bot.wiring.build_services` as `kfp-bot serve` wires it: S
 bus, git checkouts, local builder, sandboxed compile, kfp.local) on 127.0.0.1 with a fake GitHub,
 serving examples/kfp-monorepo. Each repetition opens a pull request that changes hello-pipeline's
 settings, and times from the webhook's 202 to the run's `running` transition (checkout, plan,
-checks, images, the sandboxed compile, parameters, submission). The floor is a bare compile of the
+checks, images, the sandboxed compile, parameters, submission; the compile's interpreter is warmed
+up when the pull request's head arrives). The floor is a bare compile of the
 same pipeline file: `python driver.py --mode import ...` with the bot's kfp 2, no sandbox, no bot.
 """
 
