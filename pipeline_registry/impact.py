@@ -13,6 +13,7 @@ through the import graph.
 
 from __future__ import annotations
 
+import posixpath
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pipeline_registry.dockerfile import select
 from pipeline_registry.graph import RepoGraph
 from pipeline_registry.models import INLINE_PREFIX, ReasonKind
+from pipeline_registry.tree_index import source_scope
 
 ReasonMap = dict[tuple[str, ReasonKind], str]
 Hit = tuple[str, ReasonKind, str]
@@ -113,6 +115,13 @@ def _image_hits(graph: RepoGraph, relevant: list[str]) -> dict[str, list[Hit]]:
     candidates = graph.image_candidates(relevant)
     graph.preload_dockerfiles(candidates)
     changed = set(relevant)
+    # A source selects only paths at or under its scope (`source_scope`): one whose scope holds no
+    # changed path (a component's own folder, when `utils/` changed) is not matched at all.
+    folders = {""}
+    for path in relevant:
+        while path and path not in folders:
+            folders.add(path)
+            path = posixpath.dirname(path)
     selected: dict[tuple[str, str], list[str]] = {}
     found: dict[str, list[Hit]] = {}
     for component in sorted(candidates, key=lambda c: c.key):
@@ -125,6 +134,8 @@ def _image_hits(graph: RepoGraph, relevant: list[str]) -> dict[str, list[Hit]]:
         if context.dockerignore_file in changed:
             matched[context.dockerignore_file] = f"docker ignore file of component '{component.name}'"
         for source in context.sources:
+            if source_scope(context.context, source.source) not in folders:
+                continue
             key = (context.context, source.source)
             if key not in selected:
                 selected[key] = select(relevant, context.context, source.source)

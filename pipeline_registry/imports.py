@@ -132,6 +132,7 @@ class ImportGraph:
         self.edited: frozenset[str] | None = None
         self._direct: dict[str, frozenset[str]] = {}
         self._resolved: dict[ImportStmt, frozenset[str]] = {}  # `resolve_import`'s memo
+        self._by_token: dict[str, frozenset[str]] = {}  # `_candidates` when following the twin
         self._importers: dict[str, tuple[str, ...]] = {}
 
     @cached_property
@@ -201,14 +202,17 @@ class ImportGraph:
         (and those they newly reach), so the other side of a plan never indexes every file again."""
         if not self._follows_twin:
             return set(self._token_index.get(token, ()))
-        twin = self._twin
-        assert twin is not None
-        found = set(twin._token_index.get(token, ()))
-        for path in self._fresh:
-            found.discard(path)
-            if path in self.reachable and token in self._tokens_of(path):
-                found.add(path)
-        return found
+        known = self._by_token.get(token)  # thousands of `main.py` files look up `main`
+        if known is None:
+            twin = self._twin
+            assert twin is not None
+            found = set(twin._token_index.get(token, ()))
+            for path in self._fresh:
+                found.discard(path)
+                if path in self.reachable and token in self._tokens_of(path):
+                    found.add(path)
+            known = self._by_token[token] = frozenset(found)
+        return set(known)
 
     @cached_property
     def _fresh(self) -> frozenset[str]:
