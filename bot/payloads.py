@@ -1,6 +1,7 @@
 """GitHub webhook JSON → the bot's frozen domain events, or a reason to ignore the delivery.
 
-This is the only place that reads GitHub's payload dicts: handlers get `PullRequestEvent`,
+This is the only place that reads GitHub's payload dicts (through `bot.payload_reader.Reader`,
+which bounds every value and names the field of any error): handlers get `PullRequestEvent`,
 `IssueCommentEvent`, `PushEvent`, `CheckRunEvent` and `CheckSuiteEvent` values and never dig in
 raw JSON. A body that does not have the shape its
 `X-GitHub-Event` header announces is a `PayloadError` naming the missing or ill-typed field, so
@@ -11,21 +12,12 @@ reach a git command line (SHAs, refs, clone URLs) are validated here too
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from bot.bounds import (
-    MAX_ID,
-    MAX_NUMBER,
-    BoundsError,
-    check_int,
-    check_login,
-    check_ref,
-    check_repo_name,
-    check_sha,
-    check_text,
-)
+from bot.bounds import BoundsError, check_login, check_ref, check_repo_name, check_sha, check_text
+from bot.payload_reader import PayloadError, Reader, issue_number, json_type
 from handlers.models import (
     CheckAction,
     CheckRunEvent,
@@ -38,23 +30,9 @@ from handlers.models import (
     PushEvent,
     RepoRef,
 )
-from kfp_bot_errors import KfpBotError
 from pipeline_registry.gitargs import GitArgumentError, check_url
 
-T = TypeVar("T")
-
-_MISSING = object()
-_PARTS: dict[str, tuple[str, ...]] = {}  # dotted paths, split once (the code names a few dozen)
 ZERO_SHA = "0" * 40
-
-
-class PayloadError(KfpBotError):
-    """The JSON body is not the event its header says: a field is missing or has the wrong type."""
-
-    def __init__(self, event_name: str, field: str, problem: str) -> None:
-        self.event_name = event_name
-        self.field = field
-        super().__init__(f"{event_name} payload: field '{field}' {problem}")
 
 
 @dataclass(frozen=True)
@@ -62,88 +40,6 @@ class Ignored:
     """A delivery the bot acknowledges and does nothing with, and why."""
 
     reason: str
-
-
-class _Reader:
-    """Typed access to nested payload fields, with errors naming the dotted path."""
-
-    def __init__(self, event_name: str, payload: Mapping[str, Any]) -> None:
-        self.event_name = event_name
-        self._event_name = event_name
-        self._payload = payload
-
-    def get(self, path: str, kind: type[T], *, default: Any = _MISSING, nullable: bool = False,
-            check: Callable[[Any], Any] | None = None) -> T:
-        """The value at `path`; `default` when absent (or null) and a default is given.
-
-        Present values are bounded (`bot.bounds`): `check` when given, otherwise every string
-        must be valid text and every number an id in GitHub's range.
-        """
-        value: Any = self._payload
-        parts = _PARTS.get(path) or _PARTS.setdefault(path, tuple(path.split(".")))
-        for depth, part in enumerate(parts):
-            if type(value) is not dict and not isinstance(value, Mapping):
-                raise PayloadError(self._event_name, ".".join(parts[:depth]), "is not an object")
-            value = value.get(part, _MISSING)
-            if value is _MISSING or value is None:
-                if value is None and nullable:
-                    return None  # type: ignore[return-value]
-                if default is not _MISSING:
-                    return default
-                raise PayloadError(self._event_name, path, "is missing" if value is _MISSING else "is null")
-        # bool is an int in Python; a JSON true where a number belongs is still the wrong type.
-        if type(value) is not kind and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            raise PayloadError(self._event_name, path,
-                               f"should be {_TYPE_NAMES.get(kind, kind.__name__)}, "
-                               f"got {json_type(value)}")
-        if check is None:
-            check = _DEFAULT_CHECKS.get(kind)
-        if check is not None:
-            try:
-                check(value)
-            except BoundsError as exc:
-                raise PayloadError(self._event_name, path, str(exc)) from None
-        return value
-
-    def has(self, path: str) -> bool:
-        """True when `path` is present and not null (e.g. `issue.pull_request`)."""
-        value: Any = self._payload
-        for part in path.split("."):
-            if not isinstance(value, Mapping) or value.get(part) is None:
-                return False
-            value = value[part]
-        return True
-
-
-def _id(value: int) -> int:
-    return check_int(value, 1, MAX_ID)
-
-
-def _issue_number(value: int) -> int:
-    return check_int(value, 1, MAX_NUMBER)
-
-
-_DEFAULT_CHECKS: dict[type, Callable[[Any], Any]] = {str: check_text, int: _id}
-
-_TYPE_NAMES = {str: "a string", int: "a number", bool: "true or false", dict: "an object",
-               Mapping: "an object", list: "an array"}
-
-
-def json_type(value: Any) -> str:
-    """How a JSON value is called in error messages (`an array`, `a string`, ...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def parse_event(event_name: str, delivery_id: str, payload: Mapping[str, Any], *,
@@ -158,19 +54,19 @@ def parse_event(event_name: str, delivery_id: str, payload: Mapping[str, Any], *
     if event_name == "ping":
         return Ignored("pong")
     if event_name == "pull_request":
-        return _pull_request(delivery_id, _Reader(event_name, payload))
+        return _pull_request(delivery_id, Reader(event_name, payload))
     if event_name == "issue_comment":
-        return _issue_comment(delivery_id, _Reader(event_name, payload), bot_login)
+        return _issue_comment(delivery_id, Reader(event_name, payload), bot_login)
     if event_name == "push":
-        return _push(delivery_id, _Reader(event_name, payload), deploy_branches)
+        return _push(delivery_id, Reader(event_name, payload), deploy_branches)
     if event_name == "check_run":
-        return _check_run(delivery_id, _Reader(event_name, payload))
+        return _check_run(delivery_id, Reader(event_name, payload))
     if event_name == "check_suite":
-        return _check_suite(delivery_id, _Reader(event_name, payload))
+        return _check_suite(delivery_id, Reader(event_name, payload))
     return Ignored(f"event '{event_name}' is not handled")
 
 
-def _pull_request(delivery_id: str, read: _Reader) -> PullRequestEvent | Ignored:
+def _pull_request(delivery_id: str, read: Reader) -> PullRequestEvent | Ignored:
     action = read.get("action", str)
     try:
         known = PullRequestAction(action)
@@ -187,12 +83,12 @@ def _pull_request(delivery_id: str, read: _Reader) -> PullRequestEvent | Ignored
     )
 
 
-def _issue_comment(delivery_id: str, read: _Reader, bot_login: str | None) -> IssueCommentEvent | Ignored:
+def _issue_comment(delivery_id: str, read: Reader, bot_login: str | None) -> IssueCommentEvent | Ignored:
     action = read.get("action", str)
     if action != "created":
         return Ignored(f"issue_comment action '{action}' is not handled: only new comments are")
     repo = _repo(read)
-    number = read.get("issue.number", int, check=_issue_number)
+    number = read.get("issue.number", int, check=issue_number)
     comment_id = read.get("comment.id", int)
     body = read.get("comment.body", str, default="")
     author = read.get("comment.user.login", str, check=check_login)
@@ -214,7 +110,7 @@ def _issue_comment(delivery_id: str, read: _Reader, bot_login: str | None) -> Is
     )
 
 
-def _push(delivery_id: str, read: _Reader, deploy_branches: Sequence[str]) -> PushEvent | Ignored:
+def _push(delivery_id: str, read: Reader, deploy_branches: Sequence[str]) -> PushEvent | Ignored:
     ref = read.get("ref", str, check=check_ref)
     after = read.get("after", str, check=check_sha)
     before = read.get("before", str, check=check_sha)
@@ -233,7 +129,7 @@ def _push(delivery_id: str, read: _Reader, deploy_branches: Sequence[str]) -> Pu
                      pusher=pusher, installation_id=_installation_id(read))
 
 
-def _check_run(delivery_id: str, read: _Reader) -> CheckRunEvent | Ignored:
+def _check_run(delivery_id: str, read: Reader) -> CheckRunEvent | Ignored:
     """`rerequested` (the Re-run link) and `requested_action` (a button the bot put on the check,
     https://docs.github.com/en/webhooks/webhook-events-and-payloads#check_run); GitHub sends
     both only to the App that created the check run."""
@@ -260,7 +156,7 @@ def _check_run(delivery_id: str, read: _Reader) -> CheckRunEvent | Ignored:
         installation_id=_installation_id(read))
 
 
-def _check_suite(delivery_id: str, read: _Reader) -> CheckSuiteEvent | Ignored:
+def _check_suite(delivery_id: str, read: Reader) -> CheckSuiteEvent | Ignored:
     """`rerequested`: someone pressed "Re-run all checks" on the bot's suite."""
     action = read.get("action", str)
     if action != "rerequested":
@@ -272,18 +168,18 @@ def _check_suite(delivery_id: str, read: _Reader) -> CheckSuiteEvent | Ignored:
         pull_numbers=_pull_numbers(read, "check_suite.pull_requests"), installation_id=_installation_id(read))
 
 
-def _pull_numbers(read: _Reader, path: str) -> tuple[int, ...]:
+def _pull_numbers(read: Reader, path: str) -> tuple[int, ...]:
     """PR numbers GitHub lists for a check (empty for heads in forks, which GitHub leaves out)."""
     pulls = read.get(path, list, default=[])
     return tuple(_number(read, path, index, pull) for index, pull in enumerate(pulls))
 
 
-def _number(read: _Reader, path: str, index: int, pull: Any) -> int:
+def _number(read: Reader, path: str, index: int, pull: Any) -> int:
     number = pull.get("number") if isinstance(pull, Mapping) else None
     if not isinstance(number, int) or isinstance(number, bool):
         raise PayloadError(read.event_name, f"{path}.{index}.number", "should be a number")
     try:
-        return _issue_number(number)
+        return issue_number(number)
     except BoundsError as exc:
         raise PayloadError(read.event_name, f"{path}.{index}.number", str(exc)) from None
 
@@ -299,7 +195,7 @@ def _same_login(login: str, bot_login: str | None) -> bool:
     return normal(login) == normal(bot_login)
 
 
-def _repo(read: _Reader) -> RepoRef:
+def _repo(read: Reader) -> RepoRef:
     return RepoRef(
         full_name=read.get("repository.full_name", str, check=check_repo_name),
         clone_url=read.get("repository.clone_url", str, check=_clone_url),
@@ -309,11 +205,11 @@ def _repo(read: _Reader) -> RepoRef:
     )
 
 
-def _pull(read: _Reader) -> PullRequestRef:
+def _pull(read: Reader) -> PullRequestRef:
     # A fork deleted after the PR was opened leaves `head.repo` null: still a fork, name unknown.
     head_repo = read.get("pull_request.head.repo", dict, nullable=True)
     return PullRequestRef(
-        number=read.get("pull_request.number", int, check=_issue_number),
+        number=read.get("pull_request.number", int, check=issue_number),
         title=read.get("pull_request.title", str, default=""),
         author=read.get("pull_request.user.login", str, check=check_login),
         html_url=read.get("pull_request.html_url", str),
@@ -331,7 +227,7 @@ def _pull(read: _Reader) -> PullRequestRef:
     )
 
 
-def _labels(read: _Reader) -> tuple[str, ...]:
+def _labels(read: Reader) -> tuple[str, ...]:
     """The names of the pull request's labels (`autorun.label` waits for one of them)."""
     names = []
     for index, item in enumerate(read.get("pull_request.labels", list, default=[])):
@@ -346,7 +242,7 @@ def _labels(read: _Reader) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _installation_id(read: _Reader) -> int | None:
+def _installation_id(read: Reader) -> int | None:
     if not read.has("installation"):
         return None
     return read.get("installation.id", int)

@@ -24,7 +24,8 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from bot.bounds import MAX_DEPTH, BoundsError, check_depth
-from bot.payloads import Ignored, PayloadError, json_type, parse_event
+from bot.payload_reader import PayloadError, json_type
+from bot.payloads import Ignored, parse_event
 from handlers.models import Event
 from kfp_bot_errors import KfpBotError
 
