@@ -182,11 +182,12 @@ class Mentions:
     words: frozenset[str]
     calls_load: bool
     dynamic: bool
-    # For folder names that are not path-like words (spaces, unicode): a substring test.
-    text: bytes
 
 
-_MENTIONS: DigestCache[Mentions] = DigestCache("component_mentions")
+# On disk as plain tuples (a cold plan writes one per pipeline file).
+_MENTIONS: DigestCache[Mentions] = DigestCache(
+    "component_mentions", encode=lambda m: (tuple(sorted(m.words)), m.calls_load, m.dynamic),
+    decode=lambda row: Mentions(frozenset(row[0]), row[1], row[2]))
 
 
 def cached_mentions(digest: str, text: bytes) -> Mentions:
@@ -196,7 +197,7 @@ def cached_mentions(digest: str, text: bytes) -> Mentions:
             words = frozenset(_WORDS_TEXT.findall(text.decode()))
         except UnicodeDecodeError:
             words = frozenset(w.decode() for w in _WORDS.findall(text))
-        return Mentions(words, b"load_component" in text, may_load_dynamically(text), text)
+        return Mentions(words, b"load_component" in text, may_load_dynamically(text))
     return _MENTIONS.get_or_compute(digest, compute)
 
 

@@ -67,6 +67,11 @@ def cached_copy_sources(digest: str, text: bytes) -> tuple[CopySource, ...]:
     return _PARSED.get_or_compute(digest, lambda: parse_copy_sources(text.decode("utf-8", errors="replace")))
 
 
+def parse_into_cache(digest: str, text: bytes) -> None:
+    """Parse a Dockerfile known not to be parsed yet (`is_parsed` said so) and keep its sources."""
+    _PARSED.put(digest, parse_copy_sources(text.decode("utf-8", errors="replace")))
+
+
 def is_parsed(digest: str) -> bool:
     """True when the Dockerfile with this blob id was parsed before (no need to read it)."""
     return _PARSED.get(digest) is not None

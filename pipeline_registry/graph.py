@@ -34,6 +34,7 @@ from pipeline_registry.dockerfile import (
     context_dir,
     dockerignore_path,
     is_parsed,
+    parse_into_cache,
     select,
 )
 from pipeline_registry.errors import ConfigError
@@ -298,9 +299,12 @@ class RepoGraph:
         missing = [c.dockerfile for c in chosen if c.dockerfile and c.key not in self._contexts
                    and not self._same_file(c.dockerfile)]
         digests = {path: self.snapshot.digest(path) for path in missing}
-        unread = [p for p, d in digests.items() if d is not None and not is_parsed(d)]
+        unread = {p: d for p, d in digests.items() if d is not None and not is_parsed(d)}
+        parsed: set[str] = set()
         for path, text in read_many(self.snapshot, unread).items():
-            cached_copy_sources(digests[path] or "", text)
+            if unread[path] not in parsed:  # one content at several paths is parsed once
+                parse_into_cache(unread[path], text)
+                parsed.add(unread[path])
 
     def image_context(self, component: Component) -> ImageContext | None:
         """How docker builds the component (None without a Dockerfile)."""
