@@ -50,6 +50,7 @@ class DiskCache:
         self._loaded: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, dict[str, Any]] = {}
         self.segments_read = 0  # how many segment files this process loaded (tests, benchmarks)
+        self._made: set[str] = set()  # shard folders this process created (or found)
 
     def lookup(self, kind: str, digest: str) -> Any | None:
         """The value stored for `digest`, or None."""
@@ -88,8 +89,14 @@ class DiskCache:
 
     def _flush_shard(self, kind: str, shard: str, values: dict[str, Any]) -> None:
         folder = self.dir / shard
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_segment(folder, {kind: values})
+        if shard not in self._made:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._made.add(shard)
+        try:
+            _write_segment(folder, {kind: values})
+        except FileNotFoundError:
+            self._made.discard(shard)  # removed meanwhile: made again at the next flush
+            raise
         segments = _segments(folder)
         if len(segments) > _MAX_SEGMENTS:
             merged: dict[str, dict[str, Any]] = {}

@@ -44,15 +44,18 @@ def _join(base: str, name: str) -> str:
 
 
 def resolve_import(stmt: ImportStmt, importer: str, paths: frozenset[str], dirs: frozenset[str],
-                   roots: tuple[str, ...] = (), memo: dict[ImportStmt, frozenset[str]] | None = None) -> set[str]:
+                   roots: tuple[str, ...] = (), memo: dict[ImportStmt, frozenset[str]] | None = None,
+                   folder: str | None = None) -> set[str]:
     """The repository files one import statement of `importer` loads (empty for third-party modules).
 
     Absolute imports are searched from the repository root, the `roots` (the repository's
     import path: `compile.python_path`, packages it installs from itself) and the file's folder.
     `memo` keeps what an absolute statement finds from the root and the `roots`, the same for
     every importer (thousands of files import one `utils` module) for these paths and roots.
+    `folder` is the importer's folder when the caller knows it.
     """
-    folder = posixpath.dirname(importer)
+    if folder is None:
+        folder = posixpath.dirname(importer)
     if not stmt.level and memo is not None:
         parts = [p for p in stmt.module.split(".") if p]
         shared = memo.get(stmt)
@@ -253,8 +256,9 @@ class ImportGraph:
         if known is None:
             stmts = self.statements([path]).get(path, ())
             resolved: set[str] = set()
+            folder = posixpath.dirname(path)
             for stmt in stmts:
-                resolved |= resolve_import(stmt, path, self.paths, self.dirs, self.roots, self._resolved)
+                resolved |= resolve_import(stmt, path, self.paths, self.dirs, self.roots, self._resolved, folder)
             known = self._direct[path] = frozenset(resolved)
         return known
 
