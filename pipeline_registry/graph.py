@@ -538,10 +538,10 @@ class RepoGraph:
         """The import graph of the Python files reachable from the entry files."""
         twin = self._twin.imports if self._twin is not None else None
         graph = ImportGraph(self.snapshot, twin=twin)
+        if self._adopted is not None:  # first: the kept folders serve the import roots below
+            graph.seed(self._adopted.imports)
         graph.roots = (*expand_folders(self.config.compile.python_path, graph.dirs),
                        *package_roots(self.installed, graph.dirs))
         graph.entry_files = self.entry_files
         graph.edited = self._edited
-        if self._adopted is not None:
-            graph.seed(self._adopted.imports)
         return graph
