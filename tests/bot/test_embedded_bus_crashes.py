@@ -11,6 +11,7 @@ PostgreSQL (skipped with the reason when its server programs are missing).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -233,6 +234,13 @@ def test_when_one_of_two_instances_dies_mid_run_the_other_ends_the_run_once(worl
     assert world.shows("failure", "error")
 
 
+def signal_if_alive(pid: int, signum: int) -> None:
+    """Signal `pid` unless it already ended: a short-lived child (a git call, a warmed-up compile
+    interpreter ending unused) may exit between listing the process tree and signalling it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
 def test_an_instance_paused_past_its_lease_keeps_its_run(world: World) -> None:
     # A loaded machine can stall a process longer than its lease; the other instance on the same
     # machine sees the process is still there and renews its rows instead of taking them over.
@@ -243,7 +251,7 @@ def test_an_instance_paused_past_its_lease_keeps_its_run(world: World) -> None:
     other = second if owner is first else first
     paused = [owner.process.pid, *descendants(owner.process.pid)]
     for pid in paused:
-        os.kill(pid, signal.SIGSTOP)
+        signal_if_alive(pid, signal.SIGSTOP)
     try:
         # Wait on the other instance having found the lease expired, not on a length of time.
         deadline = time.monotonic() + WAIT
@@ -251,7 +259,7 @@ def test_an_instance_paused_past_its_lease_keeps_its_run(world: World) -> None:
             time.sleep(0.2)
     finally:
         for pid in paused:
-            os.kill(pid, signal.SIGCONT)
+            signal_if_alive(pid, signal.SIGCONT)
     assert "is still running; its lease is renewed" in other.tail(400), other.tail()
 
     run = world.final(other)
