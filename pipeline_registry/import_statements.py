@@ -83,9 +83,15 @@ def _one_line_statements(text: bytes) -> list[ImportStmt] | None:
     (ASCII names, no parentheses or continuations), read line by line: only lines that contain
     `import` are matched, never every position of the file. None: parse them one by one."""
     found: list[ImportStmt] = []
-    for text_line in text.split(b"\n"):
-        if b"import" not in text_line or _START_LINE.match(text_line) is None:
-            continue  # what `_START` finds starts a line that contains `import`
+    at = text.find(b"import")
+    while at != -1:  # each line that contains `import`, once: what `_START` finds starts one
+        start = text.rfind(b"\n", 0, at) + 1
+        end = text.find(b"\n", at)
+        end = len(text) if end == -1 else end
+        at = text.find(b"import", end)
+        text_line = text[start:end]
+        if _START_LINE.match(text_line) is None:
+            continue
         line = _LINE.fullmatch(text_line)
         if line is None:
             return None

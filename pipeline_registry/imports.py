@@ -44,31 +44,15 @@ def _join(base: str, name: str) -> str:
 
 
 def resolve_import(stmt: ImportStmt, importer: str, paths: frozenset[str], dirs: frozenset[str],
-                   roots: tuple[str, ...] = (), memo: dict[ImportStmt, frozenset[str]] | None = None,
-                   folder: str | None = None) -> set[str]:
+                   roots: tuple[str, ...] = (), folder: str | None = None) -> set[str]:
     """The repository files one import statement of `importer` loads (empty for third-party modules).
 
     Absolute imports are searched from the repository root, the `roots` (the repository's
-    import path: `compile.python_path`, packages it installs from itself) and the file's folder.
-    `memo` keeps what an absolute statement finds from the root and the `roots`, the same for
-    every importer (thousands of files import one `utils` module) for these paths and roots.
-    `folder` is the importer's folder when the caller knows it.
+    import path: `compile.python_path`, packages it installs from itself) and the file's folder
+    (`folder`, when the caller knows it).
     """
     if folder is None:
         folder = posixpath.dirname(importer)
-    if not stmt.level and memo is not None:
-        parts = [p for p in stmt.module.split(".") if p]
-        shared = memo.get(stmt)
-        if shared is None:
-            from_roots: set[str] = set()
-            for base in dict.fromkeys(["", *roots]):
-                _resolve_from(base, parts, stmt.names, paths, dirs, from_roots)
-            shared = memo[stmt] = frozenset(from_roots)
-        resolved = set(shared)
-        if folder and folder not in roots:
-            _resolve_from(folder, parts, stmt.names, paths, dirs, resolved)
-        resolved.discard(importer)
-        return resolved
     found: set[str] = set()
     parts = [p for p in stmt.module.split(".") if p]
     if stmt.level:
@@ -88,6 +72,17 @@ def resolve_import(stmt: ImportStmt, importer: str, paths: frozenset[str], dirs:
         _resolve_from(base, parts, stmt.names, paths, dirs, found)
     found.discard(importer)
     return found
+
+
+def _from_roots(stmt: ImportStmt, paths: frozenset[str], dirs: frozenset[str],
+                roots: tuple[str, ...]) -> tuple[frozenset[str], list[str]]:
+    """(what an absolute statement finds from the root and the import roots, its module's parts):
+    the same for every file that makes the statement."""
+    parts = [p for p in stmt.module.split(".") if p]
+    found: set[str] = set()
+    for base in dict.fromkeys(["", *roots]):
+        _resolve_from(base, parts, stmt.names, paths, dirs, found)
+    return frozenset(found), parts
 
 
 def _resolve_from(base: str, parts: Sequence[str], names: Sequence[str], paths: frozenset[str],
@@ -134,7 +129,7 @@ class ImportGraph:
         # The Python files that differ from the twin's, when the caller knows them (the diff).
         self.edited: frozenset[str] | None = None
         self._direct: dict[str, frozenset[str]] = {}
-        self._resolved: dict[ImportStmt, frozenset[str]] = {}  # `resolve_import`'s memo
+        self._resolved: dict[ImportStmt, tuple[frozenset[str], list[str]]] = {}  # `_from_roots` by statement
         self._by_token: dict[str, frozenset[str]] = {}  # `_candidates` when following the twin
         self._importers: dict[str, tuple[str, ...]] = {}
 
@@ -255,12 +250,27 @@ class ImportGraph:
             known = self._direct[path] = self._twin._direct[path]
         if known is None:
             stmts = self.statements([path]).get(path, ())
-            resolved: set[str] = set()
-            folder = posixpath.dirname(path)
-            for stmt in stmts:
-                resolved |= resolve_import(stmt, path, self.paths, self.dirs, self.roots, self._resolved, folder)
-            known = self._direct[path] = frozenset(resolved)
+            known = self._direct[path] = frozenset(self._resolve(path, stmts))
         return known
+
+    def _resolve(self, path: str, stmts: Iterable[ImportStmt]) -> set[str]:
+        """`resolve_import` of each statement of `path`, united; what an absolute statement finds
+        from the root and the import roots is worked out once (thousands of files import `utils`)."""
+        folder = posixpath.dirname(path)
+        local = bool(folder) and folder not in self.roots
+        resolved: set[str] = set()
+        for stmt in stmts:
+            if stmt.level:
+                resolved |= resolve_import(stmt, path, self.paths, self.dirs, self.roots, folder)
+                continue
+            shared = self._resolved.get(stmt)
+            if shared is None:
+                shared = self._resolved[stmt] = _from_roots(stmt, self.paths, self.dirs, self.roots)
+            resolved |= shared[0]
+            if local:
+                _resolve_from(folder, shared[1], stmt.names, self.paths, self.dirs, resolved)
+        resolved.discard(path)
+        return resolved
 
     def closure(self, roots: Iterable[str]) -> dict[str, str]:
         """Every file the roots import transitively, each with the file that imports it first."""
