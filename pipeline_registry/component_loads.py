@@ -186,19 +186,22 @@ class Mentions:
 
 # On disk as plain tuples (a cold plan writes one per pipeline file).
 _MENTIONS: DigestCache[Mentions] = DigestCache(
-    "component_mentions", encode=lambda m: (tuple(sorted(m.words)), m.calls_load, m.dynamic),
+    "component_mentions", encode=lambda m: (tuple(m.words), m.calls_load, m.dynamic),
     decode=lambda row: Mentions(frozenset(row[0]), row[1], row[2]))
 
 
-def cached_mentions(digest: str, text: bytes) -> Mentions:
-    """The words a file mentions, memoised on its blob id."""
-    def compute() -> Mentions:
-        try:  # the same words, found in the decoded text: one decode instead of one per word
-            words = frozenset(_WORDS_TEXT.findall(text.decode()))
-        except UnicodeDecodeError:
-            words = frozenset(w.decode() for w in _WORDS.findall(text))
-        return Mentions(words, b"load_component" in text, may_load_dynamically(text))
-    return _MENTIONS.get_or_compute(digest, compute)
+def remember_mentions(digest: str, text: bytes) -> Mentions:
+    """The words a file mentions, for a blob `known_mentions` just said was never seen: computed
+    and kept by its blob id."""
+    return _MENTIONS.put(digest, _mentions_of(text))
+
+
+def _mentions_of(text: bytes) -> Mentions:
+    try:  # the same words, found in the decoded text: one decode instead of one per word
+        words = frozenset(_WORDS_TEXT.findall(text.decode()))
+    except UnicodeDecodeError:
+        words = frozenset(w.decode() for w in _WORDS.findall(text))
+    return Mentions(words, b"load_component" in text, may_load_dynamically(text))
 
 
 def known_mentions(digest: str) -> Mentions | None:

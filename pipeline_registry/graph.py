@@ -20,9 +20,9 @@ from pipeline_registry.component_loads import (
     Memo,
     Mentions,
     cached_loads,
-    cached_mentions,
     known_loads,
     known_mentions,
+    remember_mentions,
     resolve_loads,
     unresolved_loads,
 )
@@ -421,12 +421,17 @@ class RepoGraph:
         """What each pipeline's file spells out (read in one stream where not parsed before)."""
         digests = {name: self.snapshot.digest(f) if (f := self.pipelines[name].pipeline_file) else None
                    for name in names}
+        found = {name: known_mentions(d) if d is not None else None for name, d in digests.items()}
         unread = {self.pipelines[n].pipeline_file or "": d for n, d in digests.items()
-                  if d is not None and known_mentions(d) is None}
+                  if d is not None and found[n] is None}
         texts = read_many(self.snapshot, unread)
-        return {name: None if digest is None else known_mentions(digest) or
-                cached_mentions(digest, texts.get(self.pipelines[name].pipeline_file or "", b""))
-                for name, digest in digests.items()}
+        made: dict[str, Mentions] = {}  # one content in several files is read once
+        for name, digest in digests.items():
+            if digest is not None and found[name] is None:
+                if digest not in made:
+                    made[digest] = remember_mentions(digest, texts.get(self.pipelines[name].pipeline_file or "", b""))
+                found[name] = made[digest]
+        return found
 
     @cached_property
     def load_index(self) -> LoadIndex:
