@@ -90,18 +90,37 @@ def _one_line_statements(text: bytes) -> list[ImportStmt] | None:
         end = len(text) if end == -1 else end
         at = text.find(b"import", end)
         text_line = text[start:end]
-        if _START_LINE.match(text_line) is None:
-            continue
-        line = _LINE.fullmatch(text_line)
-        if line is None:
+        known = _LINES.get(text_line, _UNSEEN)
+        if known is _UNSEEN:
+            if len(_LINES) >= _MAX_LINES:
+                _LINES.clear()
+            known = _LINES[text_line] = _line_statements(text_line)
+        if known is None:
             return None
-        plain = line.group("modules")
-        if plain is not None:
-            found.extend(ImportStmt(0, item.split()[0].decode()) for item in plain.split(b","))
-        else:
-            names = tuple(item.split()[0].decode() for item in line.group("names").split(b","))
-            found.append(ImportStmt(len(line.group("dots")), (line.group("module") or b"").decode(), names))
+        found.extend(known)  # type: ignore[arg-type]  # a tuple of statements here
     return found
+
+
+_UNSEEN = object()  # what `_LINES.get` gives for a line never seen
+# Statements by line: monorepos repeat their import lines (`from utils.io import read`) in
+# thousands of files. Bounded; a lost entry is only matched again.
+_LINES: dict[bytes, tuple[ImportStmt, ...] | None] = {}
+_MAX_LINES = 50_000
+
+
+def _line_statements(text_line: bytes) -> tuple[ImportStmt, ...] | None:
+    """The statements of one line (none when `_START` finds none there), None when it is no plain
+    one-line statement."""
+    if _START_LINE.match(text_line) is None:
+        return ()
+    line = _LINE.fullmatch(text_line)
+    if line is None:
+        return None
+    plain = line.group("modules")
+    if plain is not None:
+        return tuple(ImportStmt(0, item.split()[0].decode()) for item in plain.split(b","))
+    names = tuple(item.split()[0].decode() for item in line.group("names").split(b","))
+    return (ImportStmt(len(line.group("dots")), (line.group("module") or b"").decode(), names),)
 
 
 def _scan(text: bytes) -> list[ImportStmt]:
