@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def plan_change(repo_dir: Path, base: str, head: str | None = None) -> Plan:
 
 _PAUSES = 0
 _RESUME = True
+_PAUSED_AT = 0.0
+MAX_PAUSE_SECONDS = 30.0  # overlapping plans still let a full collection run this often
 _PAUSE_LOCK = threading.Lock()
 
 
@@ -50,12 +53,14 @@ def _collection_paused() -> Iterator[None]:
     A plan of thousands of pipelines allocates millions of short-lived objects on top of the
     tree's facts (tens of MB of dicts and tuples), so each full collection walks them all again
     for nothing: it cost a fifth of a 3,000-pipeline plan. What a plan leaves behind is not
-    cyclic; reference counting frees it, and collection resumes when the last plan ends.
+    cyclic; reference counting frees it, and collection resumes when the last plan ends (while
+    plans keep overlapping, one that ends runs a full collection every `MAX_PAUSE_SECONDS`).
     """
-    global _PAUSES, _RESUME
+    global _PAUSES, _RESUME, _PAUSED_AT
     with _PAUSE_LOCK:
         if _PAUSES == 0:
             _RESUME = gc.isenabled()  # as the first plan found it
+            _PAUSED_AT = time.monotonic()
             gc.disable()
         _PAUSES += 1
     try:
@@ -65,6 +70,10 @@ def _collection_paused() -> Iterator[None]:
             _PAUSES -= 1
             if _PAUSES == 0 and _RESUME:
                 gc.enable()
+            elif _RESUME and time.monotonic() - _PAUSED_AT > MAX_PAUSE_SECONDS:
+                # Plans overlapping without end (a busy service) must not stop collection for good.
+                gc.collect()
+                _PAUSED_AT = time.monotonic()
 
 
 def _plan(repo_dir: Path, base: str, head: str | None) -> Plan:

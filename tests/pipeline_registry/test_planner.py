@@ -412,3 +412,38 @@ def test_a_plan_sharing_one_side_equals_a_plan_of_two_separate_sides(seed: GitRe
                                changed_files(seed.root, base, head))
     shared = plan_change(seed.root, base, head).pipelines
     assert shared == apart and shared
+
+
+def test_plans_that_keep_overlapping_still_let_collection_run(seed: GitRepo, monkeypatch) -> None:
+    # A busy service may always have a plan running: past MAX_PAUSE_SECONDS a plan that ends
+    # collects the garbage of all of them.
+    import gc
+    import threading
+
+    from pipeline_registry import planner
+
+    monkeypatch.setattr(planner, "MAX_PAUSE_SECONDS", 0.0)
+    base = seed.head()
+    seed.append("utils/metrics.py", "# tuned\n")
+    head = seed.commit("tuned")
+    collected: list[int] = []
+    release, started = threading.Event(), threading.Event()
+    gc.callbacks.append(lambda phase, info: collected.append(info["generation"]) if phase == "stop" else None)
+    try:
+
+        def long_plan() -> None:
+            with planner._collection_paused():
+                started.set()
+                release.wait(30)
+
+        other = threading.Thread(target=long_plan)
+        other.start()
+        started.wait(30)
+        plan_change(seed.root, base, head)  # ends while the other still runs
+        assert 2 in collected and not gc.isenabled()
+        release.set()
+        other.join(30)
+        assert gc.isenabled()
+    finally:
+        release.set()
+        gc.callbacks.pop()
