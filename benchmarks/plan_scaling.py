@@ -110,7 +110,7 @@ def measure(root: Path, pipelines: int, repeat: int, tmp: Path) -> list[tuple[st
     rows = []
     for name, head in (("one pipeline changed", one), ("utils/ module (every image)", utils)):
         counter = iter(range(10_000))
-        cold = _median(lambda: _plan(root, base, head, tmp / f"cold-{pipelines}-{next(counter)}"), repeat)
+        cold = _median(lambda: _plan(root, base, head, tmp / f"cold-{pipelines}-{head[:8]}-{next(counter)}"), repeat)
         warm_dir = tmp / f"warm-{pipelines}-{head[:8]}"
         _plan(root, base, earlier, warm_dir)  # an earlier push, planned from the command line or the service
         warm = _median(lambda: _plan(root, base, head, warm_dir), repeat)
