@@ -430,7 +430,6 @@ def test_plans_that_keep_overlapping_still_let_collection_run(seed: GitRepo, mon
     release, started = threading.Event(), threading.Event()
     gc.callbacks.append(lambda phase, info: collected.append(info["generation"]) if phase == "stop" else None)
     try:
-
         def long_plan() -> None:
             with planner._collection_paused():
                 started.set()
