@@ -7,7 +7,7 @@ string literals, module constants, `os.path.join`/`Path(...) / "x"`, `+`, and na
 `for` over a literal list. A name that cannot be evaluated (a function parameter, say) makes the
 load "dynamic": every component in the search paths then counts as loaded, which errs on the
 side of testing too much rather than too little. Pipeline files are only parsed when their words
-could name a folder a change reaches (`FolderIndex`).
+could name a folder a change reaches (`tree_index.LoadIndex`).
 """
 
 from __future__ import annotations
@@ -207,34 +207,6 @@ def _mentions_of(text: bytes) -> Mentions:
 def known_mentions(digest: str) -> Mentions | None:
     """The mentions of a file seen before (None when it has not been)."""
     return _MENTIONS.get(digest)
-
-
-class FolderIndex:
-    """Component folders indexed by the words a pipeline file must spell out to load one of them.
-
-    With literal-only evaluation, loading `pipelines/q/train` needs the words `train` and `q`;
-    loading from a default search path (`components/`, the repository root) needs only the name.
-    """
-
-    def __init__(self, folders: Iterable[str], default_parents: Iterable[str]) -> None:
-        self.groups: dict[str, set[str]] = {}
-        for folder in folders:
-            parent, name = posixpath.split(folder)
-            self.groups.setdefault(parent, set()).add(name)
-        self._by_base: dict[str, list[str]] = {}
-        for parent in self.groups:
-            self._by_base.setdefault(posixpath.basename(parent), []).append(parent)
-        self._defaults = [p for p in dict.fromkeys(default_parents) if p in self.groups]
-        self._odd = [(base, parents) for base, parents in self._by_base.items() if not _WORDS.fullmatch(base.encode())]
-
-    def may_load(self, own_folder: str, words: set[str] | frozenset[str], text: bytes | None) -> bool:
-        """Could a file with these words (and this text) load a folder outside `own_folder`?"""
-        def said(word: str) -> bool:
-            return word in words or (text is not None and not _WORDS.fullmatch(word.encode()) and word.encode() in text)
-        parents = list(self._defaults)
-        parents += [p for base in words & self._by_base.keys() for p in self._by_base[base]]
-        parents += [p for base, found in self._odd if said(base) for p in found]
-        return any(parent != own_folder and any(said(n) for n in self.groups[parent]) for parent in parents)
 
 
 def _join(base: str, name: str) -> str:

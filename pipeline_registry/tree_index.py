@@ -96,7 +96,7 @@ def _add(scopes: dict[str, list[str]], direct: dict[str, list[str]],
 class LoadIndex:
     """Pipelines whose file calls `load_component*`, by the words it spells out: the pipelines
     that may load a changed component folder are found by its name, without looking at the
-    others (a pipeline loading `components/x` must spell `x`; see `component_loads.FolderIndex`)."""
+    others (a pipeline loading `components/x` must spell `x`)."""
 
     words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Pipelines that load by computed names.
