@@ -1,7 +1,6 @@
 """`python -m bot` is the `kfp-bot` command."""
 
-import sys
 
-from bot.cli import main
+from bot.cli import run
 
-sys.exit(main())
+run()

@@ -8,6 +8,8 @@ status, never a traceback (`--debug` shows one for unexpected failures).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,8 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `kfp-bot` and `python -m bot`."""
+def run() -> None:
+    """The `kfp-bot` and `python -m bot` process: `main`, then its exit status."""
+    sys.exit(main(exit_at_once=True))
+
+
+def main(argv: Sequence[str] | None = None, *, exit_at_once: bool = False) -> int:
+    """What `kfp-bot` does with `argv`; its exit status. With `exit_at_once` (a process of its
+    own), `plan` ends the process as soon as its answer is written (`_exit_now`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"compile": cli_commands.compile_,
@@ -78,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "diff": cli_commands.diff}
     try:
         if args.command == "plan":  # its one setting, read without pydantic: `plan` starts fast
-            return cli_commands.plan(args, load_command_line_settings())
+            code = cli_commands.plan(args, load_command_line_settings())
+            if exit_at_once:
+                _exit_now(code)
+            return code
         if args.command == "check":  # starts its sandboxed compilers first, then loads the settings
             return cli_commands.check(args, load_command_line_settings())
         from bot.config import load_settings
@@ -100,3 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_FAILED
 
+
+
+def _exit_now(code: int) -> None:
+    """End the process without tearing down its heap. A plan of a large monorepo leaves hundreds of
+    thousands of objects (parses, a tree's facts) that the interpreter would free one by one at
+    exit, 0.1 to 0.2 s at 3,000 pipelines, for a process that is ending anyway. `plan` has written
+    its caches (the planner flushes them) and its answer before this; only the standard streams
+    are left to flush, and it leaves nothing that an exit handler would remove."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a reader that went away had all it wanted
+            stream.flush()
+    os._exit(code)
