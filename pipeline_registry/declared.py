@@ -5,7 +5,8 @@ of a matched file is a pipeline unless the entry chooses one, and the naming rul
 function into a pipeline name. A configuration that finds nothing says so: a glob matching no
 file, files defining no pipeline function, a chosen function that is not defined, two pipelines
 with one name and an override naming no pipeline are `ConfigError`s naming the key and its line.
-Pipeline functions are found statically (decorators read with `ast`), never by running the file.
+Pipeline functions are found statically (decorators read from the text, or with `ast` where the
+text is not plain enough: `decorated`), never by running the file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from pipeline_registry.cache import DigestCache
+from pipeline_registry.decorated import scan_pipeline_functions
 from pipeline_registry.globs import clean_pattern, glob_regex
 from pipeline_registry.layout_config import NAME_PATTERN, PipelineSource
 from pipeline_registry.models import Pipeline
@@ -39,6 +41,9 @@ def pipeline_functions(text: bytes) -> tuple[str, ...]:
     """Names of the top-level functions of a Python source decorated with `@...pipeline`, in order."""
     if not _MENTION.search(text):
         return ()
+    scanned = scan_pipeline_functions(text)  # the text read without a syntax tree, where that is exact
+    if scanned is not None:
+        return scanned
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
