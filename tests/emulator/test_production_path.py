@@ -66,9 +66,13 @@ def test_a_pull_request_travels_the_production_path_over_the_emulator(cloud: Emu
     # every subscription of the setup pushed to the bot, and the bot took every message
     wait_until(lambda: len(cloud.recorder.of(lambda p: p.kind == "notification")) >= 4,
                what="the run's notifications to come back through kfp-bot-notifications-push")
+    # A push is noted when the bot has answered it: the pipeline event's push answers only after the
+    # bot handled it (results, reports), which may be after the notifications it caused came back.
+    subscriptions = {"kfp-bot-events-push", "kfp-bot-cloud-builds-push", "kfp-bot-pipeline-events-push",
+                     "kfp-bot-notifications-push"}
+    cloud.recorder.wait_for(lambda pushes: {p.subscription.rsplit("/", 1)[-1] for p in pushes} >= subscriptions)
     pushed = {p.subscription.rsplit("/", 1)[-1] for p in cloud.recorder.pushes}
-    assert pushed == {"kfp-bot-events-push", "kfp-bot-cloud-builds-push", "kfp-bot-pipeline-events-push",
-                      "kfp-bot-notifications-push"}
+    assert pushed == subscriptions
     assert {p.outcome for p in cloud.recorder.pushes} == {"processed"}
     assert len(cloud.cloudbuild.requests("CreateBuild")) == 1
     assert len(cloud.vertex.requests("CreatePipelineJob")) == 1
