@@ -16,7 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot import __version__
@@ -28,7 +28,7 @@ from bot.queries import bool_arg, int_arg, state_arg, text_arg, text_value
 from bot.run_page import run_page_blueprint
 from bot.services import Services
 from bot.webhook import DELIVERY_HEADER, EVENT_HEADER
-from bot.webhook_endpoint import WEBHOOK_PATH, handle_webhook, webhook_wsgi
+from bot.webhook_endpoint import INTERNAL_ERROR, WEBHOOK_PATH, handle_webhook, http_error_reason, webhook_wsgi
 from handlers.queue_view import queue_spot
 from handlers.run_models import Run, RunState
 
@@ -121,11 +121,6 @@ def _error(status: int, reason: str, **extra: Any) -> tuple[Response, int]:
 
 
 def _register_error_handlers(app: Flask, settings: Settings) -> None:
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:
-        return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                      f"body is larger than the limit of {settings.max_body_bytes} bytes")
-
     @app.errorhandler(NotFound)
     def not_found(exc: NotFound) -> tuple[Response, int]:
         return _error(HTTPStatus.NOT_FOUND, f"no such page: {request.path}")
@@ -140,14 +135,14 @@ def _register_error_handlers(app: Flask, settings: Settings) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
-        return _error(exc.code or HTTPStatus.INTERNAL_SERVER_ERROR, exc.description or exc.name)
+        return _error(*http_error_reason(exc, settings.max_body_bytes))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:
         if isinstance(exc, HTTPException):
             return http_error(exc)
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; the bot's log has the details")
+        return _error(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
 
 
 def _register_request_logging(app: Flask) -> None:

@@ -45,6 +45,7 @@ from handlers.run_models import FailureStage
 log = logging.getLogger("kfp_bot.app")
 
 WEBHOOK_PATH = "/github/webhook"
+INTERNAL_ERROR = "internal error; the bot's log has the details"
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -64,11 +65,10 @@ def webhook_wsgi(other: WsgiApp, settings: Settings, services: Services) -> Wsgi
             try:
                 response = handle_webhook(request, settings, services, secret)
             except HTTPException as exc:
-                response = _http_error(exc, settings)
+                response = _error(*http_error_reason(exc, settings.max_body_bytes))
             except Exception:
                 log.exception("unexpected error on POST %s", WEBHOOK_PATH)
-                response = json_answer(HTTPStatus.INTERNAL_SERVER_ERROR, status="error",
-                                       reason="internal error; the bot's log has the details")
+                response = _error(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
             status = response.status_code
             log.log(logging.ERROR if status >= 500 else logging.INFO, "POST %s %d", WEBHOOK_PATH, status,
                     extra={"http_method": "POST", "path": WEBHOOK_PATH, "status": status,
@@ -154,8 +154,9 @@ def _error(status: int, reason: str) -> Response:
     return json_answer(status, status="error", reason=reason)
 
 
-def _http_error(exc: HTTPException, settings: Settings) -> Response:
-    """What the app's error handlers answer for an HTTP error raised while reading the request."""
+def http_error_reason(exc: HTTPException, max_body_bytes: int) -> tuple[int, str]:
+    """The status and reason every route answers for an HTTP error (the webhook here, the others
+    through the Flask app's error handlers)."""
     if exc.code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
-        return _error(exc.code, f"body is larger than the limit of {settings.max_body_bytes} bytes")
-    return _error(exc.code or HTTPStatus.INTERNAL_SERVER_ERROR, exc.description or exc.name)
+        return exc.code, f"body is larger than the limit of {max_body_bytes} bytes"
+    return exc.code or HTTPStatus.INTERNAL_SERVER_ERROR, exc.description or exc.name
