@@ -32,11 +32,12 @@ from google.protobuf import duration_pb2
 
 from deploy.builders.cloudbuild_config import COMPILE_STEP_ID
 from deploy.builders.cloudbuild_source import DRIVER_PATH, SDK_INSTALL_PATH, compile_overlay
-from deploy.compiler.compile import check_images, driver_options, pipeline_file, resolve_mode
 from deploy.compiler.environments import fallback_note, kfp_pin
 from deploy.compiler.failures import describe_failure
 from deploy.compiler.package import PACKAGE_SUFFIXES, CompiledPipeline, load_package
+from deploy.compiler.produced import check_images
 from deploy.compiler.sdk_install import ENVIRONMENT_FILE
+from deploy.compiler.source import driver_options, pipeline_file, resolve_mode
 from deploy.errors import CompileError
 from pipeline_registry.compile_env import pipeline_environment
 from pipeline_registry.repo_config import CompileMode, RepoConfig

@@ -18,8 +18,8 @@ import yaml
 from google.cloud.devtools import cloudbuild_v1
 
 from deploy.builders.cloudbuild_compile import OUT_DIR, CloudBuildCompiler, CloudCompile, compile_step, head_commit
-from deploy.compiler.compile import pipeline_file
 from deploy.compiler.failures import describe_failure
+from deploy.compiler.source import pipeline_file
 from deploy.pipeline_diffs import CompiledSide, compared, revision_checkout, settings_side
 from pipeline_registry.compile_env import pipeline_environment
 from pipeline_registry.repository import Repository

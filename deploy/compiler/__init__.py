@@ -12,15 +12,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from deploy.compiler.compile import compile_pipeline, pipeline_file, resolve_mode
+    from deploy.compiler.compile import compile_pipeline
     from deploy.compiler.environments import ensure_environment, environment_python
     from deploy.compiler.failures import FailureKind
     from deploy.compiler.images import substitute_images
     from deploy.compiler.package import CompiledPipeline, PackageFormat, load_package
+    from deploy.compiler.source import pipeline_file, resolve_mode
 
 # Loaded on first use: `kfp-bot check` starts its sandboxed drivers (`warm.py`) before the
 # compiler's models (pydantic) are imported, so that kfp's import overlaps theirs.
-_HOMES = {"compile_pipeline": "compile", "pipeline_file": "compile", "resolve_mode": "compile",
+_HOMES = {"compile_pipeline": "compile", "pipeline_file": "source", "resolve_mode": "source",
           "ensure_environment": "environments", "environment_python": "environments", "FailureKind": "failures",
           "substitute_images": "images", "CompiledPipeline": "package", "PackageFormat": "package",
           "load_package": "package"}

@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from deploy.compiler.batch_run import GRACE_SECONDS, STARTUP_SECONDS, DriverRun, Job
-from deploy.compiler.compile import finish_compile, pipeline_file, read_repo_file, resolve_mode
+from deploy.compiler.compile import finish_compile
 from deploy.compiler.environments import ResolvedEnvironment, resolve_environment
 from deploy.compiler.images import substitute_images
 from deploy.compiler.package import CompiledPipeline
 from deploy.compiler.scratch import ScratchTree, copy_tree
+from deploy.compiler.source import pipeline_file, read_repo_file, resolve_mode
 from deploy.compiler.warm import Driver, DriverKey, DriverPool, remember
 from deploy.errors import CompileError
 from deploy.sandbox import Sandbox, SandboxResult, SandboxUnavailable

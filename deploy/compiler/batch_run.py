@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from deploy.compiler.compile import python_path_folders
 from deploy.compiler.environments import ResolvedEnvironment
 from deploy.compiler.failures import no_result_failure, timeout_failure
 from deploy.compiler.package import PACKAGE_SUFFIXES
+from deploy.compiler.source import python_path_folders
 from deploy.compiler.warm import PROTOCOL, Driver
 from deploy.errors import CompileError
 from deploy.sandbox import SandboxResult

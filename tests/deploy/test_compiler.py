@@ -10,11 +10,11 @@ import kfp
 import pytest
 from kfp import compiler, dsl
 
-from deploy.compiler import CompiledPipeline, PackageFormat, compile_pipeline, resolve_mode
+from deploy.compiler import CompiledPipeline, PackageFormat, compile_pipeline
 from deploy.errors import CompileError
 from pipeline_registry.compile_env import CompileEnvironment
 from pipeline_registry.models import ParameterType, PipelineInput
-from pipeline_registry.repo_config import CompileConfig, CompileMode, RepoConfig, load_repo_config
+from pipeline_registry.repo_config import CompileConfig, RepoConfig, load_repo_config
 from tests.deploy.conftest import (
     KFP2_PIPELINE,
     KFP18,
@@ -339,21 +339,6 @@ def test_no_built_image_reaching_the_package_is_an_error(kfp2_repo: GitRepo, tmp
 
     assert error.message == (f"{DEMO_FILE}: the compiled pipeline does not use the built image(s) "
                              "reg/unused:2 (components/unused)")
-
-
-@pytest.mark.parametrize(("tail", "mode"), [
-    ("", CompileMode.IMPORT),
-    ("if __name__ == '__main__':\n    kfp.compiler.Compiler().compile(p, 'p.yaml')\n", CompileMode.SCRIPT),
-    ("if '__main__' == __name__:\n    Compiler().compile(p, 'p.yaml')\n", CompileMode.SCRIPT),
-    ("def main():\n    compiler.Compiler().compile(p, 'p.json')\n\nif __name__ == '__main__':\n    main()\n",
-     CompileMode.SCRIPT),
-    ("if __name__ == '__main__':\n    print(p)\n", CompileMode.IMPORT),
-])
-def test_auto_mode_runs_files_that_compile_themselves_as_scripts(tail: str, mode: CompileMode) -> None:
-    source = "import kfp\nfrom kfp import compiler\n\ndef p():\n    pass\n\n" + tail
-
-    assert resolve_mode(CompileMode.AUTO, source, "p.py") is mode
-    assert resolve_mode(CompileMode.IMPORT, source, "p.py") is CompileMode.IMPORT
 
 
 # --- kfp 1.8, the seed's SDK, in its own cached virtual environment --------------------------
