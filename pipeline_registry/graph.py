@@ -17,14 +17,11 @@ from pipeline_registry.compile_env import compile_environment
 from pipeline_registry.component_loads import (
     NO_LOADS,
     LoadFacts,
-    Memo,
     Mentions,
     cached_loads,
     known_loads,
     known_mentions,
     remember_mentions,
-    resolve_loads,
-    unresolved_loads,
 )
 from pipeline_registry.declared import cached_functions, known_functions, matching_files
 from pipeline_registry.discovery import SPEC_FILES, discover_pipelines, discover_shared_components
@@ -48,6 +45,7 @@ from pipeline_registry.inline_images import (
     is_named,
     missing_copy_warnings,
 )
+from pipeline_registry.load_resolution import Memo, resolve_loads, unresolved_loads
 from pipeline_registry.models import INLINE_PREFIX, Component, Pipeline
 from pipeline_registry.python_path import declares_packages, expand_folders, installed_packages, package_roots
 from pipeline_registry.repo_config import CONFIG_FILE, RepoConfig, load_repo_config
@@ -90,7 +88,7 @@ class RepoGraph:
         self._edited: frozenset[str] | None = None
         self._adopted: TreeFacts | None = None
         self._selected: dict[tuple[str, str], list[str]] = {}
-        self._names: Memo = {}  # what loaded component names resolve to (`component_loads`)
+        self._names: Memo = {}  # what loaded component names resolve to (`load_resolution`)
 
     # -- facts kept by tree id (`tree_index`) -----------------------------------------------------
     def adopt(self, facts: TreeFacts | None) -> bool:
