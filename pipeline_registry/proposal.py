@@ -20,7 +20,7 @@ from pipeline_registry.declared import cached_functions, discover_declared
 from pipeline_registry.discovery import discover_pipelines
 from pipeline_registry.errors import ConfigError
 from pipeline_registry.graph import RepoGraph
-from pipeline_registry.imports import package_dirs
+from pipeline_registry.import_resolution import package_dirs
 from pipeline_registry.python_path import installed_packages, package_roots
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
 from pipeline_registry.snapshot import Snapshot, read_many
