@@ -6,8 +6,10 @@ HTTP with a token; builds skipped, compiles real, runs recorded). 10 % of the de
 sent again with the same delivery id, 5 % carry a bad signature. The deliveries open pull
 requests in several repositories (each runs its changed pipeline) and comment on them: `/help`
 (`--helps` of them, each checked out and answered with a reply) and plain remarks (accepted,
-handled at once). Senders work in a closed loop (each posts again as soon as it is answered)
-unless `--rate` asks for an open loop (deliveries due at a fixed rate). Prints:
+handled at once). The senders are keep-alive connections driven by one thread
+(`benchmarks.senders`, so that the client takes little of the CPU it shares with the bot), in a
+closed loop (each posts again as soon as it is answered) unless `--rate` asks for an open loop
+(deliveries due at a fixed rate). Prints:
 
 - lost: accepted work with no effect (a pull request without its run in a final state, a
   `/help` without its reply, an accepted delivery whose outbox row was never handled);
@@ -21,7 +23,6 @@ unless `--rate` asks for an open loop (deliveries due at a fixed rate). Prints:
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
@@ -29,7 +30,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -39,6 +39,7 @@ from typing import Any
 
 import requests
 
+from benchmarks.senders import send
 from bot.webhook import sign
 from tests.fakes.github import FakeGitHub
 from tests.support.botprocess import descendants
@@ -183,17 +184,24 @@ def comment(name: str, number: int, repo: GitRepo, comment_id: int, text: str) -
 
 
 def start_bot(work: Path, github: FakeGitHub, token: str, run_seconds: float) -> BotProcess:
+    """`benchmarks.burst_bot` (the bot as `kfp-bot serve` runs it) on a free port, once it answers."""
+    return start_server(work, "benchmarks.burst_bot", str(work / "ends.jsonl"), str(run_seconds),
+                        github=github, token=token)
+
+
+def start_server(work: Path, module: str, *args: str, github: FakeGitHub, token: str) -> BotProcess:
+    """`python -m module PORT_FILE *args` with the bot's settings, once it answers on its port."""
     env = {**os.environ, "KFP_BOT_WEBHOOK_SECRET": SECRET, "KFP_BOT_DATA_DIR": str(work / "data"),
            "KFP_BOT_GITHUB_API_URL": github.api_url, "KFP_BOT_GITHUB_TOKEN": token,
            "KFP_BOT_BOT_LOGIN": "kfp-ci", "KFP_BOT_ALLOW_LOCAL_REPOS": "1", "KFP_BOT_LOG_LEVEL": "WARNING"}
-    port_file = work / "port"
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.burst_bot", str(port_file),
-                                str(work / "ends.jsonl"), str(run_seconds)], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=open(work / "bot.log", "wb"))
+    port_file = work / f"{module}.port"
+    log = work / f"{module}.log"
+    process = subprocess.Popen([sys.executable, "-m", module, str(port_file), *args], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     deadline = time.monotonic() + 60
     while not port_file.exists() or not port_file.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the bot did not start:\n{(work / 'bot.log').read_text()[-3000:]}")
+            raise SystemExit(f"{module} did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
     url = f"http://127.0.0.1:{port_file.read_text()}"
     # gunicorn listens before its workers have loaded the app: wait until one answers.
@@ -203,60 +211,10 @@ def start_bot(work: Path, github: FakeGitHub, token: str, run_seconds: float) ->
             break
         except requests.RequestException:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the bot did not start:\n{(work / 'bot.log').read_text()[-3000:]}") from None
+                raise SystemExit(f"{module} did not start:\n{log.read_text()[-3000:]}") from None
             time.sleep(0.1)
     time.sleep(2)  # and the other workers too
     return BotProcess(process, url)
-
-
-def send(url: str, plan: list[dict[str, Any]], senders: int, *, rate: float | None = None) -> list[tuple[int, float]]:
-    """Each delivery's status and answer time (ms), `senders` connections at a time, each kept
-    alive (http.client: a light client, so that the times are the bot's).
-
-    Closed loop (`rate` None): each sender posts its next delivery as soon as it has an answer,
-    so the senders always wait on the bot and the time includes queueing behind the other
-    senders. Open loop (`rate` deliveries a second): delivery i is due at i / rate seconds and
-    its time is counted from when it was due, so a bot (or client) that falls behind is charged
-    for the wait.
-    """
-    answers: list[tuple[int, float]] = [(0, 0.0)] * len(plan)
-    cursor = iter(range(len(plan)))
-    lock = threading.Lock()
-    host, port = url.removeprefix("http://").split(":")
-    start = time.perf_counter() + 0.2
-
-    def sender() -> None:
-        connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        while True:
-            with lock:
-                index = next(cursor, None)
-            if index is None:
-                connection.close()
-                return
-            item = plan[index]
-            if rate is None:
-                started = time.perf_counter()
-            else:
-                started = start + index / rate
-                time.sleep(max(0.0, started - time.perf_counter()))
-            try:
-                connection.request("POST", "/github/webhook", body=item["body"], headers=item["headers"])
-                response = connection.getresponse()
-                response.read()
-                status = response.status
-                if response.will_close:
-                    connection.close()
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                status = 599
-            answers[index] = (status, (time.perf_counter() - started) * 1000)
-
-    threads = [threading.Thread(target=sender) for _ in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers
 
 
 def expected_work(plan: list[dict[str, Any]], answers: list[tuple[int, float]]) -> Counter[tuple[Any, ...]]:

@@ -8,12 +8,17 @@ planning and answering the earlier ones behind them:
 
 1. one at a time (a single client): the answer time of the accept path alone;
 2. closed loop, `--senders` connections each posting again as soon as it is answered: the time
-   includes waiting behind the other senders (queueing the senders themselves cause);
+   includes waiting behind the other senders (queueing the senders themselves cause; by Little's
+   law the mean is senders / answers a second);
 3. open loop, deliveries due at `--rate` a second over up to `--senders` connections, each time
    counted from when the delivery was due.
 
-The client runs on the same 2 cores as the bot. Requests go only to the loopback address; each
-phase is bounded by --requests.
+Then the same phases against the floor (`benchmarks.webhook_floor`): the same gunicorn with the
+same options answering 202 from an app that only reads the body, with nothing behind it. Each
+phase prints the bot's figures, the floor's and the ratio of their p99s.
+
+The senders (`benchmarks.senders`: one thread, keep-alive connections) run on the same 2 cores as
+the server. Requests go only to the loopback address; each phase is bounded by --requests.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.burst import deliveries, pct, rss_kb, seed, send, start_bot
+from benchmarks.burst import deliveries, pct, rss_kb, seed, start_bot, start_server
+from benchmarks.senders import send
 from tests.fakes.github import FakeGitHub
 from tests.support.botprocess import descendants
 
@@ -38,44 +44,71 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="open loop: deliveries a second")
     args = parser.parse_args()
     rng = random.Random(14)
+    phases = [("one at a time", 1, None), (f"{args.senders} senders, closed loop", args.senders, None),
+              (f"{args.senders} senders, open loop at {args.rate:g}/s", args.senders, args.rate)]
     with tempfile.TemporaryDirectory(prefix="kfp-bot-webhook-") as tmp, FakeGitHub() as github:
         work = Path(tmp)
         token = github.add_token(login="kfp-ci")
         pulls = seed(github, work, 2, 2)
+        plans = [deliveries(pulls, args.requests, rng) for _ in phases]
+        print(f"{args.requests} deliveries per phase on 127.0.0.1: kfp-bot serve, the bot working behind, "
+              "then the floor (the same gunicorn, an app that only reads the body)")
         bot = start_bot(work, github, token, 2.0)
         try:
-            phases = [("one at a time", 1, None), (f"{args.senders} senders, closed loop", args.senders, None),
-                      (f"{args.senders} senders, open loop at {args.rate:g}/s", args.senders, args.rate)]
-            print(f"{args.requests} deliveries per phase to kfp-bot serve on 127.0.0.1, the bot working behind")
-            for name, senders, rate in phases:
-                plan = deliveries(pulls, args.requests, rng)
-                web = web_workers(bot.pid)
-                cpu = cpu_seconds(web)
-                started = time.perf_counter()
-                answers = send(bot.url, plan, senders, rate=rate)
-                rate_seen = len(plan) / (time.perf_counter() - started)
-                cpu = cpu_seconds(web) - cpu
-                times = sorted(ms for _, ms in answers)
-                statuses = dict(sorted(Counter(status for status, _ in answers).items()))
-                print(f"{name:<34} p50 {pct(times, 50):6.1f} ms   p99 {pct(times, 99):6.1f} ms   "
-                      f"max {times[-1]:6.1f} ms   {rate_seen:4.0f}/s   web CPU "
-                      + (f"{cpu / len(plan) * 1000:.2f} ms a delivery" if web else "n/a (no kfp-bot-web process)")
-                      + f"   answers {statuses}")
-            print(f"bot RSS {rss_kb(bot.pid) / 1024:.0f} MB")
+            measured = [measure(bot.pid, bot.url, plan, senders, rate)
+                        for plan, (_, senders, rate) in zip(plans, phases, strict=True)]
+            rss = rss_kb(bot.pid)
         finally:
             bot.stop()
+        floor = start_server(work, "benchmarks.webhook_floor", github=github, token=token)
+        try:
+            floors = [measure(floor.pid, floor.url, plan, senders, rate)
+                      for plan, (_, senders, rate) in zip(plans, phases, strict=True)]
+        finally:
+            floor.stop()
+    for (name, _, _), bot_row, floor_row in zip(phases, measured, floors, strict=True):
+        print(f"{name}")
+        print(f"  bot    {bot_row.line()}")
+        print(f"  floor  {floor_row.line()}   bot p99 = {bot_row.p99 / floor_row.p99:.1f}x the floor's")
+    print(f"bot RSS {rss / 1024:.0f} MB")
+
+
+class Phase:
+    """One phase's answer times, throughput and server CPU."""
+
+    def __init__(self, answers: list[tuple[int, float]], seconds: float, cpu: float | None) -> None:
+        self.times = sorted(ms for _, ms in answers)
+        self.statuses = dict(sorted(Counter(status for status, _ in answers).items()))
+        self.rate = len(answers) / seconds
+        self.cpu_ms = None if cpu is None else cpu / len(answers) * 1000
+        self.p99 = pct(self.times, 99)
+
+    def line(self) -> str:
+        cpu = "n/a" if self.cpu_ms is None else f"{self.cpu_ms:.2f} ms"
+        return (f"p50 {pct(self.times, 50):6.1f} ms   p99 {self.p99:6.1f} ms   max {self.times[-1]:6.1f} ms   "
+                f"{self.rate:4.0f}/s   web CPU {cpu} a delivery   answers {self.statuses}")
+
+
+def measure(pid: int, url: str, plan: list[dict[str, object]], senders: int, rate: float | None) -> Phase:
+    """Send `plan` to the server `pid` listening on `url`; its web processes' CPU time included."""
+    web = web_workers(pid)
+    cpu = cpu_seconds(web)
+    started = time.perf_counter()
+    answers = send(url, plan, senders, rate=rate)
+    seconds = time.perf_counter() - started
+    return Phase(answers, seconds, cpu_seconds(web) - cpu if web else None)
 
 
 def web_workers(pid: int) -> list[int]:
-    """The bot's web worker processes (`kfp-bot-web`), by their process names."""
-    found = []
+    """The server's web worker processes: the bot's `kfp-bot-web`, else (the floor) all of them."""
+    found: dict[int, str] = {}
     for child in descendants(pid):
         try:
-            if Path(f"/proc/{child}/comm").read_text().strip() == "kfp-bot-web":
-                found.append(child)
+            found[child] = Path(f"/proc/{child}/comm").read_text().strip()
         except OSError:
             continue
-    return found
+    named = [child for child, name in found.items() if name == "kfp-bot-web"]
+    return named or ([] if "kfp-bot-bus" in found.values() else list(found))
 
 
 def cpu_seconds(pids: list[int]) -> float:
