@@ -10,8 +10,9 @@ planning and answering the earlier ones behind them:
 2. closed loop, `--senders` connections each posting again as soon as it is answered: the time
    includes waiting behind the other senders (queueing the senders themselves cause; by Little's
    law the mean is senders / answers a second);
-3. open loop, deliveries due at `--rate` a second over up to `--senders` connections, each time
-   counted from when the delivery was due.
+3. open loop, deliveries due at each `--rate` a second in turn over up to `--senders`
+   connections, each time counted from when the delivery was due: how the answer time grows
+   with the rate GitHub sends at.
 
 Then the same phases against the floor (`benchmarks.webhook_floor`): the same gunicorn with the
 same options answering 202 from an app that only reads the body, with nothing behind it. Each
@@ -41,11 +42,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="deliveries per phase")
     parser.add_argument("--senders", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=200.0, help="open loop: deliveries a second")
+    parser.add_argument("--rate", type=float, nargs="+", default=[200.0, 400.0, 800.0],
+                        help="open loop: deliveries a second (a phase each)")
     args = parser.parse_args()
     rng = random.Random(14)
     phases = [("one at a time", 1, None), (f"{args.senders} senders, closed loop", args.senders, None),
-              (f"{args.senders} senders, open loop at {args.rate:g}/s", args.senders, args.rate)]
+              *((f"{args.senders} senders, open loop at {rate:g}/s", args.senders, rate) for rate in args.rate)]
     with tempfile.TemporaryDirectory(prefix="kfp-bot-webhook-") as tmp, FakeGitHub() as github:
         work = Path(tmp)
         token = github.add_token(login="kfp-ci")
