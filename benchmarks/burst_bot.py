@@ -23,7 +23,7 @@ from typing import Any
 from bot.config import load_settings
 from bot.server import BotServer
 from handlers.context import HandlerContext
-from handlers.ports import CollectedResults, RunRequest, RunSubmission
+from handlers.ports.run import CollectedResults, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
 
 

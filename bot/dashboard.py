@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.queries import text_arg
 from handlers.messages.guardrails import queue_place
 from handlers.messages.rendering import format_duration
-from handlers.ports import Store
+from handlers.ports.store import Store
 from handlers.queue_view import place_in_line
 from handlers.run_models import Run, RunState
 

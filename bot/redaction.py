@@ -25,7 +25,8 @@ from handlers.run_models import Run
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from handlers.ports import Chat, Reporter
+    from handlers.ports.chat import Chat
+    from handlers.ports.code_host import Reporter
 
 R = TypeVar("R", RunReport, HeadReport, PullReport, Notice)
 MASK = "[redacted]"

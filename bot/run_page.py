@@ -30,7 +30,7 @@ from handlers.messages.guardrails import queue_line
 from handlers.messages.pipeline_diff import diff_view
 from handlers.messages.rendering import format_duration, format_time
 from handlers.messages.results import results_view
-from handlers.ports import Store
+from handlers.ports.store import Store
 from handlers.queue_view import place_in_line
 from handlers.run_diffs import load_diff
 from handlers.run_models import Run

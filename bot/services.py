@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from handlers.context import HandlerContext
-from handlers.ports import Bus, NotificationDecoder, Store
+from handlers.ports.events import Bus, NotificationDecoder
+from handlers.ports.store import Store
 
 if TYPE_CHECKING:
     from bot.github.deliveries import Redeliverer

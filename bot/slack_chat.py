@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from handlers.ports import ChatMessage
+from handlers.ports.chat import ChatMessage
 from handlers.run_models import RunState
 from handlers.slack_notifier import ChatSettings
 from kfp_bot_errors import KfpBotError

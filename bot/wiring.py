@@ -19,7 +19,10 @@ from bot.sandboxing import local_compiler
 from bot.services import ManagedBus, Services
 from handlers.context import HandlerContext, Policy
 from handlers.models import Event, PullRequestRef, RepoRef
-from handlers.ports import Builder, NotificationDecoder, PipelineDiffs, Runner, Store
+from handlers.ports.build import Builder, PipelineDiffs
+from handlers.ports.events import NotificationDecoder
+from handlers.ports.run import Runner
+from handlers.ports.store import Store
 from handlers.reports import RunPages
 from handlers.targets import ByTarget
 from pipeline_registry.cache_control import PARSES_DIR, use_disk_cache

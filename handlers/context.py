@@ -14,21 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from handlers.ports import (
-    Builder,
-    Bus,
-    Chat,
-    Compiler,
-    Permissions,
-    PipelineDiffs,
-    PullRequests,
-    Reporter,
-    Runner,
-    Schedules,
-    Source,
-    Store,
-    TemplateStore,
-)
+from handlers.ports.build import Builder, Compiler, PipelineDiffs
+from handlers.ports.chat import Chat
+from handlers.ports.code_host import Permissions, PullRequests, Reporter, Source
+from handlers.ports.events import Bus
+from handlers.ports.run import Runner, Schedules, TemplateStore
+from handlers.ports.store import Store
 from handlers.reports import RunPages
 from handlers.targets import ByTarget
 from pipeline_registry.limits import RunLimits

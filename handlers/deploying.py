@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.context import HandlerContext
-from handlers.ports import CompiledPackage
+from handlers.ports.build import CompiledPackage
 from handlers.run_models import Run
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.errors import ConfigError

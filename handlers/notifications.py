@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from handlers.context import HandlerContext
 from handlers.models import Notification
-from handlers.ports import StoredPull, Then
+from handlers.ports.store import StoredPull, Then
 from handlers.run_models import Run, RunState
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from handlers.context import HandlerContext
-from handlers.ports import Store
+from handlers.ports.store import Store
 from handlers.queue_models import HOLDING_SLOT, QueueSpot
 from handlers.run_models import Run, RunState, Trigger
 from pipeline_registry.limits import LimitsConfig, RunLimits, capped

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from handlers.models import Event, IssueCommentEvent, PullRequestAction, PullRequestEvent
-from handlers.ports import StoredPull
+from handlers.ports.store import StoredPull
 
 
 def comment_pull(event: Event) -> tuple[str, int] | None:

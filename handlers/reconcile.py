@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from handlers.context import HandlerContext
 from handlers.messages.rendering import format_duration
 from handlers.models import BuildStatus, Event, RunStart, RunStatus
-from handlers.ports import BuildOutcome, BuildState
+from handlers.ports.build import BuildOutcome, BuildState
 from handlers.queue_view import WAITING_SCOPE
 from handlers.run_models import Run, RunState
 from handlers.run_queue import start_next, takes_slot

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.context import HandlerContext
-from handlers.ports import CompiledPackage
+from handlers.ports.build import CompiledPackage
 from handlers.run_models import Run, RunState, Trigger
 from pipeline_registry.settings import RunOptions
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from handlers.context import HandlerContext
-from handlers.ports import Store
+from handlers.ports.store import Store
 from handlers.run_models import Run
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.spec_diff import PipelineDiff

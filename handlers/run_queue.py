@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from handlers.context import HandlerContext
 from handlers.messages.guardrails import budget_exhausted
 from handlers.models import RunStart
-from handlers.ports import Then
+from handlers.ports.store import Then
 from handlers.queue_models import HOLDING_SLOT, BudgetRefusal, LimitScope, SlotClaim, SlotOutcome
 from handlers.queue_view import LIMITS_SCOPE, MAX_ACTIVE, WAITING_SCOPE, limits_for
 from handlers.run_models import Run, RunState, Trigger

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from handlers.ports import CollectedResults, Store
+from handlers.ports.run import CollectedResults
+from handlers.ports.store import Store
 from handlers.run_models import Run
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.gates import GateVerdict, parse_gates

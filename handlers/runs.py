@@ -24,7 +24,8 @@ from handlers.messages.guardrails import dropped
 from handlers.messages.results import gate_failure
 from handlers.models import BuildStatus, EventKind, RepoRef, RunStart, RunStatus
 from handlers.notifications import notify_change
-from handlers.ports import BuildRequest, BuildState, RunRequest
+from handlers.ports.build import BuildRequest, BuildState
+from handlers.ports.run import RunRequest
 from handlers.queue_models import SlotOutcome
 from handlers.router import Router
 from handlers.run_diffs import diff_run

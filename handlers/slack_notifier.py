@@ -34,7 +34,7 @@ from handlers.context import HandlerContext
 from handlers.messages.results import headline
 from handlers.messages.slack_blocks import slack_change, slack_thread
 from handlers.models import EventKind, Notification
-from handlers.ports import Chat, ChatMessage
+from handlers.ports.chat import Chat, ChatMessage
 from handlers.router import Router
 from handlers.run_models import Run, RunState, Trigger
 from handlers.run_results import load_results

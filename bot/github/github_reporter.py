@@ -54,7 +54,8 @@ from bot.github import lookups
 from bot.github.client import GitHubClients, GitHubError, GitHubMode
 from handlers.context import UtcClock
 from handlers.models import RepoRef
-from handlers.ports import Clock, Store
+from handlers.ports.events import Clock
+from handlers.ports.store import Store
 from handlers.reports import HeadOutcome, HeadReport, Notice, PullReport, RunReport
 from handlers.run_models import Run, RunState
 

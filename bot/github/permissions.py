@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from bot.github.client import GitHubClients
 from handlers.context import UtcClock
 from handlers.models import RepoRef
-from handlers.ports import Clock
+from handlers.ports.events import Clock
 
 # GitHub's legacy `permission` field shows maintain as write; role names are accepted too.
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})

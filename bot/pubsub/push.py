@@ -22,7 +22,7 @@ from bot.pubsub.push_handler import DEFAULT_STEP_SECONDS, MESSAGE_SCOPE, PushHan
 from bot.pubsub.relay import OutboxRelay
 from bot.pubsub.steps import StepRunner
 from handlers.models import Event
-from handlers.ports import NotificationDecoder
+from handlers.ports.events import NotificationDecoder
 
 if TYPE_CHECKING:
     from bot.config import Settings

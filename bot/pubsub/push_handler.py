@@ -67,7 +67,7 @@ from bot.pubsub.steps import StepRunner, Wait
 from bot.store.errors import StoreError
 from handlers.event_codec import event_from_dict
 from handlers.models import Event, EventKind
-from handlers.ports import Ignored, NotificationDecoder
+from handlers.ports.events import Ignored, NotificationDecoder
 from kfp_bot_errors import KfpBotError
 
 log = logging.getLogger("kfp_bot.pubsub")

@@ -1,6 +1,6 @@
 """The store adapter: runs, deliveries, pull requests, approvals and external ids in SQL.
 
-`SqlStore` implements `handlers.ports.Store` on SQLite (embedded default, a file) and
+`SqlStore` implements `handlers.ports.store.Store` on SQLite (embedded default, a file) and
 PostgreSQL (production, Cloud SQL) with the same code.
 """
 

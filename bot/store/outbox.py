@@ -40,7 +40,7 @@ from bot.store.rows import pull_values
 from bot.store.tables import externals, outbox, runs
 from handlers.event_codec import event_from_dict, event_to_dict
 from handlers.models import BuildStatus, Event, EventKind, RunStart, RunStatus
-from handlers.ports import StoredPull
+from handlers.ports.store import StoredPull
 from handlers.run_models import RunState
 
 _log = logging.getLogger("kfp_bot.store")

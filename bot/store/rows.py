@@ -12,7 +12,7 @@ from sqlalchemy import RowMapping
 
 from bot.store.errors import StoreError
 from handlers.models import PullRequestRef, RepoRef
-from handlers.ports import StoredPull
+from handlers.ports.store import StoredPull
 from handlers.run_models import Run, RunPlan, RunState, Transition, Trigger
 
 _REPO_FIELDS = frozenset(f.name for f in fields(RepoRef))

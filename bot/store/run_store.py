@@ -22,7 +22,7 @@ from bot.store import rows
 from bot.store.errors import database_errors
 from bot.store.outbox import OutboxStore
 from bot.store.tables import runs, transitions
-from handlers.ports import Then
+from handlers.ports.store import Then
 from handlers.run_models import Run, RunPlan, RunState, Transition
 
 _ACTIVE = tuple(s.value for s in RunState if not s.terminal)

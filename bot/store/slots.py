@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from bot.store.errors import database_errors
 from bot.store.tables import runs, transitions
-from handlers.ports import Then
+from handlers.ports.store import Then
 from handlers.queue_models import HOLDING_SLOT, BudgetUse, LimitScope, SlotClaim, SlotOutcome
 from handlers.run_models import Run, RunState, Trigger
 from pipeline_registry.limits import RunLimits

@@ -1,4 +1,4 @@
-"""`SqlStore`: the `handlers.ports.Store` port on SQLAlchemy, for SQLite and PostgreSQL alike.
+"""`SqlStore`: the `handlers.ports.store.Store` port on SQLAlchemy, for SQLite and PostgreSQL alike.
 
 Redelivered webhooks, at-least-once bus messages and out-of-order status notifications all
 meet here, from several threads and processes at once, so every write that must happen once is
@@ -39,7 +39,8 @@ from bot.store.tables import (
     pulls,
 )
 from handlers.models import PullRequestRef, RepoRef
-from handlers.ports import ChatMessage, StoredPull
+from handlers.ports.chat import ChatMessage
+from handlers.ports.store import StoredPull
 from handlers.run_models import FailedDelivery, FailureStage
 
 Clock = Callable[[], datetime]

@@ -35,7 +35,8 @@ from deploy.errors import BuildError
 from deploy.google_clients import CREDENTIALS_HINT, api_cause, first_line, google_client
 from deploy.pipeline_diffs import revision_checkout
 from handlers.models import Event
-from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
+from handlers.ports.build import BuildOutcome, BuildRequest, BuildState
+from handlers.ports.events import Ignored
 from handlers.run_models import Run
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.models import ComponentPlan

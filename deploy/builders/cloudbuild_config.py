@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from google.cloud.devtools import cloudbuild_v1
 from google.protobuf import duration_pb2
 
-from handlers.ports import BuildRequest
+from handlers.ports.build import BuildRequest
 from pipeline_registry.models import ComponentPlan
 from pipeline_registry.repo_config import BuildContext
 

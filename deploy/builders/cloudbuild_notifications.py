@@ -18,7 +18,8 @@ from google.protobuf import json_format
 
 from deploy.builders.cloudbuild_config import COMPILE_STEP_ID, COMPONENT_ENV, IMAGE_ENV, RUN_ID_KEY, TOOL_TAG
 from handlers.models import BuildStatus
-from handlers.ports import BuildOutcome, BuildState, Ignored
+from handlers.ports.build import BuildOutcome, BuildState
+from handlers.ports.events import Ignored
 from handlers.run_models import RunState
 
 log = logging.getLogger("kfp_bot.cloudbuild")

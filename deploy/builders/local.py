@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 
-from handlers.ports import BuildOutcome, BuildRequest, BuildState
+from handlers.ports.build import BuildOutcome, BuildRequest, BuildState
 from handlers.run_models import Run
 from pipeline_registry.repo_config import BuildContext
 from pipeline_registry.repository import Repository

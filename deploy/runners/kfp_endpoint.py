@@ -43,7 +43,8 @@ from deploy.runners.kfp_calls import (
 from deploy.runners.kfp_http import JsonHttp, default_session, normalise_host
 from deploy.runners.kfp_v1beta1 import V1Api
 from deploy.runners.kfp_v2beta1 import V2Api
-from handlers.ports import CollectedResults, CompiledPackage, RunRequest, RunSubmission
+from handlers.ports.build import CompiledPackage
+from handlers.ports.run import CollectedResults, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState, Trigger
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.settings import RunOptions

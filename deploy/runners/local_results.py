@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from deploy.errors import RunError
 from deploy.runners.local_spec import read_ir, task_names
-from handlers.ports import CollectedResults
+from handlers.ports.run import CollectedResults
 
 T = TypeVar("T")
 METRICS_TYPES = ("system.Metrics", "system.ClassificationMetrics")

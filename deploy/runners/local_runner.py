@@ -18,7 +18,7 @@ from deploy.runners.local_logs import log_path
 from deploy.runners.local_results import collect, keep_outputs
 from deploy.runners.local_retention import RunFilesRetention
 from deploy.sandbox import Sandbox, SandboxUnavailable
-from handlers.ports import CollectedResults, RunRequest, RunSubmission
+from handlers.ports.run import CollectedResults, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
 
 

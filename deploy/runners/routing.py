@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from handlers.ports import CollectedResults, Runner, RunRequest, RunSubmission
+from handlers.ports.run import CollectedResults, Runner, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
 from handlers.targets import ByTarget
 from kfp_bot_errors import KfpBotError

@@ -30,7 +30,7 @@ from deploy.runners.vertex_events import parse_pipeline_event, run_state_of
 from deploy.runners.vertex_job import RUN_LABEL, build_job, job_id_for, label_value, run_id_of
 from deploy.runners.vertex_results import job_results
 from handlers.models import Event, RunStatus
-from handlers.ports import CollectedResults, RunRequest, RunSubmission
+from handlers.ports.run import CollectedResults, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from google.protobuf import json_format, struct_pb2
 
 from deploy.compiler.package import PackageFormat
 from deploy.errors import RunError
-from handlers.ports import RunRequest
+from handlers.ports.run import RunRequest
 from handlers.run_models import Run
 from pipeline_registry.settings import RunOptions
 

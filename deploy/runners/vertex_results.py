@@ -20,7 +20,7 @@ from typing import Any
 from google.cloud import aiplatform_v1
 
 from deploy.runners.local_results import METRICS_TYPES, named_metrics
-from handlers.ports import CollectedResults
+from handlers.ports.run import CollectedResults
 
 
 def job_results(job: aiplatform_v1.PipelineJob) -> CollectedResults:

@@ -24,7 +24,7 @@ from bot.store.accept import acceptance as acceptance_of
 from bot.store.errors import StoreError
 from bot.store.rows import pull_values
 from handlers.models import IssueCommentEvent, PullRequestAction, PullRequestEvent
-from handlers.ports import StoredPull
+from handlers.ports.store import StoredPull
 from tests.bot.test_outbox import all_at_once, push
 from tests.bot.test_store import make_pull
 

@@ -24,7 +24,7 @@ from sqlalchemy import inspect as sa_inspect
 
 from bot.store import SCHEMA_VERSION, SqlStore, StoreError
 from handlers.models import PullRequestRef, RepoRef
-from handlers.ports import Store, StoredPull
+from handlers.ports.store import Store, StoredPull
 from handlers.run_models import PlanComponent, PlanTrustedChange, Run, RunPlan, RunState, Transition, Trigger
 from tests.bot.conftest import ManualClock
 from tests.support.ports import refusing_port

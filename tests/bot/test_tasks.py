@@ -20,7 +20,7 @@ from bot.services import Services
 from bot.store import SqlStore
 from bot.tasks import RECONCILE_PATH, tasks_blueprint
 from handlers.models import BuildStatus, Event, IssueCommentEvent, RunStatus
-from handlers.ports import RunSubmission
+from handlers.ports.run import RunSubmission
 from handlers.routes import dispatch
 from handlers.run_models import RunState
 from tests.fakes.github import FakeGitHub

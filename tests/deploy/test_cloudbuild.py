@@ -28,7 +28,8 @@ from deploy.builders.cloudbuild_config import ConnectedRepositorySource, GitUrlS
 from deploy.errors import BuildError
 from deploy.runners.vertex import VertexRunner, make_pipeline_client
 from handlers.models import BuildStatus
-from handlers.ports import BuildOutcome, BuildRequest, BuildState, Ignored
+from handlers.ports.build import BuildOutcome, BuildRequest, BuildState
+from handlers.ports.events import Ignored
 from handlers.run_models import Run, RunState, Trigger, run_id_for
 from pipeline_registry.planner import plan_change
 from tests.fakes.cloudbuild import FailureType, FakeCloudBuild

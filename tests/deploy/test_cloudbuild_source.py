@@ -13,7 +13,7 @@ from deploy.builders.cloudbuild import CloudBuildBuilder
 from deploy.builders.cloudbuild_source import StorageUpload
 from deploy.google_clients import make_gcs_client
 from handlers.models import BuildStatus
-from handlers.ports import BuildRequest, BuildState
+from handlers.ports.build import BuildRequest, BuildState
 from handlers.run_models import RunState
 from pipeline_registry.repository import Repository
 from tests.deploy.conftest import BUCKET

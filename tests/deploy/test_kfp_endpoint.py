@@ -16,7 +16,7 @@ from kfp import compiler, dsl
 from deploy.compiler import CompiledPipeline, load_package
 from deploy.runners.kfp_calls import KfpEndpointUnavailable, RetryPolicy
 from deploy.runners.kfp_endpoint import KfpEndpointRunner
-from handlers.ports import RunRequest
+from handlers.ports.run import RunRequest
 from handlers.run_models import Run, RunState, Trigger
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.settings import RunOptions

@@ -11,7 +11,7 @@ from deploy.compiler.package import CompiledPipeline, PackageFormat
 from deploy.runners.local_logs import read_tail
 from deploy.runners.local_retention import RunFilesRetention
 from deploy.runners.local_runner import LocalRunner
-from handlers.ports import RunRequest
+from handlers.ports.run import RunRequest
 from handlers.run_models import Run, RunState, Trigger
 from tests.conftest import EXAMPLE_MONOREPO
 from tests.test_examples import compile_example

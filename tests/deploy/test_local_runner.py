@@ -223,7 +223,7 @@ def test_a_run_cancelled_before_its_process_starts_never_starts(tmp_path: Path) 
     from datetime import datetime
 
     from deploy.runners.local_runner import LocalRunner
-    from handlers.ports import RunRequest
+    from handlers.ports.run import RunRequest
     from handlers.run_models import Run, RunState, Trigger
 
     now = datetime.now(UTC)

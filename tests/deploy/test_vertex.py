@@ -28,7 +28,7 @@ from deploy.runners.vertex import DEFAULT_RETRY, VertexRunner, VertexUnavailable
 from deploy.runners.vertex_events import log_sink_filter
 from deploy.runners.vertex_job import JOB_ID_RULE, job_id_for, run_id_of, vertex_labels
 from handlers.models import RunStatus
-from handlers.ports import RunRequest
+from handlers.ports.run import RunRequest
 from handlers.run_models import Run, RunState, Trigger, run_id_for
 from handlers.runs import labels_for
 from kfp_bot_errors import KfpBotError

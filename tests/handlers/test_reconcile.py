@@ -17,7 +17,8 @@ import pytest
 
 from bot.store import SqlStore
 from handlers.models import BuildStatus, RunStart, RunStatus
-from handlers.ports import BuildOutcome, BuildState, RunSubmission
+from handlers.ports.build import BuildOutcome, BuildState
+from handlers.ports.run import RunSubmission
 from handlers.reconcile import DEFAULT_LOST_AFTER, DEFAULT_STUCK_AFTER, ReconcileReport, reconcile
 from handlers.routes import dispatch
 from handlers.run_models import RunState

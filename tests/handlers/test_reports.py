@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DELIVERERS = ("handlers/ports.py", "bot/github/github_reporter.py", "bot/log_reporter.py", "bot/redaction.py")
+DELIVERERS = ("handlers/ports/code_host.py", "bot/github/github_reporter.py", "bot/log_reporter.py", "bot/redaction.py")
 
 
 def imported_modules(path: Path) -> set[str]:

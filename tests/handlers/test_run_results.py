@@ -11,7 +11,7 @@ import pytest
 
 from bot.store import SqlStore
 from deploy.errors import RunError
-from handlers.ports import CollectedResults
+from handlers.ports.run import CollectedResults
 from handlers.run_models import Run, RunState
 from handlers.run_results import (
     BASELINE_SCOPE,

@@ -23,7 +23,7 @@ from deploy.builders.cloudbuild_source import StorageUpload
 from deploy.errors import CompileError
 from deploy.google_clients import make_gcs_client
 from handlers.models import BuildStatus
-from handlers.ports import BuildRequest, BuildState
+from handlers.ports.build import BuildRequest, BuildState
 from handlers.run_models import RunState, run_id_for
 from tests.fakes.cloudbuild import FakeCloudBuild
 from tests.fakes.template_stores import FakeGcs

@@ -1,7 +1,7 @@
 """Small in-test backends for the reconcile pass: our own `Builder`/`Runner` ports answering fixed
 states, a bus that records (and optionally hands events to the real handlers), and a clock tests move.
 
-They implement the bot's own ports (handlers/ports.py), not a client library, so nothing remote is
+They implement the bot's own ports (handlers/ports/), not a client library, so nothing remote is
 pretended: a test says "Cloud Build would answer FAILED for this run" and watches what the bot does.
 """
 
@@ -18,7 +18,8 @@ from deploy.checkout import GitSource
 from deploy.pipelines import RepositoryCompiler
 from handlers.context import HandlerContext
 from handlers.models import Event
-from handlers.ports import BuildOutcome, BuildRequest, CollectedResults, RunRequest, RunSubmission
+from handlers.ports.build import BuildOutcome, BuildRequest
+from handlers.ports.run import CollectedResults, RunRequest, RunSubmission
 from handlers.run_models import Run, RunState, Trigger
 
 REPO = "octo/monorepo"

@@ -13,7 +13,7 @@ from handlers.messages.pull_comment import pull_comment
 from handlers.messages.results import format_delta, format_number, gate_failure, headline
 from handlers.messages.slack_blocks import slack_change, slack_thread
 from handlers.models import Notification
-from handlers.ports import CollectedResults
+from handlers.ports.run import CollectedResults
 from handlers.reports import RunPages
 from handlers.run_models import RunState, Trigger
 from handlers.run_results import Comparison, RunResults, evaluate
