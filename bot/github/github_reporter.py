@@ -11,24 +11,7 @@ retries such a POST, see `bot.github.retry.WriteSafeRetry`): the comment by its 
 by its author and body), the check run by name, head sha and external id, the commit status by
 context, state and description; only when none is found is it created again.
 
-RunState → what GitHub shows for the pipeline's check (App) / commit status (token):
-
-| run state  | check status | check conclusion | commit status |
-|------------|--------------|------------------|---------------|
-| queued     | queued       | –                | pending       |
-| building   | in_progress  | –                | pending       |
-| compiling  | in_progress  | –                | pending       |
-| running    | in_progress  | – (details_url = run URL) | pending |
-| succeeded  | completed    | success          | success       |
-| failed     | completed    | failure          | failure       |
-| error      | completed    | failure (error in the summary) | error |
-| cancelled  | completed    | cancelled        | error         |
-| skipped    | completed    | neutral (the reason is shown, nothing blocks) | success |
-
-The aggregate `kfp-bot` check of a head commit always concludes (see `handlers.messages.checks.head_outcome`):
-none affected → success; any active → in_progress (pending); any failed/error → failure;
-any cancelled → cancelled (error); planned but not run (draft, waiting for `/ok-to-run`, all
-skipped) → neutral (success); otherwise success.
+The states GitHub shows for each run state and head outcome: `bot.github.check_states`.
 
 GitHub cannot reopen a completed check run, so each run gets its own check run (a later `/run`
 of the same pipeline and commit creates a new one, which GitHub shows as the current one) and
@@ -41,7 +24,7 @@ import dataclasses
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -51,47 +34,19 @@ from github.IssueComment import IssueComment
 from github.Repository import Repository
 
 from bot.github import lookups
+from bot.github.check_states import CHECK_STATES, HEAD_CHECK_STATES, HEAD_STATUS_STATES, STATUS_STATES
 from bot.github.client import GitHubClients, GitHubError, GitHubMode
 from handlers.context import UtcClock
 from handlers.models import RepoRef
 from handlers.ports.events import Clock
 from handlers.ports.store import Store
-from handlers.reports import HeadOutcome, HeadReport, Notice, PullReport, RunReport
-from handlers.run_models import Run, RunState
+from handlers.reports import HeadReport, Notice, PullReport, RunReport
+from handlers.run_models import Run
 
 log = logging.getLogger("kfp_bot.github")
 T = TypeVar("T")
 # A reply looked up after a lost answer was written at most this long before the request started.
 _CLOCK_SKEW = timedelta(seconds=10)
-
-CHECK_STATES: Mapping[RunState, tuple[str, str | None]] = {
-    RunState.QUEUED: ("queued", None),
-    RunState.BUILDING: ("in_progress", None),
-    RunState.COMPILING: ("in_progress", None),
-    RunState.RUNNING: ("in_progress", None),
-    RunState.SUCCEEDED: ("completed", "success"),
-    RunState.FAILED: ("completed", "failure"),
-    RunState.ERROR: ("completed", "failure"),
-    RunState.CANCELLED: ("completed", "cancelled"),
-    RunState.SKIPPED: ("completed", "neutral"),
-}
-STATUS_STATES: Mapping[RunState, str] = {
-    RunState.QUEUED: "pending", RunState.BUILDING: "pending", RunState.COMPILING: "pending",
-    RunState.RUNNING: "pending", RunState.SUCCEEDED: "success", RunState.FAILED: "failure",
-    RunState.ERROR: "error", RunState.CANCELLED: "error", RunState.SKIPPED: "success",
-}
-HEAD_CHECK_STATES: Mapping[HeadOutcome, tuple[str, str | None]] = {
-    HeadOutcome.NONE_AFFECTED: ("completed", "success"),
-    HeadOutcome.ACTIVE: ("in_progress", None),
-    HeadOutcome.FAILED: ("completed", "failure"),
-    HeadOutcome.CANCELLED: ("completed", "cancelled"),
-    HeadOutcome.NOT_RUN: ("completed", "neutral"),
-    HeadOutcome.SUCCEEDED: ("completed", "success"),
-}
-HEAD_STATUS_STATES: Mapping[HeadOutcome, str] = {
-    HeadOutcome.NONE_AFFECTED: "success", HeadOutcome.ACTIVE: "pending", HeadOutcome.FAILED: "failure",
-    HeadOutcome.CANCELLED: "error", HeadOutcome.NOT_RUN: "success", HeadOutcome.SUCCEEDED: "success",
-}
 
 # GitHub refuses a commit status description above 140 characters
 # (https://docs.github.com/en/rest/commits/statuses).
