@@ -7,7 +7,7 @@ on a laptop produces exactly what the bot submits for a pull request.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from deploy.compiler import CompiledPipeline, compile_pipeline
@@ -22,7 +22,7 @@ from deploy.compiler.batch import (
 )
 from deploy.compiler.environments import ResolvedEnvironment
 from deploy.compiler.scratch import ScratchTree
-from deploy.compiler.warm import DriverPool
+from deploy.compiler.warm import DriverKey, DriverPool, remember, remembered
 from deploy.sandbox import Sandbox
 from kfp_bot_errors import KfpBotError
 from pipeline_registry.compile_env import CompileEnvironment
@@ -56,21 +56,40 @@ class RepositoryCompiler:
         self.ahead = CompiledAhead()
         self.drivers = DriverPool(self.sandbox)  # started by `warm_up`, each taken by one compile
 
-    def warm_up(self) -> None:
-        """Start a sandboxed interpreter of the default compile environment (the bot's kfp) that
-        imports kfp now, for a compile likely to come soon (a pull request's new head is being
-        checked out and planned): that compile then skips the interpreter's start. It has run no
-        repository code until a compile takes it, compiles that one batch only, and ends unused
-        after WARM_IDLE_SECONDS. Nothing happens where repository code may not run."""
+    def warm_up(self, repo: str) -> None:
+        """Start the sandboxed interpreters the last compile of `repo` (a repository's full name) used,
+        or one of the default compile environment (the bot's kfp) when none is remembered, so that
+        they import kfp now, for a compile likely to come soon (a pull request's new head is being
+        checked out and planned): that compile then skips the interpreter's start. A pinned
+        environment is warmed only when it is already in the cache (none is built for a guess).
+        Each has run no repository code until a compile takes it, compiles that one batch only,
+        and ends unused after WARM_IDLE_SECONDS; one waits per interpreter at most. Nothing happens
+        where repository code may not run."""
         try:
             self.sandbox.check()
         except KfpBotError:
             return  # the compile itself says why nothing runs
-        config = capped_compile(RepoConfig(), max_timeout_seconds=self.max_timeout_seconds,
-                                max_memory_mb=self.max_memory_mb)
-        key = driver_key(ResolvedEnvironment(sys.executable), CompileEnvironment(), config)
-        self.drivers.start(key, seconds=WARM_IDLE_SECONDS + batch_seconds(config, WARM_BATCH),
-                           idle_seconds=WARM_IDLE_SECONDS)
+        hints = remembered(self.cache_dir, repo)
+        starts = dict(hints.drivers) if hints is not None else {}
+        if not starts:
+            config = self._capped(RepoConfig())
+            starts = {driver_key(ResolvedEnvironment(sys.executable), CompileEnvironment(), config):
+                      self._warm_seconds(config)}
+        for key, seconds in starts.items():
+            self.drivers.start(key, seconds=seconds, idle_seconds=WARM_IDLE_SECONDS)
+
+    def _remember(self, repo: str, config: RepoConfig) -> Callable[[Mapping[DriverKey, int]], None]:
+        """What notes the drivers a compile of `repo` used, for the warm-up of its next head."""
+        return lambda used: remember(self.cache_dir, repo, self.sandbox,
+                                     dict.fromkeys(used, self._warm_seconds(config)))
+
+    @staticmethod
+    def _warm_seconds(config: RepoConfig) -> float:
+        """How long a warmed-up interpreter may live: its idle time, then a batch of WARM_BATCH."""
+        return WARM_IDLE_SECONDS + batch_seconds(config, WARM_BATCH)
+
+    def _capped(self, config: RepoConfig) -> RepoConfig:
+        return capped_compile(config, max_timeout_seconds=self.max_timeout_seconds, max_memory_mb=self.max_memory_mb)
 
     def close(self) -> None:
         """End the warmed-up interpreters no compile took."""
@@ -78,19 +97,21 @@ class RepositoryCompiler:
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
                 out_dir: Path, scratch: ScratchTree | None = None, *,
-                config: RepoConfig | None = None, along: Sequence[str] = ()) -> CompiledPipeline:
+                config: RepoConfig | None = None, along: Sequence[str] = (), repo: str | None = None
+                ) -> CompiledPipeline:
         """Compile `pipeline` of the working tree at `repo_dir`; images default to content tags.
         Several compiles of one tree share `scratch` (one copy of it) instead of copying it each.
 
         `config` replaces the checked-out `.kfp-bot.yaml` (a pull request's, with its trusted keys
         taken from the default branch). `along` names pipelines of the same checkout whose own
         compile comes soon (a pull request's other runs): they are compiled in the same sandboxed
-        interpreter now, and their own `compile` takes the package (or the error) from this batch."""
+        interpreter now, and their own `compile` takes the package (or the error) from this batch.
+        `repo` names the repository (its full name) when the interpreters this compile uses should
+        be warmed up for its next head (`warm_up`)."""
         repository = Repository.open(repo_dir)
         repository.require_resolved_loads(pipeline)
         chosen = dict(images) if images else repository.component_images(pipeline)
-        limited = capped_compile(config or repository.config, max_timeout_seconds=self.max_timeout_seconds,
-                                 max_memory_mb=self.max_memory_mb)
+        limited = self._capped(config or repository.config)
         known = repository.pipelines()
         siblings = [name for name in dict.fromkeys(along)
                     if name in known and name != pipeline and self._resolved(repository, name)]
@@ -102,11 +123,14 @@ class RepositoryCompiler:
         def batch(names: list[str], folder: Path) -> dict[str, Outcome]:
             return compile_pipelines(repo_dir, [repository.pipeline(n) for n in names], config=limited,
                                      images=images_of, out_dir=folder, cache_dir=self.cache_dir,
-                                     sandbox=self.sandbox, drivers=self.drivers)
+                                     sandbox=self.sandbox, drivers=self.drivers,
+                                     on_drivers=self._remember(repo, limited) if repo else None)
 
         wait = STARTUP_SECONDS + limited.compile.timeout_seconds * (len(known) + 1)
         outcome = self.ahead.take(key(pipeline), Path(out_dir), wait)
-        if outcome is None and not siblings and not self.drivers.waiting():
+        # One pipeline with no interpreter waiting compiles alone, unless its interpreter is to be
+        # remembered: the batch compile knows which one it used.
+        if outcome is None and not siblings and not self.drivers.waiting() and not repo:
             return compile_pipeline(repo_dir, repository.pipeline(pipeline), config=limited, images=chosen,
                                     out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
                                     sandbox=self.sandbox)
@@ -132,8 +156,7 @@ class RepositoryCompiler:
         own work; pass the pool to `compile_many` and close it after."""
         repository = Repository.open(repo_dir)
         known = repository.pipelines()
-        limited = capped_compile(repository.config, max_timeout_seconds=self.max_timeout_seconds,
-                                 max_memory_mb=self.max_memory_mb)
+        limited = self._capped(repository.config)
         return start_drivers(repo_dir, [repository.pipeline(name) for name in pipelines if name in known],
                              config=limited, cache_dir=self.cache_dir, sandbox=self.sandbox, scratch=scratch,
                              pool=pool)
@@ -154,8 +177,7 @@ class RepositoryCompiler:
                 unresolved[name] = exc
         rest = [name for name in pipelines if name not in unresolved]
         chosen = {name: dict((images or {}).get(name) or repository.component_images(name)) for name in rest}
-        limited = capped_compile(config or repository.config, max_timeout_seconds=self.max_timeout_seconds,
-                                 max_memory_mb=self.max_memory_mb)
+        limited = self._capped(config or repository.config)
         compiled = compile_pipelines(repo_dir, [repository.pipeline(name) for name in rest], config=limited,
                                      images=chosen, out_dir=out_dir, cache_dir=self.cache_dir, scratch=scratch,
                                      sandbox=self.sandbox, drivers=drivers) if rest else {}

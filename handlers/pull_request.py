@@ -34,9 +34,9 @@ router = Router()
 def new_head(event: PullRequestEvent, ctx: HandlerContext) -> None:
     """Plan the head and start (or hold) a run per affected pipeline."""
     repo, pull, installation = event.repo, event.pull, event.installation_id
-    # The compile of the runs this head may start then finds an interpreter with kfp imported,
-    # started while the head is checked out and planned (it ends unused if no run compiles).
-    ctx.compiler.warm_up()
+    # The compile of the runs this head may start then finds the interpreters the repository's last
+    # compile used, kfp imported while the head is checked out and planned (unused, they end).
+    ctx.compiler.warm_up(repo.full_name)
     ctx.store.save_pull(repo, pull, installation)
     supersede(ctx, repo, pull, f"superseded by {pull.head_sha[:7]}", keep_sha=pull.head_sha)
     planned = _plan_and_review(ctx, event)

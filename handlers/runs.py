@@ -127,7 +127,8 @@ def build_finished(event: BuildStatus, ctx: HandlerContext) -> None:
         # Trusted keys (identity, target, compile limits) come from the default branch.
         options, config = run_settings(ctx, run, repository)
         package = ctx.compiler.compile(repo_dir, run.pipeline, repository.component_images(run.pipeline),
-                                       run_dir(ctx, run) / "package", config=config, along=siblings(ctx, run))
+                                       run_dir(ctx, run) / "package", config=config, along=siblings(ctx, run),
+                                       repo=run.repo)
         parameters = resolve_parameters(repository.settings(run.pipeline), dict(run.overrides),
                                         package.inputs)
         target = options.target or config.target_for(run.pipeline)

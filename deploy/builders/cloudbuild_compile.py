@@ -149,18 +149,19 @@ class CloudBuildCompiler:
     def __init__(self, cloud: CloudCompile) -> None:
         self.cloud = cloud
 
-    def warm_up(self) -> None:
+    def warm_up(self, repo: str) -> None:
         """Nothing to start here: Cloud Build compiles in the run's build."""
 
     def close(self) -> None:
         """Nothing was started here."""
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str] | None,
-                out_dir: Path, *, config: RepoConfig | None = None, along: Sequence[str] = ()) -> CompiledPipeline:
+                out_dir: Path, *, config: RepoConfig | None = None, along: Sequence[str] = (),
+                repo: str | None = None) -> CompiledPipeline:
         """The package Cloud Build compiled for this commit, pipeline and images; CompileError otherwise.
 
         `config` replaces the checked-out `.kfp-bot.yaml` (trusted keys from the default branch).
-        `along` is ignored: each run's build compiles its own pipeline, in Cloud Build."""
+        `along` and `repo` are ignored: each run's build compiles its own pipeline, in Cloud Build."""
         repository = Repository.open(repo_dir)
         repository.require_resolved_loads(pipeline)  # named here, not as the compile's traceback
         chosen = dict(images) if images else repository.component_images(pipeline)

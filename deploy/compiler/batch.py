@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from deploy.compiler.images import substitute_images
 from deploy.compiler.package import CompiledPipeline
 from deploy.compiler.scratch import ScratchTree, copy_tree
 from deploy.compiler.source import pipeline_file, read_repo_file, resolve_mode
-from deploy.compiler.warm import Driver, DriverKey, DriverPool, remember
+from deploy.compiler.warm import Driver, DriverKey, DriverPool, hints_key, remember
 from deploy.errors import CompileError
 from deploy.sandbox import Sandbox, SandboxResult, SandboxUnavailable
 from kfp_bot_errors import KfpBotError
@@ -51,13 +52,16 @@ def compile_pipelines(repo_dir: Path, pipelines: Sequence[Pipeline], *, config: 
                       images: Mapping[str, Mapping[str, str]], out_dir: Path, cache_dir: Path,
                       python: str = sys.executable, on_line: Callable[[str], None] | None = None,
                       scratch: ScratchTree | None = None, sandbox: Sandbox | None = None,
-                      drivers: DriverPool | None = None) -> dict[str, Outcome]:
+                      drivers: DriverPool | None = None,
+                      on_drivers: Callable[[Mapping[DriverKey, int]], None] | None = None) -> dict[str, Outcome]:
     """Compile `pipelines` of the repository at `repo_dir` into `out_dir` (`<name>.yaml` or `.json`),
     each with its `images[name]` substituted; every pipeline gets its package or its error.
 
     The sandbox (strict by default) is checked first: without isolation nothing runs and
     `SandboxUnavailable` is raised. `scratch` is a copy of the repository to work in (reset after);
-    `drivers` may hold drivers started ahead for these compile environments (`warm.py`)."""
+    `drivers` may hold drivers started ahead for these compile environments (`warm.py`).
+    `on_drivers` is told, after the compile, which drivers it used (and for how many pipelines
+    each), so that the next compile of the repository can have them started ahead."""
     sandbox = sandbox or Sandbox()
     isolated = sandbox.check().available
     repo_dir = Path(repo_dir).resolve()
@@ -89,6 +93,8 @@ def compile_pipelines(repo_dir: Path, pipelines: Sequence[Pipeline], *, config: 
     for group in _groups(jobs):
         outcomes.update(_compile_group(repo_dir, group, config=config, out_dir=out_dir, scratch=scratch,
                                        sandbox=sandbox, isolated=isolated, drivers=drivers))
+    if on_drivers is not None and jobs:
+        on_drivers(Counter(driver_key(job.resolved, job.env, config) for job in jobs))
     return {p.name: outcomes[p.name] for p in pipelines}
 
 
@@ -118,7 +124,7 @@ def start_drivers(repo_dir: Path, pipelines: Sequence[Pipeline], *, config: Repo
     starts = {key: AHEAD_SECONDS + batch_seconds(config, count) for key, count in counts.items()}
     for key, seconds in starts.items():
         pool.start(key, seconds=seconds, writable=[scratch.root] if scratch else [])
-    remember(cache_dir, repo_dir, pool.sandbox, starts)
+    remember(cache_dir, hints_key(repo_dir), pool.sandbox, starts)
     return pool
 
 

@@ -2,10 +2,11 @@
 
 A compile's wall time was mostly serial: the bot planned, copied the tree and resolved images,
 and only then started the sandboxed interpreter, which spent half a second importing kfp. A
-`Driver` is started as soon as its compile environment is known (`kfp-bot check`: right after the
-repository is opened; the service: when a pull request's work begins, for the default environment)
-and imports kfp while the bot does the rest; `compile_pipelines` hands it its jobs when they are
-ready (one line on its stdin) and reads its outcomes.
+`Driver` is started as soon as its compile environment is known or can be guessed, and imports kfp
+while the bot does the rest; `compile_pipelines` hands it its jobs when they are ready (one line on
+its stdin) and reads its outcomes. The guess is what the last compile of the repository used
+(`remember`, `remembered`): `kfp-bot check` starts those drivers before it reads its settings, the
+service when a pull request's new head arrives (the bot's own kfp 2 when nothing is remembered).
 
 A driver carries nothing from one repository's code to another's: before it receives work it has
 imported only the standard library and kfp (`batch_driver.py` reads its jobs after that), and it
@@ -201,19 +202,61 @@ class DriverPool:
             driver.close()
 
 
-def remember(cache_dir: Path, repo_dir: Path, sandbox: Sandbox, starts: Mapping[DriverKey, float]) -> None:
-    """Note which drivers (and for how long, in which sandbox) a compile of `repo_dir` started,
-    for `start_remembered`."""
-    items = [{"python": key.python, "environment": str(key.environment) if key.environment else None,
-              "env": [list(pair) for pair in key.env], "memory_mb": key.memory_mb, "seconds": seconds}
-             for key, seconds in starts.items()]
+def hints_key(repo_dir: Path) -> str:
+    """What the drivers of a compile of a working tree are remembered under (`kfp-bot check`): its
+    resolved location. The service remembers them under the repository's full name instead, since
+    each head it compiles is checked out in a folder of its own."""
+    return str(Path(repo_dir).resolve())
+
+
+def remember(cache_dir: Path, key: str, sandbox: Sandbox, starts: Mapping[DriverKey, float]) -> None:
+    """Note which drivers (and for how long, in which sandbox) the last compile of the repository
+    known as `key` (`hints_key`, or a repository's full name) used, for `remembered`."""
+    items = [{"python": driver.python, "environment": str(driver.environment) if driver.environment else None,
+              "env": [list(pair) for pair in driver.env], "memory_mb": driver.memory_mb, "seconds": seconds}
+             for driver, seconds in starts.items()]
     limits = {"max_processes": sandbox.max_processes, "output_kb": sandbox.output_kb}
-    path = _hints(cache_dir, repo_dir)
+    path = _hints(cache_dir, key)
     with contextlib.suppress(OSError):  # a hint is only ever a head start
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
         partial.write_text(json.dumps({"sandbox": limits, "drivers": items[:MAX_GUESSES]}), encoding="utf-8")
         os.replace(partial, path)
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What the last compile of a repository used: its sandbox's limits, and the drivers (with
+    how long each may live) whose interpreter the bot knows (`_known_interpreter`)."""
+
+    max_processes: int
+    output_kb: int
+    drivers: tuple[tuple[DriverKey, float], ...]
+
+
+def remembered(cache_dir: Path, key: str) -> Remembered | None:
+    """The drivers `remember` noted under `key`, at most MAX_GUESSES, each the bot's own Python or
+    the interpreter of an environment already in `<cache_dir>/envs` (none is ever built for a
+    guess); None when nothing (readable) is remembered."""
+    try:
+        hints = json.loads(_hints(cache_dir, key).read_text(encoding="utf-8"))
+        max_processes, output_kb = int(hints["sandbox"]["max_processes"]), int(hints["sandbox"]["output_kb"])
+        items = list(hints["drivers"])[:MAX_GUESSES]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    drivers = []
+    for item in items:
+        try:
+            driver = DriverKey(python=str(item["python"]),
+                               environment=Path(item["environment"]) if item["environment"] else None,
+                               env=tuple((str(name), str(value)) for name, value in item["env"]),
+                               memory_mb=None if item["memory_mb"] is None else int(item["memory_mb"]))
+            seconds = float(item["seconds"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if _known_interpreter(driver, Path(cache_dir)):
+            drivers.append((driver, seconds))
+    return Remembered(max_processes, output_kb, tuple(drivers))
 
 
 def start_remembered(cache_dir: Path, repo_dir: Path, *, allow_unsandboxed: bool,
@@ -223,25 +266,13 @@ def start_remembered(cache_dir: Path, repo_dir: Path, *, allow_unsandboxed: bool
     It is a guess: where it was wrong (other settings, another compile environment) the compile
     starts the driver it needs, and closing the pool ends the unused ones. Only the bot's own
     Python or a cached environment's interpreter is ever started; None when nothing is remembered."""
-    try:
-        hints = json.loads(_hints(cache_dir, repo_dir).read_text(encoding="utf-8"))
-        sandbox = Sandbox(allow_unsandboxed=allow_unsandboxed, max_processes=int(hints["sandbox"]["max_processes"]),
-                          output_kb=int(hints["sandbox"]["output_kb"]))
-        items = list(hints["drivers"])[:MAX_GUESSES]
-    except (OSError, ValueError, KeyError, TypeError):
+    hints = remembered(cache_dir, hints_key(repo_dir))
+    if hints is None:
         return None
-    pool = DriverPool(sandbox)
-    for item in items:
-        try:
-            key = DriverKey(python=str(item["python"]),
-                            environment=Path(item["environment"]) if item["environment"] else None,
-                            env=tuple((str(name), str(value)) for name, value in item["env"]),
-                            memory_mb=None if item["memory_mb"] is None else int(item["memory_mb"]))
-            seconds = float(item["seconds"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if _known_interpreter(key, Path(cache_dir)):
-            pool.start(key, seconds=seconds, writable=writable)
+    pool = DriverPool(Sandbox(allow_unsandboxed=allow_unsandboxed, max_processes=hints.max_processes,
+                              output_kb=hints.output_kb))
+    for driver, seconds in hints.drivers:
+        pool.start(driver, seconds=seconds, writable=writable)
     return pool
 
 
@@ -252,6 +283,6 @@ def _known_interpreter(key: DriverKey, cache_dir: Path) -> bool:
             and os.path.exists(key.python))
 
 
-def _hints(cache_dir: Path, repo_dir: Path) -> Path:
-    digest = hashlib.sha256(str(Path(repo_dir).resolve()).encode()).hexdigest()[:24]
+def _hints(cache_dir: Path, key: str) -> Path:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return Path(cache_dir) / HINTS_DIR / f"{digest}.json"

@@ -73,15 +73,19 @@ class Compiler(Protocol):
     """Compiles a pipeline of a checked-out repository with images substituted."""
 
     def compile(self, repo_dir: Path, pipeline: str, images: Mapping[str, str],
-                out_dir: Path, *, config: RepoConfig | None = None, along: Sequence[str] = ()) -> CompiledPackage:
+                out_dir: Path, *, config: RepoConfig | None = None, along: Sequence[str] = (),
+                repo: str | None = None) -> CompiledPackage:
         """The compiled package; raises `CompileError` with a clear message. `config` replaces the
         checked-out `.kfp-bot.yaml` (trusted keys from the default branch); limits are capped.
         `along` names pipelines of the same checkout to be compiled soon (a pull request's other
-        runs): a compiler may compile them in the same batch, for their own `compile` to take."""
+        runs): a compiler may compile them in the same batch, for their own `compile` to take.
+        `repo` (the repository's full name) lets a compiler note what this compile used, for the
+        `warm_up` of the repository's next head."""
 
-    def warm_up(self) -> None:
-        """A compile is likely soon (a pull request's new head is being planned): start now what
-        it will need, so that its start-up overlaps the checkout and the plan. Never raises."""
+    def warm_up(self, repo: str) -> None:
+        """A compile of `repo` (its full name) is likely soon (a pull request's new head is being
+        planned): start now what it will need, as far as the repository's last compile tells, so
+        that its start-up overlaps the checkout and the plan. Never raises."""
 
     def close(self) -> None:
         """End whatever `warm_up` started and no compile took (the service is stopping)."""

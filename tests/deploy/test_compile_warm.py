@@ -5,14 +5,18 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from deploy.compiler import CompiledPipeline
 from deploy.compiler.batch import compile_pipelines, start_drivers
 from deploy.compiler.scratch import ScratchTree
-from deploy.compiler.warm import HINTS_DIR, DriverKey, DriverPool, start_remembered
+from deploy.compiler.warm import HINTS_DIR, DriverKey, DriverPool, remember, start_remembered
 from deploy.sandbox import Sandbox
+from pipeline_registry.compile_env import CompileEnvironment
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
-from tests.deploy.conftest import pipeline_model
+from tests.deploy.conftest import KFP18, pipeline_model
 from tests.deploy.test_compile_batch import IMAGES, CountingSandbox
+from tests.deploy.test_compiler import SEED_PIPELINE, seed_repo
 from tests.security.hostile import survivors
 from tests.support.gitrepo import GitRepo
 
@@ -145,21 +149,76 @@ def test_a_remembered_interpreter_is_started_only_if_the_bot_knows_it(git_repo: 
 
 
 def test_a_compile_takes_the_interpreter_warmed_up_for_it(kfp2_repo: GitRepo, tmp_path: Path) -> None:
-    """The service warms up when a pull request's head arrives; its run's compile then starts nothing."""
+    """The service warms up when a pull request's head arrives; its run's compile then starts nothing.
+    A repository never compiled gets the bot's own kfp 2."""
     from deploy.pipelines import RepositoryCompiler
 
     sandbox = CountingSandbox()
     compiler = RepositoryCompiler(tmp_path / "cache", sandbox=sandbox)
-    compiler.warm_up()
-    compiler.warm_up()  # a second head of the same moment finds it waiting
+    compiler.warm_up("acme/demo")
+    compiler.warm_up("acme/demo")  # a second head of the same moment finds it waiting
+    [warm] = compiler.drivers._drivers
     try:
-        compiled = compiler.compile(kfp2_repo.root, "demo", IMAGES, tmp_path / "out")
+        compiled = compiler.compile(kfp2_repo.root, "demo", IMAGES, tmp_path / "out", repo="acme/demo")
     finally:
         compiler.close()
 
+    assert warm.key.python == sys.executable and warm.key.environment is None
     assert compiled.name == "demo-pipeline" and compiled.package_path.parent == tmp_path / "out"
     assert len(sandbox.started) == 1
     assert not compiler.drivers.waiting()
+
+
+@pytest.mark.slow
+def test_a_repository_pinning_its_kfp_gets_a_warm_driver_of_that_environment(
+        git_repo: GitRepo, tmp_path: Path, kfp18_env: CompileEnvironment, compile_cache: Path) -> None:
+    from deploy.pipelines import RepositoryCompiler
+
+    name = f"acme/{tmp_path.name}"  # the cache is shared by test runs: a repository of its own
+    repo = seed_repo(git_repo, SEED_PIPELINE.format(name="demo"),
+                     kfp_bot_yaml=f"compile:\n  requirements: [\"{KFP18}\"]\n")
+    first = RepositoryCompiler(compile_cache, sandbox=CountingSandbox())
+    first.warm_up(name)  # never compiled: the bot's own kfp 2, which this compile does not take
+    try:
+        compiled = first.compile(repo.root, "demo", None, tmp_path / "first", repo=name)
+    finally:
+        first.close()
+    assert compiled.sdk_version == "1.8.22"
+
+    # The next head (here: after a restart of the service) warms kfp 1.8 up, and no kfp 2.
+    repo.write("pipelines/demo/demo.py", SEED_PIPELINE.format(name="demo").replace('name="demo"', 'name="next"'))
+    repo.commit("the next head")
+    sandbox = CountingSandbox()
+    compiler = RepositoryCompiler(compile_cache, sandbox=sandbox)
+    compiler.warm_up(name)
+    [warm] = compiler.drivers._drivers
+    try:
+        assert warm.key.environment == compile_cache / "envs" / kfp18_env.key
+        assert warm.ready.wait(60)  # kfp 1.8 imported before the compile asks for it
+        compiled = compiler.compile(repo.root, "demo", None, tmp_path / "next", repo=name)
+    finally:
+        compiler.close()
+
+    assert compiled.sdk_version == "1.8.22" and compiled.name == "next", compiled
+    assert len(sandbox.started) == 1  # the warm driver compiled it: nothing else started
+    assert survivors(str(warm.work)) == []
+
+
+def test_a_remembered_environment_no_longer_cached_is_not_warmed(kfp2_repo: GitRepo, tmp_path: Path) -> None:
+    """The service never builds an environment for a guess: the default interpreter is warmed instead."""
+    from deploy.pipelines import RepositoryCompiler
+
+    cache = tmp_path / "cache"
+    gone = cache / "envs" / "gone"
+    remember(cache, "acme/demo", Sandbox(), {DriverKey(python=str(gone / "bin" / "python"), environment=gone): 600})
+    compiler = RepositoryCompiler(cache, sandbox=CountingSandbox())
+    compiler.warm_up("acme/demo")
+    try:
+        [warm] = compiler.drivers._drivers
+        assert warm.key.environment is None and warm.key.python == sys.executable
+    finally:
+        compiler.close()
+    assert not gone.exists()
 
 
 def test_a_warmed_up_interpreter_nobody_takes_ends_when_idle(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -318,3 +319,20 @@ def test_a_component_load_that_resolves_nowhere_fails_the_check_naming_the_load(
     check = bot.checks(head)["kfp-bot / training-pipeline"]
     assert check["conclusion"] == "failure"
     assert load in check["output"]["summary"] + (check["output"].get("text") or "")
+
+
+def test_the_next_head_warms_up_the_interpreter_the_last_compile_of_its_repository_used(bot: Bot) -> None:
+    from deploy.compiler.warm import remembered
+    from deploy.pipelines import RepositoryCompiler
+
+    compiler = bot.services.context.compiler
+    assert isinstance(compiler, RepositoryCompiler)
+    bot.open_pull(change_hello(bot))
+    bot.settle()
+    hints = remembered(compiler.cache_dir, REPO)  # the run's compile noted its interpreter (kfp 2 here)
+    assert hints is not None and [(key.python, key.environment) for key, _ in hints.drivers] == [(sys.executable, None)]
+
+    # A draft head is planned, not compiled: the interpreter warmed up for it still waits.
+    bot.open_pull(change_hello(bot, "even-longer", repeat=5), action="synchronize", draft=True)
+    bot.settle()
+    assert [driver.key for driver in compiler.drivers._drivers if driver.alive] == [key for key, _ in hints.drivers]
