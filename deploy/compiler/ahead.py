@@ -47,13 +47,21 @@ class CompiledAhead:
         self._ready: dict[str, tuple[float, Outcome]] = {}
         self._pending: dict[str, threading.Event] = {}
         self._folders: dict[Path, float] = {}
+        self._busy: set[Path] = set()
 
     def batch_folder(self) -> Path:
-        """A fresh folder for one batch's packages (removed once its entries are taken or expired)."""
+        """A fresh folder for one batch's packages, kept while the batch runs (until `release`)
+        and then until its entries are taken or expired."""
         folder = Path(tempfile.mkdtemp(prefix="kfp-bot-ahead-"))
         with self._lock:
             self._folders[folder] = time.monotonic()
+            self._busy.add(folder)
         return folder
+
+    def release(self, folder: Path) -> None:
+        """The batch writing into `folder` is over, and its own package was copied out."""
+        with self._lock:
+            self._busy.discard(folder)
 
     def claim(self, keys: Iterable[str]) -> list[str]:
         """The keys that nobody has compiled or is compiling: the caller now compiles them and must
@@ -95,8 +103,9 @@ class CompiledAhead:
             del self._ready[key]
         if self._pending:
             return  # a batch is writing into one of the folders
+        # A batch of one pipeline claims no key, yet writes into its folder until it is released.
         used = {o.package_path.parent for _, o in self._ready.values() if isinstance(o, CompiledPipeline)}
-        for folder in [f for f in self._folders if f not in used]:
+        for folder in [f for f in self._folders if f not in used and f not in self._busy]:
             shutil.rmtree(folder, ignore_errors=True)
             del self._folders[folder]
 
@@ -110,14 +119,17 @@ def compile_ahead(ahead: CompiledAhead, name: str, siblings: Iterable[str], *, k
     others = [sibling for sibling, k in keys.items() if k in claimed]
     folder = ahead.batch_folder()
     try:
-        outcomes = batch([name, *others], folder)
-    except BaseException:
+        try:
+            outcomes = batch([name, *others], folder)
+        except BaseException:
+            for sibling in others:
+                ahead.settle(keys[sibling], None)
+            raise
         for sibling in others:
-            ahead.settle(keys[sibling], None)
-        raise
-    for sibling in others:
-        ahead.settle(keys[sibling], outcomes.get(sibling))
-    return delivered(outcomes[name], out_dir)
+            ahead.settle(keys[sibling], outcomes.get(sibling))
+        return delivered(outcomes[name], out_dir)
+    finally:
+        ahead.release(folder)
 
 
 def delivered(outcome: Outcome, out_dir: Path) -> Outcome:

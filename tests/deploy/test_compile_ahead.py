@@ -45,3 +45,18 @@ def test_a_sibling_compiled_along_with_other_images_is_compiled_again(kfp2_repo:
 
     assert len(sandbox.started) == 2
     assert "reg/train:v2" in other.images
+
+
+def test_a_batch_folder_is_kept_while_its_batch_runs_even_with_no_sibling_claimed() -> None:
+    """Two runs' compiles at once, each alone in its batch: the second's claim removed the first's
+    folder while the first compiled into it (the package was gone when it was copied out)."""
+    from deploy.compiler.ahead import CompiledAhead
+
+    ahead = CompiledAhead()
+    folder = ahead.batch_folder()
+    ahead.claim([])  # another compile starting: folders no entry uses are removed
+    assert folder.is_dir()
+
+    ahead.release(folder)
+    ahead.claim([])
+    assert not folder.exists()
