@@ -10,7 +10,7 @@ import pytest
 from deploy.compiler import CompiledPipeline
 from deploy.compiler.batch import compile_pipelines, start_drivers
 from deploy.compiler.scratch import ScratchTree
-from deploy.compiler.warm import HINTS_DIR, DriverKey, DriverPool, remember, start_remembered
+from deploy.compiler.warm import HINTS_DIR, DriverKey, DriverPool, remember, remembered, start_remembered
 from deploy.sandbox import Sandbox
 from pipeline_registry.compile_env import CompileEnvironment
 from pipeline_registry.repo_config import RepoConfig, load_repo_config
@@ -202,6 +202,21 @@ def test_a_repository_pinning_its_kfp_gets_a_warm_driver_of_that_environment(
     assert compiled.sdk_version == "1.8.22" and compiled.name == "next", compiled
     assert len(sandbox.started) == 1  # the warm driver compiled it: nothing else started
     assert survivors(str(warm.work)) == []
+
+
+def test_a_compile_with_no_interpreter_waiting_is_remembered_too(kfp2_repo: GitRepo, tmp_path: Path) -> None:
+    """A run compiled long after its head arrived (its warm interpreter ended) still tells the next head."""
+    from deploy.pipelines import RepositoryCompiler
+
+    cache = tmp_path / "cache"
+    compiler = RepositoryCompiler(cache, sandbox=CountingSandbox())
+    compiler.compile(kfp2_repo.root, "demo", IMAGES, tmp_path / "out", repo="acme/demo")
+    compiler.compile(kfp2_repo.root, "demo", IMAGES, tmp_path / "again")  # no repository named: nothing noted
+    compiler.close()
+
+    hints = remembered(cache, "acme/demo")
+    assert hints is not None and [(key.python, key.environment) for key, _ in hints.drivers] == [(sys.executable, None)]
+    assert len(list((cache / HINTS_DIR).iterdir())) == 1
 
 
 def test_a_remembered_environment_no_longer_cached_is_not_warmed(kfp2_repo: GitRepo, tmp_path: Path) -> None:
