@@ -25,7 +25,9 @@ from datetime import timedelta
 
 from bot.logs import log_context
 from bot.owners import alive_here, new_owner_id
-from bot.store.outbox import Claimed, Lane, OutboxStore
+from bot.store.outbox import OutboxStore
+from bot.store.outbox_claims import Claimed
+from bot.store.outbox_lanes import Lane
 from handlers.context import handling
 from handlers.models import Event
 from kfp_bot_errors import KfpBotError

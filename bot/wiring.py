@@ -131,7 +131,7 @@ def _bus(settings: Settings, store: SqlStore, handle: Callable[[Event], None],
         return OutboxRelay(store, PubSubBus.from_settings(settings, publisher),
                            notifications=_notifications_topic(settings, publisher))
     from bot.embedded_bus import OutboxBus
-    from bot.store.outbox import Lane
+    from bot.store.outbox_lanes import Lane
 
     return OutboxBus(store, dispatch=handle, on_error=fail,
                      lanes={Lane.SHORT: settings.short_workers, Lane.LONG: settings.workers},

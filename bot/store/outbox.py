@@ -9,48 +9,36 @@ ran), and what a run's state change causes commits with the change
 cause and its rows, or neither. Whoever delivers the rows (`bot.bus`'s workers, the Pub/Sub
 relay) registers with `on_queued` to hear of rows queued by such a transaction once it committed.
 
-A row is worked on by one instance at a time: `claim` gives it to an owner under a lease that
-the owner renews (`renew`) while it works, atomically (SQLite serialises writers with
-`BEGIN IMMEDIATE`; PostgreSQL skips rows other transactions hold with `FOR UPDATE SKIP LOCKED`).
-Only a row whose lease expired can be claimed again, so a live owner's work is never taken over,
-and a dead owner's is (`Claimed.attempts` > 1 says it is a takeover).
+A row is worked on by one instance at a time, under a lease: `bot.store.outbox_claims`.
 
 Rows go to lanes: short bookkeeping (run state changes, notifications) never waits behind long
 work (checkouts, builds, compiles, runs). Within a lane, repositories with the fewest rows in
-progress come first, so one busy repository cannot starve the others.
+progress come first, so one busy repository cannot starve the others (`bot.store.outbox_lanes`).
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.store.accept import INSERT_OUTBOX_ROWS, GroupCommit, acceptance, delivery_record
 from bot.store.errors import database_errors
+from bot.store.outbox_claims import OutboxClaims
+from bot.store.outbox_lanes import lane_for
 from bot.store.rows import pull_values
 from bot.store.tables import externals, outbox, runs
 from handlers.event_codec import event_from_dict, event_to_dict
-from handlers.models import BuildStatus, Event, EventKind, RunStart, RunStatus
+from handlers.models import BuildStatus, Event, RunStart, RunStatus
 from handlers.ports.store import StoredPull
-from handlers.run_models import RunState
 
 _log = logging.getLogger("kfp_bot.store")
-
-
-class Lane(enum.Enum):
-    """Which workers handle an event: short bookkeeping, or long work."""
-
-    SHORT = "short"
-    LONG = "long"
 
 
 # Prepared once (and compiled once per dialect).
@@ -59,36 +47,10 @@ _REMEMBER_STEP = {
     .returning(externals.c.key)
     for postgres, dialect in ((False, sqlite), (True, postgresql))
 }
-_SHORT_KINDS = frozenset({EventKind.RUN_STATUS, EventKind.NOTIFICATION})
 _RUN_STEPS = (RunStart, BuildStatus, RunStatus)
-# Rows of live owners looked past in one claim before giving up until the next poll.
-_LIVE_SKIPS = 8
 
 
-def lane_for(event: Event) -> Lane:
-    """Short for state changes and notifications (a failed build is only a state change), long
-    for anything that checks out, builds, compiles or runs."""
-    if event.kind in _SHORT_KINDS:
-        return Lane.SHORT
-    if isinstance(event, BuildStatus) and event.state is not RunState.COMPILING:
-        return Lane.SHORT
-    return Lane.LONG
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """An outbox row given to an owner: `attempts` > 1 means an earlier owner stopped halfway."""
-
-    id: int
-    event: Event | None
-    raw: Any
-    key: str
-    repo: str
-    attempts: int
-    decode_error: str | None = None
-
-
-class OutboxStore:
+class OutboxStore(OutboxClaims):
     """Outbox methods of `SqlStore` (a mixin: it needs `_write`, `_read`, `_clock` and `url`)."""
 
     _clock: Callable[[], datetime]
@@ -134,67 +96,6 @@ class OutboxStore:
             return self._enqueue(conn, events, self._clock(), parent_repo=None)
 
     @database_errors
-    def claim(self, owner: str, lease_seconds: float, *, lane: Lane | None = None,
-              ids: Sequence[int] = (), alive: Callable[[str], bool] | None = None) -> Claimed | None:
-        """Give one claimable row to `owner` until its lease ends; None when there is none.
-
-        Claimable: not done, and never claimed or with an expired lease. `lane` limits the
-        choice to one lane, `ids` to given rows. Repositories with fewer rows in progress go
-        first, then the oldest row. `alive(previous_owner)` True means that owner is known to be
-        running (a process of this host, say) however late its renewal is: its row is renewed
-        on its behalf rather than taken over, so a live owner's step never runs twice.
-        """
-        now = self._clock()
-        conditions = [outbox.c.done_at.is_(None),
-                      or_(outbox.c.owner.is_(None), outbox.c.lease_until <= now)]
-        if lane is not None:
-            conditions.append(outbox.c.lane == lane.value)
-        if ids:
-            conditions.append(outbox.c.id.in_(list(ids)))
-        # A read first: idle workers poll without taking SQLite's write lock.
-        with self._read() as conn:
-            if not conn.execute(select(exists().where(*conditions))).scalar():
-                return None
-        busy_conditions = [outbox.c.done_at.is_(None), outbox.c.owner.is_not(None), outbox.c.lease_until > now]
-        if lane is not None:
-            busy_conditions.append(outbox.c.lane == lane.value)
-        busy = (select(outbox.c.repo.label("repo"), func.count().label("n"))
-                .where(*busy_conditions).group_by(outbox.c.repo).subquery())
-        pick = (select(outbox.c.id, outbox.c.owner)
-                .select_from(outbox.outerjoin(busy, busy.c.repo == outbox.c.repo))
-                .where(*conditions).order_by(func.coalesce(busy.c.n, 0), outbox.c.id).limit(1))
-        lease_until = now + timedelta(seconds=lease_seconds)
-        with self._write() as conn:
-            if conn.dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True, of=outbox)
-            for _ in range(_LIVE_SKIPS):
-                picked = conn.execute(pick).first()
-                if picked is None:
-                    return None
-                if picked.owner is None or picked.owner == owner or alive is None or not alive(picked.owner):
-                    break
-                _log.info("outbox row %d: its owner %s is still running; its lease is renewed, not taken over",
-                          picked.id, picked.owner)
-                conn.execute(update(outbox).where(outbox.c.id == picked.id, outbox.c.owner == picked.owner)
-                             .values(lease_until=lease_until))
-            else:
-                return None
-            row = conn.execute(
-                update(outbox).where(outbox.c.id == picked.id, *conditions)
-                .values(owner=owner, lease_until=lease_until, attempts=outbox.c.attempts + 1)
-                .returning(outbox.c.id, outbox.c.event, outbox.c.key, outbox.c.repo, outbox.c.attempts)
-            ).mappings().first()
-        if row is None:
-            return None
-        try:
-            event: Event | None = event_from_dict(row["event"])
-            error = None
-        except (TypeError, ValueError, KeyError) as exc:
-            event, error = None, f"{type(exc).__name__}: {exc}"
-        return Claimed(id=row["id"], event=event, raw=row["event"], key=row["key"], repo=row["repo"],
-                       attempts=row["attempts"], decode_error=error)
-
-    @database_errors
     def finish(self, row_id: int, owner: str, then: Sequence[Event] = (), *,
                repo: str | None = None) -> tuple[int, ...] | None:
         """Mark a claimed row done and queue the events its step published, in one transaction.
@@ -228,23 +129,6 @@ class OutboxStore:
             queued = self._enqueue(conn, then, now, parent_repo=repo) if then else ()
         self._queued(queued)
         return queued
-
-    @database_errors
-    def release(self, row_id: int, owner: str) -> bool:
-        """Give a claimed row back at once (its work was not done, e.g. Pub/Sub refused it)."""
-        with self._write() as conn:
-            return conn.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.owner == owner,
-                                                     outbox.c.done_at.is_(None))
-                                .values(owner=None, lease_until=None)).rowcount == 1
-
-    @database_errors
-    def renew(self, owner: str, lease_seconds: float) -> int:
-        """Extend the lease of every unfinished row `owner` holds; how many it holds."""
-        now = self._clock()
-        with self._write() as conn:
-            # Expired leases too: while nobody else claimed the row, it is still ours to finish.
-            return conn.execute(update(outbox).where(outbox.c.owner == owner, outbox.c.done_at.is_(None))
-                                .values(lease_until=now + timedelta(seconds=lease_seconds))).rowcount
 
     @database_errors
     def pending_work(self) -> int:

@@ -14,7 +14,7 @@ from bot.embedded_bus import OutboxBus
 from bot.logs import current_ids
 from bot.payloads import parse_event
 from bot.store import SqlStore
-from bot.store.outbox import Lane
+from bot.store.outbox_lanes import Lane
 from handlers.context import step_resumed
 from handlers.models import Event, RunStart, RunStatus
 from handlers.run_models import RunState
