@@ -82,7 +82,6 @@ def send(url: str, plan: list[dict[str, Any]], senders: int, *, rate: float | No
     waiting = deque(range(len(plan)))
     idle: list[_Connection] = []
     busy: set[_Connection] = set()
-    start = time.perf_counter() + 0.2
 
     def connect() -> _Connection:
         sock = socket.create_connection((host, port))
@@ -130,6 +129,7 @@ def send(url: str, plan: list[dict[str, Any]], senders: int, *, rate: float | No
             finish(conn, FAILED, reopen=True)
 
     idle.extend(connect() for _ in range(senders))
+    start = time.perf_counter()  # open loop: delivery i is due i / rate seconds from here
     try:
         while waiting or busy:
             now = time.perf_counter()
