@@ -16,7 +16,7 @@ a new comment reads the head stored for its pull request and is bound to it
 A duplicate therefore stores nothing, and never moves a head.
 
 This is the hottest path of the webhook, so its statements are plain SQL run on the driver's
-own cursor (`dbapi_transaction`): SQLAlchemy's per-statement work (cache keys, events,
+own cursor (`SqliteWriter`, `dbapi_transaction` on PostgreSQL): SQLAlchemy's per-statement work (cache keys, events,
 execution contexts) cost more than SQLite's execution itself. Values still go through the
 columns' SQLAlchemy bind processors, so they are stored exactly as the rest of the store writes
 and reads them, on SQLite and PostgreSQL alike. If a batch fails as a whole, each of its
@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -97,28 +97,25 @@ def _quoted(name: str) -> str:
 
 
 @contextmanager
-def dbapi_transaction(engine: Engine, lock: threading.RLock | None) -> Iterator[Any]:
-    """A write transaction on a pooled connection, yielding the driver's own cursor; committed
-    when the block ends, rolled back if it raises. On SQLite it is `BEGIN IMMEDIATE` under the
-    process's write `lock`, as every write of the store (`bot.store.engine`). Driver errors are
-    raised as SQLAlchemy's (`IntegrityError`, `OperationalError`...), as the rest of the store's."""
+def dbapi_transaction(engine: Engine) -> Iterator[Any]:
+    """A write transaction on a pooled connection (PostgreSQL; SQLite has `SqliteWriter`),
+    yielding the driver's own cursor; committed when the block ends, rolled back if it raises.
+    Driver errors are raised as SQLAlchemy's (`IntegrityError`, `OperationalError`...), as the
+    rest of the store's."""
     dbapi = engine.dialect.loaded_dbapi
-    with lock if lock is not None else nullcontext():
-        connection = engine.raw_connection()
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
         try:
-            cursor = connection.cursor()
-            try:
-                if engine.dialect.name == "sqlite":
-                    cursor.execute("BEGIN IMMEDIATE")
-                yield cursor
-                connection.commit()
-            except BaseException:
-                connection.rollback()
-                raise
-        except dbapi.Error as exc:
-            raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
-        finally:
-            connection.close()
+            yield cursor
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+    finally:
+        connection.close()
 
 
 class SqliteWriter:
@@ -145,7 +142,8 @@ class SqliteWriter:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        """A write transaction on the kept connection (see `dbapi_transaction`)."""
+        """A `BEGIN IMMEDIATE` write transaction on the kept connection, under the process's write lock
+        (as every write of the store, `bot.store.engine`), yielding the driver's own cursor."""
         dbapi = self._engine.dialect.loaded_dbapi
         with self._lock:
             try:

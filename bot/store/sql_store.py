@@ -83,7 +83,7 @@ class SqlStore(RunStore, LeaseMixin, SlotMixin):
             self._acceptor = GroupCommit(self._accept_writer.transaction, self._engine.dialect)
         else:
             self._accept_writer = None
-            self._acceptor = GroupCommit(lambda: dbapi_transaction(self._engine, None), self._engine.dialect)
+            self._acceptor = GroupCommit(lambda: dbapi_transaction(self._engine), self._engine.dialect)
         self.url = engines.display_url
         try:
             with self._writer.begin() as conn:
