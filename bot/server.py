@@ -36,11 +36,13 @@ import errno
 import gc
 import os
 import select
+import signal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.workers.gthread import ThreadWorker
 
 from bot.config import Settings, load_settings
@@ -56,6 +58,8 @@ PROCESSING_NICENESS = 10
 _PR_SET_NAME = 15
 # Gunicorn's WORKER_BOOT_ERROR: the arbiter stops instead of forking the worker again and again.
 _BOOT_ERROR = 3
+# What stops a worker (gunicorn: TERM gracefully, INT and QUIT at once).
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 
 
 class Role(enum.Enum):
@@ -85,6 +89,12 @@ class ReadTimeoutWorker(ThreadWorker):
             self.read_timeout = load_settings().read_timeout_seconds
         super().init_process()
 
+    def init_signals(self) -> None:
+        """gunicorn's worker handlers, then the stop signals `BotArbiter` blocked across the fork
+        are let through: one that came meanwhile reaches these handlers now."""
+        super().init_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
     def handle(self, conn: Any) -> Any:
         """Serve one connection whose socket times out instead of blocking for ever."""
         conn.sock.settimeout(self.read_timeout)
@@ -109,6 +119,25 @@ class ReadTimeoutWorker(ThreadWorker):
                 self.app.wake_processing()
 
 
+class BotArbiter(Arbiter):
+    """gunicorn's arbiter, forking each worker with the stop signals blocked.
+
+    A worker forked just before the arbiter is told to stop (a deploy replacing an instance that is
+    still starting) can get its SIGTERM before it has installed its own handlers. It then ran the
+    arbiter's handler, inherited with the fork, which only queues the signal for an arbiter that
+    is not in that process: the worker went on until the arbiter killed it GRACEFUL_TIMEOUT_SECONDS
+    later, its services never stopped. Blocked across the fork, the signal waits for the worker's
+    handlers (`ReadTimeoutWorker.init_signals`); the arbiter lets it through again at once.
+    """
+
+    def spawn_worker(self) -> int:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return int(super().spawn_worker())
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 class BotServer(BaseApplication):
     """gunicorn running the bot built from `settings` on `host:port` (0: any free port)."""
 
@@ -125,6 +154,14 @@ class BotServer(BaseApplication):
         os.set_blocking(self.wake_write, False)
         os.set_blocking(self.wake_read, False)
         super().__init__()
+
+    def run(self) -> None:
+        """gunicorn's `BaseApplication.run`, on `BotArbiter`."""
+        try:
+            BotArbiter(self).run()
+        except RuntimeError as exc:
+            print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
 
     def load_config(self) -> None:
         ReadTimeoutWorker.read_timeout = self.settings.read_timeout_seconds

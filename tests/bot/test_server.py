@@ -164,3 +164,40 @@ def test_with_pubsub_the_web_process_publishes_an_accepted_delivery_before_its_2
         # Published by the web process before it answered, not left to the relay's retry loop.
         [message] = pubsub.messages_on(pubsub.topic("kfp-bot-events"))
         assert message.json["data"]["delivery_id"] == "served-pubsub-1"
+
+
+# `kfp-bot serve` whose workers are slow to start after the fork (a loaded machine that has not
+# yet scheduled them): each waits in gunicorn's post-fork hook before it installs its handlers.
+SLOW_FORK = """
+import sys, time
+from bot.config import load_settings
+from bot.server import BotServer
+
+class SlowFork(BotServer):
+    def _take_role(self, arbiter, worker):
+        print("forked", flush=True)
+        time.sleep(2)
+        super()._take_role(arbiter, worker)
+
+SlowFork(load_settings(), "127.0.0.1", 0).run()
+"""
+
+
+def test_a_worker_told_to_stop_before_it_has_started_stops_by_itself(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_") and k != "PUBSUB_EMULATOR_HOST"}
+    env.update(KFP_BOT_DATA_DIR=str(tmp_path), KFP_BOT_WEBHOOK_SECRET="stop-test", KFP_BOT_ALLOW_UNSANDBOXED="1")
+    process = subprocess.Popen([sys.executable, "-c", SLOW_FORK], env=env, cwd=Path(__file__).parents[2],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    forked = 0
+    while forked < 2:  # both workers are inside the hook, their handlers not yet installed
+        line = process.stdout.readline()
+        assert line, process.communicate()[1][-3000:]
+        forked += line.strip() == "forked"
+    process.terminate()
+    _, errors = process.communicate(timeout=90)
+
+    # Each worker ran its own exit (gunicorn logs it, then the bot stops its services); a worker
+    # that lost the signal would run until the arbiter killed it after the graceful timeout.
+    assert errors.count("Worker exiting") == 2, errors[-3000:]
+    assert process.returncode == 0
