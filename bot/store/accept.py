@@ -62,7 +62,7 @@ class Acceptance:
     stamp: Callable[[str], Any] | None = None
     done: bool = False
     result: tuple[int, ...] | None = None
-    error: BaseException | None = None
+    error: Exception | None = None
 
 
 class _Statements:
@@ -200,19 +200,23 @@ class GroupCommit:
 
     def accept(self, item: Acceptance) -> tuple[int, ...] | None:
         """Commit `item` (with whatever else is waiting); its outbox row ids, None for a duplicate."""
+        [result] = self.accept_all([item])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def accept_all(self, items: Sequence[Acceptance]) -> list[tuple[int, ...] | None | Exception]:
+        """Commit `items` (with whatever else is waiting); for each, its outbox row ids, None for
+        a duplicate, or the error that failed it alone."""
         with self._pending_lock:
-            self._pending.append(item)
-        while not item.done:
+            self._pending.extend(items)
+        while not all(item.done for item in items):
             with self._commit_lock:
-                if item.done:
-                    break
                 with self._pending_lock:
                     batch = self._pending[:self._max_batch]
                     del self._pending[:self._max_batch]
                 self._commit(batch)
-        if item.error is not None:
-            raise item.error
-        return item.result
+        return [item.error if item.error is not None else item.result for item in items]
 
     def _commit(self, batch: Sequence[Acceptance]) -> None:
         if not batch:

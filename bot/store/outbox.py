@@ -29,14 +29,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.store.accept import INSERT_OUTBOX_ROWS, GroupCommit, acceptance, delivery_record
-from bot.store.errors import database_errors
+from bot.store.errors import StoreError, database_errors
 from bot.store.outbox_claims import OutboxClaims
 from bot.store.outbox_lanes import lane_for
 from bot.store.rows import pull_values
 from bot.store.tables import externals, outbox, runs
 from handlers.event_codec import event_from_dict, event_to_dict
 from handlers.models import BuildStatus, Event, RunStart, RunStatus
-from handlers.ports.store import StoredPull
+from handlers.ports.store import IncomingDelivery, StoredPull
 
 _log = logging.getLogger("kfp_bot.store")
 
@@ -58,6 +58,7 @@ class OutboxStore(OutboxClaims):
     _read: Callable[[], AbstractContextManager[Connection]]
     _listeners: list[Callable[[tuple[int, ...]], None]]
     _acceptor: GroupCommit
+    url: str
 
     def on_queued(self, listener: Callable[[tuple[int, ...]], None]) -> None:
         """Call `listener(row_ids)` after a state change or a completed step queued rows (in the
@@ -86,6 +87,20 @@ class OutboxStore(OutboxClaims):
         item = acceptance(delivery_record(delivery_id, event_name, now), event, self._row(None, event, now, None),
                           pull_values(head.repo, head.pull, head.installation_id, now) if head else None)
         return self._acceptor.accept(item)
+
+    def accept_deliveries(self, incoming: Sequence[IncomingDelivery]) -> list[tuple[int, ...] | None | Exception]:
+        """`accept_delivery` for each of `incoming` (in their order), committed together; for
+        each, its outbox row ids, None for a delivery seen before, or the `StoreError` that
+        refused it alone."""
+        now = self._clock()
+        items = [acceptance(delivery_record(one.delivery_id, one.event_name, now), one.event,
+                            self._row(None, one.event, now, None),
+                            pull_values(one.head.repo, one.head.pull, one.head.installation_id, now)
+                            if one.head else None)
+                 for one in incoming]
+        return [StoreError(f"store: accept_deliveries failed on {self.url}: {getattr(result, 'orig', None) or result}")
+                if isinstance(result, Exception) else result
+                for result in self._acceptor.accept_all(items)]
 
     @database_errors
     def enqueue(self, events: Sequence[Event]) -> tuple[int, ...]:

@@ -30,6 +30,16 @@ class StoredPull:
     installation_id: int | None = None
 
 
+@dataclass(frozen=True)
+class IncomingDelivery:
+    """A verified webhook delivery to accept (`Store.accept_deliveries`)."""
+
+    delivery_id: str
+    event_name: str
+    event: Event
+    head: StoredPull | None = None
+
+
 class Store(Protocol):
     """Runs, deliveries, pull requests and approvals that must survive a restart."""
 
@@ -47,6 +57,11 @@ class Store(Protocol):
         """Record a delivery, queue its event (a comment bound to its pull request's stored head,
         `handlers.receipt`) and remember the pull request `head` it announces, in one
         transaction; None (and nothing stored) for a delivery seen before."""
+
+    def accept_deliveries(self, incoming: Sequence[IncomingDelivery]) -> list[tuple[int, ...] | None | Exception]:
+        """`accept_delivery` for each of `incoming`, committed together (in as few transactions
+        as they fit); for each, its row ids, None for a delivery seen before, or the error that
+        refused it alone (the others are stored)."""
 
     def run_has_work(self, run_id: str) -> bool:
         """True while a step of the run is queued or owned by a live worker."""
