@@ -18,7 +18,6 @@ import json
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -91,55 +90,91 @@ def verify_signature(secret: str | bytes, body: bytes | bytearray, header: str |
 
 def read_signed_body(stream: BodyStream, *, length: int | None, limit: int, secret: str | bytes,
                      header: str | None) -> bytes:
-    """The body of a request, read from `stream` only as far as needed and verified on the way.
-
-    Refused (`WebhookRejected`) without reading anything when `length` (the announced
-    Content-Length) is over `limit` (413) or the signature header is missing (401); a body that turns
-    out longer than `limit` stops the read (413). The HMAC is updated chunk by chunk; the body is
-    spooled to a temporary file past `SPOOL_BYTES`, so a forged 25 MB body never sits in memory.
-    A stream that raises `TimeoutError` (the server's read timeout) is a 408.
-    """
-    if length is not None and length > limit:
-        raise WebhookRejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                              f"body is larger than the limit of {limit} bytes")
-    if not header:
-        raise WebhookRejected(HTTPStatus.UNAUTHORIZED, f"missing {SIGNATURE_HEADER} header: the webhook "
-                                                       "must be configured with the bot's secret")
-    key = secret.encode() if isinstance(secret, str) else secret
-    mac = hmac.new(key, digestmod=hashlib.sha256)
-    # A body announced small enough is kept as its chunks; one of unknown length is spooled.
-    small = length is not None and length <= SPOOL_BYTES
-    chunks: list[bytes] = []
-    with nullcontext() if small else tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        total = 0
-        while True:
-            wanted = CHUNK_BYTES if length is None else min(CHUNK_BYTES, length - total)
-            if wanted <= 0:
-                break
+    """The body of a request, read from `stream` only as far as needed and verified on the way
+    (`SignedBody`); a stream that raises `TimeoutError` (the server's read timeout) is a 408."""
+    reader = SignedBody(length=length, limit=limit, secret=secret, header=header)
+    try:
+        while (wanted := reader.wanted()) > 0:
             try:
-                chunk = stream.read(min(wanted, limit + 1 - total))
+                chunk = stream.read(wanted)
             except TimeoutError:
-                raise WebhookRejected(HTTPStatus.REQUEST_TIMEOUT,
-                                      f"the body stopped arriving after {total} bytes") from None
+                raise body_timeout(reader.received) from None
             if not chunk:
                 break
-            total += len(chunk)
-            if total > limit:
-                raise WebhookRejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                      f"body is larger than the limit of {limit} bytes")
-            mac.update(chunk)
-            if spool is None:
-                chunks.append(chunk)
-            else:
-                spool.write(chunk)
-        if length is not None and total < length:
-            raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"body ended after {total} of the {length} "
-                                                          "bytes announced")
-        _compare(mac.hexdigest(), header)
-        if spool is None:
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        spool.seek(0)
-        return spool.read()
+            reader.feed(chunk)
+        return reader.body()
+    finally:
+        reader.close()
+
+
+def body_timeout(received: int) -> WebhookRejected:
+    """The 408 for a body that stopped arriving after `received` bytes."""
+    return WebhookRejected(HTTPStatus.REQUEST_TIMEOUT, f"the body stopped arriving after {received} bytes")
+
+
+class SignedBody:
+    """A request body verified while it arrives, whichever server delivers its chunks.
+
+    Refused (`WebhookRejected`) before anything is read when `length` (the announced
+    Content-Length) is over `limit` (413) or the signature header is missing (401); a body that
+    turns out longer than `limit` stops the read (413). The HMAC is updated chunk by chunk; a body
+    of unknown or large length is spooled to a temporary file past `SPOOL_BYTES`, so a forged
+    25 MB body never sits in memory. `close` releases the spool.
+    """
+
+    def __init__(self, *, length: int | None, limit: int, secret: str | bytes, header: str | None) -> None:
+        if length is not None and length > limit:
+            raise WebhookRejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                  f"body is larger than the limit of {limit} bytes")
+        if not header:
+            raise WebhookRejected(HTTPStatus.UNAUTHORIZED, f"missing {SIGNATURE_HEADER} header: the webhook "
+                                                           "must be configured with the bot's secret")
+        key = secret.encode() if isinstance(secret, str) else secret
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._header = header
+        self._length = length
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        # A body announced small enough is kept as its chunks; one of unknown length is spooled.
+        small = length is not None and length <= SPOOL_BYTES
+        self._spool = None if small else tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        self.received = 0
+
+    def wanted(self) -> int:
+        """How many bytes to read next; 0 once the announced length has arrived."""
+        left = CHUNK_BYTES if self._length is None else min(CHUNK_BYTES, self._length - self.received)
+        return max(0, min(left, self._limit + 1 - self.received))
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next chunk of the body."""
+        if not chunk:
+            return
+        self.received += len(chunk)
+        if self.received > self._limit:
+            raise WebhookRejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                  f"body is larger than the limit of {self._limit} bytes")
+        self._mac.update(chunk)
+        if self._spool is None:
+            self._chunks.append(chunk)
+        else:
+            self._spool.write(chunk)
+
+    def body(self) -> bytes:
+        """The whole body once it has ended: 400 if shorter than announced, 401 if forged."""
+        if self._length is not None and self.received < self._length:
+            raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"body ended after {self.received} of the "
+                                                          f"{self._length} bytes announced")
+        _compare(self._mac.hexdigest(), self._header)
+        if self._spool is None:
+            return self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._spool.seek(0)
+        return self._spool.read()
+
+    def close(self) -> None:
+        """Release what holds the body."""
+        self._chunks = []
+        if self._spool is not None:
+            self._spool.close()
 
 
 def _compare(digest: str, header: str) -> None:

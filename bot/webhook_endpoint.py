@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -35,10 +36,12 @@ from bot.webhook import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
+    HeaderLookup,
     WebhookRejected,
     parse_delivery,
     read_signed_body,
 )
+from handlers.ports.store import IncomingDelivery
 from handlers.receipt import announced_head
 from handlers.run_models import FailureStage
 
@@ -65,10 +68,10 @@ def webhook_wsgi(other: WsgiApp, settings: Settings, services: Services) -> Wsgi
             try:
                 response = handle_webhook(request, settings, services, secret)
             except HTTPException as exc:
-                response = _error(*http_error_reason(exc, settings.max_body_bytes))
+                response = to_response(refused(*http_error_reason(exc, settings.max_body_bytes)))
             except Exception:
                 log.exception("unexpected error on POST %s", WEBHOOK_PATH)
-                response = _error(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
+                response = to_response(refused(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR))
             status = response.status_code
             log.log(logging.ERROR if status >= 500 else logging.INFO, "POST %s %d", WEBHOOK_PATH, status,
                     extra={"http_method": "POST", "path": WEBHOOK_PATH, "status": status,
@@ -79,11 +82,40 @@ def webhook_wsgi(other: WsgiApp, settings: Settings, services: Services) -> Wsgi
     return app
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the webhook answers, whichever server carries it: a status and a JSON object.
+
+    `close`: the request's body was left unread, so the connection ends after the answer.
+    """
+
+    status: int
+    payload: dict[str, Any]
+    close: bool = False
+
+    def encoded(self) -> bytes:
+        """The JSON body as Flask's `jsonify` writes it (compact, keys in order, a final newline)."""
+        return (json.dumps(self.payload, separators=(",", ":")) + "\n").encode()
+
+
+def answered(code: int, /, **payload: Any) -> Answer:
+    """An `Answer` with status `code` and the JSON object `payload`."""
+    return Answer(int(code), payload)
+
+
+def refused(status: int, reason: str, *, close: bool = False) -> Answer:
+    """An error answer with its reason."""
+    return Answer(int(status), {"status": "error", "reason": reason}, close)
+
+
+NO_SECRET = refused(HTTPStatus.SERVICE_UNAVAILABLE, "the bot has no webhook secret configured")
+
+
 def handle_webhook(request: Request, settings: Settings, services: Services, secret: str) -> Response:
-    """Verify, parse, de-duplicate and queue one delivery; the answer GitHub should see."""
+    """Verify (while reading the body from the WSGI server), then answer one delivery."""
     if not secret:
         log.error("webhook refused: KFP_BOT_WEBHOOK_SECRET is not configured")
-        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "the bot has no webhook secret configured")
+        return to_response(NO_SECRET)
     sock = client_socket(request.environ)
     stream = DeadlineStream(lambda: request.stream, sock, settings.read_timeout_seconds)
     length = request.content_length
@@ -94,64 +126,86 @@ def handle_webhook(request: Request, settings: Settings, services: Services, sec
         log.warning("webhook rejected (%d): %s", exc.status, exc)
         ended = exc.status != HTTPStatus.REQUEST_TIMEOUT and stream.drain(length)
         stream.restore()
-        response = _error(exc.status, str(exc))
         if not ended:  # close instead of reading (or waiting for) the rest of the body
-            response.headers["Connection"] = "close"
             stop_reading(sock)
-        return response
+        return to_response(refused(exc.status, str(exc), close=not ended))
     stream.restore()
+    return to_response(answer_delivery(request.headers, body, settings, services))
+
+
+def answer_delivery(headers: HeaderLookup, body: bytes, settings: Settings, services: Services) -> Answer:
+    """Parse, de-duplicate and queue one delivery whose signature was verified; the answer
+    GitHub should see. Blocks until the delivery is committed (`Store.accept_delivery`)."""
+    decided = decide_delivery(headers, body, settings, services)
+    if isinstance(decided, Answer):
+        return decided
     try:
-        delivery = parse_delivery(request.headers, body, bot_login=settings.bot_login,
+        rows = services.store.accept_delivery(decided.delivery_id, decided.event_name, decided.event,
+                                              head=decided.head)
+    except Exception as exc:
+        return answer_accepted(decided, exc)
+    if rows is not None:
+        try:
+            services.bus.notify(rows)
+        except Exception as exc:  # the event is in the store: a worker or the relay picks it up later
+            log.warning("accepted %s, but could not wake the bus: %s: %s", decided.event.key,
+                        type(exc).__name__, exc)
+    return answer_accepted(decided, rows)
+
+
+def decide_delivery(headers: HeaderLookup, body: bytes, settings: Settings,
+                    services: Services) -> Answer | IncomingDelivery:
+    """What a verified delivery is: an event to accept, or already its answer (refused: kept in
+    the failed deliveries; ignored)."""
+    try:
+        delivery = parse_delivery(headers, body, bot_login=settings.bot_login,
                                   deploy_branches=settings.deploy_branches)
     except WebhookRejected as exc:
         log.warning("webhook rejected (%d): %s", exc.status, exc)
-        _record_rejection(request, services, str(exc))
-        return _error(exc.status, str(exc))
+        _record_rejection(headers, services, str(exc))
+        return refused(exc.status, str(exc))
     outcome = delivery.outcome
     if isinstance(outcome, Ignored):
         log.info("%s ignored: %s", delivery.event_name, outcome.reason)
-        return json_answer(HTTPStatus.OK, status="ignored", reason=outcome.reason, delivery=delivery.delivery_id)
-    try:
-        rows = services.store.accept_delivery(delivery.delivery_id, delivery.event_name, outcome,
-                                              head=announced_head(outcome))
-    except Exception:
-        log.exception("could not record delivery of %s", outcome.key)
-        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "could not record the delivery; redeliver it later")
-    if rows is None:
-        log.info("duplicate delivery of %s", outcome.key)
-        return json_answer(HTTPStatus.OK, status="duplicate", delivery=delivery.delivery_id)
-    try:
-        services.bus.notify(rows)
-    except Exception as exc:  # the event is in the store: a worker or the relay picks it up later
-        log.warning("accepted %s, but could not wake the bus: %s: %s", outcome.key, type(exc).__name__, exc)
-    log.info("accepted %s", outcome.key)
-    return json_answer(HTTPStatus.ACCEPTED, status="accepted", delivery=delivery.delivery_id,
-                       event=outcome.kind.value)
+        return answered(HTTPStatus.OK, status="ignored", reason=outcome.reason, delivery=delivery.delivery_id)
+    return IncomingDelivery(delivery.delivery_id, delivery.event_name, outcome, announced_head(outcome))
 
 
-def _record_rejection(request: Request, services: Services, reason: str) -> None:
+def answer_accepted(incoming: IncomingDelivery, result: tuple[int, ...] | None | Exception) -> Answer:
+    """The answer once `incoming` was committed (its rows), found seen before (None) or refused
+    by the store (the error, logged here)."""
+    if isinstance(result, Exception):
+        log.error("could not record delivery of %s: %s: %s", incoming.event.key, type(result).__name__, result)
+        return refused(HTTPStatus.SERVICE_UNAVAILABLE, "could not record the delivery; redeliver it later")
+    if result is None:
+        log.info("duplicate delivery of %s", incoming.event.key)
+        return answered(HTTPStatus.OK, status="duplicate", delivery=incoming.delivery_id)
+    log.info("accepted %s", incoming.event.key)
+    return answered(HTTPStatus.ACCEPTED, status="accepted", delivery=incoming.delivery_id,
+                    event=incoming.event.kind.value)
+
+
+def _record_rejection(headers: HeaderLookup, services: Services, reason: str) -> None:
     """Keep a signed but refused delivery queryable (GitHub signed it: not a stranger's spam).
 
     Only once its headers were found well formed: the delivery id is what the list is keyed by.
     """
     if reason.startswith(("missing ", DELIVERY_HEADER, EVENT_HEADER)):
         return
-    delivery_id = (request.headers.get(DELIVERY_HEADER) or "").strip()
-    event = (request.headers.get(EVENT_HEADER) or "").strip()
+    delivery_id = (headers.get(DELIVERY_HEADER) or "").strip()
+    event = (headers.get(EVENT_HEADER) or "").strip()
     try:
         services.store.record_delivery_failure(delivery_id, event, FailureStage.REJECTED, reason)
     except Exception:
         log.exception("could not record the rejection of delivery %s", delivery_id)
 
 
-def json_answer(code: int, /, **payload: Any) -> Response:
-    """A JSON response as Flask's `jsonify` writes it (compact, keys in order, a final newline)."""
-    return Response(json.dumps(payload, separators=(",", ":")) + "\n", status=int(code),
-                    mimetype="application/json")
-
-
-def _error(status: int, reason: str) -> Response:
-    return json_answer(status, status="error", reason=reason)
+def to_response(answer: Answer) -> Response:
+    """`answer` as a Werkzeug response."""
+    response = Response(answer.encoded(), status=answer.status, mimetype="application/json")
+    if answer.close:
+        response.headers["Connection"] = "close"
+    return response
 
 
 def http_error_reason(exc: HTTPException, max_body_bytes: int) -> tuple[int, str]:
