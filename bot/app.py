@@ -20,6 +20,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, Not
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot import __version__
+from bot.accept_queue import AcceptQueue
 from bot.bounds import MAX_NUMBER
 from bot.config import BusKind, Settings
 from bot.dashboard import dashboard_blueprint
@@ -28,6 +29,7 @@ from bot.queries import bool_arg, int_arg, state_arg, text_arg, text_value
 from bot.run_page import run_page_blueprint
 from bot.services import Services
 from bot.webhook import DELIVERY_HEADER, EVENT_HEADER
+from bot.webhook_asgi import AsgiApp, webhook_asgi
 from bot.webhook_endpoint import INTERNAL_ERROR, WEBHOOK_PATH, handle_webhook, http_error_reason, webhook_wsgi
 from handlers.queue_view import queue_spot
 from handlers.run_models import Run, RunState
@@ -103,6 +105,17 @@ def create_app(settings: Settings, services: Services) -> Flask:
 
         app.register_blueprint(push_blueprint_for_services(settings, services, services.decoders))
     return app
+
+
+def create_asgi_app(settings: Settings, services: Services, accept: AcceptQueue) -> AsgiApp:
+    """The ASGI app `kfp-bot serve` runs: the webhook answered on the event loop, committing
+    through `accept` (`bot.webhook_asgi`), and the Flask app of `create_app` for every other
+    route, on KFP_BOT_HTTP_THREADS threads (a2wsgi)."""
+    from a2wsgi import WSGIMiddleware
+
+    flask_app = create_app(settings, services)
+    return webhook_asgi(WSGIMiddleware(flask_app, workers=settings.http_threads),  # type: ignore[arg-type]
+                        settings, services, accept)
 
 
 def _run_json(services: Services, run: Run) -> dict[str, Any]:

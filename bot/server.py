@@ -1,12 +1,14 @@
-"""`kfp-bot serve` on gunicorn, the production WSGI server, with the edge's limits; `app.yaml` runs
-the same command, so both serve with one configuration (`gunicorn_options`).
+"""`kfp-bot serve`: gunicorn's arbiter running uvicorn workers, with the edge's limits; `app.yaml`
+runs the same command, so both serve with one configuration (`gunicorn_options`).
 
 Accepting and processing live in different processes, so they never compete for one GIL:
 
-- web processes (gunicorn's threaded `gthread` workers, each with `KFP_BOT_HTTP_THREADS`
-  threads; `web_workers` says how many) answer HTTP: verify, parse, commit the delivery and its event
-  (group commit, `bot.store.accept`), answer 202. They share the store (SQLite in WAL mode, or
-  PostgreSQL) and start no bus workers;
+- web processes (`web_workers` says how many) answer HTTP on uvicorn: one event loop reads
+  every connection (llhttp parses it), and the webhook is answered on that loop up to the commit
+  (`bot.webhook_asgi`): verify, parse, then commit the delivery and its event together with the
+  others waiting at that moment on one committer thread (`bot.accept_queue`), answer 202. The
+  other routes are the Flask app's, run on `KFP_BOT_HTTP_THREADS` threads (a2wsgi). Web processes share the
+  store (SQLite in WAL mode, or PostgreSQL) and start no bus workers;
 - one processing process, a gunicorn worker too (restarted by the arbiter if it dies, stopped
   gracefully with the others), runs the bus workers and start-up recovery and serves no HTTP.
   Web processes wake it through a pipe the arbiter opened before forking, right after each
@@ -14,17 +16,19 @@ Accepting and processing live in different processes, so they never compete for 
   lower scheduling priority (nice 10), so a burst of webhooks is answered before work goes on.
   The processes are named `kfp-bot-web` and `kfp-bot-bus` (`ps -o pid,comm`).
 
-Limits:
+Why uvicorn and not gunicorn's threaded worker: a request through gthread's poller, thread pool
+and blocking reads costs ~0.4 ms of CPU before the app sees it, and 20 senders keep its threads
+contending for the GIL; on uvicorn the same costs ~0.05 ms (benchmarks/webhook_floor.py measures both).
 
-- request line and header fields: gunicorn's `limit_request_line` / `limit_request_fields` /
-  `limit_request_field_size` (8190 bytes, 100 fields, 8190 bytes);
-- bodies: the app refuses a Content-Length over KFP_BOT_MAX_BODY_BYTES unread and verifies the
-  signature while reading (`bot.webhook.read_signed_body`);
-- slow clients: gunicorn's threaded worker reads with blocking sockets and no timeout (a client
-  that stops mid-request holds a thread for good, gunicorn issue #2652), so `ReadTimeoutWorker`
-  gives every client socket a timeout of KFP_BOT_READ_TIMEOUT_SECONDS before gunicorn reads the
-  request, and the app bounds each body's total read time by the same number (408);
-- kept-alive connections wait in the worker's poller, not in a thread, for `KEEPALIVE_SECONDS`;
+Limits (`bot.http_protocol`):
+
+- a request's head must arrive within KFP_BOT_READ_TIMEOUT_SECONDS and stay under 64 KiB (431);
+- bodies: the webhook refuses a Content-Length over KFP_BOT_MAX_BODY_BYTES unread (413) and
+  verifies the signature while reading (`bot.webhook.SignedBody`); its body must arrive within
+  KFP_BOT_READ_TIMEOUT_SECONDS (408); any other route's body within a second more, or the
+  connection is closed;
+- kept-alive connections are closed after `KEEPALIVE_SECONDS` idle; at most `MAX_CONNECTIONS`
+  connections or requests at once per web process (503 beyond);
 - `timeout` (gunicorn's worker heartbeat) and `graceful_timeout`.
 """
 
@@ -43,18 +47,23 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.base import Worker
+from uvicorn.server import Server
+from uvicorn_worker import UvicornWorker
 
-from bot.config import Settings, load_settings
+from bot.accept_queue import AcceptQueue
+from bot.config import Settings
+from bot.http_protocol import BoundedHttpToolsProtocol
 
 if TYPE_CHECKING:
     from handlers.context import HandlerContext
 
-WORKER_CLASS = "bot.server.ReadTimeoutWorker"
+WORKER_CLASS = "bot.server.BotWorker"
 WORKER_TIMEOUT_SECONDS = 120
 GRACEFUL_TIMEOUT_SECONDS = 30
 KEEPALIVE_SECONDS = 5
 PROCESSING_NICENESS = 10
+MAX_CONNECTIONS = 1000
 _PR_SET_NAME = 15
 # Gunicorn's WORKER_BOOT_ERROR: the arbiter stops instead of forking the worker again and again.
 _BOOT_ERROR = 3
@@ -73,32 +82,46 @@ class Role(enum.Enum):
 PROCESS_NAMES = {Role.WEB: "kfp-bot-web", Role.PROCESSING: "kfp-bot-bus"}
 
 
-class ReadTimeoutWorker(ThreadWorker):
-    """gunicorn's threaded worker with a read timeout on every client socket, in one of two roles.
+class BotWorker(UvicornWorker):
+    """A gunicorn worker in one of two roles: a web process serving HTTP on uvicorn (the event
+    loop, `BoundedHttpToolsProtocol`), or the processing process, which closes the listening
+    sockets and runs the bus instead."""
 
-    The timeout is `read_timeout` when set (by `BotServer`), else KFP_BOT_READ_TIMEOUT_SECONDS.
-    A worker in the processing role closes the listening sockets and runs the bus instead.
-    """
-
-    read_timeout: float | None = None
+    CONFIG_KWARGS: dict[str, Any] = {
+        "loop": "uvloop", "http": BoundedHttpToolsProtocol, "interface": "asgi3", "lifespan": "off",
+        "access_log": False, "limit_concurrency": MAX_CONNECTIONS,
+        "timeout_graceful_shutdown": GRACEFUL_TIMEOUT_SECONDS - 5,
+    }
     role: Role = Role.WEB
     sockets: list[Any]  # gunicorn's listeners (set by its arbiter)
-
-    def init_process(self) -> None:
-        if self.read_timeout is None:
-            self.read_timeout = load_settings().read_timeout_seconds
-        super().init_process()
+    _server: Server | None = None
 
     def init_signals(self) -> None:
-        """gunicorn's worker handlers, then the stop signals `BotArbiter` blocked across the fork
+        """The role's signal handlers, then the stop signals `BotArbiter` blocked across the fork
         are let through: one that came meanwhile reaches these handlers now."""
-        super().init_signals()
+        if self.role is Role.PROCESSING:
+            Worker.init_signals(self)  # gunicorn's: a stop signal ends `_process`'s loop
+        else:
+            super().init_signals()  # uvicorn installs its own handlers once it serves
+            for stop in STOP_SIGNALS:
+                signal.signal(stop, self._stop_before_serving)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
-    def handle(self, conn: Any) -> Any:
-        """Serve one connection whose socket times out instead of blocking for ever."""
-        conn.sock.settimeout(self.read_timeout)
-        return super().handle(conn)
+    def _stop_before_serving(self, signum: int, frame: Any) -> None:
+        """A stop signal before uvicorn took over (or after it gave back) the handlers: uvicorn
+        stops as soon as it starts."""
+        self.alive = False
+        if self._server is not None:
+            self._server.should_exit = True
+
+    async def _serve(self) -> None:
+        self.config.app = self.wsgi
+        self._server = server = Server(config=self.config)
+        server.should_exit = not self.alive
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started and self.alive:
+            sys.exit(_BOOT_ERROR)
 
     def run(self) -> None:
         if self.role is Role.PROCESSING:
@@ -112,7 +135,7 @@ class ReadTimeoutWorker(ThreadWorker):
             sock.close()
         self.sockets = []
         wake: int | None = getattr(self.app, "wake_read", None)
-        while self.alive and self.is_parent_alive():
+        while self.alive and os.getppid() == self.ppid:
             self.notify()
             ready, _, _ = select.select([wake] if wake is not None else [], [], [], 1.0)
             if ready and wake is not None and _drain(wake):
@@ -127,7 +150,7 @@ class BotArbiter(Arbiter):
     arbiter's handler, inherited with the fork, which only queues the signal for an arbiter that
     is not in that process: the worker went on until the arbiter killed it GRACEFUL_TIMEOUT_SECONDS
     later, its services never stopped. Blocked across the fork, the signal waits for the worker's
-    handlers (`ReadTimeoutWorker.init_signals`); the arbiter lets it through again at once.
+    handlers (`BotWorker.init_signals`); the arbiter lets it through again at once.
     """
 
     def spawn_worker(self) -> int:
@@ -148,6 +171,7 @@ class BotServer(BaseApplication):
         self.settings = settings
         self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.services: Any = None
+        self.accept: AcceptQueue | None = None
         self.role = Role.WEB
         # The arbiter's pipe: web processes write a byte after each accepted delivery.
         self.wake_read, self.wake_write = os.pipe()
@@ -164,7 +188,7 @@ class BotServer(BaseApplication):
             sys.exit(1)
 
     def load_config(self) -> None:
-        ReadTimeoutWorker.read_timeout = self.settings.read_timeout_seconds
+        BoundedHttpToolsProtocol.read_timeout = self.settings.read_timeout_seconds
         options = gunicorn_options(self.settings)
         options.update(bind=[self.bind], when_ready=self._announce, worker_exit=self._stop_services,
                        pre_fork=self._assign_role, post_fork=self._take_role)
@@ -176,7 +200,7 @@ class BotServer(BaseApplication):
         the bus and picks up unfinished work."""
         from dataclasses import replace
 
-        from bot.app import create_app
+        from bot.app import create_app, create_asgi_app
         from bot.startup import configure_service_logging, recover
         from bot.wiring import build_services
         from kfp_bot_errors import KfpBotError
@@ -187,9 +211,11 @@ class BotServer(BaseApplication):
             if self.role is Role.PROCESSING:
                 self.services.start()
                 recover(self.settings, self.services)
+                app: Any = create_app(self.settings, self.services)
             else:
                 self.services = replace(self.services, bus=WakingBus(self.services.bus, self.wake_write))
-            app = create_app(self.settings, self.services)
+                self.accept = AcceptQueue(self.services.store, self.services.bus)
+                app = create_asgi_app(self.settings, self.services, self.accept)
         except KfpBotError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             sys.exit(_BOOT_ERROR)
@@ -227,6 +253,8 @@ class BotServer(BaseApplication):
         print(f"kfp-bot listening on http://{host}:{port}", flush=True)
 
     def _stop_services(self, arbiter: Any, worker: Any) -> None:
+        if self.accept is not None:
+            self.accept.close()
         if self.services is not None:
             self.services.stop(GRACEFUL_TIMEOUT_SECONDS - 5)
             self.services.store.close()
@@ -294,10 +322,9 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     """gunicorn's settings for the bot (all but `bind` and the hooks): one processing worker
     besides the web workers."""
     return {
-        "workers": web_workers(settings) + 1, "worker_class": WORKER_CLASS, "threads": settings.http_threads,
+        "workers": web_workers(settings) + 1, "worker_class": WORKER_CLASS,
         "timeout": WORKER_TIMEOUT_SECONDS, "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
         "keepalive": KEEPALIVE_SECONDS,
-        "limit_request_line": 8190, "limit_request_fields": 100, "limit_request_field_size": 8190,
         "loglevel": settings.log_level.lower(),
     }
 

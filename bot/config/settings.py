@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # A request's headers and body must arrive within this many seconds (slow clients).
     read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
-    # `kfp-bot serve`: web processes (each with `http_threads` threads) besides the processing one;
+    # `kfp-bot serve`: web processes (each with `http_threads` threads for the Flask routes) besides the processing one;
     # None: one on SQLite (a single writer: more processes only queue on its lock), two on PostgreSQL.
     http_workers: int | None = Field(default=None, ge=1, le=32)
     http_threads: int = Field(default=4, ge=1, le=256)

@@ -113,14 +113,14 @@ def test_serve_accepts_in_a_web_process_and_processes_in_another(served: tuple[s
         time.sleep(0.2)
 
 
-def test_serve_is_gunicorn_answering_the_webhook(served: tuple[str, int]) -> None:
+def test_serve_is_uvicorn_answering_the_webhook(served: tuple[str, int]) -> None:
     url, _ = served
 
     health = requests.get(f"{url}/healthz", timeout=10)
     unsigned = requests.post(f"{url}/github/webhook", data=b"{}", timeout=10,
                              headers={"X-GitHub-Event": "ping", "X-GitHub-Delivery": "1"})
 
-    assert health.headers["Server"] == "gunicorn"
+    assert health.headers["Server"] == "uvicorn"
     assert health.json()["status"] == "ok"
     assert unsigned.status_code == 401
 
@@ -201,3 +201,70 @@ def test_a_worker_told_to_stop_before_it_has_started_stops_by_itself(tmp_path: P
     # that lost the signal would run until the arbiter killed it after the graceful timeout.
     assert errors.count("Worker exiting") == 2, errors[-3000:]
     assert process.returncode == 0
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_a_head_over_the_limit_is_refused_with_431_and_closed(served: tuple[str, int]) -> None:
+    _, port = served
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /github/webhook HTTP/1.1\r\nHost: x\r\n")
+        for i in range(100):  # 100 header lines of 1 KB: over 64 KiB in all
+            sock.sendall(b"X-Filler-%d: %s\r\n" % (i, b"y" * 1000))
+
+        answer = read_answer(sock)
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert b"request line and headers are larger than 65536 bytes" in answer
+
+
+def test_a_large_unsigned_body_is_refused_unread_and_the_connection_closed(served: tuple[str, int]) -> None:
+    _, port = served
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /github/webhook HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\n"
+                     b"X-GitHub-Delivery: big-1\r\nContent-Length: 20000000\r\n\r\n" + b"{" * 1000)
+
+        answer = read_answer(sock)  # without sending the other 19.999 MB
+
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b"connection: close" in answer.lower()
+    assert b"missing X-Hub-Signature-256 header" in answer
+
+
+def test_a_signed_body_arriving_in_pieces_or_chunked_is_accepted(served: tuple[str, int]) -> None:
+    _, port = served
+    body = json.dumps(load_payload("issue_comment.created", {"comment.body": "thanks"})).encode()
+    signature = sign("server-test", body).encode()
+    head = (b"POST /github/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-GitHub-Event: issue_comment\r\nX-Hub-Signature-256: " + signature + b"\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + b"X-GitHub-Delivery: pieces-1\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for start in range(0, len(body), 4000):  # within the read timeout, in pieces
+            sock.sendall(body[start:start + 4000])
+            time.sleep(0.05)
+        in_pieces = sock.recv(65536)
+        chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 3000]), body[i:i + 3000])
+                           for i in range(0, len(body), 3000)) + b"0\r\n\r\n"
+        sock.sendall(head + b"X-GitHub-Delivery: chunked-1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+        in_chunks = sock.recv(65536)  # on the same kept-alive connection
+
+    assert in_pieces.startswith(b"HTTP/1.1 202 "), in_pieces
+    assert in_chunks.startswith(b"HTTP/1.1 202 "), in_chunks
+
+
+def test_a_slow_body_on_another_route_is_cut_off(served: tuple[str, int]) -> None:
+    _, port = served
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /tasks/reconcile HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+
+        answer = read_answer(sock)  # the 1 s read timeout, and a second's grace
+
+    assert time.monotonic() - started < 10
+    assert not answer.startswith(b"HTTP/1.1 2")

@@ -1,0 +1,107 @@
+"""The HTTP/1.1 protocol of `kfp-bot serve`'s web processes: uvicorn's httptools protocol, bounded.
+
+uvicorn parses requests with llhttp (httptools) on an event loop, which costs a few tens of
+microseconds a request, but on its own it bounds neither how long a client may take to send a
+request nor how large its head may grow: a client trickling header lines, or sending megabytes
+of them, would hold a connection (and its memory) for good. `BoundedHttpToolsProtocol` adds:
+
+- a request's head (request line and headers) must arrive within `read_timeout` seconds of the
+  connection opening or of the request's first byte, and stay under `MAX_HEAD_BYTES`; otherwise
+  the connection is closed (after a 431 for an oversized head, read from for `LINGER_SECONDS`
+  more so that the client gets the answer);
+- its body must arrive within `read_timeout` + `BODY_GRACE_SECONDS` of its head, else the
+  connection is closed and the app sees the client leave. The webhook gives its own 408 at
+  `read_timeout` (`bot.webhook_asgi`), before this; it is what bounds the Flask routes' bodies.
+
+Idle kept-alive connections are closed by uvicorn's own keep-alive timeout, and the number of
+connections and requests at once by its `limit_concurrency` (503 beyond).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+# gunicorn's own defaults bound the request line and each header field to 8190 bytes; GitHub's
+# webhook heads are about 1 KB. This bounds the whole head (and the memory of one that is refused).
+MAX_HEAD_BYTES = 64 * 1024
+BODY_GRACE_SECONDS = 1.0
+LINGER_SECONDS = 2.0
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for each request's head and body and a
+    bounded head; `read_timeout` is set by `bot.server` before the web processes start."""
+
+    read_timeout: float = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes: int | None = 0  # None once the current request's head is complete
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.read_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
+        if self._head_bytes is None or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._arm(self.read_timeout)
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        self._arm(self.read_timeout + BODY_GRACE_SECONDS)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        """The request did not arrive in time: close (a request being answered is left alone)."""
+        self._deadline = None
+        if self.cycle is not None and self._head_bytes is None and self.cycle.response_started:
+            return
+        self.logger.info("closing a connection whose request did not arrive within %gs", self.read_timeout)
+        self.transport.close()
+
+    def _refuse_head(self) -> None:
+        self._disarm()
+        reason = f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
+        self.logger.warning("refused a request: %s", reason)
+        body = (json.dumps({"status": "error", "reason": reason}) + "\n").encode()
+        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+        # A lingering close: closed at once with the client's bytes unread, the connection would be
+        # reset and the client could lose the answer; what it still sends is read and dropped.
+        self._refused = True
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
