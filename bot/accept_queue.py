@@ -40,7 +40,7 @@ class AcceptQueue:
         self._bus = bus
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="kfp-bot-accept")
         self._waiting: list[tuple[IncomingDelivery, asyncio.Future[Accepted]]] = []
-        self._committing = False
+        self._committing: asyncio.Task[None] | None = None  # kept: the loop holds tasks weakly
 
     async def accept(self, incoming: IncomingDelivery) -> Accepted:
         """Commit `incoming`: its outbox row ids, None for a delivery seen before, or the error
@@ -48,9 +48,8 @@ class AcceptQueue:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Accepted] = loop.create_future()
         self._waiting.append((incoming, future))
-        if not self._committing:
-            self._committing = True
-            loop.create_task(self._commit_waiting())
+        if self._committing is None:
+            self._committing = loop.create_task(self._commit_waiting())
         return await future
 
     async def _commit_waiting(self) -> None:
@@ -66,7 +65,7 @@ class AcceptQueue:
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._committing = False
+            self._committing = None
 
     def _commit(self, batch: list[IncomingDelivery]) -> list[Accepted]:
         """On the committer thread: one commit for `batch`, then the bus hears of its rows."""

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("kfp_bot.http")
 
 # gunicorn's own defaults bound the request line and each header field to 8190 bytes; GitHub's
 # webhook heads are about 1 KB. This bounds the whole head (and the memory of one that is refused).
@@ -90,13 +93,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.cycle is not None and self._head_bytes is None and self.cycle.response_started:
             return
-        self.logger.info("closing a connection whose request did not arrive within %gs", self.read_timeout)
+        log.info("closing a connection whose request did not arrive within %gs", self.read_timeout)
         self.transport.close()
 
     def _refuse_head(self) -> None:
         self._disarm()
         reason = f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
-        self.logger.warning("refused a request: %s", reason)
+        log.warning("refused a request: %s", reason)
         body = (json.dumps({"status": "error", "reason": reason}) + "\n").encode()
         self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
                              b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))

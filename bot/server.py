@@ -38,6 +38,7 @@ import ctypes
 import enum
 import errno
 import gc
+import logging
 import os
 import select
 import signal
@@ -95,6 +96,15 @@ class BotWorker(UvicornWorker):
     role: Role = Role.WEB
     sockets: list[Any]  # gunicorn's listeners (set by its arbiter)
     _server: Server | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn's own lines (a request it could not parse, …) go where the bot's go, in the
+        # bot's format (JSON in production), rather than to gunicorn's plain-text handlers.
+        for name in ("uvicorn.error", "uvicorn.access"):
+            logger = logging.getLogger(name)
+            logger.handlers = []
+            logger.propagate = True
 
     def init_signals(self) -> None:
         """The role's signal handlers, then the stop signals `BotArbiter` blocked across the fork
