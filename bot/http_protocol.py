@@ -65,6 +65,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_bytes > MAX_HEAD_BYTES:
             self._refuse_head()
 
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows True
+        """The client half-closed: it sends nothing more but may still read. A request being
+        read or answered is answered first (a body cut short ends here, so the webhook answers
+        400 naming how much arrived), then the connection closes; otherwise it closes now."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return None
+        cycle.keep_alive = False
+        if self._head_bytes is None and cycle.more_body:
+            cycle.more_body = False
+            cycle.message_event.set()
+        return True
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0

@@ -268,3 +268,16 @@ def test_a_slow_body_on_another_route_is_cut_off(served: tuple[str, int]) -> Non
 
     assert time.monotonic() - started < 10
     assert not answer.startswith(b"HTTP/1.1 2")
+
+
+def test_a_body_cut_short_by_the_client_closing_its_side_is_answered_400(served: tuple[str, int]) -> None:
+    _, port = served
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /github/webhook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\n"
+                     b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: cut-1\r\nContent-Length: 100\r\n\r\n{\"zen\"")
+        sock.shutdown(socket.SHUT_WR)  # nothing more will come, but the answer is still read
+
+        answer = read_answer(sock)
+
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"body ended after 6 of the 100 bytes announced" in answer
