@@ -89,7 +89,7 @@ class BotWorker(UvicornWorker):
     sockets and runs the bus instead."""
 
     CONFIG_KWARGS: dict[str, Any] = {
-        "loop": "uvloop", "http": BoundedHttpToolsProtocol, "interface": "asgi3", "lifespan": "off",
+        "loop": "uvloop", "http": BoundedHttpToolsProtocol, "ws": "none", "interface": "asgi3", "lifespan": "off",
         "access_log": False, "limit_concurrency": MAX_CONNECTIONS,
         "timeout_graceful_shutdown": GRACEFUL_TIMEOUT_SECONDS - 5,
     }

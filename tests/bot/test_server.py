@@ -281,3 +281,15 @@ def test_a_body_cut_short_by_the_client_closing_its_side_is_answered_400(served:
 
     assert answer.startswith(b"HTTP/1.1 400 "), answer
     assert b"body ended after 6 of the 100 bytes announced" in answer
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(served: tuple[str, int]) -> None:
+    _, port = served
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+
+        answer = sock.recv(65536)
+
+    status = int(answer.split()[1])
+    assert status != 101 and status < 500, answer  # answered as HTTP: the bot speaks no websocket
