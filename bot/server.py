@@ -100,11 +100,14 @@ class BotWorker(UvicornWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # uvicorn's own lines (a request it could not parse, …) go where the bot's go, in the
-        # bot's format (JSON in production), rather than to gunicorn's plain-text handlers.
-        for name in ("uvicorn.error", "uvicorn.access"):
-            logger = logging.getLogger(name)
-            logger.handlers = []
-            logger.propagate = True
+        # bot's format (JSON in production), rather than to gunicorn's plain-text handlers; the bot
+        # logs its own access line per request, so uvicorn's stays off.
+        errors = logging.getLogger("uvicorn.error")
+        errors.handlers = []
+        errors.propagate = True
+        access = logging.getLogger("uvicorn.access")
+        access.handlers = []
+        access.propagate = False
 
     def init_signals(self) -> None:
         """The role's signal handlers, then the stop signals `BotArbiter` blocked across the fork

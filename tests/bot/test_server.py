@@ -31,9 +31,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def serving(env_vars: dict[str, str]) -> Iterator[tuple[str, int, int]]:
+def serving(env_vars: dict[str, str], output: list[str] | None = None) -> Iterator[tuple[str, int, int]]:
     """`python -m bot serve --port 0` with `env_vars` (and no other KFP_BOT_ variable) until the
-    block ends, then SIGTERM (which must end it cleanly); its URL, port and pid once it answers."""
+    block ends, then SIGTERM (which must end it cleanly); its URL, port and pid once it answers.
+    What it printed after it started listening is added to `output` once it has stopped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_BOT_") and k != "PUBSUB_EMULATOR_HOST"}
     env.update(env_vars)
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env,
@@ -59,6 +60,8 @@ def serving(env_vars: dict[str, str]) -> Iterator[tuple[str, int, int]]:
         process.send_signal(signal.SIGTERM)
         try:
             assert process.wait(timeout=40) == 0
+            if output is not None and process.stdout is not None:
+                output.extend(process.stdout.read().splitlines())
         finally:
             if process.poll() is None:
                 process.kill()
@@ -293,3 +296,20 @@ def test_a_websocket_upgrade_is_answered_as_plain_http(served: tuple[str, int]) 
 
     status = int(answer.split()[1])
     assert status != 101 and status < 500, answer  # answered as HTTP: the bot speaks no websocket
+
+
+def test_uvicorns_lines_are_logged_as_the_bots_json_and_it_adds_no_access_line(tmp_path: Path) -> None:
+    output: list[str] = []
+    with serving({"KFP_BOT_WEBHOOK_SECRET": "server-test", "KFP_BOT_DATA_DIR": str(tmp_path),
+                  "KFP_BOT_LOG_FORMAT": "json", "KFP_BOT_LOG_LEVEL": "INFO"}, output) as (_, port, _pid):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GARBAGE\r\n\r\n")  # refused by the HTTP parser itself
+            assert read_answer(sock).startswith(b"HTTP/1.1 400 ")
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert read_answer(sock).startswith(b"HTTP/1.1 404 ")
+
+    records = [json.loads(line) for line in output if line.startswith("{")]
+    loggers = [record["logger"] for record in records]
+    assert any(r["logger"] == "uvicorn.error" and "Invalid HTTP request" in r["message"] for r in records)
+    assert "uvicorn.access" not in loggers  # the bot logs its own access lines
