@@ -91,6 +91,8 @@ class BotWorker(UvicornWorker):
     CONFIG_KWARGS: dict[str, Any] = {
         "loop": "uvloop", "http": BoundedHttpToolsProtocol, "ws": "none", "interface": "asgi3", "lifespan": "off",
         "access_log": False, "limit_concurrency": MAX_CONNECTIONS,
+        # Nothing reads the client's address: X-Forwarded-For is neither trusted nor parsed.
+        "proxy_headers": False,
         "timeout_graceful_shutdown": GRACEFUL_TIMEOUT_SECONDS - 5,
     }
     role: Role = Role.WEB

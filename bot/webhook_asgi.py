@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http import HTTPStatus
 from typing import Any
-
-from werkzeug.datastructures import Headers
 
 from bot.accept_queue import AcceptQueue
 from bot.config import Settings
@@ -59,6 +57,24 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+class AsgiHeaders:
+    """A request's headers as the ASGI server hands them over (lowercase names, latin-1 bytes),
+    looked up in any case; the first of a repeated header wins, as with Werkzeug's `Headers`."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        values: dict[bytes, bytes] = {}
+        for name, value in raw:
+            values.setdefault(name, value)
+        self._values = values
+
+    def get(self, key: str) -> str | None:
+        """The header's value, None when absent."""
+        value = self._values.get(key.lower().encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+
 class ClientGone(Exception):
     """The client closed its connection before its request had arrived: nobody to answer."""
 
@@ -68,7 +84,7 @@ def webhook_asgi(other: AsgiApp, settings: Settings, services: Services, accept:
     passing every other request to `other`."""
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
 
-    async def read_body(headers: Headers, incoming: Incoming) -> bytes:
+    async def read_body(headers: AsgiHeaders, incoming: Incoming) -> bytes:
         """The verified body; `WebhookRejected` otherwise."""
         reader = SignedBody(length=incoming.length, limit=settings.max_body_bytes, secret=secret,
                             header=headers.get(SIGNATURE_HEADER))
@@ -83,7 +99,7 @@ def webhook_asgi(other: AsgiApp, settings: Settings, services: Services, accept:
         finally:
             reader.close()
 
-    async def answer(headers: Headers, receive: Receive) -> Answer:
+    async def answer(headers: AsgiHeaders, receive: Receive) -> Answer:
         if not secret:
             log.error("webhook refused: KFP_BOT_WEBHOOK_SECRET is not configured")
             return NO_SECRET
@@ -105,7 +121,7 @@ def webhook_asgi(other: AsgiApp, settings: Settings, services: Services, accept:
             await other(scope, receive, send)
             return
         started = time.monotonic()
-        headers = Headers([(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]])
+        headers = AsgiHeaders(scope["headers"])
         delivery = (headers.get(DELIVERY_HEADER) or "")[:100] or None
         with log_context(delivery_id=delivery):
             try:
@@ -116,10 +132,12 @@ def webhook_asgi(other: AsgiApp, settings: Settings, services: Services, accept:
             except Exception:
                 log.exception("unexpected error on POST %s", WEBHOOK_PATH)
                 result = refused(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
-            log.log(logging.ERROR if result.status >= 500 else logging.INFO, "POST %s %d", WEBHOOK_PATH,
-                    result.status, extra={"http_method": "POST", "path": WEBHOOK_PATH, "status": result.status,
-                                          "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                                          "github_event": headers.get(EVENT_HEADER)})
+            level = logging.ERROR if result.status >= 500 else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(level, "POST %s %d", WEBHOOK_PATH, result.status,
+                        extra={"http_method": "POST", "path": WEBHOOK_PATH, "status": result.status,
+                               "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                               "github_event": headers.get(EVENT_HEADER)})
         await send_answer(send, result)
 
     return app
@@ -135,7 +153,7 @@ async def send_answer(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _content_length(headers: Headers) -> int | None:
+def _content_length(headers: AsgiHeaders) -> int | None:
     """The announced length (the server has refused a malformed one); None for a chunked body."""
     value = headers.get("Content-Length")
     return int(value) if value is not None and value.strip().isdigit() else None
