@@ -313,3 +313,14 @@ def test_uvicorns_lines_are_logged_as_the_bots_json_and_it_adds_no_access_line(t
     loggers = [record["logger"] for record in records]
     assert any(r["logger"] == "uvicorn.error" and "Invalid HTTP request" in r["message"] for r in records)
     assert "uvicorn.access" not in loggers  # the bot logs its own access lines
+
+
+def test_pipelined_requests_are_each_answered_in_order(served: tuple[str, int]) -> None:
+    _, port = served
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"POST /github/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+
+        answers = read_answer(sock)
+
+    assert re.findall(rb"HTTP/1\.1 (\d+)", answers) == [b"200", b"404", b"401"]
