@@ -29,8 +29,13 @@ def database_errors(method: Callable[_P, _T]) -> Callable[_P, _T]:
         try:
             return method(*args, **kwargs)
         except SQLAlchemyError as exc:
-            where = getattr(args[0], "url", "the database")
-            cause = getattr(exc, "orig", None) or exc
-            raise StoreError(f"store: {method.__name__} failed on {where}: {cause}") from exc
+            raise store_error(method.__name__, getattr(args[0], "url", "the database"), exc) from exc
 
     return wrapper
+
+
+def store_error(operation: str, where: str, exc: Exception) -> StoreError:
+    """The StoreError for `operation` failing on the database `where` (shown without password)
+    with `exc` (the driver's own error when SQLAlchemy wraps one)."""
+    cause = getattr(exc, "orig", None) or exc
+    return StoreError(f"store: {operation} failed on {where}: {cause}")

@@ -28,8 +28,8 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from bot.store.accept import INSERT_OUTBOX_ROWS, GroupCommit, acceptance, delivery_record
-from bot.store.errors import StoreError, database_errors
+from bot.store.accept import INSERT_OUTBOX_ROWS, Acceptance, GroupCommit, acceptance, delivery_record
+from bot.store.errors import database_errors, store_error
 from bot.store.outbox_claims import OutboxClaims
 from bot.store.outbox_lanes import lane_for
 from bot.store.rows import pull_values
@@ -82,25 +82,25 @@ class OutboxStore(OutboxClaims):
         `bot.store.accept`). None when the delivery was seen before (nothing queued or stored);
         otherwise the outbox row ids.
         """
-        now = self._clock()
         # Everything but the statements happens before the commit lock is taken.
-        item = acceptance(delivery_record(delivery_id, event_name, now), event, self._row(None, event, now, None),
-                          pull_values(head.repo, head.pull, head.installation_id, now) if head else None)
-        return self._acceptor.accept(item)
+        return self._acceptor.accept(self._acceptance(IncomingDelivery(delivery_id, event_name, event, head),
+                                                      self._clock()))
 
     def accept_deliveries(self, incoming: Sequence[IncomingDelivery]) -> list[tuple[int, ...] | None | Exception]:
         """`accept_delivery` for each of `incoming` (in their order), committed together; for
         each, its outbox row ids, None for a delivery seen before, or the `StoreError` that
         refused it alone."""
         now = self._clock()
-        items = [acceptance(delivery_record(one.delivery_id, one.event_name, now), one.event,
-                            self._row(None, one.event, now, None),
-                            pull_values(one.head.repo, one.head.pull, one.head.installation_id, now)
-                            if one.head else None)
-                 for one in incoming]
-        return [StoreError(f"store: accept_deliveries failed on {self.url}: {getattr(result, 'orig', None) or result}")
-                if isinstance(result, Exception) else result
+        items = [self._acceptance(one, now) for one in incoming]
+        return [store_error("accept_deliveries", self.url, result) if isinstance(result, Exception) else result
                 for result in self._acceptor.accept_all(items)]
+
+    def _acceptance(self, incoming: IncomingDelivery, now: datetime) -> Acceptance:
+        """What accepting `incoming` at `now` commits: its delivery, its outbox row, its head."""
+        head = incoming.head
+        return acceptance(delivery_record(incoming.delivery_id, incoming.event_name, now), incoming.event,
+                          self._row(None, incoming.event, now, None),
+                          pull_values(head.repo, head.pull, head.installation_id, now) if head else None)
 
     @database_errors
     def enqueue(self, events: Sequence[Event]) -> tuple[int, ...]:
