@@ -7,22 +7,26 @@ thread switch each way and keeps several threads contending for the GIL with the
 `AcceptQueue` hands the deliveries waiting at a given moment to its one committer thread as one
 batch (`Store.accept_deliveries`: one transaction for all of them), and while that commits, the
 next batch gathers. The committer then hands the rows to the bus (`notify`: the Pub/Sub relay
-publishes them there, before the 202), and each delivery's answer resumes on the loop.
+publishes them there, before the 202), and each delivery's answer resumes on the loop. The
+webhook's other write (a refused delivery kept in the failed deliveries) runs on the same thread
+(`write`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from handlers.ports.store import IncomingDelivery, Store
 
 log = logging.getLogger("kfp_bot.app")
 
 Accepted = tuple[int, ...] | None | Exception
+_T = TypeVar("_T")
 
 
 class Notifier(Protocol):
@@ -66,6 +70,12 @@ class AcceptQueue:
                         future.set_result(result)
         finally:
             self._committing = None
+
+    async def write(self, action: Callable[[], _T]) -> _T:
+        """Run `action`, another write to the store, on the committer thread (never on the event
+        loop, which a write waiting for the database would stop), in the caller's log context."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._thread, context.run, action)
 
     def _commit(self, batch: list[IncomingDelivery]) -> list[Accepted]:
         """On the committer thread: one commit for `batch`, then the bus hears of its rows."""

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -44,8 +45,10 @@ from bot.webhook_endpoint import (
     NO_SECRET,
     WEBHOOK_PATH,
     Answer,
+    Refused,
     answer_accepted,
     decide_delivery,
+    keep_refusal,
     refused,
 )
 
@@ -111,7 +114,9 @@ def webhook_asgi(other: AsgiApp, settings: Settings, services: Services, accept:
             log.warning("webhook rejected (%d): %s", exc.status, exc)
             ended = exc.status != HTTPStatus.REQUEST_TIMEOUT and await incoming.drain(deadline)
             return refused(exc.status, str(exc), close=not ended)
-        decided = decide_delivery(headers, body, settings, services)
+        decided = decide_delivery(headers, body, settings)
+        if isinstance(decided, Refused):  # a write: on the committer thread, not on this loop
+            return await accept.write(partial(keep_refusal, services.store, decided))
         if isinstance(decided, Answer):
             return decided
         return answer_accepted(decided, await accept.accept(decided))

@@ -41,7 +41,7 @@ from bot.webhook import (
     parse_delivery,
     read_signed_body,
 )
-from handlers.ports.store import IncomingDelivery
+from handlers.ports.store import IncomingDelivery, Store
 from handlers.receipt import announced_head
 from handlers.run_models import FailureStage
 
@@ -136,7 +136,9 @@ def handle_webhook(request: Request, settings: Settings, services: Services, sec
 def answer_delivery(headers: HeaderLookup, body: bytes, settings: Settings, services: Services) -> Answer:
     """Parse, de-duplicate and queue one delivery whose signature was verified; the answer
     GitHub should see. Blocks until the delivery is committed (`Store.accept_delivery`)."""
-    decided = decide_delivery(headers, body, settings, services)
+    decided = decide_delivery(headers, body, settings)
+    if isinstance(decided, Refused):
+        return keep_refusal(services.store, decided)
     if isinstance(decided, Answer):
         return decided
     try:
@@ -153,22 +155,46 @@ def answer_delivery(headers: HeaderLookup, body: bytes, settings: Settings, serv
     return answer_accepted(decided, rows)
 
 
-def decide_delivery(headers: HeaderLookup, body: bytes, settings: Settings,
-                    services: Services) -> Answer | IncomingDelivery:
-    """What a verified delivery is: an event to accept, or already its answer (refused: kept in
-    the failed deliveries; ignored)."""
+@dataclass(frozen=True)
+class Refused:
+    """A signed delivery refused once parsed: its answer, and what `keep_refusal` keeps of it in
+    the failed deliveries (GitHub signed it: not a stranger's spam). `delivery_id` is None when
+    its headers are too broken to key that list."""
+
+    answer: Answer
+    delivery_id: str | None
+    event_name: str
+    reason: str
+
+
+def decide_delivery(headers: HeaderLookup, body: bytes, settings: Settings) -> Answer | IncomingDelivery | Refused:
+    """What a verified delivery is: an event to accept, its answer (ignored), or refused. Pure:
+    the store is written by the caller, off the HTTP server's event loop."""
     try:
         delivery = parse_delivery(headers, body, bot_login=settings.bot_login,
                                   deploy_branches=settings.deploy_branches)
     except WebhookRejected as exc:
         log.warning("webhook rejected (%d): %s", exc.status, exc)
-        _record_rejection(headers, services, str(exc))
-        return refused(exc.status, str(exc))
+        reason = str(exc)
+        keyed = not reason.startswith(("missing ", DELIVERY_HEADER, EVENT_HEADER))
+        return Refused(refused(exc.status, reason), (headers.get(DELIVERY_HEADER) or "").strip() if keyed else None,
+                       (headers.get(EVENT_HEADER) or "").strip(), reason)
     outcome = delivery.outcome
     if isinstance(outcome, Ignored):
         log.info("%s ignored: %s", delivery.event_name, outcome.reason)
         return answered(HTTPStatus.OK, status="ignored", reason=outcome.reason, delivery=delivery.delivery_id)
     return IncomingDelivery(delivery.delivery_id, delivery.event_name, outcome, announced_head(outcome))
+
+
+def keep_refusal(store: Store, refusal: Refused) -> Answer:
+    """Keep `refusal` queryable in the failed deliveries when it can be keyed; its answer."""
+    if refusal.delivery_id is not None:
+        try:
+            store.record_delivery_failure(refusal.delivery_id, refusal.event_name, FailureStage.REJECTED,
+                                          refusal.reason)
+        except Exception:
+            log.exception("could not record the rejection of delivery %s", refusal.delivery_id)
+    return refusal.answer
 
 
 def answer_accepted(incoming: IncomingDelivery, result: tuple[int, ...] | None | Exception) -> Answer:
@@ -183,21 +209,6 @@ def answer_accepted(incoming: IncomingDelivery, result: tuple[int, ...] | None |
     log.info("accepted %s", incoming.event.key)
     return answered(HTTPStatus.ACCEPTED, status="accepted", delivery=incoming.delivery_id,
                     event=incoming.event.kind.value)
-
-
-def _record_rejection(headers: HeaderLookup, services: Services, reason: str) -> None:
-    """Keep a signed but refused delivery queryable (GitHub signed it: not a stranger's spam).
-
-    Only once its headers were found well formed: the delivery id is what the list is keyed by.
-    """
-    if reason.startswith(("missing ", DELIVERY_HEADER, EVENT_HEADER)):
-        return
-    delivery_id = (headers.get(DELIVERY_HEADER) or "").strip()
-    event = (headers.get(EVENT_HEADER) or "").strip()
-    try:
-        services.store.record_delivery_failure(delivery_id, event, FailureStage.REJECTED, reason)
-    except Exception:
-        log.exception("could not record the rejection of delivery %s", delivery_id)
 
 
 def to_response(answer: Answer) -> Response:

@@ -5,6 +5,7 @@ committer thread, each learns its own outcome, and the bus hears of the batch's 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 
 from bot.accept_queue import Accepted, AcceptQueue
@@ -97,3 +98,17 @@ def test_when_the_store_cannot_be_reached_every_waiting_delivery_learns_why() ->
 
     assert [type(o) for o in outcomes] == [ConnectionError, ConnectionError]
     assert bus.told == []
+
+
+def test_another_write_runs_on_the_committer_thread_not_the_event_loop(store: SqlStore) -> None:
+    queue = AcceptQueue(store, RecordingBus())
+
+    async def write_from_the_loop() -> tuple[str, str]:
+        return threading.current_thread().name, await queue.write(lambda: threading.current_thread().name)
+
+    try:
+        loop_thread, writer_thread = asyncio.run(write_from_the_loop())
+    finally:
+        queue.close()
+
+    assert writer_thread.startswith("kfp-bot-accept") and writer_thread != loop_thread

@@ -324,3 +324,16 @@ def test_pipelined_requests_are_each_answered_in_order(served: tuple[str, int]) 
         answers = read_answer(sock)
 
     assert re.findall(rb"HTTP/1\.1 (\d+)", answers) == [b"200", b"404", b"401"]
+
+
+def test_a_signed_delivery_refused_once_parsed_is_listed_before_its_answer(served: tuple[str, int]) -> None:
+    url, _ = served
+    body = b'{"zen": "x", "hook_id": 1e400}'
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": "issue_comment",
+               "X-GitHub-Delivery": "refused-1", "X-Hub-Signature-256": sign("server-test", body)}
+
+    answer = requests.post(f"{url}/github/webhook", data=body, headers=headers, timeout=10)
+    failed = requests.get(f"{url}/api/deliveries", params={"failed": "1", "delivery": "refused-1"}, timeout=10)
+
+    assert answer.status_code == 400
+    assert [(d["delivery"], d["stage"]) for d in failed.json()["deliveries"]] == [("refused-1", "rejected")]
