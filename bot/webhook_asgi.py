@@ -33,8 +33,6 @@ from bot.edge import DRAIN_BYTES
 from bot.logs import log_context
 from bot.services import Services
 from bot.webhook import (
-    DELIVERY_HEADER,
-    EVENT_HEADER,
     SIGNATURE_HEADER,
     SignedBody,
     WebhookRejected,
@@ -48,7 +46,9 @@ from bot.webhook_endpoint import (
     Refused,
     answer_accepted,
     decide_delivery,
+    delivery_tag,
     keep_refusal,
+    log_answer,
     refused,
 )
 
@@ -127,8 +127,7 @@ def webhook_asgi(other: AsgiApp, settings: Settings, services: Services, accept:
             return
         started = time.monotonic()
         headers = AsgiHeaders(scope["headers"])
-        delivery = (headers.get(DELIVERY_HEADER) or "")[:100] or None
-        with log_context(delivery_id=delivery):
+        with log_context(delivery_id=delivery_tag(headers)):
             try:
                 result = await answer(headers, receive)
             except ClientGone:
@@ -137,12 +136,7 @@ def webhook_asgi(other: AsgiApp, settings: Settings, services: Services, accept:
             except Exception:
                 log.exception("unexpected error on POST %s", WEBHOOK_PATH)
                 result = refused(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
-            level = logging.ERROR if result.status >= 500 else logging.INFO
-            if log.isEnabledFor(level):
-                log.log(level, "POST %s %d", WEBHOOK_PATH, result.status,
-                        extra={"http_method": "POST", "path": WEBHOOK_PATH, "status": result.status,
-                               "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                               "github_event": headers.get(EVENT_HEADER)})
+            log_answer(result.status, started, headers)
         await send_answer(send, result)
 
     return app

@@ -63,8 +63,7 @@ def webhook_wsgi(other: WsgiApp, settings: Settings, services: Services) -> Wsgi
             return other(environ, start_response)
         started = time.monotonic()
         request = request_class(environ)
-        delivery = (request.headers.get(DELIVERY_HEADER) or "")[:100] or None
-        with log_context(delivery_id=delivery):
+        with log_context(delivery_id=delivery_tag(request.headers)):
             try:
                 response = handle_webhook(request, settings, services, secret)
             except HTTPException as exc:
@@ -72,14 +71,25 @@ def webhook_wsgi(other: WsgiApp, settings: Settings, services: Services) -> Wsgi
             except Exception:
                 log.exception("unexpected error on POST %s", WEBHOOK_PATH)
                 response = to_response(refused(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR))
-            status = response.status_code
-            log.log(logging.ERROR if status >= 500 else logging.INFO, "POST %s %d", WEBHOOK_PATH, status,
-                    extra={"http_method": "POST", "path": WEBHOOK_PATH, "status": status,
-                           "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                           "github_event": request.headers.get(EVENT_HEADER)})
+            log_answer(response.status_code, started, request.headers)
         return response(environ, start_response)
 
     return app
+
+
+def delivery_tag(headers: HeaderLookup) -> str | None:
+    """The delivery id the request's log lines carry (bounded: it is not validated yet)."""
+    return (headers.get(DELIVERY_HEADER) or "")[:100] or None
+
+
+def log_answer(status: int, started: float, headers: HeaderLookup) -> None:
+    """The webhook's access line, whichever server answered (INFO; ERROR for a 5xx)."""
+    level = logging.ERROR if status >= 500 else logging.INFO
+    if log.isEnabledFor(level):
+        log.log(level, "POST %s %d", WEBHOOK_PATH, status,
+                extra={"http_method": "POST", "path": WEBHOOK_PATH, "status": status,
+                       "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                       "github_event": headers.get(EVENT_HEADER)})
 
 
 @dataclass(frozen=True)
