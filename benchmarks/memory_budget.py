@@ -3,7 +3,8 @@
 Starts `kfp-bot serve` (embedded defaults, SQLite, in-process bus) in its own process on
 127.0.0.1 with a fresh data folder, and reports, as an instance would have to hold them:
 
-- idle: the service's resident memory (VmRSS) once it answers /healthz;
+- idle: the service's resident memory (VmRSS of gunicorn's arbiter and its web and processing
+  workers together) once it answers /healthz;
 - after one PR: a signed `pull_request` delivery for a commit of the example monorepo (clone,
   plan, sandboxed compile, kfp.local run of the affected pipelines), the service's RSS, its
   peak (VmHWM), the peak of the processes it started (compile and run sandboxes), and the size
@@ -108,8 +109,10 @@ def wait_done(url: str, pid: int, timeout: float, more_than: int = 0) -> tuple[l
     raise SystemExit(f"the PR's runs did not finish within {timeout:g} s")
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of the service and every process below it (compile and run sandboxes)."""
+def tree_rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of the service and every process below it (compile and run sandboxes):
+    their `field` of /proc/PID/status, or "Pss" (each shared page counted once, split among
+    the processes sharing it: the workers share what the arbiter loaded before forking)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -128,17 +131,29 @@ def tree_rss_mb(pid: int) -> float:
     total = 0
     for member in tree:
         try:
-            total += status_kb(member, "VmRSS")
+            total += pss_kb(member) if field == "Pss" else status_kb(member, field)
         except OSError:
             continue
     return total / 1024
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size of `pid` (Linux /proc/PID/smaps_rollup)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def report(label: str, pid: int, data_dir: Path, tree_peak: float = 0.0) -> None:
+    """One line: the service's processes together (gunicorn's arbiter, its web and processing
+    workers, anything they run at that moment), the arbiter alone, the data folder, and the
+    peak of the whole tree while the work ran."""
     rss, peak = status_kb(pid, "VmRSS") / 1024, status_kb(pid, "VmHWM") / 1024
     tree = f"   with its processes, peak {tree_peak:7.1f} MB" if tree_peak else ""
-    print(f"{label:<28} RSS {rss:7.1f} MB   peak {peak:7.1f} MB   data folder {folder_mb(data_dir):7.1f} MB{tree}",
-          flush=True)
+    print(f"{label:<28} service RSS {tree_rss_mb(pid):6.1f} MB, PSS {tree_rss_mb(pid, 'Pss'):6.1f} MB "
+          f"(arbiter {rss:5.1f} MB, peak {peak:5.1f} MB)   "
+          f"data folder {folder_mb(data_dir):7.1f} MB{tree}", flush=True)
 
 
 def main() -> None:
