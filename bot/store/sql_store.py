@@ -78,7 +78,8 @@ class SqlStore(RunStore, LeaseMixin, SlotMixin):
         self._reader: Engine = engines.reader
         self._writer: Engine = engines.writer
         self._write_lock = engines.write_lock
-        if self._engine.dialect.name == "sqlite":
+        self._sqlite = self._engine.dialect.name == "sqlite"
+        if self._sqlite:
             self._accept_writer: SqliteWriter | None = SqliteWriter(self._engine, self._write_lock, busy_timeout)
             self._acceptor = GroupCommit(self._accept_writer.transaction, self._engine.dialect)
         else:

@@ -7,7 +7,12 @@ busy repository does not starve the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event
 
 from bot.store import SqlStore
 from bot.store.outbox_lanes import Lane
@@ -81,3 +86,48 @@ def test_a_busy_repository_does_not_starve_the_others(store: SqlStore) -> None:
 
     assert first is not None and first.repo == "octo/busy"
     assert second is not None and second.repo == "octo/quiet"  # not busy's second row
+
+
+@contextmanager
+def write_transactions() -> Iterator[list[list[str]]]:
+    """The statements of each `BEGIN IMMEDIATE` transaction run meanwhile (SQLite's write lock)."""
+    found: list[list[str]] = []
+    inside = [False]
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            found.append([])
+            inside[0] = True
+        elif inside[0]:
+            found[-1].append(" ".join(statement.split()))
+
+    def ended(_conn: Any) -> None:
+        inside[0] = False
+
+    event.listen(Engine, "before_cursor_execute", executed)
+    event.listen(Engine, "commit", ended)
+    event.listen(Engine, "rollback", ended)
+    try:
+        yield found
+    finally:
+        event.remove(Engine, "before_cursor_execute", executed)
+        event.remove(Engine, "commit", ended)
+        event.remove(Engine, "rollback", ended)
+
+
+def test_on_sqlite_a_claim_chooses_its_row_before_it_takes_the_write_lock(store: SqlStore) -> None:
+    # Ordering the claimable rows by busy repository reads every one of them: milliseconds on a
+    # long queue, which every webhook commit (the same write lock) would wait for.
+    if store.dialect != "sqlite":
+        pytest.skip("PostgreSQL locks rows, not the database: a row is chosen and taken in one transaction")
+    store.enqueue([push("octo/busy", n) for n in range(20)])
+    store.enqueue([push("octo/quiet", 0)])
+    assert store.claim("w1", LEASE) is not None
+
+    with write_transactions() as transactions:
+        second = store.claim("w2", LEASE)
+
+    assert second is not None and second.repo == "octo/quiet"  # the order is kept
+    [statements] = transactions
+    assert statements and all(s.startswith("UPDATE outbox SET") and "WHERE outbox.id = ?" in s
+                              for s in statements), statements
