@@ -15,6 +15,10 @@ of them, would hold a connection (and its memory) for good. `BoundedHttpToolsPro
 
 Idle kept-alive connections are closed by uvicorn's own keep-alive timeout, and the number of
 connections and requests at once by its `limit_concurrency` (503 beyond).
+
+uvicorn writes an answer's head and its body separately: two system calls, two TCP segments and
+two wake-ups of the client for one small answer. `CoalescingTransport` hands what one turn of the
+event loop writes to the socket in one call.
 """
 
 from __future__ import annotations
@@ -35,6 +39,46 @@ BODY_GRACE_SECONDS = 1.0
 LINGER_SECONDS = 2.0
 
 
+class CoalescingTransport:
+    """A connection's transport whose writes during one turn of the event loop go out as one.
+
+    Everything else is the wrapped transport's; closing (or half-closing) writes what is
+    pending first, so nothing written before a close is lost or reordered.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue `data`; it is sent, with the rest of this turn's writes, when the turn ends."""
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(bytes(data))
+
+    def flush(self) -> None:
+        """Send what is queued now, in one write."""
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending = []
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def write_eof(self) -> None:
+        """Send what is queued, then half-close."""
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        """Send what is queued, then close."""
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline for each request's head and body and a
     bounded head; `read_timeout` is set by `bot.server` before the web processes start."""
@@ -48,7 +92,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._arm(self.read_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
