@@ -1,22 +1,25 @@
 """Parses of blobs kept on disk, shared by every process that plans (the CLI and the service).
 
-Layout: `<folder>/<version>/<kind>/<shard>/seg-*.pickle`, each segment a pickled `{kind: {blob id:
-value}}` of one kind of parse and one shard (the first hex digit of the blob id). A process loads
+Layout: `<folder>/<version>/<kind>/<shard>/seg-*.cache`, each segment a `{kind: {blob id: value}}`
+of one kind of parse and one shard (the first hex digit of the blob id). A process loads
 the segments of a shard once, on its first lookup in it: a warm plan that looks up a few blobs
-unpickles a few shards, never the parses of every file. It writes what it parsed as new segments:
+loads a few shards, never the parses of every file. It writes what it parsed as new segments:
 written to a temporary name and renamed into place, so a reader never sees half a file and
 concurrent writers never overwrite each other. Past `_MAX_SEGMENTS` segments of a kind a flush
 merges them into one (again by rename) and deletes the merged ones; two processes compacting at once
 lose nothing but a few entries that are parsed again later; merging keeps the newest `_MAX_ENTRIES`
 of each kind, so the folder stays bounded however many revisions are planned. `version` is derived
 from the parser code (`pipeline_registry/*.py`) and the Python version, so an upgrade never reads
-parses made by other code. The folder is the bot's own data folder (created private): pickles are
-only ever read from there.
+parses made by other code. Files are written with `marshal` when they hold only Python's core
+types (what the digest caches store, encoded as plain tuples: five to ten times faster to write
+and to read than pickle), else with `pickle`; a first byte says which. The folder is the bot's own
+data folder (created private): these files are only ever read from there.
 """
 
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import pickle
 import sys
@@ -28,6 +31,8 @@ from typing import Any
 _MAX_SEGMENTS = 16
 _MAX_ENTRIES = 16_000  # per shard of a kind of parse (16 shards), kept when segments are merged (the newest win)
 _PACKAGE = Path(__file__).resolve().parent
+SUFFIX = ".cache"
+_MARSHAL, _PICKLE = b"M", b"P"
 
 
 def code_version() -> str:
@@ -122,7 +127,7 @@ def _segments(folder: Path) -> list[Path]:
     found = []
     try:
         for path in folder.iterdir():
-            if path.name.startswith("seg-") and path.suffix == ".pickle":
+            if path.name.startswith("seg-") and path.suffix == SUFFIX:
                 try:
                     found.append((path.stat().st_mtime_ns, path.name, path))
                 except FileNotFoundError:
@@ -134,8 +139,7 @@ def _segments(folder: Path) -> list[Path]:
 
 def _read_segment(path: Path) -> dict[str, dict[str, Any]]:
     try:
-        with open(path, "rb") as handle:
-            data = pickle.load(handle)
+        data = read_cache_file(path)
     except FileNotFoundError:
         return {}  # merged away by another process meanwhile; its entries are in the merged segment
     except Exception:  # noqa: BLE001 - a damaged cache file is skipped, never fatal
@@ -150,16 +154,30 @@ def _merge(into: dict[str, dict[str, Any]], segment: dict[str, dict[str, Any]]) 
 
 
 def _write_segment(folder: Path, data: dict[str, dict[str, Any]]) -> None:
-    write_pickle(folder, data)
+    write_cache_file(folder, data)
 
 
-def write_pickle(folder: Path, value: Any, name: str | None = None) -> None:
-    """Pickle `value` into `folder` as `name` (default: a new segment's name), written under a
-    temporary name (`tmp-*`) and renamed into place: a reader never sees half a file."""
-    handle = tempfile.NamedTemporaryFile(dir=folder, prefix="tmp-", suffix=".pickle", delete=False)
+def read_cache_file(path: Path) -> Any:
+    """The value `write_cache_file` wrote to `path` (ValueError for a file in no known format)."""
+    data = memoryview(path.read_bytes())
+    if data[:1] == _MARSHAL:
+        return marshal.loads(data[1:])
+    if data[:1] == _PICKLE:
+        return pickle.loads(data[1:])
+    raise ValueError(f"{path} is not a cache file")
+
+
+def write_cache_file(folder: Path, value: Any, name: str | None = None) -> None:
+    """Write `value` into `folder` as `name` (default: a new segment's name), under a temporary
+    name (`tmp-*`) renamed into place: a reader never sees half a file."""
+    try:
+        data = _MARSHAL + marshal.dumps(value)
+    except ValueError:  # not only core types (a validated configuration, the facts of a tree)
+        data = _PICKLE + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    handle = tempfile.NamedTemporaryFile(dir=folder, prefix="tmp-", suffix=SUFFIX, delete=False)
     try:
         with handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.write(data)
         os.replace(handle.name, folder / (name or f"seg-{os.getpid()}-{os.path.basename(handle.name)[4:]}"))
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

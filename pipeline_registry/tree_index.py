@@ -13,7 +13,6 @@ edited files alone (`RepoGraph.share_structure`): a warm plan's cost follows the
 from __future__ import annotations
 
 import hashlib
-import pickle
 import posixpath
 import re
 import threading
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline_registry.disk_cache import write_pickle
+from pipeline_registry.disk_cache import SUFFIX, read_cache_file, write_cache_file
 from pipeline_registry.globs import has_wildcard, literal_prefix
 
 if TYPE_CHECKING:  # annotations only: the parsers are not needed to load a tree's facts
@@ -203,8 +202,7 @@ class TreeStore:
         if self.folder is None:
             return None
         try:
-            with open(self.folder / f"{tree}.pickle", "rb") as handle:
-                stored = pickle.load(handle)
+            stored = read_cache_file(self.folder / f"{tree}{SUFFIX}")
         except FileNotFoundError:
             return None
         except Exception:  # noqa: BLE001 - a damaged file only costs a walk of the tree
@@ -222,7 +220,7 @@ class TreeStore:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            write_pickle(self.folder, (_FORMAT, facts), f"{facts.tree}.pickle")
+            write_cache_file(self.folder, (_FORMAT, facts), f"{facts.tree}{SUFFIX}")
             _prune(self.folder)
         except OSError:
             pass  # a store that cannot be written only costs time
@@ -242,7 +240,7 @@ class TreeStore:
 
 def _prune(folder: Path) -> None:
     found = []
-    for path in folder.glob("*.pickle"):
+    for path in folder.glob(f"*{SUFFIX}"):
         if path.name.startswith("tmp-"):
             continue  # another process is writing it
         try:

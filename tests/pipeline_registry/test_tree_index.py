@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_registry.cache_control import clear_all_caches, tree_store, use_disk_cache
+from pipeline_registry.disk_cache import SUFFIX
 from pipeline_registry.gitcli import BLOB_READS, tree_ids
 from pipeline_registry.models import Plan
 from pipeline_registry.planner import plan_change
@@ -153,7 +154,7 @@ def test_kept_facts_are_read_back_by_a_new_process_and_a_damaged_file_is_ignored
     tree = _facts_of(seed, tmp_path)
     folder = next(tmp_path.glob("*/trees"))
     assert TreeStore(folder).get(tree).tree == tree
-    (folder / f"{tree}.pickle").write_bytes(b"not a pickle")
+    (folder / f"{tree}{SUFFIX}").write_bytes(b"not a cache file")
     assert TreeStore(folder).get(tree) is None
 
 
@@ -162,5 +163,5 @@ def test_the_store_keeps_the_newest_trees_only(tmp_path: Path) -> None:
     for index in range(20):
         store.put(TreeFacts(tree=f"{index:040d}", config="c", entries={}, layout={}, copy_index=CopyIndex(),
                             load_index=LoadIndex(), installed=(), imports={}))
-    assert len(list(tmp_path.glob("*.pickle"))) == 4  # `_KEEP_FILES`: the data folder stays bounded
+    assert len(list(tmp_path.glob(f"*{SUFFIX}"))) == 4  # `_KEEP_FILES`: the data folder stays bounded
     assert TreeStore(tmp_path).get(f"{19:040d}") is not None
