@@ -12,6 +12,7 @@ from pipeline_registry import disk_cache
 from pipeline_registry.cache_control import clear_all_caches, use_disk_cache
 from pipeline_registry.disk_cache import DiskCache
 from pipeline_registry.gitcli import BLOB_READS
+from pipeline_registry.models import Component
 from pipeline_registry.planner import plan_change
 from tests.pipeline_registry.conftest import names
 from tests.support.gitrepo import GitRepo
@@ -102,3 +103,16 @@ def test_merging_keeps_the_newest_entries_up_to_the_cap(tmp_path: Path, monkeypa
     reader = DiskCache(tmp_path)
     assert [i for i in range(17) if reader.lookup("kind", f"blob-{i}") is not None] == [12, 13, 14, 15, 16]
     assert reader.segments_read == 1
+
+
+def test_parses_of_core_types_are_kept_with_marshal_and_others_with_pickle(tmp_path: Path) -> None:
+    plain = {"import_statements": {"ab12": ((0, "utils.io", ("read",)),), "cd34": ()}}
+    validated = {"repo-config": {"ef56": Component(name="train", path="pipelines/p/train", shared=False)}}
+    for value in (plain, validated):
+        disk_cache.write_cache_file(tmp_path, value, "one.cache")
+        assert disk_cache.read_cache_file(tmp_path / "one.cache") == value
+        assert (tmp_path / "one.cache").read_bytes()[:1] == (b"M" if value is plain else b"P")
+
+    (tmp_path / "one.cache").write_bytes(b"\x80\x05 a pickle of an older kfp-bot")
+    with pytest.raises(ValueError, match="not a cache file"):
+        disk_cache.read_cache_file(tmp_path / "one.cache")
