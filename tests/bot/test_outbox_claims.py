@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, event
 
 from bot.store import SqlStore
@@ -115,11 +115,11 @@ def write_transactions() -> Iterator[list[list[str]]]:
         event.remove(Engine, "rollback", ended)
 
 
-def test_on_sqlite_a_claim_chooses_its_row_before_it_takes_the_write_lock(store: SqlStore) -> None:
+def test_on_sqlite_a_claim_chooses_its_row_before_it_takes_the_write_lock(tmp_path: Path, clock: ManualClock) -> None:
     # Ordering the claimable rows by busy repository reads every one of them: milliseconds on a
-    # long queue, which every webhook commit (the same write lock) would wait for.
-    if store.dialect != "sqlite":
-        pytest.skip("PostgreSQL locks rows, not the database: a row is chosen and taken in one transaction")
+    # long queue, which every webhook commit (the same write lock) would wait for. (PostgreSQL
+    # locks rows, not the database: there a row is chosen and taken in one transaction.)
+    store = SqlStore(f"sqlite:///{tmp_path / 'kfp-bot.db'}", clock=clock)
     store.enqueue([push("octo/busy", n) for n in range(20)])
     store.enqueue([push("octo/quiet", 0)])
     assert store.claim("w1", LEASE) is not None
@@ -131,3 +131,4 @@ def test_on_sqlite_a_claim_chooses_its_row_before_it_takes_the_write_lock(store:
     [statements] = transactions
     assert statements and all(s.startswith("UPDATE outbox SET") and "WHERE outbox.id = ?" in s
                               for s in statements), statements
+    store.close()
