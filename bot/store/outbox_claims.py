@@ -1,8 +1,10 @@
 """Claiming outbox rows: which instance works on a queued event, under a lease it renews.
 
 A row is worked on by one instance at a time: `claim` gives it to an owner under a lease that
-the owner renews (`renew`) while it works, atomically (SQLite serialises writers with
-`BEGIN IMMEDIATE`; PostgreSQL skips rows other transactions hold with `FOR UPDATE SKIP LOCKED`).
+the owner renews (`renew`) while it works, atomically (on SQLite the row is chosen by a read and
+taken under `BEGIN IMMEDIATE` by an update on the condition that it is still claimable, so the
+write lock, which every webhook commit needs too, is held for updates by id only; PostgreSQL
+skips rows other transactions hold with `FOR UPDATE SKIP LOCKED`).
 Only a row whose lease expired can be claimed again, so a live owner's work is never taken over,
 and a dead owner's is (`Claimed.attempts` > 1 says it is a takeover). The owner ends with
 `OutboxStore.finish` (done, its follow-ups queued) or `release` (given back at once).
