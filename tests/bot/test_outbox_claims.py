@@ -132,3 +132,27 @@ def test_on_sqlite_a_claim_chooses_its_row_before_it_takes_the_write_lock(tmp_pa
     assert statements and all(s.startswith("UPDATE outbox SET") and "WHERE outbox.id = ?" in s
                               for s in statements), statements
     store.close()
+
+
+def test_on_sqlite_a_claim_orders_the_queue_from_an_index_alone(tmp_path: Path, clock: ManualClock) -> None:
+    # A queued row holds its event's JSON before the columns a claim orders by; reading past it
+    # for every queued row (overflow pages for a large event) cost milliseconds a claim.
+    store = SqlStore(f"sqlite:///{tmp_path / 'kfp-bot.db'}", clock=clock)
+    store.enqueue([push(f"octo/repo-{n % 3}", n) for n in range(30)])
+    reads: list[tuple[str, Any]] = []
+
+    def executed(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("SELECT outbox.id, outbox.owner"):
+            reads.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", executed)
+    try:
+        assert store.claim("w1", LEASE, lane=Lane.LONG) is not None
+    finally:
+        event.remove(Engine, "before_cursor_execute", executed)
+    [(statement, parameters)] = reads
+    with store._engine.connect() as conn:
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    store.close()
+    scans = [step for step in plan if step.startswith(("SCAN outbox", "SEARCH outbox"))]
+    assert len(scans) == 2 and all("USING COVERING INDEX ix_outbox_claim" in step for step in scans), plan

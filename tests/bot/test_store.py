@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy import inspect as sa_inspect
 
 from bot.store import SCHEMA_VERSION, SqlStore, StoreError
-from handlers.models import PullRequestRef, RepoRef
+from handlers.models import PullRequestRef, RepoRef, RunStart
 from handlers.ports.store import Store, StoredPull
 from handlers.run_models import PlanComponent, PlanTrustedChange, Run, RunPlan, RunState, Transition, Trigger
 from tests.bot.conftest import ManualClock
@@ -489,6 +489,22 @@ def test_the_schema_has_its_version_and_the_run_indexes(store: SqlStore, store_u
         assert indexed >= {("repo", "pr"), ("state",), ("sha",)}
     finally:
         engine.dispose()
+
+
+def test_a_database_made_before_the_claim_index_gets_it_when_opened(store: SqlStore, store_url: str,
+                                                                    open_store: Callable[[], SqlStore]) -> None:
+    # `create_all` makes a table's indexes only with the table: one added later is made here.
+    store.enqueue([RunStart("run-1")])
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP INDEX ix_outbox_claim"))
+        open_store().close()
+        indexes = {index["name"]: tuple(index["column_names"]) for index in sa_inspect(engine).get_indexes("outbox")}
+    finally:
+        engine.dispose()
+    assert indexes["ix_outbox_claim"] == ("done_at", "lane", "repo", "owner", "lease_until", "id")
+    assert store.claim("worker", 30.0) is not None  # the queue is as it was
 
 
 def test_a_database_from_a_newer_bot_is_refused_with_a_clear_error(store: SqlStore, store_url: str,
