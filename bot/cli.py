@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -86,6 +87,8 @@ def main(argv: Sequence[str] | None = None, *, exit_at_once: bool = False) -> in
                 "diff": cli_commands.diff}
     try:
         if args.command == "plan":  # its one setting, read without pydantic: `plan` starts fast
+            if exit_at_once:
+                _no_collection()
             code = cli_commands.plan(args, load_command_line_settings())
             if exit_at_once:
                 _exit_now(code)
@@ -111,6 +114,17 @@ def main(argv: Sequence[str] | None = None, *, exit_at_once: bool = False) -> in
               file=sys.stderr)
         return EXIT_FAILED
 
+
+
+def _no_collection() -> None:
+    """Turn Python's cyclic garbage collector off for a `plan` process that ends with its answer.
+
+    The planner pauses collection while it plans and resumes it afterwards; the first collection
+    after that walks every object the plan left alive (a tree's facts, the parses), 20 to 75 ms
+    at 3,000 pipelines, to find no garbage in a process about to end (`_exit_now`). Collection
+    found off stays off (`pipeline_registry.planner`); reference counting still frees what the
+    plan drops."""
+    gc.disable()
 
 
 def _exit_now(code: int) -> None:

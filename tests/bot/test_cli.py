@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import __version__
+from bot import __version__, cli
 from tests.support.gitrepo import GitRepo
 
 HELLO_SETTINGS = "pipelines/hello-pipeline/settings.yaml"
@@ -62,6 +63,17 @@ def test_plan_as_a_table(example_repo: GitRepo) -> None:
     example_repo.append("pipelines/training-pipeline/train/main.py", "\n# tweak\n")
     table = kfp_bot("plan", "--repo", str(example_repo.root), "--base", base).stdout
     assert "training-pipeline" in table and "build" in table and "train" in table
+
+
+def test_plan_called_in_process_leaves_garbage_collection_on(example_repo: GitRepo,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Only a `kfp-bot plan` process of its own, which ends with its answer, turns the collector off.
+    base = example_repo.head()
+    example_repo.append("utils/naming.py", "\n# changed\n")
+    assert gc.isenabled()
+    assert cli.main(["plan", "--repo", str(example_repo.root), "--base", base, "--json"]) == 0
+    assert "hello-pipeline" in json.dumps(json.loads(capsys.readouterr().out))
+    assert gc.isenabled()
 
 
 def test_plan_with_a_revision_that_does_not_exist(example_repo: GitRepo) -> None:
