@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol
 
+import orjson
+
 from bot.bounds import MAX_DEPTH, BoundsError, check_depth
 from bot.payload_reader import PayloadError, json_type
 from bot.payloads import Ignored, parse_event
@@ -223,7 +225,7 @@ def _json_object(body: bytes | bytearray) -> Mapping[str, Any]:
     except BoundsError as exc:
         raise WebhookRejected(HTTPStatus.BAD_REQUEST, f"body {exc}") from None
     try:
-        payload = json.loads(body, parse_constant=_no_constant)
+        payload = _parse_json(body)
     except (UnicodeDecodeError, ValueError):
         raise WebhookRejected(HTTPStatus.BAD_REQUEST, "body is not JSON: configure the webhook with "
                                                       "content type application/json") from None
@@ -233,6 +235,23 @@ def _json_object(body: bytes | bytearray) -> Mapping[str, Any]:
         raise WebhookRejected(HTTPStatus.BAD_REQUEST,
                               f"body is JSON but not an object (got {json_type(payload)})")
     return payload
+
+
+def _parse_json(body: bytes | bytearray) -> Any:
+    """The JSON value of `body`, as the standard parser reads it, found faster.
+
+    Parsing is the webhook's largest cost: the standard parser took a sixth of a web process's CPU
+    a delivery, orjson about a fifth of that. orjson refuses some text the standard parser reads: a
+    lone surrogate escape (which `bot.bounds` then refuses naming the field, if the field is read
+    at all), a number beyond a double's range. Those bodies, and any other orjson refuses, are read
+    again by the standard parser, so what is accepted and how a refusal reads do not depend on the
+    fast path. One difference is left: an integer beyond 64 bits is a float from orjson, which a
+    field read as a number refuses as the wrong type instead of as out of range.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body, parse_constant=_no_constant)
 
 
 def _no_constant(name: str) -> Any:

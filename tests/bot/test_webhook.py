@@ -233,6 +233,18 @@ def test_malformed_github_headers_are_400(header: str, value: str, why: str) -> 
     assert (caught.value.status, str(caught.value)) == (HTTPStatus.BAD_REQUEST, why)
 
 
+@pytest.mark.parametrize("value", [b'"\\ud800"', b'"\\udc00\\ud800"', b"1e400", b"-1e400", b"1" + b"0" * 4000])
+def test_text_the_standard_parser_reads_is_read_in_a_field_the_bot_ignores(value: bytes) -> None:
+    # orjson refuses each of these; the standard parser, which decides, reads them.
+    body = json.dumps(load_payload("pull_request.opened", {"pull_request.title": "TITLE"})).encode()
+    body = body.replace(b'"TITLE"', b'"fix", "unused": ' + value)
+    headers = Headers(delivery_headers("pull_request", body, SECRET))
+
+    delivery = read_delivery(headers, body, secret=SECRET)
+
+    assert isinstance(delivery.outcome, PullRequestEvent) and delivery.outcome.pull.title == "fix"
+
+
 @pytest.mark.parametrize("encoded", [b"\\ud800", b"\xed\xa0\x80"])
 def test_a_lone_surrogate_escaped_or_encoded_is_400_naming_the_field(encoded: bytes) -> None:
     body = json.dumps(load_payload("pull_request.opened", {"pull_request.title": "TITLE"})).encode()
