@@ -58,6 +58,8 @@ class StepEvents(threading.local):
 class OutboxBus:
     """Workers per lane calling `dispatch(event)` for each outbox row they claim."""
 
+    notify_blocks = False  # `notify` wakes threads of this process
+
     def __init__(self, store: OutboxStore, dispatch: Callable[[Event], None], *,
                  on_error: Callable[[Event, BaseException], None] = _log_only,
                  lanes: Mapping[Lane, int] = DEFAULT_LANES, lease_seconds: float = DEFAULT_LEASE_SECONDS,

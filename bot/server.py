@@ -176,6 +176,11 @@ class WakingBus:
         """Stop the bus here (no workers to wait for; the Pub/Sub relay flushes its publisher)."""
         return bool(self._bus.stop(timeout))
 
+    @property
+    def notify_blocks(self) -> bool:
+        """As the bus here: waking the processing process is a write to a non-blocking pipe."""
+        return bool(self._bus.notify_blocks)
+
     def notify(self, ids: Any = ()) -> None:
         """Hand rows `ids` to the bus here (the Pub/Sub relay publishes them at once, as before
         the 202; the embedded bus has no workers here to wake), then wake the processing

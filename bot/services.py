@@ -33,6 +33,10 @@ class ManagedBus(Bus, Protocol):
     def notify(self, ids: Sequence[int] = ()) -> None:
         """Rows `ids` were written to the store's outbox: deliver them soon."""
 
+    @property
+    def notify_blocks(self) -> bool:
+        """True when `notify` may wait (on the network): it must not be called on an event loop."""
+
 
 @dataclass(frozen=True)
 class Services:

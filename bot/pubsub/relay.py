@@ -34,6 +34,8 @@ _BATCH = 100
 class OutboxRelay:
     """`publish` and `notify` relay rows at once; `start` runs the retry loop for the rest."""
 
+    notify_blocks = True  # `notify` publishes to Pub/Sub before it returns
+
     def __init__(self, store: OutboxStore, topic: PubSubBus, *, notifications: PubSubBus | None = None,
                  retry_seconds: float = DEFAULT_RETRY_SECONDS, owner: str | None = None) -> None:
         """`topic` publishes one event and raises `BusUnavailable` when Pub/Sub did not take it;

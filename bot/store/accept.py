@@ -131,7 +131,9 @@ class SqliteWriter:
     it into the database file and syncs it before returning: tens of milliseconds for every
     request waiting on that group commit. The processing process commits as it works through
     the accepted events, so this connection leaves checkpoints to it and only checkpoints
-    itself past BACKSTOP_CHECKPOINT_PAGES (nothing else writing, the WAL still bounded).
+    itself past BACKSTOP_CHECKPOINT_PAGES (nothing else writing, the WAL still bounded). A
+    commit on the event loop (`transaction_now`) that crosses it checkpoints there; on the thread
+    it held up the answers of every batch after it all the same.
     """
 
     def __init__(self, engine: Engine, lock: threading.RLock | None, timeout: float) -> None:
@@ -144,27 +146,41 @@ class SqliteWriter:
     def transaction(self) -> Iterator[Any]:
         """A `BEGIN IMMEDIATE` write transaction on the kept connection, under the process's write lock
         (as every write of the store, `bot.store.engine`), yielding the driver's own cursor."""
-        dbapi = self._engine.dialect.loaded_dbapi
         with self._lock:
-            try:
-                if self._connection is None:
-                    connection = self._engine.raw_connection()
-                    connection.detach()  # ours for good: closed by `close`, never pooled
-                    connection.cursor().execute("PRAGMA busy_timeout = 0")
-                    connection.cursor().execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")
-                    self._connection = connection
-                cursor = self._connection.cursor()
-                self._begin(cursor, dbapi)
-                try:
-                    yield cursor
-                    self._connection.commit()
-                except BaseException:
-                    self._connection.rollback()
-                    raise
-            except dbapi.Error as exc:
-                raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+            yield from self._transaction(wait=True)
 
-    def _begin(self, cursor: Any, dbapi: Any) -> None:
+    @contextmanager
+    def transaction_now(self) -> Iterator[Any]:
+        """`transaction` if it can begin without waiting; `WriterBusy` (nothing begun) while
+        another thread of this process or another connection holds the write lock."""
+        if not self._lock.acquire(blocking=False):
+            raise WriterBusy("another thread of this process is writing")
+        try:
+            yield from self._transaction(wait=False)
+        finally:
+            self._lock.release()
+
+    def _transaction(self, *, wait: bool) -> Iterator[Any]:
+        dbapi = self._engine.dialect.loaded_dbapi
+        try:
+            if self._connection is None:
+                connection = self._engine.raw_connection()
+                connection.detach()  # ours for good: closed by `close`, never pooled
+                connection.cursor().execute("PRAGMA busy_timeout = 0")
+                connection.cursor().execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")
+                self._connection = connection
+            cursor = self._connection.cursor()
+            self._begin(cursor, dbapi, wait=wait)
+            try:
+                yield cursor
+                self._connection.commit()
+            except BaseException:
+                self._connection.rollback()
+                raise
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+
+    def _begin(self, cursor: Any, dbapi: Any, *, wait: bool) -> None:
         deadline = time.monotonic() + self._timeout
         pause = 0.0001
         while True:
@@ -174,6 +190,8 @@ class SqliteWriter:
             except dbapi.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
+                if not wait:
+                    raise WriterBusy("another connection holds the database's write lock") from None
             time.sleep(pause)
             pause = min(pause * 2, 0.002)
 
@@ -185,13 +203,19 @@ class SqliteWriter:
                 self._connection = None
 
 
+class WriterBusy(Exception):
+    """A write that was not to wait found the write lock taken; nothing was written."""
+
+
 class GroupCommit:
     """Commits `Acceptance`s in batches on `write()` transactions (a driver cursor each, of a
-    database with `dialect`); `accept` waits for its own."""
+    database with `dialect`); `accept` waits for its own. `write_now`, when given, begins a
+    transaction only if that needs no wait (else raises `WriterBusy`): `accept_now` uses it."""
 
     def __init__(self, write: Callable[[], AbstractContextManager[Any]], dialect: Dialect, *,
-                 max_batch: int = 256) -> None:
+                 write_now: Callable[[], AbstractContextManager[Any]] | None = None, max_batch: int = 256) -> None:
         self._write = write
+        self._write_now = write_now
         self._sql = _Statements(dialect)
         self._max_batch = max_batch
         self._pending: list[Acceptance] = []
@@ -218,11 +242,29 @@ class GroupCommit:
                 self._commit(batch)
         return [item.error if item.error is not None else item.result for item in items]
 
+    def accept_now(self, items: Sequence[Acceptance]) -> list[tuple[int, ...] | None] | None:
+        """Commit `items` in one transaction on this thread if that needs no wait; for each, its
+        outbox row ids or None for a duplicate. None, with nothing committed, when it would wait
+        (another thread committing, another connection holding the write lock), when there is no
+        `write_now`, or when the batch fails: `accept_all` then commits them, waiting, and tells
+        a delivery that fails apart from the others."""
+        if self._write_now is None or not self._commit_lock.acquire(blocking=False):
+            return None
+        try:
+            results = self._transaction(items, self._write_now)
+        except Exception:  # WriterBusy, or an error that accept_all reports delivery by delivery
+            return None
+        finally:
+            self._commit_lock.release()
+        for item, result in zip(items, results, strict=True):
+            item.result, item.done = result, True
+        return results
+
     def _commit(self, batch: Sequence[Acceptance]) -> None:
         if not batch:
             return
         try:
-            results = self._transaction(batch)
+            results = self._transaction(batch, self._write)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].error, batch[0].done = exc, True
@@ -234,11 +276,12 @@ class GroupCommit:
         for item, result in zip(batch, results, strict=True):
             item.result, item.done = result, True
 
-    def _transaction(self, batch: Sequence[Acceptance]) -> list[tuple[int, ...] | None]:
+    def _transaction(self, batch: Sequence[Acceptance],
+                     write: Callable[[], AbstractContextManager[Any]]) -> list[tuple[int, ...] | None]:
         sql = self._sql
         results: list[tuple[int, ...] | None] = []
         seen: set[str] = set()
-        with self._write() as cursor:
+        with write() as cursor:
             for item in batch:
                 delivery_id = item.delivery["delivery_id"]
                 if delivery_id in seen:

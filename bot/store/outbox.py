@@ -95,6 +95,14 @@ class OutboxStore(OutboxClaims):
         return [store_error("accept_deliveries", self.url, result) if isinstance(result, Exception) else result
                 for result in self._acceptor.accept_all(items)]
 
+    def accept_deliveries_now(self, incoming: Sequence[IncomingDelivery]) -> list[tuple[int, ...] | None] | None:
+        """`accept_deliveries` committed on the calling thread when that needs no wait: SQLite,
+        this process's and the database's write locks both free. None, with nothing committed,
+        otherwise (always on PostgreSQL, which is reached over the network), and when the batch
+        fails: `accept_deliveries` then commits, waiting, and reports each failure."""
+        now = self._clock()
+        return self._acceptor.accept_now([self._acceptance(one, now) for one in incoming])
+
     def _acceptance(self, incoming: IncomingDelivery, now: datetime) -> Acceptance:
         """What accepting `incoming` at `now` commits: its delivery, its outbox row, its head."""
         head = incoming.head

@@ -81,7 +81,8 @@ class SqlStore(RunStore, LeaseMixin, SlotMixin):
         self._sqlite = self._engine.dialect.name == "sqlite"
         if self._sqlite:
             self._accept_writer: SqliteWriter | None = SqliteWriter(self._engine, self._write_lock, busy_timeout)
-            self._acceptor = GroupCommit(self._accept_writer.transaction, self._engine.dialect)
+            self._acceptor = GroupCommit(self._accept_writer.transaction, self._engine.dialect,
+                                         write_now=self._accept_writer.transaction_now)
         else:
             self._accept_writer = None
             self._acceptor = GroupCommit(lambda: dbapi_transaction(self._engine), self._engine.dialect)

@@ -63,6 +63,11 @@ class Store(Protocol):
         as they fit); for each, its row ids, None for a delivery seen before, or the error that
         refused it alone (the others are stored)."""
 
+    def accept_deliveries_now(self, incoming: Sequence[IncomingDelivery]) -> list[tuple[int, ...] | None] | None:
+        """`accept_deliveries` committed on the calling thread when that needs no wait (an event
+        loop calls it); None, with nothing stored, when it would wait or the batch fails: then
+        `accept_deliveries` commits them."""
+
     def run_has_work(self, run_id: str) -> bool:
         """True while a step of the run is queued or owned by a live worker."""
 

@@ -24,7 +24,7 @@ from bot.store.accept import acceptance as acceptance_of
 from bot.store.errors import StoreError
 from bot.store.rows import pull_values
 from handlers.models import IssueCommentEvent, PullRequestAction, PullRequestEvent
-from handlers.ports.store import StoredPull
+from handlers.ports.store import IncomingDelivery, StoredPull
 from tests.bot.test_outbox import all_at_once, push
 from tests.bot.test_store import make_pull
 
@@ -226,3 +226,55 @@ def test_the_accept_path_leaves_checkpoints_to_the_other_writers(tmp_path: Path)
             store.accept_delivery(f"d-{i}", "push", push(n=i))
 
         assert wal_pages(database) > 1000
+
+
+def incoming_opened(delivery_id: str, number: int) -> IncomingDelivery:
+    event = opened(delivery_id, number, f"{number:040x}")
+    return IncomingDelivery(delivery_id, "pull_request", event, head_of(event))
+
+
+def test_accepting_now_commits_on_sqlite_and_leaves_postgresql_to_a_thread(store: SqlStore) -> None:
+    batch = [incoming_opened("d-1", 1), incoming_opened("d-2", 2), incoming_opened("d-1", 1)]
+
+    results = store.accept_deliveries_now(batch)
+
+    if store.url.startswith("postgresql"):  # reached over the network: never on an event loop
+        assert results is None and store.queued_events() == [] and not store.has_delivery("d-1")
+        return
+    assert results is not None and [type(r) for r in results] == [tuple, tuple, type(None)]
+    assert sorted(e.delivery_id for e in store.queued_events()) == ["d-1", "d-2"]
+    stored = store.get_pull(batch[1].event.repo.full_name, 2)
+    assert stored is not None and stored.pull.head_sha == f"{2:040x}"
+    assert store.accept_deliveries_now([incoming_opened("d-2", 2)]) == [None]  # a duplicate stores nothing
+
+
+def test_accepting_now_does_not_wait_for_another_connections_write_lock(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    with SqlStore(url, busy_timeout=30) as store, SqlStore(url) as other:
+        with other._write():  # another process writing
+            started = time.monotonic()
+            assert store.accept_deliveries_now([incoming_opened("d-1", 1)]) is None
+            assert time.monotonic() - started < 1  # refused at once, not after the busy timeout
+        assert not store.has_delivery("d-1")
+        assert store.accept_deliveries([incoming_opened("d-1", 1)])[0] is not None  # the thread's way commits it
+
+
+def test_accepting_now_does_not_wait_for_another_thread_of_the_process(tmp_path: Path) -> None:
+    with SqlStore(f"sqlite:///{tmp_path / 'bot.db'}") as store:
+        writing, done = threading.Event(), threading.Event()
+
+        def write_meanwhile() -> None:
+            with store._write():
+                writing.set()
+                done.wait(10)
+
+        writer = threading.Thread(target=write_meanwhile)
+        writer.start()
+        try:
+            assert writing.wait(10)
+            assert store.accept_deliveries_now([incoming_opened("d-1", 1)]) is None
+        finally:
+            done.set()
+            writer.join()
+        assert not store.has_delivery("d-1")
+        assert store.accept_deliveries_now([incoming_opened("d-1", 1)]) is not None

@@ -5,8 +5,12 @@ committer thread, each learns its own outcome, and the bus hears of the batch's 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
 
 from bot.accept_queue import Accepted, AcceptQueue
 from bot.store import SqlStore
@@ -15,13 +19,17 @@ from tests.bot.test_accept import head_of, opened
 
 
 class RecordingBus:
-    """A bus that remembers what it was told (or fails to be woken, when `broken`)."""
+    """A bus that remembers what it was told and on which thread (or fails to be woken, when
+    `broken`); `blocks`: its `notify` may wait, as the Pub/Sub relay's."""
 
-    def __init__(self, broken: bool = False) -> None:
+    def __init__(self, broken: bool = False, blocks: bool = False) -> None:
         self.told: list[tuple[int, ...]] = []
+        self.threads: list[str] = []
         self.broken = broken
+        self.notify_blocks = blocks
 
     def notify(self, ids: Sequence[int] = ()) -> None:
+        self.threads.append(threading.current_thread().name)
         if self.broken:
             raise OSError("the bus's pipe is gone")
         self.told.append(tuple(ids))
@@ -86,6 +94,9 @@ def test_a_bus_that_cannot_be_woken_loses_no_delivery(store: SqlStore) -> None:
 class UnreachableStore:
     """A store whose database cannot be reached (the committer's call itself fails)."""
 
+    def accept_deliveries_now(self, incoming: Sequence[IncomingDelivery]) -> None:
+        return None  # as a store on the network: never on the event loop
+
     def accept_deliveries(self, incoming: Sequence[IncomingDelivery]) -> list[Accepted]:
         raise ConnectionError("could not connect to the database")
 
@@ -112,3 +123,60 @@ def test_another_write_runs_on_the_committer_thread_not_the_event_loop(store: Sq
         queue.close()
 
     assert writer_thread.startswith("kfp-bot-accept") and writer_thread != loop_thread
+
+
+@pytest.mark.parametrize("blocks", [False, True], ids=["local bus", "bus that publishes"])
+def test_a_batch_commits_on_the_loop_only_on_sqlite_with_a_bus_that_does_not_block(store: SqlStore,
+                                                                                  blocks: bool) -> None:
+    bus = RecordingBus(blocks=blocks)
+
+    outcomes = accept_at_once(AcceptQueue(store, bus), [incoming("d-1", 1), incoming("d-2", 2)])
+
+    assert all(isinstance(o, tuple) for o in outcomes) and len(store.queued_events()) == 2
+    on_the_loop = store.url.startswith("sqlite") and not blocks
+    assert [name.startswith("kfp-bot-accept") for name in bus.threads] == [not on_the_loop]
+
+
+def test_while_another_process_holds_sqlites_write_lock_the_loop_goes_on(tmp_path: Path) -> None:
+    database = tmp_path / "bot.db"
+    with SqlStore(f"sqlite:///{database}") as store:
+        bus = RecordingBus()
+        queue = AcceptQueue(store, bus)
+        holding, release = threading.Event(), threading.Event()
+
+        def other_process_writing() -> None:  # another connection, as the processing process's
+            connection = sqlite3.connect(database, isolation_level=None)
+            connection.execute("BEGIN IMMEDIATE")
+            holding.set()
+            release.wait(10)
+            connection.rollback()
+            connection.close()
+
+        async def accept_while_ticking() -> tuple[Accepted, int]:
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.ensure_future(tick())
+            outcome = await queue.accept(incoming("d-1", 1))
+            ticker.cancel()
+            return outcome, ticks
+
+        writer = threading.Thread(target=other_process_writing)
+        writer.start()
+        assert holding.wait(10)
+        threading.Timer(0.3, release.set).start()
+        try:
+            outcome, ticks = asyncio.run(accept_while_ticking())
+        finally:
+            release.set()
+            writer.join()
+            queue.close()
+
+    assert isinstance(outcome, tuple)  # committed once the lock was free, by the committer thread
+    assert bus.threads and bus.threads[0].startswith("kfp-bot-accept")
+    assert ticks >= 10  # the loop ran on while the commit waited (0.3 s)

@@ -38,6 +38,8 @@ class RecordingBus:
     """A `ManagedBus` test double that runs nothing: what was queued is what the store's outbox
     holds; records the rows it was told about; can be told to fail the next wake-ups."""
 
+    notify_blocks = False
+
     def __init__(self, store: SqlStore) -> None:
         self.store = store
         self.notified: list[int] = []

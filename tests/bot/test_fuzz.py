@@ -105,6 +105,8 @@ class IdleBus:
     """A bus whose workers never run: accepted events stay in the store's outbox (the handlers
     are not what this test fuzzes)."""
 
+    notify_blocks = False
+
     def notify(self, ids: Any = ()) -> None:
         pass
 

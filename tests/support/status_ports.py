@@ -99,6 +99,8 @@ class RecordingBus:
     `start`/`stop` make it a `ManagedBus` for `bot.services.Services`.
     """
 
+    notify_blocks = False
+
     def __init__(self, deliver: Callable[[Event], None] | None = None, *, store: SqlStore | None = None) -> None:
         self.published: list[Event] = []
         self.deliver = deliver
