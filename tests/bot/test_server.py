@@ -116,6 +116,18 @@ def test_serve_accepts_in_a_web_process_and_processes_in_another(served: tuple[s
         time.sleep(0.2)
 
 
+def test_the_processing_process_yields_the_cpu_and_takes_pythons_lock_in_short_turns() -> None:
+    # In a process of its own: a niceness cannot be taken back. Short turns bound how long a
+    # transaction holds SQLite's write lock while other threads of the process plan.
+    code = ("import os, sys\nfrom bot.server import processing_priority\n"
+            "before = os.getpriority(os.PRIO_PROCESS, 0)\nprocessing_priority()\n"
+            "print(os.getpriority(os.PRIO_PROCESS, 0) - before, sys.getswitchinterval())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+
+    niceness, interval = done.stdout.split()
+    assert int(niceness) == 10 and float(interval) <= 0.001 < sys.getswitchinterval()
+
+
 def test_serve_is_uvicorn_answering_the_webhook(served: tuple[str, int]) -> None:
     url, _ = served
 
