@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -177,21 +178,31 @@ def test_in_one_batch_a_comment_sees_the_heads_of_the_deliveries_before_it(store
     assert stored is not None and stored.pull.head_sha == "2" * 40  # the redelivery did not move it back
 
 
-def test_a_delivery_waits_for_another_writer_then_commits(open_store: Callable[[], SqlStore]) -> None:
-    store, other = open_store(), open_store()  # `other`: another process holding the write lock
+@contextmanager
+def writing_meanwhile(store: SqlStore) -> Iterator[threading.Event]:
+    """`store`'s write lock held by another thread until the block ends or the event it gives is set."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with other._write():
+        with store._write():
             held.set()
             release.wait(10)
 
     holder = threading.Thread(target=hold)
     holder.start()
-    held.wait(10)
-    threading.Timer(0.05, release.set).start()
-    rows = store.accept_delivery("d-1", "push", push(n=1))
-    holder.join()
+    try:
+        assert held.wait(10)
+        yield release
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_delivery_waits_for_another_writer_then_commits(open_store: Callable[[], SqlStore]) -> None:
+    store, other = open_store(), open_store()  # `other`: another process holding the write lock
+    with writing_meanwhile(other) as release:
+        threading.Timer(0.05, release.set).start()
+        rows = store.accept_delivery("d-1", "push", push(n=1))
 
     assert rows is not None and other.has_delivery("d-1")
 
@@ -261,20 +272,7 @@ def test_accepting_now_does_not_wait_for_another_connections_write_lock(tmp_path
 
 def test_accepting_now_does_not_wait_for_another_thread_of_the_process(tmp_path: Path) -> None:
     with SqlStore(f"sqlite:///{tmp_path / 'bot.db'}") as store:
-        writing, done = threading.Event(), threading.Event()
-
-        def write_meanwhile() -> None:
-            with store._write():
-                writing.set()
-                done.wait(10)
-
-        writer = threading.Thread(target=write_meanwhile)
-        writer.start()
-        try:
-            assert writing.wait(10)
+        with writing_meanwhile(store):
             assert store.accept_deliveries_now([incoming_opened("d-1", 1)]) is None
-        finally:
-            done.set()
-            writer.join()
         assert not store.has_delivery("d-1")
         assert store.accept_deliveries_now([incoming_opened("d-1", 1)]) is not None
