@@ -48,7 +48,8 @@ class Notifier(Protocol):
 
 
 class AcceptQueue:
-    """Commits deliveries for the coroutines of one event loop, a batch at a time on one thread."""
+    """Commits deliveries for the coroutines of one event loop, a batch at a time: on the loop when
+    that cannot wait, else on one committer thread."""
 
     def __init__(self, store: Store, bus: Notifier) -> None:
         self._store = store

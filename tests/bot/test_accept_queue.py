@@ -1,6 +1,7 @@
 """Accepting deliveries from the web process's event loop (`bot.accept_queue`), on real databases
-(a SQLite file and PostgreSQL): deliveries that wait at the same moment share one commit on the
-committer thread, each learns its own outcome, and the bus hears of the batch's rows once."""
+(a SQLite file and PostgreSQL): deliveries that wait at the same moment share one commit (on the
+loop where nothing can make it wait, else on the committer thread), each learns its own outcome,
+and the bus hears of the batch's rows once."""
 
 from __future__ import annotations
 
