@@ -242,6 +242,11 @@ class GroupCommit:
                 self._commit(batch)
         return [item.error if item.error is not None else item.result for item in items]
 
+    @property
+    def commits_now(self) -> bool:
+        """Whether `accept_now` can ever commit (it has a `write_now`)."""
+        return self._write_now is not None
+
     def accept_now(self, items: Sequence[Acceptance]) -> list[tuple[int, ...] | None] | None:
         """Commit `items` in one transaction on this thread if that needs no wait; for each, its
         outbox row ids or None for a duplicate. None, with nothing committed, when it would wait

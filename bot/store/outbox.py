@@ -100,6 +100,8 @@ class OutboxStore(OutboxClaims):
         this process's and the database's write locks both free. None, with nothing committed,
         otherwise (always on PostgreSQL, which is reached over the network), and when the batch
         fails: `accept_deliveries` then commits, waiting, and reports each failure."""
+        if not self._acceptor.commits_now:  # encoding the events here would be work done twice
+            return None
         now = self._clock()
         return self._acceptor.accept_now([self._acceptance(one, now) for one in incoming])
 
